@@ -1,0 +1,61 @@
+"""Settings, read from the environment (the reference's variable names) with safe local defaults."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class StorageMode(StrEnum):
+    S3 = "s3"
+    EFS = "efs"
+    AUTO = "auto"
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Unset cloud variables mean the embedded default (local dir + SQLite)."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    home: Path = Field(default=Path("./.embedding-ingest"), alias="EMBEDDING_INGEST_HOME")
+    dynamodb_table_name: str | None = Field(default=None, alias="DYNAMODB_TABLE_NAME")
+    chromadb_bucket: str | None = Field(default=None, alias="CHROMADB_BUCKET")
+    chroma_root: Path | None = Field(default=None, alias="CHROMA_ROOT")
+    chromadb_storage_mode: StorageMode = Field(default=StorageMode.AUTO, alias="CHROMADB_STORAGE_MODE")
+    openai_api_key: str | None = Field(default=None, alias="OPENAI_API_KEY", repr=False)
+    openai_base_url: str | None = Field(default=None, alias="OPENAI_BASE_URL")
+    aws_endpoint_url: str | None = Field(default=None, alias="AWS_ENDPOINT_URL")
+
+    provider: str = Field(default="local", alias="EMBEDDING_PROVIDER")  # "local" | "openai"
+    embedding_model: str = Field(default="local-hash-ngram-v1", alias="EMBEDDING_MODEL")
+    embedding_dimensions: int = Field(default=384, alias="EMBEDDING_DIMENSIONS", gt=0)
+    max_items_per_batch: int = Field(default=1_000, alias="MAX_ITEMS_PER_BATCH", gt=0)
+    max_batches_per_execution: int = Field(default=100, alias="MAX_BATCHES_PER_EXECUTION", gt=0)
+    snapshot_versions_kept: int = Field(default=4, alias="SNAPSHOT_VERSIONS_KEPT", gt=0)
+    hnsw_ef_construction: int = Field(default=100, alias="HNSW_EF_CONSTRUCTION", gt=0)
+    hnsw_max_neighbors: int = Field(default=16, alias="HNSW_MAX_NEIGHBORS", gt=0)
+    lock_ttl_seconds: int = Field(default=900, alias="LOCK_TTL_SECONDS", gt=0)
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.home / "objects"
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.home / "ledger.sqlite3"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Local cache of published snapshot versions (EFS in the original system)."""
+        return self.chroma_root if self.chroma_root is not None else self.home / "chroma-cache"
+
+    @property
+    def uses_aws_objects(self) -> bool:
+        return self.chromadb_bucket is not None
+
+    @property
+    def uses_aws_ledger(self) -> bool:
+        return self.dynamodb_table_name is not None

@@ -1,0 +1,181 @@
+"""Ports: what the steps need from storage. Every adapter (local dir, S3, SQLite, DynamoDB) implements
+these and passes the same contract tests in tests/contract/."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from embedding_ingest.stores.exceptions import CorruptObjectError
+from embedding_ingest.stores.records import (
+    BatchStatus,
+    BatchSummary,
+    BatchType,
+    EmbeddingItem,
+    EmbeddingStatus,
+    ExecutionRecord,
+    ExecutionStatus,
+    HistoryEvent,
+    ItemKind,
+    Lease,
+    ObjectInfo,
+    SnapshotVersion,
+)
+
+
+class ObjectStore(ABC):
+    """Blob storage with conditional writes. Subclasses implement the abstract hooks; the JSON helpers
+    and the rules around them live here once."""
+
+    #: Reported as `*_s3_bucket` in step results (bucket name, or the local directory).
+    location: str
+
+    @abstractmethod
+    def put_bytes(self, key: str, data: bytes, *, if_none_match: bool = False,
+                  if_match: str | None = None) -> str:
+        """Write `data`; return the new etag. `if_none_match` = create only if absent; `if_match` =
+        replace only if the current etag equals it. Raises PreconditionFailedError otherwise."""
+
+    @abstractmethod
+    def get_bytes(self, key: str) -> bytes:
+        """Raises ObjectNotFoundError."""
+
+    @abstractmethod
+    def head(self, key: str) -> ObjectInfo | None: ...
+
+    @abstractmethod
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Objects under `prefix`, ordered by key."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Deleting an absent key is not an error."""
+
+    @abstractmethod
+    def upload_file(self, key: str, path: Path, *, if_none_match: bool = False) -> str:
+        """Stream a (possibly large) file; return its etag."""
+
+    @abstractmethod
+    def download_file(self, key: str, path: Path) -> None:
+        """Stream an object to `path` (written atomically). Raises ObjectNotFoundError."""
+
+    # -- rules kept once, for every backend ---------------------------------------------------
+    def put_json(self, key: str, value: Any, **conditions: Any) -> str:
+        data = json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
+        return self.put_bytes(key, data, **conditions)
+
+    def get_json(self, key: str) -> Any:
+        raw = self.get_bytes(key)
+        try:
+            return json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CorruptObjectError(key, f"not valid JSON ({exc})") from exc
+
+    def exists(self, key: str) -> bool:
+        return self.head(key) is not None
+
+    def delete_prefix(self, prefix: str) -> int:
+        keys = [info.key for info in self.list(prefix)]
+        for key in keys:
+            self.delete(key)
+        return len(keys)
+
+
+@runtime_checkable
+class ItemLedger(Protocol):
+    def add_items(self, items: Iterable[EmbeddingItem]) -> int:
+        """Insert items that are absent (by item_id); existing ones are left untouched (idempotent
+        import). Returns how many were new."""
+
+    def get_items(self, item_ids: Sequence[str]) -> dict[str, EmbeddingItem]: ...
+
+    def find_items(self, kind: ItemKind, status: EmbeddingStatus, *, limit: int | None = None,
+                   batch_id: str | None = None) -> list[EmbeddingItem]:
+        """Ordered by item_id."""
+
+    def count_items(self, kind: ItemKind | None = None) -> dict[EmbeddingStatus, int]: ...
+
+    def claim_batch(self, summary: BatchSummary, item_ids: Sequence[str]) -> None:
+        """Atomically record `summary` and move every item NONE -> PENDING with batch_id set.
+        All or nothing: raises ClaimConflictError if any item is not NONE. Re-claiming the same
+        batch with the same items (a rerun) is a no-op."""
+
+    def release_items(self, batch_id: str, errors: Mapping[str, str]) -> int:
+        """Items PENDING in `batch_id` go back to NONE with the reason and attempts+1 (FAILED once
+        attempts reach MAX_ATTEMPTS). Items not PENDING in that batch are ignored (idempotent)."""
+
+    def mark_items_succeeded(self, batch_id: str, item_ids: Sequence[str]) -> int:
+        """PENDING items of `batch_id` -> SUCCESS. Idempotent; returns how many changed."""
+
+
+@runtime_checkable
+class BatchLedger(Protocol):
+    def get_batch(self, batch_id: str) -> BatchSummary | None: ...
+
+    def list_batches(self, *, statuses: Collection[BatchStatus] | None = None,
+                     batch_type: BatchType | None = None, limit: int | None = None
+                     ) -> list[BatchSummary]:
+        """Oldest first (submitted_at, then batch_id)."""
+
+    def update_batch(self, batch_id: str, **changes: Any) -> BatchSummary:
+        """Change fields of an existing summary (status, provider_batch_id, provider_status,
+        last_error, ...); sets updated_at. Raises BatchNotFoundError."""
+
+
+@runtime_checkable
+class LockLedger(Protocol):
+    def acquire_lock(self, name: str, owner: str, ttl_seconds: float) -> Lease | None:
+        """Take the lock if free or expired; the fencing token increases on every acquisition."""
+
+    def heartbeat(self, lease: Lease, ttl_seconds: float) -> Lease:
+        """Extend our own unexpired lease. Raises LockLostError if it is not ours any more."""
+
+    def release_lock(self, lease: Lease) -> bool:
+        """Release only if we still hold it; returns whether we did."""
+
+    def current_lease(self, name: str) -> Lease | None: ...
+
+
+@runtime_checkable
+class SnapshotLedger(Protocol):
+    def get_published(self, database: str) -> SnapshotVersion | None: ...
+
+    def publish_version(self, version: SnapshotVersion, *, expected_current: str | None,
+                        lease: Lease) -> None:
+        """One atomic, conditional write: `lease` must be the current, unexpired holder of the lock
+        named `version.database` (else StaleFencingTokenError) and the current version must equal
+        `expected_current` (else PointerConflictError). Also records the version in the history."""
+
+    def list_versions(self, database: str) -> list[SnapshotVersion]:
+        """Known versions, newest first."""
+
+    def forget_version(self, database: str, version: str) -> None: ...
+
+
+@runtime_checkable
+class ExecutionLedger(Protocol):
+    def create_execution(self, record: ExecutionRecord) -> None:
+        """Raises ExecutionAlreadyExistsError if the arn exists."""
+
+    def update_execution(self, record: ExecutionRecord) -> None: ...
+
+    def get_execution(self, name_or_arn: str) -> ExecutionRecord | None: ...
+
+    def list_executions(self, *, workflow: str | None = None, status: ExecutionStatus | None = None,
+                        limit: int | None = None) -> list[ExecutionRecord]:
+        """Newest first."""
+
+    def append_events(self, execution_arn: str, events: Sequence[HistoryEvent]) -> None: ...
+
+    def get_events(self, execution_arn: str) -> list[HistoryEvent]:
+        """Oldest first."""
+
+
+@runtime_checkable
+class Ledger(ItemLedger, BatchLedger, LockLedger, SnapshotLedger, ExecutionLedger, Protocol):
+    """Everything durable except blobs. Adapters: SQLite (embedded default), DynamoDB."""
+
+    def close(self) -> None: ...

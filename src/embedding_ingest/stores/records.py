@@ -1,0 +1,160 @@
+"""Domain records the store ports speak in. No backend shapes (SQL rows, DynamoDB items) leak out."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ItemKind(StrEnum):
+    LINE = "line"
+    WORD = "word"
+
+    @property
+    def database(self) -> str:
+        """The Chroma database/collection name: "lines" or "words"."""
+        return f"{self.value}s"
+
+    @property
+    def batch_type(self) -> BatchType:
+        return BatchType.LINE_EMBEDDING if self is ItemKind.LINE else BatchType.WORD_EMBEDDING
+
+
+class BatchType(StrEnum):
+    LINE_EMBEDDING = "LINE_EMBEDDING"
+    WORD_EMBEDDING = "WORD_EMBEDDING"
+
+
+class EmbeddingStatus(StrEnum):
+    NONE = "NONE"
+    PENDING = "PENDING"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"  # released MAX_ATTEMPTS times; never claimed again automatically
+
+
+MAX_ATTEMPTS = 3
+
+
+class BatchStatus(StrEnum):
+    PENDING = "PENDING"
+    VALIDATING = "VALIDATING"
+    IN_PROGRESS = "IN_PROGRESS"
+    FINALIZING = "FINALIZING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    EXPIRED = "EXPIRED"
+    CANCELING = "CANCELING"
+    CANCELLED = "CANCELLED"
+
+
+# Lesson 1: list every status in which a batch still needs polling, not only PENDING.
+ACTIVE_BATCH_STATUSES: tuple[BatchStatus, ...] = (
+    BatchStatus.PENDING,
+    BatchStatus.VALIDATING,
+    BatchStatus.IN_PROGRESS,
+    BatchStatus.FINALIZING,
+    BatchStatus.CANCELING,
+)
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EmbeddingItem(_Record):
+    """One line or word to embed. `item_id` is the OpenAI custom_id and the Chroma id."""
+
+    item_id: str
+    kind: ItemKind
+    image_id: str
+    receipt_number: int
+    line_id: int
+    word_id: int | None = None
+    text: str  # the item's own text (Chroma document)
+    embed_text: str  # text-with-context sent to the provider
+    metadata: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    embedding_status: EmbeddingStatus = EmbeddingStatus.NONE
+    batch_id: str | None = None  # set while PENDING (and kept on SUCCESS)
+    attempts: int = 0
+    last_error: str | None = None
+
+
+class BatchSummary(_Record):
+    batch_id: str
+    batch_type: BatchType
+    status: BatchStatus = BatchStatus.PENDING
+    provider_batch_id: str | None = None  # None until the provider accepted the batch
+    provider_status: str | None = None  # the provider's own word (e.g. "completed"), kept apart from ours
+    submitted_at: float  # epoch seconds
+    updated_at: float | None = None
+    item_count: int
+    receipt_refs: list[str] = Field(default_factory=list)  # "image_id#receipt_number"
+    input_file_id: str | None = None
+    model: str | None = None
+    last_error: str | None = None
+
+
+class Lease(_Record):
+    """Proof of holding a lock. `fencing_token` strictly increases on every acquisition of the lock."""
+
+    name: str
+    owner: str
+    fencing_token: int
+    expires_at: float  # epoch seconds (a number, never an ISO string: lesson 9)
+
+
+class SnapshotVersion(_Record):
+    """A published, immutable snapshot version and where its archive lives."""
+
+    database: str
+    version: str  # content-addressed id
+    key: str  # object-store prefix holding archive + manifest
+    count: int
+    dimensions: int
+    model: str
+    published_at: float
+    fencing_token: int
+    parent_version: str | None = None
+
+
+class ExecutionStatus(StrEnum):
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    ABORTED = "ABORTED"
+
+
+class ExecutionRecord(_Record):
+    """Shaped like Step Functions' DescribeExecution (epoch seconds instead of datetimes)."""
+
+    execution_arn: str
+    name: str
+    state_machine_arn: str
+    workflow: str  # "line" | "word"
+    status: ExecutionStatus
+    start_date: float
+    stop_date: float | None = None
+    input: str = "{}"
+    output: str | None = None
+    error: str | None = None
+    cause: str | None = None
+
+
+class HistoryEvent(_Record):
+    """Shaped like one GetExecutionHistory event: `details` goes under `{camelType}EventDetails`."""
+
+    id: int
+    previous_event_id: int = 0
+    timestamp: float
+    type: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ObjectInfo(_Record):
+    key: str
+    size: int
+    etag: str
+    last_modified: float

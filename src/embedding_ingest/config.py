@@ -30,8 +30,9 @@ class Settings(BaseSettings):
     aws_endpoint_url: str | None = Field(default=None, alias="AWS_ENDPOINT_URL")
 
     provider: str = Field(default="local", alias="EMBEDDING_PROVIDER")  # "local" | "openai"
-    embedding_model: str = Field(default="local-hash-ngram-v1", alias="EMBEDDING_MODEL")
-    embedding_dimensions: int = Field(default=384, alias="EMBEDDING_DIMENSIONS", gt=0)
+    # None = the provider's default (local: local-hash-ngram-v1 / 384; openai: text-embedding-3-small / 1536).
+    embedding_model: str | None = Field(default=None, alias="EMBEDDING_MODEL")
+    embedding_dimensions: int | None = Field(default=None, alias="EMBEDDING_DIMENSIONS", gt=0)
     max_items_per_batch: int = Field(default=1_000, alias="MAX_ITEMS_PER_BATCH", gt=0)
     max_batches_per_execution: int = Field(default=100, alias="MAX_BATCHES_PER_EXECUTION", gt=0)
     snapshot_versions_kept: int = Field(default=4, alias="SNAPSHOT_VERSIONS_KEPT", gt=0)

@@ -1,0 +1,77 @@
+"""Builds the ports from Settings: the one place that knows which adapter backs which port.
+
+`CHROMADB_BUCKET` set => S3 objects; `DYNAMODB_TABLE_NAME` set => DynamoDB ledger; otherwise the
+embedded default under $EMBEDDING_INGEST_HOME (local directory + SQLite + local provider).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from embedding_ingest.config import Settings
+from embedding_ingest.exceptions import ConfigurationError
+
+LOCAL_DEFAULT_MODEL = "local-hash-ngram-v1"
+LOCAL_DEFAULT_DIMENSIONS = 384
+OPENAI_DEFAULT_MODEL = "text-embedding-3-small"
+OPENAI_DEFAULT_DIMENSIONS = 1536
+
+if TYPE_CHECKING:
+    from embedding_ingest.providers.base import BatchProvider
+    from embedding_ingest.steps.context import StepContext
+    from embedding_ingest.stores.ports import Ledger, ObjectStore
+
+
+def _boto3_client(service: str, settings: Settings):  # boto3 stays out of handlers: only here
+    import boto3
+
+    return boto3.client(service, endpoint_url=settings.aws_endpoint_url)
+
+
+def build_object_store(settings: Settings) -> ObjectStore:
+    if settings.uses_aws_objects:
+        from embedding_ingest.stores.s3_objects import S3ObjectStore
+
+        return S3ObjectStore(_boto3_client("s3", settings), settings.chromadb_bucket)
+    from embedding_ingest.stores.local_objects import LocalObjectStore
+
+    settings.objects_dir.mkdir(parents=True, exist_ok=True)
+    return LocalObjectStore(settings.objects_dir)
+
+
+def build_ledger(settings: Settings) -> Ledger:
+    if settings.uses_aws_ledger:
+        from embedding_ingest.stores.dynamo_ledger import DynamoLedger
+
+        return DynamoLedger(_boto3_client("dynamodb", settings), settings.dynamodb_table_name)
+    from embedding_ingest.stores.sqlite_ledger import SqliteLedger
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return SqliteLedger(settings.ledger_path)
+
+
+def build_provider(settings: Settings) -> BatchProvider:
+    if settings.provider == "local":
+        from embedding_ingest.providers.local import LocalBatchProvider
+
+        return LocalBatchProvider(settings.home / "provider",
+                                  model=settings.embedding_model or LOCAL_DEFAULT_MODEL,
+                                  dimensions=settings.embedding_dimensions or LOCAL_DEFAULT_DIMENSIONS)
+    if settings.provider == "openai":
+        if not settings.openai_api_key:
+            raise ConfigurationError("EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY (or the secret loader)")
+        import openai
+
+        from embedding_ingest.providers.openai_batch import OpenAIBatchProvider
+
+        client = openai.OpenAI(api_key=settings.openai_api_key, base_url=settings.openai_base_url)
+        return OpenAIBatchProvider(client, model=settings.embedding_model or OPENAI_DEFAULT_MODEL,
+                                   dimensions=settings.embedding_dimensions or OPENAI_DEFAULT_DIMENSIONS)
+    raise ConfigurationError(f"unknown EMBEDDING_PROVIDER {settings.provider!r} (expected local or openai)")
+
+
+def build_step_context(settings: Settings) -> StepContext:
+    from embedding_ingest.steps.context import StepContext
+
+    return StepContext(objects=build_object_store(settings), ledger=build_ledger(settings),
+                       provider=build_provider(settings), settings=settings)

@@ -8,7 +8,7 @@ Rules kept here once:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -98,12 +98,27 @@ class PollResult(Result):
     storage: Literal["s3_delta"] | None = None
     collection: str
     database: str
+    problems: list[str] = Field(default_factory=list)  # first few rejected lines/items (all are logged)
+
+
+class PollFailure(Result):
+    """A poll iteration the workflow's per-iteration Catch turned into data instead of failing the Map."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    batch_index: int | None = None
+    action: Literal["poll_failed"] = "poll_failed"
+    error: Any = None
+
+
+# What a PollBatches Map iteration yields: a result, or a caught failure (skipped downstream).
+PollOutcome = Annotated[PollResult | PollFailure, Field(discriminator="action")]
 
 
 # -- 3-6. SplitIntoChunks / LoadChunksFromS3 --------------------------------------------------
 class SplitChunksEvent(Event):
     batch_id: str
-    poll_results: list[PollResult] | None = None
+    poll_results: list[PollOutcome] | None = None
 
 
 class DeltaRef(Result):
@@ -162,7 +177,7 @@ class CreateChunkGroupsEvent(Event):
     batch_id: str
     chunk_results: list[IntermediateRef]
     group_size: int | None = None
-    poll_results: list[PollResult] | None = None
+    poll_results: list[PollOutcome] | None = None
 
 
 class GroupRef(Result):
@@ -182,7 +197,7 @@ class ChunkGroups(Result):
     use_s3: bool
     poll_results_s3_key: str | None
     poll_results_s3_bucket: str | None
-    poll_results: list[PollResult] | None
+    poll_results: list[PollOutcome] | None
 
 
 class CreateChunkGroupsResult(Result):
@@ -212,7 +227,7 @@ class FinalMergeEvent(Event):
     database: str
     operation: str | None = None
     chunk_results: list[IntermediateRef] | None = None
-    poll_results: list[PollResult] | None = None
+    poll_results: list[PollOutcome] | None = None
     poll_results_s3_key: str | None = None
     poll_results_s3_bucket: str | None = None
 
@@ -237,7 +252,7 @@ class FinalMergeResult(Result):
 class MarkCompleteEvent(Event):
     database: str
     snapshot_version: str | None = None
-    poll_results: list[PollResult] | None = None
+    poll_results: list[PollOutcome] | None = None
     poll_results_s3_key: str | None = None
     poll_results_s3_bucket: str | None = None
 
@@ -247,6 +262,8 @@ class MarkCompleteOutcome(Result):
     batch_ids: list[str] = Field(default_factory=list)
     items_marked: int = 0
     items_not_published: int = 0
+    incomplete_batch_ids: list[str] = Field(default_factory=list)  # some items not in the snapshot yet
+    snapshot_version: str | None = None  # the published version the items were checked against
 
 
 class MarkCompleteResult(Result):

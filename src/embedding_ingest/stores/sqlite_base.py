@@ -1,0 +1,199 @@
+"""Connection handling shared by the SQLite ledger's parts: one connection per thread and process,
+WAL, a busy timeout, `BEGIN IMMEDIATE` write transactions, and sqlite3 errors translated at the edge."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from embedding_ingest.stores.exceptions import CorruptObjectError, StoreUnavailableError
+
+BUSY_TIMEOUT_MS = 30_000
+# Well below SQLite's bound-variable limit, for `IN (...)` lookups of many ids.
+ID_CHUNK = 500
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    item_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    batch_id TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    image_id TEXT NOT NULL,
+    receipt_number INTEGER NOT NULL,
+    line_id INTEGER NOT NULL,
+    word_id INTEGER,
+    text TEXT NOT NULL,
+    embed_text TEXT NOT NULL,
+    metadata TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS items_by_kind_status ON items (kind, status, item_id);
+CREATE INDEX IF NOT EXISTS items_by_batch ON items (batch_id, status);
+
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id TEXT PRIMARY KEY,
+    batch_type TEXT NOT NULL,
+    status TEXT NOT NULL,
+    submitted_at REAL NOT NULL,
+    record TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS batches_by_age ON batches (submitted_at, batch_id);
+
+CREATE TABLE IF NOT EXISTS locks (
+    name TEXT PRIMARY KEY,
+    owner TEXT,                      -- NULL once released; the row (and its token) stays
+    fencing_token INTEGER NOT NULL,
+    expires_at REAL NOT NULL         -- epoch seconds, compared as numbers
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS published (
+    database TEXT PRIMARY KEY,
+    version TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS versions (
+    database TEXT NOT NULL,
+    version TEXT NOT NULL,
+    published_at REAL NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (database, version)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS executions (
+    execution_arn TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    workflow TEXT NOT NULL,
+    status TEXT NOT NULL,
+    start_date REAL NOT NULL,
+    record TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS executions_by_name ON executions (name);
+CREATE INDEX IF NOT EXISTS executions_by_start ON executions (start_date, execution_arn);
+CREATE TABLE IF NOT EXISTS events (
+    execution_arn TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (execution_arn, id)
+) WITHOUT ROWID;
+"""
+
+
+def chunks(values: Sequence[Any], size: int = ID_CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+def placeholders(n: int) -> str:
+    return ",".join("?" * n)
+
+
+class SqliteConnections:
+    """Base of the ledger's parts. Holds only the path; connections are per thread and per process
+    (a connection must not cross a fork), so instances pickle and reopen by path."""
+
+    # Connections inherited through fork are kept referenced, never closed in the child: closing
+    # them could touch the parent's WAL state.
+    _inherited: list[sqlite3.Connection] = []
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._all: list[tuple[int, sqlite3.Connection]] = []
+        self._all_guard = threading.Lock()
+        self._schema_ready_pid: int | None = None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn()  # create the file and schema now, so errors surface at construction
+
+    def __getstate__(self) -> dict[str, str]:
+        return {"path": str(self.path)}
+
+    def __setstate__(self, state: dict[str, str]) -> None:
+        self.__init__(Path(state["path"]))  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r})"
+
+    # -- connections ----------------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        pid = os.getpid()
+        held = getattr(self._local, "conn", None)
+        if held is not None and held[0] == pid:
+            return held[1]
+        if held is not None:
+            self._inherited.append(held[1])
+        with self._translated("opening"):
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                   timeout=BUSY_TIMEOUT_MS / 1000)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            if self._schema_ready_pid != pid:
+                try:
+                    conn.executescript("BEGIN IMMEDIATE;\n" + SCHEMA + "\nCOMMIT;")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                self._schema_ready_pid = pid
+        self._local.conn = (pid, conn)
+        with self._all_guard:
+            self._all.append((pid, conn))
+        return conn
+
+    def close(self) -> None:
+        """Close every connection this process opened (from any thread)."""
+        pid = os.getpid()
+        with self._all_guard:
+            mine = [conn for owner, conn in self._all if owner == pid]
+            self._all = [(owner, conn) for owner, conn in self._all if owner != pid]
+        for conn in mine:
+            conn.close()
+        self._local = threading.local()
+
+    # -- transactions ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _translated(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            # busy/locked after the timeout, I/O errors, unopenable file: retrying may help.
+            raise StoreUnavailableError(f"SQLite ledger {self.path} unavailable while {action}: {exc}"
+                                        ) from exc
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError):
+                raise
+            raise CorruptObjectError(str(self.path), f"SQLite error while {action}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _write(self, action: str) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the write lock up front (no deadlock upgrading a read)."""
+        conn = self._conn()
+        with self._translated(action):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def _read(self, action: str) -> Iterator[sqlite3.Connection]:
+        """A read transaction: several SELECTs see one consistent snapshot."""
+        conn = self._conn()
+        with self._translated(action):
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")

@@ -210,6 +210,7 @@ class LoadGroupsEvent(Event):
     groups_s3_bucket: str | None = None
     poll_results_s3_key: str | None = None
     poll_results_s3_bucket: str | None = None
+    poll_results: list[PollOutcome] | None = None  # passed through when not offloaded (never dropped)
 
 
 # -- 13. MergeChunkGroupsInParallel -----------------------------------------------------------

@@ -1,0 +1,48 @@
+"""Errors raised by the workflow steps. The class name is the error name Step Functions and the local
+engine see, so each says what went wrong; the base class says whether retrying can help."""
+
+from __future__ import annotations
+
+from embedding_ingest.exceptions import InvalidInputError, TerminalError
+
+
+class StepInputError(InvalidInputError):
+    """An event does not match its step's contract; the message names the step and every bad field."""
+
+
+class UnknownOperationError(InvalidInputError):
+    """An event's `operation` names no sub-handler of the Lambda it was sent to."""
+
+
+class ProviderBatchNotFoundError(TerminalError):
+    """The provider does not know the batch our ledger says we submitted."""
+
+    def __init__(self, batch_id: str, provider_batch_id: str, provider: str) -> None:
+        super().__init__(f"batch {batch_id!r}: provider {provider!r} does not know provider batch "
+                         f"{provider_batch_id!r}")
+        self.batch_id = batch_id
+        self.provider_batch_id = provider_batch_id
+
+
+class BatchTypeMismatchError(InvalidInputError):
+    """A batch of one kind (line/word) reached a step of the other kind."""
+
+
+class OffloadedIndexError(InvalidInputError):
+    """An event points at an entry of an offloaded list that is not there."""
+
+    def __init__(self, key: str, index: int, length: int) -> None:
+        super().__init__(f"{key!r} holds {length} entries; index {index} does not exist")
+        self.key = key
+        self.index = index
+
+
+class EmbeddingCountMismatchError(TerminalError):
+    """A merge produced a different number of embeddings than went in (lesson 4: never lose any)."""
+
+    def __init__(self, target: str, expected: int, actual: int, sources: list[str]) -> None:
+        super().__init__(f"merge into {target!r} holds {actual} embeddings but its {len(sources)} "
+                         f"source(s) hold {expected}: {sources}")
+        self.target = target
+        self.expected = expected
+        self.actual = actual

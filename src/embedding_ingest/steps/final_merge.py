@@ -1,0 +1,72 @@
+"""Step 15, FinalMerge (embedding-vector-compact, operation final_merge): publish the next snapshot
+version from this run's intermediates, under the database's lock.
+
+It raises on every failure (lesson 3): a merge that returned an error payload let the workflow mark
+batches complete whose embeddings were never published. A busy lock raises LockNotAcquiredError,
+which is transient, so the workflow's Retry waits and tries again.
+"""
+
+from __future__ import annotations
+
+import time
+
+from embedding_ingest.contracts import FinalMergeEvent, FinalMergeOutcome, FinalMergeResult
+from embedding_ingest.snapshots import publish_next_version, read_manifest
+from embedding_ingest.steps.compact import source_manifests
+from embedding_ingest.steps.context import StepContext
+from embedding_ingest.steps.exceptions import EmbeddingCountMismatchError, StepInputError
+from embedding_ingest.steps.keys import database_name, key_part, latest_snapshot_key
+from embedding_ingest.steps.lease import HeldLock, unique_owner
+from embedding_ingest.steps.logs import logger, step_log_context
+from embedding_ingest.steps.offload import parse_event
+from embedding_ingest.stores.records import SnapshotVersion
+
+STEP = "embedding-vector-compact/final_merge"
+
+
+def final_merge(event: dict, ctx: StepContext) -> dict:
+    started = time.monotonic()
+    request = parse_event(FinalMergeEvent, event, STEP)
+    batch_id = key_part(request.batch_id, "batch_id")
+    database = database_name(request.database)
+    if not request.chunk_results:
+        raise StepInputError(f"{STEP}: chunk_results is empty or null; there is nothing to publish")
+    reported = {ref.intermediate_key: ref.total_embeddings for ref in request.chunk_results}
+    sources = list(reported)
+
+    with step_log_context(batch_id=batch_id, database=database):
+        expected = sum(m.count for m in source_manifests(ctx, reported).values())
+        with HeldLock(ctx.ledger, database, unique_owner("final-merge", batch_id),
+                      ctx.settings.lock_ttl_seconds) as held:
+            current = ctx.ledger.get_published(database)
+            if current is not None and _already_published(ctx, current, sources):
+                logger.info("intermediates already published", extra={"version": current.version})
+                return _result(batch_id, database, current, current.count, 0, started,
+                               "Already published; nothing new to merge")
+            assert held.lease is not None
+            outcome = publish_next_version(ctx.objects, ctx.ledger, held.lease, database=database,
+                                           sources=sources, settings=ctx.settings)
+        if outcome.added_embeddings != expected:
+            raise EmbeddingCountMismatchError(f"published version {outcome.version.version}", expected,
+                                              outcome.added_embeddings, sources)
+        logger.info("published snapshot", extra={"version": outcome.version.version,
+                                                  "total": outcome.total_embeddings,
+                                                  "added": outcome.added_embeddings})
+        return _result(batch_id, database, outcome.version, outcome.total_embeddings,
+                       outcome.added_embeddings, started, "Final merge completed successfully")
+
+
+def _already_published(ctx: StepContext, current: SnapshotVersion, sources: list[str]) -> bool:
+    """A rerun after a successful publish: the current version was built from exactly these sources."""
+    published = read_manifest(ctx.objects, current.key)
+    return set(sources) <= set(published.sources)
+
+
+def _result(batch_id: str, database: str, version: SnapshotVersion, total: int, added: int,
+            started: float, message: str) -> dict:
+    outcome = FinalMergeOutcome(batch_id=batch_id, database=database,
+                                snapshot_key=latest_snapshot_key(database), snapshot_version=version.version,
+                                total_embeddings=total, added_embeddings=added,
+                                processing_time_seconds=round(time.monotonic() - started, 3),
+                                message=message)
+    return FinalMergeResult(final_merge_result=outcome).model_dump(mode="json")

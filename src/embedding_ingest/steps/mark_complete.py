@@ -1,0 +1,86 @@
+"""Step 16, MarkBatchesComplete (embedding-mark-batches-complete).
+
+Only what the published snapshot really holds is marked SUCCESS (lesson 7); a batch closes only when
+every item it still has pending is in that snapshot. The rest stays PENDING and is reported, and the
+batch stays active, so the next execution polls and publishes it again. Running twice is harmless:
+the second run finds nothing pending and the summaries already closed.
+"""
+
+from __future__ import annotations
+
+from embedding_ingest.contracts import MarkCompleteEvent, MarkCompleteOutcome, MarkCompleteResult, PollResult
+from embedding_ingest.snapshots import ids_present
+from embedding_ingest.snapshots.exceptions import VersionNotFoundError
+from embedding_ingest.steps.context import StepContext
+from embedding_ingest.steps.exceptions import StepInputError
+from embedding_ingest.steps.keys import database_name
+from embedding_ingest.steps.logs import logger, step_log_context
+from embedding_ingest.steps.offload import load_poll_outcomes, parse_event, successful_polls
+from embedding_ingest.steps.poll import kind_of
+from embedding_ingest.stores.exceptions import BatchNotFoundError
+from embedding_ingest.stores.records import BatchStatus, EmbeddingStatus, SnapshotVersion
+
+STEP = "embedding-mark-batches-complete"
+
+
+def mark_batches_complete(event: dict, ctx: StepContext) -> dict:
+    request = parse_event(MarkCompleteEvent, event, STEP)
+    database = database_name(request.database)
+    outcomes = load_poll_outcomes(ctx.objects, request.poll_results, request.poll_results_s3_key, STEP)
+    ingested: dict[str, PollResult] = {}
+    for result in successful_polls(outcomes):
+        if result.action != "process_results":
+            continue  # waiting, failed and empty batches were settled by poll
+        if result.database != database:
+            raise StepInputError(f"{STEP}: batch {result.batch_id!r} belongs to {result.database!r}, "
+                                 f"not {database!r}")
+        ingested.setdefault(result.batch_id, result)
+    version = _version(ctx, database, request.snapshot_version)
+
+    report = MarkCompleteOutcome(batches_marked=0, snapshot_version=version.version if version else None)
+    for batch_id, result in ingested.items():
+        with step_log_context(batch_id=batch_id):
+            marked, unpublished = _settle_batch(ctx, result, version)
+        report.items_marked += marked
+        report.items_not_published += unpublished
+        if unpublished:
+            report.incomplete_batch_ids.append(batch_id)
+        else:
+            report.batches_marked += 1
+            report.batch_ids.append(batch_id)
+    logger.info("marked batches complete", extra={
+        "database": database, "version": report.snapshot_version, "batches_marked": report.batches_marked,
+        "items_marked": report.items_marked, "items_not_published": report.items_not_published,
+        "incomplete_batch_ids": report.incomplete_batch_ids})
+    return MarkCompleteResult(mark_complete_result=report).model_dump(mode="json")
+
+
+def _version(ctx: StepContext, database: str, wanted: str | None) -> SnapshotVersion | None:
+    if wanted is None:
+        return ctx.ledger.get_published(database)
+    for version in ctx.ledger.list_versions(database):
+        if version.version == wanted:
+            return version
+    raise VersionNotFoundError(database, wanted)
+
+
+def _settle_batch(ctx: StepContext, result: PollResult, version: SnapshotVersion | None) -> tuple[int, int]:
+    """(items marked SUCCESS, items still not published); closes the summary when none are left."""
+    summary = ctx.ledger.get_batch(result.batch_id)
+    if summary is None:
+        raise BatchNotFoundError(result.batch_id)
+    kind = kind_of(summary.batch_type)
+    pending_items = ctx.ledger.find_items(kind, EmbeddingStatus.PENDING, batch_id=result.batch_id)
+    pending = [i.item_id for i in pending_items]
+    present = ids_present(ctx.objects, version, pending, ctx.settings) if version and pending else set()
+    marked = ctx.ledger.mark_items_succeeded(result.batch_id, sorted(present)) if present else 0
+    unpublished = sorted(set(pending) - present)
+    if unpublished:
+        logger.warning("items not in the published snapshot stay PENDING", extra={
+            "count": len(unpublished), "sample": unpublished[:5],
+            "version": version.version if version else None})
+        return marked, len(unpublished)
+    closed = BatchStatus.EXPIRED if result.batch_status == "expired" else BatchStatus.COMPLETED
+    if summary.status is not closed:
+        ctx.ledger.update_batch(result.batch_id, status=closed)
+    return marked, 0

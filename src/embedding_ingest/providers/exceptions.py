@@ -21,3 +21,9 @@ class UnknownProviderBatchError(ProviderRequestError):
 
 class BatchLimitError(TerminalError):
     """A batch would break the Batch API's limits (requests or bytes per file)."""
+
+
+class UnknownProviderFileError(ProviderRequestError):
+    def __init__(self, file_id: str) -> None:
+        super().__init__(f"provider does not know file {file_id!r}")
+        self.file_id = file_id

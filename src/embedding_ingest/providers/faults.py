@@ -1,0 +1,64 @@
+"""Fault injection for the local Batch API engine: which requests fail and how a batch ends.
+
+Set as provider defaults, or per batch through submit metadata (so an end-to-end run can make one
+batch expire and another fail): `local_outcome`, `local_fail_custom_ids` (comma-separated),
+`local_fail_every`, `local_polls_per_stage`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from embedding_ingest.providers.exceptions import ProviderRequestError
+from embedding_ingest.providers.request_validation import InputLineError
+
+BatchOutcome = Literal["failed", "expired"]
+
+META_OUTCOME = "local_outcome"
+META_FAIL_CUSTOM_IDS = "local_fail_custom_ids"
+META_FAIL_EVERY = "local_fail_every"
+META_POLLS_PER_STAGE = "local_polls_per_stage"
+
+
+class FaultPlan(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    outcome: BatchOutcome | None = None  # None: the batch completes
+    fail_custom_ids: tuple[str, ...] = ()  # these requests get a 400 in the error file
+    fail_every: int = Field(default=0, ge=0)  # every n-th request (1-based) fails; 0 = none
+    polls_per_stage: int = Field(default=1, ge=0)  # retrieves per status; 0 = finish on the first retrieve
+
+    def with_metadata(self, metadata: Mapping[str, str]) -> FaultPlan:
+        """These defaults overridden by any `local_*` keys of a batch's metadata."""
+        changes: dict[str, object] = {}
+        if metadata.get(META_OUTCOME):
+            changes["outcome"] = metadata[META_OUTCOME]
+        if metadata.get(META_FAIL_CUSTOM_IDS):
+            changes["fail_custom_ids"] = tuple(
+                custom_id.strip()
+                for custom_id in metadata[META_FAIL_CUSTOM_IDS].split(",")
+                if custom_id.strip()
+            )
+        if metadata.get(META_FAIL_EVERY):
+            changes["fail_every"] = metadata[META_FAIL_EVERY]
+        if metadata.get(META_POLLS_PER_STAGE):
+            changes["polls_per_stage"] = metadata[META_POLLS_PER_STAGE]
+        if not changes:
+            return self
+        try:
+            return FaultPlan.model_validate({**self.model_dump(), **changes})
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ProviderRequestError(f"bad local fault options in batch metadata: {problems}") from None
+
+    def request_fails(self, position: int, custom_id: str) -> bool:
+        """`position` is the request's 1-based position in the input file."""
+        return custom_id in self.fail_custom_ids or (self.fail_every > 0 and position % self.fail_every == 0)
+
+    def injected_failure(self) -> InputLineError:
+        return InputLineError(
+            None, "batch failed by fault injection (local_outcome=failed)", None, "injected_failure"
+        )

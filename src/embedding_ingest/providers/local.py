@@ -1,0 +1,87 @@
+"""The embedded default provider: the Batch API run locally on the hashed n-gram encoder.
+
+State lives in files under `root` (see local_engine), so a batch submitted by one process can be
+polled and downloaded by another. Provider batch ids derive from our batch_id and an attempt number:
+submitting the same batch_id again finds the live batch instead of making a second one, while a batch
+that ended failed/expired/cancelled is replaced by the next attempt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from embedding_ingest.providers.base import ProviderBatch
+from embedding_ingest.providers.batch_files import EMBEDDINGS_URL, check_batch_limits
+from embedding_ingest.providers.batch_objects import to_provider_batch
+from embedding_ingest.providers.encoder import DEFAULT_DIMENSIONS, LOCAL_MODEL_NAME
+from embedding_ingest.providers.faults import BatchOutcome, FaultPlan
+from embedding_ingest.providers.local_engine import LocalBatchEngine
+
+REPLACEABLE_STATUSES = frozenset({"failed", "expired", "cancelled"})
+
+
+def local_provider_batch_id(batch_id: str, attempt: int) -> str:
+    digest = hashlib.blake2b(f"{batch_id}\x1f{attempt}".encode(), digest_size=12).hexdigest()
+    return f"batch_{digest}"
+
+
+class LocalBatchProvider:
+    name = "local"
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        model: str = LOCAL_MODEL_NAME,
+        dimensions: int = DEFAULT_DIMENSIONS,
+        polls_per_stage: int = 1,
+        fail_custom_ids: Iterable[str] = (),
+        fail_every: int = 0,
+        outcome: BatchOutcome | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.model = model
+        self.dimensions = dimensions
+        faults = FaultPlan(
+            outcome=outcome,
+            fail_custom_ids=tuple(fail_custom_ids),
+            fail_every=fail_every,
+            polls_per_stage=polls_per_stage,
+        )
+        self.engine = LocalBatchEngine(self.root, default_dimensions=dimensions, faults=faults)
+
+    def __repr__(self) -> str:
+        return (
+            f"LocalBatchProvider(root={str(self.root)!r}, model={self.model!r}, dimensions={self.dimensions})"
+        )
+
+    def submit(self, batch_id: str, requests_jsonl: bytes, metadata: Mapping[str, str]) -> ProviderBatch:
+        check_batch_limits(requests_jsonl)
+        input_file = self.engine.upload(requests_jsonl, filename=f"{batch_id}.jsonl", purpose="batch")
+        batch_metadata = {**metadata, "batch_id": batch_id}
+        for attempt in itertools.count():
+            batch, created = self.engine.create_batch(
+                input_file_id=input_file["id"],
+                endpoint=EMBEDDINGS_URL,
+                completion_window="24h",
+                metadata=batch_metadata,
+                batch_id=local_provider_batch_id(batch_id, attempt),
+            )
+            if created or batch["status"] not in REPLACEABLE_STATUSES:
+                return to_provider_batch(batch)
+        raise AssertionError("unreachable")  # itertools.count() never ends
+
+    def retrieve(self, provider_batch_id: str) -> ProviderBatch:
+        return to_provider_batch(self.engine.retrieve_batch(provider_batch_id))
+
+    def download(self, file_id: str) -> bytes:
+        return self.engine.file_content(file_id)
+
+    def cancel(self, provider_batch_id: str) -> ProviderBatch:
+        return to_provider_batch(self.engine.cancel_batch(provider_batch_id))
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return self.engine.embed(list(texts)).tolist()

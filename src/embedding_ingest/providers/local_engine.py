@@ -1,0 +1,285 @@
+"""An in-process Batch API: OpenAI-shaped file and batch objects persisted under a root directory.
+
+Both the local provider and the test OpenAI server run on this engine, so they behave identically.
+Layout: files/<file_id> (content) + files/<file_id>.json (file object); batches/<batch_id>.json
+(batch object + engine state) guarded by batches/<batch_id>.lock. Every write is atomic, so one process
+can submit and another retrieve, and concurrent retrieves never tear a record.
+
+A batch advances one stage per `polls_per_stage` retrieves (0 = straight to the end):
+validating -> in_progress -> finalizing -> completed, with faults injected from a `FaultPlan`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedding_ingest.providers.atomic_files import (
+    atomic_write,
+    create_exclusive,
+    dump_json,
+    exclusive_lock,
+    load_json,
+)
+from embedding_ingest.providers.batch_files import EMBEDDINGS_URL
+from embedding_ingest.providers.encoder import HashedNgramEncoder
+from embedding_ingest.providers.exceptions import (
+    ProviderRequestError,
+    UnknownProviderBatchError,
+    UnknownProviderFileError,
+)
+from embedding_ingest.providers.faults import FaultPlan
+from embedding_ingest.providers.local_results import BatchResults, run_requests
+from embedding_ingest.providers.request_validation import parse_request_file
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")  # ids become file names: nothing else gets near the disk
+COMPLETION_WINDOW_SECONDS = 24 * 3600
+TERMINAL_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
+CANCELLABLE_STATUSES = frozenset({"validating", "in_progress", "finalizing"})
+
+
+def _digest(*parts: str, size: int = 12) -> str:
+    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=size).hexdigest()
+
+
+class LocalBatchEngine:
+    def __init__(self, root: Path, *, default_dimensions: int, faults: FaultPlan | None = None) -> None:
+        self.root = Path(root)
+        self.default_dimensions = default_dimensions
+        self.faults = faults or FaultPlan()
+        self._files = self.root / "files"
+        self._batches = self.root / "batches"
+        self._files.mkdir(parents=True, exist_ok=True)
+        self._batches.mkdir(parents=True, exist_ok=True)
+        self._encoders: dict[int, HashedNgramEncoder] = {}
+
+    # -- files ------------------------------------------------------------------------------------
+    def upload(self, content: bytes, *, filename: str, purpose: str) -> dict[str, Any]:
+        """Content-addressed, so uploading the same bytes twice yields the same file."""
+        file_id = f"file-{_digest(purpose, hashlib.sha256(content).hexdigest())}"
+        return self._store_file(file_id, content, filename=filename, purpose=purpose)
+
+    def _store_file(self, file_id: str, content: bytes, *, filename: str, purpose: str) -> dict[str, Any]:
+        file_object = {
+            "id": file_id,
+            "object": "file",
+            "bytes": len(content),
+            "created_at": int(time.time()),
+            "filename": filename,
+            "purpose": purpose,
+            "status": "processed",
+        }
+        create_exclusive(self._files / file_id, content)  # content first: a listed file is always readable
+        create_exclusive(self._files / f"{file_id}.json", dump_json(file_object))
+        return self.file_object(file_id)
+
+    def _file_path(self, file_id: str) -> Path:
+        path = self._files / file_id
+        if not _SAFE_ID.match(file_id) or not (self._files / f"{file_id}.json").exists():
+            raise UnknownProviderFileError(file_id)
+        return path
+
+    def file_object(self, file_id: str) -> dict[str, Any]:
+        self._file_path(file_id)
+        return load_json(self._files / f"{file_id}.json")
+
+    def file_content(self, file_id: str) -> bytes:
+        return self._file_path(file_id).read_bytes()
+
+    # -- batches ----------------------------------------------------------------------------------
+    def _record_path(self, batch_id: str) -> Path:
+        if not _SAFE_ID.match(batch_id):
+            raise UnknownProviderBatchError(batch_id)
+        return self._batches / f"{batch_id}.json"
+
+    def _load(self, batch_id: str) -> dict[str, Any]:
+        try:
+            return load_json(self._record_path(batch_id))
+        except FileNotFoundError:
+            raise UnknownProviderBatchError(batch_id) from None
+
+    def create_batch(
+        self,
+        *,
+        input_file_id: str,
+        endpoint: str,
+        completion_window: str,
+        metadata: Mapping[str, str] | None,
+        batch_id: str,
+    ) -> tuple[dict[str, Any], bool]:
+        """(batch, created). An existing `batch_id` is returned as it is, with created=False."""
+        if endpoint != EMBEDDINGS_URL:
+            raise ProviderRequestError(f"endpoint {endpoint!r} is not supported here (only {EMBEDDINGS_URL})")
+        if completion_window != "24h":
+            raise ProviderRequestError(f"completion_window must be '24h', got {completion_window!r}")
+        self.file_object(input_file_id)  # raises for an unknown file
+        metadata = dict(metadata or {})
+        if len(metadata) > 16 or any(len(k) > 64 or len(str(v)) > 512 for k, v in metadata.items()):
+            raise ProviderRequestError(
+                "metadata takes at most 16 keys of <= 64 chars with values of <= 512 chars"
+            )
+        now = int(time.time())
+        batch = {
+            "id": batch_id,
+            "object": "batch",
+            "endpoint": endpoint,
+            "errors": None,
+            "input_file_id": input_file_id,
+            "completion_window": completion_window,
+            "status": "validating",
+            "output_file_id": None,
+            "error_file_id": None,
+            "created_at": now,
+            "in_progress_at": None,
+            "expires_at": now + COMPLETION_WINDOW_SECONDS,
+            "finalizing_at": None,
+            "completed_at": None,
+            "failed_at": None,
+            "expired_at": None,
+            "cancelling_at": None,
+            "cancelled_at": None,
+            "request_counts": {"total": 0, "completed": 0, "failed": 0},
+            "metadata": metadata,
+            "model": None,
+        }
+        faults = self.faults.with_metadata(metadata)  # raises on a bad fault option, before anything exists
+        record = {
+            "batch": batch,
+            "faults": faults.model_dump(mode="json"),
+            "stage_polls": 0,
+            "seq": time.time_ns(),
+        }
+        created = create_exclusive(self._record_path(batch_id), dump_json(record))
+        return self._load(batch_id)["batch"], created
+
+    def retrieve_batch(self, batch_id: str) -> dict[str, Any]:
+        """Each call is one poll: it may move the batch on by a stage."""
+        path = self._record_path(batch_id)
+        with exclusive_lock(path.with_suffix(".lock")):
+            record = self._load(batch_id)
+            if record["batch"]["status"] not in TERMINAL_STATUSES:
+                self._poll(record)
+                atomic_write(path, dump_json(record))
+        return record["batch"]
+
+    def cancel_batch(self, batch_id: str) -> dict[str, Any]:
+        path = self._record_path(batch_id)
+        with exclusive_lock(path.with_suffix(".lock")):
+            record = self._load(batch_id)
+            batch = record["batch"]
+            if batch["status"] in ("cancelling", "cancelled"):
+                return batch
+            if batch["status"] not in CANCELLABLE_STATUSES:
+                raise ProviderRequestError(f"batch {batch_id!r} is {batch['status']} and cannot be cancelled")
+            record["cancelled_from"] = batch["status"]
+            batch["status"], batch["cancelling_at"] = "cancelling", int(time.time())
+            atomic_write(path, dump_json(record))
+        return batch
+
+    def list_batches(self) -> list[dict[str, Any]]:
+        """Newest first, as the Batch API lists them."""
+        records = [load_json(path) for path in self._batches.glob("*.json")]
+        records.sort(key=lambda record: (record["seq"], record["batch"]["id"]), reverse=True)
+        return [record["batch"] for record in records]
+
+    def encoder(self, dimensions: int | None = None) -> HashedNgramEncoder:
+        dimensions = dimensions or self.default_dimensions
+        if dimensions not in self._encoders:
+            self._encoders[dimensions] = HashedNgramEncoder(dimensions)
+        return self._encoders[dimensions]
+
+    def embed(self, texts: Sequence[str], dimensions: int | None = None) -> np.ndarray:
+        return self.encoder(dimensions).encode(texts)
+
+    # -- the status walk --------------------------------------------------------------------------
+    def _poll(self, record: dict[str, Any]) -> None:
+        faults = FaultPlan.model_validate(record["faults"])
+        record["stage_polls"] += 1
+        while (
+            record["batch"]["status"] not in TERMINAL_STATUSES
+            and record["stage_polls"] >= faults.polls_per_stage
+        ):
+            self._advance(record, faults)
+            record["stage_polls"] = 0
+            if faults.polls_per_stage > 0:
+                break
+
+    def _advance(self, record: dict[str, Any], faults: FaultPlan) -> None:
+        batch = record["batch"]
+        now = int(time.time())
+        status = batch["status"]
+        if status == "validating":
+            requests, errors = parse_request_file(
+                self.file_content(batch["input_file_id"]), batch["endpoint"]
+            )
+            if not errors and faults.outcome == "failed":
+                errors = [faults.injected_failure()]
+            if errors:
+                batch.update(
+                    status="failed",
+                    failed_at=now,
+                    errors={"object": "list", "data": [error.as_openai() for error in errors]},
+                )
+                return
+            batch.update(status="in_progress", in_progress_at=now, model=requests[0].model)
+            batch["request_counts"]["total"] = len(requests)
+        elif status == "in_progress" and faults.outcome == "expired":
+            self._finish(batch, faults, "expired", executed_share=0.5, unexecuted_code="batch_expired")
+            batch["expired_at"] = now
+        elif status == "in_progress":
+            batch.update(status="finalizing", finalizing_at=now)
+        elif status == "finalizing":
+            self._finish(batch, faults, "completed", executed_share=1.0, unexecuted_code=None)
+            batch["completed_at"] = now
+        elif status == "cancelling":
+            # Cancelled while running: half ran (partial output), the rest simply never ran (in no file).
+            share = 0.0 if record.get("cancelled_from") == "validating" else 0.5
+            self._finish(batch, faults, "cancelled", executed_share=share, unexecuted_code=None)
+            batch["cancelled_at"] = now
+
+    def _finish(
+        self,
+        batch: dict[str, Any],
+        faults: FaultPlan,
+        status: str,
+        *,
+        executed_share: float,
+        unexecuted_code: str | None,
+    ) -> None:
+        requests, errors = parse_request_file(self.file_content(batch["input_file_id"]), batch["endpoint"])
+        if errors:  # only reachable when cancelled during validation
+            requests = []
+        results: BatchResults = run_requests(
+            batch["id"],
+            requests,
+            faults,
+            self.embed,
+            executed=int(len(requests) * executed_share),
+            unexecuted_code=unexecuted_code,
+        )
+        if results.output:
+            batch["output_file_id"] = self._store_file(
+                f"file-{_digest(batch['id'], 'output')}",
+                results.output,
+                filename=f"{batch['id']}_output.jsonl",
+                purpose="batch_output",
+            )["id"]
+        if results.errors:
+            batch["error_file_id"] = self._store_file(
+                f"file-{_digest(batch['id'], 'error')}",
+                results.errors,
+                filename=f"{batch['id']}_error.jsonl",
+                purpose="batch_output",
+            )["id"]
+        batch["status"] = status
+        batch["request_counts"] = {
+            "total": len(requests),
+            "completed": results.completed,
+            "failed": results.failed,
+        }

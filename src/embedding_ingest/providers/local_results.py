@@ -1,0 +1,86 @@
+"""Runs a validated batch's requests on the local encoder and renders OpenAI's output and error files."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from embedding_ingest.providers.batch_files import failed_request_line, output_line, unexecuted_request_line
+from embedding_ingest.providers.faults import FaultPlan
+from embedding_ingest.providers.request_validation import EmbeddingRequest
+
+Embedder = Callable[[Sequence[str], int | None], np.ndarray]
+
+_UNEXECUTED_MESSAGES = {
+    "batch_expired": "This request could not be executed before the completion window expired.",
+}
+
+
+@dataclass(frozen=True)
+class BatchResults:
+    output: bytes  # empty when no request succeeded (the batch then has no output file)
+    errors: bytes  # empty when nothing failed
+    completed: int
+    failed: int
+
+
+def _request_id(batch_id: str, custom_id: str) -> str:
+    return hashlib.blake2b(f"{batch_id}\x1f{custom_id}".encode(), digest_size=12).hexdigest()
+
+
+def run_requests(
+    batch_id: str,
+    requests: Sequence[EmbeddingRequest],
+    faults: FaultPlan,
+    embed: Embedder,
+    *,
+    executed: int,
+    unexecuted_code: str | None,
+) -> BatchResults:
+    """The first `executed` requests run; the rest go to the error file under `unexecuted_code`, or
+    nowhere when it is None (a cancelled batch's requests that never ran appear in no file)."""
+    error_lines: list[bytes] = []
+    to_embed: dict[int | None, list[EmbeddingRequest]] = defaultdict(list)
+    for position, request in enumerate(requests[:executed], start=1):
+        if faults.request_fails(position, request.custom_id):
+            message = f"request {request.custom_id!r} failed by fault injection"
+            error_lines.append(
+                failed_request_line(_request_id(batch_id, request.custom_id), request.custom_id, 400, message)
+            )
+        else:
+            to_embed[request.dimensions].append(request)
+    if unexecuted_code is not None:
+        message = _UNEXECUTED_MESSAGES.get(
+            unexecuted_code, f"This request was not executed ({unexecuted_code})."
+        )
+        error_lines.extend(
+            unexecuted_request_line(
+                _request_id(batch_id, request.custom_id), request.custom_id, unexecuted_code, message
+            )
+            for request in requests[executed:]
+        )
+    output_lines: list[tuple[str, bytes]] = []
+    for dimensions, group in to_embed.items():
+        vectors = embed([request.text for request in group], dimensions)
+        for request, vector in zip(group, vectors, strict=True):
+            request_id = _request_id(batch_id, request.custom_id)
+            line = output_line(
+                request_id,
+                request.custom_id,
+                request.model,
+                vector.tolist(),
+                tokens=len(request.text.split()),
+            )
+            output_lines.append((request_id, line))
+    # Output order is not input order at OpenAI either; a stable shuffle keeps readers honest.
+    output_lines.sort()
+    return BatchResults(
+        output=b"".join(line for _, line in output_lines),
+        errors=b"".join(error_lines),
+        completed=len(output_lines),
+        failed=len(error_lines),
+    )

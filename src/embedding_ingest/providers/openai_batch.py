@@ -1,0 +1,201 @@
+"""The OpenAI Batch API through the official SDK.
+
+Retries are ours (tenacity: exponential backoff with jitter, bounded attempts) and the SDK's own are
+switched off, so one policy decides how long we wait. The API key stays inside the client: nothing
+here logs or formats the client or its options.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import openai
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+from tenacity.wait import wait_base
+
+from embedding_ingest.providers.base import ProviderBatch
+from embedding_ingest.providers.batch_files import EMBEDDINGS_URL, check_batch_limits
+from embedding_ingest.providers.batch_objects import to_provider_batch
+from embedding_ingest.providers.exceptions import (
+    ProviderRequestError,
+    ProviderTransientError,
+    UnknownProviderBatchError,
+    UnknownProviderFileError,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+TRANSIENT_ERRORS = (
+    openai.RateLimitError,
+    openai.APIConnectionError,  # includes APITimeoutError
+    openai.InternalServerError,
+)
+REPLACEABLE_STATUSES = frozenset({"failed", "expired", "cancelled"})
+MAX_INPUTS_PER_EMBEDDING_REQUEST = 2_048
+DEFAULT_SUBMIT_LOOKBACK_SECONDS = 7 * 24 * 3600
+
+
+def _supports_dimensions(model: str) -> bool:
+    return model.startswith("text-embedding-3")
+
+
+class OpenAIBatchProvider:
+    name = "openai"
+
+    def __init__(
+        self,
+        client: openai.OpenAI,
+        *,
+        model: str = "text-embedding-3-small",
+        dimensions: int = 1536,
+        max_attempts: int = 5,
+        wait: wait_base | None = None,
+        submit_lookback_seconds: float = DEFAULT_SUBMIT_LOOKBACK_SECONDS,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+        self._client = client.with_options(max_retries=0)
+        self.model = model
+        self.dimensions = dimensions
+        self.max_attempts = max_attempts
+        self._wait = wait if wait is not None else wait_exponential_jitter(initial=1, max=30, jitter=1)
+        self.submit_lookback_seconds = submit_lookback_seconds
+
+    def __repr__(self) -> str:  # never the client: its repr could carry the key
+        return f"OpenAIBatchProvider(model={self.model!r}, dimensions={self.dimensions})"
+
+    # -- error policy -----------------------------------------------------------------------------
+    def _call(self, what: str, fn: Callable[[], T], *, not_found: Callable[[], Exception] | None = None) -> T:
+        """Run one API call under the retry policy, translating SDK errors into ours."""
+        retrying = Retrying(
+            retry=retry_if_exception_type(TRANSIENT_ERRORS),
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            before_sleep=lambda state: log.warning(
+                "OpenAI %s failed (%s), attempt %d of %d; retrying",
+                what,
+                type(state.outcome.exception()).__name__,
+                state.attempt_number,
+                self.max_attempts,
+            ),
+        )
+        try:
+            return retrying(fn)
+        except RetryError as exc:  # only raised when every attempt failed transiently
+            last = exc.last_attempt.exception()
+            raise ProviderTransientError(
+                f"OpenAI {what} still failing after {self.max_attempts} attempts: {type(last).__name__}: "
+                f"{_message_of(last)}"
+            ) from last
+        except openai.NotFoundError as exc:
+            if not_found is not None:
+                raise not_found() from exc
+            raise ProviderRequestError(f"OpenAI {what}: not found: {_message_of(exc)}") from exc
+        except openai.APIError as exc:
+            raise ProviderRequestError(
+                f"OpenAI {what} rejected: {type(exc).__name__}: {_message_of(exc)}"
+            ) from exc
+
+    # -- the BatchProvider port -------------------------------------------------------------------
+    def submit(self, batch_id: str, requests_jsonl: bytes, metadata: Mapping[str, str]) -> ProviderBatch:
+        check_batch_limits(requests_jsonl)
+        existing = self._call("batch list", lambda: self._find_live_batch(batch_id))
+        if existing is not None:
+            log.info("batch %s already submitted as %s; not submitting again", batch_id, existing["id"])
+            return to_provider_batch(existing)
+        uploaded = self._call(
+            "file upload",
+            lambda: self._client.files.create(file=(f"{batch_id}.jsonl", requests_jsonl), purpose="batch"),
+        )
+        batch_metadata = {**metadata, "batch_id": batch_id}
+        attempts = 0
+
+        def find_or_create() -> dict[str, Any]:
+            # A create that timed out or hit a 5xx may still have made the batch: look before retrying.
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1 and (found := self._find_live_batch(batch_id)) is not None:
+                return found
+            created = self._client.batches.create(
+                input_file_id=uploaded.id,
+                endpoint=EMBEDDINGS_URL,
+                completion_window="24h",
+                metadata=batch_metadata,
+            )
+            return created.model_dump()
+
+        return to_provider_batch(self._call("batch create", find_or_create))
+
+    def _find_live_batch(self, batch_id: str) -> dict[str, Any] | None:
+        """The newest batch carrying metadata batch_id that did not end failed/expired/cancelled.
+        Batches list newest first; the scan stops at `submit_lookback_seconds` of history. Raw SDK
+        calls: the caller runs the whole scan under the retry policy."""
+        oldest = time.time() - self.submit_lookback_seconds
+        page = self._client.batches.list(limit=100)
+        while True:
+            for batch in page.data:
+                if batch.created_at < oldest:
+                    return None
+                if (batch.metadata or {}).get(
+                    "batch_id"
+                ) == batch_id and batch.status not in REPLACEABLE_STATUSES:
+                    return batch.model_dump()
+            if not page.has_next_page():
+                return None
+            page = page.get_next_page()
+
+    def retrieve(self, provider_batch_id: str) -> ProviderBatch:
+        batch = self._call(
+            "batch retrieve",
+            lambda: self._client.batches.retrieve(provider_batch_id),
+            not_found=lambda: UnknownProviderBatchError(provider_batch_id),
+        )
+        return to_provider_batch(batch.model_dump())
+
+    def download(self, file_id: str) -> bytes:
+        response = self._call(
+            "file download",
+            lambda: self._client.files.content(file_id),
+            not_found=lambda: UnknownProviderFileError(file_id),
+        )
+        return response.content
+
+    def cancel(self, provider_batch_id: str) -> ProviderBatch:
+        batch = self._call(
+            "batch cancel",
+            lambda: self._client.batches.cancel(provider_batch_id),
+            not_found=lambda: UnknownProviderBatchError(provider_batch_id),
+        )
+        return to_provider_batch(batch.model_dump())
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        vectors: list[list[float]] = []
+        extra: dict[str, Any] = {"dimensions": self.dimensions} if _supports_dimensions(self.model) else {}
+        for start in range(0, len(texts), MAX_INPUTS_PER_EMBEDDING_REQUEST):
+            chunk = list(texts[start : start + MAX_INPUTS_PER_EMBEDDING_REQUEST])
+            response = self._call(
+                "embeddings",
+                lambda chunk=chunk: self._client.embeddings.create(model=self.model, input=chunk, **extra),
+            )
+            vectors.extend(
+                list(item.embedding) for item in sorted(response.data, key=lambda item: item.index)
+            )
+        return vectors
+
+
+def _message_of(exc: BaseException | None) -> str:
+    """The API's own message, without request details (headers could carry the key)."""
+    if isinstance(exc, openai.APIError):
+        return str(exc.message)[:500]
+    return str(exc)[:500]

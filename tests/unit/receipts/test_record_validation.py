@@ -1,0 +1,158 @@
+"""Each kind of bad record is rejected with an error naming file line, receipt id and field, while the
+good records of the same file still come through."""
+
+import json
+
+import pytest
+from receipt_builders import record
+
+from embedding_ingest.receipts.exceptions import ReceiptFileError
+from embedding_ingest.receipts.importer import read_receipts
+
+GOOD_LINES = [("HELLO SHOP", (10, 10, 200, 40)), ("TOTAL 9.00", (10, 60, 200, 90))]
+GOOD_WORDS = [(0, "HELLO", (10, 10, 90, 40)), (0, "SHOP", (100, 10, 200, 40)),
+              (1, "TOTAL", (10, 60, 90, 90)), (1, "9.00", (100, 60, 200, 90))]
+
+
+def good(receipt_id, **overrides):
+    return record(GOOD_LINES, GOOD_WORDS, receipt_id=receipt_id, **overrides)
+
+
+def broken(receipt_id, mutate):
+    value = good(receipt_id)
+    mutate(value)
+    return value
+
+
+def write(tmp_path, rows):
+    path = tmp_path / "receipts.jsonl"
+    path.write_bytes(b"".join(
+        (row if isinstance(row, bytes) else json.dumps(row).encode()) + b"\n" for row in rows
+    ))
+    return path
+
+
+def set_in(path, value):
+    def mutate(record):
+        target = record
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+    return mutate
+
+
+def delete(*path):
+    def mutate(record):
+        target = record
+        for key in path[:-1]:
+            target = target[key]
+        del target[path[-1]]
+    return mutate
+
+
+CASES = [
+    # (mutation, field named, words the problem must contain)
+    (set_in(["lines", 1, "bbox"], [10, 60, 200]), "lines[1].bbox", "4 numbers"),
+    (set_in(["words", 2, "bbox"], [10, 60, 90, 90, 5]), "words[2].bbox", "4 numbers"),
+    (set_in(["lines", 0, "bbox"], [10, "a", 200, 40]), "lines[0].bbox[1]", "number"),
+    (set_in(["lines", 0, "bbox"], [10, 10, True, 40]), "lines[0].bbox[2]", "number"),
+    (set_in(["lines", 0, "bbox"], "10,10,200,40"), "lines[0].bbox", "list"),
+    (set_in(["lines", 0, "bbox"], [200, 10, 10, 40]), "lines[0].bbox", "x0 (200) must be less than x1 (10)"),
+    (set_in(["words", 1, "bbox"], [100, 40, 200, 40]), "words[1].bbox", "y0 (40) must be less than y1 (40)"),
+    (set_in(["lines", 1, "bbox"], [10, 60, 1200, 90]), "lines[1].bbox", "outside the 1000x1000 image"),
+    (set_in(["words", 0, "bbox"], [-1, 10, 90, 40]), "words[0].bbox", "x0 -1 < 0"),
+    (set_in(["width"], 0), "width", "greater than 0"),
+    (set_in(["height"], -5), "height", "greater than 0"),
+    (set_in(["height"], "tall"), "height", "valid number"),
+    (delete("lines"), "lines", "required but missing"),
+    (delete("lines", 0, "text"), "lines[0].text", "required but missing"),
+    (set_in(["lines", 0, "text"], "   "), "lines[0].text", "empty"),
+    (set_in(["words", 1, "text"], 7), "words[1].text", "valid string"),
+    (set_in(["lines", 1, "line_id"], 0), "lines[1].line_id", "duplicate line_id 0"),
+    (set_in(["words", 3, "word_id"], 1), "words[3].word_id", "duplicate word_id 1"),
+    (set_in(["words", 3, "line_id"], 7), "words[3].line_id", "line_id 7"),
+    (set_in(["lines", 1, "line_id"], -3), "lines[1].line_id", "negative"),
+    (set_in(["lines", 1, "line_id"], "1"), "lines[1].line_id", "valid integer"),
+    (set_in(["receipt_number"], -1), "receipt_number", "negative"),
+    (set_in(["fields"], {"company": 12}), "fields.company", "valid string"),
+]
+
+
+@pytest.mark.parametrize(("mutate", "field", "problem"), CASES, ids=[case[1] for case in CASES])
+def test_bad_record_is_named_and_good_ones_survive(tmp_path, mutate, field, problem):
+    path = write(tmp_path, [good("r-1"), broken("r-bad", mutate), good("r-3")])
+    parse = read_receipts(path)
+    assert [receipt.image_id for receipt in parse.receipts] == ["r-1", "r-3"]
+    assert parse.rejected_records == 1
+    # the fault comes first; a changed line_id may also orphan that line's words (reported too)
+    first = parse.errors[0]
+    assert (first.line_number, first.receipt_id, first.field) == (2, "r-bad", field)
+    assert {(e.line_number, e.receipt_id) for e in parse.errors} == {(2, "r-bad")}
+    assert problem in parse.errors[0].problem
+    assert parse.errors[0].message.startswith(f"line 2 (receipt 'r-bad'): {field}: ")
+
+
+def test_hash_in_receipt_id_is_rejected(tmp_path):
+    parse = read_receipts(write(tmp_path, [good("a#b"), good("ok")]))
+    assert [r.image_id for r in parse.receipts] == ["ok"]
+    (error,) = parse.errors
+    assert (error.line_number, error.receipt_id, error.field) == (1, "a#b", "receipt_id")
+    assert "'#'" in error.problem
+
+
+def test_unreadable_records_are_named_by_line(tmp_path):
+    rows = [good("r-1"), b"{not json", b"[1, 2]", b"\xff\xfe{}", {"width": 5}, good("r-6")]
+    parse = read_receipts(write(tmp_path, rows))
+    assert [r.image_id for r in parse.receipts] == ["r-1", "r-6"]
+    by_line = {}
+    for error in parse.errors:
+        by_line.setdefault(error.line_number, []).append(error)
+    assert sorted(by_line) == [2, 3, 4, 5]
+    assert "not valid JSON" in by_line[2][0].problem and by_line[2][0].field == "<record>"
+    assert "JSON object, got array" in by_line[3][0].problem
+    assert "UTF-8" in by_line[4][0].problem
+    assert {e.field for e in by_line[5]} == {"receipt_id", "height", "lines", "words"}
+    assert all(e.receipt_id is None for e in parse.errors)
+    assert parse.records_read == 6 and parse.rejected_records == 4
+
+
+def test_every_problem_of_a_record_is_reported(tmp_path):
+    def many(value):
+        value["lines"][0]["bbox"] = [5, 5, 1, 1]
+        value["words"][0]["line_id"] = 9
+        value["width"] = -1
+    parse = read_receipts(write(tmp_path, [broken("r", many)]))
+    fields = [e.field for e in parse.errors]
+    assert fields == ["width", "lines[0].bbox", "lines[0].bbox", "words[0].line_id"]
+
+
+def test_duplicate_receipt_id_with_different_content_is_rejected(tmp_path):
+    changed = good("r-1")
+    changed["lines"][0]["text"] = "OTHER SHOP"
+    parse = read_receipts(write(tmp_path, [good("r-1"), changed, good("r-1"), good("r-1", receipt_number=2)]))
+    assert [(r.image_id, r.receipt_number) for r in parse.receipts] == [("r-1", 1), ("r-1", 2)]
+    assert parse.receipts[0].lines[0].text == "HELLO SHOP"  # the first one is kept
+    (error,) = parse.errors
+    assert (error.line_number, error.receipt_id, error.field) == (2, "r-1", "receipt_id")
+    assert "line 1" in error.problem and "different content" in error.problem
+    assert parse.duplicate_records == 1  # the exact repeat on line 3 is skipped, not an error
+
+
+def test_blank_lines_and_bom_are_tolerated(tmp_path):
+    path = tmp_path / "r.jsonl"
+    a, b = (json.dumps(good(name)).encode() for name in "ab")
+    path.write_bytes(b"\xef\xbb\xbf" + a + b"\n\n  \n" + b)
+    parse = read_receipts(path)
+    assert [r.image_id for r in parse.receipts] == ["a", "b"] and parse.errors == []
+    assert parse.records_read == 2
+
+
+def test_receipt_number_defaults_to_one_and_can_be_given(tmp_path):
+    rows = [good("a"), good("b", receipt_number=3), good("c", receipt_number=None)]
+    parse = read_receipts(write(tmp_path, rows))
+    assert [r.receipt_number for r in parse.receipts] == [1, 3, 1]
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ReceiptFileError, match="nope.jsonl"):
+        read_receipts(tmp_path / "nope.jsonl")

@@ -1,0 +1,162 @@
+"""One snapshot = `{prefix}snapshot.tar` (a closed persist directory, uncompressed: vectors do not
+compress) + `{prefix}manifest.json`. The archive is uploaded first and the manifest last, so a
+manifest is the commit marker: a prefix without one holds no snapshot, whatever else it holds."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import BinaryIO
+
+from pydantic import ValidationError
+
+from embedding_ingest.exceptions import InvalidInputError
+from embedding_ingest.snapshots.chroma_io import ensure_released
+from embedding_ingest.snapshots.models import (
+    Profile,
+    SnapshotManifest,
+    archive_key,
+    check_prefix,
+    manifest_key,
+)
+from embedding_ingest.stores.exceptions import CorruptObjectError, PreconditionFailedError
+from embedding_ingest.stores.ports import ObjectStore
+
+_CHUNK = 1024 * 1024
+
+
+class _HashingWriter:
+    """File-like sink for tarfile's streaming mode that hashes and counts what passes through."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self._out.write(data)
+        self.sha256.update(data)
+        self.size += len(data)
+        return len(data)
+
+
+def _normalized(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mtime = 0
+    return info
+
+
+def pack_dir(persist_dir: Path, archive_path: Path) -> tuple[str, int]:
+    """Stream a closed persist directory into an uncompressed tar; returns (sha256 hex, size)."""
+    ensure_released(persist_dir)
+    with archive_path.open("wb") as raw:
+        sink = _HashingWriter(raw)
+        with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+            for dirpath, dirnames, filenames in os.walk(persist_dir):
+                dirnames.sort()
+                for name in sorted(filenames):
+                    path = Path(dirpath) / name
+                    if path.is_symlink() or not path.is_file():
+                        continue
+                    tar.add(path, arcname=path.relative_to(persist_dir).as_posix(), recursive=False,
+                            filter=_normalized)
+        raw.flush()
+        os.fsync(raw.fileno())
+    return sink.sha256.hexdigest(), sink.size
+
+
+def upload_snapshot(store: ObjectStore, prefix: str, archive_path: Path, *, sha256: str, size: int,
+                    collection: str, count: int, dimensions: int, model: str, profile: Profile,
+                    sources: list[str], create_only: bool, added: int | None = None,
+                    added_ids_digest: str | None = None) -> SnapshotManifest:
+    """Archive first, manifest last. `create_only` is for content-addressed prefixes: an existing
+    object there already holds these exact bytes, so losing the create race is success."""
+    check_prefix(prefix)
+    manifest = SnapshotManifest(key=prefix, archive_key=archive_key(prefix), collection=collection,
+                                count=count, dimensions=dimensions, model=model, sha256=sha256,
+                                archive_bytes=size, profile=profile, created_at=time.time(),
+                                sources=list(sources), added=added, added_ids_digest=added_ids_digest)
+    with contextlib.suppress(PreconditionFailedError):  # create_only: the same bytes are there
+        store.upload_file(manifest.archive_key, archive_path, if_none_match=create_only)
+    try:
+        store.put_json(manifest_key(prefix), manifest.model_dump(mode="json"), if_none_match=True)
+    except PreconditionFailedError:
+        # Someone committed this prefix first (a concurrent or earlier run): theirs stands.
+        return read_manifest(store, prefix)
+    return manifest
+
+
+def read_manifest(store: ObjectStore, prefix: str) -> SnapshotManifest:
+    """Raises ObjectNotFoundError (no manifest: nothing committed) or CorruptObjectError."""
+    key = manifest_key(check_prefix(prefix))
+    raw = store.get_json(key)
+    try:
+        manifest = SnapshotManifest.model_validate(raw)
+    except ValidationError as exc:
+        raise CorruptObjectError(key, f"not a snapshot manifest ({exc.error_count()} problems: "
+                                      f"{exc.errors()[0]['loc']} {exc.errors()[0]['msg']})") from exc
+    if manifest.key != prefix:
+        raise CorruptObjectError(key, f"manifest describes prefix {manifest.key!r}, not {prefix!r}")
+    return manifest
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _safe_extract(archive_path: Path, dest: Path, key: str) -> None:
+    """Only regular files and folders, only inside `dest` (tarfile's data filter refuses absolute
+    paths, '..', links out of the tree and device files)."""
+    try:
+        with tarfile.open(archive_path, mode="r:") as tar:
+            for member in tar:
+                if not (member.isfile() or member.isdir()):
+                    raise CorruptObjectError(key, f"archive member {member.name!r} is not a regular file")
+                tar.extract(member, dest, filter="data")
+    except tarfile.TarError as exc:  # includes the data filter's refusals (path traversal)
+        raise CorruptObjectError(key, f"unreadable or unsafe tar archive ({exc})") from exc
+    except EOFError as exc:
+        raise CorruptObjectError(key, "tar archive is truncated") from exc
+
+
+def materialize(store: ObjectStore, prefix: str, dest: Path) -> Path:
+    """Download, verify and unpack the snapshot at `prefix` into `dest` (absent or empty) and return
+    `dest`. Nothing is left at `dest` if verification fails."""
+    manifest = read_manifest(store, prefix)
+    dest = Path(dest)
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise InvalidInputError(f"cannot materialize {prefix!r} into {dest}: it exists and is not empty")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.unpack-"))
+    try:
+        archive_path = staging / "archive.tar"
+        store.download_file(manifest.archive_key, archive_path)
+        size = archive_path.stat().st_size
+        if size != manifest.archive_bytes:
+            raise CorruptObjectError(manifest.archive_key,
+                                     f"archive has {size} bytes, manifest says {manifest.archive_bytes}")
+        actual = _sha256_of(archive_path)
+        if actual != manifest.sha256:
+            raise CorruptObjectError(manifest.archive_key,
+                                     f"sha256 {actual} does not match manifest {manifest.sha256}")
+        unpacked = staging / "tree"
+        unpacked.mkdir()
+        _safe_extract(archive_path, unpacked, manifest.archive_key)
+        archive_path.unlink()
+        if dest.exists():
+            dest.rmdir()
+        os.replace(unpacked, dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return dest

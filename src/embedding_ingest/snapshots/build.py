@@ -1,0 +1,154 @@
+"""Building snapshots: from pages of records (deltas, intermediates) and by merging snapshots.
+
+Both are idempotent on the target prefix: a committed manifest there is returned as is, so a step
+that runs twice builds once. Both count unique ids in against records out and raise on a
+difference (lesson 4), and both read sources a page at a time (lesson 12)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from embedding_ingest.config import Settings
+from embedding_ingest.exceptions import InvalidInputError
+from embedding_ingest.snapshots import chroma_io
+from embedding_ingest.snapshots.archive import materialize, pack_dir, read_manifest, upload_snapshot
+from embedding_ingest.snapshots.exceptions import (
+    ModelMismatchError,
+    SnapshotConflictError,
+    SnapshotCountMismatchError,
+)
+from embedding_ingest.snapshots.models import Profile, RecordPage, SnapshotManifest, check_prefix
+from embedding_ingest.stores.exceptions import ObjectNotFoundError
+from embedding_ingest.stores.ports import ObjectStore
+
+MERGE_PAGE_SIZE = 1000
+
+
+def existing_manifest(store: ObjectStore, prefix: str) -> SnapshotManifest | None:
+    try:
+        return read_manifest(store, prefix)
+    except ObjectNotFoundError:
+        return None
+
+
+def write_snapshot(store: ObjectStore, prefix: str, pages: Iterable[RecordPage], *, collection: str,
+                   dimensions: int, model: str, profile: Profile = "cheap",
+                   settings: Settings | None = None) -> SnapshotManifest:
+    """Build a snapshot of `pages` in a temp dir and commit it at `prefix`. Later pages win for a
+    repeated id. `settings` only tunes the "quality" profile."""
+    check_prefix(prefix)
+    if dimensions <= 0:
+        raise InvalidInputError(f"snapshot {prefix!r}: dimensions must be positive, got {dimensions}")
+    done = existing_manifest(store, prefix)
+    if done is not None:
+        return done
+    with tempfile.TemporaryDirectory(prefix="snapshot-build-") as tmp:
+        persist_dir = Path(tmp) / "chroma"
+        with chroma_io.open_client(persist_dir) as client:
+            col = chroma_io.create_collection(client, collection, profile, settings)
+            written = chroma_io.upsert_pages(client, col, pages, dimensions=dimensions,
+                                             where=f"snapshot {prefix!r}")
+            count = col.count()
+            del col
+        if count != len(written):
+            raise SnapshotCountMismatchError(f"snapshot {prefix!r}", len(written), count)
+        return _pack_and_upload(store, prefix, persist_dir, Path(tmp), collection=collection,
+                                count=count, dimensions=dimensions, model=model, profile=profile,
+                                sources=[])
+
+
+def _pack_and_upload(store: ObjectStore, prefix: str, persist_dir: Path, scratch: Path,
+                     **fields: Any) -> SnapshotManifest:
+    archive_path = scratch / "snapshot.tar"
+    sha256, size = pack_dir(persist_dir, archive_path)
+    try:
+        return upload_snapshot(store, prefix, archive_path, sha256=sha256, size=size,
+                               create_only=False, **fields)
+    finally:
+        archive_path.unlink(missing_ok=True)
+
+
+def check_compatible(manifests: Sequence[SnapshotManifest], *, model: str | None = None,
+                     dimensions: int | None = None) -> tuple[str, int]:
+    """All sources must share one model and width (empty snapshots of width 0 fit anything)."""
+    for manifest in manifests:
+        if model is None:
+            model = manifest.model
+        elif manifest.model != model:
+            raise ModelMismatchError(f"snapshot {manifest.key!r} holds vectors of model {manifest.model!r}, "
+                                     f"expected {model!r}; they cannot share a collection")
+        if manifest.dimensions == 0:
+            continue
+        if dimensions in (None, 0):
+            dimensions = manifest.dimensions
+        elif manifest.dimensions != dimensions:
+            raise ModelMismatchError(f"snapshot {manifest.key!r} has {manifest.dimensions}-d vectors, "
+                                     f"expected {dimensions}-d")
+    if model is None:
+        raise InvalidInputError("no source snapshots and no model to build with")
+    return model, dimensions or 0
+
+
+def upsert_snapshot_into(store: ObjectStore, manifest: SnapshotManifest, client, target, *,
+                         dimensions: int, scratch: Path) -> set[str]:
+    """Download one source snapshot and upsert its records page by page; returns its ids."""
+    source_dir = materialize(store, manifest.key, scratch / "source")
+    try:
+        ids = chroma_io.upsert_pages(client, target,
+                                     chroma_io.iter_pages(source_dir, manifest.collection, MERGE_PAGE_SIZE),
+                                     dimensions=dimensions, where=f"source {manifest.key!r}")
+    finally:
+        shutil.rmtree(source_dir, ignore_errors=True)
+    if len(ids) != manifest.count:
+        raise SnapshotCountMismatchError(f"source {manifest.key!r}", manifest.count, len(ids))
+    return ids
+
+
+def merge_snapshots(store: ObjectStore, sources: Sequence[str], target_prefix: str, *, collection: str,
+                    profile: Profile = "cheap", settings: Settings | None = None) -> SnapshotManifest:
+    """Upsert every source's records (by id) into one snapshot at `target_prefix`."""
+    check_prefix(target_prefix)
+    wanted = sorted(set(sources))
+    if not wanted:
+        raise InvalidInputError(f"merge into {target_prefix!r} needs at least one source snapshot")
+    done = existing_manifest(store, target_prefix)
+    if done is not None:
+        if sorted(done.sources) != wanted:
+            raise SnapshotConflictError(f"{target_prefix!r} already holds a merge of {done.sources}, "
+                                        f"not of {wanted}")
+        return done
+    manifests = [read_manifest(store, check_prefix(prefix)) for prefix in wanted]
+    model, dimensions = check_compatible(manifests)
+    # Fast path (tooling notes): start from a copy of the largest source when it is already the
+    # collection and index profile we want, and upsert only the others into it.
+    largest = max(manifests, key=lambda m: m.count)
+    base = largest if (largest.profile == profile and largest.collection == collection) else None
+    with tempfile.TemporaryDirectory(prefix="snapshot-merge-") as tmp:
+        scratch = Path(tmp)
+        persist_dir = scratch / "chroma"
+        unique: set[str] = set()
+        if base is not None:
+            materialize(store, base.key, persist_dir)
+        with chroma_io.open_client(persist_dir) as client:
+            if base is not None:
+                target = chroma_io.get_collection(client, collection)
+                unique.update(chroma_io.iter_ids(client, target))
+                if len(unique) != base.count:
+                    raise SnapshotCountMismatchError(f"source {base.key!r}", base.count, len(unique))
+            else:
+                target = chroma_io.create_collection(client, collection, profile, settings)
+            for manifest in manifests:
+                if manifest is not base:
+                    unique |= upsert_snapshot_into(store, manifest, client, target,
+                                                   dimensions=dimensions, scratch=scratch)
+            count = target.count()
+            del target
+        if count != len(unique):
+            raise SnapshotCountMismatchError(f"merge into {target_prefix!r}", len(unique), count)
+        return _pack_and_upload(store, target_prefix, persist_dir, scratch, collection=collection,
+                                count=count, dimensions=dimensions, model=model, profile=profile,
+                                sources=wanted)

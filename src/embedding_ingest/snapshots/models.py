@@ -1,0 +1,113 @@
+"""Value types of the snapshot lifecycle: pages of records, the manifest (commit marker of a snapshot
+prefix), and the results of publishing and querying."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from embedding_ingest.exceptions import InvalidInputError
+from embedding_ingest.snapshots.exceptions import DimensionMismatchError
+from embedding_ingest.stores.records import SnapshotVersion
+
+Profile = Literal["cheap", "quality"]
+ARCHIVE_NAME = "snapshot.tar"
+MANIFEST_NAME = "manifest.json"
+
+
+def archive_key(prefix: str) -> str:
+    return f"{prefix}{ARCHIVE_NAME}"
+
+
+def manifest_key(prefix: str) -> str:
+    return f"{prefix}{MANIFEST_NAME}"
+
+
+def check_prefix(prefix: str) -> str:
+    if not isinstance(prefix, str) or not prefix or not prefix.endswith("/") or prefix.startswith("/"):
+        raise InvalidInputError(f"snapshot prefix must be a relative key ending in '/', got {prefix!r}")
+    return prefix
+
+
+@dataclass(frozen=True)
+class RecordPage:
+    """A bounded slice of a collection: row i of every field belongs to ids[i]."""
+
+    ids: list[str]
+    embeddings: np.ndarray  # float32, shape (len(ids), dimensions)
+    metadatas: list[dict[str, Any]]
+    documents: list[str]
+
+    def __post_init__(self) -> None:
+        embeddings = np.asarray(self.embeddings, dtype=np.float32)
+        if embeddings.ndim != 2 and len(self.ids) == 0:
+            embeddings = embeddings.reshape(0, 0)
+        object.__setattr__(self, "embeddings", embeddings)
+        n = len(self.ids)
+        if embeddings.ndim != 2 or embeddings.shape[0] != n:
+            raise InvalidInputError(f"page of {n} ids has embeddings of shape {embeddings.shape}")
+        if len(self.metadatas) != n or len(self.documents) != n:
+            raise InvalidInputError(f"page of {n} ids has {len(self.metadatas)} metadatas and "
+                                    f"{len(self.documents)} documents")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def dimensions(self) -> int:
+        return int(self.embeddings.shape[1])
+
+    def validate(self, dimensions: int, where: str) -> None:
+        """Raise naming the first bad record: empty id, wrong width, or non-finite values."""
+        for index, item_id in enumerate(self.ids):
+            if not isinstance(item_id, str) or not item_id:
+                raise InvalidInputError(f"{where}: record #{index} has an empty or non-string id {item_id!r}")
+        if len(self) and self.dimensions != dimensions:
+            raise DimensionMismatchError(f"{where}: record {self.ids[0]!r} has {self.dimensions} "
+                                         f"dimensions, expected {dimensions}")
+        finite = np.isfinite(self.embeddings).all(axis=1) if len(self) else np.ones(0, bool)
+        if not finite.all():
+            bad = self.ids[int(np.argmin(finite))]
+            raise InvalidInputError(f"{where}: record {bad!r} has a NaN or infinite embedding value")
+        for item_id, doc in zip(self.ids, self.documents, strict=True):
+            if not isinstance(doc, str):
+                raise InvalidInputError(f"{where}: record {item_id!r} has a non-string document")
+
+
+class SnapshotManifest(BaseModel):
+    """`{prefix}manifest.json`. Written after the archive, so its presence means the archive is complete."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    key: str  # the snapshot prefix
+    archive_key: str
+    collection: str
+    count: int = Field(ge=0)
+    dimensions: int = Field(ge=0)  # 0 only for an empty snapshot of unknown width
+    model: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    archive_bytes: int = Field(ge=0)
+    profile: Profile
+    created_at: float  # epoch seconds
+    sources: list[str] = Field(default_factory=list)
+    # Published versions only: what this publish merged in, so a re-run can report it unchanged.
+    added: int | None = None
+    added_ids_digest: str | None = None
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    version: SnapshotVersion
+    total_embeddings: int  # records in the published snapshot
+    added_embeddings: int  # unique records merged in from the sources of this publish
+    published_ids_digest: str  # sha256 of the sorted, newline-joined ids merged in from the sources
+
+
+class QueryHit(NamedTuple):
+    id: str
+    distance: float
+    document: str
+    metadata: dict[str, Any]

@@ -41,11 +41,6 @@ def check_number(component: str, value: object) -> int:
     return value
 
 
-def receipt_ref(image_id: str, receipt_number: int) -> str:
-    """"image_id#receipt_number", the shape BatchSummary.receipt_refs holds."""
-    return f"{check_image_id(image_id)}#{check_number('receipt_number', receipt_number)}"
-
-
 def line_item_id(image_id: str, receipt_number: int, line_id: int) -> str:
     return (
         f"IMAGE#{check_image_id(image_id)}"

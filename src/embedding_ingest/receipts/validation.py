@@ -160,7 +160,11 @@ def validate_record(record: dict[str, Any], line_number: int) -> Receipt | list[
 
     if errors.found:
         return errors.found
-    return _build_receipt(raw, receipt_number)
+    try:
+        return _build_receipt(raw, receipt_number)
+    except ValidationError as exc:  # only reachable through float extremes the checks above miss
+        errors.add(RECORD, f"cannot be represented: {exc.errors(include_url=False)[0]['msg']}")
+        return errors.found
 
 
 def _build_receipt(raw: _RawRecord, receipt_number: int) -> Receipt:
@@ -224,6 +228,8 @@ def _check_box(errors: _Collector, where: str, bbox: list[float], width: float, 
         errors.add(field, f"y0 ({_num(y0)}) must be less than y1 ({_num(y1)}) in {shown}")
     if not image_ok:
         return
+    if x0 < x1 and y0 < y1 and ((x1 - x0) / width == 0 or (y1 - y0) / height == 0):
+        errors.add(field, f"box {shown} is too small to measure on a {_num(width)}x{_num(height)} image")
     outside = [
         f"{name} {_num(value)} < 0" for name, value in (("x0", x0), ("y0", y0)) if value < 0
     ] + [
@@ -243,11 +249,24 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return path or RECORD
 
 
+# pydantic's words for type errors name our private classes; say it in JSON terms instead
+_EXPECTED = {
+    "model_type": "must be a JSON object",
+    "dict_type": "must be a JSON object",
+    "list_type": "must be a JSON array",
+    "int_type": "must be an integer",
+    "float_type": "must be a number",
+    "finite_number": "must be a finite number",
+    "string_type": "must be a string",
+}
+
+
 def _describe(detail: Any) -> str:
     if detail["type"] == "missing":
         return "is required but missing"
-    message = detail["msg"]
-    message = message[:1].lower() + message[1:]
+    message = _EXPECTED.get(detail["type"])
+    if message is None:
+        message = detail["msg"][:1].lower() + detail["msg"][1:]
     return f"{message}, got {_json_type(detail['input'])} {_short(detail['input'])}"
 
 
@@ -263,4 +282,5 @@ def _short(value: object, limit: int = 40) -> str:
 
 
 def _num(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(value)
+    """Pixels as written (50, 130.6), without a float's '.0' or a 300-digit expansion."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else repr(value)

@@ -4,10 +4,14 @@ good records of the same file still come through."""
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from receipt_builders import record
 
 from embedding_ingest.receipts.exceptions import ReceiptFileError
 from embedding_ingest.receipts.importer import read_receipts
+from embedding_ingest.receipts.models import Receipt
+from embedding_ingest.receipts.validation import validate_record
 
 GOOD_LINES = [("HELLO SHOP", (10, 10, 200, 40)), ("TOTAL 9.00", (10, 60, 200, 90))]
 GOOD_WORDS = [(0, "HELLO", (10, 10, 90, 40)), (0, "SHOP", (100, 10, 200, 40)),
@@ -54,27 +58,27 @@ CASES = [
     # (mutation, field named, words the problem must contain)
     (set_in(["lines", 1, "bbox"], [10, 60, 200]), "lines[1].bbox", "4 numbers"),
     (set_in(["words", 2, "bbox"], [10, 60, 90, 90, 5]), "words[2].bbox", "4 numbers"),
-    (set_in(["lines", 0, "bbox"], [10, "a", 200, 40]), "lines[0].bbox[1]", "number"),
-    (set_in(["lines", 0, "bbox"], [10, 10, True, 40]), "lines[0].bbox[2]", "number"),
-    (set_in(["lines", 0, "bbox"], "10,10,200,40"), "lines[0].bbox", "list"),
+    (set_in(["lines", 0, "bbox"], [10, "a", 200, 40]), "lines[0].bbox[1]", "number, got string \"a\""),
+    (set_in(["lines", 0, "bbox"], [10, 10, True, 40]), "lines[0].bbox[2]", "number, got boolean true"),
+    (set_in(["lines", 0, "bbox"], "10,10,200,40"), "lines[0].bbox", "must be a JSON array"),
     (set_in(["lines", 0, "bbox"], [200, 10, 10, 40]), "lines[0].bbox", "x0 (200) must be less than x1 (10)"),
     (set_in(["words", 1, "bbox"], [100, 40, 200, 40]), "words[1].bbox", "y0 (40) must be less than y1 (40)"),
     (set_in(["lines", 1, "bbox"], [10, 60, 1200, 90]), "lines[1].bbox", "outside the 1000x1000 image"),
     (set_in(["words", 0, "bbox"], [-1, 10, 90, 40]), "words[0].bbox", "x0 -1 < 0"),
     (set_in(["width"], 0), "width", "greater than 0"),
     (set_in(["height"], -5), "height", "greater than 0"),
-    (set_in(["height"], "tall"), "height", "valid number"),
+    (set_in(["height"], "tall"), "height", "must be a number"),
     (delete("lines"), "lines", "required but missing"),
     (delete("lines", 0, "text"), "lines[0].text", "required but missing"),
     (set_in(["lines", 0, "text"], "   "), "lines[0].text", "empty"),
-    (set_in(["words", 1, "text"], 7), "words[1].text", "valid string"),
+    (set_in(["words", 1, "text"], 7), "words[1].text", "must be a string, got integer 7"),
     (set_in(["lines", 1, "line_id"], 0), "lines[1].line_id", "duplicate line_id 0"),
     (set_in(["words", 3, "word_id"], 1), "words[3].word_id", "duplicate word_id 1"),
     (set_in(["words", 3, "line_id"], 7), "words[3].line_id", "line_id 7"),
     (set_in(["lines", 1, "line_id"], -3), "lines[1].line_id", "negative"),
-    (set_in(["lines", 1, "line_id"], "1"), "lines[1].line_id", "valid integer"),
+    (set_in(["lines", 1, "line_id"], "1"), "lines[1].line_id", "must be an integer"),
     (set_in(["receipt_number"], -1), "receipt_number", "negative"),
-    (set_in(["fields"], {"company": 12}), "fields.company", "valid string"),
+    (set_in(["fields"], {"company": 12}), "fields.company", "must be a string"),
 ]
 
 
@@ -156,3 +160,30 @@ def test_receipt_number_defaults_to_one_and_can_be_given(tmp_path):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ReceiptFileError, match="nope.jsonl"):
         read_receipts(tmp_path / "nope.jsonl")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+record_keys = st.sampled_from(["receipt_id", "receipt_number", "width", "height", "lines", "words", "fields"])
+item_keys = st.sampled_from(["line_id", "word_id", "text", "bbox"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_no_record_crashes_validation(data):
+    """Whatever a record holds, validation answers with a Receipt or with named errors, never raises."""
+    value = good("fuzz")
+    for _ in range(data.draw(st.integers(1, 3))):
+        where = data.draw(st.sampled_from(["record", "line", "word"]))
+        if where == "record":
+            value[data.draw(record_keys)] = data.draw(json_values)
+        else:
+            items = value["lines"] if where == "line" else value["words"]
+            if isinstance(items, list) and items and isinstance(items[0], dict):
+                items[0][data.draw(item_keys)] = data.draw(json_values | st.lists(st.floats(), max_size=5))
+    outcome = validate_record(value, line_number=9)
+    if not isinstance(outcome, Receipt):
+        assert outcome and all(e.line_number == 9 and e.field and e.problem for e in outcome)

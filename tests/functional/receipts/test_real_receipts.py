@@ -103,3 +103,22 @@ def test_unknown_merchant_is_left_out_not_nulled(sroie_path, tmp_path):
     items = build_items(receipt)
     assert items and all("merchant_name" not in item.metadata for item in items)
     assert all(item.metadata["source"] == "sroie2019-task1-train" for item in items)
+
+
+def test_real_items_are_accepted_by_chroma(sroie_by_id, tmp_path):
+    """Chroma refuses None metadata: every item of a real receipt must store and filter as written."""
+    import chromadb
+    import numpy as np
+
+    items = build_items(sroie_by_id["sroie-000"])
+    client = chromadb.PersistentClient(path=str(tmp_path / "chroma"))
+    try:
+        collection = client.create_collection("words", embedding_function=None)
+        vectors = np.random.default_rng(0).random((len(items), 8), dtype=np.float32)
+        collection.add(ids=[i.item_id for i in items], embeddings=vectors,
+                       metadatas=[i.metadata for i in items], documents=[i.text for i in items])
+        found = collection.get(where={"$and": [{"line_id": 9}, {"left": "DATE:"}]})
+        assert found["documents"] == ["25/12/2018"]
+        assert found["metadatas"][0]["merchant_name"] == "BOOK TA .K (TAMAN DAYA) SDN BHD"
+    finally:
+        client.close()

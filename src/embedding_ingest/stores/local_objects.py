@@ -48,11 +48,13 @@ def _validate_key(key: str) -> None:
 
 
 def _validate_prefix(prefix: str) -> None:
-    if prefix == "":
-        return
-    # A prefix may end mid-segment or with "/"; validate its complete segments like a key.
-    head = prefix[:-1] if prefix.endswith("/") else prefix
-    _validate_key(head)
+    # A prefix may end mid-name ("snap" matches "snapshot/x"); its complete segments pick the
+    # folder to walk, so they must be safe like a key's. The partial tail only filters names.
+    folder, _, tail = prefix.rpartition("/")
+    if folder:
+        _validate_key(folder)
+    if "\\" in tail or "\x00" in tail:
+        raise InvalidInputError(f"list prefix {prefix!r} must use '/' separators only")
 
 
 def _new_hasher() -> hashlib._Hash:

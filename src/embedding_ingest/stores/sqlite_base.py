@@ -100,8 +100,9 @@ class SqliteConnections:
     # them could touch the parent's WAL state.
     _inherited: list[sqlite3.Connection] = []
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.path = Path(path)
+        self.busy_timeout_ms = int(busy_timeout_ms)
         self._local = threading.local()
         self._all: list[tuple[int, sqlite3.Connection]] = []
         self._all_guard = threading.Lock()
@@ -109,11 +110,11 @@ class SqliteConnections:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn()  # create the file and schema now, so errors surface at construction
 
-    def __getstate__(self) -> dict[str, str]:
-        return {"path": str(self.path)}
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": str(self.path), "busy_timeout_ms": self.busy_timeout_ms}
 
-    def __setstate__(self, state: dict[str, str]) -> None:
-        self.__init__(Path(state["path"]))  # type: ignore[misc]
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(Path(state["path"]), busy_timeout_ms=state["busy_timeout_ms"])  # type: ignore[misc]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r})"
@@ -128,9 +129,9 @@ class SqliteConnections:
             self._inherited.append(held[1])
         with self._translated("opening"):
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                   timeout=BUSY_TIMEOUT_MS / 1000)
+                                   timeout=self.busy_timeout_ms / 1000)
             conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             if self._schema_ready_pid != pid:

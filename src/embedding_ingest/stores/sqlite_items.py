@@ -203,8 +203,6 @@ class SqliteItemsAndBatches(SqliteConnections):
             return [_summary_from_row(row) for row in conn.execute(sql, params)]
 
     def update_batch(self, batch_id: str, **changes: Any) -> BatchSummary:
-        if changes.get("batch_id", batch_id) != batch_id:
-            raise InvalidInputError(f"batch {batch_id!r}: batch_id cannot be changed")
         with self._write(f"updating batch {batch_id!r}") as conn:
             row = conn.execute("SELECT record FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
             if row is None:

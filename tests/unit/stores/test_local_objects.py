@@ -1,0 +1,104 @@
+"""LocalObjectStore specifics beyond the shared contract: key safety, layout, streaming, pickling."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from embedding_ingest.exceptions import InvalidInputError
+from embedding_ingest.stores.exceptions import PreconditionFailedError
+from embedding_ingest.stores.local_objects import LocalObjectStore
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalObjectStore:
+    return LocalObjectStore(tmp_path / "objects")
+
+
+@pytest.mark.parametrize("key", ["/etc/passwd", "../escape", "a/../../escape", "a//b", "a/./b", "",
+                                 "trailing/", ".objstore/lock", "back\\slash"])
+def test_unsafe_keys_are_refused_naming_the_key(store: LocalObjectStore, tmp_path: Path, key: str) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        store.put_bytes(key, b"x")
+    assert repr(key) in str(caught.value)
+    with pytest.raises(InvalidInputError):
+        store.get_bytes(key)
+    assert not (tmp_path / "escape").exists()
+
+
+def test_keys_map_to_files_under_root(store: LocalObjectStore, tmp_path: Path) -> None:
+    store.put_bytes("snapshots/lines/v1/manifest.json", b"{}")
+    assert (tmp_path / "objects" / "snapshots/lines/v1/manifest.json").read_bytes() == b"{}"
+    assert store.location == str((tmp_path / "objects").resolve())
+
+
+def test_internal_files_are_never_listed(store: LocalObjectStore) -> None:
+    store.put_bytes("a", b"1")
+    assert [info.key for info in store.list("")] == ["a"]
+    assert [info.key for info in store.list(".")] == []
+
+
+def test_a_key_used_as_folder_cannot_also_be_an_object(store: LocalObjectStore) -> None:
+    store.put_bytes("deltas/run-1/part", b"1")
+    with pytest.raises(InvalidInputError, match="deltas/run-1"):
+        store.put_bytes("deltas/run-1", b"2")
+    store.put_bytes("file", b"1")
+    with pytest.raises(InvalidInputError, match="file/child"):
+        store.put_bytes("file/child", b"2")
+    assert store.get_bytes("deltas/run-1/part") == b"1" and store.get_bytes("file") == b"1"
+
+
+def test_failed_conditional_put_leaves_no_temp_files(store: LocalObjectStore, tmp_path: Path) -> None:
+    store.put_bytes("k", b"1", if_none_match=True)
+    with pytest.raises(PreconditionFailedError):
+        store.put_bytes("k", b"2", if_none_match=True)
+    assert list((tmp_path / "objects" / ".objstore" / "tmp").iterdir()) == []
+
+
+def test_delete_drops_emptied_folders_but_keeps_root(store: LocalObjectStore, tmp_path: Path) -> None:
+    store.put_bytes("a/b/c/obj", b"1")
+    store.put_bytes("a/keep", b"1")
+    store.delete("a/b/c/obj")
+    root = tmp_path / "objects"
+    assert not (root / "a" / "b").exists() and (root / "a" / "keep").exists()
+    store.delete("a/keep")
+    assert root.is_dir() and not (root / "a").exists()
+
+
+def test_etag_is_a_content_hash_stable_across_instances(store: LocalObjectStore) -> None:
+    first = store.put_bytes("one", b"same bytes")
+    second = store.put_bytes("two", b"same bytes")
+    reopened = pickle.loads(pickle.dumps(store))
+    assert first == second == reopened.head("one").etag
+    assert reopened.get_bytes("two") == b"same bytes" and reopened.location == store.location
+
+
+def test_large_files_are_streamed_not_loaded(store: LocalObjectStore, tmp_path: Path) -> None:
+    source = tmp_path / "big.bin"
+    with source.open("wb") as fh:
+        for _ in range(16):
+            fh.write(os.urandom(1024 * 1024))
+    tracemalloc.start()
+    try:
+        store.upload_file("big/archive.tar", source)
+        store.download_file("big/archive.tar", tmp_path / "back" / "big.bin")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 1024 * 1024, f"peak Python allocation {peak} bytes for a 16 MB file"
+    assert (tmp_path / "back" / "big.bin").read_bytes() == source.read_bytes()
+
+
+def test_upload_of_missing_local_file_names_it(store: LocalObjectStore, tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="absent.tar"):
+        store.upload_file("k", tmp_path / "absent.tar")
+    assert store.head("k") is None
+
+
+def test_put_refuses_non_bytes(store: LocalObjectStore) -> None:
+    with pytest.raises(InvalidInputError, match="'k'"):
+        store.put_bytes("k", "text, not bytes")  # type: ignore[arg-type]

@@ -1,0 +1,163 @@
+"""SqliteLedger specifics beyond the shared contract: processes, busy/corrupt files, validation."""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+import sqlite3
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from embedding_ingest.exceptions import InvalidInputError
+from embedding_ingest.stores.exceptions import CorruptObjectError, StoreUnavailableError
+from embedding_ingest.stores.ports import Ledger
+from embedding_ingest.stores.records import (
+    BatchSummary,
+    BatchType,
+    EmbeddingItem,
+    EmbeddingStatus,
+    ItemKind,
+    SnapshotVersion,
+)
+from embedding_ingest.stores.sqlite_ledger import SqliteLedger
+
+
+def item(n: int, kind: ItemKind = ItemKind.LINE) -> EmbeddingItem:
+    return EmbeddingItem(item_id=f"{kind.value}-{n:05d}", kind=kind, image_id="IMG", receipt_number=1,
+                         line_id=n, word_id=n if kind is ItemKind.WORD else None, text="t",
+                         embed_text="t")
+
+
+def summary(batch_id: str, count: int) -> BatchSummary:
+    return BatchSummary(batch_id=batch_id, batch_type=BatchType.LINE_EMBEDDING,
+                        submitted_at=time.time(), item_count=count)
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> SqliteLedger:
+    ledger = SqliteLedger(tmp_path / "ledger.sqlite3")
+    yield ledger
+    ledger.close()
+
+
+def test_implements_the_ledger_port(ledger: SqliteLedger) -> None:
+    assert isinstance(ledger, Ledger)
+
+
+def _add_in_child(ledger: SqliteLedger, queue) -> None:
+    try:
+        queue.put(ledger.add_items([item(100), item(101)]))
+    except BaseException as exc:
+        queue.put(repr(exc))
+
+
+def test_same_instance_keeps_working_after_fork(ledger: SqliteLedger) -> None:
+    ledger.add_items([item(1)])  # the parent has an open connection before forking
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_add_in_child, args=(ledger, queue))
+    child.start()
+    assert queue.get(timeout=60) == 2
+    child.join(timeout=30)
+    assert sorted(ledger.get_items([item(1).item_id, item(100).item_id, item(101).item_id])) == [
+        item(1).item_id, item(100).item_id, item(101).item_id]
+
+
+def test_pickles_by_path(ledger: SqliteLedger) -> None:
+    ledger.add_items([item(1)])
+    reopened = pickle.loads(pickle.dumps(ledger))
+    assert reopened.path == ledger.path
+    assert list(reopened.get_items([item(1).item_id])) == [item(1).item_id]
+    reopened.close()
+
+
+def test_many_threads_share_one_instance(ledger: SqliteLedger) -> None:
+    def add(start: int) -> int:
+        return ledger.add_items(item(n) for n in range(start, start + 300))
+
+    with ThreadPoolExecutor(4) as pool:
+        added = list(pool.map(add, [0, 300, 600, 150]))  # the last overlaps two others
+    assert sum(added) == 900
+    assert ledger.count_items(ItemKind.LINE)[EmbeddingStatus.NONE] == 900
+
+
+def test_writer_held_elsewhere_gives_a_transient_error_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "busy.sqlite3"
+    ledger = SqliteLedger(path, busy_timeout_ms=50)
+    ledger.add_items([item(1)])
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreUnavailableError, match="busy.sqlite3") as caught:
+            ledger.add_items([item(2)])
+        assert caught.value.transient
+        # WAL: readers are not blocked by the writer.
+        assert list(ledger.get_items([item(1).item_id])) == [item(1).item_id]
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert ledger.add_items([item(2)]) == 1
+    ledger.close()
+
+
+def test_a_file_that_is_not_a_database_is_reported_as_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    path.write_bytes(b"this is not an SQLite database, just some text " * 100)
+    with pytest.raises(CorruptObjectError, match="ledger.sqlite3"):
+        SqliteLedger(path)
+
+
+def test_claim_refuses_items_of_the_other_kind_and_empty_claims(ledger: SqliteLedger) -> None:
+    ledger.add_items([item(1), item(2, ItemKind.WORD)])
+    with pytest.raises(InvalidInputError, match="word-00002"):
+        ledger.claim_batch(summary("b1", 2), [item(1).item_id, item(2, ItemKind.WORD).item_id])
+    with pytest.raises(InvalidInputError, match="b2"):
+        ledger.claim_batch(summary("b2", 0), [])
+    assert ledger.count_items()[EmbeddingStatus.PENDING] == 0
+
+
+def test_update_batch_rejects_bad_changes_naming_the_batch(ledger: SqliteLedger) -> None:
+    ledger.add_items([item(1)])
+    ledger.claim_batch(summary("b1", 1), [item(1).item_id])
+    with pytest.raises(InvalidInputError, match="b1"):
+        ledger.update_batch("b1", status="NOT-A-STATUS")
+    with pytest.raises(InvalidInputError, match="b1"):
+        ledger.update_batch("b1", no_such_field=1)
+    assert ledger.get_batch("b1").updated_at is None  # nothing was written
+
+
+def test_the_published_version_cannot_be_forgotten(ledger: SqliteLedger) -> None:
+    lease = ledger.acquire_lock("lines", "me", 30)
+    ledger.publish_version(SnapshotVersion(database="lines", version="v1", key="s/v1/", count=1,
+                                           dimensions=3, model="m", published_at=1.0,
+                                           fencing_token=lease.fencing_token),
+                           expected_current=None, lease=lease)
+    with pytest.raises(InvalidInputError, match="v1"):
+        ledger.forget_version("lines", "v1")
+    assert ledger.get_published("lines").version == "v1"
+
+
+def test_lock_ttl_must_be_positive(ledger: SqliteLedger) -> None:
+    with pytest.raises(InvalidInputError, match="ttl"):
+        ledger.acquire_lock("lines", "me", 0)
+    assert ledger.current_lease("lines") is None
+
+
+def test_close_then_use_reopens(ledger: SqliteLedger) -> None:
+    ledger.add_items([item(1)])
+    done = threading.Event()
+
+    def use_from_thread() -> None:
+        ledger.get_items([item(1).item_id])
+        done.set()
+
+    worker = threading.Thread(target=use_from_thread)
+    worker.start()
+    worker.join()
+    assert done.is_set()
+    ledger.close()  # closes the worker thread's connection too
+    assert list(ledger.get_items([item(1).item_id])) == [item(1).item_id]

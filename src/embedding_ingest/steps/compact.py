@@ -4,8 +4,6 @@ and checks each source against the count the previous step reported."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from embedding_ingest.contracts import IntermediateRef, MergeChunkGroupEvent, ProcessChunkEvent
 from embedding_ingest.snapshots import SnapshotManifest, merge_snapshots, read_manifest
 from embedding_ingest.steps.context import StepContext
@@ -13,7 +11,7 @@ from embedding_ingest.steps.exceptions import EmbeddingCountMismatchError, StepI
 from embedding_ingest.steps.keys import chunk_intermediate_prefix, group_merged_prefix, key_part
 from embedding_ingest.steps.logs import logger, step_log_context
 from embedding_ingest.steps.offload import CHUNK_LIST, GROUP_LIST, parse_event, pick, read_offloaded
-from embedding_ingest.stores.exceptions import CorruptObjectError, ObjectNotFoundError
+from embedding_ingest.stores.exceptions import CorruptObjectError
 
 STEP = "embedding-vector-compact"
 
@@ -61,27 +59,24 @@ def source_manifests(ctx: StepContext, reported: dict[str, int | None]) -> dict[
     for key, count in reported.items():
         manifest = read_manifest(ctx.objects, key)
         if count is not None and manifest.count != count:
-            raise EmbeddingCountMismatchError(key, count, manifest.count, [key])
+            raise EmbeddingCountMismatchError(
+                f"snapshot {key!r} (the previous step reported its count)", count, manifest.count)
         manifests[key] = manifest
     return manifests
 
 
 def merge_counted(ctx: StepContext, target: str, reported: dict[str, int | None]) -> SnapshotManifest:
     """Merge `reported`'s snapshots into `target`; the result must hold exactly the sum of their counts.
-    A rerun finds the finished target (same sources, same count) and merges nothing."""
+    A rerun finds the committed target (merge_snapshots returns it) and the counts are checked again."""
     if not reported:
         raise StepInputError(f"nothing to merge into {target!r}: no sources")
     sources = list(reported)
     manifests = source_manifests(ctx, reported)
     collection = _one_collection(manifests, target)
     expected = sum(m.count for m in manifests.values())
-    existing = _finished_target(ctx, target, sources, expected)
-    if existing is not None:
-        logger.info("merge already done", extra={"target": target, "count": existing.count})
-        return existing
     merged = merge_snapshots(ctx.objects, sources, target, collection=collection, profile="cheap")
     if merged.count != expected:
-        raise EmbeddingCountMismatchError(target, expected, merged.count, sources)
+        raise EmbeddingCountMismatchError(f"merge of {sources} into {target!r}", expected, merged.count)
     logger.info("merged snapshots", extra={"target": target, "sources": len(sources), "count": merged.count})
     return merged
 
@@ -91,14 +86,3 @@ def _one_collection(manifests: dict[str, SnapshotManifest], target: str) -> str:
     if len(collections) != 1:
         raise StepInputError(f"sources of {target!r} mix collections {sorted(collections)}")
     return collections.pop()
-
-
-def _finished_target(ctx: StepContext, target: str, sources: Sequence[str],
-                     expected: int) -> SnapshotManifest | None:
-    try:
-        manifest = read_manifest(ctx.objects, target)
-    except ObjectNotFoundError:
-        return None
-    if list(manifest.sources) == list(sources) and manifest.count == expected:
-        return manifest
-    return None

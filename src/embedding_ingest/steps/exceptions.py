@@ -40,9 +40,7 @@ class OffloadedIndexError(InvalidInputError):
 class EmbeddingCountMismatchError(TerminalError):
     """A merge produced a different number of embeddings than went in (lesson 4: never lose any)."""
 
-    def __init__(self, target: str, expected: int, actual: int, sources: list[str]) -> None:
-        super().__init__(f"merge into {target!r} holds {actual} embeddings but its {len(sources)} "
-                         f"source(s) hold {expected}: {sources}")
-        self.target = target
+    def __init__(self, what: str, expected: int, actual: int) -> None:
+        super().__init__(f"{what}: expected {expected} embeddings, found {actual}")
         self.expected = expected
         self.actual = actual

@@ -1,6 +1,7 @@
 """Step 15, FinalMerge (embedding-vector-compact, operation final_merge): publish the next snapshot
 version from this run's intermediates, under the database's lock.
 
+A rerun with the same intermediates publishes nothing new (publish_next_version recognises it).
 It raises on every failure (lesson 3): a merge that returned an error payload let the workflow mark
 batches complete whose embeddings were never published. A busy lock raises LockNotAcquiredError,
 which is transient, so the workflow's Retry waits and tries again.
@@ -11,7 +12,7 @@ from __future__ import annotations
 import time
 
 from embedding_ingest.contracts import FinalMergeEvent, FinalMergeOutcome, FinalMergeResult
-from embedding_ingest.snapshots import publish_next_version, read_manifest
+from embedding_ingest.snapshots import publish_next_version
 from embedding_ingest.steps.compact import source_manifests
 from embedding_ingest.steps.context import StepContext
 from embedding_ingest.steps.exceptions import EmbeddingCountMismatchError, StepInputError
@@ -38,28 +39,23 @@ def final_merge(event: dict, ctx: StepContext) -> dict:
         expected = sum(m.count for m in source_manifests(ctx, reported).values())
         with HeldLock(ctx.ledger, database, unique_owner("final-merge", batch_id),
                       ctx.settings.lock_ttl_seconds) as held:
-            current = ctx.ledger.get_published(database)
-            if current is not None and _already_published(ctx, current, sources):
-                logger.info("intermediates already published", extra={"version": current.version})
-                return _result(batch_id, database, current, current.count, 0, started,
-                               "Already published; nothing new to merge")
             assert held.lease is not None
+            lease_token = held.lease.fencing_token
             outcome = publish_next_version(ctx.objects, ctx.ledger, held.lease, database=database,
                                            sources=sources, settings=ctx.settings)
         if outcome.added_embeddings != expected:
-            raise EmbeddingCountMismatchError(f"published version {outcome.version.version}", expected,
-                                              outcome.added_embeddings, sources)
-        logger.info("published snapshot", extra={"version": outcome.version.version,
+            raise EmbeddingCountMismatchError(
+                f"publish of {sources} as {database} version {outcome.version.version}", expected,
+                outcome.added_embeddings)
+        # publish_next_version recognises a rerun (same sources as the current version) and returns
+        # that version instead of publishing again; its fencing token tells the two apart.
+        rerun = outcome.version.fencing_token != lease_token
+        logger.info("published snapshot", extra={"version": outcome.version.version, "rerun": rerun,
                                                   "total": outcome.total_embeddings,
                                                   "added": outcome.added_embeddings})
+        message = "Already published by an earlier run" if rerun else "Final merge completed successfully"
         return _result(batch_id, database, outcome.version, outcome.total_embeddings,
-                       outcome.added_embeddings, started, "Final merge completed successfully")
-
-
-def _already_published(ctx: StepContext, current: SnapshotVersion, sources: list[str]) -> bool:
-    """A rerun after a successful publish: the current version was built from exactly these sources."""
-    published = read_manifest(ctx.objects, current.key)
-    return set(sources) <= set(published.sources)
+                       outcome.added_embeddings, started, message)
 
 
 def _result(batch_id: str, database: str, version: SnapshotVersion, total: int, added: int,

@@ -9,6 +9,8 @@ Summary statuses written here:
 
 from __future__ import annotations
 
+from pydantic import TypeAdapter
+
 from embedding_ingest.contracts import PendingBatchRef, PollAction, PollEvent, PollManifest, PollResult
 from embedding_ingest.providers.base import ProviderBatch, ProviderBatchStatus
 from embedding_ingest.providers.exceptions import UnknownProviderBatchError
@@ -28,6 +30,7 @@ from embedding_ingest.stores.records import (
 )
 
 STEP = "embedding-poll"
+POLL_MANIFEST = TypeAdapter(PollManifest)
 
 _STILL_WORKING = {
     ProviderBatchStatus.VALIDATING: BatchStatus.VALIDATING,
@@ -50,7 +53,7 @@ def kind_of(batch_type: BatchType) -> ItemKind:
 def resolve_batch(request: PollEvent, ctx: StepContext) -> PendingBatchRef:
     """The batch this iteration polls: from the manifest, the inline list, or the event itself."""
     if request.manifest_s3_key:
-        manifest = read_offloaded(ctx.objects, request.manifest_s3_key, PollManifest)
+        manifest = read_offloaded(ctx.objects, request.manifest_s3_key, POLL_MANIFEST)
         entry = pick(manifest.batches, _index(request), request.manifest_s3_key)
         return PendingBatchRef(batch_id=entry.batch_id, openai_batch_id=entry.openai_batch_id)
     if request.pending_batches is not None:

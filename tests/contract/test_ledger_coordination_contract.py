@@ -73,10 +73,11 @@ def test_expired_lock_is_taken_over_with_a_higher_token(ledger: Ledger) -> None:
 
 
 def test_heartbeat_extends_only_the_owners_lease(ledger: Ledger) -> None:
-    lease = ledger.acquire_lock("lines", "exec-A", SHORT_TTL)
+    # A TTL long enough that the heartbeat surely comes first, even on a loaded machine.
+    lease = ledger.acquire_lock("lines", "exec-A", 1.0)
     extended = ledger.heartbeat(lease, 30)
     assert extended.fencing_token == lease.fencing_token and extended.expires_at > lease.expires_at
-    expire()
+    time.sleep(1.1)
     assert ledger.current_lease("lines") == extended  # still held thanks to the heartbeat
     impostor = extended.model_copy(update={"owner": "exec-B"})
     with pytest.raises(LockLostError):

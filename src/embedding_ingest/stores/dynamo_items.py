@@ -1,0 +1,257 @@
+"""Lines and words in DynamoDB: idempotent import, status queries, and the all-or-nothing claim.
+
+A claim spans several TransactWriteItems (at most 25 operations each, the summary in the first), so
+it is made atomic by hand: when a later group finds an item that is no longer NONE, the groups
+already written are rolled back (items first, the summary last) and ClaimConflictError is raised.
+If the process dies mid-claim, the summary exists with part of the items PENDING in it; running
+the same claim again completes it, because items already PENDING in this batch are skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from embedding_ingest.exceptions import InvalidInputError
+from embedding_ingest.stores.dynamo_base import (
+    TRANSACTION_LIMIT,
+    Attributes,
+    DynamoBase,
+    chunked,
+    record_attributes,
+    record_from,
+)
+from embedding_ingest.stores.dynamo_schema import (
+    batch_items_partition,
+    batch_key,
+    batch_sort_key,
+    batch_status_partition,
+    embedding_status_partition,
+    is_canonical_item_id,
+    item_key,
+)
+from embedding_ingest.stores.exceptions import ClaimConflictError
+from embedding_ingest.stores.records import (
+    MAX_ATTEMPTS,
+    BatchSummary,
+    EmbeddingItem,
+    EmbeddingStatus,
+    ItemKind,
+)
+
+_SHOWN_IDS = 5  # ids named in an error message
+
+
+def _some(ids: Sequence[str]) -> str:
+    shown = ", ".join(ids[:_SHOWN_IDS])
+    return shown + (f" and {len(ids) - _SHOWN_IDS} more" if len(ids) > _SHOWN_IDS else "")
+
+
+def item_attributes(item: EmbeddingItem) -> Attributes:
+    if is_canonical_item_id(item.item_id) and item_key(item.item_id) != _canonical_key_of(item):
+        raise InvalidInputError(
+            f"item {item.item_id!r}: its id names a different image/receipt/line/word than its fields")
+    attributes = {**record_attributes(item), **item_key(item.item_id),
+                  "GSI2PK": {"S": embedding_status_partition(item.kind, item.embedding_status)},
+                  "GSI2SK": {"S": item.item_id}}
+    if item.batch_id is not None:
+        attributes["GSI3PK"] = {"S": batch_items_partition(item.batch_id)}
+        attributes["GSI3SK"] = {"S": item.item_id}
+    return attributes
+
+
+def _canonical_key_of(item: EmbeddingItem) -> Attributes:
+    sk = f"RECEIPT#{item.receipt_number:05d}#LINE#{item.line_id:05d}"
+    if item.word_id is not None:
+        sk += f"#WORD#{item.word_id:05d}"
+    return {"PK": {"S": f"IMAGE#{item.image_id}"}, "SK": {"S": sk}}
+
+
+def summary_attributes(summary: BatchSummary) -> Attributes:
+    return {**record_attributes(summary), **batch_key(summary.batch_id),
+            "GSI1PK": {"S": batch_status_partition(summary.status)},
+            "GSI1SK": {"S": batch_sort_key(summary.batch_type, summary.submitted_at, summary.batch_id)}}
+
+
+class DynamoItems(DynamoBase):
+    # -- import and reads ----------------------------------------------------------------------
+    def add_items(self, items: Iterable[EmbeddingItem]) -> int:
+        unique: dict[str, EmbeddingItem] = {}
+        for item in items:
+            unique.setdefault(item.item_id, item)
+        present = set(self.get_items(list(unique)))
+        absent = [item_attributes(item) for item_id, item in unique.items() if item_id not in present]
+        added = 0
+        for group in chunked(absent, TRANSACTION_LIMIT):
+            added += self._put_absent(list(group))
+        return added
+
+    def _put_absent(self, group: list[Attributes]) -> int:
+        """Create-if-absent for a group; items created meanwhile by someone else are left alone."""
+        while group:
+            reasons = self._transact([
+                {"Put": {"Item": attributes, "ConditionExpression": "attribute_not_exists(PK)"}}
+                for attributes in group])
+            if reasons is None:
+                return len(group)
+            group = [attributes for attributes, reason in zip(group, reasons, strict=True)
+                     if reason != "ConditionalCheckFailed"]
+        return 0
+
+    def get_items(self, item_ids: Sequence[str]) -> dict[str, EmbeddingItem]:
+        keys = [item_key(item_id) for item_id in dict.fromkeys(item_ids)]
+        found = (record_from(EmbeddingItem, raw) for raw in self._batch_get(keys))
+        return {item.item_id: item for item in found}
+
+    def find_items(self, kind: ItemKind, status: EmbeddingStatus, *, limit: int | None = None,
+                   batch_id: str | None = None) -> list[EmbeddingItem]:
+        if limit is not None and limit <= 0:
+            return []
+        if batch_id is None:
+            raws = self._query(
+                IndexName="GSI2", KeyConditionExpression="GSI2PK = :p",
+                ExpressionAttributeValues={":p": {"S": embedding_status_partition(kind, status)}},
+                page_size=limit)
+        else:
+            raws = self._query(
+                IndexName="GSI3", KeyConditionExpression="GSI3PK = :p",
+                FilterExpression="embedding_status = :s AND #kind = :k",
+                ExpressionAttributeNames={"#kind": "kind"},
+                ExpressionAttributeValues={":p": {"S": batch_items_partition(batch_id)},
+                                           ":s": {"S": EmbeddingStatus(status).value},
+                                           ":k": {"S": ItemKind(kind).value}})
+        found = []
+        for raw in raws:
+            found.append(record_from(EmbeddingItem, raw))
+            if limit is not None and len(found) >= limit:
+                break
+        return found
+
+    def count_items(self, kind: ItemKind | None = None) -> dict[EmbeddingStatus, int]:
+        kinds = [ItemKind(kind)] if kind is not None else list(ItemKind)
+        return {status: sum(self._count(IndexName="GSI2", KeyConditionExpression="GSI2PK = :p",
+                                        ExpressionAttributeValues={
+                                            ":p": {"S": embedding_status_partition(k, status)}})
+                            for k in kinds)
+                for status in EmbeddingStatus}
+
+    # -- claim -------------------------------------------------------------------------------
+    def claim_batch(self, summary: BatchSummary, item_ids: Sequence[str]) -> None:
+        ids = list(dict.fromkeys(item_ids))
+        current = self.get_items(ids)
+        missing = [item_id for item_id in ids if item_id not in current]
+        if missing:
+            raise InvalidInputError(f"batch {summary.batch_id}: cannot claim unknown items {_some(missing)}")
+        mine = {item_id for item_id, item in current.items() if item.batch_id == summary.batch_id
+                and item.embedding_status in (EmbeddingStatus.PENDING, EmbeddingStatus.SUCCESS)}
+        taken = [item_id for item_id in ids
+                 if item_id not in mine and current[item_id].embedding_status is not EmbeddingStatus.NONE]
+        if taken:
+            raise ClaimConflictError(
+                f"batch {summary.batch_id}: items no longer NONE: {_some(taken)}")
+        to_claim = [item_id for item_id in ids if item_id not in mine]
+        summary_exists = self._get(batch_key(summary.batch_id)) is not None
+        if summary_exists and not to_claim:
+            return  # a rerun of a finished claim
+
+        operations: list[dict[str, Any]] = []
+        if not summary_exists:
+            operations.append({"Put": {"Item": summary_attributes(summary),
+                                       "ConditionExpression": "attribute_not_exists(PK)"}})
+        operations += [self._claim_operation(summary.batch_id, current[item_id]) for item_id in to_claim]
+
+        written: list[str] = []
+        summary_written = False
+        for group in chunked(operations, TRANSACTION_LIMIT):
+            reasons = self._transact(group)
+            group_ids = [self._operation_item_id(operation) for operation in group]
+            if reasons is not None:
+                lost = [item_id or f"summary {summary.batch_id}"
+                        for item_id, reason in zip(group_ids, reasons, strict=True)
+                        if reason == "ConditionalCheckFailed"]
+                self._roll_back_claim(summary.batch_id, written, drop_summary=summary_written)
+                raise ClaimConflictError(
+                    f"batch {summary.batch_id}: claimed concurrently, nothing kept: {_some(lost)}")
+            written += [item_id for item_id in group_ids if item_id is not None]
+            summary_written = not summary_exists
+
+    @staticmethod
+    def _operation_item_id(operation: dict[str, Any]) -> str | None:
+        update = operation.get("Update")
+        return update["ExpressionAttributeValues"][":id"]["S"] if update else None
+
+    def _claim_operation(self, batch_id: str, item: EmbeddingItem) -> dict[str, Any]:
+        return {"Update": {
+            "Key": item_key(item.item_id),
+            "UpdateExpression": "SET embedding_status = :pending, batch_id = :b, GSI2PK = :g2, "
+                                "GSI3PK = :g3, GSI3SK = :id",
+            "ConditionExpression": "embedding_status = :none",
+            "ExpressionAttributeValues": {
+                ":pending": {"S": EmbeddingStatus.PENDING.value},
+                ":none": {"S": EmbeddingStatus.NONE.value},
+                ":b": {"S": batch_id},
+                ":g2": {"S": embedding_status_partition(item.kind, EmbeddingStatus.PENDING)},
+                ":g3": {"S": batch_items_partition(batch_id)},
+                ":id": {"S": item.item_id}}}}
+
+    def _roll_back_claim(self, batch_id: str, item_ids: list[str], *, drop_summary: bool) -> None:
+        # Items first: if this is interrupted, the summary still exists and a rerun completes it.
+        items = self.get_items(item_ids)
+
+        def undo(item: EmbeddingItem) -> None:
+            self._conditional(
+                "update_item", Key=item_key(item.item_id),
+                UpdateExpression="SET embedding_status = :none, GSI2PK = :g2 "
+                                 "REMOVE batch_id, GSI3PK, GSI3SK",
+                ConditionExpression="embedding_status = :pending AND batch_id = :b",
+                ExpressionAttributeValues={
+                    ":none": {"S": EmbeddingStatus.NONE.value},
+                    ":pending": {"S": EmbeddingStatus.PENDING.value},
+                    ":b": {"S": batch_id},
+                    ":g2": {"S": embedding_status_partition(item.kind, EmbeddingStatus.NONE)}})
+
+        self._parallel(undo, items.values())
+        if drop_summary:
+            self._conditional("delete_item", Key=batch_key(batch_id),
+                              ConditionExpression="attribute_exists(PK)")
+
+    # -- after the provider answered ----------------------------------------------------------
+    def release_items(self, batch_id: str, errors: Mapping[str, str]) -> int:
+        current = self.get_items(list(errors))
+        pending = [item for item in current.values()
+                   if item.embedding_status is EmbeddingStatus.PENDING and item.batch_id == batch_id]
+
+        def release(item: EmbeddingItem) -> bool:
+            attempts = item.attempts + 1
+            status = EmbeddingStatus.FAILED if attempts >= MAX_ATTEMPTS else EmbeddingStatus.NONE
+            return self._conditional(
+                "update_item", Key=item_key(item.item_id),
+                UpdateExpression="SET embedding_status = :s, attempts = :a, last_error = :e, GSI2PK = :g2 "
+                                 "REMOVE batch_id, GSI3PK, GSI3SK",
+                # `attempts = :seen` makes a concurrent second release of the same item a no-op
+                ConditionExpression="embedding_status = :pending AND batch_id = :b AND attempts = :seen",
+                ExpressionAttributeValues={
+                    ":s": {"S": status.value}, ":a": {"N": str(attempts)},
+                    ":e": {"S": str(errors[item.item_id])},
+                    ":g2": {"S": embedding_status_partition(item.kind, status)},
+                    ":pending": {"S": EmbeddingStatus.PENDING.value}, ":b": {"S": batch_id},
+                    ":seen": {"N": str(item.attempts)}}) is not None
+
+        return sum(self._parallel(release, pending))
+
+    def mark_items_succeeded(self, batch_id: str, item_ids: Sequence[str]) -> int:
+        current = self.get_items(item_ids)
+        pending = [item for item in current.values()
+                   if item.embedding_status is EmbeddingStatus.PENDING and item.batch_id == batch_id]
+
+        def succeed(item: EmbeddingItem) -> bool:
+            return self._conditional(
+                "update_item", Key=item_key(item.item_id),
+                UpdateExpression="SET embedding_status = :success, GSI2PK = :g2",
+                ConditionExpression="embedding_status = :pending AND batch_id = :b",
+                ExpressionAttributeValues={
+                    ":success": {"S": EmbeddingStatus.SUCCESS.value},
+                    ":pending": {"S": EmbeddingStatus.PENDING.value}, ":b": {"S": batch_id},
+                    ":g2": {"S": embedding_status_partition(item.kind, EmbeddingStatus.SUCCESS)}}) is not None
+
+        return sum(self._parallel(succeed, pending))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,19 @@ from embedding_ingest.stores.local_objects import LocalObjectStore
 from embedding_ingest.stores.ports import Ledger, ObjectStore
 from embedding_ingest.stores.sqlite_ledger import SqliteLedger
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))  # tests/support has no package
+
+# S3 and DynamoDB adapters on moto's real-HTTP server (fixtures from tests/support/moto_server.py)
+from moto_server import (  # noqa: E402, F401
+    dynamo_ledger,
+    dynamodb_client,
+    dynamodb_table,
+    moto_endpoint,
+    s3_bucket,
+    s3_client,
+    s3_object_store,
+)
+
 
 @dataclass(frozen=True)
 class Adapter:
@@ -31,9 +45,11 @@ class Adapter:
 
 OBJECT_STORES: dict[str, Adapter] = {
     "local": Adapter("local_object_store", cross_process=True),
+    "s3": Adapter("s3_object_store", cross_process=True),
 }
 LEDGERS: dict[str, Adapter] = {
     "sqlite": Adapter("sqlite_ledger", cross_process=True),
+    "dynamodb": Adapter("dynamo_ledger", cross_process=True),
 }
 
 

@@ -49,6 +49,7 @@ class InjectedFailure:
     remaining: int
     method: str | None  # None matches any
     path_prefix: str | None
+    after_handling: bool  # do the work, then answer the error: a response lost on the way back
 
 
 @dataclass(frozen=True)
@@ -69,11 +70,18 @@ class FakeOpenAI:
 
     # -- test controls ----------------------------------------------------------------------------
     def fail_next(
-        self, times: int, *, status: int = 500, method: str | None = None, path: str | None = None
+        self,
+        times: int,
+        *,
+        status: int = 500,
+        method: str | None = None,
+        path: str | None = None,
+        after_handling: bool = False,
     ) -> None:
-        """Answer the next `times` requests matching method/path prefix (e.g. "/v1/batches") with `status`."""
+        """Answer the next `times` requests matching method and path prefix (e.g. "/v1/batches") with
+        `status`; with `after_handling` the request takes effect first (the client just never hears)."""
         with self._lock:
-            self._failures.append(InjectedFailure(status, times, method, path))
+            self._failures.append(InjectedFailure(status, times, method, path, after_handling))
 
     def set_faults(self, **changes: Any) -> None:
         """Change the fault plan new batches start with (FaultPlan fields)."""
@@ -97,7 +105,9 @@ class FakeOpenAI:
         handler = type("BoundHandler", (_Handler,), {"fake": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-openai", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -111,7 +121,7 @@ class FakeOpenAI:
         return openai.OpenAI(api_key=API_KEY, base_url=self.base_url, **options)
 
     # -- request handling (called from server threads) --------------------------------------------
-    def _take_failure(self, method: str, path: str) -> int | None:
+    def _take_failure(self, method: str, path: str) -> InjectedFailure | None:
         with self._lock:
             for failure in self._failures:
                 matches = (failure.method in (None, method)) and (
@@ -119,7 +129,7 @@ class FakeOpenAI:
                 )
                 if matches and failure.remaining > 0:
                     failure.remaining -= 1
-                    return failure.status
+                    return failure
         return None
 
     def _record(self, method: str, path: str, status: int) -> None:
@@ -132,9 +142,16 @@ class FakeOpenAI:
         if headers.get("Authorization") != f"Bearer {API_KEY}":
             raise ApiError(401, "Incorrect API key provided.", "authentication_error")
         injected = self._take_failure(method, path)
+        if injected is not None and not injected.after_handling:
+            raise _injected_error(injected.status)
+        answer = self._route(method, path, query, headers, body)
         if injected is not None:
-            kind = "rate_limit_error" if injected == 429 else "server_error"
-            raise ApiError(injected, f"injected HTTP {injected}", kind)
+            raise _injected_error(injected.status)
+        return answer
+
+    def _route(
+        self, method: str, path: str, query: dict[str, str], headers: Any, body: bytes
+    ) -> tuple[int, Any]:
         parts = path.strip("/").split("/")
         if parts[:1] != ["v1"]:
             raise ApiError(404, f"unknown path {path}")
@@ -224,6 +241,7 @@ class FakeOpenAI:
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeOpenAI
     protocol_version = "HTTP/1.1"  # keep-alive, as the SDK expects
+    disable_nagle_algorithm = True  # headers and body go out separately: no 40 ms delayed-ACK stalls
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass  # quiet test output
@@ -257,6 +275,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib naming
         self._serve("POST")
+
+
+def _injected_error(status: int) -> ApiError:
+    return ApiError(
+        status, f"injected HTTP {status}", "rate_limit_error" if status == 429 else "server_error"
+    )
 
 
 def _error_body(message: str, error_type: str) -> dict[str, Any]:

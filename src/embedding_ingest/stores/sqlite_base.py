@@ -7,6 +7,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -92,20 +93,39 @@ def placeholders(n: int) -> str:
     return ",".join("?" * n)
 
 
+class _ThreadConnection:
+    """One thread's connection. Only that thread's local storage holds it strongly, so it is
+    closed when the thread ends (no leaked file handles from short-lived worker threads)."""
+
+    __slots__ = ("pid", "conn", "__weakref__")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.pid = os.getpid()
+        self.conn = conn
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.conn.close()
+
+    def __del__(self) -> None:
+        if self.pid == os.getpid():
+            self.close()
+
+
 class SqliteConnections:
     """Base of the ledger's parts. Holds only the path; connections are per thread and per process
     (a connection must not cross a fork), so instances pickle and reopen by path."""
 
-    # Connections inherited through fork are kept referenced, never closed in the child: closing
-    # them could touch the parent's WAL state.
-    _inherited: list[sqlite3.Connection] = []
+    # Connections inherited through fork stay referenced and are never closed in the child:
+    # closing them there could disturb the parent's locks and WAL.
+    _inherited: list[_ThreadConnection] = []
 
     def __init__(self, path: Path | str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.path = Path(path)
         self.busy_timeout_ms = int(busy_timeout_ms)
         self._local = threading.local()
-        self._all: list[tuple[int, sqlite3.Connection]] = []
-        self._all_guard = threading.Lock()
+        self._opened: list[weakref.ref[_ThreadConnection]] = []
+        self._opened_guard = threading.Lock()
         self._schema_ready_pid: int | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn()  # create the file and schema now, so errors surface at construction
@@ -121,40 +141,43 @@ class SqliteConnections:
 
     # -- connections ----------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
-        pid = os.getpid()
-        held = getattr(self._local, "conn", None)
-        if held is not None and held[0] == pid:
-            return held[1]
+        held: _ThreadConnection | None = getattr(self._local, "held", None)
+        if held is not None and held.pid == os.getpid():
+            return held.conn
         if held is not None:
-            self._inherited.append(held[1])
+            self._inherited.append(held)
         with self._translated("opening"):
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                    timeout=self.busy_timeout_ms / 1000)
-            conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            if self._schema_ready_pid != pid:
-                try:
-                    conn.executescript("BEGIN IMMEDIATE;\n" + SCHEMA + "\nCOMMIT;")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-                self._schema_ready_pid = pid
-        self._local.conn = (pid, conn)
-        with self._all_guard:
-            self._all.append((pid, conn))
+            try:
+                self._prepare(conn)
+            except BaseException:
+                conn.close()
+                raise
+        held = _ThreadConnection(conn)
+        self._local.held = held
+        with self._opened_guard:
+            self._opened = [ref for ref in self._opened if ref() is not None]
+            self._opened.append(weakref.ref(held))
         return conn
 
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        if self._schema_ready_pid != os.getpid():
+            conn.executescript("BEGIN IMMEDIATE;\n" + SCHEMA + "\nCOMMIT;")
+            self._schema_ready_pid = os.getpid()
+
     def close(self) -> None:
-        """Close every connection this process opened (from any thread)."""
-        pid = os.getpid()
-        with self._all_guard:
-            mine = [conn for owner, conn in self._all if owner == pid]
-            self._all = [(owner, conn) for owner, conn in self._all if owner != pid]
-        for conn in mine:
-            conn.close()
+        """Close every connection this process opened (from any thread); later calls reopen."""
+        with self._opened_guard:
+            opened, self._opened = self._opened, []
+        for ref in opened:
+            held = ref()
+            if held is not None and held.pid == os.getpid():
+                held.close()
         self._local = threading.local()
 
     # -- transactions ---------------------------------------------------------------------------

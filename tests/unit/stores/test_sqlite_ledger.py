@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import pickle
 import sqlite3
@@ -10,6 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
 import pytest
 
 from embedding_ingest.exceptions import InvalidInputError
@@ -161,3 +163,23 @@ def test_close_then_use_reopens(ledger: SqliteLedger) -> None:
     assert done.is_set()
     ledger.close()  # closes the worker thread's connection too
     assert list(ledger.get_items([item(1).item_id])) == [item(1).item_id]
+
+
+def test_short_lived_threads_do_not_leak_file_handles(ledger: SqliteLedger) -> None:
+    me = psutil.Process()
+
+    def handles() -> int:
+        return sum(1 for f in me.open_files() if f.path.startswith(str(ledger.path)))
+
+    ledger.add_items([item(1)])
+    for _ in range(3):  # each round: 8 fresh threads, each opening its own connection
+        threads = [threading.Thread(target=ledger.get_items, args=([item(1).item_id],))
+                   for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    gc.collect()
+    # SQLite keeps a few closed connections' descriptors for reuse (POSIX lock rules), so the
+    # count is small and bounded, not zero; a leak would leave at least one per thread (24+).
+    assert handles() < 12, f"{handles()} handles still open on {ledger.path} after 24 finished threads"

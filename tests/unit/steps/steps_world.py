@@ -13,6 +13,7 @@ from embedding_ingest.config import Settings
 from embedding_ingest.providers.batch_files import encode_request
 from embedding_ingest.providers.local import LocalBatchProvider
 from embedding_ingest.receipts.ids import line_item_id, word_item_id
+from embedding_ingest.runtime import LOCAL_DEFAULT_MODEL
 from embedding_ingest.steps.context import StepContext
 from embedding_ingest.steps.poll import poll
 from embedding_ingest.stores.local_objects import LocalObjectStore
@@ -23,11 +24,15 @@ DIMENSIONS = 16
 
 
 def make_context(root: Path, **provider_options) -> StepContext:
+    """The same layout runtime.build_step_context uses for these settings (so invoke_local agrees),
+    with a provider that finishes a batch on its first retrieve unless a test asks otherwise."""
     settings = Settings(home=root, embedding_dimensions=DIMENSIONS, lock_ttl_seconds=30)
-    provider = LocalBatchProvider(root / "provider", dimensions=DIMENSIONS, polls_per_stage=0,
+    provider = LocalBatchProvider(root / "provider", model=settings.embedding_model or LOCAL_DEFAULT_MODEL,
+                                  dimensions=DIMENSIONS,
+                                  polls_per_stage=provider_options.pop("polls_per_stage", 0),
                                   **provider_options)
-    return StepContext(objects=LocalObjectStore(root / "objects"), ledger=SqliteLedger(root / "ledger.db"),
-                       provider=provider, settings=settings)
+    return StepContext(objects=LocalObjectStore(settings.objects_dir),
+                       ledger=SqliteLedger(settings.ledger_path), provider=provider, settings=settings)
 
 
 def make_items(count: int, *, kind: ItemKind = ItemKind.LINE,
@@ -63,9 +68,19 @@ def poll_batch(ctx: StepContext, summary: BatchSummary) -> dict:
     return poll({"batch_id": summary.batch_id, "openai_batch_id": summary.provider_batch_id}, ctx)
 
 
-def finish_at_provider(ctx: StepContext, summary: BatchSummary) -> str:
-    """Drive the provider batch to its end without our poll step; returns its final status."""
-    return ctx.provider.retrieve(summary.provider_batch_id).status.value
+def polled(ctx: StepContext, count: int, *, kind: ItemKind = ItemKind.LINE,
+           metadata: dict | None = None) -> tuple[list[EmbeddingItem], BatchSummary, dict]:
+    """A submitted batch of `count` new items, polled once (so it has its delta)."""
+    items = make_items(count, kind=kind)
+    summary = submit_batch(ctx, items, metadata=metadata)
+    return items, summary, poll_batch(ctx, summary)
+
+
+def filler_poll_results(count: int) -> list[dict]:
+    """Poll results of batches still waiting at the provider: weight in the payload, nothing to merge."""
+    return [{"batch_id": f"waiting-{n:05d}", "openai_batch_id": f"batch_waiting_{n:05d}",
+             "batch_status": "in_progress", "action": "wait", "collection": "lines", "database": "lines"}
+            for n in range(count)]
 
 
 def rewrite_output_file(ctx: StepContext, summary: BatchSummary,

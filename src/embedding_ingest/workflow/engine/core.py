@@ -1,0 +1,124 @@
+"""The pieces every state shares: the run's services, a branch of execution (the top-level flow or one
+Map iteration), a program (StartAt + States) and the State base class with the common fields."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from embedding_ingest.workflow.exceptions import StatesFailure
+from embedding_ingest.workflow.history import HistoryRecorder
+from embedding_ingest.workflow.invokers import Invoker
+from embedding_ingest.workflow.limits import check_payload, to_json
+from embedding_ingest.workflow.paths import apply_input_path
+
+COMMON_FIELDS = frozenset({"Type", "Comment", "Next", "End", "InputPath", "OutputPath"})
+
+
+def iso_time(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Run:
+    """Execution-wide services, shared by every branch (thread-safe)."""
+
+    history: HistoryRecorder
+    invoker: Invoker
+    sleep: Callable[[float], None]
+    clock: Callable[[], float]
+    rng: random.Random
+    execution: dict[str, Any]  # $$.Execution
+    state_machine: dict[str, Any]  # $$.StateMachine
+    max_map_threads: int
+    rng_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def jitter(self, upper: float) -> float:
+        with self.rng_lock:
+            return self.rng.uniform(0.0, upper)
+
+
+@dataclass
+class Branch:
+    """One thread of execution; remembers its latest event so previousEventId links stay per-branch."""
+
+    run: Run
+    last_event: int
+
+    def record(self, event_type: str, details: dict[str, Any] | None = None) -> int:
+        self.last_event = self.run.history.record(event_type, details, previous=self.last_event)
+        return self.last_event
+
+    def context(self, state: str, entered_time: str, *, retry_count: int = 0,
+                map_item: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The context object ($$) a state sees."""
+        ctx: dict[str, Any] = {
+            "Execution": self.run.execution,
+            "StateMachine": self.run.state_machine,
+            "State": {"Name": state, "EnteredTime": entered_time, "RetryCount": retry_count},
+        }
+        if map_item is not None:
+            ctx["Map"] = {"Item": map_item}
+        return ctx
+
+
+class State:
+    """Base of every construct: Entered/Exited events, payload limits, InputPath/OutputPath, Next/End.
+
+    Subclasses implement `run(branch, raw_input, context) -> (next_state | None, output)`."""
+
+    type_name: ClassVar[str]
+    fields: ClassVar[frozenset[str]] = COMMON_FIELDS
+    terminal: ClassVar[bool] = False  # Succeed/Fail: no Next/End
+    has_transition: ClassVar[bool] = True  # Choice: routes by rules instead
+
+    def __init__(self, name: str, spec: dict[str, Any]) -> None:
+        self.name = name
+        self.spec = spec
+        self.next_state: str | None = spec.get("Next")
+        self.input_path: str | None = spec.get("InputPath", "$")
+        self.output_path: str | None = spec.get("OutputPath", "$")
+
+    def execute(self, branch: Branch, raw_input: Any) -> tuple[str | None, Any]:
+        branch.record(f"{self.type_name}StateEntered",
+                      {"name": self.name, "input": to_json(raw_input), "inputDetails": {"truncated": False}})
+        check_payload(raw_input, state=self.name, what="input")
+        context = branch.context(self.name, iso_time(branch.run.clock()))
+        next_state, output = self.run(branch, raw_input, context)
+        check_payload(output, state=self.name, what="output")
+        if self.type_name != "Fail":
+            branch.record(f"{self.type_name}StateExited",
+                          {"name": self.name, "output": to_json(output),
+                           "outputDetails": {"truncated": False}})
+        return next_state, output
+
+    def run(self, branch: Branch, raw_input: Any, context: dict[str, Any]) -> tuple[str | None, Any]:
+        raise NotImplementedError
+
+    def effective_input(self, raw_input: Any, context: dict[str, Any]) -> Any:
+        return apply_input_path(self.input_path, raw_input, context, state=self.name)
+
+    def state_output(self, value: Any, context: dict[str, Any]) -> Any:
+        return apply_input_path(self.output_path, value, context, state=self.name)
+
+
+class Program:
+    """StartAt + States: the top level of a definition, or a Map's ItemProcessor."""
+
+    def __init__(self, start_at: str, states: dict[str, State]) -> None:
+        self.start_at = start_at
+        self.states = states
+
+    def run(self, branch: Branch, data: Any) -> Any:
+        name: str | None = self.start_at
+        while name is not None:
+            name, data = self.states[name].execute(branch, data)
+        return data
+
+
+def failure_details(failure: StatesFailure) -> dict[str, Any]:
+    return {"error": failure.error, "cause": failure.cause}

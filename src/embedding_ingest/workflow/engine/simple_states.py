@@ -1,0 +1,52 @@
+"""The states without side effects: Pass, Succeed and Fail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from embedding_ingest.workflow.engine.core import COMMON_FIELDS, Branch, State
+from embedding_ingest.workflow.exceptions import StatesFailure
+from embedding_ingest.workflow.intrinsics import evaluate_intrinsic
+from embedding_ingest.workflow.paths import apply_result_path, evaluate_template, select_for
+
+
+class PassState(State):
+    type_name = "Pass"
+    fields = COMMON_FIELDS | {"Parameters", "Result", "ResultPath"}
+
+    def run(self, branch: Branch, raw_input: Any, context: dict[str, Any]) -> tuple[str | None, Any]:
+        value = self.effective_input(raw_input, context)
+        if "Parameters" in self.spec:
+            value = evaluate_template(self.spec["Parameters"], value, context, state=self.name,
+                                      field="Parameters")
+        result = self.spec.get("Result", value)
+        output = apply_result_path(self.spec.get("ResultPath", "$"), raw_input, result, state=self.name)
+        return self.next_state, self.state_output(output, context)
+
+
+class SucceedState(State):
+    type_name = "Succeed"
+    fields = frozenset({"Type", "Comment", "InputPath", "OutputPath"})
+    terminal = True
+
+    def run(self, branch: Branch, raw_input: Any, context: dict[str, Any]) -> tuple[str | None, Any]:
+        return None, self.state_output(self.effective_input(raw_input, context), context)
+
+
+class FailState(State):
+    type_name = "Fail"
+    fields = frozenset({"Type", "Comment", "Error", "Cause", "ErrorPath", "CausePath"})
+    terminal = True
+
+    def run(self, branch: Branch, raw_input: Any, context: dict[str, Any]) -> tuple[str | None, Any]:
+        error = self._text("Error", raw_input, context)
+        cause = self._text("Cause", raw_input, context)
+        raise StatesFailure(error, cause if cause is not None else "")
+
+    def _text(self, key: str, data: Any, context: dict[str, Any]) -> Any:
+        path = self.spec.get(f"{key}Path")
+        if path is None:
+            return self.spec.get(key)
+        if path.startswith("States."):
+            return evaluate_intrinsic(path, data, context, state=self.name, field=f"{key}Path")
+        return select_for(path, data, context, state=self.name, field=f"{key}Path")

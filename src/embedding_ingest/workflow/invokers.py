@@ -1,0 +1,115 @@
+"""How the engine calls a Task's function: in this process, or CPU-heavy functions in a process pool.
+
+The contract is `invoke(resource, payload) -> dict`; the function name is the resource ARN's last segment.
+A failure is an exception whose class name is the ASL error name.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Protocol
+
+from embedding_ingest.workflow.exceptions import (
+    FunctionNotFoundError,
+    RemoteTaskError,
+    TaskProcessCrashedError,
+    error_name_of,
+)
+
+DEFAULT_PROCESS_FUNCTIONS = frozenset({"embedding-vector-compact"})
+
+
+def function_name_of(resource: str) -> str:
+    """arn:aws:lambda:us-east-1:000000000000:function:embedding-list-pending -> embedding-list-pending"""
+    return resource.rsplit(":", 1)[-1]
+
+
+class Invoker(Protocol):
+    def invoke(self, resource: str, payload: dict[str, Any]) -> Any: ...
+
+
+class InProcessInvoker:
+    """Calls `handlers[function_name](payload)` in the calling thread."""
+
+    def __init__(self, handlers: Mapping[str, Callable[[dict[str, Any]], Any]]) -> None:
+        self._handlers = dict(handlers)
+
+    def invoke(self, resource: str, payload: dict[str, Any]) -> Any:
+        name = function_name_of(resource)
+        handler = self._handlers.get(name)
+        if handler is None:
+            raise FunctionNotFoundError(name, sorted(self._handlers))
+        return handler(payload)
+
+
+def run_in_worker(target: Callable[..., Any], function_name: str, payload: dict[str, Any],
+                  target_args: tuple[Any, ...]) -> tuple[str, Any]:
+    """Process-pool entry point. Failures come back as plain data (error name, message) so that no
+    exception class has to survive pickling."""
+    try:
+        return "ok", target(function_name, payload, *target_args)
+    except Exception as exc:  # noqa: BLE001 - every failure is reported to the engine as data
+        return "error", (error_name_of(exc), str(exc))
+
+
+class ProcessPoolInvoker:
+    """Runs `target(function_name, payload, *target_args)`: functions in `process_functions` in a pool of
+    worker processes (real parallelism for CPU-heavy merges), every other function in the calling thread.
+
+    `target` must be a picklable module-level function, e.g.
+    `embedding_ingest.steps.registry.invoke_local` with `target_args=(settings_json,)`.
+    Workers are started with "spawn" by default: forking a process whose Map threads hold locks is unsafe.
+    """
+
+    def __init__(self, target: Callable[..., Any], *, target_args: tuple[Any, ...] = (),
+                 process_functions: Collection[str] = DEFAULT_PROCESS_FUNCTIONS,
+                 max_workers: int | None = None, start_method: str = "spawn") -> None:
+        self._target = target
+        self._target_args = tuple(target_args)
+        self.process_functions = frozenset(process_functions)
+        self._max_workers = max_workers
+        self._start_method = start_method
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _executor(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self._max_workers,
+                    mp_context=multiprocessing.get_context(self._start_method))
+            return self._pool
+
+    def invoke(self, resource: str, payload: dict[str, Any]) -> Any:
+        name = function_name_of(resource)
+        if name not in self.process_functions:
+            return self._target(name, payload, *self._target_args)
+        pool = self._executor()
+        try:
+            status, value = pool.submit(run_in_worker, self._target, name, payload,
+                                        self._target_args).result()
+        except BrokenProcessPool as exc:
+            with self._lock:  # the next call gets a fresh pool
+                if self._pool is pool:
+                    self._pool = None
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise TaskProcessCrashedError(f"the worker process running {name!r} died: {exc}") from exc
+        if status == "error":
+            raise RemoteTaskError(*value)
+        return value
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def __enter__(self) -> ProcessPoolInvoker:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,164 @@
+"""Keeping, rolling back, caching and querying published versions."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from embedding_ingest.config import StorageMode
+from embedding_ingest.exceptions import InvalidInputError
+from embedding_ingest.snapshots import (
+    chroma_io,
+    ids_present,
+    iter_pages,
+    pointer_key,
+    prune_versions,
+    publish_next_version,
+    pull_published,
+    query_published,
+    rollback,
+    versions_prefix,
+)
+from embedding_ingest.snapshots.exceptions import (
+    ModelMismatchError,
+    NothingPublishedError,
+    VersionNotFoundError,
+)
+from embedding_ingest.stores.exceptions import StaleFencingTokenError
+
+DB = "lines"
+
+
+def _publish_n(store, ledger, lease, settings, make_delta, n, size=10):
+    versions = []
+    for i in range(n):
+        outcome = publish_next_version(store, ledger, lease, database=DB, settings=settings,
+                                       sources=[make_delta(f"d{i}", size, start=i * size)])
+        versions.append(outcome.version)
+    return versions
+
+
+def _stored_versions(store) -> set[str]:
+    return {info.key.split("/")[3] for info in store.list(versions_prefix(DB))}
+
+
+def _cached_versions(settings) -> set[str]:
+    root = settings.cache_dir / DB / "versions"
+    return {p.name for p in root.iterdir() if not p.name.startswith(".")}
+
+
+def test_publishing_keeps_only_the_newest_k_versions(store, ledger, lease, settings, make_delta):
+    versions = _publish_n(store, ledger, lease, settings, make_delta, 5)
+    newest = {v.version for v in versions[-3:]}
+
+    assert [v.version for v in ledger.list_versions(DB)] == [v.version for v in versions[::-1][:3]]
+    assert _stored_versions(store) == newest
+    assert _cached_versions(settings) == newest
+    assert ledger.get_published(DB).count == 50
+
+
+def test_prune_never_removes_the_current_version(store, ledger, lease, settings, make_delta):
+    versions = _publish_n(store, ledger, lease, settings, make_delta, 3)
+    rollback(store, ledger, lease, database=DB, version=versions[0].version)
+    removed = prune_versions(store, ledger, database=DB, keep=1)
+
+    assert ledger.get_published(DB).version == versions[0].version
+    assert set(removed) == {versions[1].version, versions[2].version}
+    assert _stored_versions(store) == {versions[0].version}
+    with pytest.raises(InvalidInputError):
+        prune_versions(store, ledger, database=DB, keep=0)
+
+
+def test_rollback_points_readers_at_the_older_version(store, ledger, lease, settings, make_delta):
+    v1, v2 = _publish_n(store, ledger, lease, settings, make_delta, 2)
+    moved = rollback(store, ledger, lease, database=DB, version=v1.version)
+
+    current = ledger.get_published(DB)
+    assert current.version == v1.version == moved.version
+    assert current.parent_version == v2.version
+    assert store.get_json(pointer_key(DB))["version"] == v1.version
+    assert ids_present(store, current, ["line-00000", "line-00015"], settings) == {"line-00000"}
+    # The next publish builds on the rolled-back version, not on v2.
+    outcome = publish_next_version(store, ledger, lease, database=DB, settings=settings,
+                                   sources=[make_delta("d9", 5, start=90)])
+    assert outcome.total_embeddings == 15
+    assert outcome.version.parent_version == v1.version
+
+
+def test_rollback_to_an_unknown_version_or_with_a_stale_lease_is_refused(store, ledger, lease, settings,
+                                                                          make_delta):
+    v1, v2 = _publish_n(store, ledger, lease, settings, make_delta, 2)
+    with pytest.raises(VersionNotFoundError, match="nope"):
+        rollback(store, ledger, lease, database=DB, version="nope")
+    ledger.release_lock(lease)
+    assert ledger.acquire_lock(DB, "writer-2", ttl_seconds=3600) is not None
+    with pytest.raises(StaleFencingTokenError):
+        rollback(store, ledger, lease, database=DB, version=v1.version)
+    assert ledger.get_published(DB).version == v2.version
+
+
+def test_cached_versions_are_not_downloaded_again(store, ledger, lease, settings, make_delta):
+    v1, v2 = _publish_n(store, ledger, lease, settings, make_delta, 2)
+    assert store.downloads[v1.key + "snapshot.tar"] == 0  # v2 was built from the cached v1
+
+    pulled_version, path = pull_published(store, ledger, DB, settings)
+    assert pulled_version == v2 and store.downloads[v2.key + "snapshot.tar"] == 0
+
+    shutil.rmtree(settings.cache_dir)  # a fresh machine: one download, then cache hits
+    for _ in range(2):
+        _, path = pull_published(store, ledger, DB, settings)
+        assert sum(len(p) for p in iter_pages(path, DB)) == 20
+    assert store.downloads[v2.key + "snapshot.tar"] == 1
+
+
+def test_without_a_cache_the_current_version_is_downloaded_to_build_on(store, ledger, lease, settings,
+                                                                       make_delta):
+    s3_settings = settings.model_copy(update={"chromadb_storage_mode": StorageMode.S3})
+    v1, _ = _publish_n(store, ledger, lease, s3_settings, make_delta, 2)
+    assert store.downloads[v1.key + "snapshot.tar"] == 1
+
+
+def test_a_tampered_cache_entry_is_fetched_again(store, ledger, lease, settings, make_delta):
+    v1, = _publish_n(store, ledger, lease, settings, make_delta, 1)
+    cached = settings.cache_dir / DB / "versions" / v1.version
+    shutil.rmtree(cached)
+    with chroma_io.open_client(cached) as client:  # a directory that is not what v1 holds
+        chroma_io.create_collection(client, DB, "quality")
+    outcome = publish_next_version(store, ledger, lease, database=DB, settings=settings,
+                                   sources=[make_delta("dx", 5, start=100)])
+    assert outcome.total_embeddings == 15
+    assert store.downloads[v1.key + "snapshot.tar"] == 1
+
+
+def _vector_of(store, ledger, settings, item_id):
+    _, path = pull_published(store, ledger, DB, settings)
+    for page in iter_pages(path, DB):
+        if item_id in page.ids:
+            return page.embeddings[page.ids.index(item_id)]
+    raise AssertionError(item_id)
+
+
+def test_query_finds_a_record_by_its_own_vector(store, ledger, lease, settings, make_delta):
+    _publish_n(store, ledger, lease, settings, make_delta, 2, size=100)
+    vector = _vector_of(store, ledger, settings, "line-00123")
+    hits = query_published(store, ledger, DB, vector.tolist(), 5, settings)
+
+    assert len(hits) == 5
+    assert hits[0].id == "line-00123"
+    assert hits[0].distance == pytest.approx(0.0, abs=1e-5)
+    assert hits[0].document == "text of line-00123"
+    assert hits[0].metadata["n"] == 23
+    assert [h.distance for h in hits] == sorted(h.distance for h in hits)
+
+
+def test_query_refuses_another_model_or_width(store, ledger, lease, settings, make_delta):
+    with pytest.raises(NothingPublishedError):
+        query_published(store, ledger, DB, [0.0] * 16, 3, settings)
+    _publish_n(store, ledger, lease, settings, make_delta, 1)
+    other_model = settings.model_copy(update={"embedding_model": "text-embedding-3-small"})
+    with pytest.raises(ModelMismatchError, match="text-embedding-3-small"):
+        query_published(store, ledger, DB, np.ones(16).tolist(), 3, other_model)
+    with pytest.raises(InvalidInputError, match="16 dimensions"):
+        query_published(store, ledger, DB, [1.0] * 8, 3, settings)

@@ -18,12 +18,22 @@ LOCAL_MODEL_NAME = "local-hash-ngram-v1"
 DEFAULT_DIMENSIONS = 384
 _BOUNDARY = "\x02"  # marks word starts/ends so "cat" in "cat food" differs from "cat" in "concat"
 _SIGN_BIT = np.uint64(1 << 63)
+_ROWS_PER_CHUNK = 1024
 
 
 @lru_cache(maxsize=1 << 18)
 def _gram_hash(gram: str) -> int:
     """A stable 64-bit hash (Python's own hash() is salted per process)."""
     return int.from_bytes(hashlib.blake2b(gram.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+@lru_cache(maxsize=1 << 16)
+def _text_hashes(text: str, min_n: int, max_n: int) -> np.ndarray:
+    """The hashes of a text's grams; receipts repeat texts ("TOTAL", "TAX") so this is cached too."""
+    grams = _grams(text, min_n, max_n)
+    hashes = np.fromiter((_gram_hash(gram) for gram in grams), dtype=np.uint64, count=len(grams))
+    hashes.flags.writeable = False  # shared by every caller through the cache
+    return hashes
 
 
 def _grams(text: str, min_n: int, max_n: int) -> list[str]:
@@ -50,23 +60,25 @@ class HashedNgramEncoder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """One row per text, shape (len(texts), dimensions), dtype float32, each row of norm 1."""
-        gram_lists = [_grams(text, self.min_n, self.max_n) for text in texts]
-        counts = np.fromiter((len(grams) for grams in gram_lists), dtype=np.int64, count=len(gram_lists))
-        hashes = np.fromiter(
-            (_gram_hash(gram) for grams in gram_lists for gram in grams),
-            dtype=np.uint64,
-            count=int(counts.sum()),
-        )
-        rows = np.repeat(np.arange(len(gram_lists)), counts)
-        buckets = (hashes % np.uint64(self.dimensions)).astype(np.int64)
+        out = np.empty((len(texts), self.dimensions), dtype=np.float32)
+        for start in range(0, len(texts), _ROWS_PER_CHUNK):  # bounds the float64 scratch matrix
+            out[start : start + _ROWS_PER_CHUNK] = self._encode_chunk(texts[start : start + _ROWS_PER_CHUNK])
+        return out
+
+    def _encode_chunk(self, texts: Sequence[str]) -> np.ndarray:
+        per_text = [_text_hashes(text, self.min_n, self.max_n) for text in texts]
+        counts = np.fromiter((len(hashes) for hashes in per_text), dtype=np.int64, count=len(per_text))
+        hashes = np.concatenate(per_text)
+        rows = np.repeat(np.arange(len(per_text), dtype=np.int64), counts)
+        cells = rows * self.dimensions + (hashes % np.uint64(self.dimensions)).astype(np.int64)
         signs = np.where(hashes & _SIGN_BIT, -1.0, 1.0)
-        vectors = np.zeros((len(gram_lists), self.dimensions), dtype=np.float64)
-        np.add.at(vectors, (rows, buckets), signs)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = np.bincount(cells, weights=signs, minlength=len(per_text) * self.dimensions)
+        vectors = vectors.reshape(len(per_text), self.dimensions)
+        norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
         # A text whose grams cancel out exactly would have norm 0; give it a fixed unit vector instead.
-        vectors[norms[:, 0] == 0, 0] = 1.0
-        norms[norms == 0] = 1.0
-        return (vectors / norms).astype(np.float32)
+        zero = norms == 0
+        vectors[zero, 0], norms[zero] = 1.0, 1.0
+        return vectors / norms[:, None]
 
     def encode_one(self, text: str) -> list[float]:
         return self.encode([text])[0].tolist()

@@ -14,6 +14,7 @@ from embedding_ingest.providers.batch_files import encode_request
 from embedding_ingest.providers.local import LocalBatchProvider
 from embedding_ingest.receipts.ids import line_item_id, word_item_id
 from embedding_ingest.runtime import LOCAL_DEFAULT_MODEL
+from embedding_ingest.snapshots import iter_pages, materialize
 from embedding_ingest.steps.context import StepContext
 from embedding_ingest.steps.poll import poll
 from embedding_ingest.stores.local_objects import LocalObjectStore
@@ -91,6 +92,16 @@ def rewrite_output_file(ctx: StepContext, summary: BatchSummary,
     assert path.exists(), f"the local provider no longer keeps output files at {path}"
     lines = [json.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
     path.write_bytes(b"".join(line if line.endswith(b"\n") else line + b"\n" for line in edit(lines)))
+
+
+def snapshot_records(ctx: StepContext, prefix: str, tmp_path: Path, collection: str = "lines") -> dict:
+    """id -> (embedding, metadata, document) of the committed snapshot at `prefix`."""
+    dest = materialize(ctx.objects, prefix, tmp_path / prefix.replace("/", "_"))
+    records = {}
+    for page in iter_pages(dest, collection):
+        for i, item_id in enumerate(page.ids):
+            records[item_id] = (page.embeddings[i].tolist(), page.metadatas[i], page.documents[i])
+    return records
 
 
 def dump(line: dict) -> bytes:

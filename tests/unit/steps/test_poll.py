@@ -1,9 +1,17 @@
 from __future__ import annotations
 
 import pytest
-from steps_world import DIMENSIONS, dump, make_items, poll_batch, rewrite_output_file, submit_batch
+from steps_world import (
+    DIMENSIONS,
+    dump,
+    make_items,
+    poll_batch,
+    rewrite_output_file,
+    snapshot_records,
+    submit_batch,
+)
 
-from embedding_ingest.snapshots import iter_pages, materialize, read_manifest
+from embedding_ingest.snapshots import read_manifest
 from embedding_ingest.steps.exceptions import (
     OffloadedIndexError,
     ProviderBatchNotFoundError,
@@ -11,15 +19,6 @@ from embedding_ingest.steps.exceptions import (
 )
 from embedding_ingest.steps.poll import poll
 from embedding_ingest.stores.records import BatchStatus, EmbeddingStatus, ItemKind
-
-
-def snapshot_records(ctx, prefix, tmp_path, collection="lines"):
-    dest = materialize(ctx.objects, prefix, tmp_path / prefix.replace("/", "_"))
-    records = {}
-    for page in iter_pages(dest, collection):
-        for i, item_id in enumerate(page.ids):
-            records[item_id] = (page.embeddings[i].tolist(), page.metadatas[i], page.documents[i])
-    return records
 
 
 def statuses(ctx, items):

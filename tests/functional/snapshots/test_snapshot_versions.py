@@ -162,3 +162,24 @@ def test_query_refuses_another_model_or_width(store, ledger, lease, settings, ma
         query_published(store, ledger, DB, np.ones(16).tolist(), 3, other_model)
     with pytest.raises(InvalidInputError, match="16 dimensions"):
         query_published(store, ledger, DB, [1.0] * 8, 3, settings)
+
+
+def _ids_present_in_child(root, version, ids, settings):
+    from embedding_ingest.stores.local_objects import LocalObjectStore
+
+    return ids_present(LocalObjectStore(root), version, ids, settings)
+
+
+def test_processes_share_the_cache_safely(store, ledger, lease, settings, make_delta):
+    """Several processes fetching and reading the same uncached version at once all see it whole."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    version, = _publish_n(store, ledger, lease, settings, make_delta, 1, size=50)
+    shutil.rmtree(settings.cache_dir)
+    probe = ["line-00000", "line-00049", "line-00050"]
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = list(pool.map(_ids_present_in_child, [store.root] * 4, [version] * 4, [probe] * 4,
+                                [settings] * 4))
+    assert results == [{"line-00000", "line-00049"}] * 4
+    assert _cached_versions(settings) == {version.version}

@@ -8,7 +8,8 @@ Rules kept here once:
 - HNSW profiles: "cheap" for deltas and intermediates (never queried, only read back by id/page),
   "quality" for published snapshots (cosine, parameters from Settings).
 
-Measured on this machine (5k-20k x 384-d): cheap upserts ~4.2-4.8k/s vs ~2.7-3.8k/s for quality.
+Measured on this machine: 5k x 1536-d, cheap ~3.9k upserts/s vs ~1.0k/s for quality (and for
+Chroma's default); 5k-20k x 384-d, cheap ~4.2-4.8k/s vs ~2.7-3.8k/s.
 Chroma 1.5.9 ignores `batch_size` (it is not even kept in the stored configuration) and a large
 `sync_threshold` only defers writing the index: it is still built in memory at upsert time, and an
 unsynced index must be rebuilt when the directory is next opened, so neither lets us skip the build.

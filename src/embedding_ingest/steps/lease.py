@@ -30,6 +30,7 @@ class HeldLock:
         self._thread: threading.Thread | None = None
         self.lease: Lease | None = None
         self.lost: LockLostError | None = None
+        self.beats = 0  # successful extensions so far
 
     def __enter__(self) -> HeldLock:
         lease = self._ledger.acquire_lock(self._name, self._owner, self._ttl)
@@ -48,6 +49,7 @@ class HeldLock:
             try:
                 assert self.lease is not None
                 self.lease = self._ledger.heartbeat(self.lease, self._ttl)
+                self.beats += 1
             except LockLostError as exc:
                 # The publish will be refused by its fencing token; we only stop beating.
                 self.lost = exc

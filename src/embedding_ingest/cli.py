@@ -1,0 +1,28 @@
+"""The `embedding-ingest` command line. Command groups live in embedding_ingest/console/."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from embedding_ingest.console import data_commands, run_commands, snapshot_commands
+
+app = typer.Typer(name="embedding-ingest", no_args_is_help=True, add_completion=False,
+                  help="Receipt line/word embeddings: OpenAI Batch API -> published ChromaDB snapshots.")
+
+
+@app.callback()
+def main(home: Path | None = typer.Option(None, "--home", envvar="EMBEDDING_INGEST_HOME",
+                                          help="Local workspace (default ./.embedding-ingest)")) -> None:
+    if home is not None:
+        os.environ["EMBEDDING_INGEST_HOME"] = str(home)
+
+
+data_commands.register(app)
+run_commands.register(app)
+snapshot_commands.register(app)
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,114 @@
+"""Commands over receipts, submission, batch summaries and the object store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from embedding_ingest.console import context
+from embedding_ingest.console.output import OutputFormat, OutputOption, emit, guarded, progress, table
+from embedding_ingest.stores.records import BatchStatus, ItemKind
+
+receipts_app = typer.Typer(help="Import receipts.", no_args_is_help=True)
+batches_app = typer.Typer(help="Batch summaries.", no_args_is_help=True)
+
+EXIT_SOME_REJECTED = 3
+
+
+@receipts_app.command("import")
+def import_receipts(file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
+                    output: OutputFormat = OutputOption) -> None:
+    """Load receipts from a JSONL file (idempotent); bad records are reported and skipped."""
+    from embedding_ingest.receipts.importer import import_receipts as run_import
+
+    report = guarded(output, lambda: run_import(file, context.ledger()))
+
+    def render(r):
+        summary = table("Import", ["records", "imported", "rejected", "lines added", "words added",
+                                   "already present"],
+                        [[r.records_read, r.receipts_imported, r.receipts_rejected, r.lines_added,
+                          r.words_added, r.items_already_present]])
+        errors = table("Rejected records", ["line", "receipt", "field", "problem"],
+                       [[e.line_number, e.receipt_id, e.field, e.message] for e in r.errors])
+        return [summary, errors] if r.errors else summary
+
+    emit(report, output, render)
+    if report.errors:
+        raise typer.Exit(EXIT_SOME_REJECTED)
+
+
+def submit(kind: ItemKind = typer.Argument(..., help="line or word"),
+           max_items_per_batch: int = typer.Option(None, "--max-items-per-batch", min=1,
+                                                   help="Requests per batch (default 1000, max 50000)"),
+           max_batches: int = typer.Option(None, "--max-batches", min=1),
+           output: OutputFormat = OutputOption) -> None:
+    """Claim un-embedded lines/words and submit them to the provider as batches."""
+    from embedding_ingest.submission import submit as run_submit
+
+    settings = context.settings()
+    pending = context.ledger().count_items(kind).get("NONE", 0)
+    with progress(output, f"submitting {kind.value}s", total=pending or None) as advance:
+        report = guarded(output, lambda: run_submit(
+            kind, context.ledger(), context.provider(),
+            max_items_per_batch=max_items_per_batch or settings.max_items_per_batch,
+            max_batches=max_batches, on_batch=lambda sent: advance(sent.item_count)))
+    emit({"kind": kind.value, "batches": report.batches, "items_submitted": report.items_submitted},
+         output, lambda r: table(f"Submitted {r['items_submitted']} {kind.value}s",
+                                 ["batch_id", "provider batch", "items", "bytes", "resumed"],
+                                 [[b.batch_id, b.provider_batch_id, b.item_count, b.bytes, b.resumed]
+                                  for b in r["batches"]]))
+
+
+@batches_app.command("list")
+def list_batches(status: list[BatchStatus] = typer.Option(None, "--status", help="Filter by status"),
+                 kind: ItemKind = typer.Option(None, "--type", help="line or word"),
+                 output: OutputFormat = OutputOption) -> None:
+    """Batch summaries, oldest first."""
+    batches = context.ledger().list_batches(statuses=status or None,
+                                            batch_type=kind.batch_type if kind else None)
+    emit({"batches": batches, "count": len(batches)}, output,
+         lambda r: table(f"{r['count']} batches", ["batch_id", "type", "status", "provider", "provider batch",
+                                                    "items", "last error"],
+                         [[b.batch_id, b.batch_type.value, b.status.value, b.provider_status,
+                           b.provider_batch_id, b.item_count, b.last_error] for b in r["batches"]]))
+
+
+@batches_app.command("reset")
+def reset_batches(status: BatchStatus = typer.Option(..., "--status", help="Status to set"),
+                  ids: list[str] = typer.Option(None, "--ids", help="Batch ids (default: every batch)"),
+                  from_status: list[BatchStatus] = typer.Option(None, "--from-status",
+                                                                help="Only batches currently in these"),
+                  output: OutputFormat = OutputOption) -> None:
+    """Set the status of batch summaries (the reference's reset-batch-status)."""
+    ledger = context.ledger()
+    targets = ids or [b.batch_id for b in ledger.list_batches(statuses=from_status or None)]
+    changed = guarded(output, lambda: [ledger.update_batch(batch_id, status=status) for batch_id in targets])
+    emit({"status": status.value, "batch_ids": [b.batch_id for b in changed], "count": len(changed)}, output,
+         lambda r: table(f"Reset {r['count']} batches to {r['status']}", ["batch_id"],
+                         [[i] for i in r["batch_ids"]]))
+
+
+def ls(prefix: str = typer.Argument("", help="Key prefix"), output: OutputFormat = OutputOption) -> None:
+    """List objects in the object store (local directory or S3 bucket)."""
+    objects = list(context.objects().list(prefix))
+    emit({"location": context.objects().location, "prefix": prefix, "objects": objects}, output,
+         lambda r: table(f"{len(r['objects'])} objects under {r['location']}/{prefix}",
+                         ["key", "size", "etag"], [[o.key, o.size, o.etag] for o in r["objects"]]))
+
+
+def status(output: OutputFormat = OutputOption) -> None:
+    """Item counts by kind and embedding status."""
+    ledger = context.ledger()
+    counts = {kind.value: {str(k): v for k, v in ledger.count_items(kind).items()} for kind in ItemKind}
+    emit({"items": counts}, output,
+         lambda r: table("Items", ["kind", "status", "count"],
+                         [[kind, s, n] for kind, by in r["items"].items() for s, n in sorted(by.items())]))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(receipts_app, name="receipts")
+    app.add_typer(batches_app, name="batches")
+    app.command("submit")(submit)
+    app.command("ls")(ls)
+    app.command("status")(status)

@@ -1,0 +1,105 @@
+"""One way to print results: `--output json` (stable keys, machine-readable) or rich tables."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from enum import StrEnum
+from typing import Any
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from embedding_ingest.exceptions import EmbeddingIngestError
+
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+OutputOption = typer.Option(OutputFormat.TABLE, "--output", "-o", help="table (default) or json")
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def emit_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(to_jsonable(value), indent=2, sort_keys=True, default=str) + "\n")
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    result = Table(title=title, show_lines=False)
+    for column in columns:
+        result.add_column(column)
+    for row in rows:
+        result.add_row(*("" if cell is None else str(cell) for cell in row))
+    return result
+
+
+def emit(value: Any, output: OutputFormat, render: Callable[[Any], Any]) -> None:
+    """Print `value` as JSON, or whatever rich renderable(s) `render(value)` returns."""
+    if output is OutputFormat.JSON:
+        emit_json(value)
+        return
+    rendered = render(value)
+    for item in rendered if isinstance(rendered, (list, tuple)) else [rendered]:
+        stdout.print(item)
+
+
+@contextmanager
+def progress(output: OutputFormat, description: str,
+             total: int | None = None) -> Iterator[Callable[..., None]]:
+    """A progress bar on stderr for long work (silent with --output json); yields advance(n=1, **fields)."""
+    if output is OutputFormat.JSON or not stderr.is_terminal:
+        yield lambda *args, **kwargs: None
+        return
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn()]
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+
+        def advance(n: int = 1, **fields: Any) -> None:
+            bar.update(task, advance=n, **fields)
+
+        yield advance
+
+
+def fail(error: Exception, output: OutputFormat, code: int = 1) -> typer.Exit:
+    """Report an error (JSON on stdout with --output json) and return the Exit to raise."""
+    kind = type(error).__name__
+    if output is OutputFormat.JSON:
+        emit_json({"error": kind, "message": str(error),
+                   "transient": bool(getattr(error, "transient", False))})
+    else:
+        stderr.print(f"[bold red]{kind}[/]: {error}")
+    return typer.Exit(code)
+
+
+def guarded(output: OutputFormat, action: Callable[[], Any]) -> Any:
+    try:
+        return action()
+    except EmbeddingIngestError as error:
+        raise fail(error, output) from error

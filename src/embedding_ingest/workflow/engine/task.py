@@ -53,6 +53,12 @@ class TaskState(ErrorHandling, State):
             # A JSON round trip each way: the function gets its own copy of plain JSON data, as a Lambda
             # would, and cannot hand back anything Step Functions could not hold.
             result = branch.run.invoker.invoke(self.resource, json.loads(to_json(payload)))
+        except Exception as exc:  # noqa: BLE001 - any function error becomes data named by its class
+            error = error_name_of(exc)
+            failure = StatesFailure(error, to_json({"errorMessage": str(exc), "errorType": error}))
+            branch.record("TaskFailed", {**described, **failure_details(failure)})
+            raise failure from None
+        try:
             result = json.loads(to_json(result))
             check_payload(result, state=self.name, what="result")
         except StatesFailure as failure:
@@ -61,11 +67,6 @@ class TaskState(ErrorHandling, State):
         except (TypeError, ValueError) as exc:
             failure = StatesFailure(STATES_RUNTIME, f"State '{self.name}': {self.function_name} returned "
                                                     f"a value that is not JSON: {exc}")
-            branch.record("TaskFailed", {**described, **failure_details(failure)})
-            raise failure from None
-        except Exception as exc:  # noqa: BLE001 - any function error becomes data named by its class
-            error = error_name_of(exc)
-            failure = StatesFailure(error, to_json({"errorMessage": str(exc), "errorType": error}))
             branch.record("TaskFailed", {**described, **failure_details(failure)})
             raise failure from None
         branch.record("TaskSucceeded", {**described, "output": to_json(result),

@@ -16,6 +16,7 @@ from embedding_ingest.stores.records import SnapshotVersion
 Profile = Literal["cheap", "quality"]
 ARCHIVE_NAME = "snapshot.tar"
 MANIFEST_NAME = "manifest.json"
+_SCALARS = (str, int, float, bool)  # what Chroma metadata holds (as EmbeddingItem.metadata)
 
 
 def archive_key(prefix: str) -> str:
@@ -72,9 +73,15 @@ class RecordPage:
         if not finite.all():
             bad = self.ids[int(np.argmin(finite))]
             raise InvalidInputError(f"{where}: record {bad!r} has a NaN or infinite embedding value")
-        for item_id, doc in zip(self.ids, self.documents, strict=True):
+        for item_id, doc, metadata in zip(self.ids, self.documents, self.metadatas, strict=True):
             if not isinstance(doc, str):
                 raise InvalidInputError(f"{where}: record {item_id!r} has a non-string document")
+            if not isinstance(metadata, dict):
+                raise InvalidInputError(f"{where}: record {item_id!r} metadata is not a mapping")
+            for name, value in metadata.items():
+                if not isinstance(name, str) or not isinstance(value, _SCALARS):
+                    raise InvalidInputError(f"{where}: record {item_id!r} metadata {name!r} must be a "
+                                            f"string, number or bool, got {type(value).__name__}")
 
 
 class SnapshotManifest(BaseModel):

@@ -151,3 +151,10 @@ def test_materialize_refuses_a_non_empty_destination(store, tmp_path):
 def test_prefix_must_end_with_slash(store):
     with pytest.raises(InvalidInputError, match="ending in '/'"):
         write_snapshot(store, "no-slash", make_pages(1), collection="lines", dimensions=DIMS, model="m")
+
+
+def test_nested_metadata_is_refused_naming_the_record(store):
+    page = make_page(["plain", "nested"])
+    page.metadatas[1]["bad"] = {"x": 1}
+    with pytest.raises(InvalidInputError, match="'nested' metadata 'bad'"):
+        write_snapshot(store, PREFIX, [page], collection="lines", dimensions=DIMS, model="m")

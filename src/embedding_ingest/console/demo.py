@@ -1,0 +1,100 @@
+"""`embedding-ingest demo`: the whole job on the embedded default, on a bundled sample of real receipts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from embedding_ingest.console import context
+from embedding_ingest.console.output import OutputFormat, OutputOption, emit, guarded, stderr, table
+from embedding_ingest.stores.records import ACTIVE_BATCH_STATUSES, ItemKind
+
+SAMPLE = "sroie-sample.jsonl"
+EXAMPLE_QUERIES = {ItemKind.LINE: "TOTAL AMOUNT", ItemKind.WORD: "CASH"}
+MAX_ROUNDS = 8  # the local provider needs a few polls per batch, like the real Batch API
+
+
+def _say(output: OutputFormat, message: str) -> None:
+    if output is not OutputFormat.JSON:
+        stderr.print(message)
+
+
+def _run_until_published(kind: ItemKind, output: OutputFormat) -> list[dict[str, Any]]:
+    """Start executions until no batch of `kind` is active (each run polls every active batch once)."""
+    from embedding_ingest.orchestration import run_workflow
+
+    runs = []
+    for round_number in range(1, MAX_ROUNDS + 1):
+        record = guarded(output, lambda: run_workflow(kind, context.settings()))
+        runs.append({"name": record.name, "status": record.status.value, "error": record.error})
+        active = context.ledger().list_batches(statuses=ACTIVE_BATCH_STATUSES, batch_type=kind.batch_type)
+        _say(output, f"  {kind.value} run {round_number}: {record.status.value}, "
+                     f"{len(active)} batches active")
+        if record.status.value != "SUCCEEDED" or not active:
+            break
+    return runs
+
+
+def demo(workspace: Path = typer.Option(None, "--workspace",
+                                        help="Fresh workspace to use (default: $EMBEDDING_INGEST_HOME/demo)"),
+         max_items_per_batch: int = typer.Option(250, "--max-items-per-batch", min=1),
+         output: OutputFormat = OutputOption) -> None:
+    """Import bundled receipts, submit lines and words, run both workflows, show what was published."""
+    from embedding_ingest.receipts.importer import import_receipts
+    from embedding_ingest.snapshots import query_published
+    from embedding_ingest.submission import submit
+
+    home = workspace or Path(os.environ.get("EMBEDDING_INGEST_HOME", ".embedding-ingest")) / "demo"
+    shutil.rmtree(home, ignore_errors=True)
+    os.environ["EMBEDDING_INGEST_HOME"] = str(home)
+    for cached in (context.settings, context.ledger, context.objects, context.provider):
+        cached.cache_clear()
+
+    with resources.as_file(resources.files("embedding_ingest.data") / SAMPLE) as sample:
+        report = guarded(output, lambda: import_receipts(Path(sample), context.ledger()))
+    _say(output, f"imported {report.receipts_imported} receipts: {report.lines_added} lines, "
+                 f"{report.words_added} words  (workspace {home})")
+    summary: dict[str, Any] = {"workspace": str(home), "receipts_imported": report.receipts_imported}
+    provider = context.provider()
+    settings = context.settings().model_copy(update={"embedding_model": provider.model})
+    for kind in ItemKind:
+        submitted = guarded(output, lambda k=kind: submit(k, context.ledger(), provider,
+                                                          max_items_per_batch=max_items_per_batch))
+        _say(output, f"submitted {submitted.items_submitted} {kind.value}s "
+                     f"in {len(submitted.batches)} batches")
+        runs = _run_until_published(kind, output)
+        published = context.ledger().get_published(kind.database)
+        query = EXAMPLE_QUERIES[kind]
+        hits = guarded(output, lambda k=kind, q=query: query_published(
+            context.objects(), context.ledger(), k.database, provider.embed([q])[0], 3, settings))
+        summary[kind.database] = {
+            "batches_submitted": len(submitted.batches), "items_submitted": submitted.items_submitted,
+            "executions": runs, "published_version": published.version if published else None,
+            "published_embeddings": published.count if published else 0,
+            "example_query": query, "results": [{"id": h.id, "text": h.document, "distance": h.distance}
+                                                for h in hits]}
+
+    def render(s: dict[str, Any]) -> list[Any]:
+        out = [table("Published snapshots", ["database", "version", "embeddings", "submitted", "executions"],
+                     [[db, s[db]["published_version"], s[db]["published_embeddings"],
+                       s[db]["items_submitted"], len(s[db]["executions"])] for db in ("lines", "words")])]
+        for db in ("lines", "words"):
+            out.append(table(f"{db}: nearest to {s[db]['example_query']!r}", ["#", "distance", "text", "id"],
+                             [[i + 1, f"{r['distance']:.4f}", r["text"], r["id"]]
+                              for i, r in enumerate(s[db]["results"])]))
+        return out
+
+    emit(summary, output, render)
+    complete = all(summary[k.database]["published_embeddings"] == summary[k.database]["items_submitted"]
+                   for k in ItemKind)
+    if not complete:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)

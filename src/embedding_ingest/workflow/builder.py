@@ -201,7 +201,8 @@ def build_definition(kind: WorkflowKind, resource_for: Callable[[str], str], *,
                          "groups_s3_key.$": "$.chunk_groups.groups_s3_key",
                          "groups_s3_bucket.$": "$.chunk_groups.groups_s3_bucket",
                          "poll_results_s3_key.$": "$.chunk_groups.poll_results_s3_key",
-                         "poll_results_s3_bucket.$": "$.chunk_groups.poll_results_s3_bucket"},
+                         "poll_results_s3_bucket.$": "$.chunk_groups.poll_results_s3_bucket",
+                         "poll_results.$": "$.chunk_groups.poll_results"},
              result_selector=_fields_of(ChunkGroups, "$.chunk_groups"), result_path="$.chunk_groups",
              next_state=n.merge_groups)
     states[n.merge_groups] = _inline_map(

@@ -76,15 +76,17 @@ def upload_snapshot(store: ObjectStore, prefix: str, archive_path: Path, *, sha2
                     collection: str, count: int, dimensions: int, model: str, profile: Profile,
                     sources: list[str], create_only: bool, added: int | None = None,
                     added_ids_digest: str | None = None) -> SnapshotManifest:
-    """Archive first, manifest last. `create_only` is for content-addressed prefixes: an existing
-    object there already holds these exact bytes, so losing the create race is success."""
+    """Archive first, manifest last. The archive key is content-addressed, so an existing object
+    there already holds these exact bytes and losing the create race is success. `create_only` is
+    kept for callers that want the create-if-absent upload explicitly."""
     check_prefix(prefix)
-    manifest = SnapshotManifest(key=prefix, archive_key=archive_key(prefix), collection=collection,
+    manifest = SnapshotManifest(key=prefix, archive_key=archive_key(prefix, sha256), collection=collection,
                                 count=count, dimensions=dimensions, model=model, sha256=sha256,
                                 archive_bytes=size, profile=profile, created_at=time.time(),
                                 sources=list(sources), added=added, added_ids_digest=added_ids_digest)
-    with contextlib.suppress(PreconditionFailedError):  # create_only: the same bytes are there
-        store.upload_file(manifest.archive_key, archive_path, if_none_match=create_only)
+    del create_only  # every archive key is content-addressed now: always create-if-absent
+    with contextlib.suppress(PreconditionFailedError):  # the same bytes are already there
+        store.upload_file(manifest.archive_key, archive_path, if_none_match=True)
     try:
         store.put_json(manifest_key(prefix), manifest.model_dump(mode="json"), if_none_match=True)
     except PreconditionFailedError:

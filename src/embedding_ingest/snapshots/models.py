@@ -14,13 +14,15 @@ from embedding_ingest.snapshots.exceptions import DimensionMismatchError
 from embedding_ingest.stores.records import SnapshotVersion
 
 Profile = Literal["cheap", "quality"]
-ARCHIVE_NAME = "snapshot.tar"
+ARCHIVE_NAME = "snapshot.tar"  # archives are stored as snapshot-{sha256[:16]}.tar
 MANIFEST_NAME = "manifest.json"
 _SCALARS = (str, int, float, bool)  # what Chroma metadata holds (as EmbeddingItem.metadata)
 
 
-def archive_key(prefix: str) -> str:
-    return f"{prefix}{ARCHIVE_NAME}"
+def archive_key(prefix: str, sha256: str) -> str:
+    """Content-addressed, so two builds racing on one prefix never overwrite each other's archive:
+    whichever manifest is committed first names exactly the bytes it describes."""
+    return f"{prefix}snapshot-{sha256[:16]}.tar"
 
 
 def manifest_key(prefix: str) -> str:

@@ -18,6 +18,7 @@ from embedding_ingest.snapshots import (
     publish_next_version,
     pull_published,
     query_published,
+    read_manifest,
     rollback,
     versions_prefix,
 )
@@ -101,23 +102,23 @@ def test_rollback_to_an_unknown_version_or_with_a_stale_lease_is_refused(store, 
 
 def test_cached_versions_are_not_downloaded_again(store, ledger, lease, settings, make_delta):
     v1, v2 = _publish_n(store, ledger, lease, settings, make_delta, 2)
-    assert store.downloads[v1.key + "snapshot.tar"] == 0  # v2 was built from the cached v1
+    assert store.downloads[read_manifest(store, v1.key).archive_key] == 0  # v2 was built from the cached v1
 
     pulled_version, path = pull_published(store, ledger, DB, settings)
-    assert pulled_version == v2 and store.downloads[v2.key + "snapshot.tar"] == 0
+    assert pulled_version == v2 and store.downloads[read_manifest(store, v2.key).archive_key] == 0
 
     shutil.rmtree(settings.cache_dir)  # a fresh machine: one download, then cache hits
     for _ in range(2):
         _, path = pull_published(store, ledger, DB, settings)
         assert sum(len(p) for p in iter_pages(path, DB)) == 20
-    assert store.downloads[v2.key + "snapshot.tar"] == 1
+    assert store.downloads[read_manifest(store, v2.key).archive_key] == 1
 
 
 def test_without_a_cache_the_current_version_is_downloaded_to_build_on(store, ledger, lease, settings,
                                                                        make_delta):
     s3_settings = settings.model_copy(update={"chromadb_storage_mode": StorageMode.S3})
     v1, _ = _publish_n(store, ledger, lease, s3_settings, make_delta, 2)
-    assert store.downloads[v1.key + "snapshot.tar"] == 1
+    assert store.downloads[read_manifest(store, v1.key).archive_key] == 1
 
 
 def test_a_tampered_cache_entry_is_fetched_again(store, ledger, lease, settings, make_delta):
@@ -129,7 +130,7 @@ def test_a_tampered_cache_entry_is_fetched_again(store, ledger, lease, settings,
     outcome = publish_next_version(store, ledger, lease, database=DB, settings=settings,
                                    sources=[make_delta("dx", 5, start=100)])
     assert outcome.total_embeddings == 15
-    assert store.downloads[v1.key + "snapshot.tar"] == 1
+    assert store.downloads[read_manifest(store, v1.key).archive_key] == 1
 
 
 def _vector_of(store, ledger, settings, item_id):

@@ -33,8 +33,10 @@ def test_round_trip_keeps_vectors_metadata_and_documents(store, tmp_path):
 
     assert (manifest.count, manifest.dimensions, manifest.model) == (250, DIMS, "m-1")
     assert manifest.profile == "cheap"
-    assert manifest.archive_key == PREFIX + "snapshot.tar"
-    assert sorted(i.key for i in store.list(PREFIX)) == [PREFIX + "manifest.json", PREFIX + "snapshot.tar"]
+    # The archive key is content-addressed, so racing builds of one prefix never overwrite each other.
+    assert manifest.archive_key == f"{PREFIX}snapshot-{manifest.sha256[:16]}.tar"
+    assert sorted(i.key for i in store.list(PREFIX)) == sorted([PREFIX + "manifest.json",
+                                                                manifest.archive_key])
     assert read_manifest(store, PREFIX) == manifest
 
     records = _all_records(materialize(store, PREFIX, tmp_path / "out"), "lines")
@@ -82,25 +84,27 @@ def test_nan_embedding_is_refused_naming_the_record(store):
 
 
 def test_corrupt_archive_byte_is_detected_naming_the_key(store, tmp_path):
-    write_snapshot(store, PREFIX, make_pages(50), collection="lines", dimensions=DIMS, model="m")
-    data = bytearray(store.get_bytes(PREFIX + "snapshot.tar"))
+    archive = write_snapshot(store, PREFIX, make_pages(50), collection="lines", dimensions=DIMS,
+                             model="m").archive_key
+    data = bytearray(store.get_bytes(archive))
     data[len(data) // 2] ^= 0xFF
-    store.put_bytes(PREFIX + "snapshot.tar", bytes(data))
+    store.put_bytes(archive, bytes(data))
 
     with pytest.raises(CorruptObjectError, match="sha256") as info:
         materialize(store, PREFIX, tmp_path / "out")
-    assert info.value.key == PREFIX + "snapshot.tar"
+    assert info.value.key == archive
     assert not (tmp_path / "out").exists()
 
 
 def test_truncated_archive_is_detected(store, tmp_path):
-    write_snapshot(store, PREFIX, make_pages(50), collection="lines", dimensions=DIMS, model="m")
-    data = store.get_bytes(PREFIX + "snapshot.tar")
-    store.put_bytes(PREFIX + "snapshot.tar", data[: len(data) // 3])
+    archive = write_snapshot(store, PREFIX, make_pages(50), collection="lines", dimensions=DIMS,
+                             model="m").archive_key
+    data = store.get_bytes(archive)
+    store.put_bytes(archive, data[: len(data) // 3])
 
     with pytest.raises(CorruptObjectError, match="bytes") as info:
         materialize(store, PREFIX, tmp_path / "out")
-    assert info.value.key == PREFIX + "snapshot.tar"
+    assert info.value.key == archive
 
 
 def test_missing_manifest_means_no_snapshot(store, tmp_path):
@@ -128,7 +132,7 @@ def test_archive_with_path_traversal_is_refused(store, tmp_path):
         info.size = len(payload)
         tar.addfile(info, io.BytesIO(payload))
     evil = buffer.getvalue()
-    store.put_bytes(PREFIX + "snapshot.tar", evil)
+    store.put_bytes(manifest.archive_key, evil)
     forged = manifest.model_copy(update={"sha256": hashlib.sha256(evil).hexdigest(),
                                          "archive_bytes": len(evil)})
     store.put_json(PREFIX + "manifest.json", forged.model_dump(mode="json"))

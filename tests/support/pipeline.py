@@ -1,0 +1,126 @@
+"""A real, small ingestion workspace for end-to-end style tests: local objects, SQLite ledger, local
+provider, real Chroma, and the real ASL definitions run on the local engine (in-process or pooled).
+
+Nothing here fakes our own code; tests inject faults by wrapping a real port or a real handler.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from embedding_ingest.config import Settings
+from embedding_ingest.orchestration import run_workflow
+from embedding_ingest.receipts.importer import import_receipts
+from embedding_ingest.runtime import build_step_context
+from embedding_ingest.snapshots import chroma_io, pull_published
+from embedding_ingest.steps.context import StepContext
+from embedding_ingest.steps.registry import HANDLERS
+from embedding_ingest.stores.records import EmbeddingStatus, ExecutionRecord, ItemKind
+from embedding_ingest.submission import SubmitReport, submit
+from embedding_ingest.workflow.builder import build_definition, local_resource_arn
+from embedding_ingest.workflow.engine.local_engine import LocalEngine
+from embedding_ingest.workflow.invokers import InProcessInvoker
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHARED_RECEIPTS = REPO_ROOT.parent / "shared" / "data" / "receipts-sroie.jsonl"
+
+Handler = Callable[[dict, StepContext], dict]
+_names = itertools.count()
+
+
+def receipts_file(tmp_path: Path, count: int, *, start: int = 0) -> Path:
+    """The first `count` real receipts (from `start`) of the shared SROIE file, as a JSONL file."""
+    lines = SHARED_RECEIPTS.read_text(encoding="utf-8").splitlines()[start:start + count]
+    path = tmp_path / f"receipts-{start}-{count}.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def no_sleep(_seconds: float) -> None:
+    """Retry waits are real on AWS; tests need not wait them out."""
+
+
+@dataclass
+class Workspace:
+    settings: Settings
+    ctx: StepContext
+
+    @property
+    def ledger(self):
+        return self.ctx.ledger
+
+    @property
+    def objects(self):
+        return self.ctx.objects
+
+    def import_receipts(self, path: Path):
+        return import_receipts(path, self.ledger)
+
+    def submit(self, kind: ItemKind, *, max_items_per_batch: int = 50, **kwargs: Any) -> SubmitReport:
+        return submit(kind, self.ledger, self.ctx.provider, max_items_per_batch=max_items_per_batch, **kwargs)
+
+    def handlers(self, overrides: Mapping[str, Handler] | None = None) -> dict[str, Callable[[dict], dict]]:
+        """Every Lambda function bound to this workspace's ports; `overrides` replaces some by name."""
+        chosen = {**HANDLERS, **(overrides or {})}
+        return {name: (lambda payload, h=handler: h(payload, self.ctx)) for name, handler in chosen.items()}
+
+    def run(self, kind: ItemKind, *, name: str | None = None, overrides: Mapping[str, Handler] | None = None,
+            sleep: Callable[[float], None] = no_sleep, definition: dict | None = None) -> ExecutionRecord:
+        """One execution of the real definition on the local engine, every task in this process."""
+        engine = LocalEngine(self.ledger, InProcessInvoker(self.handlers(overrides)), sleep=sleep)
+        return engine.start_execution(kind.value, definition or build_definition(kind.value, local_resource_arn),
+                                      name or f"{kind.value}-test-{next(_names)}", {})
+
+    def run_pooled(self, kind: ItemKind, *, name: str | None = None) -> ExecutionRecord:
+        """One execution as the CLI runs it: compaction in worker processes, ports built from settings."""
+        return run_workflow(kind, self.settings, name=name, sleep=no_sleep, max_workers=2)
+
+    def run_until_idle(self, kind: ItemKind, *, max_runs: int = 10, **kwargs: Any) -> list[ExecutionRecord]:
+        """Start executions until no batch of `kind` is active any more (or one fails)."""
+        from embedding_ingest.stores.records import ACTIVE_BATCH_STATUSES
+
+        records = []
+        for _ in range(max_runs):
+            record = self.run(kind, **kwargs)
+            records.append(record)
+            active = self.ledger.list_batches(statuses=ACTIVE_BATCH_STATUSES, batch_type=kind.batch_type)
+            if record.status.value != "SUCCEEDED" or not active:
+                break
+        return records
+
+    def statuses(self, kind: ItemKind) -> Counter:
+        return Counter({str(k): v for k, v in self.ledger.count_items(kind).items() if v})
+
+    def published_ids(self, kind: ItemKind) -> list[str]:
+        """Every id in the published snapshot of `kind`, with repeats if there were any."""
+        pulled = pull_published(self.objects, self.ledger, kind.database, self.settings)
+        if pulled is None:
+            return []
+        version, persist_dir = pulled
+        with chroma_io.open_client(persist_dir) as client:
+            collection = chroma_io.get_collection(client, version.database)
+            ids = list(chroma_io.iter_ids(client, collection))
+            del collection
+        return ids
+
+    def item_ids(self, kind: ItemKind, status: EmbeddingStatus | None = None) -> set[str]:
+        statuses = [status] if status else list(EmbeddingStatus)
+        return {item.item_id for s in statuses for item in self.ledger.find_items(kind, s)}
+
+    def output(self, record: ExecutionRecord) -> dict:
+        return json.loads(record.output or "{}")
+
+
+def make_workspace(tmp_path: Path, *, dimensions: int = 16, polls_per_stage: int = 0,
+                   **settings: Any) -> Workspace:
+    """A fresh embedded-default workspace under tmp_path (small vectors keep tests fast)."""
+    values = {"EMBEDDING_INGEST_HOME": str(tmp_path / "home"), "EMBEDDING_DIMENSIONS": dimensions,
+              "LOCAL_PROVIDER_POLLS_PER_STAGE": polls_per_stage, **settings}
+    built = Settings(**values)
+    return Workspace(settings=built, ctx=build_step_context(built))

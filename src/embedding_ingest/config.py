@@ -38,7 +38,8 @@ class Settings(BaseSettings):
     snapshot_versions_kept: int = Field(default=4, alias="SNAPSHOT_VERSIONS_KEPT", gt=0)
     hnsw_ef_construction: int = Field(default=100, alias="HNSW_EF_CONSTRUCTION", gt=0)
     hnsw_max_neighbors: int = Field(default=16, alias="HNSW_MAX_NEIGHBORS", gt=0)
-    # Local provider only: polls a batch spends in each of validating/in_progress/finalizing (0 = done at once).
+    # Local provider only: polls a batch spends in each of validating/in_progress/finalizing
+    # (0 = done at the first poll).
     local_polls_per_stage: int = Field(default=1, alias="LOCAL_PROVIDER_POLLS_PER_STAGE", ge=0)
     lock_ttl_seconds: int = Field(default=900, alias="LOCK_TTL_SECONDS", gt=0)
 

@@ -74,8 +74,8 @@ class Workspace:
             sleep: Callable[[float], None] = no_sleep, definition: dict | None = None) -> ExecutionRecord:
         """One execution of the real definition on the local engine, every task in this process."""
         engine = LocalEngine(self.ledger, InProcessInvoker(self.handlers(overrides)), sleep=sleep)
-        return engine.start_execution(kind.value, definition or build_definition(kind.value, local_resource_arn),
-                                      name or f"{kind.value}-test-{next(_names)}", {})
+        definition = definition or build_definition(kind.value, local_resource_arn)
+        return engine.start_execution(kind.value, definition, name or f"{kind.value}-test-{next(_names)}", {})
 
     def run_pooled(self, kind: ItemKind, *, name: str | None = None) -> ExecutionRecord:
         """One execution as the CLI runs it: compaction in worker processes, ports built from settings."""

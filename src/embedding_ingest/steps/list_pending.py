@@ -19,6 +19,7 @@ from embedding_ingest.contracts import (
     payload_size,
 )
 from embedding_ingest.steps.context import StepContext
+from embedding_ingest.steps.exceptions import StepInputError
 from embedding_ingest.steps.keys import poll_manifest_key
 from embedding_ingest.steps.logs import logger
 from embedding_ingest.steps.offload import parse_event
@@ -29,7 +30,9 @@ STEP = "embedding-list-pending"
 
 def list_pending(event: dict, ctx: StepContext) -> dict:
     request = parse_event(ListPendingEvent, event, STEP)
-    cap = request.max_batches or ctx.settings.max_batches_per_execution
+    if request.max_batches is not None and request.max_batches < 1:
+        raise StepInputError(f"{STEP}: max_batches must be at least 1, got {request.max_batches}")
+    cap = request.max_batches if request.max_batches is not None else ctx.settings.max_batches_per_execution
     manifest_key = poll_manifest_key(request.execution_id)
 
     active = ctx.ledger.list_batches(statuses=ACTIVE_BATCH_STATUSES,

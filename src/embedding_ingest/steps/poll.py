@@ -15,7 +15,11 @@ from embedding_ingest.contracts import PendingBatchRef, PollAction, PollEvent, P
 from embedding_ingest.providers.base import ProviderBatch, ProviderBatchStatus
 from embedding_ingest.providers.exceptions import UnknownProviderBatchError
 from embedding_ingest.steps.context import StepContext
-from embedding_ingest.steps.exceptions import ProviderBatchNotFoundError, StepInputError
+from embedding_ingest.steps.exceptions import (
+    BatchTypeMismatchError,
+    ProviderBatchNotFoundError,
+    StepInputError,
+)
 from embedding_ingest.steps.logs import logger, step_log_context
 from embedding_ingest.steps.offload import parse_event, pick, read_offloaded
 from embedding_ingest.steps.poll_ingest import ingest_finished_batch
@@ -70,13 +74,17 @@ def _index(request: PollEvent) -> int:
     return request.batch_index
 
 
-def poll(event: dict, ctx: StepContext) -> dict:
+def poll(event: dict, ctx: StepContext, *, expected_kind: ItemKind | None = None) -> dict:
+    """Poll one batch; `expected_kind` (set by the line/word Lambda names) refuses the other kind."""
     request = parse_event(PollEvent, event, STEP)
     ref = resolve_batch(request, ctx)
     with step_log_context(batch_id=ref.batch_id, provider_batch_id=ref.openai_batch_id):
         summary = ctx.ledger.get_batch(ref.batch_id)
         if summary is None:
             raise BatchNotFoundError(ref.batch_id)
+        if expected_kind is not None and kind_of(summary.batch_type) is not expected_kind:
+            raise BatchTypeMismatchError(f"batch {ref.batch_id!r} is a {summary.batch_type.value} batch; "
+                                         f"the {expected_kind.value} workflow cannot poll it")
         if summary.provider_batch_id != ref.openai_batch_id:
             raise StepInputError(f"{STEP}: batch {ref.batch_id!r} was submitted as provider batch "
                                  f"{summary.provider_batch_id!r}, not {ref.openai_batch_id!r}")

@@ -18,6 +18,7 @@ from embedding_ingest.steps.list_pending import list_pending
 from embedding_ingest.steps.logs import configure_json_logging, logger, step_log_context
 from embedding_ingest.steps.mark_complete import mark_batches_complete
 from embedding_ingest.steps.poll import poll
+from embedding_ingest.stores.records import ItemKind
 
 Handler = Callable[[dict, StepContext], dict]
 
@@ -61,8 +62,8 @@ def _logged(function_name: str, handler: Handler) -> Handler:
 
 _RAW: dict[str, Handler] = {
     "embedding-list-pending": list_pending,
-    "embedding-line-poll": poll,
-    "embedding-word-poll": poll,
+    "embedding-line-poll": functools.partial(poll, expected_kind=ItemKind.LINE),
+    "embedding-word-poll": functools.partial(poll, expected_kind=ItemKind.WORD),
     "embedding-split-chunks": _with_operations("embedding-split-chunks", {
         None: split_chunks, "split_chunks": split_chunks, "load_chunks_from_s3": load_chunks_from_s3}),
     "embedding-vector-compact": _with_operations("embedding-vector-compact", {

@@ -85,7 +85,7 @@ def test_a_delta_holding_fewer_embeddings_than_reported_stops_the_merge(ctx, thr
 
 def test_a_corrupt_delta_archive_is_named(ctx, three_deltas):
     refs = [delta_ref(p) for _, _, p in three_deltas]
-    archive = f"{refs[2]['delta_key']}snapshot.tar"
+    archive = read_manifest(ctx.objects, refs[2]["delta_key"]).archive_key
     ctx.objects.put_bytes(archive, b"not a tar archive")
 
     with pytest.raises(CorruptObjectError, match=archive):

@@ -5,7 +5,7 @@ import threading
 import pytest
 from steps_world import polled
 
-from embedding_ingest.snapshots import ids_present, publish_next_version
+from embedding_ingest.snapshots import ids_present, publish_next_version, read_manifest
 from embedding_ingest.steps.compact import process_chunk
 from embedding_ingest.steps.exceptions import EmbeddingCountMismatchError, StepInputError
 from embedding_ingest.steps.final_merge import final_merge
@@ -97,9 +97,10 @@ def test_a_busy_lock_raises_a_transient_error_and_publishes_nothing(ctx, two_chu
 
 def test_a_failing_merge_raises_and_releases_the_lock(ctx, two_chunks):
     _, chunks = two_chunks
-    ctx.objects.put_bytes(f"{chunks[1]['intermediate_key']}snapshot.tar", b"garbage")
+    archive = read_manifest(ctx.objects, chunks[1]["intermediate_key"]).archive_key
+    ctx.objects.put_bytes(archive, b"garbage")
 
-    with pytest.raises(CorruptObjectError, match=chunks[1]["intermediate_key"]):
+    with pytest.raises(CorruptObjectError, match=archive):
         final_merge(merge_event(chunks), ctx)
 
     assert ctx.ledger.get_published("lines") is None

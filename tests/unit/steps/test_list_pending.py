@@ -101,6 +101,7 @@ def test_few_batches_with_a_payload_over_150_kb_go_to_a_manifest(ctx):
     ({"execution_id": "e"}, "batch_type"),
     ({"batch_type": "receipt", "execution_id": "e"}, "batch_type"),
     ({"batch_type": "line", "execution_id": None}, "execution_id"),
+    ({"batch_type": "line", "execution_id": "e", "max_batches": 0}, "max_batches"),
 ])
 def test_bad_event_names_the_field(ctx, event, field):
     with pytest.raises(StepInputError, match=field):

@@ -10,9 +10,10 @@ import pytest
 from steps_world import make_items, submit_batch
 
 from embedding_ingest.exceptions import TerminalError
-from embedding_ingest.steps.exceptions import StepInputError, UnknownOperationError
+from embedding_ingest.steps.exceptions import BatchTypeMismatchError, StepInputError, UnknownOperationError
 from embedding_ingest.steps.logs import JsonFormatter, logger
 from embedding_ingest.steps.registry import HANDLERS, handler_for, invoke_local
+from embedding_ingest.stores.records import ItemKind
 
 LAMBDAS = {"embedding-list-pending", "embedding-line-poll", "embedding-word-poll", "embedding-split-chunks",
            "embedding-vector-compact", "embedding-create-chunk-groups", "embedding-mark-batches-complete"}
@@ -87,3 +88,12 @@ def test_invoke_local_runs_a_step_in_another_process_from_settings_alone(ctx):
                                           "openai_batch_id": summary.provider_batch_id}]
     assert polled["action"] == "process_results" and polled["embedding_count"] == 2
     assert ctx.ledger.get_batch(summary.batch_id).provider_status == "completed"
+
+
+def test_the_line_poll_refuses_a_word_batch(ctx):
+    summary = submit_batch(ctx, make_items(1, kind=ItemKind.WORD))
+    event = {"batch_id": summary.batch_id, "openai_batch_id": summary.provider_batch_id}
+
+    with pytest.raises(BatchTypeMismatchError, match="WORD_EMBEDDING batch; the line workflow"):
+        HANDLERS["embedding-line-poll"](event, ctx)
+    assert HANDLERS["embedding-word-poll"](event, ctx)["database"] == "words"

@@ -1,0 +1,141 @@
+"""The built definitions: valid ASL (statelint), the reference's names, concurrency, paths and error
+handling on every Task."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from embedding_ingest.workflow.builder import build_definition, local_resource_arn, render_definition
+from embedding_ingest.workflow.engine import compile_definition
+from embedding_ingest.workflow.policies import LAMBDA_SERVICE_ERRORS, transient_error_names
+
+STATELINT = Path(sys.executable).parent / "statelint"
+
+
+def all_states(definition: dict) -> dict[str, dict]:
+    """Every state, including those inside Map item processors."""
+    found = {}
+    for name, state in definition["States"].items():
+        found[name] = state
+        if state["Type"] == "Map":
+            found.update(all_states(state["ItemProcessor"]))
+    return found
+
+
+@pytest.mark.parametrize("kind", ["line", "word"])
+def test_definitions_pass_statelint_and_the_engine_accepts_them(tmp_path, kind):
+    path = tmp_path / f"{kind}.json"
+    path.write_text(render_definition(kind))
+
+    linted = subprocess.run([str(STATELINT), str(path)], capture_output=True, text=True, check=False)
+
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    compile_definition(json.loads(path.read_text()))
+
+
+def test_line_definition_follows_the_reference_flow():
+    states = build_definition("line", local_resource_arn)["States"]
+
+    assert states["ListPendingBatches"]["Parameters"] == {
+        "batch_type": "line", "execution_id.$": "$$.Execution.Name", "max_batches": None}
+    assert states["CheckPendingBatches"]["Choices"][0] == {
+        "Variable": "$.total_batches", "NumericGreaterThan": 0, "Next": "NormalizePendingBatches"}
+    assert states[states["CheckPendingBatches"]["Default"]]["Type"] == "Succeed"
+    poll = states["PollBatches"]
+    assert (poll["ItemsPath"], poll["MaxConcurrency"], poll["ResultPath"]) == ("$.batch_indices", 50,
+                                                                               "$.poll_results")
+    assert poll["ItemSelector"]["batch_index.$"] == "$$.Map.Item.Value"
+    assert poll["ItemSelector"]["skip_sqs_notification"] is True
+    chunks = states["ProcessChunksInParallel"]
+    assert (chunks["ItemsPath"], chunks["MaxConcurrency"], chunks["ResultPath"]) == (
+        "$.chunked_data.chunks", 10, "$.chunk_results")
+    groups = states["MergeChunkGroupsInParallel"]
+    assert (groups["ItemsPath"], groups["MaxConcurrency"], groups["ResultPath"]) == (
+        "$.chunk_groups.groups", 6, "$.merged_groups")
+    assert states["CheckChunkGroupCount"]["Choices"] == [
+        {"Variable": "$.total_chunks", "NumericGreaterThan": 4, "Next": "CreateChunkGroups"}]
+    assert states["CheckChunkGroupCount"]["Default"] == "PrepareFinalMerge"
+    assert states["CheckChunksSource"]["Default"] == "NormalizeChunkData"
+    assert states["FinalMerge"]["Parameters"]["database"] == "lines"
+    assert states["FinalMerge"]["ResultPath"] == "$.final_merge_result"
+    assert states["MarkBatchesComplete"]["Parameters"]["snapshot_version.$"] == (
+        "$.final_merge_result.snapshot_version")
+    assert states["MarkBatchesComplete"]["ResultPath"] == "$.mark_complete_result"
+
+
+def test_word_definition_differs_only_in_names_poll_function_and_database():
+    line = build_definition("line", local_resource_arn)
+    word = build_definition("word", local_resource_arn)
+
+    assert word["StartAt"] == "ListPendingWordBatches"
+    for name in ("PollWordBatches", "SplitWordIntoChunks", "CheckWordChunksSource", "LoadWordChunksFromS3",
+                 "NormalizeWordChunkData", "ProcessWordChunksInParallel", "CheckWordChunkGroupCount",
+                 "CheckWordChunkGroupsSource", "LoadWordChunkGroupsFromS3",
+                 "PrepareWordHierarchicalFinalMerge", "WordFinalMerge", "MarkWordBatchesComplete"):
+        assert name in word["States"]
+    assert len(word["States"]) == len(line["States"])
+    poll_task = word["States"]["PollWordBatches"]["ItemProcessor"]["States"]["PollWordBatch"]
+    assert poll_task["Resource"].endswith(":function:embedding-word-poll")
+    assert word["States"]["WordFinalMerge"]["Parameters"]["database"] == "words"
+    assert word["States"]["MarkWordBatchesComplete"]["Parameters"]["database"] == "words"
+
+
+@pytest.mark.parametrize("kind", ["line", "word"])
+def test_every_task_retries_lambda_and_transient_errors_and_catches_to_a_fail_state(kind):
+    definition = build_definition(kind, local_resource_arn)
+    states = all_states(definition)
+    tasks = {name: s for name, s in states.items() if s["Type"] == "Task"}
+
+    assert len(tasks) == 10
+    for name, task in tasks.items():
+        lambda_retry, transient_retry = task["Retry"]
+        assert lambda_retry["ErrorEquals"] == list(LAMBDA_SERVICE_ERRORS), name
+        assert set(transient_retry["ErrorEquals"]) == set(transient_error_names()), name
+        for retry in task["Retry"]:
+            assert (retry["BackoffRate"], retry["JitterStrategy"]) == (2.0, "FULL")
+        [catch] = task["Catch"]
+        assert (catch["ErrorEquals"], catch["ResultPath"]) == (["States.ALL"], "$.error")
+        target = states[catch["Next"]]
+        if name.startswith("Poll"):  # one batch failing to poll must not stop the others
+            assert target["Type"] == "Pass"
+            assert target["Parameters"] == {"batch_index.$": "$.batch_index", "action": "poll_failed",
+                                            "error.$": "$.error"}
+        else:
+            assert target["Type"] == "Fail"
+            assert (target["ErrorPath"], target["CausePath"]) == ("$.error.Error", "$.error.Cause")
+
+
+def test_transient_error_names_cover_every_transient_class_in_the_project():
+    names = transient_error_names()
+
+    for expected in ("TransientError", "LockNotAcquiredError", "StoreUnavailableError",
+                     "ProviderTransientError", "PointerConflictError", "StaleFencingTokenError"):
+        assert expected in names
+    assert "InvalidInputError" not in names and "TerminalError" not in names
+
+
+def test_resources_come_from_resource_for_and_max_batches_is_passed():
+    definition = build_definition("line", lambda name: f"local:{name}", max_batches=250)
+    resources = {s["Resource"] for s in all_states(definition).values() if s["Type"] == "Task"}
+
+    assert resources == {"local:embedding-list-pending", "local:embedding-line-poll",
+                         "local:embedding-split-chunks", "local:embedding-vector-compact",
+                         "local:embedding-create-chunk-groups", "local:embedding-mark-batches-complete"}
+    assert definition["States"]["ListPendingBatches"]["Parameters"]["max_batches"] == 250
+
+
+def test_render_definition_uses_local_lambda_arns():
+    rendered = json.loads(render_definition("word"))
+
+    task = rendered["States"]["ListPendingWordBatches"]
+    assert task["Resource"] == "arn:aws:lambda:us-east-1:000000000000:function:embedding-list-pending"
+
+
+def test_unknown_kind_is_refused():
+    with pytest.raises(ValueError, match="'receipt'"):
+        build_definition("receipt", local_resource_arn)

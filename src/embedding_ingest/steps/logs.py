@@ -54,8 +54,9 @@ def step_log_context(**fields: Any) -> Iterator[None]:
         _step_fields.reset(token)
 
 
-def configure_json_logging(level: int = logging.INFO) -> None:
-    """Install the JSON formatter on the steps logger once (idempotent; used by invoke_local)."""
+def configure_json_logging(level: int | str = logging.INFO) -> None:
+    """Install the JSON formatter on the steps logger once (idempotent; Lambda entry points and pool
+    workers call it)."""
     if any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
         return
     handler = logging.StreamHandler()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import json
+import multiprocessing
+import os
 from collections.abc import Callable, Mapping
 
 from embedding_ingest.config import Settings
@@ -94,7 +96,10 @@ def _context_for(settings_json: str) -> StepContext:
 
 
 def invoke_local(function_name: str, payload: dict, settings_json: str) -> dict:
-    """Run one step in this process (a process pool's target): ports are built from the settings."""
-    configure_json_logging()
+    """Run one step in this process (a process pool's target): ports are built from the settings.
+    In a pool worker the steps' logs go to stderr as JSON lines (level from LOG_LEVEL, default
+    WARNING); in the calling process logging stays whatever the application configured."""
+    if multiprocessing.parent_process() is not None:
+        configure_json_logging(os.environ.get("LOG_LEVEL", "WARNING").upper())
     handler = handler_for(function_name)
     return handler(payload, _context_for(settings_json))

@@ -90,10 +90,8 @@ class State:
         context = branch.context(self.name, iso_time(branch.run.clock()))
         next_state, output = self.run(branch, raw_input, context)
         check_payload(output, state=self.name, what="output")
-        if self.type_name != "Fail":
-            branch.record(f"{self.type_name}StateExited",
-                          {"name": self.name, "output": to_json(output),
-                           "outputDetails": {"truncated": False}})
+        branch.record(f"{self.type_name}StateExited",
+                      {"name": self.name, "output": to_json(output), "outputDetails": {"truncated": False}})
         return next_state, output
 
     def run(self, branch: Branch, raw_input: Any, context: dict[str, Any]) -> tuple[str | None, Any]:

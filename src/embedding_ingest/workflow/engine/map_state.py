@@ -67,13 +67,13 @@ class MapState(ErrorHandling, State):
                 return
             item_branch = Branch(branch.run, started_from)
             try:
+                item_branch.record("MapIterationStarted", {"name": self.name, "index": index})
                 item_input = items[index]
                 if self.item_selector is not None:
                     item_context = {**context, "Map": {"Item": {"Index": index, "Value": items[index]}}}
                     item_input = evaluate_template(self.item_selector, data, item_context,
                                                    state=self.name, field="ItemSelector")
                 check_payload(item_input, state=self.name, what=f"iteration {index} input")
-                item_branch.record("MapIterationStarted", {"name": self.name, "index": index})
                 results[index] = self.processor.run(item_branch, item_input)
                 item_branch.record("MapIterationSucceeded", {"name": self.name, "index": index})
             except StatesFailure as failure:

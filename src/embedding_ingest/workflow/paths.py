@@ -9,7 +9,6 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from jsonpath_ng.exceptions import JsonPathParserError
 from jsonpath_ng.ext import parse as parse_jsonpath
 
 from embedding_ingest.workflow.exceptions import STATES_RUNTIME, StatesFailure
@@ -49,7 +48,7 @@ def reference_segments(path: str) -> tuple[str | int, ...] | None:
 def _compiled(path: str):
     try:
         return parse_jsonpath(path)
-    except (JsonPathParserError, Exception) as exc:  # jsonpath-ng raises bare Exceptions from its lexer
+    except Exception as exc:  # JsonPathParserError, and bare Exceptions from jsonpath-ng's lexer
         raise PathSyntaxError(f"invalid JSONPath {path!r}: {exc}") from exc
 
 

@@ -1,0 +1,118 @@
+"""`make bench`: every figure of issue 6 measured side by side in one run, printed as one table (with
+the machine it ran on) and written to bench/results.json. Not run in CI.
+
+    python bench/run.py            # the full sizes of the issue (several minutes on 2 cores)
+    python bench/run.py --quick    # smaller sizes, for iterating
+    python bench/run.py --only e2e --only memory
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import REPO_ROOT, Figure, machine  # noqa: E402
+
+SCENARIOS = ("e2e", "final_merge", "memory", "payload")
+FULL = {"e2e_count": 20_000, "e2e_dims": 1536, "merge_base": 100_000, "merge_dims": 1536,
+        "memory_dims": 1536, "payload_batches": 2000}
+QUICK = {"e2e_count": 5_000, "e2e_dims": 1536, "merge_base": 20_000, "merge_dims": 384,
+         "memory_dims": 1536, "payload_batches": 200}
+RESULT_KEYS = ("e2e_ratio", "final_merge_ratio", "chunk_peak_rss_mb", "max_payload_kb")
+
+
+def run_scenario(name: str, work: Path, sizes: dict) -> list[Figure]:
+    work.mkdir(parents=True)
+    if name == "e2e":
+        import e2e
+        return e2e.run(work, count=sizes["e2e_count"], dimensions=sizes["e2e_dims"])
+    if name == "final_merge":
+        import final_merge
+        return final_merge.run(work, base=sizes["merge_base"], dimensions=sizes["merge_dims"])
+    if name == "memory":
+        import memory
+        return memory.run(work, dimensions=sizes["memory_dims"])
+    if name == "payload":
+        import payload
+        return payload.run(work, batches=sizes["payload_batches"])
+    raise ValueError(name)
+
+
+def status_of(figure: Figure) -> str:
+    if figure.target is None:
+        return "for the record"
+    missed = figure.missed_by
+    return "met" if missed is None else f"MISSED by {missed:.0%}"
+
+
+def format_table(figures: list[Figure], info: dict) -> str:
+    rows = [("figure", "value", "target", "status", "details")]
+    for f in figures:
+        value = f"{f.value:,.0f} {f.unit}" if f.value >= 100 else f"{f.value:.2f} {f.unit}"
+        target = f"<= {f.target:g} {f.unit}" if f.target is not None else "-"
+        rows.append((f.name, value, target, status_of(f), f.detail))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = [f"machine: {info['cores']} cores, {info['cpu_model']}, Python {info['python']}"]
+    for index, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True))
+                     + "  " + row[4])
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 7)
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for iterating")
+    parser.add_argument("--only", action="append", choices=SCENARIOS, help="run only these (repeatable)")
+    parser.add_argument("--e2e-count", type=int, help="embeddings in the end-to-end run (multiple of 1000)")
+    parser.add_argument("--merge-base", type=int, help="records in the published snapshot of figure 2")
+    parser.add_argument("--merge-dims", type=int, help="vector width of figure 2")
+    parser.add_argument("--payload-batches", type=int, help="batches in the payload run")
+    parser.add_argument("--results", type=Path, default=REPO_ROOT / "bench" / "results.json")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    args = parser.parse_args(argv)
+
+    sizes = dict(QUICK if args.quick else FULL)
+    for key in ("e2e_count", "merge_base", "merge_dims", "payload_batches"):
+        if getattr(args, key) is not None:
+            sizes[key] = getattr(args, key)
+    info = machine()
+    scratch = Path(tempfile.mkdtemp(prefix="embedding-ingest-bench-"))
+    figures: list[Figure] = []
+    started = time.perf_counter()
+    try:
+        for name in args.only or SCENARIOS:
+            print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+            t0 = time.perf_counter()
+            figures += run_scenario(name, scratch / name, sizes)
+            print(f"[bench] {name} done in {time.perf_counter() - t0:.0f}s", file=sys.stderr, flush=True)
+    finally:
+        if args.keep:
+            print(f"[bench] scratch kept at {scratch}", file=sys.stderr)
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    print(format_table(figures, info))
+    results: dict = {"cores": info["cores"], "cpu_model": info["cpu_model"], "quick": args.quick,
+                     "sizes": sizes, "seconds": round(time.perf_counter() - started, 1)}
+    for figure in figures:
+        results[figure.name] = round(figure.value, 3)
+        results.update(figure.extra)
+        if figure.target is not None:
+            results[f"{figure.name}_target"] = figure.target
+    args.results.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    print(f"results written to {args.results}", file=sys.stderr)
+    return 0 if all(f.missed_by is None for f in figures) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""The seven Lambda functions: one table shared by the entrypoints and the CloudFormation template,
+so a function's size, its handler path and what it may touch are declared once.
+
+Sizes are the reference's "Quick Reference Tables". Object-store access is by key prefix (the layout
+of steps/keys.py and snapshots/publish.py); `{db}` stands for both databases (lines, words)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from embedding_ingest.workflow.builder import (
+    CREATE_CHUNK_GROUPS,
+    LIST_PENDING,
+    MARK_BATCHES_COMPLETE,
+    POLL,
+    SPLIT_CHUNKS,
+    VECTOR_COMPACT,
+)
+
+HANDLER_MODULE = "embedding_ingest.aws.handlers"
+DATABASES = ("lines", "words")
+
+# DynamoDB actions by what a step does with the ledger (DynamoLedger's calls; a TransactWriteItems
+# is authorized per contained action, so those are listed, not the transaction itself).
+LEDGER_READ = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem")
+LEDGER_WRITE_ITEMS = ("dynamodb:UpdateItem",)
+LEDGER_LOCKS_AND_PUBLISH = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+
+
+@dataclass(frozen=True)
+class LambdaFunction:
+    name: str  # the reference's function name (the workflow builder's resource names)
+    entrypoint: str  # attribute of aws.handlers
+    logical_id: str  # CloudFormation logical id
+    memory_mb: int
+    timeout_s: int
+    ephemeral_mb: int
+    reads: tuple[str, ...]  # object key prefixes (with {db}) it may read and list
+    writes: tuple[str, ...]  # prefixes it may also write and delete
+    ledger_actions: tuple[str, ...]
+    needs_provider: bool = False  # only these build the OpenAI client (and may read the key)
+
+    @property
+    def command(self) -> str:
+        return f"{HANDLER_MODULE}.{self.entrypoint}"
+
+    def prefixes(self, patterns: tuple[str, ...]) -> list[str]:
+        return sorted({p.format(db=db) for p in patterns for db in DATABASES})
+
+
+_DELTAS = "{db}/delta/"
+_SNAPSHOTS = "{db}/snapshot/"
+
+
+def _poll(kind: str) -> LambdaFunction:
+    return LambdaFunction(
+        name=POLL[kind], entrypoint=f"{kind}_poll", logical_id=f"{kind.capitalize()}PollFunction",
+        memory_mb=3008, timeout_s=900, ephemeral_mb=3072,
+        reads=("poll_manifests/",), writes=(_DELTAS,),
+        ledger_actions=LEDGER_READ + LEDGER_WRITE_ITEMS, needs_provider=True)
+
+
+FUNCTIONS: tuple[LambdaFunction, ...] = (
+    LambdaFunction(
+        name=LIST_PENDING, entrypoint="list_pending", logical_id="ListPendingFunction",
+        memory_mb=256, timeout_s=60, ephemeral_mb=512,
+        reads=(), writes=("poll_manifests/",), ledger_actions=LEDGER_READ),
+    _poll("line"),
+    _poll("word"),
+    LambdaFunction(
+        name=SPLIT_CHUNKS, entrypoint="split_chunks", logical_id="SplitChunksFunction",
+        memory_mb=512, timeout_s=60, ephemeral_mb=512,
+        reads=("chunk_groups/",), writes=("chunks/",), ledger_actions=()),
+    LambdaFunction(
+        name=VECTOR_COMPACT, entrypoint="vector_compact", logical_id="VectorCompactFunction",
+        memory_mb=8192, timeout_s=900, ephemeral_mb=10240,
+        reads=(_DELTAS, "chunks/", "chunk_groups/"), writes=("intermediate/", _SNAPSHOTS),
+        ledger_actions=LEDGER_READ + LEDGER_LOCKS_AND_PUBLISH),
+    LambdaFunction(
+        name=CREATE_CHUNK_GROUPS, entrypoint="create_chunk_groups", logical_id="CreateChunkGroupsFunction",
+        memory_mb=512, timeout_s=60, ephemeral_mb=512,
+        reads=(), writes=("chunk_groups/",), ledger_actions=()),
+    LambdaFunction(
+        name=MARK_BATCHES_COMPLETE, entrypoint="mark_batches_complete",
+        logical_id="MarkBatchesCompleteFunction", memory_mb=256, timeout_s=60, ephemeral_mb=512,
+        reads=("chunk_groups/", _SNAPSHOTS), writes=(),
+        ledger_actions=LEDGER_READ + LEDGER_WRITE_ITEMS),
+)
+
+BY_NAME: dict[str, LambdaFunction] = {f.name: f for f in FUNCTIONS}

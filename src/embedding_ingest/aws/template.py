@@ -1,0 +1,191 @@
+"""The CloudFormation template of the whole stack, as a dict (`embedding-ingest aws template` writes it).
+
+The state machine definitions are the workflow builder's output, unchanged but for the Task resources:
+the builder is asked for the placeholder `${<Function>.Arn}` and the JSON text goes through Fn::Sub,
+so AWS and the local engine run the same definition.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from embedding_ingest.aws import iam
+from embedding_ingest.aws.functions import BY_NAME, FUNCTIONS, LambdaFunction
+from embedding_ingest.stores.dynamo_schema import TTL_ATTRIBUTE, table_definition
+from embedding_ingest.workflow.builder import build_definition
+from embedding_ingest.workflow.naming import WorkflowKind
+
+INTERMEDIATE_PREFIXES = ("intermediate/", "chunks/", "chunk_groups/", "poll_manifests/")
+INTERMEDIATE_EXPIRY_DAYS = 7
+NONCURRENT_VERSION_EXPIRY_DAYS = 30
+LOG_RETENTION_DAYS = 30
+STATE_MACHINES: dict[WorkflowKind, str] = {"line": "LineStateMachine", "word": "WordStateMachine"}
+_PLACEHOLDER = "@@function-arn:{}@@"
+
+
+def _parameters(image_uri_param: bool) -> dict[str, Any]:
+    parameters: dict[str, Any] = {
+        "Stage": {"Type": "String", "Default": "dev", "AllowedPattern": "^[a-z0-9-]{1,16}$",
+                  "Description": "Suffix of every named resource (dev, prod, ...)"},
+        iam.SECRET_PARAMETER: {
+            "Type": "String", "AllowedPattern": "^arn:aws[a-z-]*:secretsmanager:.+$",
+            "Description": "ARN of the Secrets Manager secret holding the OpenAI API key "
+                           "(a plain string or JSON with an OPENAI_API_KEY field)"},
+        "AlarmTopicArn": {"Type": "String", "Default": "",
+                          "Description": "SNS topic notified when an execution fails (empty: none)"},
+    }
+    if image_uri_param:
+        parameters["ImageUri"] = {"Type": "String", "Description": "ECR image built from aws/Dockerfile"}
+    return parameters
+
+
+def _bucket() -> dict[str, Any]:
+    expiring = [{"Id": f"expire-{prefix.rstrip('/').replace('_', '-')}", "Status": "Enabled",
+                 "Prefix": prefix, "ExpirationInDays": INTERMEDIATE_EXPIRY_DAYS}
+                for prefix in INTERMEDIATE_PREFIXES]
+    housekeeping = {"Id": "tidy-versions-and-uploads", "Status": "Enabled",
+                    "NoncurrentVersionExpiration": {"NoncurrentDays": NONCURRENT_VERSION_EXPIRY_DAYS},
+                    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+                    "ExpiredObjectDeleteMarker": True}
+    return {"Type": "AWS::S3::Bucket", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "VersioningConfiguration": {"Status": "Enabled"},
+                "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
+                                                   "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
+                "BucketEncryption": {"ServerSideEncryptionConfiguration": [
+                    {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+                "LifecycleConfiguration": {"Rules": [*expiring, housekeeping]},
+            }}
+
+
+def _bucket_policy() -> dict[str, Any]:
+    bucket_arn = {"Fn::GetAtt": [iam.BUCKET, "Arn"]}
+    return {"Type": "AWS::S3::BucketPolicy", "Properties": {
+        "Bucket": {"Ref": iam.BUCKET},
+        "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+            "Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+            "Resource": [bucket_arn, {"Fn::Sub": f"${{{iam.BUCKET}.Arn}}/*"}],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}}}
+
+
+def _table() -> dict[str, Any]:
+    definition = table_definition("unused")
+    definition.pop("TableName")
+    return {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "TableName": {"Fn::Sub": "embedding-ingest-${Stage}"},
+                **definition,
+                "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
+                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+                "SSESpecification": {"SSEEnabled": True},
+            }}
+
+
+def _function_name(function: LambdaFunction) -> dict[str, str]:
+    return {"Fn::Sub": f"{function.name}-${{Stage}}"}
+
+
+def _log_group(function: LambdaFunction) -> dict[str, Any]:
+    return {"Type": "AWS::Logs::LogGroup", "DeletionPolicy": "Delete", "UpdateReplacePolicy": "Delete",
+            "Properties": {"LogGroupName": {"Fn::Sub": f"/aws/lambda/{function.name}-${{Stage}}"},
+                           "RetentionInDays": LOG_RETENTION_DAYS}}
+
+
+def _function(function: LambdaFunction, image_uri: Any) -> dict[str, Any]:
+    environment: dict[str, Any] = {
+        "DYNAMODB_TABLE_NAME": {"Ref": iam.TABLE},
+        "CHROMADB_BUCKET": {"Ref": iam.BUCKET},
+        "CHROMADB_STORAGE_MODE": "auto",
+        "EMBEDDING_PROVIDER": "openai",
+        "LOG_LEVEL": "INFO",
+    }
+    if function.needs_provider:
+        environment["OPENAI_API_KEY_SECRET_ARN"] = {"Ref": iam.SECRET_PARAMETER}
+    return {"Type": "AWS::Lambda::Function", "DependsOn": [f"{function.logical_id}LogGroup"], "Properties": {
+        "FunctionName": _function_name(function),
+        "Description": f"{function.name} ({function.command})",
+        "PackageType": "Image",
+        "Code": {"ImageUri": image_uri},
+        "ImageConfig": {"Command": [function.command]},
+        "Role": {"Fn::GetAtt": [f"{function.logical_id}Role", "Arn"]},
+        "MemorySize": function.memory_mb,
+        "Timeout": function.timeout_s,
+        "EphemeralStorage": {"Size": function.ephemeral_mb},
+        "Environment": {"Variables": environment},
+    }}
+
+
+def definition_string(kind: WorkflowKind) -> dict[str, str]:
+    """The builder's definition as an Fn::Sub whose only substitutions are the function ARNs."""
+    definition = build_definition(kind, _PLACEHOLDER.format)
+    text = json.dumps(definition, indent=2).replace("${", "${!")  # a literal ${ must not be substituted
+    for name, function in BY_NAME.items():
+        text = text.replace(_PLACEHOLDER.format(name), f"${{{function.logical_id}.Arn}}")
+    return {"Fn::Sub": text}
+
+
+def _state_machine(kind: WorkflowKind) -> dict[str, Any]:
+    return {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
+        "StateMachineName": {"Fn::Sub": f"{kind}-ingest-${{Stage}}"},
+        "StateMachineType": "STANDARD",
+        "RoleArn": {"Fn::GetAtt": ["StateMachineRole", "Arn"]},
+        "DefinitionString": definition_string(kind),
+    }}
+
+
+def _failure_alarm(kind: WorkflowKind) -> dict[str, Any]:
+    topic = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    return {"Type": "AWS::CloudWatch::Alarm", "Properties": {
+        "AlarmName": {"Fn::Sub": f"{kind}-ingest-${{Stage}}-executions-failed"},
+        "AlarmDescription": f"A {kind} ingestion execution failed: see its history "
+                            "(embedding-ingest executions show, or the Step Functions console)",
+        "Namespace": "AWS/States", "MetricName": "ExecutionsFailed",
+        "Dimensions": [{"Name": "StateMachineArn", "Value": {"Ref": STATE_MACHINES[kind]}}],
+        "Statistic": "Sum", "Period": 300, "EvaluationPeriods": 1, "Threshold": 1,
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching",
+        "AlarmActions": topic, "OKActions": topic,
+    }}
+
+
+def _outputs() -> dict[str, Any]:
+    outputs: dict[str, Any] = {
+        "BucketName": {"Description": "CHROMADB_BUCKET", "Value": {"Ref": iam.BUCKET}},
+        "TableName": {"Description": "DYNAMODB_TABLE_NAME", "Value": {"Ref": iam.TABLE}},
+    }
+    for kind, logical_id in STATE_MACHINES.items():
+        outputs[f"{logical_id}Arn"] = {"Description": f"{kind} ingestion state machine",
+                                       "Value": {"Ref": logical_id}}
+    for function in FUNCTIONS:
+        outputs[f"{function.logical_id}Arn"] = {"Description": function.name,
+                                                "Value": {"Fn::GetAtt": [function.logical_id, "Arn"]}}
+    return outputs
+
+
+def build_template(*, image_uri_param: bool = True, image_uri: str | None = None) -> dict[str, Any]:
+    """The stack. With `image_uri_param` the image is the ImageUri parameter; otherwise `image_uri`
+    (a fixed ECR image URI) is written into the template."""
+    if not image_uri_param and not image_uri:
+        raise ValueError("build_template(image_uri_param=False) needs image_uri")
+    image = {"Ref": "ImageUri"} if image_uri_param else image_uri
+    resources: dict[str, Any] = {iam.BUCKET: _bucket(), "ChromaBucketPolicy": _bucket_policy(),
+                                 iam.TABLE: _table()}
+    for function in FUNCTIONS:
+        log_group_id = f"{function.logical_id}LogGroup"
+        resources[log_group_id] = _log_group(function)
+        resources[f"{function.logical_id}Role"] = iam.function_role(function, log_group_id)
+        resources[function.logical_id] = _function(function, image)
+    resources["StateMachineRole"] = iam.state_machine_role()
+    for kind, logical_id in STATE_MACHINES.items():
+        resources[logical_id] = _state_machine(kind)
+        resources[f"{logical_id}FailedAlarm"] = _failure_alarm(kind)
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": "embedding-ingest: OpenAI Batch API embeddings -> published ChromaDB snapshots "
+                       "(line and word ingestion state machines, their Lambda steps, bucket and ledger)",
+        "Parameters": _parameters(image_uri_param),
+        "Conditions": {"HasAlarmTopic": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]}},
+        "Resources": resources,
+        "Outputs": _outputs(),
+    }

@@ -1,0 +1,35 @@
+"""`embedding-ingest aws ...`: deployment helpers (the CloudFormation template of the stack)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+aws_app = typer.Typer(help="Deploy to AWS: CloudFormation template (see src/embedding_ingest/aws/).",
+                      no_args_is_help=True)
+
+
+@aws_app.command("template")
+def template(output_file: Path | None = typer.Option(None, "--output-file", "-f",
+                                                      help="Write here instead of standard output"),
+             image_uri: str | None = typer.Option(None, "--image-uri",
+                                                  help="Fix the image in the template instead of the "
+                                                       "ImageUri parameter")) -> None:
+    """Print (or write) the CloudFormation template: bucket, ledger table, the seven functions, their
+    roles, both state machines and their failure alarms."""
+    from embedding_ingest.aws.template import build_template
+
+    document = build_template(image_uri_param=image_uri is None, image_uri=image_uri)
+    text = json.dumps(document, indent=2) + "\n"
+    if output_file is None:
+        typer.echo(text, nl=False)
+        return
+    output_file.parent.mkdir(parents=True, exist_ok=True)
+    output_file.write_text(text)
+    typer.echo(f"wrote {output_file} ({len(document['Resources'])} resources)", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(aws_app, name="aws")

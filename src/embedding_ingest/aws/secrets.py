@@ -11,9 +11,11 @@ The value is never logged and never appears in an error message: errors name the
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -30,10 +32,35 @@ _MISCONFIGURED = {"ResourceNotFoundException", "ParameterNotFound", "AccessDenie
                   "AccessDenied", "DecryptionFailure", "InvalidRequestException", "InvalidParameterException",
                   "ParameterVersionNotFound", "ValidationException", "InvalidKeyId"}
 
+# botocore logs whole response bodies (the secret included) at DEBUG from these loggers.
+WIRE_LOGGERS = ("botocore.parsers", "botocore.endpoint")
+
 ClientFactory = Callable[[str], Any]
 
 _cache: dict[tuple[str, str], str] = {}
 _cache_lock = threading.Lock()
+_fetching = threading.local()
+
+
+class _SilentWhileFetching(logging.Filter):
+    """Drops wire-level records of the thread that is reading a secret, whatever the log level."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_fetching, "active", False)
+
+
+_silencer = _SilentWhileFetching()
+for _name in WIRE_LOGGERS:
+    logging.getLogger(_name).addFilter(_silencer)
+
+
+@contextlib.contextmanager
+def _wire_logs_silenced() -> Iterator[None]:
+    _fetching.active = True
+    try:
+        yield
+    finally:
+        _fetching.active = False
 
 
 def _default_client(service: str, endpoint_url: str | None) -> Any:
@@ -59,7 +86,8 @@ def openai_api_key(environ: Mapping[str, str], *, client_factory: ClientFactory 
         if source in _cache:
             return _cache[source]
     factory = client_factory or (lambda service: _default_client(service, environ.get("AWS_ENDPOINT_URL")))
-    value = _fetch(source[0], source[1], factory)
+    with _wire_logs_silenced():
+        value = _fetch(source[0], source[1], factory)
     with _cache_lock:
         _cache[source] = value
     return value

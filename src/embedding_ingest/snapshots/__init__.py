@@ -2,7 +2,7 @@
 
 from embedding_ingest.snapshots.archive import materialize, read_manifest
 from embedding_ingest.snapshots.build import merge_snapshots, write_snapshot
-from embedding_ingest.snapshots.chroma_io import iter_pages
+from embedding_ingest.snapshots.flat import iter_pages
 from embedding_ingest.snapshots.models import (
     ARCHIVE_NAME,
     MANIFEST_NAME,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from embedding_ingest.snapshots.exceptions import (
     SnapshotConflictError,
     SnapshotCountMismatchError,
 )
+from embedding_ingest.snapshots.flat import FlatWriter, iter_pages
 from embedding_ingest.snapshots.models import Profile, RecordPage, SnapshotManifest, check_prefix
 from embedding_ingest.stores.exceptions import ObjectNotFoundError
 from embedding_ingest.stores.ports import ObjectStore
@@ -48,6 +49,12 @@ def write_snapshot(store: ObjectStore, prefix: str, pages: Iterable[RecordPage],
         return done
     with tempfile.TemporaryDirectory(prefix="snapshot-build-") as tmp:
         persist_dir = Path(tmp) / "chroma"
+        if profile == "flat":
+            count = _write_flat(persist_dir, collection, dimensions,
+                                ((page, f"snapshot {prefix!r} page {n}") for n, page in enumerate(pages)))
+            return _pack_and_upload(store, prefix, persist_dir, Path(tmp), collection=collection,
+                                    count=count, dimensions=dimensions, model=model, profile=profile,
+                                    sources=[])
         with chroma_io.open_client(persist_dir) as client:
             col = chroma_io.create_collection(client, collection, profile, settings)
             written = chroma_io.upsert_pages(client, col, pages, dimensions=dimensions,
@@ -59,6 +66,38 @@ def write_snapshot(store: ObjectStore, prefix: str, pages: Iterable[RecordPage],
         return _pack_and_upload(store, prefix, persist_dir, Path(tmp), collection=collection,
                                 count=count, dimensions=dimensions, model=model, profile=profile,
                                 sources=[])
+
+
+def _write_flat(persist_dir: Path, collection: str, dimensions: int,
+                pages: Iterable[tuple[RecordPage, str]]) -> int:
+    writer = FlatWriter(persist_dir, collection, dimensions)
+    try:
+        for page, where in pages:
+            writer.add(page, where)
+    except BaseException:
+        writer.abort()
+        raise
+    unique = len(writer.ids)
+    count = writer.close()
+    if count != unique:
+        raise SnapshotCountMismatchError(f"flat snapshot {persist_dir}", unique, count)
+    return count
+
+
+def _source_pages(store: ObjectStore, manifests: Sequence[SnapshotManifest], scratch: Path
+                  ) -> Iterator[tuple[RecordPage, str]]:
+    """Each source's pages, one source on disk at a time, each source's count checked."""
+    for manifest in manifests:
+        source_dir = materialize(store, manifest.key, scratch / "source")
+        try:
+            seen = 0
+            for n, page in enumerate(iter_pages(source_dir, manifest.collection, MERGE_PAGE_SIZE)):
+                seen += len(page)
+                yield page, f"source {manifest.key!r} page {n}"
+        finally:
+            shutil.rmtree(source_dir, ignore_errors=True)
+        if seen != manifest.count:
+            raise SnapshotCountMismatchError(f"source {manifest.key!r}", manifest.count, seen)
 
 
 def _pack_and_upload(store: ObjectStore, prefix: str, persist_dir: Path, scratch: Path,
@@ -99,7 +138,7 @@ def upsert_snapshot_into(store: ObjectStore, manifest: SnapshotManifest, client,
     source_dir = materialize(store, manifest.key, scratch / "source")
     try:
         ids = chroma_io.upsert_pages(client, target,
-                                     chroma_io.iter_pages(source_dir, manifest.collection, MERGE_PAGE_SIZE),
+                                     iter_pages(source_dir, manifest.collection, MERGE_PAGE_SIZE),
                                      dimensions=dimensions, where=f"source {manifest.key!r}")
     finally:
         shutil.rmtree(source_dir, ignore_errors=True)
@@ -123,6 +162,14 @@ def merge_snapshots(store: ObjectStore, sources: Sequence[str], target_prefix: s
         return done
     manifests = [read_manifest(store, check_prefix(prefix)) for prefix in wanted]
     model, dimensions = check_compatible(manifests)
+    if profile == "flat":  # no index to reuse: append every source in order (later wins by id)
+        with tempfile.TemporaryDirectory(prefix="snapshot-merge-") as tmp:
+            persist_dir = Path(tmp) / "chroma"
+            count = _write_flat(persist_dir, collection, dimensions,
+                                _source_pages(store, manifests, Path(tmp)))
+            return _pack_and_upload(store, target_prefix, persist_dir, Path(tmp), collection=collection,
+                                    count=count, dimensions=dimensions, model=model, profile=profile,
+                                    sources=wanted)
     # Fast path (tooling notes): start from a copy of the largest source when it is already the
     # collection and index profile we want, and upsert only the others into it.
     largest = max(manifests, key=lambda m: m.count)

@@ -13,7 +13,8 @@ from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.snapshots.exceptions import DimensionMismatchError
 from embedding_ingest.stores.records import SnapshotVersion
 
-Profile = Literal["cheap", "quality"]
+# "flat": records only, no index (temporary artifacts; see flat.py). The others are Chroma directories.
+Profile = Literal["flat", "cheap", "quality"]
 ARCHIVE_NAME = "snapshot.tar"  # archives are stored as snapshot-{sha256[:16]}.tar
 MANIFEST_NAME = "manifest.json"
 _SCALARS = (str, int, float, bool)  # what Chroma metadata holds (as EmbeddingItem.metadata)

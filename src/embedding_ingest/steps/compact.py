@@ -74,7 +74,7 @@ def merge_counted(ctx: StepContext, target: str, reported: dict[str, int | None]
     manifests = source_manifests(ctx, reported)
     collection = _one_collection(manifests, target)
     expected = sum(m.count for m in manifests.values())
-    merged = merge_snapshots(ctx.objects, sources, target, collection=collection, profile="cheap")
+    merged = merge_snapshots(ctx.objects, sources, target, collection=collection, profile="flat")
     if merged.count != expected:
         raise EmbeddingCountMismatchError(f"merge of {sources} into {target!r}", expected, merged.count)
     logger.info("merged snapshots", extra={"target": target, "sources": len(sources), "count": merged.count})

@@ -87,7 +87,7 @@ def ingest_finished_batch(ctx: StepContext, summary: BatchSummary, batch: Provid
         pages = _pages(output, accepted, items, ctx.provider.dimensions, ctx.provider.model)
         manifest = write_snapshot(ctx.objects, prefix, pages, collection=kind.database,
                                   dimensions=ctx.provider.dimensions, model=ctx.provider.model,
-                                  profile="cheap")
+                                  profile="flat")
         outcome.delta_key = prefix
         outcome.embedding_count = manifest.count
     return outcome

@@ -1,0 +1,148 @@
+"""The "flat" snapshot layout: records only, no vector index. For temporary artifacts (deltas and
+intermediates), which are never queried, only read back in full by the next merge: building an HNSW
+index for them cost more than the final, published index itself (bench/, issue 6).
+
+A flat directory holds
+- `flat.json`: {"format": "flat-v1", "collection", "count", "dimensions"};
+- `embeddings.f32`: count x dimensions little-endian float32, row-major;
+- `records.jsonl`: one {"id", "document", "metadata"} per row, in row order.
+It is packed, hashed and uploaded like a Chroma directory (archive.py), so the manifest, the
+content-addressed archive and the verification on download are the same for both layouts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from embedding_ingest.exceptions import InvalidInputError
+from embedding_ingest.snapshots import chroma_io
+from embedding_ingest.snapshots.models import RecordPage
+from embedding_ingest.stores.exceptions import CorruptObjectError
+
+FORMAT = "flat-v1"
+HEADER = "flat.json"
+EMBEDDINGS = "embeddings.f32"
+RECORDS = "records.jsonl"
+_DTYPE = np.dtype("<f4")
+
+
+def is_flat(persist_dir: Path) -> bool:
+    return (Path(persist_dir) / HEADER).is_file()
+
+
+class FlatWriter:
+    """Adds pages like an upsert (a repeated id overwrites its row: the later record wins) with only
+    the vectors on disk, so memory stays bounded by a page plus the ids, documents and metadata."""
+
+    def __init__(self, persist_dir: Path, collection: str, dimensions: int) -> None:
+        self.dir = Path(persist_dir)
+        self.dir.mkdir(parents=True, exist_ok=False)
+        self.collection = collection
+        self.dimensions = dimensions
+        self._rows: dict[str, int] = {}
+        self._documents: list[str] = []
+        self._metadatas: list[dict] = []
+        self._vectors = (self.dir / EMBEDDINGS).open("w+b")
+
+    @property
+    def ids(self) -> set[str]:
+        return set(self._rows)
+
+    def add(self, page: RecordPage, where: str) -> None:
+        page.validate(self.dimensions, where)
+        if not len(page):
+            return
+        vectors = np.ascontiguousarray(page.embeddings, dtype=_DTYPE)
+        fresh = len(set(page.ids)) == len(page) and self._rows.keys().isdisjoint(page.ids)
+        if fresh:  # the usual case: one sequential write for the whole page
+            self._vectors.seek(0, 2)
+            self._vectors.write(vectors.tobytes())
+            for item_id, document, metadata in zip(page.ids, page.documents, page.metadatas, strict=True):
+                self._rows[item_id] = len(self._documents)
+                self._documents.append(document)
+                self._metadatas.append(metadata)
+            return
+        row_bytes = self.dimensions * _DTYPE.itemsize
+        for index, item_id in enumerate(page.ids):
+            row = self._rows.get(item_id)
+            if row is None:
+                row = self._rows[item_id] = len(self._documents)
+                self._documents.append(page.documents[index])
+                self._metadatas.append(page.metadatas[index])
+            else:
+                self._documents[row] = page.documents[index]
+                self._metadatas[row] = page.metadatas[index]
+            self._vectors.seek(row * row_bytes)
+            self._vectors.write(vectors[index].tobytes())
+
+    def close(self) -> int:
+        """Write the records and the header (last: a directory with a header is complete)."""
+        self._vectors.close()
+        ids = sorted(self._rows, key=self._rows.__getitem__)
+        with (self.dir / RECORDS).open("w", encoding="utf-8") as out:
+            for item_id in ids:
+                row = self._rows[item_id]
+                out.write(json.dumps({"id": item_id, "document": self._documents[row],
+                                      "metadata": self._metadatas[row]}, separators=(",", ":")) + "\n")
+        header = {"format": FORMAT, "collection": self.collection, "count": len(ids),
+                  "dimensions": self.dimensions}
+        (self.dir / HEADER).write_text(json.dumps(header), encoding="utf-8")
+        return len(ids)
+
+    def abort(self) -> None:
+        self._vectors.close()
+
+
+def _header(persist_dir: Path, collection: str) -> dict:
+    path = persist_dir / HEADER
+    try:
+        header = json.loads(path.read_text(encoding="utf-8"))
+        count, dimensions = int(header["count"]), int(header["dimensions"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CorruptObjectError(str(path), f"not a flat snapshot header ({exc})") from exc
+    if header.get("format") != FORMAT:
+        raise CorruptObjectError(str(path), f"unknown flat format {header.get('format')!r}")
+    if header.get("collection") != collection:
+        raise InvalidInputError(f"{persist_dir} holds collection {header.get('collection')!r}, "
+                                f"not {collection!r}")
+    size = (persist_dir / EMBEDDINGS).stat().st_size
+    if size != count * dimensions * _DTYPE.itemsize:
+        raise CorruptObjectError(str(persist_dir / EMBEDDINGS),
+                                 f"{size} bytes, expected {count} x {dimensions} float32 values")
+    return header
+
+
+def iter_flat_pages(persist_dir: Path, collection: str, page_size: int = 1000) -> Iterator[RecordPage]:
+    if page_size <= 0:
+        raise ValueError(f"page_size must be positive, got {page_size}")
+    persist_dir = Path(persist_dir)
+    header = _header(persist_dir, collection)
+    count, dimensions = header["count"], header["dimensions"]
+    records_path = persist_dir / RECORDS
+    with (persist_dir / EMBEDDINGS).open("rb") as vectors, records_path.open(encoding="utf-8") as records:
+        for start in range(0, count, page_size):
+            rows = min(page_size, count - start)
+            block = np.frombuffer(vectors.read(rows * dimensions * _DTYPE.itemsize), dtype=_DTYPE)
+            lines = [records.readline() for _ in range(rows)]
+            try:
+                parsed = [json.loads(line) for line in lines]
+                ids = [p["id"] for p in parsed]
+                documents = [p["document"] for p in parsed]
+                metadatas = [p["metadata"] for p in parsed]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise CorruptObjectError(str(records_path), f"bad record near row {start} ({exc})") from exc
+            yield RecordPage(ids=ids, embeddings=block.reshape(rows, dimensions).copy(),
+                             metadatas=metadatas, documents=documents)
+        if records.readline():
+            raise CorruptObjectError(str(records_path), f"more records than the header's {count}")
+
+
+def iter_pages(persist_dir: Path, collection: str, page_size: int = 1000) -> Iterator[RecordPage]:
+    """Every record of `collection` in a snapshot directory of either layout, a page at a time."""
+    if is_flat(persist_dir):
+        return iter_flat_pages(persist_dir, collection, page_size)
+    return chroma_io.iter_pages(persist_dir, collection, page_size)

@@ -23,8 +23,8 @@ def test_retry_fails_twice_then_succeeds_with_exponential_backoff(tmp_path):
     assert json.loads(record.output) == {"ok": True, "calls": 3}
     assert sleep.delays == [3, 7.5]  # IntervalSeconds 3, then x BackoffRate 2.5
     types = [e.type for e in ledger.get_events(record.execution_arn)]
-    assert types.count("TaskScheduled") == 3
-    assert types.count("TaskFailed") == 2
+    assert types.count("LambdaFunctionScheduled") == 3
+    assert types.count("LambdaFunctionFailed") == 2
 
 
 def test_retry_gives_up_after_max_attempts_and_the_error_names_the_exception(tmp_path):

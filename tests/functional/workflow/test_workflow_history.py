@@ -20,16 +20,17 @@ def test_history_reads_like_get_execution_history(tmp_path):
     events = to_aws_history(ledger.get_events(record.execution_arn))["events"]
 
     assert [e["type"] for e in events] == [
-        "ExecutionStarted", "TaskStateEntered", "TaskScheduled", "TaskStarted", "TaskSucceeded",
-        "TaskStateExited", "ExecutionSucceeded"]
+        "ExecutionStarted", "TaskStateEntered", "LambdaFunctionScheduled", "LambdaFunctionStarted",
+        "LambdaFunctionSucceeded", "TaskStateExited", "ExecutionSucceeded"]
     assert [e["id"] for e in events] == list(range(1, 8))
     assert [e["previousEventId"] for e in events] == list(range(0, 7))
     entered = events[1]["stateEnteredEventDetails"]
     assert (entered["name"], json.loads(entered["input"])) == ("Add", {"numbers": {"left": 1, "right": 2}})
-    scheduled = events[2]["taskScheduledEventDetails"]
-    assert scheduled["resource"] == "add"
-    assert json.loads(scheduled["parameters"]) == {"a": 1, "b": 2, "label": "sum"}
-    assert json.loads(events[4]["taskSucceededEventDetails"]["output"])["sum"] == 3
+    scheduled = events[2]["lambdaFunctionScheduledEventDetails"]  # a function ARN: Lambda* events, as AWS
+    assert scheduled["resource"] == "arn:aws:lambda:us-east-1:000000000000:function:add"
+    assert json.loads(scheduled["input"]) == {"a": 1, "b": 2, "label": "sum"}
+    assert "lambdaFunctionStartedEventDetails" not in events[3]
+    assert json.loads(events[4]["lambdaFunctionSucceededEventDetails"]["output"])["sum"] == 3
     assert events[5]["stateExitedEventDetails"]["name"] == "Add"
     assert events[6]["executionSucceededEventDetails"]["output"] == record.output
     assert all(isinstance(e["timestamp"], float) for e in events)

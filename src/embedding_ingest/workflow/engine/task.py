@@ -45,10 +45,11 @@ class TaskState(ErrorHandling, State):
         return self.next_state, self.state_output(output, context)
 
     def _attempt(self, branch: Branch, payload: Any) -> Any:
-        described = {"resourceType": "lambda", "resource": self.function_name}
-        branch.record("TaskScheduled", {**described, "region": "us-east-1",
-                                        "parameters": to_json(payload)})
-        branch.record("TaskStarted", described)
+        # A Lambda function ARN as Resource (the only kind the engine runs): AWS records the call as
+        # LambdaFunction* events, not the Task* events of service integrations.
+        branch.record("LambdaFunctionScheduled", {"resource": self.resource, "input": to_json(payload),
+                                                  "inputDetails": {"truncated": False}})
+        branch.record("LambdaFunctionStarted")
         try:
             # A JSON round trip each way: the function gets its own copy of plain JSON data, as a Lambda
             # would, and cannot hand back anything Step Functions could not hold.
@@ -56,19 +57,19 @@ class TaskState(ErrorHandling, State):
         except Exception as exc:  # noqa: BLE001 - any function error becomes data named by its class
             error = error_name_of(exc)
             failure = StatesFailure(error, to_json({"errorMessage": str(exc), "errorType": error}))
-            branch.record("TaskFailed", {**described, **failure_details(failure)})
+            branch.record("LambdaFunctionFailed", failure_details(failure))
             raise failure from None
         try:
             result = json.loads(to_json(result))
             check_payload(result, state=self.name, what="result")
         except StatesFailure as failure:
-            branch.record("TaskFailed", {**described, **failure_details(failure)})
+            branch.record("LambdaFunctionFailed", failure_details(failure))
             raise
         except (TypeError, ValueError) as exc:
             failure = StatesFailure(STATES_RUNTIME, f"State '{self.name}': {self.function_name} returned "
                                                     f"a value that is not JSON: {exc}")
-            branch.record("TaskFailed", {**described, **failure_details(failure)})
+            branch.record("LambdaFunctionFailed", failure_details(failure))
             raise failure from None
-        branch.record("TaskSucceeded", {**described, "output": to_json(result),
-                                        "outputDetails": {"truncated": False}})
+        branch.record("LambdaFunctionSucceeded", {"output": to_json(result),
+                                                  "outputDetails": {"truncated": False}})
         return result

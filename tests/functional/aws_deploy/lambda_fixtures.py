@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 from fake_openai import API_KEY, FakeOpenAI, running_fake_openai
 from moto_server import MotoEndpoint, unique_name
 
-from embedding_ingest.aws.lambda_runtime import forget_step_contexts
+from embedding_ingest.aws.lambda_runtime import PACKAGE_LOGGER, forget_step_contexts
 from embedding_ingest.aws.secrets import forget_cached_keys
 
 DIMENSIONS = 32
@@ -24,12 +25,17 @@ def fake_openai(tmp_path: Path) -> Iterator[FakeOpenAI]:
 
 @pytest.fixture(autouse=True)
 def fresh_containers() -> Iterator[None]:
-    """Each test starts as a cold Lambda container: no cached contexts, no cached key."""
+    """Each test starts as a cold Lambda container: no cached contexts, no cached key. Entrypoints make
+    the package log JSON and stop propagating; other tests get their logging back afterwards."""
     forget_step_contexts()
     forget_cached_keys()
+    package = logging.getLogger(PACKAGE_LOGGER)
+    saved = (list(package.handlers), package.propagate, package.level)
     yield
     forget_step_contexts()
     forget_cached_keys()
+    package.handlers[:], package.propagate = saved[:2]
+    package.setLevel(saved[2])
 
 
 @pytest.fixture

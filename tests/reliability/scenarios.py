@@ -1,0 +1,161 @@
+"""Small, real workspaces for the reliability suite and the checks every scenario ends with.
+
+`smaller_thresholds` lowers the offload/grouping thresholds (module constants read at call time) so two
+batches already take every branch of the workflow: poll manifest, chunks.json, hierarchical merge and
+offloaded poll results. Crash cases start from a copy of one prepared workspace (a version already
+published, two more batches submitted), so each case pays only for its own two executions.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import itertools
+import math
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from crash_injection import ENTRY, CrashSwitch, When, WritePoint, crashing_context, labelled_handlers
+from pipeline import Workspace, make_workspace, no_sleep, receipts_file
+
+from embedding_ingest.runtime import build_step_context
+from embedding_ingest.steps import chunks, groups, list_pending
+from embedding_ingest.stores.records import (
+    ACTIVE_BATCH_STATUSES,
+    BatchStatus,
+    EmbeddingStatus,
+    ExecutionRecord,
+    ItemKind,
+)
+from embedding_ingest.workflow import builder
+from embedding_ingest.workflow.builder import build_definition, local_resource_arn
+from embedding_ingest.workflow.engine.local_engine import LocalEngine
+from embedding_ingest.workflow.invokers import InProcessInvoker
+
+KIND = ItemKind.LINE
+LOCK_TTL_SECONDS = 2  # short, so a lock orphaned by a crash expires quickly (heartbeat every ~0.7 s)
+SETTINGS = {"LOCK_TTL_SECONDS": LOCK_TTL_SECONDS, "SNAPSHOT_VERSIONS_KEPT": 1}
+_names = itertools.count()
+
+_THRESHOLDS = [
+    (list_pending, "MANIFEST_MAX_INLINE_BATCHES", 1),  # two batches => poll manifest in S3
+    (chunks, "CHUNK_SIZE", 1),  # one delta per chunk
+    (chunks, "INLINE_PAYLOAD_LIMIT", 0),  # chunks.json + LoadChunksFromS3
+    (groups, "POLL_RESULTS_INLINE_LIMIT", 0),  # poll_results.json
+    (builder, "GROUPING_THRESHOLD_CHUNKS", 1),  # two chunks => CreateChunkGroups + group merges
+]
+
+
+@contextlib.contextmanager
+def smaller_thresholds() -> Iterator[None]:
+    saved = [(module, name, getattr(module, name)) for module, name, _ in _THRESHOLDS]
+    try:
+        for module, name, value in _THRESHOLDS:
+            setattr(module, name, value)
+        yield
+    finally:
+        for module, name, value in saved:
+            setattr(module, name, value)
+
+
+def submit_in_batches(ws: Workspace, kind: ItemKind, batches: int) -> None:
+    """Submit every NONE item of `kind` as exactly `batches` batches (or fewer if there are fewer items)."""
+    waiting = len(ws.item_ids(kind, EmbeddingStatus.NONE))
+    report = ws.submit(kind, max_items_per_batch=max(1, math.ceil(waiting / batches)))
+    assert report.items_submitted == waiting
+
+
+def prepare_template(root: Path) -> Path:
+    """A workspace home with one published version (receipt 0) and two batches waiting (receipt 1)."""
+    ws = make_workspace(root, **SETTINGS)
+    ws.import_receipts(receipts_file(root, 1, start=0))
+    submit_in_batches(ws, KIND, 1)
+    with smaller_thresholds():
+        assert ws.run(KIND).status.value == "SUCCEEDED"
+    ws.import_receipts(receipts_file(root, 1, start=1))
+    submit_in_batches(ws, KIND, 2)
+    ws.ledger.close()
+    return ws.settings.home
+
+
+def copy_of(template_home: Path, tmp_path: Path) -> Workspace:
+    shutil.copytree(template_home, tmp_path / "home")
+    return make_workspace(tmp_path, **SETTINGS)
+
+
+def run_with_switch(ws: Workspace, switch: CrashSwitch, kind: ItemKind = KIND) -> ExecutionRecord:
+    """One execution whose steps see the switch's proxies (the engine keeps the real ledger)."""
+    ctx = crashing_context(ws.ctx, switch)
+    engine = LocalEngine(ws.ledger, InProcessInvoker(labelled_handlers(ctx, switch)), sleep=no_sleep)
+    definition = build_definition(kind.value, local_resource_arn)
+    return engine.start_execution(kind.value, definition, f"crash-{next(_names)}", {})
+
+
+def restarted(ws: Workspace) -> Workspace:
+    """The operator's view after the crash: fresh ports built from the same settings."""
+    return Workspace(settings=ws.settings, ctx=build_step_context(ws.settings))
+
+
+def wait_for_lock_expiry(ws: Workspace, database: str) -> None:
+    """A crashed holder never releases; its lease must run out on its own within the TTL."""
+    deadline = time.time() + LOCK_TTL_SECONDS + 10
+    while (lease := ws.ledger.current_lease(database)) is not None:
+        assert time.time() < deadline, f"lock {database!r} held by {lease.owner} never expired"
+        time.sleep(max(0.05, min(0.5, lease.expires_at - time.time())))
+
+
+# -- invariants ---------------------------------------------------------------------------------------
+def assert_nothing_marked_early(ws: Workspace, kind: ItemKind) -> None:
+    """At any moment, crash or not: SUCCESS items and COMPLETED batches are in the published snapshot."""
+    published = set(ws.published_ids(kind))
+    succeeded = ws.item_ids(kind, EmbeddingStatus.SUCCESS)
+    assert succeeded <= published, f"SUCCESS but not published: {sorted(succeeded - published)[:5]}"
+    for summary in ws.ledger.list_batches(statuses=[BatchStatus.COMPLETED], batch_type=kind.batch_type):
+        items = {i.item_id for status in EmbeddingStatus
+                 for i in ws.ledger.find_items(kind, status, batch_id=summary.batch_id)}
+        missing = items - published
+        assert not missing, f"batch {summary.batch_id} is COMPLETED but {sorted(missing)[:5]} are unpublished"
+
+
+def assert_all_published_once(ws: Workspace, kind: ItemKind, submitted: set[str]) -> None:
+    ids = ws.published_ids(kind)
+    repeats = sorted({i for i in ids if ids.count(i) > 1})
+    assert not repeats, f"ids published more than once: {repeats[:5]}"
+    assert set(ids) == submitted, (f"missing {sorted(submitted - set(ids))[:5]}, "
+                                   f"unexpected {sorted(set(ids) - submitted)[:5]}")
+    assert ws.statuses(kind) == {"SUCCESS": len(submitted)}
+    active = ws.ledger.list_batches(statuses=ACTIVE_BATCH_STATUSES, batch_type=kind.batch_type)
+    assert not active, f"batches still active: {[s.batch_id for s in active]}"
+    assert_nothing_marked_early(ws, kind)
+    assert ws.ledger.current_lease(kind.database) is None, "a lock is still held after the run"
+
+
+# -- the prepared workspace and the dry run (both once per process) ---------------------------------------
+@functools.cache
+def template_home() -> Path:
+    root = Path(tempfile.mkdtemp(prefix="reliability-template-"))
+    atexit.register(shutil.rmtree, root, True)
+    return prepare_template(root)
+
+
+@functools.cache
+def enumerate_injection_points() -> tuple[tuple[WritePoint, When], ...]:
+    """Dry run: one clean execution from the template, recording every step and each step's numbered
+    writes. Returns every crash to inject: each step's entry, and before and after each write."""
+    root = Path(tempfile.mkdtemp(prefix="reliability-dry-run-"))
+    try:
+        ws = copy_of(template_home(), root)
+        switch = CrashSwitch()
+        with smaller_thresholds():
+            record = run_with_switch(ws, switch)
+        assert record.status.value == "SUCCEEDED", record.cause
+        ws.ledger.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    entries = [(WritePoint(step, 0, ENTRY), "before") for step in sorted(switch.steps)]
+    writes = [(point, when) for point in sorted(switch.seen) for when in ("before", "after")]
+    return tuple(entries + writes)

@@ -1,0 +1,107 @@
+"""Crash matrix: the process dies at every step's start and before and after every object-store and
+ledger write a step makes; then an operator starts a new execution, which must finish the job.
+
+The points come from a dry run (scenarios.enumerate_injection_points) over a workspace with one
+version published and two batches waiting, with thresholds lowered so the run takes every branch:
+poll manifest, chunks.json, chunk groups, offloaded poll results, and pruning the older version.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import CRASH_CASES_KEY
+from crash_injection import ENTRY, HEARTBEAT, Crash, CrashSwitch, WritePoint
+from scenarios import (
+    KIND,
+    assert_all_published_once,
+    assert_nothing_marked_early,
+    copy_of,
+    enumerate_injection_points,
+    restarted,
+    run_with_switch,
+    smaller_thresholds,
+    template_home,
+    wait_for_lock_expiry,
+)
+
+from embedding_ingest.stores.records import EmbeddingStatus, ExecutionStatus
+
+# Every Lambda of the line workflow that runs with items to publish; the dry run must reach them all.
+EXPECTED_STEPS = {
+    "embedding-list-pending", "embedding-line-poll", "embedding-split-chunks",
+    "embedding-split-chunks/load_chunks_from_s3", "embedding-vector-compact/process_chunk",
+    "embedding-create-chunk-groups", "embedding-create-chunk-groups/load_groups_from_s3",
+    "embedding-vector-compact/merge_chunk_group", "embedding-vector-compact/final_merge",
+    "embedding-mark-batches-complete",
+}
+
+
+def assert_crashed_run_aborted(ws) -> None:
+    """describe-execution must not show a dead run as RUNNING forever."""
+    assert not ws.ledger.list_executions(status=ExecutionStatus.RUNNING)
+    assert ws.ledger.list_executions(limit=1)[0].status is ExecutionStatus.ABORTED
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "injection" not in metafunc.fixturenames:
+        return
+    points = enumerate_injection_points()
+    steps = {point.step for point, _ in points}
+    writes = [point for point, _ in points if point.method != ENTRY]
+    metafunc.config.cache.set(CRASH_CASES_KEY, {"points": len(points), "steps": len(steps),
+                                                "writes": len(writes) // 2})
+    metafunc.parametrize("injection", points, ids=[point.case_id(when) for point, when in points])
+
+
+def test_dry_run_reaches_every_step_and_every_kind_of_write() -> None:
+    points = enumerate_injection_points()
+    steps = {point.step for point, _ in points}
+    methods = {point.method for point, _ in points}
+    print(f"\n{len(points)} crash injection points over {len(steps)} steps")
+    assert steps == EXPECTED_STEPS
+    assert {"put_bytes", "upload_file", "delete", "update_batch", "mark_items_succeeded", "acquire_lock",
+            "publish_version", "forget_version", "release_lock"} <= methods
+    assert len(points) >= len(EXPECTED_STEPS) + 2 * 20  # entries + before/after of at least 20 writes
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_crash_at(injection: tuple[WritePoint, str], tmp_path) -> None:
+    point, when = injection
+    ws = copy_of(template_home(), tmp_path)
+    submitted = ws.item_ids(KIND) - ws.item_ids(KIND, EmbeddingStatus.NONE)
+    switch = CrashSwitch(target=point, when=when)
+
+    with smaller_thresholds():
+        with pytest.raises(Crash):
+            run_with_switch(ws, switch)
+        assert switch.fired == point
+        after_crash = restarted(ws)
+        assert_crashed_run_aborted(after_crash)
+        assert_nothing_marked_early(after_crash, KIND)  # the crash itself lost no safety
+
+        wait_for_lock_expiry(after_crash, KIND.database)
+        record = after_crash.run(KIND)
+    assert record.status.value == "SUCCEEDED", f"rerun failed: {record.error}: {record.cause}"
+    assert_all_published_once(after_crash, KIND, submitted)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_crash_in_the_lock_heartbeat(when: str, tmp_path) -> None:
+    """The process dies in the heartbeat thread while the final merge holds the lock: the merge's
+    publish is held back until a heartbeat has happened, so the beat surely comes first."""
+    ws = copy_of(template_home(), tmp_path)
+    submitted = ws.item_ids(KIND) - ws.item_ids(KIND, EmbeddingStatus.NONE)
+    switch = CrashSwitch(target=WritePoint(HEARTBEAT, 0, "heartbeat"), when=when)
+    switch.hold_until = {"publish_version": switch.heartbeat_seen}
+    with smaller_thresholds():
+        with pytest.raises(Crash):
+            run_with_switch(ws, switch)
+        assert switch.fired is not None and switch.fired.method == "heartbeat"
+        after_crash = restarted(ws)
+        assert_crashed_run_aborted(after_crash)
+        assert_nothing_marked_early(after_crash, KIND)
+        wait_for_lock_expiry(after_crash, KIND.database)
+        record = after_crash.run(KIND)
+    assert record.status.value == "SUCCEEDED", f"rerun failed: {record.error}: {record.cause}"
+    assert_all_published_once(after_crash, KIND, submitted)

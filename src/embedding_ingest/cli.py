@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from embedding_ingest.console import data_commands, demo, run_commands, snapshot_commands
+from embedding_ingest.console import aws_commands, data_commands, demo, run_commands, snapshot_commands
 
 app = typer.Typer(name="embedding-ingest", no_args_is_help=True, add_completion=False,
                   help="Receipt line/word embeddings: OpenAI Batch API -> published ChromaDB snapshots.")
@@ -24,6 +24,7 @@ data_commands.register(app)
 run_commands.register(app)
 snapshot_commands.register(app)
 demo.register(app)
+aws_commands.register(app)
 
 if __name__ == "__main__":
     app()

@@ -18,7 +18,10 @@ class StorageMode(StrEnum):
 class Settings(BaseSettings):
     """Everything configurable. Unset cloud variables mean the embedded default (local dir + SQLite)."""
 
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+    # Field names get an improbable prefix so only the aliases (the documented variables) are read from the
+    # environment: with populate_by_name, a bare field name like `home` would otherwise read $HOME.
+    model_config = SettingsConfigDict(env_prefix="EMBEDDING_INGEST_FIELD_", extra="ignore",
+                                      populate_by_name=True)
 
     home: Path = Field(default=Path("./.embedding-ingest"), alias="EMBEDDING_INGEST_HOME")
     dynamodb_table_name: str | None = Field(default=None, alias="DYNAMODB_TABLE_NAME")
@@ -34,7 +37,9 @@ class Settings(BaseSettings):
     embedding_model: str | None = Field(default=None, alias="EMBEDDING_MODEL")
     embedding_dimensions: int | None = Field(default=None, alias="EMBEDDING_DIMENSIONS", gt=0)
     max_items_per_batch: int = Field(default=1_000, alias="MAX_ITEMS_PER_BATCH", gt=0)
-    max_batches_per_execution: int = Field(default=100, alias="MAX_BATCHES_PER_EXECUTION", gt=0)
+    # The largest state carries ~0.9 KB per batch (poll results at the top level and in chunk_groups);
+    # 60 keeps every state input/output under 64 KB (bench/payload.py) and still lists via a manifest.
+    max_batches_per_execution: int = Field(default=60, alias="MAX_BATCHES_PER_EXECUTION", gt=0)
     snapshot_versions_kept: int = Field(default=4, alias="SNAPSHOT_VERSIONS_KEPT", gt=0)
     hnsw_ef_construction: int = Field(default=100, alias="HNSW_EF_CONSTRUCTION", gt=0)
     hnsw_max_neighbors: int = Field(default=16, alias="HNSW_MAX_NEIGHBORS", gt=0)

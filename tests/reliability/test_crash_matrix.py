@@ -9,8 +9,8 @@ poll manifest, chunks.json, chunk groups, offloaded poll results, and pruning th
 from __future__ import annotations
 
 import pytest
-from conftest import CRASH_CASES_KEY
 from crash_injection import ENTRY, HEARTBEAT, Crash, CrashSwitch, WritePoint
+from injection_report import record_injection_points
 from scenarios import (
     KIND,
     assert_all_published_once,
@@ -48,8 +48,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     points = enumerate_injection_points()
     steps = {point.step for point, _ in points}
     writes = [point for point, _ in points if point.method != ENTRY]
-    metafunc.config.cache.set(CRASH_CASES_KEY, {"points": len(points), "steps": len(steps),
-                                                "writes": len(writes) // 2})
+    record_injection_points(metafunc.config, "test_crash_at", len(points),
+                            f"{len(steps)} step entries + before/after {len(writes) // 2} writes")
     metafunc.parametrize("injection", points, ids=[point.case_id(when) for point, when in points])
 
 

@@ -1,0 +1,119 @@
+"""Crashes inside submission: at its entry and before/after every ledger write and every provider submit
+(so between a claim and the provider call, and between the provider accepting a batch and our
+recording it). A second submit must finish the job: no item lost or in two batches, no second
+provider batch; then the workflow publishes every item once.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from crash_injection import ENTRY, Crash, CrashingLedger, CrashSwitch, WritePoint
+from injection_report import record_injection_points
+from pipeline import Workspace, make_workspace, receipts_file
+from scenarios import assert_all_published_once, restarted
+
+from embedding_ingest.stores.records import EmbeddingStatus, ItemKind
+from embedding_ingest.submission import submit
+
+KIND = ItemKind.LINE
+BATCHES = 3
+STEP = "submit"
+
+
+class CrashingProvider:
+    """The real provider; `submit` (the side effect that costs money) is a numbered write."""
+
+    def __init__(self, inner: Any, switch: CrashSwitch) -> None:
+        self._inner = inner
+        self._switch = switch
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def submit(self, batch_id: str, requests_jsonl: bytes, metadata: Any) -> Any:
+        return self._switch.write("provider.submit",
+                                  lambda: self._inner.submit(batch_id, requests_jsonl, metadata))
+
+
+def fresh_workspace(root: Path) -> tuple[Workspace, int]:
+    ws = make_workspace(root)
+    ws.import_receipts(receipts_file(root, 1, start=2))
+    per_batch = math.ceil(len(ws.item_ids(KIND)) / BATCHES)
+    return ws, per_batch
+
+
+def submit_through(ws: Workspace, switch: CrashSwitch, per_batch: int) -> None:
+    with switch.invocation(STEP):
+        submit(KIND, CrashingLedger(ws.ledger, switch), CrashingProvider(ws.ctx.provider, switch),
+               max_items_per_batch=per_batch)
+
+
+@functools.cache
+def submission_points() -> tuple[tuple[WritePoint, str], ...]:
+    root = Path(tempfile.mkdtemp(prefix="reliability-submit-dry-run-"))
+    try:
+        ws, per_batch = fresh_workspace(root)
+        switch = CrashSwitch()
+        submit_through(ws, switch, per_batch)
+        ws.ledger.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    writes = [(point, when) for point in sorted(switch.seen) for when in ("before", "after")]
+    return ((WritePoint(STEP, 0, ENTRY), "before"), *writes)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "injection" in metafunc.fixturenames:
+        points = submission_points()
+        record_injection_points(metafunc.config, "test_crash_in_submission", len(points),
+                                f"entry + before/after {len(points) // 2} ledger writes and provider submits")
+        metafunc.parametrize("injection", points, ids=[p.case_id(when) for p, when in points])
+
+
+def test_dry_run_sees_a_claim_a_provider_submit_and_a_record_per_batch() -> None:
+    methods = [point.method for point, when in submission_points() if when == "before"][1:]
+    assert methods == ["claim_batch", "provider.submit", "update_batch"] * BATCHES
+
+
+def custom_ids_of(provider: Any, input_file_id: str) -> list[str]:
+    lines = provider.download(input_file_id).decode().splitlines()
+    return [json.loads(line)["custom_id"] for line in lines if line.strip()]
+
+
+def assert_each_item_in_exactly_one_batch(ws: Workspace) -> None:
+    items = {i.item_id: i for status in EmbeddingStatus for i in ws.ledger.find_items(KIND, status)}
+    assert {i.embedding_status for i in items.values()} == {EmbeddingStatus.PENDING}, "an item was lost"
+    summaries = ws.ledger.list_batches(batch_type=KIND.batch_type)
+    for summary in summaries:
+        members = [i for i in items.values() if i.batch_id == summary.batch_id]
+        assert len(members) == summary.item_count, f"batch {summary.batch_id} miscounts its items"
+        assert summary.provider_batch_id, f"batch {summary.batch_id} never reached the provider"
+    provider_batches = ws.ctx.provider.engine.list_batches()
+    assert len(provider_batches) == len(summaries), "a batch was sent to the provider twice"
+    assert {b["id"] for b in provider_batches} == {s.provider_batch_id for s in summaries}
+    requested = [cid for b in provider_batches for cid in custom_ids_of(ws.ctx.provider, b["input_file_id"])]
+    assert sorted(requested) == sorted(items), "an item is missing from, or repeated across, provider batches"
+
+
+def test_crash_in_submission(injection: tuple[WritePoint, str], tmp_path: Path) -> None:
+    point, when = injection
+    ws, per_batch = fresh_workspace(tmp_path)
+    every_item = ws.item_ids(KIND)
+    switch = CrashSwitch(target=point, when=when)
+    with pytest.raises(Crash):
+        submit_through(ws, switch, per_batch)
+
+    again = restarted(ws)
+    again.submit(KIND, max_items_per_batch=per_batch)
+    assert_each_item_in_exactly_one_batch(again)
+    record = again.run(KIND)
+    assert record.status.value == "SUCCEEDED", record.cause
+    assert_all_published_once(again, KIND, every_item)

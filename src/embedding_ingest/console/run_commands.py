@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from typing import Any
 
 import typer
@@ -14,6 +15,36 @@ from embedding_ingest.console.output import OutputFormat, OutputOption, emit, gu
 from embedding_ingest.stores.records import ExecutionStatus, ItemKind
 
 EXIT_EXECUTION_FAILED = 4
+
+
+class Backend(StrEnum):
+    LOCAL = "local"
+    AWS = "aws"
+
+
+BackendOption = typer.Option(Backend.LOCAL, "--backend",
+                             help="local engine (default) or aws (the deployed state machines)")
+
+
+def _aws():
+    from embedding_ingest import runtime
+    from embedding_ingest.aws.stepfunctions import StepFunctionsBackend
+
+    return StepFunctionsBackend(runtime._boto3_client("stepfunctions", context.settings()))
+
+
+def _aws_find(backend, name: str, workflow: ItemKind | None, action):
+    """Run `action(workflow)` for the given workflow, or the first of line/word that knows `name`."""
+    from embedding_ingest.exceptions import InvalidInputError
+
+    candidates = [workflow] if workflow else list(ItemKind)
+    for index, kind in enumerate(candidates):
+        try:
+            return action(kind.value)
+        except InvalidInputError:
+            if index == len(candidates) - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 class StageBoard:
@@ -33,10 +64,21 @@ class StageBoard:
 
 def start_execution(workflow: ItemKind = typer.Argument(..., help="line or word"),
                     name: str = typer.Option(None, "--name", help="Execution name (= the run's batch_id)"),
+                    backend: Backend = BackendOption,
+                    wait: bool = typer.Option(True, "--wait/--no-wait",
+                                              help="aws: wait for the execution to end"),
                     output: OutputFormat = OutputOption) -> None:
-    """Run a workflow to completion on the local engine."""
-    from embedding_ingest.orchestration import run_workflow
+    """Run a workflow to completion (on the local engine, or on AWS with --backend aws)."""
+    from embedding_ingest.orchestration import new_execution_name, run_workflow
     from embedding_ingest.workflow.history import to_describe_execution
+
+    if backend is Backend.AWS:
+        run_name = name or new_execution_name(workflow)
+        described = guarded(output, lambda: _aws().start(workflow.value, run_name, wait=wait))
+        emit(described, output, _describe_table)
+        if described["status"] not in ("SUCCEEDED", "RUNNING"):
+            raise typer.Exit(EXIT_EXECUTION_FAILED)
+        return
 
     board = StageBoard()
     if output is OutputFormat.JSON or not stderr.is_terminal:
@@ -74,9 +116,17 @@ def _describe_table(described: dict[str, Any]) -> Table:
 
 
 def describe_execution(name: str = typer.Argument(..., help="Execution name or ARN"),
+                       backend: Backend = BackendOption,
+                       workflow: ItemKind = typer.Option(None, "--workflow", help="line or word (aws)"),
                        output: OutputFormat = OutputOption) -> None:
     """Status, input and output of an execution (DescribeExecution shape)."""
     from embedding_ingest.workflow.history import to_describe_execution
+
+    if backend is Backend.AWS:
+        aws = _aws()
+        emit(guarded(output, lambda: _aws_find(aws, name, workflow, lambda w: aws.describe(name, w))),
+             output, _describe_table)
+        return
 
     record = context.ledger().get_execution(name)
     if record is None:
@@ -91,17 +141,23 @@ def get_execution_history(name: str = typer.Argument(..., help="Execution name o
                           reverse_order: bool = typer.Option(False, "--reverse-order"),
                           failed_only: bool = typer.Option(False, "--failed-only",
                                                            help="Only *Failed events"),
+                          backend: Backend = BackendOption,
+                          workflow: ItemKind = typer.Option(None, "--workflow", help="line or word (aws)"),
                           output: OutputFormat = OutputOption) -> None:
     """History events of an execution (GetExecutionHistory shape)."""
     from embedding_ingest.workflow.history import to_aws_history
 
-    ledger = context.ledger()
-    record = ledger.get_execution(name)
-    if record is None:
-        emit({"error": "ExecutionDoesNotExist", "message": f"no execution named {name!r}"}, output,
-             lambda r: r["message"])
-        raise typer.Exit(1)
-    events = to_aws_history(ledger.get_events(record.execution_arn))["events"]
+    if backend is Backend.AWS:
+        aws = _aws()
+        events = guarded(output, lambda: _aws_find(aws, name, workflow, lambda w: aws.history(name, w)))
+    else:
+        ledger = context.ledger()
+        record = ledger.get_execution(name)
+        if record is None:
+            emit({"error": "ExecutionDoesNotExist", "message": f"no execution named {name!r}"}, output,
+                 lambda r: r["message"])
+            raise typer.Exit(1)
+        events = to_aws_history(ledger.get_events(record.execution_arn))["events"]
     if failed_only:
         events = [e for e in events if e["type"].endswith("Failed")]
     if reverse_order:
@@ -115,7 +171,7 @@ def get_execution_history(name: str = typer.Argument(..., help="Execution name o
                 details.get("error") or "")
 
     emit({"events": events}, output,
-         lambda r: table(f"{len(r['events'])} events of {record.name}",
+         lambda r: table(f"{len(r['events'])} events of {name}",
                          ["id", "prev", "type", "name", "error"],
                          [[e["id"], e.get("previousEventId"), e["type"], *summary(e)] for e in r["events"]]))
 
@@ -123,14 +179,23 @@ def get_execution_history(name: str = typer.Argument(..., help="Execution name o
 def list_executions(workflow: ItemKind = typer.Option(None, "--workflow", help="line or word"),
                     status: ExecutionStatus = typer.Option(None, "--status"),
                     max_results: int = typer.Option(None, "--max-results", min=1),
+                    backend: Backend = BackendOption,
                     output: OutputFormat = OutputOption) -> None:
     """Executions, newest first (ListExecutions shape)."""
     from embedding_ingest.workflow.history import to_describe_execution
 
-    records = context.ledger().list_executions(workflow=workflow.value if workflow else None, status=status,
-                                               limit=max_results)
-    executions = [{k: v for k, v in to_describe_execution(r).items() if k not in ("input", "output")}
-                  for r in records]
+    if backend is Backend.AWS:
+        aws = _aws()
+        kinds = [workflow] if workflow else list(ItemKind)
+        executions = guarded(output, lambda: sorted(
+            (e for kind in kinds for e in aws.list(kind.value, status=status.value if status else None,
+                                                     max_results=max_results)),
+            key=lambda e: e.get("startDate") or 0, reverse=True))[:max_results]
+    else:
+        records = context.ledger().list_executions(workflow=workflow.value if workflow else None,
+                                                   status=status, limit=max_results)
+        executions = [{k: v for k, v in to_describe_execution(r).items() if k not in ("input", "output")}
+                      for r in records]
     emit({"executions": executions}, output,
          lambda r: table("Executions", ["name", "status", "startDate", "stopDate", "error"],
                          [[e["name"], e["status"], e.get("startDate"), e.get("stopDate"), e.get("error")]

@@ -1,0 +1,112 @@
+"""Submission: packing under the Batch API limits, deterministic batches, resume after a crash."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from embedding_ingest.exceptions import InvalidInputError
+from embedding_ingest.providers.local import LocalBatchProvider
+from embedding_ingest.stores.records import (
+    BatchStatus,
+    BatchSummary,
+    EmbeddingItem,
+    EmbeddingStatus,
+    ItemKind,
+)
+from embedding_ingest.stores.sqlite_ledger import SqliteLedger
+from embedding_ingest.submission import batch_id_for, pack_requests, submit
+
+
+def line(n: int, text: str = "TOTAL 9.00") -> EmbeddingItem:
+    return EmbeddingItem(item_id=f"IMAGE#img#RECEIPT#00001#LINE#{n:05d}", kind=ItemKind.LINE, image_id="img",
+                         receipt_number=1, line_id=n, text=text, embed_text=f"<EDGE>\n{text}\n<EDGE>")
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    return SqliteLedger(tmp_path / "ledger.sqlite3")
+
+
+@pytest.fixture
+def provider(tmp_path):
+    return LocalBatchProvider(tmp_path / "provider", dimensions=8)
+
+
+def test_packing_stops_at_the_item_limit_and_at_the_byte_limit():
+    items = [line(n) for n in range(10)]
+    taken, jsonl = pack_requests(items, "m", max_items=4)
+    assert [i.line_id for i in taken] == [0, 1, 2, 3] and jsonl.count(b"\n") == 4
+
+    one_line = len(pack_requests(items[:1], "m", max_items=1)[1])
+    taken, jsonl = pack_requests(items, "m", max_items=10, max_bytes=3 * one_line + 5)
+    assert len(taken) == 3 and len(jsonl) <= 3 * one_line + 5
+
+
+def test_the_batch_api_request_limit_caps_any_requested_size():
+    items = [line(n) for n in range(3)]
+    taken, _ = pack_requests(items, "m", max_items=10_000_000)
+    assert len(taken) == 3  # never more than 50,000 per batch; fewer items here
+
+
+def test_a_request_larger_than_a_whole_batch_file_is_named():
+    with pytest.raises(InvalidInputError, match=r"LINE#00007.*exceeds"):
+        pack_requests([line(7, "x" * 500)], "m", max_items=1, max_bytes=100)
+
+
+def test_batch_ids_are_derived_from_content_and_attempts():
+    items = [line(1), line(2)]
+    assert batch_id_for(ItemKind.LINE, items) == batch_id_for(ItemKind.LINE, list(reversed(items)))
+    retried = [items[0].model_copy(update={"attempts": 1}), items[1]]
+    assert batch_id_for(ItemKind.LINE, retried) != batch_id_for(ItemKind.LINE, items)
+    assert batch_id_for(ItemKind.WORD, items) != batch_id_for(ItemKind.LINE, items)
+
+
+def test_submit_covers_every_item_exactly_once_and_a_rerun_adds_nothing(ledger, provider):
+    ledger.add_items([line(n) for n in range(25)])
+    report = submit(ItemKind.LINE, ledger, provider, max_items_per_batch=10)
+    assert [b.item_count for b in report.batches] == [10, 10, 5]
+    claimed = [i.item_id for b in report.batches
+               for i in ledger.find_items(ItemKind.LINE, EmbeddingStatus.PENDING, batch_id=b.batch_id)]
+    assert sorted(claimed) == sorted(line(n).item_id for n in range(25))
+    for sent in report.batches:
+        summary = ledger.get_batch(sent.batch_id)
+        assert summary.status is BatchStatus.PENDING and summary.provider_batch_id == sent.provider_batch_id
+    assert submit(ItemKind.LINE, ledger, provider, max_items_per_batch=10).batches == []
+
+
+def test_a_claim_left_by_a_crashed_submit_is_sent_once_on_the_next_run(ledger, provider):
+    items = [line(n) for n in range(4)]
+    ledger.add_items(items)
+    stored = [ledger.get_items([i.item_id])[i.item_id] for i in items]
+    batch_id = batch_id_for(ItemKind.LINE, stored)
+    ledger.claim_batch(BatchSummary(batch_id=batch_id, batch_type=ItemKind.LINE.batch_type,
+                                    submitted_at=time.time(), item_count=4), [i.item_id for i in items])
+    # The crash happened here: claimed, never handed to the provider.
+    report = submit(ItemKind.LINE, ledger, provider)
+    assert [(b.batch_id, b.resumed, b.item_count) for b in report.batches] == [(batch_id, True, 4)]
+    assert ledger.get_batch(batch_id).provider_batch_id == report.batches[0].provider_batch_id
+    again = submit(ItemKind.LINE, ledger, provider)
+    assert again.batches == []
+
+
+def test_concurrent_submits_never_put_an_item_in_two_batches(ledger, provider):
+    ledger.add_items([line(n) for n in range(60)])
+    reports = []
+
+    def worker(size: int) -> None:
+        reports.append(submit(ItemKind.LINE, ledger, provider, max_items_per_batch=size))
+
+    threads = [threading.Thread(target=worker, args=(size,)) for size in (7, 11, 13)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    owner: dict[str, str] = {}
+    for summary in ledger.list_batches():
+        for item in ledger.find_items(ItemKind.LINE, EmbeddingStatus.PENDING, batch_id=summary.batch_id):
+            assert owner.setdefault(item.item_id, summary.batch_id) == summary.batch_id
+    assert len(owner) == 60
+    assert ledger.count_items(ItemKind.LINE)[EmbeddingStatus.NONE] == 0

@@ -133,18 +133,27 @@ def check_compatible(manifests: Sequence[SnapshotManifest], *, model: str | None
 
 
 def upsert_snapshot_into(store: ObjectStore, manifest: SnapshotManifest, client, target, *,
-                         dimensions: int, scratch: Path) -> set[str]:
-    """Download one source snapshot and upsert its records page by page; returns its ids."""
+                         dimensions: int, scratch: Path, present: set[str] | None = None) -> set[str]:
+    """Download one source snapshot and upsert its records page by page; returns its ids. With
+    `present`, the ids the target already held before each page's upsert are added to it."""
     source_dir = materialize(store, manifest.key, scratch / "source")
+    pages = iter_pages(source_dir, manifest.collection, MERGE_PAGE_SIZE)
+    if present is not None:
+        pages = _noting_present(client, target, pages, present)
     try:
-        ids = chroma_io.upsert_pages(client, target,
-                                     iter_pages(source_dir, manifest.collection, MERGE_PAGE_SIZE),
-                                     dimensions=dimensions, where=f"source {manifest.key!r}")
+        ids = chroma_io.upsert_pages(client, target, pages, dimensions=dimensions,
+                                     where=f"source {manifest.key!r}")
     finally:
         shutil.rmtree(source_dir, ignore_errors=True)
     if len(ids) != manifest.count:
         raise SnapshotCountMismatchError(f"source {manifest.key!r}", manifest.count, len(ids))
     return ids
+
+
+def _noting_present(client, target, pages: Iterable[RecordPage], present: set[str]) -> Iterator[RecordPage]:
+    for page in pages:
+        present |= chroma_io.ids_in(client, target, page.ids)
+        yield page
 
 
 def merge_snapshots(store: ObjectStore, sources: Sequence[str], target_prefix: str, *, collection: str,

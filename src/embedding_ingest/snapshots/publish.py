@@ -111,20 +111,22 @@ def publish_next_version(store: ObjectStore, ledger: Ledger, lease: Lease, *, da
         with chroma_io.open_client(work) as client:
             if current is not None:
                 target = chroma_io.get_collection(client, database)
-                before = set(chroma_io.iter_ids(client, target))
-                if len(before) != current.count:
+                before = target.count()
+                if before != current.count:
                     raise SnapshotCountMismatchError(f"published {database}/{current.version}",
-                                                     current.count, len(before))
+                                                     current.count, before)
             else:
                 target = chroma_io.create_collection(client, database, "quality", settings)
-                before = set()
+                before = 0
+            # Only the incoming ids are looked up (not every published id): O(added), not O(total).
             added: set[str] = set()
+            present: set[str] = set()
             for manifest in manifests:
                 added |= upsert_snapshot_into(store, manifest, client, target, dimensions=dimensions,
-                                              scratch=scratch)
+                                              scratch=scratch, present=present)
             total = target.count()
             del target
-        expected = len(before | added)
+        expected = before + len(added - present)
         if total != expected:
             raise SnapshotCountMismatchError(f"publish of {database}", expected, total)
         digest = ids_digest(added)

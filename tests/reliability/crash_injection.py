@@ -64,6 +64,7 @@ class CrashSwitch:
     seen: set[WritePoint] = field(default_factory=set)
     steps: set[str] = field(default_factory=set)  # every step label invoked
     heartbeat_seen: threading.Event = field(default_factory=threading.Event)  # set once a beat was tried
+    _arrivals: dict[str, threading.Event] = field(default_factory=dict)
     fired: WritePoint | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _local: threading.local = field(default_factory=threading.local)
@@ -80,6 +81,11 @@ class CrashSwitch:
             yield
         finally:
             self._local.invocation = previous
+
+    def arrival(self, method: str) -> threading.Event:
+        """Set when a write of `method` first reaches its `hold_until` gate."""
+        with self._lock:
+            return self._arrivals.setdefault(method, threading.Event())
 
     def check_alive(self) -> None:
         if self.fired is not None:
@@ -110,6 +116,7 @@ class CrashSwitch:
             self._maybe_fire(point, "before")
             gate = self.hold_until.get(method)
             if gate is not None:
+                self.arrival(method).set()
                 gate.wait(timeout=30)
                 self.check_alive()
             result = delegate()
@@ -172,6 +179,21 @@ class CrashingLedger:
         if name in LEDGER_WRITES:
             return lambda *args, **kwargs: self._switch.write(name, lambda: attribute(*args, **kwargs))
         return lambda *args, **kwargs: self._switch.read(lambda: attribute(*args, **kwargs))
+
+
+class CrashingProvider:
+    """The real provider; `submit` (the side effect that costs money) is a numbered write."""
+
+    def __init__(self, inner: Any, switch: CrashSwitch) -> None:
+        self._inner = inner
+        self._switch = switch
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def submit(self, batch_id: str, requests_jsonl: bytes, metadata: Any) -> Any:
+        return self._switch.write("provider.submit",
+                                  lambda: self._inner.submit(batch_id, requests_jsonl, metadata))
 
 
 def crashing_context(ctx: StepContext, switch: CrashSwitch) -> StepContext:

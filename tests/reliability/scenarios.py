@@ -12,6 +12,7 @@ import atexit
 import contextlib
 import functools
 import itertools
+import json
 import math
 import shutil
 import tempfile
@@ -132,6 +133,28 @@ def assert_all_published_once(ws: Workspace, kind: ItemKind, submitted: set[str]
     assert not active, f"batches still active: {[s.batch_id for s in active]}"
     assert_nothing_marked_early(ws, kind)
     assert ws.ledger.current_lease(kind.database) is None, "a lock is still held after the run"
+
+
+# -- submission ------------------------------------------------------------------------------------------
+def custom_ids_of(provider, input_file_id: str) -> list[str]:
+    lines = provider.download(input_file_id).decode().splitlines()
+    return [json.loads(line)["custom_id"] for line in lines if line.strip()]
+
+
+def assert_each_item_in_exactly_one_batch(ws: Workspace, kind: ItemKind) -> None:
+    """After submission: every item PENDING in one batch, each batch sent to the provider once."""
+    items = {i.item_id: i for status in EmbeddingStatus for i in ws.ledger.find_items(kind, status)}
+    assert {i.embedding_status for i in items.values()} == {EmbeddingStatus.PENDING}, "an item was lost"
+    summaries = ws.ledger.list_batches(batch_type=kind.batch_type)
+    for summary in summaries:
+        members = [i for i in items.values() if i.batch_id == summary.batch_id]
+        assert len(members) == summary.item_count, f"batch {summary.batch_id} miscounts its items"
+        assert summary.provider_batch_id, f"batch {summary.batch_id} never reached the provider"
+    provider_batches = ws.ctx.provider.engine.list_batches()
+    assert len(provider_batches) == len(summaries), "a batch was sent to the provider twice"
+    assert {b["id"] for b in provider_batches} == {s.provider_batch_id for s in summaries}
+    requested = [cid for b in provider_batches for cid in custom_ids_of(ws.ctx.provider, b["input_file_id"])]
+    assert sorted(requested) == sorted(items), "an item is missing from, or repeated across, provider batches"
 
 
 # -- the prepared workspace and the dry run (both once per process) ---------------------------------------

@@ -7,40 +7,23 @@ provider batch; then the workflow publishes every item once.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import pytest
-from crash_injection import ENTRY, Crash, CrashingLedger, CrashSwitch, WritePoint
+from crash_injection import ENTRY, Crash, CrashingLedger, CrashingProvider, CrashSwitch, WritePoint
 from injection_report import record_injection_points
 from pipeline import Workspace, make_workspace, receipts_file
-from scenarios import assert_all_published_once, restarted
+from scenarios import assert_all_published_once, assert_each_item_in_exactly_one_batch, restarted
 
-from embedding_ingest.stores.records import EmbeddingStatus, ItemKind
+from embedding_ingest.stores.records import ItemKind
 from embedding_ingest.submission import submit
 
 KIND = ItemKind.LINE
 BATCHES = 3
 STEP = "submit"
-
-
-class CrashingProvider:
-    """The real provider; `submit` (the side effect that costs money) is a numbered write."""
-
-    def __init__(self, inner: Any, switch: CrashSwitch) -> None:
-        self._inner = inner
-        self._switch = switch
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def submit(self, batch_id: str, requests_jsonl: bytes, metadata: Any) -> Any:
-        return self._switch.write("provider.submit",
-                                  lambda: self._inner.submit(batch_id, requests_jsonl, metadata))
 
 
 def fresh_workspace(root: Path) -> tuple[Workspace, int]:
@@ -83,26 +66,6 @@ def test_dry_run_sees_a_claim_a_provider_submit_and_a_record_per_batch() -> None
     assert methods == ["claim_batch", "provider.submit", "update_batch"] * BATCHES
 
 
-def custom_ids_of(provider: Any, input_file_id: str) -> list[str]:
-    lines = provider.download(input_file_id).decode().splitlines()
-    return [json.loads(line)["custom_id"] for line in lines if line.strip()]
-
-
-def assert_each_item_in_exactly_one_batch(ws: Workspace) -> None:
-    items = {i.item_id: i for status in EmbeddingStatus for i in ws.ledger.find_items(KIND, status)}
-    assert {i.embedding_status for i in items.values()} == {EmbeddingStatus.PENDING}, "an item was lost"
-    summaries = ws.ledger.list_batches(batch_type=KIND.batch_type)
-    for summary in summaries:
-        members = [i for i in items.values() if i.batch_id == summary.batch_id]
-        assert len(members) == summary.item_count, f"batch {summary.batch_id} miscounts its items"
-        assert summary.provider_batch_id, f"batch {summary.batch_id} never reached the provider"
-    provider_batches = ws.ctx.provider.engine.list_batches()
-    assert len(provider_batches) == len(summaries), "a batch was sent to the provider twice"
-    assert {b["id"] for b in provider_batches} == {s.provider_batch_id for s in summaries}
-    requested = [cid for b in provider_batches for cid in custom_ids_of(ws.ctx.provider, b["input_file_id"])]
-    assert sorted(requested) == sorted(items), "an item is missing from, or repeated across, provider batches"
-
-
 def test_crash_in_submission(injection: tuple[WritePoint, str], tmp_path: Path) -> None:
     point, when = injection
     ws, per_batch = fresh_workspace(tmp_path)
@@ -113,7 +76,7 @@ def test_crash_in_submission(injection: tuple[WritePoint, str], tmp_path: Path) 
 
     again = restarted(ws)
     again.submit(KIND, max_items_per_batch=per_batch)
-    assert_each_item_in_exactly_one_batch(again)
+    assert_each_item_in_exactly_one_batch(again, KIND)
     record = again.run(KIND)
     assert record.status.value == "SUCCEEDED", record.cause
     assert_all_published_once(again, KIND, every_item)

@@ -38,8 +38,11 @@ class Cli:
 
     def json(self, *args: str, code: int = 0, **env: str) -> Any:
         """Run with --output json; stdout must parse as exactly one JSON document."""
-        done = self.run(*args, "--output", "json", code=code, **env)
-        return json.loads(done.stdout)
+        return self.json_stdout(*args, "--output", "json", code=code, **env)
+
+    def json_stdout(self, *args: str, code: int = 0, **env: str) -> Any:
+        """Run a command that always prints JSON; stdout must parse as exactly one JSON document."""
+        return json.loads(self.run(*args, code=code, **env).stdout)
 
 
 def receipts_file(path: Path, count: int, *, start: int = 0) -> Path:

@@ -1,0 +1,158 @@
+"""start-execution, describe-execution, get-execution-history, list-executions, ls and query through
+the real command line, on one workspace of 10 real receipts whose lines and words were published by
+one execution each (plus a workspace whose snapshot archive went missing, for a failed run)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from conftest import Cli, receipts_file
+
+EXIT_EXECUTION_FAILED = 4
+DESCRIBE_KEYS = {"executionArn", "stateMachineArn", "name", "status", "startDate", "stopDate", "input",
+                 "inputDetails", "output", "outputDetails"}
+# A line of receipt 9 (0-based) whose exact text the local encoder maps nearest to that line itself.
+QUERY_TEXT = "CUSTOMER SERVICE HOTLINE : 03-2726-5600"
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    """(cli, imported report, {kind: start-execution JSON}) after both workflows published."""
+    root = tmp_path_factory.mktemp("cli-executions")
+    cli = Cli(home=root / "home", settings={"LOCAL_PROVIDER_POLLS_PER_STAGE": "0"})
+    imported = cli.json("receipts", "import", str(receipts_file(root / "receipts.jsonl", 10)))
+    started = {}
+    for kind in ("line", "word"):
+        cli.json("submit", kind, "--max-items-per-batch", "400")
+        started[kind] = cli.json("start-execution", kind, "--name", f"{kind}-run-1")
+    return cli, imported, started
+
+
+def test_start_execution_prints_the_describe_execution_shape_with_what_was_published(published):
+    _, imported, started = published
+
+    for kind, expected in (("line", imported["lines_added"]), ("word", imported["words_added"])):
+        described = started[kind]
+        assert set(described) == DESCRIBE_KEYS
+        assert (described["name"], described["status"]) == (f"{kind}-run-1", "SUCCEEDED")
+        assert described["executionArn"].endswith(f":execution:{kind}-ingest:{kind}-run-1")
+        assert described["startDate"] <= described["stopDate"]
+        output = json.loads(described["output"])
+        assert output["final_merge_result"]["total_embeddings"] == expected
+        assert output["final_merge_result"]["snapshot_key"] == f"{kind}s/snapshot/latest/"
+        assert output["mark_complete_result"]["items_marked"] == expected
+
+
+def test_describe_execution_by_name_or_arn_and_a_clear_error_for_an_unknown_one(published):
+    cli, _, started = published
+
+    assert cli.json("describe-execution", "line-run-1") == started["line"]
+    assert cli.json("describe-execution", started["word"]["executionArn"]) == started["word"]
+    missing = cli.json("describe-execution", "no-such-run", code=1)
+    assert missing["error"] == "ExecutionDoesNotExist" and "no-such-run" in missing["message"]
+
+
+def test_get_execution_history_shape_paging_order_and_failed_only(published):
+    cli, _, _ = published
+
+    events = cli.json("get-execution-history", "line-run-1")["events"]
+
+    assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+    assert all(e["previousEventId"] < e["id"] for e in events)
+    assert (events[0]["type"], events[-1]["type"]) == ("ExecutionStarted", "ExecutionSucceeded")
+    entered = [e["stateEnteredEventDetails"]["name"] for e in events if e["type"].endswith("StateEntered")]
+    assert entered[0] == "ListPendingBatches" and entered[-3:] == [
+        "FinalMerge", "MarkBatchesComplete", "IngestionSucceeded"]
+    assert cli.json("get-execution-history", "line-run-1", "--max-results", "5")["events"] == events[:5]
+    newest_first = cli.json("get-execution-history", "line-run-1", "--reverse-order", "--max-results", "3")
+    assert newest_first["events"] == events[::-1][:3]
+    assert cli.json("get-execution-history", "line-run-1", "--failed-only") == {"events": []}
+
+
+def test_list_executions_filters_by_workflow_and_status(published):
+    cli, _, started = published
+
+    everything = cli.json("list-executions")["executions"]
+    lines = cli.json("list-executions", "--workflow", "line")["executions"]
+    words = cli.json("list-executions", "--workflow", "word", "--status", "SUCCEEDED")["executions"]
+
+    assert sorted(e["name"] for e in everything) == ["line-run-1", "word-run-1"]
+    assert all("input" not in e and "output" not in e for e in everything)
+    assert [(e["name"], e["status"]) for e in lines] == [("line-run-1", "SUCCEEDED")]
+    assert [e["executionArn"] for e in words] == [started["word"]["executionArn"]]
+    assert cli.json("list-executions", "--status", "FAILED") == {"executions": []}
+
+
+def test_ls_lists_the_published_snapshot_objects(published):
+    cli, _, started = published
+    version = json.loads(started["line"]["output"])["final_merge_result"]["snapshot_version"]
+
+    listing = cli.json("ls", "lines/snapshot/")
+
+    keys = [o["key"] for o in listing["objects"]]
+    assert listing["prefix"] == "lines/snapshot/" and all(k.startswith("lines/snapshot/") for k in keys)
+    assert "lines/snapshot/latest/pointer.json" in keys
+    assert f"lines/snapshot/versions/{version}/manifest.json" in keys
+    assert all(o["size"] > 0 and o["etag"] for o in listing["objects"])
+
+
+def test_snapshots_list_shows_the_published_version_as_current(published):
+    cli, imported, started = published
+    version = json.loads(started["word"]["output"])["final_merge_result"]["snapshot_version"]
+
+    listed = cli.json("snapshots", "list", "word")
+
+    assert listed["database"] == "words"
+    assert [(v["version"], v["current"], v["count"]) for v in listed["versions"]] == [
+        (version, True, imported["words_added"])]
+
+
+def test_query_finds_a_line_by_its_exact_text_first(published):
+    cli, _, _ = published
+
+    found = cli.json("query", "line", QUERY_TEXT, "-n", "3")
+
+    assert (found["kind"], found["query"], found["model"]) == ("line", QUERY_TEXT, "local-hash-ngram-v1")
+    assert len(found["results"]) == 3
+    first = found["results"][0]
+    assert (first["document"], first["metadata"]["image_id"]) == (QUERY_TEXT, "sroie-009")
+    distances = [r["distance"] for r in found["results"]]
+    assert distances == sorted(distances)
+
+
+def test_query_refuses_a_model_other_than_the_snapshots(published):
+    cli, _, _ = published
+
+    refused = cli.json("query", "line", QUERY_TEXT, code=1, EMBEDDING_MODEL="text-embedding-3-small")
+
+    assert refused["error"] == "ModelMismatchError"
+    assert "local-hash-ngram-v1" in refused["message"] and "text-embedding-3-small" in refused["message"]
+
+
+def test_a_failed_execution_exits_4_and_shows_in_failed_only_history_and_status_filters(cli, tmp_path):
+    cli.json("receipts", "import", str(receipts_file(tmp_path / "first.jsonl", 2)))
+    cli.json("submit", "line")
+    first = cli.json("start-execution", "line", "--name", "first")
+    # The published archive is lost (and not cached): the next final merge cannot build on it.
+    version = json.loads(first["output"])["final_merge_result"]["snapshot_version"]
+    archives = list((cli.home / "objects" / "lines" / "snapshot" / "versions" / version).glob("*.tar"))
+    assert len(archives) == 1
+    archives[0].unlink()
+    shutil.rmtree(cli.home / "chroma-cache")
+    cli.json("receipts", "import", str(receipts_file(tmp_path / "more.jsonl", 1, start=2)))
+    cli.json("submit", "line")
+
+    failed = cli.json("start-execution", "line", "--name", "second", code=EXIT_EXECUTION_FAILED)
+
+    assert (failed["status"], failed["error"]) == ("FAILED", "ObjectNotFoundError")
+    assert archives[0].name in failed["cause"]
+    failures = cli.json("get-execution-history", "second", "--failed-only")["events"]
+    assert failures[-1]["type"] == "ExecutionFailed"
+    assert {e["type"] for e in failures[:-1]} <= {"LambdaFunctionFailed", "TaskFailed"} and failures[:-1]
+    assert all(next(v for k, v in e.items() if k.endswith("EventDetails"))["error"] == "ObjectNotFoundError"
+               for e in failures)
+    for status, names in (("FAILED", ["second"]), ("SUCCEEDED", ["first"])):
+        listed = cli.json("list-executions", "--status", status)["executions"]
+        assert [e["name"] for e in listed] == names

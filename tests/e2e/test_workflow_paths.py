@@ -139,8 +139,8 @@ def test_word_workflow_runs_its_own_states_and_publishes_every_word_once(tmp_pat
 
 def test_process_pool_run_publishes_the_same_ids_as_an_in_process_run(tmp_path):
     kind = LINE
-    in_process = make_workspace(tmp_path / "threads")
-    pooled = make_workspace(tmp_path / "pool")
+    in_process = make_workspace(tmp_path / "threads", MAX_BATCHES_PER_EXECUTION=100)
+    pooled = make_workspace(tmp_path / "pool", MAX_BATCHES_PER_EXECUTION=100)  # one run takes them all
     for ws in (in_process, pooled):
         ws.import_receipts(receipts_file(tmp_path, 2, start=20))
         ws.submit(kind, max_items_per_batch=2)  # > 40 batches, > 4 chunks: groups merge in workers too

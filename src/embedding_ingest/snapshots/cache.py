@@ -42,8 +42,15 @@ def scratch_root(settings: Settings, database: str) -> Path | None:
 
 
 def cached(settings: Settings, version: SnapshotVersion) -> Path | None:
+    """The cached persist dir of `version`, if whole. Entries arrive by one atomic rename of a complete
+    tree, so a directory without Chroma's database file was damaged afterwards: drop it and refetch."""
     path = version_dir(settings, version.database, version.version)
-    return path if path.is_dir() else None
+    if not path.is_dir():
+        return None
+    if not (path / "chroma.sqlite3").is_file():
+        shutil.rmtree(path, ignore_errors=True)
+        return None
+    return path
 
 
 def _move_in(source: Path, final: Path) -> Path:

@@ -133,6 +133,18 @@ def test_a_tampered_cache_entry_is_fetched_again(store, ledger, lease, settings,
     assert store.downloads[read_manifest(store, v1.key).archive_key] == 1
 
 
+def test_a_cache_entry_whose_files_were_deleted_is_fetched_again(store, ledger, lease, settings,
+                                                                 make_delta):
+    v1, = _publish_n(store, ledger, lease, settings, make_delta, 1)
+    cached = settings.cache_dir / DB / "versions" / v1.version
+    for child in cached.iterdir():
+        shutil.rmtree(child) if child.is_dir() else child.unlink()
+    version, path = pull_published(store, ledger, DB, settings)
+    assert version == v1 and path == cached
+    assert sum(len(page.ids) for page in iter_pages(path, DB)) == v1.count
+    assert store.downloads[read_manifest(store, v1.key).archive_key] == 1
+
+
 def _vector_of(store, ledger, settings, item_id):
     _, path = pull_published(store, ledger, DB, settings)
     for page in iter_pages(path, DB):

@@ -37,7 +37,6 @@ from embedding_ingest.workflow.builder import build_definition, local_resource_a
 from embedding_ingest.workflow.engine.local_engine import LocalEngine
 from embedding_ingest.workflow.invokers import InProcessInvoker
 
-KIND = ItemKind.LINE
 LOCK_TTL_SECONDS = 2  # short, so a lock orphaned by a crash expires quickly (heartbeat every ~0.7 s)
 SETTINGS = {"LOCK_TTL_SECONDS": LOCK_TTL_SECONDS, "SNAPSHOT_VERSIONS_KEPT": 1}
 _names = itertools.count()
@@ -70,15 +69,15 @@ def submit_in_batches(ws: Workspace, kind: ItemKind, batches: int) -> None:
     assert report.items_submitted == waiting
 
 
-def prepare_template(root: Path) -> Path:
+def prepare_template(root: Path, kind: ItemKind) -> Path:
     """A workspace home with one published version (receipt 0) and two batches waiting (receipt 1)."""
     ws = make_workspace(root, **SETTINGS)
     ws.import_receipts(receipts_file(root, 1, start=0))
-    submit_in_batches(ws, KIND, 1)
+    submit_in_batches(ws, kind, 1)
     with smaller_thresholds():
-        assert ws.run(KIND).status.value == "SUCCEEDED"
+        assert ws.run(kind).status.value == "SUCCEEDED"
     ws.import_receipts(receipts_file(root, 1, start=1))
-    submit_in_batches(ws, KIND, 2)
+    submit_in_batches(ws, kind, 2)
     ws.ledger.close()
     return ws.settings.home
 
@@ -88,7 +87,7 @@ def copy_of(template_home: Path, tmp_path: Path) -> Workspace:
     return make_workspace(tmp_path, **SETTINGS)
 
 
-def run_with_switch(ws: Workspace, switch: CrashSwitch, kind: ItemKind = KIND) -> ExecutionRecord:
+def run_with_switch(ws: Workspace, switch: CrashSwitch, kind: ItemKind) -> ExecutionRecord:
     """One execution whose steps see the switch's proxies (the engine keeps the real ledger)."""
     ctx = crashing_context(ws.ctx, switch)
     engine = LocalEngine(ws.ledger, InProcessInvoker(labelled_handlers(ctx, switch)), sleep=no_sleep)
@@ -159,22 +158,22 @@ def assert_each_item_in_exactly_one_batch(ws: Workspace, kind: ItemKind) -> None
 
 # -- the prepared workspace and the dry run (both once per process) ---------------------------------------
 @functools.cache
-def template_home() -> Path:
-    root = Path(tempfile.mkdtemp(prefix="reliability-template-"))
+def template_home(kind: ItemKind) -> Path:
+    root = Path(tempfile.mkdtemp(prefix=f"reliability-template-{kind.value}-"))
     atexit.register(shutil.rmtree, root, True)
-    return prepare_template(root)
+    return prepare_template(root, kind)
 
 
 @functools.cache
-def enumerate_injection_points() -> tuple[tuple[WritePoint, When], ...]:
+def enumerate_injection_points(kind: ItemKind) -> tuple[tuple[WritePoint, When], ...]:
     """Dry run: one clean execution from the template, recording every step and each step's numbered
     writes. Returns every crash to inject: each step's entry, and before and after each write."""
     root = Path(tempfile.mkdtemp(prefix="reliability-dry-run-"))
     try:
-        ws = copy_of(template_home(), root)
+        ws = copy_of(template_home(kind), root)
         switch = CrashSwitch()
         with smaller_thresholds():
-            record = run_with_switch(ws, switch)
+            record = run_with_switch(ws, switch, kind)
         assert record.status.value == "SUCCEEDED", record.cause
         ws.ledger.close()
     finally:

@@ -12,7 +12,6 @@ import pytest
 from crash_injection import ENTRY, HEARTBEAT, Crash, CrashSwitch, WritePoint
 from injection_report import record_injection_points
 from scenarios import (
-    KIND,
     assert_all_published_once,
     assert_nothing_marked_early,
     copy_of,
@@ -24,16 +23,20 @@ from scenarios import (
     wait_for_lock_expiry,
 )
 
-from embedding_ingest.stores.records import EmbeddingStatus, ExecutionStatus
+from embedding_ingest.stores.records import EmbeddingStatus, ExecutionStatus, ItemKind
 
-# Every Lambda of the line workflow that runs with items to publish; the dry run must reach them all.
-EXPECTED_STEPS = {
-    "embedding-list-pending", "embedding-line-poll", "embedding-split-chunks",
+KIND = ItemKind.LINE  # the workflow the heartbeat cases run
+
+KINDS = (ItemKind.LINE, ItemKind.WORD)
+# Every Lambda of a workflow that runs with items to publish; the dry run must reach them all.
+COMMON_STEPS = {
+    "embedding-list-pending", "embedding-split-chunks",
     "embedding-split-chunks/load_chunks_from_s3", "embedding-vector-compact/process_chunk",
     "embedding-create-chunk-groups", "embedding-create-chunk-groups/load_groups_from_s3",
     "embedding-vector-compact/merge_chunk_group", "embedding-vector-compact/final_merge",
     "embedding-mark-batches-complete",
 }
+EXPECTED_STEPS = {kind: COMMON_STEPS | {f"embedding-{kind.value}-poll"} for kind in KINDS}
 
 
 def assert_crashed_run_aborted(ws) -> None:
@@ -45,44 +48,46 @@ def assert_crashed_run_aborted(ws) -> None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "injection" not in metafunc.fixturenames:
         return
-    points = enumerate_injection_points()
-    steps = {point.step for point, _ in points}
-    writes = [point for point, _ in points if point.method != ENTRY]
-    record_injection_points(metafunc.config, "test_crash_at", len(points),
-                            f"{len(steps)} step entries + before/after {len(writes) // 2} writes")
-    metafunc.parametrize("injection", points, ids=[point.case_id(when) for point, when in points])
+    cases = [(kind, point, when) for kind in KINDS for point, when in enumerate_injection_points(kind)]
+    entries = sum(1 for _, point, _ in cases if point.method == ENTRY)
+    record_injection_points(metafunc.config, "test_crash_at", len(cases),
+                            f"line + word workflows: {entries} step entries, before/after "
+                            f"{(len(cases) - entries) // 2} writes")
+    metafunc.parametrize("injection", cases,
+                         ids=[f"{kind.value}-{point.case_id(when)}" for kind, point, when in cases])
 
 
-def test_dry_run_reaches_every_step_and_every_kind_of_write() -> None:
-    points = enumerate_injection_points()
+@pytest.mark.parametrize("kind", KINDS)
+def test_dry_run_reaches_every_step_and_every_kind_of_write(kind: ItemKind) -> None:
+    points = enumerate_injection_points(kind)
     steps = {point.step for point, _ in points}
     methods = {point.method for point, _ in points}
-    print(f"\n{len(points)} crash injection points over {len(steps)} steps")
-    assert steps == EXPECTED_STEPS
+    print(f"\n{kind.value}: {len(points)} crash injection points over {len(steps)} steps")
+    assert steps == EXPECTED_STEPS[kind]
     assert {"put_bytes", "upload_file", "delete", "update_batch", "mark_items_succeeded", "acquire_lock",
             "publish_version", "forget_version", "release_lock"} <= methods
-    assert len(points) >= len(EXPECTED_STEPS) + 2 * 20  # entries + before/after of at least 20 writes
+    assert len(points) >= len(EXPECTED_STEPS[kind]) + 2 * 20  # entries + before/after of >= 20 writes
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
-def test_crash_at(injection: tuple[WritePoint, str], tmp_path) -> None:
-    point, when = injection
-    ws = copy_of(template_home(), tmp_path)
-    submitted = ws.item_ids(KIND) - ws.item_ids(KIND, EmbeddingStatus.NONE)
+def test_crash_at(injection: tuple[ItemKind, WritePoint, str], tmp_path) -> None:
+    kind, point, when = injection
+    ws = copy_of(template_home(kind), tmp_path)
+    submitted = ws.item_ids(kind) - ws.item_ids(kind, EmbeddingStatus.NONE)
     switch = CrashSwitch(target=point, when=when)
 
     with smaller_thresholds():
         with pytest.raises(Crash):
-            run_with_switch(ws, switch)
+            run_with_switch(ws, switch, kind)
         assert switch.fired == point
         after_crash = restarted(ws)
         assert_crashed_run_aborted(after_crash)
-        assert_nothing_marked_early(after_crash, KIND)  # the crash itself lost no safety
+        assert_nothing_marked_early(after_crash, kind)  # the crash itself lost no safety
 
-        wait_for_lock_expiry(after_crash, KIND.database)
-        record = after_crash.run(KIND)
+        wait_for_lock_expiry(after_crash, kind.database)
+        record = after_crash.run(kind)
     assert record.status.value == "SUCCEEDED", f"rerun failed: {record.error}: {record.cause}"
-    assert_all_published_once(after_crash, KIND, submitted)
+    assert_all_published_once(after_crash, kind, submitted)
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
@@ -90,13 +95,13 @@ def test_crash_at(injection: tuple[WritePoint, str], tmp_path) -> None:
 def test_crash_in_the_lock_heartbeat(when: str, tmp_path) -> None:
     """The process dies in the heartbeat thread while the final merge holds the lock: the merge's
     publish is held back until a heartbeat has happened, so the beat surely comes first."""
-    ws = copy_of(template_home(), tmp_path)
+    ws = copy_of(template_home(KIND), tmp_path)
     submitted = ws.item_ids(KIND) - ws.item_ids(KIND, EmbeddingStatus.NONE)
     switch = CrashSwitch(target=WritePoint(HEARTBEAT, 0, "heartbeat"), when=when)
     switch.hold_until = {"publish_version": switch.heartbeat_seen}
     with smaller_thresholds():
         with pytest.raises(Crash):
-            run_with_switch(ws, switch)
+            run_with_switch(ws, switch, KIND)
         assert switch.fired is not None and switch.fired.method == "heartbeat"
         after_crash = restarted(ws)
         assert_crashed_run_aborted(after_crash)

@@ -18,7 +18,7 @@ from embedding_ingest.receipts.ids import ItemRef, line_item_id, parse_item_id, 
 from embedding_ingest.receipts.models import PixelBox
 from embedding_ingest.steps.chunks import load_chunks_from_s3, split_chunks
 from embedding_ingest.steps.groups import create_chunk_groups, load_groups_from_s3
-from embedding_ingest.steps.offload import json_size
+from embedding_ingest.steps.offload import POLL_OUTCOMES, json_size
 from embedding_ingest.workflow.limits import MAX_PAYLOAD_BYTES
 
 EXAMPLES = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -93,7 +93,9 @@ def test_every_chunk_lands_in_exactly_one_group_and_poll_results_offload_at_thei
     assert all(1 <= len(group) <= size for group in groups)
     assert [ref for group in groups for ref in group] == refs  # once each, in order, counts kept
 
-    offloaded = json_size(outcomes) > POLL_RESULTS_INLINE_LIMIT
+    # the limit applies to poll_results as they travel in state: the contract's form, defaults included
+    offloaded = json_size(POLL_OUTCOMES.dump_python(POLL_OUTCOMES.validate_python(outcomes), mode="json")
+                          ) > POLL_RESULTS_INLINE_LIMIT
     assert (groups_info["poll_results_s3_key"] is not None) == offloaded
     carried = (ws.objects.get_json(groups_info["poll_results_s3_key"]) if offloaded
                else groups_info["poll_results"])

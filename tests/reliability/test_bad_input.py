@@ -137,7 +137,9 @@ def test_a_missing_output_file_fails_that_poll_by_name_and_keeps_its_items_pendi
     assert failure["error"]["Error"] == "UnknownProviderFileError" and file_id in failure["error"]["Cause"]
     assert_rest_proceeded(ws, before, good)
     assert len(ws.ledger.find_items(KIND, EmbeddingStatus.PENDING, batch_id=bad.batch_id)) == bad.item_count
-    assert ws.ledger.get_batch(bad.batch_id).status not in (BatchStatus.COMPLETED, BatchStatus.FAILED)
+    summary = ws.ledger.get_batch(bad.batch_id)
+    assert summary.status not in (BatchStatus.COMPLETED, BatchStatus.FAILED)
+    assert file_id in (summary.last_error or ""), "the batch itself says what is wrong"
 
 
 def test_a_summary_naming_an_unknown_provider_batch_is_reported_and_the_rest_proceeds(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pydantic import TypeAdapter
 
 from embedding_ingest.contracts import PendingBatchRef, PollAction, PollEvent, PollManifest, PollResult
 from embedding_ingest.providers.base import ProviderBatch, ProviderBatchStatus
-from embedding_ingest.providers.exceptions import UnknownProviderBatchError
+from embedding_ingest.providers.exceptions import UnknownProviderBatchError, UnknownProviderFileError
 from embedding_ingest.steps.context import StepContext
 from embedding_ingest.steps.exceptions import (
     BatchTypeMismatchError,
@@ -121,7 +121,13 @@ def _poll_summary(summary: BatchSummary, ctx: StepContext) -> PollResult:
                           released_count=released)
 
     # completed or expired: whatever was paid for is ingested (lesson 10).
-    outcome = ingest_finished_batch(ctx, summary, batch, kind)
+    try:
+        outcome = ingest_finished_batch(ctx, summary, batch, kind)
+    except UnknownProviderFileError as exc:
+        # The batch stays active for the next run; its summary says why it is stuck meanwhile.
+        ctx.ledger.update_batch(summary.batch_id, last_error=f"provider batch {batch.provider_batch_id} is "
+                                f"{batch.status.value} but its results cannot be read: {exc}")
+        raise
     changes: dict = {"provider_status": batch.status.value}
     if outcome.released:
         changes["last_error"] = f"{len(outcome.released)} item(s) released: " + next(

@@ -7,13 +7,18 @@ _CACHE_PREFIX = "reliability/injection_points/"
 
 def record_injection_points(config, test_function: str, count: int, detail: str) -> None:
     """Called at collection by each crash suite (xdist workers and the controller share the cache)."""
-    config.cache.set(_CACHE_PREFIX + test_function, {"count": count, "detail": detail})
+    cache = getattr(config, "cache", None)  # absent under -p no:cacheprovider: then nothing is reported
+    if cache is not None:
+        cache.set(_CACHE_PREFIX + test_function, {"count": count, "detail": detail})
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    cache = getattr(config, "cache", None)
+    if cache is None:
+        return
     lines = []
     for test_function in ("test_crash_at", "test_crash_in_submission"):
-        recorded = config.cache.get(_CACHE_PREFIX + test_function, None)
+        recorded = cache.get(_CACHE_PREFIX + test_function, None)
         outcomes = {outcome: [r for r in terminalreporter.stats.get(outcome, [])
                               if getattr(r, "when", "call") == "call"
                               and f"::{test_function}[" in getattr(r, "nodeid", "")]

@@ -62,11 +62,16 @@ def ingest_finished_batch(ctx: StepContext, summary: BatchSummary, batch: Provid
 
     accepted: dict[str, int] = {}  # item_id -> output line number
     rejected: dict[str, str] = {}
+    # One pass: accepted vectors are kept as float32 rows (a fifth of the JSON text already in memory),
+    # so the output is parsed once, not again to build the delta.
+    vectors: list[np.ndarray] = []
     for record in iter_output_records(output, dimensions=ctx.provider.dimensions):
         outcome.results_count += 1
         reason = _rejection(record, items, accepted)
         if reason is None:
+            assert isinstance(record, OutputRecord)
             accepted[record.custom_id] = record.line_no
+            vectors.append(np.asarray(record.embedding, dtype=np.float32))
             continue
         outcome.problems.append(f"batch {batch_id} output line {record.line_no}: {reason}")
         if record.custom_id is not None and record.custom_id in items:
@@ -84,7 +89,8 @@ def ingest_finished_batch(ctx: StepContext, summary: BatchSummary, batch: Provid
 
     if accepted:
         prefix = delta_prefix(kind.database, batch_id)
-        pages = _pages(output, accepted, items, ctx.provider.dimensions, ctx.provider.model)
+        del output
+        pages = _pages(list(accepted), vectors, items, ctx.provider.dimensions, ctx.provider.model)
         manifest = write_snapshot(ctx.objects, prefix, pages, collection=kind.database,
                                   dimensions=ctx.provider.dimensions, model=ctx.provider.model,
                                   profile="flat")
@@ -125,24 +131,14 @@ def _release_reasons(items: dict[str, EmbeddingItem], accepted: dict[str, int], 
     return reasons
 
 
-def _pages(output: bytes, accepted: dict[str, int], items: dict[str, EmbeddingItem], dimensions: int,
+def _pages(ids: list[str], vectors: list[np.ndarray], items: dict[str, EmbeddingItem], dimensions: int,
            model: str) -> Iterator[RecordPage]:
-    """Second pass over the output: only accepted lines, in file order, a page at a time (lesson 12)."""
-    ids: list[str] = []
-    vectors: list[list[float]] = []
-    for record in iter_output_records(output, dimensions=dimensions):
-        if isinstance(record, LineProblem) or accepted.get(record.custom_id) != record.line_no:
-            continue
-        ids.append(record.custom_id)
-        vectors.append(record.embedding)
-        if len(ids) == PAGE_SIZE:
-            yield _page(ids, vectors, items, dimensions, model)
-            ids, vectors = [], []
-    if ids:
-        yield _page(ids, vectors, items, dimensions, model)
+    """Accepted records in output-file order, a page at a time."""
+    for start in range(0, len(ids), PAGE_SIZE):
+        yield _page(ids[start:start + PAGE_SIZE], vectors[start:start + PAGE_SIZE], items, dimensions, model)
 
 
-def _page(ids: list[str], vectors: list[list[float]], items: dict[str, EmbeddingItem], dimensions: int,
+def _page(ids: list[str], vectors: list[np.ndarray], items: dict[str, EmbeddingItem], dimensions: int,
           model: str) -> RecordPage:
     embeddings = np.asarray(vectors, dtype=np.float32).reshape(len(ids), dimensions)
     metadatas = [{**items[i].metadata, "model": model} for i in ids]

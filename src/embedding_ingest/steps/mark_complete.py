@@ -38,9 +38,13 @@ def mark_batches_complete(event: dict, ctx: StepContext) -> dict:
     version = _version(ctx, database, request.snapshot_version)
 
     report = MarkCompleteOutcome(batches_marked=0, snapshot_version=version.version if version else None)
+    pending = {batch_id: _pending_ids(ctx, batch_id) for batch_id in ingested}
+    # One lookup in the published snapshot for every batch (opening it per batch cost ~0.2 s each).
+    wanted = [item_id for ids in pending.values() for item_id in ids]
+    published = ids_present(ctx.objects, version, wanted, ctx.settings) if version and wanted else set()
     for batch_id, result in ingested.items():
         with step_log_context(batch_id=batch_id):
-            marked, unpublished = _settle_batch(ctx, result, version)
+            marked, unpublished = _settle_batch(ctx, result, version, pending[batch_id], published)
         report.items_marked += marked
         report.items_not_published += unpublished
         if unpublished:
@@ -64,15 +68,21 @@ def _version(ctx: StepContext, database: str, wanted: str | None) -> SnapshotVer
     raise VersionNotFoundError(database, wanted)
 
 
-def _settle_batch(ctx: StepContext, result: PollResult, version: SnapshotVersion | None) -> tuple[int, int]:
+def _pending_ids(ctx: StepContext, batch_id: str) -> list[str]:
+    summary = ctx.ledger.get_batch(batch_id)
+    if summary is None:
+        raise BatchNotFoundError(batch_id)
+    kind = kind_of(summary.batch_type)
+    return [i.item_id for i in ctx.ledger.find_items(kind, EmbeddingStatus.PENDING, batch_id=batch_id)]
+
+
+def _settle_batch(ctx: StepContext, result: PollResult, version: SnapshotVersion | None, pending: list[str],
+                  published: set[str]) -> tuple[int, int]:
     """(items marked SUCCESS, items still not published); closes the summary when none are left."""
     summary = ctx.ledger.get_batch(result.batch_id)
     if summary is None:
         raise BatchNotFoundError(result.batch_id)
-    kind = kind_of(summary.batch_type)
-    pending_items = ctx.ledger.find_items(kind, EmbeddingStatus.PENDING, batch_id=result.batch_id)
-    pending = [i.item_id for i in pending_items]
-    present = ids_present(ctx.objects, version, pending, ctx.settings) if version and pending else set()
+    present = published.intersection(pending)
     marked = ctx.ledger.mark_items_succeeded(result.batch_id, sorted(present)) if present else 0
     unpublished = sorted(set(pending) - present)
     if unpublished:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 
 from embedding_ingest.providers.base import MAX_BYTES_PER_BATCH_FILE, MAX_REQUESTS_PER_BATCH
 from embedding_ingest.providers.exceptions import BatchLimitError
@@ -86,9 +87,18 @@ def _embedding_problem(embedding: Any, dimensions: int) -> str | None:
     return None
 
 
+def _loads(raw: bytes) -> Any:
+    """orjson parses an output line of 1536 floats ~8x faster than json; lines it refuses (NaN
+    literals, which json accepts, or real syntax errors) go through json for the exact diagnosis."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+
+
 def _parse_output_line(line_no: int, raw: bytes, dimensions: int) -> OutputRecord | LineProblem:
     try:
-        obj = json.loads(raw)
+        obj = _loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         return LineProblem(line_no, None, f"malformed JSON: {exc}")
     custom_id = _custom_id_of(obj)

@@ -31,6 +31,10 @@ STAGES: dict[tuple[str, str | None], str] = {
     ("embedding-mark-batches-complete", None): "mark batches complete",
 }
 
+# Run in worker processes for real parallelism: compaction (Chroma writes) and polling (parsing and
+# validating output files of 1536-d vectors is CPU-bound; in threads it serialises on the GIL).
+CPU_HEAVY_FUNCTIONS = frozenset({"embedding-vector-compact", "embedding-line-poll", "embedding-word-poll"})
+
 # on_task(stage, outcome, result): outcome is "started" | "succeeded" | "failed".
 TaskObserver = Callable[[str, str, Any], None]
 
@@ -80,6 +84,7 @@ def run_workflow(kind: ItemKind, settings: Settings, *, name: str | None = None,
     definition = build_definition(kind.value, local_resource_arn)
     ledger = build_ledger(settings)
     pool = ProcessPoolInvoker(invoke_local, target_args=(settings.model_dump_json(),),
+                              process_functions=CPU_HEAVY_FUNCTIONS,
                               max_workers=max_workers or os.cpu_count() or 1)
     invoker: Invoker = ObservedInvoker(pool, observer) if observer else pool
     try:

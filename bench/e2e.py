@@ -9,7 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from common import Figure, make_workspace, rate, receipts_file, stopwatch
-from embedding_ingest.snapshots import chroma_io, iter_pages, pull_published
+from embedding_ingest.snapshots import chroma_io, iter_published_pages
 from embedding_ingest.stores.records import ExecutionStatus, ItemKind
 
 ITEMS_PER_BATCH = 1000
@@ -63,12 +63,11 @@ def run(work: Path, *, count: int, dimensions: int) -> list[Figure]:
         raise RuntimeError(f"end-to-end run ended {record.status}: {record.error} {record.cause}")
     spans = stage_spans(ws.ledger.get_events(record.execution_arn))
 
-    pulled = pull_published(ws.objects, ws.ledger, kind.database, ws.settings)
-    assert pulled is not None
-    version, persist_dir = pulled
+    version = ws.ledger.get_published(kind.database)
+    assert version is not None
     if version.count != count:
         raise RuntimeError(f"published {version.count} embeddings, submitted {count}")
-    pages = list(iter_pages(persist_dir, kind.database, page_size=5000))
+    pages = list(iter_published_pages(ws.objects, version, ws.settings, page_size=5000))
 
     baseline_dir = Path(tempfile.mkdtemp(dir=work, prefix="baseline-")) / "chroma"
     with stopwatch() as baseline_time, chroma_io.open_client(baseline_dir) as client:

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     # 60 keeps every state input/output under 64 KB (bench/payload.py) and still lists via a manifest.
     max_batches_per_execution: int = Field(default=60, alias="MAX_BATCHES_PER_EXECUTION", gt=0)
     snapshot_versions_kept: int = Field(default=4, alias="SNAPSHOT_VERSIONS_KEPT", gt=0)
+    # A published version is a list of segments; a publish adds one small segment, and folds them all into
+    # one when there would be more than SNAPSHOT_MAX_SEGMENTS or the segments beside the largest hold more
+    # than SNAPSHOT_COMPACT_RATIO times its records (reads query every segment, so keep them few).
+    snapshot_max_segments: int = Field(default=8, alias="SNAPSHOT_MAX_SEGMENTS", gt=0)
+    snapshot_compact_ratio: float = Field(default=0.25, alias="SNAPSHOT_COMPACT_RATIO", ge=0)
     hnsw_ef_construction: int = Field(default=100, alias="HNSW_EF_CONSTRUCTION", gt=0)
     hnsw_max_neighbors: int = Field(default=16, alias="HNSW_MAX_NEIGHBORS", gt=0)
     # Local provider only: polls a batch spends in each of validating/in_progress/finalizing

@@ -16,7 +16,7 @@ from typing import Any
 
 from pipeline import Workspace
 
-from embedding_ingest.snapshots import iter_pages, pull_published
+from embedding_ingest.snapshots import iter_published_pages
 from embedding_ingest.stores.records import ExecutionRecord, ItemKind
 from embedding_ingest.workflow.history import to_aws_history
 
@@ -143,12 +143,11 @@ def failed_functions(outcome: Outcome) -> int:
 
 def published_records(workspace: Workspace, kind: ItemKind) -> dict[str, tuple[str, dict, tuple]]:
     """Every record of the published snapshot of `kind`: id -> (document, metadata, embedding)."""
-    pulled = pull_published(workspace.objects, workspace.ledger, kind.database, workspace.settings)
-    if pulled is None:
+    version = workspace.ledger.get_published(kind.database)
+    if version is None:
         return {}
-    version, persist_dir = pulled
     records: dict[str, tuple[str, dict, tuple]] = {}
-    for page in iter_pages(persist_dir, version.database):
+    for page in iter_published_pages(workspace.objects, version, workspace.settings):
         for index, record_id in enumerate(page.ids):
             assert record_id not in records, f"id {record_id!r} appears twice in {version.database}"
             records[record_id] = (page.documents[index], page.metadatas[index],

@@ -14,6 +14,7 @@ from pipeline import Workspace, make_workspace, receipts_file
 from scenarios import assert_nothing_marked_early, submit_in_batches
 
 from embedding_ingest.providers.base import ProviderBatch
+from embedding_ingest.snapshots import read_version
 from embedding_ingest.stores.records import BatchStatus, BatchSummary, EmbeddingStatus, ItemKind
 
 KIND = ItemKind.LINE
@@ -159,7 +160,8 @@ def test_a_summary_naming_an_unknown_provider_batch_is_reported_and_the_rest_pro
 def test_a_corrupt_published_archive_is_named_and_nothing_published_is_lost(tmp_path: Path) -> None:
     ws, before, bad, good = published_then_two_batches(tmp_path)
     current = ws.ledger.get_published(KIND.database)
-    archive = next(i.key for i in ws.objects.list(current.key) if i.key.endswith(".tar"))
+    segment = read_version(ws.objects, current).segments[0]
+    archive = next(i.key for i in ws.objects.list(segment.key) if i.key.endswith(".tar"))
     path = ws.settings.objects_dir / archive
     original = path.read_bytes()
     path.write_bytes(original[:1000] + bytes(b ^ 0xFF for b in original[1000:1100]) + original[1100:])

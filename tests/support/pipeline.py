@@ -98,15 +98,18 @@ class Workspace:
         return Counter({str(k): v for k, v in self.ledger.count_items(kind).items() if v})
 
     def published_ids(self, kind: ItemKind) -> list[str]:
-        """Every id in the published snapshot of `kind`, with repeats if there were any."""
+        """Every id in the published snapshot of `kind` over all its segments, with repeats if there
+        were any (an id in two segments shows up twice)."""
         pulled = pull_published(self.objects, self.ledger, kind.database, self.settings)
         if pulled is None:
             return []
-        version, persist_dir = pulled
-        with chroma_io.open_client(persist_dir) as client:
-            collection = chroma_io.get_collection(client, version.database)
-            ids = list(chroma_io.iter_ids(client, collection))
-            del collection
+        version, segment_dirs = pulled
+        ids: list[str] = []
+        for persist_dir in segment_dirs:
+            with chroma_io.open_client(persist_dir) as client:
+                collection = chroma_io.get_collection(client, version.database)
+                ids.extend(chroma_io.iter_ids(client, collection))
+                del collection
         return ids
 
     def item_ids(self, kind: ItemKind, status: EmbeddingStatus | None = None) -> set[str]:

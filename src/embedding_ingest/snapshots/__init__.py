@@ -1,4 +1,5 @@
-"""The Chroma snapshot lifecycle: build, archive, merge, publish, pull, query, roll back, prune."""
+"""The Chroma snapshot lifecycle: build, archive, merge, publish (layered: a version is a list of
+segments), pull, query, compact, roll back, prune."""
 
 from embedding_ingest.snapshots.archive import materialize, read_manifest
 from embedding_ingest.snapshots.build import merge_snapshots, write_snapshot
@@ -10,16 +11,26 @@ from embedding_ingest.snapshots.models import (
     PublishOutcome,
     QueryHit,
     RecordPage,
+    SegmentRef,
     SnapshotManifest,
+    VersionManifest,
 )
 from embedding_ingest.snapshots.publish import (
+    compact_published,
     pointer_key,
     prune_versions,
     publish_next_version,
     rollback,
     versions_prefix,
 )
-from embedding_ingest.snapshots.query import ids_present, pull_published, query_published
+from embedding_ingest.snapshots.query import (
+    ids_present,
+    iter_published_pages,
+    pull_published,
+    query_published,
+    version_segments,
+)
+from embedding_ingest.snapshots.segments import read_version, segments_prefix
 
 __all__ = [
     "ARCHIVE_NAME",
@@ -28,9 +39,13 @@ __all__ = [
     "PublishOutcome",
     "QueryHit",
     "RecordPage",
+    "SegmentRef",
     "SnapshotManifest",
+    "VersionManifest",
+    "compact_published",
     "ids_present",
     "iter_pages",
+    "iter_published_pages",
     "materialize",
     "merge_snapshots",
     "pointer_key",
@@ -39,7 +54,10 @@ __all__ = [
     "pull_published",
     "query_published",
     "read_manifest",
+    "read_version",
     "rollback",
+    "segments_prefix",
+    "version_segments",
     "versions_prefix",
     "write_snapshot",
 ]

@@ -1,7 +1,8 @@
-"""Local cache of published versions (the EFS of the original system) under settings.cache_dir:
-`{cache_dir}/{database}/versions/{version}/` is a complete persist directory of that version.
+"""Local cache of published segments (the EFS of the original system) under settings.cache_dir:
+`{cache_dir}/{database}/segments/{segment_id}/` is a complete persist directory of that segment.
 
-Versions are immutable and content-addressed, so an entry never goes stale; it appears in one
+Segments are immutable and content-addressed, and versions share them, so an entry never goes stale
+and a new version never downloads the segments it shares with an older one. An entry appears in one
 atomic rename after it was fully unpacked (or built), so a present entry is a complete one."""
 
 from __future__ import annotations
@@ -15,20 +16,22 @@ from pathlib import Path
 
 from embedding_ingest.config import Settings, StorageMode
 from embedding_ingest.snapshots.archive import materialize
+from embedding_ingest.snapshots.models import SegmentRef
 from embedding_ingest.stores.ports import ObjectStore
-from embedding_ingest.stores.records import SnapshotVersion
+
+_LEGACY_VERSIONS = "versions"  # whole-version entries of the layout before segments
 
 
 def cache_enabled(settings: Settings) -> bool:
     return settings.chromadb_storage_mode in (StorageMode.EFS, StorageMode.AUTO)
 
 
-def versions_dir(settings: Settings, database: str) -> Path:
-    return settings.cache_dir / database / "versions"
+def segments_dir(settings: Settings, database: str) -> Path:
+    return settings.cache_dir / database / "segments"
 
 
-def version_dir(settings: Settings, database: str, version: str) -> Path:
-    return versions_dir(settings, database) / version
+def segment_dir(settings: Settings, database: str, segment: SegmentRef) -> Path:
+    return segments_dir(settings, database) / segment.segment_id
 
 
 def scratch_root(settings: Settings, database: str) -> Path | None:
@@ -41,10 +44,10 @@ def scratch_root(settings: Settings, database: str) -> Path | None:
     return root
 
 
-def cached(settings: Settings, version: SnapshotVersion) -> Path | None:
-    """The cached persist dir of `version`, if whole. Entries arrive by one atomic rename of a complete
+def cached(settings: Settings, database: str, segment: SegmentRef) -> Path | None:
+    """The cached persist dir of `segment`, if whole. Entries arrive by one atomic rename of a complete
     tree, so a directory without Chroma's database file was damaged afterwards: drop it and refetch."""
-    path = version_dir(settings, version.database, version.version)
+    path = segment_dir(settings, database, segment)
     if not path.is_dir():
         return None
     if not (path / "chroma.sqlite3").is_file():
@@ -69,34 +72,36 @@ def _move_in(source: Path, final: Path) -> Path:
     return final
 
 
-def fetch(store: ObjectStore, settings: Settings, version: SnapshotVersion) -> Path:
-    """The cached directory of `version`, downloading it only if it is not cached yet."""
-    hit = cached(settings, version)
+def fetch(store: ObjectStore, settings: Settings, database: str, segment: SegmentRef) -> Path:
+    """The cached directory of `segment`, downloading it only if it is not cached yet."""
+    hit = cached(settings, database, segment)
     if hit is not None:
         return hit
-    final = version_dir(settings, version.database, version.version)
+    final = segment_dir(settings, database, segment)
     final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{version.version}.fetch-"))
+    staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{segment.segment_id}.fetch-"))
     try:
-        materialize(store, version.key, staging / "tree")
+        materialize(store, segment.key, staging / "tree")
         return _move_in(staging / "tree", final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def install(settings: Settings, version: SnapshotVersion, persist_dir: Path) -> Path:
+def install(settings: Settings, database: str, segment: SegmentRef, persist_dir: Path) -> Path:
     """Move a closed, just-published persist dir into the cache (it is exactly what was archived)."""
-    return _move_in(persist_dir, version_dir(settings, version.database, version.version))
+    return _move_in(persist_dir, segment_dir(settings, database, segment))
 
 
-def evict(settings: Settings, database: str, version: str) -> None:
+def evict(settings: Settings, database: str, segment: SegmentRef) -> None:
     with contextlib.suppress(FileNotFoundError):
-        shutil.rmtree(version_dir(settings, database, version))
+        shutil.rmtree(segment_dir(settings, database, segment))
 
 
 def prune(settings: Settings, database: str, keep: set[str]) -> list[str]:
-    """Drop cached versions not in `keep`; returns what was dropped."""
-    root = versions_dir(settings, database)
+    """Drop cached segments whose id is not in `keep` (and any whole-version entry of the layout before
+    segments); returns the segment ids dropped."""
+    shutil.rmtree(settings.cache_dir / database / _LEGACY_VERSIONS, ignore_errors=True)
+    root = segments_dir(settings, database)
     if not root.is_dir():
         return []
     dropped = []

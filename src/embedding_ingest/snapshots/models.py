@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.snapshots.exceptions import DimensionMismatchError
@@ -60,6 +60,12 @@ class RecordPage:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def take(self, rows: list[int]) -> RecordPage:
+        """The records at `rows`, in that order."""
+        return RecordPage(ids=[self.ids[r] for r in rows], embeddings=self.embeddings[rows],
+                          metadatas=[self.metadatas[r] for r in rows],
+                          documents=[self.documents[r] for r in rows])
+
     @property
     def dimensions(self) -> int:
         return int(self.embeddings.shape[1])
@@ -106,6 +112,49 @@ class SnapshotManifest(BaseModel):
     # Published versions only: what this publish merged in, so a re-run can report it unchanged.
     added: int | None = None
     added_ids_digest: str | None = None
+
+
+SEGMENT_ID_LENGTH = 24
+
+
+class SegmentRef(BaseModel):
+    """One segment of a published version: a "quality" snapshot (archive + manifest) at `key`."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    key: str
+    count: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")  # of its archive, so also its identity
+
+    @property
+    def segment_id(self) -> str:
+        return self.sha256[:SEGMENT_ID_LENGTH]
+
+
+class VersionManifest(BaseModel):
+    """`{db}/snapshot/versions/{version}/manifest.json`: the segments a published version is made of.
+    No id is in two segments, so the version's records are the union of theirs."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    key: str  # the version prefix
+    database: str
+    count: int = Field(ge=0)
+    dimensions: int = Field(ge=0)
+    model: str
+    segments: list[SegmentRef]
+    created_at: float
+    sources: list[str] = Field(default_factory=list)
+    # What the publish that made this version merged in, so a re-run can report it unchanged.
+    added: int | None = None
+    added_ids_digest: str | None = None
+
+    @model_validator(mode="after")
+    def _counts_add_up(self) -> VersionManifest:
+        total = sum(segment.count for segment in self.segments)
+        if total != self.count:
+            raise ValueError(f"segments hold {total} records, the version says {self.count}")
+        return self
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
-"""Publishing the next version of a database's snapshot, rolling back, and pruning old versions.
+"""Publishing the next version of a database's snapshot, compacting, rolling back, and pruning.
 
-The ledger's pointer is authoritative. A publish builds on the version it read, uploads the result
-under an immutable key derived from the archive's sha256, and then moves the pointer with one
+The ledger's pointer is authoritative. A publish builds on the version it read: it adds one segment of
+the records that version lacks (or folds everything into one base segment, see segments.py), commits
+the version manifest under an id derived from its segment list, and then moves the pointer with one
 conditional write that checks both the lease's fencing token and that the pointer still names the
 version it built on (lesson 9: no lost updates, no late writer winning). The object-store
 `latest/pointer.json` is a mirror for people and tools, never read back by the pipeline."""
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
 import tempfile
 import time
 from collections.abc import Sequence
@@ -18,12 +18,31 @@ from pathlib import Path
 
 from embedding_ingest.config import Settings
 from embedding_ingest.exceptions import InvalidInputError
-from embedding_ingest.snapshots import cache, chroma_io
-from embedding_ingest.snapshots.archive import materialize, pack_dir, read_manifest, upload_snapshot
-from embedding_ingest.snapshots.build import check_compatible, upsert_snapshot_into
-from embedding_ingest.snapshots.exceptions import SnapshotCountMismatchError, VersionNotFoundError
-from embedding_ingest.snapshots.models import PublishOutcome, check_prefix
+from embedding_ingest.snapshots import cache
+from embedding_ingest.snapshots.archive import read_manifest
+from embedding_ingest.snapshots.build import check_compatible
+from embedding_ingest.snapshots.exceptions import VersionNotFoundError
+from embedding_ingest.snapshots.models import (
+    PublishOutcome,
+    SegmentRef,
+    VersionManifest,
+    check_prefix,
+    manifest_key,
+)
+from embedding_ingest.snapshots.segments import (
+    build_tail,
+    compact,
+    local_segments,
+    needs_compaction,
+    new_version_manifest,
+    read_version,
+    referenced_segments,
+    upload_segment,
+    versions_prefix,
+    write_version,
+)
 from embedding_ingest.stores.exceptions import (
+    ObjectNotFoundError,
     PointerConflictError,
     PreconditionFailedError,
     StaleFencingTokenError,
@@ -32,11 +51,8 @@ from embedding_ingest.stores.ports import Ledger, ObjectStore
 from embedding_ingest.stores.records import Lease, SnapshotVersion
 
 log = logging.getLogger(__name__)
-VERSION_ID_LENGTH = 24
-
-
-def versions_prefix(database: str) -> str:
-    return f"{database}/snapshot/versions/"
+__all__ = ["compact_published", "pointer_key", "prune_versions", "publish_next_version", "rollback",
+           "versions_prefix", "write_pointer_mirror"]
 
 
 def pointer_key(database: str) -> str:
@@ -58,28 +74,9 @@ def _check_lease(ledger: Ledger, lease: Lease, database: str) -> None:
                                      f"holds the lock {database!r}")
 
 
-def _base_copy(store: ObjectStore, settings: Settings, current: SnapshotVersion, work: Path) -> None:
-    """Put the current version's persist dir at `work`: a copy of the cached one when the cache is
-    used (downloading only on a miss), else a fresh download."""
-    if cache.cache_enabled(settings):
-        shutil.copytree(cache.fetch(store, settings, current), work)
-        with chroma_io.open_client(work) as client:
-            found = chroma_io.get_collection(client, current.database).count()
-        if found == current.count:
-            return
-        log.warning("cached %s/%s holds %d records, ledger says %d: fetching it again",
-                    current.database, current.version, found, current.count)
-        shutil.rmtree(work)
-        cache.evict(settings, current.database, current.version)
-        shutil.copytree(cache.fetch(store, settings, current), work)
-        return
-    materialize(store, current.key, work)
-
-
-def _previous_outcome(store: ObjectStore, current: SnapshotVersion, sources: list[str]
+def _previous_outcome(current: SnapshotVersion, manifest: VersionManifest, sources: list[str]
                       ) -> PublishOutcome | None:
     """A re-run of the publish that produced `current` (same sources): report it, do not redo it."""
-    manifest = read_manifest(store, current.key)
     if sources and sorted(manifest.sources) == sources and manifest.added is not None:
         return PublishOutcome(current, current.count, manifest.added, manifest.added_ids_digest or "")
     if not sources:
@@ -89,11 +86,13 @@ def _previous_outcome(store: ObjectStore, current: SnapshotVersion, sources: lis
 
 def publish_next_version(store: ObjectStore, ledger: Ledger, lease: Lease, *, database: str,
                          sources: Sequence[str], settings: Settings) -> PublishOutcome:
-    """Publish current ∪ sources as the next version of `database` (see module docstring)."""
+    """Publish current ∪ sources as the next version of `database` (see module docstring). Records of
+    ids the current version already holds are not replaced."""
     _check_lease(ledger, lease, database)
     wanted = sorted({check_prefix(s) for s in sources})
     current = ledger.get_published(database)
-    if current is not None and (again := _previous_outcome(store, current, wanted)) is not None:
+    base = read_version(store, current) if current is not None else None
+    if current is not None and (again := _previous_outcome(current, base, wanted)) is not None:
         return again
     manifests = [read_manifest(store, prefix) for prefix in wanted]
     if current is not None:
@@ -102,63 +101,103 @@ def publish_next_version(store: ObjectStore, ledger: Ledger, lease: Lease, *, da
         model, dimensions = check_compatible(manifests)
     else:
         model, dimensions = settings.embedding_model, settings.embedding_dimensions
-    with tempfile.TemporaryDirectory(dir=cache.scratch_root(settings, database),
-                                     prefix="publish-") as tmp:
+    segments = list(base.segments) if base is not None else []
+    with tempfile.TemporaryDirectory(dir=cache.scratch_root(settings, database), prefix="publish-") as tmp:
         scratch = Path(tmp)
-        work = scratch / "chroma"
-        if current is not None:
-            _base_copy(store, settings, current, work)
-        with chroma_io.open_client(work) as client:
-            if current is not None:
-                target = chroma_io.get_collection(client, database)
-                before = target.count()
-                if before != current.count:
-                    raise SnapshotCountMismatchError(f"published {database}/{current.version}",
-                                                     current.count, before)
-            else:
-                target = chroma_io.create_collection(client, database, "quality", settings)
-                before = 0
-            # Only the incoming ids are looked up (not every published id): O(added), not O(total).
-            added: set[str] = set()
-            present: set[str] = set()
-            for manifest in manifests:
-                added |= upsert_snapshot_into(store, manifest, client, target, dimensions=dimensions,
-                                              scratch=scratch, present=present)
-            total = target.count()
-            del target
-        expected = before + len(added - present)
-        if total != expected:
-            raise SnapshotCountMismatchError(f"publish of {database}", expected, total)
+        current_dirs = local_segments(store, settings, base, scratch) if base is not None else []
+        tail = scratch / "tail"
+        added, written = build_tail(store, manifests, current_dirs, tail, database=database,
+                                    dimensions=dimensions, settings=settings, scratch=scratch)
         digest = ids_digest(added)
-        archive_path = scratch / "snapshot.tar"
-        sha256, size = pack_dir(work, archive_path)
-        version_id = sha256[:VERSION_ID_LENGTH]
-        prefix = f"{versions_prefix(database)}{version_id}/"
-        upload_snapshot(store, prefix, archive_path, sha256=sha256, size=size, collection=database,
-                        count=total, dimensions=dimensions, model=model, profile="quality",
-                        sources=wanted, create_only=True, added=len(added), added_ids_digest=digest)
-        archive_path.unlink()
-        published = SnapshotVersion(database=database, version=version_id, key=prefix, count=total,
-                                    dimensions=dimensions, model=model, published_at=time.time(),
-                                    fencing_token=lease.fencing_token,
-                                    parent_version=current.version if current else None)
-        _move_pointer(store, ledger, lease, published, current)
-        if cache.cache_enabled(settings):
-            cache.install(settings, published, work)
+        if current is not None and not written:  # every id is published already: nothing new
+            return PublishOutcome(current, current.count, len(added), digest)
+        built: Path | None = None
+        if written:
+            parts = [*zip(current_dirs, (s.count for s in segments), strict=True), (tail, len(written))]
+            if needs_compaction([count for _, count in parts], settings):
+                built, part_sources = scratch / "compacted", [s.key for s in segments] + wanted
+                count = compact(parts, built, database=database, dimensions=dimensions)
+                segments = []
+            else:
+                built, part_sources, count = tail, wanted, len(written)
+            segments.append(upload_segment(store, built, scratch, database=database, count=count,
+                                           dimensions=dimensions, model=model, sources=part_sources))
+        manifest = write_version(store, new_version_manifest(
+            database, model, dimensions, segments, sources=wanted, added=len(added), added_ids_digest=digest))
+        published = _publish_manifest(store, ledger, lease, manifest, current)
+        if built is not None and cache.cache_enabled(settings):
+            cache.install(settings, database, segments[-1], built)
     _tidy(store, ledger, database, settings)
-    return PublishOutcome(published, total, len(added), digest)
+    return PublishOutcome(published, published.count, len(added), digest)
+
+
+def compact_published(store: ObjectStore, ledger: Ledger, lease: Lease, *, database: str,
+                      settings: Settings) -> SnapshotVersion | None:
+    """Fold the current version's segments into one base segment and publish that as the next version
+    (same records). Returns the current version unchanged when it has one segment or fewer, None when
+    nothing is published."""
+    _check_lease(ledger, lease, database)
+    current = ledger.get_published(database)
+    if current is None:
+        return None
+    base = read_version(store, current)
+    if len(base.segments) <= 1:
+        return current
+    with tempfile.TemporaryDirectory(dir=cache.scratch_root(settings, database), prefix="compact-") as tmp:
+        scratch = Path(tmp)
+        dirs = local_segments(store, settings, base, scratch)
+        built = scratch / "compacted"
+        count = compact(list(zip(dirs, (s.count for s in base.segments), strict=True)), built,
+                        database=database, dimensions=base.dimensions)
+        segment = upload_segment(store, built, scratch, database=database, count=count,
+                                 dimensions=base.dimensions, model=base.model,
+                                 sources=[s.key for s in base.segments])
+        manifest = write_version(store, new_version_manifest(
+            database, base.model, base.dimensions, [segment], sources=base.sources,
+            added=base.added or 0, added_ids_digest=base.added_ids_digest or ids_digest(set())))
+        published = _publish_manifest(store, ledger, lease, manifest, current)
+        if cache.cache_enabled(settings):
+            cache.install(settings, database, segment, built)
+    _tidy(store, ledger, database, settings)
+    return published
+
+
+def _publish_manifest(store: ObjectStore, ledger: Ledger, lease: Lease, manifest: VersionManifest,
+                      current: SnapshotVersion | None) -> SnapshotVersion:
+    version = manifest.key.rstrip("/").rsplit("/", 1)[-1]
+    published = SnapshotVersion(database=manifest.database, version=version, key=manifest.key,
+                                count=manifest.count, dimensions=manifest.dimensions, model=manifest.model,
+                                published_at=time.time(), fencing_token=lease.fencing_token,
+                                parent_version=current.version if current else None)
+    _move_pointer(store, ledger, lease, published, current, manifest.segments)
+    return published
 
 
 def _move_pointer(store: ObjectStore, ledger: Ledger, lease: Lease, new: SnapshotVersion,
-                  current: SnapshotVersion | None) -> None:
+                  current: SnapshotVersion | None, segments: Sequence[SegmentRef] = ()) -> None:
     try:
         ledger.publish_version(new, expected_current=current.version if current else None, lease=lease)
     except (StaleFencingTokenError, PointerConflictError):
-        # Refused: the uploaded version is referenced by nothing, unless it is an existing version.
-        if not any(v.version == new.version for v in ledger.list_versions(new.database)):
-            store.delete_prefix(new.key)
+        _drop_refused(store, ledger, new, segments)
         raise
     write_pointer_mirror(store, new)
+
+
+def _drop_refused(store: ObjectStore, ledger: Ledger, new: SnapshotVersion, segments: Sequence[SegmentRef]
+                  ) -> None:
+    """A refused version and its segments are referenced by nothing, unless a kept version uses them."""
+    kept = ledger.list_versions(new.database)
+    if any(v.version == new.version for v in kept):
+        return
+    store.delete_prefix(new.key)
+    try:
+        in_use = referenced_segments(store, kept)
+    except Exception as exc:  # cannot tell what is shared: keep them (the refusal is what matters)
+        log.warning("refused publish of %s left its segments behind: %s", new.version, exc)
+        return
+    for segment in segments:
+        if segment.key not in in_use:
+            store.delete_prefix(segment.key)
 
 
 def write_pointer_mirror(store: ObjectStore, version: SnapshotVersion) -> None:
@@ -189,24 +228,36 @@ def _tidy(store: ObjectStore, ledger: Ledger, database: str, settings: Settings)
     try:
         prune_versions(store, ledger, database=database, keep=settings.snapshot_versions_kept)
         if cache.cache_enabled(settings):
-            cache.prune(settings, database, {v.version for v in ledger.list_versions(database)})
+            kept = referenced_segments(store, ledger.list_versions(database))
+            cache.prune(settings, database, {segment.segment_id for segment in kept.values()})
     except Exception as exc:
         log.warning("pruning %s after publish failed (will retry next publish): %s", database, exc)
 
 
 def prune_versions(store: ObjectStore, ledger: Ledger, *, database: str, keep: int) -> list[str]:
-    """Forget and delete all but the newest `keep` versions; never the current one. Returns the
-    versions removed. The ledger forgets a version before its objects go, so nothing can point at
-    a deleted archive."""
+    """Forget all but the newest `keep` versions (never the current one) and delete the segments no
+    kept version uses. Returns the versions removed. The ledger forgets a version before its objects
+    go, so nothing can point at a deleted archive."""
     if keep < 1:
         raise InvalidInputError(f"prune_versions keeps at least one version, got keep={keep}")
+    versions = ledger.list_versions(database)
+    current = ledger.get_published(database)
+    doomed = [v for v in versions[keep:] if current is None or v.version != current.version]
+    if not doomed:
+        return []
+    in_use = referenced_segments(store, [v for v in versions if v not in doomed])
     removed = []
-    for old in ledger.list_versions(database)[keep:]:
-        current = ledger.get_published(database)
-        if current is not None and current.version == old.version:
-            continue
+    for old in doomed:
+        try:
+            segments = read_version(store, old).segments
+        except ObjectNotFoundError:
+            segments = []
         ledger.forget_version(database, old.version)
-        store.delete_prefix(old.key)
+        if old.key not in in_use:  # a version from before segments is itself its only segment
+            store.delete_prefix(old.key)
+        for segment in segments:
+            if segment.key not in in_use:
+                store.delete_prefix(segment.key)
         removed.append(old.version)
     return removed
 
@@ -218,7 +269,9 @@ def rollback(store: ObjectStore, ledger: Ledger, lease: Lease, *, database: str,
     target = next((v for v in ledger.list_versions(database) if v.version == version), None)
     if target is None:
         raise VersionNotFoundError(database, version)
-    read_manifest(store, target.key)  # its objects must still be there
+    for segment in read_version(store, target).segments:  # its objects must still be there
+        if not store.exists(manifest_key(segment.key)):
+            raise ObjectNotFoundError(manifest_key(segment.key))
     current = ledger.get_published(database)
     if current is not None and current.version == version:
         return current

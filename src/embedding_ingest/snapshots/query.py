@@ -1,9 +1,10 @@
-"""Reading published versions: pull a local copy, check which ids a version holds, and query it.
-All reads go through the local version cache, so an unchanged version is downloaded once."""
+"""Reading published versions: pull local copies of a version's segments, check which ids it holds,
+read all its records, and query it. All reads go through the local segment cache, so a segment is
+downloaded once, whichever versions share it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -12,30 +13,48 @@ from embedding_ingest.config import Settings
 from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.snapshots import cache, chroma_io
 from embedding_ingest.snapshots.exceptions import ModelMismatchError, NothingPublishedError
-from embedding_ingest.snapshots.models import QueryHit
+from embedding_ingest.snapshots.flat import iter_pages
+from embedding_ingest.snapshots.models import QueryHit, RecordPage
+from embedding_ingest.snapshots.segments import read_version
 from embedding_ingest.stores.ports import Ledger, ObjectStore
 from embedding_ingest.stores.records import SnapshotVersion
 
 
+def version_segments(store: ObjectStore, version: SnapshotVersion, settings: Settings) -> list[Path]:
+    """The local (cached) persist dir of each segment of `version`, in the version's order."""
+    manifest = read_version(store, version)
+    return [cache.fetch(store, settings, version.database, segment) for segment in manifest.segments]
+
+
 def pull_published(store: ObjectStore, ledger: Ledger, database: str, settings: Settings
-                   ) -> tuple[SnapshotVersion, Path] | None:
-    """The current version of `database` and its local persist dir; None if nothing is published."""
+                   ) -> tuple[SnapshotVersion, list[Path]] | None:
+    """The current version of `database` and the local persist dirs of its segments (each holds a
+    collection named after the database; no id is in two of them); None if nothing is published."""
     current = ledger.get_published(database)
     if current is None:
         return None
-    return current, cache.fetch(store, settings, current)
+    return current, version_segments(store, current, settings)
+
+
+def iter_published_pages(store: ObjectStore, version: SnapshotVersion, settings: Settings,
+                         page_size: int = 1000) -> Iterator[RecordPage]:
+    """Every record of `version`, segment after segment, at most `page_size` at a time."""
+    for persist_dir in version_segments(store, version, settings):
+        yield from iter_pages(persist_dir, version.database, page_size)
 
 
 def ids_present(store: ObjectStore, version: SnapshotVersion, ids: Sequence[str],
                 settings: Settings) -> set[str]:
-    """Which of `ids` the published `version` holds."""
+    """Which of `ids` the published `version` holds (in any of its segments)."""
     if not ids:
         return set()
-    persist_dir = cache.fetch(store, settings, version)
-    with chroma_io.open_client(persist_dir) as client:
-        col = chroma_io.get_collection(client, version.database)
-        found = chroma_io.ids_in(client, col, list(dict.fromkeys(ids)))
-        del col
+    wanted = list(dict.fromkeys(ids))
+    found: set[str] = set()
+    for persist_dir in version_segments(store, version, settings):
+        with chroma_io.open_client(persist_dir) as client:
+            col = chroma_io.get_collection(client, version.database)
+            found |= chroma_io.ids_in(client, col, wanted)
+            del col
     return found
 
 
@@ -57,10 +76,20 @@ def query_published(store: ObjectStore, ledger: Ledger, database: str, vector: S
         raise InvalidInputError("query vector has NaN or infinite values")
     if n <= 0 or current.count == 0:
         return []
-    persist_dir = cache.fetch(store, settings, current)
+    hits: list[QueryHit] = []
+    # Each segment's n nearest, merged: cosine distances from every segment are on one scale.
+    for persist_dir in version_segments(store, current, settings):
+        hits.extend(_nearest(persist_dir, database, query, n))
+    return sorted(hits, key=lambda hit: (hit.distance, hit.id))[:n]
+
+
+def _nearest(persist_dir: Path, database: str, query: np.ndarray, n: int) -> list[QueryHit]:
     with chroma_io.open_client(persist_dir) as client:
         col = chroma_io.get_collection(client, database)
-        got = col.query(query_embeddings=query.reshape(1, -1), n_results=min(n, current.count),
+        count = col.count()
+        if count == 0:
+            return []
+        got = col.query(query_embeddings=query.reshape(1, -1), n_results=min(n, count),
                         include=["distances", "documents", "metadatas"])
         del col
     return [QueryHit(item_id, float(distance), document or "", dict(metadata or {}))

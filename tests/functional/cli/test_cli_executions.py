@@ -136,9 +136,9 @@ def test_a_failed_execution_exits_4_and_shows_in_failed_only_history_and_status_
     cli.json("submit", "line")
     first = cli.json("start-execution", "line", "--name", "first")
     # The published archive is lost (and not cached): the next final merge cannot build on it.
-    version = json.loads(first["output"])["final_merge_result"]["snapshot_version"]
-    archives = list((cli.home / "objects" / "lines" / "snapshot" / "versions" / version).glob("*.tar"))
-    assert len(archives) == 1
+    assert json.loads(first["output"])["final_merge_result"]["snapshot_version"]
+    archives = list((cli.home / "objects" / "lines" / "snapshot" / "segments").glob("*/*.tar"))
+    assert len(archives) == 1  # the version's one segment
     archives[0].unlink()
     shutil.rmtree(cli.home / "chroma-cache")
     cli.json("receipts", "import", str(receipts_file(tmp_path / "more.jsonl", 1, start=2)))

@@ -7,15 +7,17 @@ import pytest
 
 from embedding_ingest.snapshots import (
     ids_present,
-    iter_pages,
+    iter_published_pages,
     pointer_key,
     publish_next_version,
-    pull_published,
     read_manifest,
+    read_version,
     rollback,
+    segments_prefix,
     versions_prefix,
 )
 from embedding_ingest.snapshots.exceptions import ModelMismatchError
+from embedding_ingest.snapshots.segments import version_id_of
 from embedding_ingest.stores.exceptions import PointerConflictError, StaleFencingTokenError
 
 DB = "lines"
@@ -26,7 +28,8 @@ def _publish(store, ledger, lease, settings, *sources):
 
 
 def _version_keys(store) -> set[str]:
-    return {info.key for info in store.list(versions_prefix(DB))}
+    """Every object of every version and segment."""
+    return {info.key for prefix in (versions_prefix(DB), segments_prefix(DB)) for info in store.list(prefix)}
 
 
 def test_first_publish_creates_a_quality_snapshot_of_the_sources(store, ledger, lease, settings, make_delta):
@@ -37,9 +40,14 @@ def test_first_publish_creates_a_quality_snapshot_of_the_sources(store, ledger, 
     assert ledger.get_published(DB) == version
     assert version.key == f"{versions_prefix(DB)}{version.version}/"
     assert (version.count, version.parent_version, version.fencing_token) == (100, None, lease.fencing_token)
-    manifest = read_manifest(store, version.key)
+    layout = read_version(store, version)
+    assert (layout.count, len(layout.segments)) == (100, 1)
+    assert version.version == version_id_of(DB, version.model, version.dimensions, layout.segments)
+    segment = layout.segments[0]
+    assert segment.key == f"{segments_prefix(DB)}{segment.sha256[:24]}/"
+    manifest = read_manifest(store, segment.key)
     assert (manifest.profile, manifest.collection, manifest.count) == ("quality", DB, 100)
-    assert manifest.sha256.startswith(version.version)
+    assert manifest.sha256 == segment.sha256
     assert store.get_json(pointer_key(DB))["version"] == version.version
 
 
@@ -90,7 +98,7 @@ def test_lease_lost_during_the_build_refuses_the_publish_and_cleans_up(store, le
         assert ledger.release_lock(lease)
         assert ledger.acquire_lock(DB, "writer-2", ttl_seconds=3600) is not None
 
-    store.before_upload[versions_prefix(DB)] = lose_the_lock
+    store.before_upload[segments_prefix(DB)] = lose_the_lock
     with pytest.raises(StaleFencingTokenError):
         _publish(store, ledger, lease, settings, make_delta("d2", 30, start=30))
     assert ledger.get_published(DB) == current
@@ -105,7 +113,7 @@ def test_pointer_moved_since_the_build_started_is_a_conflict(store, ledger, leas
     keys = _version_keys(store)
 
     # While this publish (built on v2) uploads, someone rolls the pointer back to v1.
-    store.before_upload[versions_prefix(DB)] = lambda: rollback(store, ledger, lease, database=DB,
+    store.before_upload[segments_prefix(DB)] = lambda: rollback(store, ledger, lease, database=DB,
                                                                 version=v1.version)
     with pytest.raises(PointerConflictError):
         _publish(store, ledger, lease, settings, make_delta("d3", 20, start=40))
@@ -131,9 +139,9 @@ def test_nothing_to_add_keeps_the_current_version(store, ledger, lease, settings
 def test_published_records_keep_their_values(store, ledger, lease, settings, make_delta):
     source = make_delta("d1", 25, seed=3)
     _publish(store, ledger, lease, settings, source)
-    version, persist_dir = pull_published(store, ledger, DB, settings)
+    version = ledger.get_published(DB)
     published = {i: (p.embeddings[k], p.metadatas[k], p.documents[k])
-                 for p in iter_pages(persist_dir, DB) for k, i in enumerate(p.ids)}
+                 for p in iter_published_pages(store, version, settings) for k, i in enumerate(p.ids)}
     assert len(published) == version.count == 25
     vector, metadata, document = published["line-00007"]
     assert document == "text of line-00007"

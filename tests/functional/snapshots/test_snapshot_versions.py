@@ -13,12 +13,14 @@ from embedding_ingest.snapshots import (
     chroma_io,
     ids_present,
     iter_pages,
+    iter_published_pages,
     pointer_key,
     prune_versions,
     publish_next_version,
     pull_published,
     query_published,
     read_manifest,
+    read_version,
     rollback,
     versions_prefix,
 )
@@ -45,9 +47,19 @@ def _stored_versions(store) -> set[str]:
     return {info.key.split("/")[3] for info in store.list(versions_prefix(DB))}
 
 
-def _cached_versions(settings) -> set[str]:
-    root = settings.cache_dir / DB / "versions"
+def _cached_segments(settings) -> set[str]:
+    root = settings.cache_dir / DB / "segments"
     return {p.name for p in root.iterdir() if not p.name.startswith(".")}
+
+
+def _segment_ids(store, *versions) -> set[str]:
+    return {s.segment_id for v in versions for s in read_version(store, v).segments}
+
+
+def _archive(store, version) -> str:
+    """The archive key of a one-segment version's segment."""
+    segment, = read_version(store, version).segments
+    return read_manifest(store, segment.key).archive_key
 
 
 def test_publishing_keeps_only_the_newest_k_versions(store, ledger, lease, settings, make_delta):
@@ -56,7 +68,7 @@ def test_publishing_keeps_only_the_newest_k_versions(store, ledger, lease, setti
 
     assert [v.version for v in ledger.list_versions(DB)] == [v.version for v in versions[::-1][:3]]
     assert _stored_versions(store) == newest
-    assert _cached_versions(settings) == newest
+    assert _cached_segments(settings) == _segment_ids(store, *versions[-3:])
     assert ledger.get_published(DB).count == 50
 
 
@@ -102,52 +114,51 @@ def test_rollback_to_an_unknown_version_or_with_a_stale_lease_is_refused(store, 
 
 def test_cached_versions_are_not_downloaded_again(store, ledger, lease, settings, make_delta):
     v1, v2 = _publish_n(store, ledger, lease, settings, make_delta, 2)
-    assert store.downloads[read_manifest(store, v1.key).archive_key] == 0  # v2 was built from the cached v1
+    assert store.downloads[_archive(store, v1)] == 0  # v2 was built from the cached v1
 
-    pulled_version, path = pull_published(store, ledger, DB, settings)
-    assert pulled_version == v2 and store.downloads[read_manifest(store, v2.key).archive_key] == 0
+    pulled_version, paths = pull_published(store, ledger, DB, settings)
+    assert pulled_version == v2 and store.downloads[_archive(store, v2)] == 0
 
     shutil.rmtree(settings.cache_dir)  # a fresh machine: one download, then cache hits
     for _ in range(2):
-        _, path = pull_published(store, ledger, DB, settings)
-        assert sum(len(p) for p in iter_pages(path, DB)) == 20
-    assert store.downloads[read_manifest(store, v2.key).archive_key] == 1
+        _, paths = pull_published(store, ledger, DB, settings)
+        assert sum(len(p) for path in paths for p in iter_pages(path, DB)) == 20
+    assert store.downloads[_archive(store, v2)] == 1
 
 
 def test_without_a_cache_the_current_version_is_downloaded_to_build_on(store, ledger, lease, settings,
                                                                        make_delta):
     s3_settings = settings.model_copy(update={"chromadb_storage_mode": StorageMode.S3})
     v1, _ = _publish_n(store, ledger, lease, s3_settings, make_delta, 2)
-    assert store.downloads[read_manifest(store, v1.key).archive_key] == 1
+    assert store.downloads[_archive(store, v1)] == 1
 
 
 def test_a_tampered_cache_entry_is_fetched_again(store, ledger, lease, settings, make_delta):
     v1, = _publish_n(store, ledger, lease, settings, make_delta, 1)
-    cached = settings.cache_dir / DB / "versions" / v1.version
+    cached = settings.cache_dir / DB / "segments" / _segment_ids(store, v1).pop()
     shutil.rmtree(cached)
     with chroma_io.open_client(cached) as client:  # a directory that is not what v1 holds
         chroma_io.create_collection(client, DB, "quality")
     outcome = publish_next_version(store, ledger, lease, database=DB, settings=settings,
                                    sources=[make_delta("dx", 5, start=100)])
     assert outcome.total_embeddings == 15
-    assert store.downloads[read_manifest(store, v1.key).archive_key] == 1
+    assert store.downloads[_archive(store, v1)] == 1
 
 
 def test_a_cache_entry_whose_files_were_deleted_is_fetched_again(store, ledger, lease, settings,
                                                                  make_delta):
     v1, = _publish_n(store, ledger, lease, settings, make_delta, 1)
-    cached = settings.cache_dir / DB / "versions" / v1.version
+    cached = settings.cache_dir / DB / "segments" / _segment_ids(store, v1).pop()
     for child in cached.iterdir():
         shutil.rmtree(child) if child.is_dir() else child.unlink()
-    version, path = pull_published(store, ledger, DB, settings)
-    assert version == v1 and path == cached
-    assert sum(len(page.ids) for page in iter_pages(path, DB)) == v1.count
-    assert store.downloads[read_manifest(store, v1.key).archive_key] == 1
+    version, paths = pull_published(store, ledger, DB, settings)
+    assert version == v1 and paths == [cached]
+    assert sum(len(page.ids) for page in iter_pages(cached, DB)) == v1.count
+    assert store.downloads[_archive(store, v1)] == 1
 
 
 def _vector_of(store, ledger, settings, item_id):
-    _, path = pull_published(store, ledger, DB, settings)
-    for page in iter_pages(path, DB):
+    for page in iter_published_pages(store, ledger.get_published(DB), settings):
         if item_id in page.ids:
             return page.embeddings[page.ids.index(item_id)]
     raise AssertionError(item_id)
@@ -195,4 +206,4 @@ def test_processes_share_the_cache_safely(store, ledger, lease, settings, make_d
         results = list(pool.map(_ids_present_in_child, [store.root] * 4, [version] * 4, [probe] * 4,
                                 [settings] * 4))
     assert results == [{"line-00000", "line-00049"}] * 4
-    assert _cached_versions(settings) == {version.version}
+    assert _cached_segments(settings) == _segment_ids(store, version)

@@ -15,7 +15,7 @@ from embedding_ingest.contracts import GROUPING_THRESHOLD_CHUNKS
 from embedding_ingest.providers.local import LocalBatchProvider
 from embedding_ingest.receipts.importer import import_receipts
 from embedding_ingest.runtime import LOCAL_DEFAULT_MODEL
-from embedding_ingest.snapshots import iter_pages, pull_published, query_published
+from embedding_ingest.snapshots import iter_published_pages, query_published
 from embedding_ingest.steps.context import StepContext
 from embedding_ingest.steps.registry import HANDLERS
 from embedding_ingest.stores.local_objects import LocalObjectStore
@@ -115,9 +115,9 @@ def test_real_receipts_go_from_submission_to_a_queryable_published_snapshot(ctx,
     assert result["total_embeddings"] == result["added_embeddings"] == len(submitted_ids)
     assert final["mark_complete_result"]["batches_marked"] == len(submitted.batches)
 
-    version, persist_dir = pull_published(ctx.objects, ctx.ledger, "lines", ctx.settings)
+    version = ctx.ledger.get_published("lines")
     published: dict[str, np.ndarray] = {}
-    for page in iter_pages(persist_dir, "lines"):
+    for page in iter_published_pages(ctx.objects, version, ctx.settings):
         published.update(zip(page.ids, page.embeddings, strict=True))
     assert set(published) == submitted_ids
     assert {i.embedding_status for i in ctx.ledger.get_items(sorted(submitted_ids)).values()} == {

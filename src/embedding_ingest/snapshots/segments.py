@@ -1,0 +1,249 @@
+"""Layered published versions: a version is an immutable list of segments, each a closed "quality"
+Chroma snapshot stored content-addressed at `{db}/snapshot/segments/{segment_id}/`.
+
+A publish builds one small segment of the records whose ids no current segment holds (so no id is ever
+in two segments and a re-run adds nothing); reads union (ids) or merge (queries) over the segments.
+When the segments beside the largest grow too many or too big, they are folded into one base segment
+(a copy of the largest with the others upserted into it), so reads stay fast and the cost of a big
+index rebuild is paid once in a while instead of on every publish. Counts are checked at every step
+(lesson 4): a version's count is the sum of its segments' counts, and each segment holds exactly the
+unique ids that went into it."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from embedding_ingest.config import Settings
+from embedding_ingest.snapshots import cache, chroma_io
+from embedding_ingest.snapshots.archive import materialize, pack_dir, read_manifest, upload_snapshot
+from embedding_ingest.snapshots.build import MERGE_PAGE_SIZE
+from embedding_ingest.snapshots.exceptions import SnapshotConflictError, SnapshotCountMismatchError
+from embedding_ingest.snapshots.flat import iter_pages
+from embedding_ingest.snapshots.models import (
+    SEGMENT_ID_LENGTH,
+    SegmentRef,
+    SnapshotManifest,
+    VersionManifest,
+    manifest_key,
+)
+from embedding_ingest.stores.exceptions import CorruptObjectError, PreconditionFailedError
+from embedding_ingest.stores.ports import ObjectStore
+from embedding_ingest.stores.records import SnapshotVersion
+
+VERSION_ID_LENGTH = 24
+
+
+def versions_prefix(database: str) -> str:
+    return f"{database}/snapshot/versions/"
+
+
+def segments_prefix(database: str) -> str:
+    return f"{database}/snapshot/segments/"
+
+
+def version_id_of(database: str, model: str, dimensions: int, segments: Sequence[SegmentRef]) -> str:
+    """Content-addressed: the same segments (in order) of the same database and model are one version."""
+    identity = json.dumps([database, model, dimensions, [s.sha256 for s in segments]], separators=(",", ":"))
+    return hashlib.sha256(identity.encode()).hexdigest()[:VERSION_ID_LENGTH]
+
+
+# -- version manifests ------------------------------------------------------------------------------
+def read_version(store: ObjectStore, version: SnapshotVersion) -> VersionManifest:
+    """The segments of `version`. A version published before segments existed (one snapshot at its
+    own prefix) reads as a version of that one segment. Raises ObjectNotFoundError/CorruptObjectError,
+    and SnapshotCountMismatchError if the manifest disagrees with the ledger's count."""
+    key = manifest_key(version.key)
+    raw = store.get_json(key)
+    if isinstance(raw, dict) and "segments" in raw:
+        try:
+            manifest = VersionManifest.model_validate(raw)
+        except ValidationError as exc:
+            raise CorruptObjectError(key, f"not a version manifest ({exc.errors()[0]['loc']} "
+                                          f"{exc.errors()[0]['msg']})") from exc
+        if manifest.key != version.key:
+            raise CorruptObjectError(key, f"manifest describes {manifest.key!r}, not {version.key!r}")
+    else:
+        manifest = _legacy_version(read_manifest(store, version.key), version)
+    if manifest.count != version.count:
+        raise SnapshotCountMismatchError(f"version {version.database}/{version.version}", version.count,
+                                         manifest.count)
+    return manifest
+
+
+def _legacy_version(snapshot: SnapshotManifest, version: SnapshotVersion) -> VersionManifest:
+    return VersionManifest(key=version.key, database=version.database, count=snapshot.count,
+                           dimensions=snapshot.dimensions, model=snapshot.model,
+                           segments=[SegmentRef(key=snapshot.key, count=snapshot.count,
+                                                sha256=snapshot.sha256)],
+                           created_at=snapshot.created_at, sources=snapshot.sources, added=snapshot.added,
+                           added_ids_digest=snapshot.added_ids_digest)
+
+
+def write_version(store: ObjectStore, manifest: VersionManifest) -> VersionManifest:
+    """Commit a version manifest once; an existing one must list the same segments (same id, same
+    content), and then it stands."""
+    key = manifest_key(manifest.key)
+    try:
+        store.put_json(key, manifest.model_dump(mode="json"), if_none_match=True)
+        return manifest
+    except PreconditionFailedError:
+        existing = VersionManifest.model_validate(store.get_json(key))
+        if existing.segments != manifest.segments:
+            raise SnapshotConflictError(f"{key} already lists other segments") from None
+        return existing
+
+
+def referenced_segments(store: ObjectStore, versions: Sequence[SnapshotVersion]) -> dict[str, SegmentRef]:
+    """Every segment (by key) that one of `versions` is made of."""
+    found: dict[str, SegmentRef] = {}
+    for version in versions:
+        for segment in read_version(store, version).segments:
+            found[segment.key] = segment
+    return found
+
+
+# -- local copies -----------------------------------------------------------------------------------
+def local_segments(store: ObjectStore, settings: Settings, manifest: VersionManifest,
+                   scratch: Path) -> list[Path]:
+    """A local persist dir for each segment, its record count checked: the cached ones when the cache
+    is used (an entry holding other than its count is fetched again), else fresh downloads."""
+    dirs = []
+    for n, segment in enumerate(manifest.segments):
+        if not cache.cache_enabled(settings):
+            path = materialize(store, segment.key, scratch / f"segment-{n}")
+            _check_count(path, manifest.database, segment)
+        else:
+            path = cache.fetch(store, settings, manifest.database, segment)
+            if _count_of(path, manifest.database) != segment.count:
+                cache.evict(settings, manifest.database, segment)
+                path = cache.fetch(store, settings, manifest.database, segment)
+                _check_count(path, manifest.database, segment)
+        dirs.append(path)
+    return dirs
+
+
+def _count_of(persist_dir: Path, collection: str) -> int:
+    with chroma_io.open_client(persist_dir) as client:
+        return chroma_io.get_collection(client, collection).count()
+
+
+def _check_count(persist_dir: Path, collection: str, segment: SegmentRef) -> None:
+    found = _count_of(persist_dir, collection)
+    if found != segment.count:
+        raise SnapshotCountMismatchError(f"segment {segment.key!r}", segment.count, found)
+
+
+# -- building segments ------------------------------------------------------------------------------
+def build_tail(store: ObjectStore, sources: Sequence[SnapshotManifest], current: Sequence[Path],
+               work: Path, *, database: str, dimensions: int, settings: Settings,
+               scratch: Path) -> tuple[set[str], set[str]]:
+    """Build at `work` a quality segment of the sources' records whose ids no `current` segment holds
+    (later sources win for a repeated id). Returns (every unique id of the sources, the ids written)."""
+    incoming: set[str] = set()
+    written: set[str] = set()
+    with contextlib.ExitStack() as stack:
+        held = []
+        for path in current:
+            client = stack.enter_context(chroma_io.open_client(path))
+            held.append((client, chroma_io.get_collection(client, database)))
+        target_client = stack.enter_context(chroma_io.open_client(work))
+        target = chroma_io.create_collection(target_client, database, "quality", settings)
+        for source in sources:
+            seen = _add_new_records(store, source, held, target_client, target, incoming, written,
+                                    dimensions=dimensions, scratch=scratch)
+            if seen != source.count:
+                raise SnapshotCountMismatchError(f"source {source.key!r}", source.count, seen)
+        count = target.count()
+        del target, held
+    if count != len(written):
+        raise SnapshotCountMismatchError(f"new segment of {database}", len(written), count)
+    return incoming, written
+
+
+def _add_new_records(store, source: SnapshotManifest, held, target_client, target, incoming: set[str],
+                     written: set[str], *, dimensions: int, scratch: Path) -> int:
+    """Upsert the records of one source that are in no current segment; returns its unique ids."""
+    source_dir = materialize(store, source.key, scratch / "source")
+    ids: set[str] = set()
+    try:
+        for n, page in enumerate(iter_pages(source_dir, source.collection, MERGE_PAGE_SIZE)):
+            where = f"source {source.key!r} page {n}"
+            page.validate(dimensions, where)
+            present: set[str] = set()
+            for client, collection in held:
+                present |= chroma_io.ids_in(client, collection, page.ids)
+            fresh = [row for row, item_id in enumerate(page.ids) if item_id not in present]
+            if fresh:
+                chosen = page if len(fresh) == len(page) else page.take(fresh)
+                written |= chroma_io.upsert_pages(target_client, target, [chosen], dimensions=dimensions,
+                                                  where=where)
+            ids.update(page.ids)
+    finally:
+        shutil.rmtree(source_dir, ignore_errors=True)
+    incoming |= ids
+    return len(ids)
+
+
+def needs_compaction(counts: Sequence[int], settings: Settings) -> bool:
+    """Fold the segments into one when there are too many, or when the ones beside the largest hold
+    more than the configured share of its records."""
+    if len(counts) <= 1:
+        return False
+    base = max(counts)
+    tail = sum(counts) - base
+    return len(counts) > settings.snapshot_max_segments or tail > settings.snapshot_compact_ratio * base
+
+
+def compact(parts: Sequence[tuple[Path, int]], work: Path, *, database: str, dimensions: int) -> int:
+    """One segment at `work` holding every part's records: a copy of the largest part (its index is
+    kept) with the others upserted into it. Parts hold disjoint ids, so the count must be their sum."""
+    largest = max(range(len(parts)), key=lambda i: parts[i][1])
+    shutil.copytree(parts[largest][0], work)
+    expected = sum(count for _, count in parts)
+    with chroma_io.open_client(work) as client:
+        target = chroma_io.get_collection(client, database)
+        for index, (path, count) in enumerate(parts):
+            if index == largest:
+                continue
+            ids = chroma_io.upsert_pages(client, target, iter_pages(path, database, MERGE_PAGE_SIZE),
+                                         dimensions=dimensions, where=f"segment {path.name}")
+            if len(ids) != count:
+                raise SnapshotCountMismatchError(f"segment {path.name}", count, len(ids))
+        total = target.count()
+        del target
+    if total != expected:  # an id in two parts, or records lost
+        raise SnapshotCountMismatchError(f"compaction of {len(parts)} segments of {database}", expected,
+                                         total)
+    return total
+
+
+def upload_segment(store: ObjectStore, persist_dir: Path, scratch: Path, *, database: str, count: int,
+                   dimensions: int, model: str, sources: list[str]) -> SegmentRef:
+    """Pack a closed segment and commit it at its content-addressed prefix."""
+    archive_path = scratch / "segment.tar"
+    sha256, size = pack_dir(persist_dir, archive_path)
+    prefix = f"{segments_prefix(database)}{sha256[:SEGMENT_ID_LENGTH]}/"
+    try:
+        upload_snapshot(store, prefix, archive_path, sha256=sha256, size=size, collection=database,
+                        count=count, dimensions=dimensions, model=model, profile="quality", sources=sources,
+                        create_only=True)
+    finally:
+        archive_path.unlink(missing_ok=True)
+    return SegmentRef(key=prefix, count=count, sha256=sha256)
+
+
+def new_version_manifest(database: str, model: str, dimensions: int, segments: list[SegmentRef], *,
+                         sources: list[str], added: int, added_ids_digest: str) -> VersionManifest:
+    version = version_id_of(database, model, dimensions, segments)
+    return VersionManifest(key=f"{versions_prefix(database)}{version}/", database=database,
+                           count=sum(s.count for s in segments), dimensions=dimensions, model=model,
+                           segments=segments, created_at=time.time(), sources=sources, added=added,
+                           added_ids_digest=added_ids_digest)

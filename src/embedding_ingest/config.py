@@ -39,7 +39,9 @@ class Settings(BaseSettings):
     max_items_per_batch: int = Field(default=1_000, alias="MAX_ITEMS_PER_BATCH", gt=0)
     # The largest state carries ~0.9 KB per batch (poll results at the top level and in chunk_groups);
     # 60 keeps every state input/output under 64 KB (bench/payload.py) and still lists via a manifest.
-    max_batches_per_execution: int = Field(default=60, alias="MAX_BATCHES_PER_EXECUTION", gt=0)
+    # Poll results (~450 B each) travel twice in the state data; past ~380 batches one state would
+    # exceed Step Functions' 256 KB. 60 keeps every state under 64 KB (bench/), 250 is the hard cap.
+    max_batches_per_execution: int = Field(default=60, alias="MAX_BATCHES_PER_EXECUTION", gt=0, le=250)
     snapshot_versions_kept: int = Field(default=4, alias="SNAPSHOT_VERSIONS_KEPT", gt=0)
     # A published version is a list of segments; a publish adds one small segment, and folds them all into
     # one when there would be more than SNAPSHOT_MAX_SEGMENTS or the segments beside the largest hold more

@@ -68,15 +68,16 @@ def test_few_chunks_go_straight_to_the_final_merge_and_publish_every_line_once(t
 
 @pytest.mark.slow
 def test_many_chunks_take_every_s3_offload_branch_and_the_hierarchical_merge(tmp_path, monkeypatch):
-    """267 one-line batches in one execution: a manifest (> 50 batches), poll results over 100 KB,
-    27 chunks in 3 groups (groups always go to S3).
+    """267 one-line batches; one execution takes the 250 oldest (the hard cap): a manifest (> 50
+    batches), poll results over 100 KB, 25 chunks in 3 groups (groups always go to S3). The next
+    execution takes the remaining 17.
 
     The chunk list alone cannot honestly pass its 150 KB threshold: each chunk entry is a subset of a
     poll result, and poll results stay in the state, so the chunk list reaches 150 KB only after the
     state is over 256 KB. The last assertion proves that from this run's own sizes; the threshold the
     split step reads is lowered (the only constant patched) so the LoadChunksFromS3 branch runs too."""
     monkeypatch.setattr(chunk_step, "INLINE_PAYLOAD_LIMIT", 16 * 1024)
-    ws = make_workspace(tmp_path, MAX_BATCHES_PER_EXECUTION=300)
+    ws = make_workspace(tmp_path, MAX_BATCHES_PER_EXECUTION=250)
     ws.import_receipts(receipts_file(tmp_path, 5))
     report = ws.submit(LINE, max_items_per_batch=1)
     submitted = ws.item_ids(LINE, EmbeddingStatus.PENDING)
@@ -94,23 +95,26 @@ def test_many_chunks_take_every_s3_offload_branch_and_the_hierarchical_merge(tmp
         "PrepareHierarchicalFinalMerge", "FinalMerge", "MarkBatchesComplete", "IngestionSucceeded"]
     entered = states_entered(events)
     assert (entered.count("PollBatch"), entered.count("ProcessChunk"), entered.count("MergeChunkGroup")) == (
-        267, 27, 3)
+        250, 25, 3)
 
     listed = task_output(events, "ListPendingBatches")
     assert (listed["use_s3"], listed["pending_batches"]) == (True, None)
     assert listed["manifest_s3_key"] == "poll_manifests/line-offload/manifest.json"
-    assert len(ws.objects.get_json(listed["manifest_s3_key"])["batches"]) == 267
+    assert len(ws.objects.get_json(listed["manifest_s3_key"])["batches"]) == 250
     chunked = task_output(events, "SplitIntoChunks")["chunked_data"]
     assert chunked["use_s3"] and chunked["chunks_s3_key"] == "chunks/line-offload/chunks.json"
     groups = task_output(events, "CreateChunkGroups")["chunk_groups"]
     assert (groups["use_s3"], groups["total_groups"], groups["poll_results"]) == (True, 3, None)
     assert groups["poll_results_s3_key"] == "chunk_groups/line-offload/poll_results.json"
-    assert len(ws.objects.get_json(groups["poll_results_s3_key"])) == 267
+    assert len(ws.objects.get_json(groups["poll_results_s3_key"])) == 250
 
-    assert_published_exactly_once(ws, LINE, submitted)
     output = ws.output(record)
-    assert output["final_merge_result"]["total_embeddings"] == 267
-    assert output["mark_complete_result"]["batches_marked"] == 267
+    assert output["final_merge_result"]["total_embeddings"] == 250
+    assert output["mark_complete_result"]["batches_marked"] == 250
+    assert len(ws.item_ids(LINE, EmbeddingStatus.PENDING)) == 17  # left for the next run, not lost
+    rest = ws.run(LINE, name="line-offload-rest")
+    assert rest.status is ExecutionStatus.SUCCEEDED, (rest.error, rest.cause)
+    assert_published_exactly_once(ws, LINE, submitted)
 
     poll_bytes = len(json.dumps(output["poll_results"], separators=(",", ":")))
     chunk_bytes = len(json.dumps(ws.objects.get_json(chunked["chunks_s3_key"]), separators=(",", ":")))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
 from embedding_ingest.config import Settings, StorageMode
 
 
@@ -36,3 +39,9 @@ def test_settings_survive_a_json_round_trip_for_worker_processes(tmp_path):
     settings = Settings(EMBEDDING_INGEST_HOME=str(tmp_path), EMBEDDING_DIMENSIONS=64)
     again = Settings.model_validate_json(settings.model_dump_json())
     assert again.home == tmp_path and again.embedding_dimensions == 64
+
+
+def test_a_per_execution_cap_that_would_overflow_state_payloads_is_refused():
+    assert Settings(MAX_BATCHES_PER_EXECUTION=250).max_batches_per_execution == 250
+    with pytest.raises(ValidationError, match="MAX_BATCHES_PER_EXECUTION"):
+        Settings(MAX_BATCHES_PER_EXECUTION=1000)

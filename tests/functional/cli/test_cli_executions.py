@@ -8,7 +8,8 @@ import json
 import shutil
 
 import pytest
-from conftest import Cli, receipts_file
+from cli_runner import fast_cli
+from pipeline import receipts_file
 
 EXIT_EXECUTION_FAILED = 4
 DESCRIBE_KEYS = {"executionArn", "stateMachineArn", "name", "status", "startDate", "stopDate", "input",
@@ -21,8 +22,8 @@ QUERY_TEXT = "CUSTOMER SERVICE HOTLINE : 03-2726-5600"
 def published(tmp_path_factory):
     """(cli, imported report, {kind: start-execution JSON}) after both workflows published."""
     root = tmp_path_factory.mktemp("cli-executions")
-    cli = Cli(home=root / "home", settings={"LOCAL_PROVIDER_POLLS_PER_STAGE": "0"})
-    imported = cli.json("receipts", "import", str(receipts_file(root / "receipts.jsonl", 10)))
+    cli = fast_cli(root)
+    imported = cli.json("receipts", "import", str(receipts_file(root, 10)))
     started = {}
     for kind in ("line", "word"):
         cli.json("submit", kind, "--max-items-per-batch", "400")
@@ -132,7 +133,7 @@ def test_query_refuses_a_model_other_than_the_snapshots(published):
 
 
 def test_a_failed_execution_exits_4_and_shows_in_failed_only_history_and_status_filters(cli, tmp_path):
-    cli.json("receipts", "import", str(receipts_file(tmp_path / "first.jsonl", 2)))
+    cli.json("receipts", "import", str(receipts_file(tmp_path, 2)))
     cli.json("submit", "line")
     first = cli.json("start-execution", "line", "--name", "first")
     # The published archive is lost (and not cached): the next final merge cannot build on it.
@@ -141,7 +142,7 @@ def test_a_failed_execution_exits_4_and_shows_in_failed_only_history_and_status_
     assert len(archives) == 1  # the version's one segment
     archives[0].unlink()
     shutil.rmtree(cli.home / "chroma-cache")
-    cli.json("receipts", "import", str(receipts_file(tmp_path / "more.jsonl", 1, start=2)))
+    cli.json("receipts", "import", str(receipts_file(tmp_path, 1, start=2)))
     cli.json("submit", "line")
 
     failed = cli.json("start-execution", "line", "--name", "second", code=EXIT_EXECUTION_FAILED)

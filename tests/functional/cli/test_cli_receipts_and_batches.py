@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from conftest import SHARED_RECEIPTS, receipts_file
+from pipeline import SHARED_RECEIPTS, receipts_file
 
 from embedding_ingest.stores.records import EmbeddingStatus, ItemKind
 from embedding_ingest.stores.sqlite_ledger import SqliteLedger
@@ -44,7 +44,7 @@ def test_import_reports_the_bad_record_by_line_receipt_and_field_and_keeps_the_g
 
 
 def test_submit_puts_every_line_and_word_in_exactly_one_listed_batch(cli, tmp_path):
-    imported = cli.json("receipts", "import", str(receipts_file(tmp_path / "r.jsonl", 20)))
+    imported = cli.json("receipts", "import", str(receipts_file(tmp_path, 20)))
     expected = {ItemKind.LINE: imported["lines_added"], ItemKind.WORD: imported["words_added"]}
 
     submitted = {kind: cli.json("submit", kind.value, "--max-items-per-batch", "300") for kind in ItemKind}
@@ -69,7 +69,7 @@ def test_submit_puts_every_line_and_word_in_exactly_one_listed_batch(cli, tmp_pa
 
 
 def test_batches_reset_sets_the_status_of_chosen_batches_and_list_filters_by_it(cli, tmp_path):
-    cli.json("receipts", "import", str(receipts_file(tmp_path / "r.jsonl", 2)))
+    cli.json("receipts", "import", str(receipts_file(tmp_path, 2)))
     cli.json("submit", "line", "--max-items-per-batch", "40")
     batch_ids = [b["batch_id"] for b in cli.json("batches", "list", "--type", "line")["batches"]]
     assert len(batch_ids) >= 3

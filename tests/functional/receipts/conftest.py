@@ -1,18 +1,17 @@
-"""Real receipts from /work/shared/data (400 SROIE receipts), read once per test session."""
+"""The real SROIE receipts (400, from the shared data next to the repository), read once per session."""
 
 from pathlib import Path
 
 import pytest
+from pipeline import SHARED_RECEIPTS, receipts_file
 
 from embedding_ingest.receipts.importer import ImportParse, read_receipts
-
-SROIE = Path("/work/shared/data/receipts-sroie.jsonl")
 
 
 @pytest.fixture(scope="session")
 def sroie_path() -> Path:
-    assert SROIE.is_file(), f"test data missing: {SROIE}"
-    return SROIE
+    assert SHARED_RECEIPTS.is_file(), f"test data missing: {SHARED_RECEIPTS}"
+    return SHARED_RECEIPTS
 
 
 @pytest.fixture(scope="session")
@@ -27,13 +26,12 @@ def sroie_by_id(sroie):
 
 @pytest.fixture
 def sroie_slice(sroie_path, tmp_path):
-    """The first `count` real records as their own file (the raw lines, byte for byte)."""
+    """The first `count` real records as their own file, then each of `extra` as a line of its own."""
 
     def write(count: int, extra: list[bytes] = ()) -> Path:
-        with sroie_path.open("rb") as source:
-            lines = [next(source) for _ in range(count)]
-        path = tmp_path / f"sroie-first-{count}.jsonl"
-        path.write_bytes(b"".join(lines) + b"".join(line.rstrip(b"\n") + b"\n" for line in extra))
+        path = receipts_file(tmp_path, count)
+        with path.open("ab") as out:
+            out.write(b"".join(line.rstrip(b"\n") + b"\n" for line in extra))
         return path
 
     return write

@@ -3,12 +3,12 @@ published: what the line workflow does, step by step, with every port real."""
 
 from __future__ import annotations
 
-import itertools
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
+from pipeline import receipts_file
 
 from embedding_ingest.config import Settings
 from embedding_ingest.contracts import GROUPING_THRESHOLD_CHUNKS
@@ -23,7 +23,6 @@ from embedding_ingest.stores.records import BatchStatus, EmbeddingStatus, ItemKi
 from embedding_ingest.stores.sqlite_ledger import SqliteLedger
 from embedding_ingest.submission import submit
 
-RECEIPTS = Path("/work/shared/data/receipts-sroie.jsonl")
 RECEIPT_COUNT = 5
 
 
@@ -89,10 +88,7 @@ def run_line_execution(name: str, ctx: StepContext) -> dict:
 
 
 def test_real_receipts_go_from_submission_to_a_queryable_published_snapshot(ctx, tmp_path):
-    sample = tmp_path / "receipts.jsonl"
-    with RECEIPTS.open("rb") as source:
-        sample.write_bytes(b"".join(itertools.islice(source, RECEIPT_COUNT)))
-    report = import_receipts(sample, ctx.ledger)
+    report = import_receipts(receipts_file(tmp_path, RECEIPT_COUNT), ctx.ledger)
     assert report.receipts_imported == RECEIPT_COUNT and report.lines_added > 200
     # Small batches, so this run has more than 50 of them (manifest) and more than 4 chunks (groups).
     submitted = submit(ItemKind.LINE, ctx.ledger, ctx.provider, max_items_per_batch=5)

@@ -20,6 +20,7 @@ INLINE_PAYLOAD_LIMIT = 150 * 1024
 POLL_RESULTS_INLINE_LIMIT = 100 * 1024
 CHUNK_SIZE = 10
 GROUP_SIZE = 10
+PROBLEM_TEXT_LIMIT = 160
 GROUPING_THRESHOLD_CHUNKS = 4  # total_chunks > 4 => hierarchical merge (the reference's diagram)
 
 
@@ -98,7 +99,10 @@ class PollResult(Result):
     storage: Literal["s3_delta"] | None = None
     collection: str
     database: str
-    problems: list[str] = Field(default_factory=list)  # first few rejected lines/items (all are logged)
+    # Rejected output lines/items: how many, and the first one (truncated). Every one is logged and the
+    # released items carry their reason in the ledger; a bounded result keeps 250 of them in state data.
+    problem_count: int = 0
+    first_problem: str | None = Field(default=None, max_length=PROBLEM_TEXT_LIMIT)
 
 
 class PollFailure(Result):

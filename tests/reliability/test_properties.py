@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pipeline import Workspace, make_workspace
 
-from embedding_ingest.contracts import CHUNK_SIZE, GROUP_SIZE, POLL_RESULTS_INLINE_LIMIT
+from embedding_ingest.contracts import CHUNK_SIZE, GROUP_SIZE, POLL_RESULTS_INLINE_LIMIT, PROBLEM_TEXT_LIMIT
 from embedding_ingest.receipts.context import group_rows, shares_row
 from embedding_ingest.receipts.exceptions import InvalidItemIdError
 from embedding_ingest.receipts.ids import ItemRef, line_item_id, parse_item_id, word_item_id
@@ -40,7 +40,8 @@ def poll_outcomes(deltas: int, others: int, rng: random.Random) -> list[dict]:
                          "action": "process_results", "results_count": 3, "delta_id": batch_id,
                          "delta_key": f"lines/delta/lines/receipt_lines/{batch_id}/",
                          "embedding_count": rng.randint(1, 1000), "storage": "s3_delta",
-                         "collection": "lines", "database": "lines", "problems": []})
+                         "collection": "lines", "database": "lines", "problem_count": 9,
+                         "first_problem": "p" * PROBLEM_TEXT_LIMIT})  # worst case: a problem shown
     for i in range(others):
         action = rng.choice(["nothing_to_ingest", "batch_failed", "wait", "poll_failed"])
         outcomes.append({"batch_index": i, "action": "poll_failed", "error": {"Error": "X", "Cause": "y"}}

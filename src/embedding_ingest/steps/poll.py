@@ -133,7 +133,7 @@ def _poll_summary(summary: BatchSummary, ctx: StepContext) -> PollResult:
         changes["last_error"] = f"{len(outcome.released)} item(s) released: " + next(
             iter(outcome.released.values()))
     common = {**base, "batch_status": batch.status.value, "results_count": outcome.results_count,
-              "released_count": len(outcome.released), "problems": outcome.problems_for_result()}
+              "released_count": len(outcome.released), **outcome.problems_for_result()}
     if outcome.delta_key is None:
         closed = BatchStatus.EXPIRED if batch.status is ProviderBatchStatus.EXPIRED else BatchStatus.COMPLETED
         ctx.ledger.update_batch(summary.batch_id, status=closed, **changes)

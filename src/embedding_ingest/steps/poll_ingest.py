@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from embedding_ingest.contracts import PROBLEM_TEXT_LIMIT
 from embedding_ingest.providers.base import ProviderBatch, ProviderBatchStatus
 from embedding_ingest.providers.batch_files import (
     LineProblem,
@@ -26,7 +27,6 @@ from embedding_ingest.steps.logs import logger
 from embedding_ingest.stores.records import BatchSummary, EmbeddingItem, EmbeddingStatus, ItemKind
 
 PAGE_SIZE = 1000
-PROBLEMS_IN_RESULT = 5
 
 
 @dataclass
@@ -37,10 +37,11 @@ class IngestOutcome:
     released: dict[str, str] = field(default_factory=dict)  # item_id -> reason
     problems: list[str] = field(default_factory=list)  # one line per rejected output line
 
-    def problems_for_result(self) -> list[str]:
-        shown = self.problems[:PROBLEMS_IN_RESULT]
-        hidden = len(self.problems) - len(shown)
-        return shown + ([f"... and {hidden} more (see the log)"] if hidden else [])
+    def problems_for_result(self) -> dict[str, int | str | None]:
+        first = self.problems[0] if self.problems else None
+        if first is not None and len(first) > PROBLEM_TEXT_LIMIT:
+            first = first[:PROBLEM_TEXT_LIMIT - 1] + "…"
+        return {"problem_count": len(self.problems), "first_problem": first}
 
 
 def batch_items(ctx: StepContext, kind: ItemKind, batch_id: str) -> dict[str, EmbeddingItem]:

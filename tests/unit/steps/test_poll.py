@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+
 import pytest
 from steps_world import (
     DIMENSIONS,
@@ -37,7 +39,8 @@ def test_completed_batch_becomes_one_delta_and_items_stay_pending(ctx, tmp_path)
         "batch_id": summary.batch_id, "openai_batch_id": summary.provider_batch_id,
         "batch_status": "completed", "action": "process_results", "results_count": 5,
         "delta_id": summary.batch_id, "delta_key": prefix, "embedding_count": 5, "released_count": 0,
-        "storage": "s3_delta", "collection": "lines", "database": "lines", "problems": []}
+        "storage": "s3_delta", "collection": "lines", "database": "lines", "problem_count": 0,
+        "first_problem": None}
     records = snapshot_records(ctx, prefix, tmp_path)
     assert set(records) == {i.item_id for i in items}
     vector, metadata, document = records[items[2].item_id]
@@ -143,7 +146,7 @@ def test_requests_in_the_error_file_are_released_and_the_rest_ingested(ctx, tmp_
         assert after[item_id][0] is EmbeddingStatus.NONE and after[item_id][1].startswith("error file:")
 
 
-def test_bad_output_lines_are_rejected_by_line_number_and_the_rest_ingested(ctx, tmp_path):
+def test_bad_output_lines_are_rejected_by_line_number_and_the_rest_ingested(ctx, tmp_path, caplog):
     items = make_items(6)
     summary = submit_batch(ctx, items)
     ctx.provider.retrieve(summary.provider_batch_id)  # let it finish, then damage its output file
@@ -164,12 +167,16 @@ def test_bad_output_lines_are_rejected_by_line_number_and_the_rest_ingested(ctx,
 
     rewrite_output_file(ctx, summary, damage)
 
-    result = poll_batch(ctx, summary)
+    with caplog.at_level(logging.WARNING, logger="embedding_ingest.steps"):
+        result = poll_batch(ctx, summary)
 
     assert result["results_count"] == 7
     assert result["embedding_count"] == 3 and result["released_count"] == 3
     assert set(snapshot_records(ctx, result["delta_key"], tmp_path)) == {i.item_id for i in items[3:]}
-    problems = result["problems"]
+    # The result stays small (it travels in state data): a count and the first problem; the log has all.
+    assert result["problem_count"] == 4
+    assert result["first_problem"].startswith(f"batch {summary.batch_id} output line ")
+    problems = [r.problem for r in caplog.records if r.getMessage() == "rejected output line"]
     assert len(problems) == 4
     assert all(p.startswith(f"batch {summary.batch_id} output line ") for p in problems)
     assert any(f"line {by_id[items[0].item_id]}: malformed JSON" in p for p in problems)

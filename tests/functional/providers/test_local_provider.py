@@ -3,12 +3,12 @@
 import multiprocessing
 import pickle
 import threading
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
-from embedding_ingest.providers.base import BatchProvider, ProviderBatchStatus
+from embedding_ingest.providers.base import ProviderBatchStatus
 from embedding_ingest.providers.batch_files import OutputRecord, iter_output_records, parse_error_file
 from embedding_ingest.providers.exceptions import (
     BatchLimitError,
@@ -32,8 +32,7 @@ def outputs(provider, batch) -> dict[str, list[float]]:
     return {record.custom_id: record.embedding for record in records}
 
 
-def test_is_a_batch_provider(provider):
-    assert isinstance(provider, BatchProvider)
+def test_names_its_model_and_dimensions(provider):
     assert (provider.name, provider.model, provider.dimensions) == ("local", "local-hash-ngram-v1", DIMS)
 
 
@@ -234,18 +233,14 @@ def test_batches_submitted_here_finish_in_other_processes_concurrently(provider,
 
 def test_concurrent_polls_of_one_batch_each_advance_it_exactly_once(provider, make_requests):
     batch = provider.submit("b", make_requests(3), {})
-    barrier = threading.Barrier(3)
-    seen: list[str] = []
+    barrier = threading.Barrier(3, timeout=60)
 
-    def poll():
+    def poll() -> str:
         barrier.wait()
-        seen.append(provider.retrieve(batch.provider_batch_id).status.value)
+        return provider.retrieve(batch.provider_batch_id).status.value
 
-    threads = [threading.Thread(target=poll) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with ThreadPoolExecutor(3) as pool:
+        seen = [future.result(timeout=60) for future in [pool.submit(poll) for _ in range(3)]]
     assert sorted(seen) == ["completed", "finalizing", "in_progress"]
     assert sorted(outputs(provider, provider.retrieve(batch.provider_batch_id))) == [
         "item-0",

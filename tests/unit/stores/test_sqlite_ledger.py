@@ -16,7 +16,6 @@ import pytest
 
 from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.stores.exceptions import CorruptObjectError, StoreUnavailableError
-from embedding_ingest.stores.ports import Ledger
 from embedding_ingest.stores.records import (
     BatchSummary,
     BatchType,
@@ -44,10 +43,6 @@ def ledger(tmp_path: Path) -> SqliteLedger:
     ledger = SqliteLedger(tmp_path / "ledger.sqlite3")
     yield ledger
     ledger.close()
-
-
-def test_implements_the_ledger_port(ledger: SqliteLedger) -> None:
-    assert isinstance(ledger, Ledger)
 
 
 def _add_in_child(ledger: SqliteLedger, queue) -> None:
@@ -151,18 +146,16 @@ def test_lock_ttl_must_be_positive(ledger: SqliteLedger) -> None:
 
 def test_close_then_use_reopens(ledger: SqliteLedger) -> None:
     ledger.add_items([item(1)])
-    done = threading.Event()
-
-    def use_from_thread() -> None:
-        ledger.get_items([item(1).item_id])
-        done.set()
-
-    worker = threading.Thread(target=use_from_thread)
-    worker.start()
-    worker.join()
-    assert done.is_set()
+    with ThreadPoolExecutor(1) as pool:
+        from_thread = pool.submit(ledger.get_items, [item(1).item_id]).result(timeout=60)
+    assert list(from_thread) == [item(1).item_id]
     ledger.close()  # closes the worker thread's connection too
     assert list(ledger.get_items([item(1).item_id])) == [item(1).item_id]
+
+
+def _read_together(all_started: threading.Barrier, ledger: SqliteLedger, item_id: str) -> dict:
+    all_started.wait()
+    return ledger.get_items([item_id])
 
 
 def test_short_lived_threads_do_not_leak_file_handles(ledger: SqliteLedger) -> None:
@@ -173,12 +166,12 @@ def test_short_lived_threads_do_not_leak_file_handles(ledger: SqliteLedger) -> N
 
     ledger.add_items([item(1)])
     for _ in range(3):  # each round: 8 fresh threads, each opening its own connection
-        threads = [threading.Thread(target=ledger.get_items, args=([item(1).item_id],))
-                   for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        # The barrier holds every task until all 8 run at once, so the pool cannot reuse a thread.
+        all_started = threading.Barrier(8, timeout=60)
+
+        with ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(_read_together, all_started, ledger, item(1).item_id) for _ in range(8)]
+            assert all(list(f.result(timeout=60)) == [item(1).item_id] for f in futures)
     gc.collect()
     # SQLite keeps a few closed connections' descriptors for reuse (POSIX lock rules), so the
     # count is small and bounded, not zero; a leak would leave at least one per thread (24+).

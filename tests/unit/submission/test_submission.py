@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -46,9 +46,10 @@ def test_packing_stops_at_the_item_limit_and_at_the_byte_limit():
 
 
 def test_the_batch_api_request_limit_caps_any_requested_size():
-    items = [line(n) for n in range(3)]
-    taken, _ = pack_requests(items, "m", max_items=10_000_000)
-    assert len(taken) == 3  # never more than 50,000 per batch; fewer items here
+    # One item repeated: packing is pure, so 50,001 references cost what one item does.
+    items = [line(1, "X")] * 50_001
+    taken, jsonl = pack_requests(items, "m", max_items=10_000_000)
+    assert len(taken) == 50_000 and jsonl.count(b"\n") == 50_000  # the Batch API's per-file cap
 
 
 def test_a_request_larger_than_a_whole_batch_file_is_named():
@@ -94,16 +95,20 @@ def test_a_claim_left_by_a_crashed_submit_is_sent_once_on_the_next_run(ledger, p
 
 def test_concurrent_submits_never_put_an_item_in_two_batches(ledger, provider):
     ledger.add_items([line(n) for n in range(60)])
-    reports = []
-
-    def worker(size: int) -> None:
-        reports.append(submit(ItemKind.LINE, ledger, provider, max_items_per_batch=size))
-
-    threads = [threading.Thread(target=worker, args=(size,)) for size in (7, 11, 13)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = [pool.submit(submit, ItemKind.LINE, ledger, provider, max_items_per_batch=size)
+                   for size in (7, 11, 13)]
+        # .result re-raises a submitter's exception here instead of losing it in its thread.
+        reports = [future.result(timeout=120) for future in futures]
+    # A submitter may resume a batch another one claimed and is still sending; the provider must
+    # then hand back the same provider batch, not a second one.
+    sent_as: dict[str, set[str]] = {}
+    counts: dict[str, int] = {}
+    for sent in (sent for report in reports for sent in report.batches):
+        sent_as.setdefault(sent.batch_id, set()).add(sent.provider_batch_id)
+        counts[sent.batch_id] = sent.item_count
+    assert all(len(provider_ids) == 1 for provider_ids in sent_as.values()), sent_as
+    assert sum(counts.values()) == 60
     owner: dict[str, str] = {}
     for summary in ledger.list_batches():
         for item in ledger.find_items(ItemKind.LINE, EmbeddingStatus.PENDING, batch_id=summary.batch_id):

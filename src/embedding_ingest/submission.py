@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel, Field
 
-from embedding_ingest.exceptions import InvalidInputError
+from embedding_ingest.exceptions import InvalidInputError, TerminalError
 from embedding_ingest.providers.base import (
     MAX_BYTES_PER_BATCH_FILE,
     MAX_REQUESTS_PER_BATCH,
@@ -47,9 +47,16 @@ class SubmittedBatch(BaseModel):
     resumed: bool = False
 
 
+class RefusedBatch(BaseModel):
+    batch_id: str
+    item_count: int
+    reason: str
+
+
 class SubmitReport(BaseModel):
     kind: ItemKind
     batches: list[SubmittedBatch] = Field(default_factory=list)
+    refused: list[RefusedBatch] = Field(default_factory=list)  # the provider said no; items released
 
     @property
     def items_submitted(self) -> int:
@@ -88,10 +95,19 @@ def _receipt_refs(items: Sequence[EmbeddingItem]) -> list[str]:
     return sorted({f"{item.image_id}#{item.receipt_number:05d}" for item in items})
 
 
-def _send(ledger: Ledger, provider: BatchProvider, summary: BatchSummary, jsonl: bytes,
-          *, resumed: bool) -> SubmittedBatch:
-    provider_batch = provider.submit(summary.batch_id, jsonl, {
-        "batch_id": summary.batch_id, "batch_type": summary.batch_type.value})
+def _send(ledger: Ledger, provider: BatchProvider, summary: BatchSummary, jsonl: bytes, item_ids: list[str],
+          *, resumed: bool) -> SubmittedBatch | RefusedBatch:
+    """Hand a claimed batch to the provider. A terminal refusal (bad input, limits) must not block
+    every later submit: the batch is closed FAILED and its items go back to NONE with the reason
+    (FAILED after MAX_ATTEMPTS). Transient errors propagate; the claim is resumed next run."""
+    try:
+        provider_batch = provider.submit(summary.batch_id, jsonl, {
+            "batch_id": summary.batch_id, "batch_type": summary.batch_type.value})
+    except TerminalError as exc:
+        reason = f"provider refused batch {summary.batch_id}: {exc}"
+        ledger.release_items(summary.batch_id, dict.fromkeys(item_ids, reason))
+        ledger.update_batch(summary.batch_id, status=BatchStatus.FAILED, last_error=reason)
+        return RefusedBatch(batch_id=summary.batch_id, item_count=len(item_ids), reason=reason)
     ledger.update_batch(summary.batch_id, provider_batch_id=provider_batch.provider_batch_id,
                         provider_status=provider_batch.status.value,
                         input_file_id=provider_batch.input_file_id)
@@ -99,7 +115,8 @@ def _send(ledger: Ledger, provider: BatchProvider, summary: BatchSummary, jsonl:
                           item_count=summary.item_count, bytes=len(jsonl), resumed=resumed)
 
 
-def _resume_unsent(kind: ItemKind, ledger: Ledger, provider: BatchProvider) -> list[SubmittedBatch]:
+def _resume_unsent(kind: ItemKind, ledger: Ledger, provider: BatchProvider
+                   ) -> list[SubmittedBatch | RefusedBatch]:
     """Finish batches a crashed submit claimed but never handed to the provider."""
     resumed = []
     for summary in ledger.list_batches(statuses=[BatchStatus.PENDING], batch_type=kind.batch_type):
@@ -111,7 +128,7 @@ def _resume_unsent(kind: ItemKind, ledger: Ledger, provider: BatchProvider) -> l
                                 last_error="claimed batch has no pending items left; nothing to submit")
             continue
         _, jsonl = pack_requests(items, provider.model, max_items=len(items))
-        resumed.append(_send(ledger, provider, summary, jsonl, resumed=True))
+        resumed.append(_send(ledger, provider, summary, jsonl, [i.item_id for i in items], resumed=True))
     return resumed
 
 
@@ -122,12 +139,19 @@ def submit(kind: ItemKind, ledger: Ledger, provider: BatchProvider, *, max_items
     if max_items_per_batch <= 0:
         raise InvalidInputError(f"max_items_per_batch must be positive, got {max_items_per_batch}")
     report = SubmitReport(kind=kind)
-    for sent in _resume_unsent(kind, ledger, provider):
-        report.batches.append(sent)
+
+    def record(outcome: SubmittedBatch | RefusedBatch) -> None:
+        if isinstance(outcome, RefusedBatch):
+            report.refused.append(outcome)
+            return
+        report.batches.append(outcome)
         if on_batch:
-            on_batch(sent)
+            on_batch(outcome)
+
+    for outcome in _resume_unsent(kind, ledger, provider):
+        record(outcome)
     races = 0
-    while max_batches is None or len(report.batches) < max_batches:
+    while max_batches is None or len(report.batches) + len(report.refused) < max_batches:
         candidates = ledger.find_items(kind, EmbeddingStatus.NONE, limit=max_items_per_batch)
         if not candidates:
             break
@@ -144,8 +168,6 @@ def submit(kind: ItemKind, ledger: Ledger, provider: BatchProvider, *, max_items
             if races > _MAX_CLAIM_RACES:
                 raise
             continue
-        sent = _send(ledger, provider, ledger.get_batch(summary.batch_id) or summary, jsonl, resumed=False)
-        report.batches.append(sent)
-        if on_batch:
-            on_batch(sent)
+        record(_send(ledger, provider, ledger.get_batch(summary.batch_id) or summary, jsonl,
+                     [item.item_id for item in items], resumed=False))
     return report

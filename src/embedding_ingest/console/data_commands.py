@@ -53,7 +53,8 @@ def submit(kind: ItemKind = typer.Argument(..., help="line or word"),
             kind, context.ledger(), context.provider(),
             max_items_per_batch=max_items_per_batch or settings.max_items_per_batch,
             max_batches=max_batches, on_batch=lambda sent: advance(sent.item_count)))
-    emit({"kind": kind.value, "batches": report.batches, "items_submitted": report.items_submitted},
+    emit({"kind": kind.value, "batches": report.batches, "items_submitted": report.items_submitted,
+          "refused": report.refused},
          output, lambda r: table(f"Submitted {r['items_submitted']} {kind.value}s",
                                  ["batch_id", "provider batch", "items", "bytes", "resumed"],
                                  [[b.batch_id, b.provider_batch_id, b.item_count, b.bytes, b.resumed]

@@ -24,10 +24,16 @@ from embedding_ingest.stores.records import (
 )
 
 SHORT_TTL = 0.2
+EXPIRY_DEADLINE = 30.0  # seconds; far beyond SHORT_TTL, so only a lease that never expires hits it
 
 
-def expire() -> None:
-    time.sleep(SHORT_TTL + 0.15)
+def wait_until_expired(ledger: Ledger, lease: Lease) -> None:
+    """Poll until the ledger itself no longer reports `lease` as held (a bounded loop: a loaded
+    machine may take longer than the TTL to get here, or longer to see it pass)."""
+    deadline = time.monotonic() + EXPIRY_DEADLINE
+    while ledger.current_lease(lease.name) is not None:
+        assert time.monotonic() < deadline, f"lease {lease} still held {EXPIRY_DEADLINE}s after its TTL"
+        time.sleep(0.05)
 
 
 def version(name: str, lease: Lease, *, at: float, parent: str | None = None,
@@ -48,7 +54,7 @@ def test_lock_excludes_a_second_owner(ledger: Ledger) -> None:
 
 
 def test_only_one_of_many_threads_acquires(ledger: Ledger) -> None:
-    start = threading.Barrier(6)
+    start = threading.Barrier(6, timeout=60)
 
     def contender(n: int) -> Lease | None:
         start.wait()
@@ -62,8 +68,7 @@ def test_only_one_of_many_threads_acquires(ledger: Ledger) -> None:
 
 def test_expired_lock_is_taken_over_with_a_higher_token(ledger: Ledger) -> None:
     first = ledger.acquire_lock("lines", "exec-A", SHORT_TTL)
-    expire()
-    assert ledger.current_lease("lines") is None
+    wait_until_expired(ledger, first)
     second = ledger.acquire_lock("lines", "exec-B", 30)
     assert second is not None and second.fencing_token > first.fencing_token
     with pytest.raises(LockLostError, match="lines"):
@@ -73,12 +78,12 @@ def test_expired_lock_is_taken_over_with_a_higher_token(ledger: Ledger) -> None:
 
 
 def test_heartbeat_extends_only_the_owners_lease(ledger: Ledger) -> None:
-    # A TTL long enough that the heartbeat surely comes first, even on a loaded machine.
-    lease = ledger.acquire_lock("lines", "exec-A", 1.0)
-    extended = ledger.heartbeat(lease, 30)
-    assert extended.fencing_token == lease.fencing_token and extended.expires_at > lease.expires_at
-    time.sleep(1.1)
-    assert ledger.current_lease("lines") == extended  # still held thanks to the heartbeat
+    # Long TTLs: nothing here may expire, however slow the machine; the extension shows in expires_at.
+    lease = ledger.acquire_lock("lines", "exec-A", 30)
+    extended = ledger.heartbeat(lease, 3600)
+    assert extended.fencing_token == lease.fencing_token and extended.owner == lease.owner
+    assert extended.expires_at >= lease.expires_at + 3000  # moved to ~now + 3600, not kept at +30
+    assert ledger.current_lease("lines") == extended  # the ledger holds the extended lease
     impostor = extended.model_copy(update={"owner": "exec-B"})
     with pytest.raises(LockLostError):
         ledger.heartbeat(impostor, 30)
@@ -135,7 +140,7 @@ def test_publish_with_wrong_expected_current_is_refused(ledger: Ledger) -> None:
 
 def test_publish_with_stale_lease_is_refused(ledger: Ledger) -> None:
     old = ledger.acquire_lock("lines", "exec-A", SHORT_TTL)
-    expire()
+    wait_until_expired(ledger, old)
     new = ledger.acquire_lock("lines", "exec-B", 30)
     with pytest.raises(StaleFencingTokenError):
         ledger.publish_version(version("late", old, at=100.0), expected_current=None, lease=old)
@@ -146,7 +151,7 @@ def test_publish_with_stale_lease_is_refused(ledger: Ledger) -> None:
 
 def test_publish_with_expired_or_released_or_foreign_lease_is_refused(ledger: Ledger) -> None:
     expiring = ledger.acquire_lock("lines", "exec-A", SHORT_TTL)
-    expire()  # expired, though nobody took it over yet
+    wait_until_expired(ledger, expiring)  # expired, though nobody took it over yet
     with pytest.raises(StaleFencingTokenError):
         ledger.publish_version(version("v1", expiring, at=1.0), expected_current=None, lease=expiring)
     released = ledger.acquire_lock("lines", "exec-A", 30)

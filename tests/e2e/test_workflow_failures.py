@@ -12,7 +12,7 @@ from pipeline import make_workspace, receipts_file
 from embedding_ingest.steps.registry import HANDLERS
 from embedding_ingest.stores.exceptions import LockNotAcquiredError
 from embedding_ingest.stores.records import BatchStatus, EmbeddingStatus, ExecutionStatus, ItemKind
-from embedding_ingest.workflow.policies import RETRY_MAX_ATTEMPTS
+from embedding_ingest.workflow.policies import LOCK_WAIT_MAX_ATTEMPTS
 
 LINE = ItemKind.LINE
 COMPACT = "embedding-vector-compact"
@@ -78,10 +78,10 @@ def test_a_step_that_always_fails_ends_in_its_fail_state_marks_nothing_and_a_rer
 
     assert failed_run.status is ExecutionStatus.FAILED
     assert failed_run.error == "LockNotAcquiredError" and LOCK_HELD in failed_run.cause
-    assert busy.raised == 1 + RETRY_MAX_ATTEMPTS  # retries are bounded, then Catch takes over
+    assert busy.raised == 1 + LOCK_WAIT_MAX_ATTEMPTS  # retries are bounded, then Catch takes over
     events = history(ws, failed_run)
     failures = [d["error"] for phase, d in task_calls(events, "FinalMerge") if phase == "Failed"]
-    assert failures == ["LockNotAcquiredError"] * (1 + RETRY_MAX_ATTEMPTS)
+    assert failures == ["LockNotAcquiredError"] * (1 + LOCK_WAIT_MAX_ATTEMPTS)
     fail_state = [e for e in events if e["type"] == "FailStateEntered"]
     assert [details(e)["name"] for e in fail_state] == ["FinalMergeFailed"]
     caught = json.loads(details(fail_state[0])["input"])["error"]

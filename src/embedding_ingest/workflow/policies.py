@@ -23,7 +23,12 @@ LAMBDA_SERVICE_ERRORS = (
 RETRY_INTERVAL_SECONDS = 2
 RETRY_BACKOFF_RATE = 2.0  # statelint wants a float
 RETRY_MAX_ATTEMPTS = 6
-RETRY_MAX_DELAY_SECONDS = 60  # lock waits: ~4 minutes of retries in all, below the lock TTL
+RETRY_MAX_DELAY_SECONDS = 60  # at most 2+4+8+16+32+60 = 122 s of waits (about half that with jitter)
+# A busy publish lock means another run's final merge (30-180 s in the reference) is in progress: wait
+# longer for it than for a blip. At most 2+4+8+16+32+60x7 = 482 s (about 4 minutes with full jitter),
+# well inside the lock TTL, so a crashed holder's lock has expired by the time the waits run out.
+LOCK_BUSY_ERROR = "LockNotAcquiredError"
+LOCK_WAIT_MAX_ATTEMPTS = 12
 
 
 def _import_exception_modules() -> None:
@@ -51,8 +56,11 @@ def retry_policy() -> list[dict[str, Any]]:
     backoff = {"IntervalSeconds": RETRY_INTERVAL_SECONDS, "MaxAttempts": RETRY_MAX_ATTEMPTS,
                "BackoffRate": RETRY_BACKOFF_RATE, "MaxDelaySeconds": RETRY_MAX_DELAY_SECONDS,
                "JitterStrategy": "FULL"}
+    lock_wait = {**backoff, "MaxAttempts": LOCK_WAIT_MAX_ATTEMPTS}
+    others = [name for name in transient_error_names() if name != LOCK_BUSY_ERROR]
     return [{"ErrorEquals": list(LAMBDA_SERVICE_ERRORS), **backoff},
-            {"ErrorEquals": list(transient_error_names()), **backoff}]
+            {"ErrorEquals": [LOCK_BUSY_ERROR], **lock_wait},
+            {"ErrorEquals": others, **backoff}]
 
 
 def catch_to(state: str) -> list[dict[str, Any]]:

@@ -93,9 +93,12 @@ def test_every_task_retries_lambda_and_transient_errors_and_catches_to_a_fail_st
 
     assert len(tasks) == 10
     for name, task in tasks.items():
-        lambda_retry, transient_retry = task["Retry"]
+        lambda_retry, lock_retry, transient_retry = task["Retry"]
         assert lambda_retry["ErrorEquals"] == list(LAMBDA_SERVICE_ERRORS), name
-        assert set(transient_retry["ErrorEquals"]) == set(transient_error_names()), name
+        # A busy lock gets a longer wait of its own; every other transient error the common one.
+        assert lock_retry["ErrorEquals"] == ["LockNotAcquiredError"], name
+        assert lock_retry["MaxAttempts"] > transient_retry["MaxAttempts"], name
+        assert set(transient_retry["ErrorEquals"]) | {"LockNotAcquiredError"} == set(transient_error_names())
         for retry in task["Retry"]:
             assert (retry["BackoffRate"], retry["JitterStrategy"]) == (2.0, "FULL")
         [catch] = task["Catch"]

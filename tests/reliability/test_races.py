@@ -14,11 +14,13 @@ from typing import Any
 from crash_injection import CrashingLedger, CrashingObjectStore, CrashingProvider, CrashSwitch
 from pipeline import Workspace, make_workspace, receipts_file
 from scenarios import (
+    LOCK_TTL_SECONDS,
     assert_all_published_once,
     assert_each_item_in_exactly_one_batch,
     restarted,
     run_with_switch,
     submit_in_batches,
+    wait_for_lock_expiry,
 )
 
 from embedding_ingest.snapshots import iter_pages, materialize
@@ -31,9 +33,17 @@ KIND = ItemKind.LINE
 WAIT = 60  # seconds any gate may wait before the test gives up (never reached when all is well)
 
 
-def patient_sleep(_seconds: float) -> None:
-    """Retry waits shortened but real, so a busy lock is really waited out."""
-    time.sleep(0.5)
+def until_lock_free(ws: Workspace) -> Callable[[float], None]:
+    """A retry wait that lasts until nobody holds the lock (at most WAIT): a final merge that found
+    the lock busy then retries once its holder is done, however slowly the machine runs. The
+    requested delay is ignored; with the lock free it returns at once."""
+
+    def sleep(_seconds: float) -> None:
+        deadline = time.monotonic() + WAIT
+        while ws.ledger.current_lease(KIND.database) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    return sleep
 
 
 def history_errors(ws: Workspace, record: ExecutionRecord) -> list[str]:
@@ -79,7 +89,7 @@ def test_two_executions_publish_disjoint_batches_and_lose_no_pointer_update(tmp_
         return {"embedding-list-pending": list_pending, "embedding-vector-compact": compact}
 
     def execute(n: int) -> ExecutionRecord:
-        return restarted(ws).run(KIND, name=f"race-{n}", overrides=overrides(n), sleep=patient_sleep)
+        return restarted(ws).run(KIND, name=f"race-{n}", overrides=overrides(n), sleep=until_lock_free(ws))
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         rest = pool.submit(submitter, takes_rest, len(every_item))
@@ -147,7 +157,7 @@ def test_a_stalled_lock_holder_is_refused_by_fencing_and_its_work_redone(tmp_pat
     """Execution 1 takes the lock, then stalls (no heartbeat, no publish) past its lease. Execution 2
     takes the expired lock and publishes. When execution 1 wakes, its publish is refused by the
     fencing token, and it leaves the snapshot whole."""
-    ws = make_workspace(tmp_path, LOCK_TTL_SECONDS=2)
+    ws = make_workspace(tmp_path, LOCK_TTL_SECONDS=LOCK_TTL_SECONDS)  # wait_for_lock_expiry allows for it
     ws.import_receipts(receipts_file(tmp_path, 1, start=7))
     submit_in_batches(ws, KIND, 1)
     every_item = ws.item_ids(KIND)
@@ -160,7 +170,8 @@ def test_a_stalled_lock_holder_is_refused_by_fencing_and_its_work_redone(tmp_pat
         while ws.ledger.current_lease(KIND.database) is None:
             assert time.time() < deadline and not first.done(), "execution 1 never took the lock"
             time.sleep(0.01)
-        second = restarted(ws).run(KIND, name="new-holder", sleep=patient_sleep)
+        wait_for_lock_expiry(ws, KIND.database)  # execution 1 stalls without a heartbeat
+        second = restarted(ws).run(KIND, name="new-holder")
         assert second.status.value == "SUCCEEDED", second.cause
         by_second = ws.ledger.get_published(KIND.database)
         assert by_second is not None and set(ws.published_ids(KIND)) == every_item

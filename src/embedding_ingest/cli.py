@@ -7,7 +7,14 @@ from pathlib import Path
 
 import typer
 
-from embedding_ingest.console import aws_commands, data_commands, demo, run_commands, snapshot_commands
+from embedding_ingest.console import (
+    aws_commands,
+    context,
+    data_commands,
+    demo,
+    run_commands,
+    snapshot_commands,
+)
 
 app = typer.Typer(name="embedding-ingest", no_args_is_help=True, add_completion=False,
                   help="Receipt line/word embeddings: OpenAI Batch API -> published ChromaDB snapshots.")
@@ -18,6 +25,7 @@ def main(home: Path | None = typer.Option(None, "--home", envvar="EMBEDDING_INGE
                                           help="Local workspace (default ./.embedding-ingest)")) -> None:
     if home is not None:
         os.environ["EMBEDDING_INGEST_HOME"] = str(home)
+    context.reset()
 
 
 data_commands.register(app)

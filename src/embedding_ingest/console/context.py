@@ -32,3 +32,10 @@ def step_context():
     from embedding_ingest.steps.context import StepContext
 
     return StepContext(objects=objects(), ledger=ledger(), provider=provider(), settings=settings())
+
+
+def reset() -> None:
+    """Forget built ports: each CLI invocation reads the environment afresh (matters when the CLI is
+    invoked several times in one process, as tests and the demo do)."""
+    for cached in (settings, ledger, objects, provider):
+        cached.cache_clear()

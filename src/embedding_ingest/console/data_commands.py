@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from embedding_ingest.console import context
-from embedding_ingest.console.output import OutputFormat, OutputOption, emit, guarded, progress, table
+from embedding_ingest.console.output import OutputFormat, OutputOption, emit, fail, guarded, progress, table
+from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.stores.records import BatchStatus, ItemKind
 
 receipts_app = typer.Typer(help="Import receipts.", no_args_is_help=True)
@@ -80,8 +81,12 @@ def reset_batches(status: BatchStatus = typer.Option(..., "--status", help="Stat
                   ids: list[str] = typer.Option(None, "--ids", help="Batch ids (default: every batch)"),
                   from_status: list[BatchStatus] = typer.Option(None, "--from-status",
                                                                 help="Only batches currently in these"),
+                  all_batches: bool = typer.Option(False, "--all", help="Every batch, closed ones included"),
                   output: OutputFormat = OutputOption) -> None:
     """Set the status of batch summaries (the reference's reset-batch-status)."""
+    if not (ids or from_status or all_batches):
+        # Resetting every batch would re-open closed ones (COMPLETED, FAILED...): say so explicitly.
+        raise fail(InvalidInputError("name the batches: --ids, --from-status, or --all"), output, code=2)
     ledger = context.ledger()
     targets = ids or [b.batch_id for b in ledger.list_batches(statuses=from_status or None)]
     changed = guarded(output, lambda: [ledger.update_batch(batch_id, status=status) for batch_id in targets])

@@ -52,8 +52,7 @@ def demo(workspace: Path = typer.Option(None, "--workspace",
     home = workspace or Path(os.environ.get("EMBEDDING_INGEST_HOME", ".embedding-ingest")) / "demo"
     shutil.rmtree(home, ignore_errors=True)
     os.environ["EMBEDDING_INGEST_HOME"] = str(home)
-    for cached in (context.settings, context.ledger, context.objects, context.provider):
-        cached.cache_clear()
+    context.reset()
 
     with resources.as_file(resources.files("embedding_ingest.data") / SAMPLE) as sample:
         report = guarded(output, lambda: import_receipts(Path(sample), context.ledger()))

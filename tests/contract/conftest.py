@@ -21,6 +21,7 @@ import pytest
 
 from embedding_ingest.stores.local_objects import LocalObjectStore
 from embedding_ingest.stores.ports import Ledger, ObjectStore
+from embedding_ingest.stores.s3_objects import S3ObjectStore
 from embedding_ingest.stores.sqlite_ledger import SqliteLedger
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))  # tests/support has no package
@@ -47,6 +48,12 @@ OBJECT_STORES: dict[str, Adapter] = {
     "local": Adapter("local_object_store", cross_process=True),
     "s3": Adapter("s3_object_store", cross_process=True),
 }
+# How each ObjectStore is built afresh from nothing but its `location` (as runtime.py builds one).
+OBJECT_STORES_AT: dict[str, Callable[[pytest.FixtureRequest, str], ObjectStore]] = {
+    "local": lambda request, location: LocalObjectStore(Path(location)),
+    "s3": lambda request, location: S3ObjectStore(
+        request.getfixturevalue("moto_endpoint").client("s3"), location),
+}
 LEDGERS: dict[str, Adapter] = {
     "sqlite": Adapter("sqlite_ledger", cross_process=True),
     "dynamodb": Adapter("dynamo_ledger", cross_process=True),
@@ -70,6 +77,13 @@ def sqlite_ledger(tmp_path: Path) -> Iterator[SqliteLedger]:
 @pytest.fixture(params=sorted(OBJECT_STORES))
 def object_store(request: pytest.FixtureRequest) -> ObjectStore:
     return request.getfixturevalue(OBJECT_STORES[request.param].fixture)
+
+
+@pytest.fixture
+def object_store_at(request: pytest.FixtureRequest) -> Callable[[str], ObjectStore]:
+    """`object_store_at(location)`: a new instance of the adapter under test at that location."""
+    build = OBJECT_STORES_AT[request.node.callspec.params["object_store"]]
+    return lambda location: build(request, location)
 
 
 @pytest.fixture(params=sorted(LEDGERS))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -210,5 +211,9 @@ def test_download_replaces_an_existing_file_whole(object_store: ObjectStore, tmp
     assert dest.read_bytes() == b"new content"
 
 
-def test_location_is_reported(object_store: ObjectStore) -> None:
-    assert isinstance(object_store.location, str) and object_store.location
+def test_a_fresh_instance_at_its_location_reads_what_this_one_wrote(
+        object_store: ObjectStore, object_store_at: Callable[[str], ObjectStore]) -> None:
+    object_store.put_bytes("probe/doc", b"written by the first instance")
+    fresh = object_store_at(object_store.location)
+    assert fresh is not object_store and fresh.location == object_store.location
+    assert fresh.get_bytes("probe/doc") == b"written by the first instance"

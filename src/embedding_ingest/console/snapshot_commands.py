@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import uuid
-
 import typer
 
 from embedding_ingest.console import context
-from embedding_ingest.console.output import OutputFormat, OutputOption, emit, emit_json, guarded, table
-from embedding_ingest.stores.exceptions import LockNotAcquiredError
+from embedding_ingest.console.output import (
+    OutputFormat,
+    OutputOption,
+    emit,
+    emit_json,
+    guarded,
+    stderr,
+    table,
+)
 from embedding_ingest.stores.records import ItemKind
 
 snapshots_app = typer.Typer(help="Published snapshot versions.", no_args_is_help=True)
@@ -59,26 +64,34 @@ def list_versions(database: ItemKind = typer.Argument(..., help="line or word"),
 @snapshots_app.command("rollback")
 def rollback_version(database: ItemKind = typer.Argument(..., help="line or word"),
                      version: str = typer.Argument(...), output: OutputFormat = OutputOption) -> None:
-    """Point the published snapshot back at a kept VERSION (under the database's lock)."""
-    from embedding_ingest.snapshots import rollback
+    """Point the published snapshot back at a kept VERSION (under the database's lock).
+
+    Items published only by newer versions stay SUCCESS in the ledger but are not in VERSION: the
+    command reports how many (rolling forward again restores them)."""
+    from embedding_ingest.snapshots import ids_present, rollback
+    from embedding_ingest.steps.lease import HeldLock, unique_owner
+    from embedding_ingest.stores.records import EmbeddingStatus
 
     ledger = context.ledger()
     settings = context.settings()
 
     def run():
-        owner = f"cli-rollback-{uuid.uuid4()}"
-        lease = ledger.acquire_lock(database.database, owner, settings.lock_ttl_seconds)
-        if lease is None:
-            raise LockNotAcquiredError(f"lock {database.database!r} is held (a final merge is running); "
-                                       "retry")
-        try:
-            return rollback(context.objects(), ledger, lease, database=database.database, version=version)
-        finally:
-            ledger.release_lock(lease)
+        with HeldLock(ledger, database.database, unique_owner("cli-rollback", database.database),
+                      settings.lock_ttl_seconds) as held:
+            moved = rollback(context.objects(), ledger, held.lease, database=database.database,
+                             version=version)
+        succeeded = [item.item_id for item in ledger.find_items(database, EmbeddingStatus.SUCCESS)]
+        present = ids_present(context.objects(), moved, succeeded, settings)
+        return moved, len(set(succeeded) - present)
 
-    moved = guarded(output, run)
-    emit(moved, output, lambda v: table("Rolled back", ["database", "version", "count"],
-                                        [[v.database, v.version, v.count]]))
+    moved, missing = guarded(output, run)
+    if missing and output is not OutputFormat.JSON:
+        stderr.print(f"[yellow]{missing} item(s) marked SUCCESS are not in version {moved.version}; "
+                     "they are searchable again only after rolling forward.[/]")
+    emit({"version": moved, "success_items_not_in_version": missing}, output,
+         lambda r: table("Rolled back", ["database", "version", "count", "SUCCESS items not in it"],
+                         [[r["version"].database, r["version"].version, r["version"].count,
+                           r["success_items_not_in_version"]]]))
 
 
 @definitions_app.command("render")

@@ -138,11 +138,41 @@ def test_item_ids_of_one_image_sort_in_receipt_line_word_order(image: str, a, b)
     assert (item_id(a) < item_id(b)) == (order(a) < order(b))
 
 
-@settings(max_examples=60, deadline=None)
-@given(image=image_ids, text=st.text(max_size=40))
-def test_anything_else_is_refused_as_an_item_id_by_name(image: str, text: str) -> None:
+# Ways to damage a valid id, each of which must make it invalid ("none" leaves it valid).
+ID_DAMAGE = {
+    "none": lambda item_id: item_id,
+    "drop_last_digit": lambda item_id: item_id[:-1],
+    "letter_for_last_digit": lambda item_id: item_id[:-1] + "x",
+    "trailing_space": lambda item_id: item_id + " ",
+    "lowercase_prefix": lambda item_id: "image" + item_id[len("IMAGE"):],
+    "empty_image": lambda item_id: item_id.replace("#", "##", 1),
+}
+
+
+@settings(max_examples=100, deadline=None)
+@given(image=image_ids, receipt=numbers, line=numbers, word=st.one_of(st.none(), numbers),
+       damage=st.sampled_from(sorted(ID_DAMAGE)))
+@example(image="sroie-000", receipt=1, line=8, word=None, damage="none")
+@example(image="sroie-000", receipt=1, line=8, word=2, damage="letter_for_last_digit")
+def test_a_valid_id_parses_and_a_damaged_one_is_refused_by_name(
+        image: str, receipt: int, line: int, word: int | None, damage: str) -> None:
     with pytest.raises(InvalidItemIdError, match="image_id"):
         line_item_id(image + "#x", 1, 1)
+    valid = line_item_id(image, receipt, line) if word is None else word_item_id(image, receipt, line, word)
+    text = ID_DAMAGE[damage](valid)
+    if damage == "none":
+        assert parse_item_id(text).item_id == text
+    else:
+        with pytest.raises(InvalidItemIdError) as refused:
+            parse_item_id(text)
+        assert (refused.value.component, refused.value.value) == ("item_id", text)  # names what and which
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=st.text(max_size=40))
+@example(text="IMAGE#a#RECEIPT#00001#LINE#00002#WORD#00003")  # the parsing branch
+@example(text="IMAGE#a#RECEIPT#1#LINE#2")  # the refusing branch
+def test_any_text_either_parses_back_to_itself_or_is_refused_by_name(text: str) -> None:
     try:
         ref = parse_item_id(text)
     except InvalidItemIdError as exc:

@@ -131,3 +131,17 @@ def test_an_unknown_version_or_missing_poll_results_is_refused(ctx):
         mark_batches_complete({"database": "lines", "poll_results": None, "poll_results_s3_key": None}, ctx)
     with pytest.raises(StepInputError, match="belongs to 'lines', not 'words'"):
         mark_batches_complete({"database": "words", "poll_results": [poll_result]}, ctx)
+
+
+def test_a_version_pruned_since_the_final_merge_is_checked_against_the_current_one(ctx):
+    items, summary, poll_result = polled(ctx, 3)
+    ours = publish(ctx, "exec-1", poll_result)["snapshot_version"]
+    _, _, later_poll = polled(ctx, 2)
+    publish(ctx, "exec-2", later_poll)  # another run publishes on top of ours ...
+    ctx.ledger.forget_version("lines", ours)  # ... and prunes our version before we mark
+
+    result = mark_batches_complete({"database": "lines", "snapshot_version": ours,
+                                    "poll_results": [poll_result]}, ctx)["mark_complete_result"]
+
+    assert result["batch_ids"] == [summary.batch_id]
+    assert item_statuses(ctx, items) == {EmbeddingStatus.SUCCESS}

@@ -105,8 +105,7 @@ def _pack_and_upload(store: ObjectStore, prefix: str, persist_dir: Path, scratch
     archive_path = scratch / "snapshot.tar"
     sha256, size = pack_dir(persist_dir, archive_path)
     try:
-        return upload_snapshot(store, prefix, archive_path, sha256=sha256, size=size,
-                               create_only=False, **fields)
+        return upload_snapshot(store, prefix, archive_path, sha256=sha256, size=size, **fields)
     finally:
         archive_path.unlink(missing_ok=True)
 

@@ -233,8 +233,7 @@ def upload_segment(store: ObjectStore, persist_dir: Path, scratch: Path, *, data
     prefix = f"{segments_prefix(database)}{sha256[:SEGMENT_ID_LENGTH]}/"
     try:
         upload_snapshot(store, prefix, archive_path, sha256=sha256, size=size, collection=database,
-                        count=count, dimensions=dimensions, model=model, profile="quality", sources=sources,
-                        create_only=True)
+                        count=count, dimensions=dimensions, model=model, profile="quality", sources=sources)
     finally:
         archive_path.unlink(missing_ok=True)
     return SegmentRef(key=prefix, count=count, sha256=sha256)

@@ -187,9 +187,22 @@ def test_item_fails_for_good_after_max_attempts(ledger: Ledger) -> None:
     item = ledger.get_items(ids(0))[ids(0)[0]]
     assert (item.embedding_status, item.attempts, item.last_error) == (
         EmbeddingStatus.FAILED, 3, "failure 3")
+    assert item.batch_id == "b3"  # where it failed for good, on every adapter
+    failed_in_b3 = ledger.find_items(ItemKind.LINE, EmbeddingStatus.FAILED, batch_id="b3")
+    assert [i.item_id for i in failed_in_b3] == ids(0)
     assert ledger.find_items(ItemKind.LINE, EmbeddingStatus.NONE) == []
     with pytest.raises(ClaimConflictError):
         ledger.claim_batch(summary("b4", 1), ids(0))
+
+
+def test_success_clears_the_error_of_an_earlier_attempt(ledger: Ledger) -> None:
+    ledger.add_items([line(0)])
+    ledger.claim_batch(summary("b1", 1), ids(0))
+    ledger.release_items("b1", {ids(0)[0]: "rate limited"})
+    ledger.claim_batch(summary("b2", 1), ids(0))
+    assert ledger.mark_items_succeeded("b2", ids(0)) == 1
+    item = ledger.get_items(ids(0))[ids(0)[0]]
+    assert (item.embedding_status, item.attempts, item.last_error) == (EmbeddingStatus.SUCCESS, 1, None)
 
 
 def test_mark_succeeded_is_idempotent_and_final(ledger: Ledger) -> None:

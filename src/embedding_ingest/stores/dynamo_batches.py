@@ -57,7 +57,7 @@ class DynamoBatches(DynamoBase):
         current = self.get_batch(batch_id)
         if current is None:
             raise BatchNotFoundError(batch_id)
-        changes.setdefault("updated_at", time.time())
+        changes["updated_at"] = time.time()  # the ledger stamps it, as every adapter does
         try:
             merged = BatchSummary.model_validate({**current.model_dump(), **changes})
         except ValidationError as exc:

@@ -224,10 +224,12 @@ class DynamoItems(DynamoBase):
         def release(item: EmbeddingItem) -> bool:
             attempts = item.attempts + 1
             status = EmbeddingStatus.FAILED if attempts >= MAX_ATTEMPTS else EmbeddingStatus.NONE
+            # A FAILED item keeps the batch it failed in (and its by-batch index entry); NONE is free.
+            keep_batch = status is EmbeddingStatus.FAILED
             return self._conditional(
                 "update_item", Key=item_key(item.item_id),
-                UpdateExpression="SET embedding_status = :s, attempts = :a, last_error = :e, GSI2PK = :g2 "
-                                 "REMOVE batch_id, GSI3PK, GSI3SK",
+                UpdateExpression="SET embedding_status = :s, attempts = :a, last_error = :e, GSI2PK = :g2"
+                                 + ("" if keep_batch else " REMOVE batch_id, GSI3PK, GSI3SK"),
                 # `attempts = :seen` makes a concurrent second release of the same item a no-op
                 ConditionExpression="embedding_status = :pending AND batch_id = :b AND attempts = :seen",
                 ExpressionAttributeValues={
@@ -247,7 +249,7 @@ class DynamoItems(DynamoBase):
         def succeed(item: EmbeddingItem) -> bool:
             return self._conditional(
                 "update_item", Key=item_key(item.item_id),
-                UpdateExpression="SET embedding_status = :success, GSI2PK = :g2",
+                UpdateExpression="SET embedding_status = :success, GSI2PK = :g2 REMOVE last_error",
                 ConditionExpression="embedding_status = :pending AND batch_id = :b",
                 ExpressionAttributeValues={
                     ":success": {"S": EmbeddingStatus.SUCCESS.value},

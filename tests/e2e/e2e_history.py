@@ -9,7 +9,7 @@ from typing import Any
 
 from pipeline import Workspace
 
-from embedding_ingest.stores.records import ACTIVE_BATCH_STATUSES, BatchStatus, ExecutionRecord, ItemKind
+from embedding_ingest.stores.records import ACTIVE_BATCH_STATUSES, ExecutionRecord, ItemKind
 from embedding_ingest.workflow.history import to_aws_history
 from embedding_ingest.workflow.limits import MAX_PAYLOAD_BYTES
 
@@ -82,17 +82,6 @@ def batch_statuses(ws: Workspace, kind: ItemKind) -> Counter:
 
 def active_batches(ws: Workspace, kind: ItemKind) -> list:
     return ws.ledger.list_batches(statuses=ACTIVE_BATCH_STATUSES, batch_type=kind.batch_type)
-
-
-def assert_published_exactly_once(ws: Workspace, kind: ItemKind, submitted: set[str]) -> None:
-    """Every submitted item is in the published snapshot once, nothing else is, every item is SUCCESS
-    and every batch COMPLETED: what a user checks after a run."""
-    published = ws.published_ids(kind)
-    duplicates = [i for i, n in Counter(published).items() if n > 1]
-    assert not duplicates, f"published more than once: {duplicates[:5]}"
-    assert set(published) == submitted
-    assert ws.statuses(kind) == Counter({"SUCCESS": len(submitted)})
-    assert batch_statuses(ws, kind).keys() == {BatchStatus.COMPLETED}
 
 
 def output_keys_in_order(record: ExecutionRecord) -> list[str]:

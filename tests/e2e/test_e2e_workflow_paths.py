@@ -8,13 +8,13 @@ import json
 
 import pytest
 from e2e_history import (
-    assert_published_exactly_once,
     history,
     states_entered,
     task_output,
     top_level_path,
 )
 from pipeline import make_workspace, receipts_file
+from published_checks import assert_published_exactly_once
 
 import embedding_ingest.steps.chunks as chunk_step
 from embedding_ingest.contracts import INLINE_PAYLOAD_LIMIT, POLL_RESULTS_INLINE_LIMIT

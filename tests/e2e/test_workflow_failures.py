@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from e2e_history import assert_published_exactly_once, batch_statuses, details, history, task_calls
+from e2e_history import batch_statuses, details, history, task_calls
 from pipeline import make_workspace, receipts_file
+from published_checks import assert_published_exactly_once
+from sleep_recorder import SleepRecorder
 
 from embedding_ingest.steps.registry import HANDLERS
 from embedding_ingest.stores.exceptions import LockNotAcquiredError
@@ -36,14 +38,6 @@ class BusyFinalMerge:
         return HANDLERS[COMPACT](event, ctx)
 
 
-class RecordedSleep:
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-
-
 def submitted_workspace(tmp_path):
     ws = make_workspace(tmp_path)
     ws.import_receipts(receipts_file(tmp_path, 2, start=40))
@@ -53,7 +47,7 @@ def submitted_workspace(tmp_path):
 
 def test_a_step_failing_twice_with_a_transient_error_is_retried_and_the_run_succeeds(tmp_path):
     ws, _, submitted = submitted_workspace(tmp_path)
-    busy, sleep = BusyFinalMerge(failures=2), RecordedSleep()
+    busy, sleep = BusyFinalMerge(failures=2), SleepRecorder()
 
     record = ws.run(LINE, overrides={COMPACT: busy}, sleep=sleep)
 

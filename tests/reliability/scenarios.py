@@ -26,8 +26,6 @@ from pipeline import Workspace, make_workspace, no_sleep, receipts_file
 from embedding_ingest.runtime import build_step_context
 from embedding_ingest.steps import chunks, groups, list_pending
 from embedding_ingest.stores.records import (
-    ACTIVE_BATCH_STATUSES,
-    BatchStatus,
     EmbeddingStatus,
     ExecutionRecord,
     ItemKind,
@@ -106,32 +104,6 @@ def wait_for_lock_expiry(ws: Workspace, database: str) -> None:
     while (lease := ws.ledger.current_lease(database)) is not None:
         assert time.time() < deadline, f"lock {database!r} held by {lease.owner} never expired"
         time.sleep(max(0.05, min(0.5, lease.expires_at - time.time())))
-
-
-# -- invariants ---------------------------------------------------------------------------------------
-def assert_nothing_marked_early(ws: Workspace, kind: ItemKind) -> None:
-    """At any moment, crash or not: SUCCESS items and COMPLETED batches are in the published snapshot."""
-    published = set(ws.published_ids(kind))
-    succeeded = ws.item_ids(kind, EmbeddingStatus.SUCCESS)
-    assert succeeded <= published, f"SUCCESS but not published: {sorted(succeeded - published)[:5]}"
-    for summary in ws.ledger.list_batches(statuses=[BatchStatus.COMPLETED], batch_type=kind.batch_type):
-        items = {i.item_id for status in EmbeddingStatus
-                 for i in ws.ledger.find_items(kind, status, batch_id=summary.batch_id)}
-        missing = items - published
-        assert not missing, f"batch {summary.batch_id} is COMPLETED but {sorted(missing)[:5]} are unpublished"
-
-
-def assert_all_published_once(ws: Workspace, kind: ItemKind, submitted: set[str]) -> None:
-    ids = ws.published_ids(kind)
-    repeats = sorted({i for i in ids if ids.count(i) > 1})
-    assert not repeats, f"ids published more than once: {repeats[:5]}"
-    assert set(ids) == submitted, (f"missing {sorted(submitted - set(ids))[:5]}, "
-                                   f"unexpected {sorted(set(ids) - submitted)[:5]}")
-    assert ws.statuses(kind) == {"SUCCESS": len(submitted)}
-    active = ws.ledger.list_batches(statuses=ACTIVE_BATCH_STATUSES, batch_type=kind.batch_type)
-    assert not active, f"batches still active: {[s.batch_id for s in active]}"
-    assert_nothing_marked_early(ws, kind)
-    assert ws.ledger.current_lease(kind.database) is None, "a lock is still held after the run"
 
 
 # -- submission ------------------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 from pipeline import Workspace, make_workspace, receipts_file
-from scenarios import assert_nothing_marked_early, submit_in_batches
+from published_checks import assert_nothing_marked_early
+from scenarios import submit_in_batches
 
 from embedding_ingest.providers.base import ProviderBatch
 from embedding_ingest.snapshots import read_version

@@ -11,9 +11,8 @@ from __future__ import annotations
 import pytest
 from crash_injection import ENTRY, HEARTBEAT, Crash, CrashSwitch, WritePoint
 from injection_report import record_injection_points
+from published_checks import assert_nothing_marked_early, assert_published_exactly_once
 from scenarios import (
-    assert_all_published_once,
-    assert_nothing_marked_early,
     copy_of,
     enumerate_injection_points,
     restarted,
@@ -87,7 +86,7 @@ def test_crash_at(injection: tuple[ItemKind, WritePoint, str], tmp_path) -> None
         wait_for_lock_expiry(after_crash, kind.database)
         record = after_crash.run(kind)
     assert record.status.value == "SUCCEEDED", f"rerun failed: {record.error}: {record.cause}"
-    assert_all_published_once(after_crash, kind, submitted)
+    assert_published_exactly_once(after_crash, kind, submitted)
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
@@ -109,4 +108,4 @@ def test_crash_in_the_lock_heartbeat(when: str, tmp_path) -> None:
         wait_for_lock_expiry(after_crash, KIND.database)
         record = after_crash.run(KIND)
     assert record.status.value == "SUCCEEDED", f"rerun failed: {record.error}: {record.cause}"
-    assert_all_published_once(after_crash, KIND, submitted)
+    assert_published_exactly_once(after_crash, KIND, submitted)

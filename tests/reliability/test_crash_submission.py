@@ -16,7 +16,8 @@ import pytest
 from crash_injection import ENTRY, Crash, CrashingLedger, CrashingProvider, CrashSwitch, WritePoint
 from injection_report import record_injection_points
 from pipeline import Workspace, make_workspace, receipts_file
-from scenarios import assert_all_published_once, assert_each_item_in_exactly_one_batch, restarted
+from published_checks import assert_published_exactly_once
+from scenarios import assert_each_item_in_exactly_one_batch, restarted
 
 from embedding_ingest.stores.records import ItemKind
 from embedding_ingest.submission import submit
@@ -79,4 +80,4 @@ def test_crash_in_submission(injection: tuple[WritePoint, str], tmp_path: Path) 
     assert_each_item_in_exactly_one_batch(again, KIND)
     record = again.run(KIND)
     assert record.status.value == "SUCCEEDED", record.cause
-    assert_all_published_once(again, KIND, every_item)
+    assert_published_exactly_once(again, KIND, every_item)

@@ -13,9 +13,9 @@ from typing import Any
 
 from crash_injection import CrashingLedger, CrashingObjectStore, CrashingProvider, CrashSwitch
 from pipeline import Workspace, make_workspace, receipts_file
+from published_checks import assert_published_exactly_once
 from scenarios import (
     LOCK_TTL_SECONDS,
-    assert_all_published_once,
     assert_each_item_in_exactly_one_batch,
     restarted,
     run_with_switch,
@@ -108,7 +108,7 @@ def test_two_executions_publish_disjoint_batches_and_lose_no_pointer_update(tmp_
     assert [r.status.value for r in records] == ["SUCCEEDED", "SUCCEEDED"], [r.cause for r in records]
     added = [ws.output(r)["final_merge_result"]["added_embeddings"] for r in records]
     assert added == [len(every_item) - half, half], "each execution published its own batch"
-    assert_all_published_once(ws, KIND, every_item)
+    assert_published_exactly_once(ws, KIND, every_item)
     newest, previous = ws.ledger.list_versions(KIND.database)[:2]
     assert newest.parent_version == previous.version, "the later publish was not built on the earlier one"
 
@@ -150,7 +150,7 @@ def test_two_submitters_at_once_put_no_item_in_two_batches(tmp_path: Path) -> No
     assert sum(r.items_submitted for r in reports) == len(ws.item_ids(KIND))
     assert_each_item_in_exactly_one_batch(ws, KIND)
     assert ws.run(KIND).status.value == "SUCCEEDED"
-    assert_all_published_once(ws, KIND, ws.item_ids(KIND))
+    assert_published_exactly_once(ws, KIND, ws.item_ids(KIND))
 
 
 def test_a_stalled_lock_holder_is_refused_by_fencing_and_its_work_redone(tmp_path: Path) -> None:
@@ -180,7 +180,7 @@ def test_a_stalled_lock_holder_is_refused_by_fencing_and_its_work_redone(tmp_pat
 
     assert "StaleFencingTokenError" in history_errors(ws, first_record), "the stale publish was not refused"
     assert first_record.status.value == "SUCCEEDED", first_record.cause
-    assert_all_published_once(ws, KIND, every_item)
+    assert_published_exactly_once(ws, KIND, every_item)
     known = {v.key for v in ws.ledger.list_versions(KIND.database)}
     versions = ws.objects.list(f"{KIND.database}/snapshot/versions/")
     stored = {info.key.rsplit("/", 1)[0] + "/" for info in versions}
@@ -216,4 +216,4 @@ def test_two_polls_racing_on_the_same_delta_prefix_both_end_readable(tmp_path: P
     delta_dir = materialize(ws.objects, results[0]["delta_key"], tmp_path / "delta")
     assert {i for page in iter_pages(delta_dir, KIND.database) for i in page.ids} == items
     assert ws.run(KIND).status.value == "SUCCEEDED"
-    assert_all_published_once(ws, KIND, ws.item_ids(KIND))
+    assert_published_exactly_once(ws, KIND, ws.item_ids(KIND))

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fake_openai import API_KEY, FakeOpenAI, running_fake_openai
 from moto_server import MotoEndpoint, unique_name
+from package_logging import restored_package_logging
 
-from embedding_ingest.aws.lambda_runtime import PACKAGE_LOGGER, forget_step_contexts
+from embedding_ingest.aws.lambda_runtime import forget_step_contexts
 from embedding_ingest.aws.secrets import forget_cached_keys
 
 DIMENSIONS = 32
@@ -29,13 +29,10 @@ def fresh_containers() -> Iterator[None]:
     the package log JSON and stop propagating; other tests get their logging back afterwards."""
     forget_step_contexts()
     forget_cached_keys()
-    package = logging.getLogger(PACKAGE_LOGGER)
-    saved = (list(package.handlers), package.propagate, package.level)
-    yield
+    with restored_package_logging():
+        yield
     forget_step_contexts()
     forget_cached_keys()
-    package.handlers[:], package.propagate = saved[:2]
-    package.setLevel(saved[2])
 
 
 @pytest.fixture

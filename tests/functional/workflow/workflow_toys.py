@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from sleep_recorder import SleepRecorder
+
 from embedding_ingest.exceptions import TerminalError, TransientError
 from embedding_ingest.stores.exceptions import CorruptObjectError
 from embedding_ingest.stores.sqlite_ledger import SqliteLedger
@@ -29,16 +31,6 @@ class ToyInputError(TerminalError):
 
 def fixture(name: str) -> dict[str, Any]:
     return json.loads((FIXTURES / f"{name}.json").read_text())
-
-
-class SleepRecorder:
-    """Stands in for time.sleep: records each requested delay, waits for nothing."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
 
 
 def make_engine(tmp_path: Path, handlers: Mapping[str, Callable[[dict], Any]] | Invoker,

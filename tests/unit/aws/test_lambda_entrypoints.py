@@ -4,16 +4,15 @@ fit Lambda's read-only file system, one context per container, JSON logs, and er
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import pytest
+from package_logging import restored_package_logging
 
 from embedding_ingest.aws.exceptions import UnknownLambdaFunctionError
 from embedding_ingest.aws.handlers import ENTRYPOINTS, line_poll, list_pending, split_chunks
 from embedding_ingest.aws.lambda_runtime import (
     LAMBDA_HOME,
-    PACKAGE_LOGGER,
     forget_step_contexts,
     lambda_settings,
     step_context_for,
@@ -37,13 +36,9 @@ def local_container(monkeypatch, tmp_path):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("EMBEDDING_INGEST_HOME", str(tmp_path / "home"))
     forget_step_contexts()
-    package = logging.getLogger(PACKAGE_LOGGER)
-    saved = (list(package.handlers), package.propagate, package.level)
-    yield
+    with restored_package_logging():
+        yield
     forget_step_contexts()
-    # Entrypoints make the package log JSON and stop propagating: give other tests their logging back.
-    package.handlers[:], package.propagate = saved[:2]
-    package.setLevel(saved[2])
 
 
 def _json_lines(text: str) -> list[dict]:

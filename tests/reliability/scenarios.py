@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from crash_injection import ENTRY, CrashSwitch, When, WritePoint, crashing_context, labelled_handlers
 from pipeline import Workspace, make_workspace, no_sleep, receipts_file
 
@@ -50,14 +51,11 @@ _THRESHOLDS = [
 
 @contextlib.contextmanager
 def smaller_thresholds() -> Iterator[None]:
-    saved = [(module, name, getattr(module, name)) for module, name, _ in _THRESHOLDS]
-    try:
+    # MonkeyPatch restores every constant it set, even if setting a later one failed.
+    with pytest.MonkeyPatch.context() as patch:
         for module, name, value in _THRESHOLDS:
-            setattr(module, name, value)
+            patch.setattr(module, name, value)
         yield
-    finally:
-        for module, name, value in saved:
-            setattr(module, name, value)
 
 
 def submit_in_batches(ws: Workspace, kind: ItemKind, batches: int) -> None:

@@ -98,9 +98,10 @@ class _ThreadConnection:
     closed when the thread ends (no leaked file handles from short-lived worker threads)."""
 
     __slots__ = ("pid", "conn", "__weakref__")
+    _getpid = staticmethod(os.getpid)  # kept: at interpreter exit the `os` global may be gone already
 
     def __init__(self, conn: sqlite3.Connection) -> None:
-        self.pid = os.getpid()
+        self.pid = self._getpid()
         self.conn = conn
 
     def close(self) -> None:
@@ -108,7 +109,7 @@ class _ThreadConnection:
             self.conn.close()
 
     def __del__(self) -> None:
-        if self.pid == os.getpid():
+        if self.pid == self._getpid():
             self.close()
 
 

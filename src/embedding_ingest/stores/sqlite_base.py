@@ -196,11 +196,10 @@ class SqliteConnections:
             raise CorruptObjectError(str(self.path), f"SQLite error while {action}: {exc}") from exc
 
     @contextlib.contextmanager
-    def _write(self, action: str) -> Iterator[sqlite3.Connection]:
-        """A write transaction that takes the write lock up front (no deadlock upgrading a read)."""
+    def _transaction(self, action: str, begin: str) -> Iterator[sqlite3.Connection]:
         conn = self._conn()
         with self._translated(action):
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(begin)
             try:
                 yield conn
             except BaseException:
@@ -209,16 +208,10 @@ class SqliteConnections:
                 raise
             conn.execute("COMMIT")
 
-    @contextlib.contextmanager
-    def _read(self, action: str) -> Iterator[sqlite3.Connection]:
+    def _write(self, action: str) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """A write transaction that takes the write lock up front (no deadlock upgrading a read)."""
+        return self._transaction(action, "BEGIN IMMEDIATE")
+
+    def _read(self, action: str) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """A read transaction: several SELECTs see one consistent snapshot."""
-        conn = self._conn()
-        with self._translated(action):
-            conn.execute("BEGIN")
-            try:
-                yield conn
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        return self._transaction(action, "BEGIN")

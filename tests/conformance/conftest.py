@@ -1,13 +1,8 @@
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))  # tests/support has no package
-
 from conformance_moto import MotoStepFunctions  # noqa: E402 - needs the path above
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,18 +23,7 @@ from embedding_ingest.stores.ports import Ledger, ObjectStore
 from embedding_ingest.stores.s3_objects import S3ObjectStore
 from embedding_ingest.stores.sqlite_ledger import SqliteLedger
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))  # tests/support has no package
-
 # S3 and DynamoDB adapters on moto's real-HTTP server (fixtures from tests/support/moto_server.py)
-from moto_server import (  # noqa: E402, F401
-    dynamo_ledger,
-    dynamodb_client,
-    dynamodb_table,
-    moto_endpoint,
-    s3_bucket,
-    s3_client,
-    s3_object_store,
-)
 
 
 @dataclass(frozen=True)

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import openai
 import pytest
-from tenacity import wait_none
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "support"))  # tests/support has no package
-
 from fake_openai import FakeOpenAI, running_fake_openai  # noqa: E402
+from tenacity import wait_none
 
 from embedding_ingest.providers.batch_files import encode_request  # noqa: E402
 from embedding_ingest.providers.openai_batch import OpenAIBatchProvider  # noqa: E402

@@ -11,17 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "snapshots"))  # snapshot_pages
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "support"))  # tests/support has no package
 
-from moto_server import (  # noqa: E402, F401 - fixtures for the S3/DynamoDB variant
-    dynamo_ledger,
-    dynamodb_client,
-    dynamodb_table,
-    moto_endpoint,
-    s3_bucket,
-    s3_client,
-    s3_object_store,
-)
 from snapshot_pages import DIMS, make_pages  # noqa: E402
 
 from embedding_ingest.config import Settings, StorageMode  # noqa: E402

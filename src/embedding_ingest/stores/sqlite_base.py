@@ -93,6 +93,18 @@ def placeholders(n: int) -> str:
     return ",".join("?" * n)
 
 
+def filtered_select(table: str, clauses: list[str], params: list[Any], *, order_by: str,
+                    limit: int | None) -> tuple[str, list[Any]]:
+    """`SELECT record FROM table [WHERE a AND b] ORDER BY ... [LIMIT ?]` and its parameters."""
+    sql = f"SELECT record FROM {table}"
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    sql += f" ORDER BY {order_by}"
+    if limit is not None:
+        return sql + " LIMIT ?", [*params, limit]
+    return sql, params
+
+
 class _ThreadConnection:
     """One thread's connection. Only that thread's local storage holds it strongly, so it is
     closed when the thread ends (no leaked file handles from short-lived worker threads)."""

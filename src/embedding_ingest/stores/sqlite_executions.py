@@ -8,7 +8,7 @@ from typing import Any
 from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.stores.exceptions import ExecutionAlreadyExistsError
 from embedding_ingest.stores.records import ExecutionRecord, ExecutionStatus, HistoryEvent
-from embedding_ingest.stores.sqlite_base import SqliteConnections
+from embedding_ingest.stores.sqlite_base import SqliteConnections, filtered_select
 
 
 class SqliteExecutions(SqliteConnections):
@@ -52,13 +52,8 @@ class SqliteExecutions(SqliteConnections):
         if status is not None:
             clauses.append("status = ?")
             params.append(ExecutionStatus(status).value)
-        sql = "SELECT record FROM executions"
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY start_date DESC, execution_arn DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
+        sql, params = filtered_select("executions", clauses, params,
+                                      order_by="start_date DESC, execution_arn DESC", limit=limit)
         with self._read("listing executions") as conn:
             rows = conn.execute(sql, params).fetchall()
         return [ExecutionRecord.model_validate_json(row["record"]) for row in rows]

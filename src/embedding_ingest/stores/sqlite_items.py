@@ -22,7 +22,7 @@ from embedding_ingest.stores.records import (
     EmbeddingStatus,
     ItemKind,
 )
-from embedding_ingest.stores.sqlite_base import SqliteConnections, chunks, placeholders
+from embedding_ingest.stores.sqlite_base import SqliteConnections, chunks, filtered_select, placeholders
 
 _ITEM_COLUMNS = ("item_id, kind, status, batch_id, attempts, last_error, image_id, receipt_number, "
                  "line_id, word_id, text, embed_text, metadata")
@@ -192,13 +192,8 @@ class SqliteItemsAndBatches(SqliteConnections):
         if batch_type is not None:
             clauses.append("batch_type = ?")
             params.append(BatchType(batch_type).value)
-        sql = "SELECT record FROM batches"
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY submitted_at, batch_id"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
+        sql, params = filtered_select("batches", clauses, params, order_by="submitted_at, batch_id",
+                                      limit=limit)
         with self._read("listing batches") as conn:
             return [_summary_from_row(row) for row in conn.execute(sql, params)]
 

@@ -13,7 +13,7 @@ from embedding_ingest.snapshots import chroma_io, iter_published_pages
 from embedding_ingest.stores.records import ExecutionStatus, ItemKind
 
 ITEMS_PER_BATCH = 1000
-RECEIPTS = 400  # the whole shared SROIE file: 22,227 lines, 47,150 words
+RECEIPTS = 400  # the whole SROIE test file (tests/data): 22,227 lines, 47,150 words
 
 
 def _kind_for(count: int) -> ItemKind:

@@ -68,7 +68,7 @@ class FailingPoll:
 class Scenario:
     id: str
     kind: ItemKind
-    receipts: tuple[int, int]  # (first receipt, how many) of the shared SROIE file
+    receipts: tuple[int, int]  # (first receipt, how many) of the SROIE test file
     max_items_per_batch: int
     faults: Callable[[], dict[str, Handler]] = dict  # fresh handler overrides for each side
     setup: Callable[[pytest.MonkeyPatch], None] = field(default=lambda _patch: None)

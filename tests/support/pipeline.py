@@ -28,15 +28,15 @@ from embedding_ingest.workflow.engine.local_engine import LocalEngine
 from embedding_ingest.workflow.invokers import InProcessInvoker
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_RECEIPTS = REPO_ROOT.parent / "shared" / "data" / "receipts-sroie.jsonl"
+SROIE_RECEIPTS = REPO_ROOT / "tests" / "data" / "receipts-sroie.jsonl"
 
 Handler = Callable[[dict, StepContext], dict]
 _names = itertools.count()
 
 
 def receipts_file(tmp_path: Path, count: int, *, start: int = 0) -> Path:
-    """The first `count` real receipts (from `start`) of the shared SROIE file, as a JSONL file."""
-    lines = SHARED_RECEIPTS.read_text(encoding="utf-8").splitlines()[start:start + count]
+    """The first `count` real receipts (from `start`) of the SROIE test file (tests/data), as a JSONL file."""
+    lines = SROIE_RECEIPTS.read_text(encoding="utf-8").splitlines()[start:start + count]
     path = tmp_path / f"receipts-{start}-{count}.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from pipeline import SHARED_RECEIPTS, receipts_file
+from pipeline import SROIE_RECEIPTS, receipts_file
 
 from embedding_ingest.stores.records import EmbeddingStatus, ItemKind
 from embedding_ingest.stores.sqlite_ledger import SqliteLedger
@@ -19,7 +19,7 @@ def item_counts(cli) -> dict[str, dict[str, int]]:
 
 
 def test_import_reports_the_bad_record_by_line_receipt_and_field_and_keeps_the_good_ones(cli, tmp_path):
-    records = SHARED_RECEIPTS.read_text(encoding="utf-8").splitlines()[:3]
+    records = SROIE_RECEIPTS.read_text(encoding="utf-8").splitlines()[:3]
     broken = json.loads(records[1])
     del broken["lines"][2]["text"]
     source = tmp_path / "receipts.jsonl"

@@ -1,17 +1,17 @@
-"""The real SROIE receipts (400, from the shared data next to the repository), read once per session."""
+"""The real SROIE receipts (400, from tests/data in this repository), read once per session."""
 
 from pathlib import Path
 
 import pytest
-from pipeline import SHARED_RECEIPTS, receipts_file
+from pipeline import SROIE_RECEIPTS, receipts_file
 
 from embedding_ingest.receipts.importer import ImportParse, read_receipts
 
 
 @pytest.fixture(scope="session")
 def sroie_path() -> Path:
-    assert SHARED_RECEIPTS.is_file(), f"test data missing: {SHARED_RECEIPTS}"
-    return SHARED_RECEIPTS
+    assert SROIE_RECEIPTS.is_file(), f"test data missing: {SROIE_RECEIPTS}"
+    return SROIE_RECEIPTS
 
 
 @pytest.fixture(scope="session")

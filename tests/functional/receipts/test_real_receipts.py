@@ -12,7 +12,7 @@ from embedding_ingest.stores.records import EmbeddingStatus, ItemKind
 
 def test_every_real_receipt_passes_validation(sroie, sroie_path):
     raw = [json.loads(record) for record in sroie_path.read_text(encoding="utf-8").splitlines()]
-    # The shared file's known size (README and bench quote it), checked against the raw records too.
+    # The test file's known size (README and bench quote it), checked against the raw records too.
     assert (len(raw), sum(len(r["lines"]) for r in raw), sum(len(r["words"]) for r in raw)) == (
         400, 22_227, 47_150)
     assert sroie.errors == []

@@ -1,6 +1,7 @@
 """Runs a workflow on the local engine: the built ASL definition, step handlers behind an invoker
 (CPU-heavy compaction in a process pool), history in the ledger. The embedded default of
-`start-execution`."""
+`start-execution`, and `run_until_idle`, the one loop that runs executions back to back until no batch
+of a kind is active (used by `start-execution --until-idle`, the demo, the scheduler and the console)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from embedding_ingest.config import Settings
-from embedding_ingest.runtime import build_ledger
-from embedding_ingest.stores.records import ExecutionRecord, ItemKind
+from embedding_ingest.execution_report import aggregate, record_failure_on_batches, summarize_execution
+from embedding_ingest.runtime import build_ledger, build_object_store
+from embedding_ingest.stores.records import ACTIVE_BATCH_STATUSES, ExecutionRecord, ExecutionStatus, ItemKind
 from embedding_ingest.workflow.invokers import Invoker, ProcessPoolInvoker, function_name_of
 
 # Stage labels by (function, operation), in workflow order; shared by progress displays.
@@ -76,7 +79,10 @@ def new_execution_name(kind: ItemKind) -> str:
 def run_workflow(kind: ItemKind, settings: Settings, *, name: str | None = None,
                  observer: TaskObserver | None = None, sleep: Callable[[float], None] = time.sleep,
                  max_workers: int | None = None) -> ExecutionRecord:
-    """Run the `kind` workflow to completion on the local engine and return its execution record."""
+    """Run the `kind` workflow to completion on the local engine and return its execution record.
+
+    A FAILED run leaves `last_error` (naming the state and the error) on the batches it had listed.
+    Raises InvalidInputError for an invalid name, ExecutionAlreadyExistsError for a reused one."""
     from embedding_ingest.steps.registry import invoke_local
     from embedding_ingest.workflow.builder import build_definition, local_resource_arn
     from embedding_ingest.workflow.engine.local_engine import LocalEngine
@@ -89,6 +95,108 @@ def run_workflow(kind: ItemKind, settings: Settings, *, name: str | None = None,
     invoker: Invoker = ObservedInvoker(pool, observer) if observer else pool
     try:
         engine = LocalEngine(ledger, invoker, sleep=sleep)
-        return engine.start_execution(kind.value, definition, name or new_execution_name(kind), {})
+        record = engine.start_execution(kind.value, definition,
+                                        new_execution_name(kind) if name is None else name, {})
     finally:
         pool.close()
+    if record.status is ExecutionStatus.FAILED:
+        _record_failure(ledger, settings, record)
+    return record
+
+
+def _record_failure(ledger: Any, settings: Settings, record: ExecutionRecord) -> None:
+    from embedding_ingest.workflow.history import to_aws_history, to_describe_execution
+
+    events = to_aws_history(ledger.get_events(record.execution_arn))["events"]
+    record_failure_on_batches(ledger, to_describe_execution(record), events, build_object_store(settings))
+
+
+def active_batch_count(kind: ItemKind, settings: Settings) -> int:
+    """Batches of `kind` in an active status (PENDING ... FINALIZING, CANCELING) in the ledger."""
+    ledger = build_ledger(settings)
+    return len(ledger.list_batches(statuses=ACTIVE_BATCH_STATUSES, batch_type=kind.batch_type))
+
+
+def run_execution(kind: ItemKind, settings: Settings, *, name: str | None = None,
+                  observer: TaskObserver | None = None,
+                  sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    """One local execution, returned as its DescribeExecution body plus its `summary`
+    (execution_report.summarize_execution). Raises as run_workflow does."""
+    from embedding_ingest.workflow.history import to_aws_history, to_describe_execution
+
+    record = run_workflow(kind, settings, name=name, observer=observer, sleep=sleep)
+    described = to_describe_execution(record)
+    events = (to_aws_history(build_ledger(settings).get_events(record.execution_arn))["events"]
+              if record.status is not ExecutionStatus.SUCCEEDED else None)
+    described["summary"] = summarize_execution(described, events=events,
+                                               batches_still_active=active_batch_count(kind, settings))
+    return described
+
+
+@dataclass(frozen=True)
+class IdleRun:
+    """What `run_until_idle` did: each execution's DescribeExecution body (with its `summary`), oldest
+    first, and the aggregated `summary` (execution_report.aggregate)."""
+
+    executions: list[dict[str, Any]]
+    summary: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"executions": self.executions, "summary": self.summary}
+
+
+DEFAULT_INTERVAL_SECONDS = {"local": 0.0, "openai": 60.0}
+
+
+def run_until_idle(kind: ItemKind, settings: Settings, *, interval: float | None = None,
+                   max_runs: int | None = None, observer: TaskObserver | None = None,
+                   on_execution: Callable[[dict[str, Any]], None] | None = None,
+                   sleep: Callable[[float], None] = time.sleep,
+                   start: Callable[[str], dict[str, Any]] | None = None) -> IdleRun:
+    """Run the `kind` workflow back to back until no batch of `kind` is active; return every execution
+    and one aggregated summary.
+
+    - At least one execution runs. After each, the ledger of `settings` is asked how many batches of
+      `kind` are active; the loop stops when none is ("idle"), when an execution did not succeed
+      ("failed"), when one listed nothing to poll although batches are active ("stalled": they were
+      never accepted by the provider; `submit` resumes them), or after `max_runs` executions
+      ("max_runs"). Between executions it waits `interval` seconds (None: 0 for the local provider,
+      60 for OpenAI, whose batches take minutes to hours).
+    - `sleep` is what the interval is waited with (tests inject a recorder).
+    - `observer` sees every task of local executions (progress displays); `on_execution` gets each
+      execution's DescribeExecution body with its summary as soon as it ends.
+    - `start(name)` runs one execution to its end and returns its DescribeExecution body (e.g. on AWS);
+      default: the local engine (`run_execution`). Raises what `start` raises (InvalidInputError,
+      ExecutionAlreadyExistsError, ...); executions that ran before the error are in the ledger."""
+    if max_runs is not None and max_runs < 1:
+        raise ValueError(f"max_runs must be at least 1, got {max_runs}")
+    wait = DEFAULT_INTERVAL_SECONDS.get(settings.provider, 60.0) if interval is None else interval
+    executions: list[dict[str, Any]] = []
+    stopped_because = "max_runs"
+    active = 0
+    while max_runs is None or len(executions) < max_runs:
+        if executions and wait > 0:
+            sleep(wait)
+        name = new_execution_name(kind)
+        if start is None:
+            described = run_execution(kind, settings, name=name, observer=observer)
+        else:
+            described = dict(start(name))
+        active = active_batch_count(kind, settings)
+        if "summary" not in described:
+            described["summary"] = summarize_execution(described, batches_still_active=active)
+        executions.append(described)
+        if on_execution is not None:
+            on_execution(described)
+        summary = described["summary"]
+        if described.get("status") != "SUCCEEDED":
+            stopped_because = "failed"
+            break
+        if not active:
+            stopped_because = "idle"
+            break
+        if not summary.get("batches_listed"):
+            stopped_because = "stalled"
+            break
+    return IdleRun(executions, aggregate([e["summary"] for e in executions], workflow=kind.value,
+                                         stopped_because=stopped_because, batches_still_active=active))

@@ -12,11 +12,11 @@ import typer
 
 from embedding_ingest.console import context
 from embedding_ingest.console.output import OutputFormat, OutputOption, emit, guarded, stderr, table
-from embedding_ingest.stores.records import ACTIVE_BATCH_STATUSES, ItemKind
+from embedding_ingest.stores.records import ItemKind
 
 SAMPLE = "sroie-sample.jsonl"
 EXAMPLE_QUERIES = {ItemKind.LINE: "TOTAL AMOUNT", ItemKind.WORD: "CASH"}
-MAX_ROUNDS = 8  # the local provider needs a few polls per batch, like the real Batch API
+MAX_ROUNDS = 8  # the local provider needs a few polls per batch, like the real Batch API; 8 is ample
 
 
 def _say(output: OutputFormat, message: str) -> None:
@@ -24,20 +24,17 @@ def _say(output: OutputFormat, message: str) -> None:
         stderr.print(message)
 
 
-def _run_until_published(kind: ItemKind, output: OutputFormat) -> list[dict[str, Any]]:
-    """Start executions until no batch of `kind` is active (each run polls every active batch once)."""
-    from embedding_ingest.orchestration import run_workflow
+def _run_until_published(kind: ItemKind, output: OutputFormat) -> dict[str, Any]:
+    """`start-execution KIND --until-idle`: executions until no batch of `kind` is active."""
+    from embedding_ingest.orchestration import run_until_idle
 
-    runs = []
-    for round_number in range(1, MAX_ROUNDS + 1):
-        record = guarded(output, lambda: run_workflow(kind, context.settings()))
-        runs.append({"name": record.name, "status": record.status.value, "error": record.error})
-        active = context.ledger().list_batches(statuses=ACTIVE_BATCH_STATUSES, batch_type=kind.batch_type)
-        _say(output, f"  {kind.value} run {round_number}: {record.status.value}, "
-                     f"{len(active)} batches active")
-        if record.status.value != "SUCCEEDED" or not active:
-            break
-    return runs
+    def said(described: dict[str, Any]) -> None:
+        _say(output, f"  {described['name']}: {described['status']}, {described['summary']['message']}")
+
+    idle = guarded(output, lambda: run_until_idle(kind, context.settings(), max_runs=MAX_ROUNDS,
+                                                  on_execution=said))
+    _say(output, f"  {kind.value}: {idle.summary['message']}")
+    return idle.as_json()
 
 
 def demo(workspace: Path = typer.Option(None, "--workspace",
@@ -73,7 +70,9 @@ def demo(workspace: Path = typer.Option(None, "--workspace",
             context.objects(), context.ledger(), k.database, provider.embed([q])[0], 3, settings))
         summary[kind.database] = {
             "batches_submitted": len(submitted.batches), "items_submitted": submitted.items_submitted,
-            "executions": runs, "published_version": published.version if published else None,
+            "executions": [{"name": e["name"], "status": e["status"], "error": e.get("error"),
+                            "summary": e["summary"]} for e in runs["executions"]],
+            "summary": runs["summary"], "published_version": published.version if published else None,
             "published_embeddings": published.count if published else 0,
             "example_query": query, "results": [{"id": h.id, "text": h.document, "distance": h.distance}
                                                 for h in hits]}

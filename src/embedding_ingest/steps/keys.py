@@ -1,21 +1,24 @@
 """Object-store key layout of the reference, in one place. Every id that becomes part of a key is
-checked first, so an event cannot write outside its own prefix."""
+checked first, so an event cannot write outside its own prefix; a valid execution name that is not
+key-safe as it stands (the run's batch_id is the execution name) is encoded deterministically."""
 
 from __future__ import annotations
 
-import re
-
+from embedding_ingest.names import execution_key_segment, is_execution_name, is_safe_segment
 from embedding_ingest.steps.exceptions import StepInputError
 
-_SAFE_KEY_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@=+-]{0,199}")
 DATABASES = ("lines", "words")
 
 
 def key_part(value: str, field: str) -> str:
-    if not _SAFE_KEY_PART.fullmatch(value) or ".." in value:
-        raise StepInputError(f"{field} {value!r} cannot be used in an object key: use letters, digits "
-                             "and . _ : @ = + - (at most 200, starting with a letter or digit)")
-    return value
+    """`value` itself when key-safe; a valid execution name's deterministic safe segment otherwise
+    (idempotent: a segment maps to itself). Raises StepInputError for anything else."""
+    if is_safe_segment(value):
+        return value
+    if is_execution_name(value):
+        return execution_key_segment(value)
+    raise StepInputError(f"{field} {value!r} cannot be used in an object key: use letters, digits "
+                         "and . _ : @ = + - (at most 200, starting with a letter or digit)")
 
 
 def database_name(value: str) -> str:

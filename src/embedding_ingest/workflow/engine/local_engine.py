@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import time
 from collections.abc import Callable
 from typing import Any
 
 from embedding_ingest.exceptions import InvalidInputError
+from embedding_ingest.names import validate_execution_name
+from embedding_ingest.stores.exceptions import ExecutionAlreadyExistsError
 from embedding_ingest.stores.ports import ExecutionLedger
 from embedding_ingest.stores.records import ExecutionRecord, ExecutionStatus
 from embedding_ingest.workflow.engine.compile import compile_definition
@@ -22,8 +23,6 @@ from embedding_ingest.workflow.limits import MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYT
 
 REGION = "us-east-1"
 ACCOUNT = "000000000000"
-# AWS: 1-80 characters, none of whitespace, brackets, wildcards, punctuation or control characters.
-_EXECUTION_NAME = re.compile(r"^[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]{1,80}$")
 
 
 def state_machine_arn(workflow: str) -> str:
@@ -55,18 +54,26 @@ class LocalEngine:
         """Run `definition` to completion and return the final record (SUCCEEDED or FAILED).
 
         Raises UnsupportedDefinitionError (nothing recorded) when the definition leaves the subset,
-        InvalidInputError for a bad name or input, ExecutionAlreadyExistsError for a reused name."""
+        InvalidInputError for a bad name or input, ExecutionAlreadyExistsError for a reused name (a
+        closed execution, or different input); a RUNNING execution of that name and identical input is
+        returned as it is, as StartExecution does."""
         program = compile_definition(json.loads(definition) if isinstance(definition, str) else definition)
-        if not _EXECUTION_NAME.match(name):
-            raise InvalidInputError(f"execution name {name!r} is invalid: 1-80 characters, no whitespace, "
-                                    "brackets, wildcards or punctuation such as : / $ & ,")
+        validate_execution_name(name)
         data = self._parse_input(input, name)
         arn = execution_arn(workflow, name)
         start = self._clock()
         record = ExecutionRecord(execution_arn=arn, name=name, state_machine_arn=state_machine_arn(workflow),
                                  workflow=workflow, status=ExecutionStatus.RUNNING, start_date=start,
                                  input=to_json(data))
-        self.ledger.create_execution(record)
+        try:
+            self.ledger.create_execution(record)
+        except ExecutionAlreadyExistsError:
+            # StartExecution is idempotent for a running execution started with the same input.
+            existing = self.ledger.get_execution(arn)
+            if existing is not None and existing.status is ExecutionStatus.RUNNING \
+                    and json.loads(existing.input) == data:
+                return existing
+            raise
         history = HistoryRecorder(self.ledger, arn, clock=self._clock, max_events=self._max_history_events)
         run = Run(history=history, invoker=self.invoker, sleep=self._sleep, clock=self._clock,
                   rng=self._rng, max_map_threads=self._max_map_threads,

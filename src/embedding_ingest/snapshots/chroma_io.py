@@ -46,12 +46,16 @@ def hnsw_configuration(profile: Profile, settings: Settings | None = None) -> di
     raise ValueError(f"unknown snapshot profile {profile!r}")
 
 
+def open_persistent(persist_dir: Path) -> chromadb.ClientAPI:
+    """A client of a persist directory; the caller closes it (`client.close()`)."""
+    return chromadb.PersistentClient(path=str(persist_dir),
+                                     settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False))
+
+
 @contextlib.contextmanager
 def open_client(persist_dir: Path) -> Iterator[chromadb.ClientAPI]:
     """A client that is closed on exit, whatever happens inside."""
-    client = chromadb.PersistentClient(path=str(persist_dir),
-                                       settings=ChromaSettings(anonymized_telemetry=False,
-                                                               allow_reset=False))
+    client = open_persistent(persist_dir)
     try:
         yield client
     finally:

@@ -1,0 +1,61 @@
+"""Chroma's result shapes, merged across the segments of a version. Segments hold disjoint ids and
+every one is a cosine collection, so distances from different segments are on one scale and the `n`
+nearest of the union are the `n` nearest of the per-segment `n` nearest."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from chromadb.api.types import GetResult, QueryResult
+
+QUERY_FIELDS = ("documents", "metadatas", "embeddings", "distances", "uris", "data")
+DEFAULT_QUERY_INCLUDE = ("metadatas", "documents", "distances")  # Chroma's own default
+DEFAULT_GET_INCLUDE = ("metadatas", "documents")
+
+
+def merge_query(parts: Sequence[dict[str, Any]], queries: int, n_results: int,
+                include: Sequence[str]) -> QueryResult:
+    """Merge per-segment query results (each asked for distances) into one QueryResult: per query,
+    the `n_results` smallest distances, ties broken by id so the order is deterministic."""
+    merged: dict[str, Any] = {"ids": [], "included": list(include)}
+    for name in QUERY_FIELDS:
+        merged[name] = [] if name in include else None
+    for q in range(queries):
+        candidates = [(distance, item_id, p, row)
+                      for p, part in enumerate(parts)
+                      for row, (item_id, distance) in enumerate(zip(part["ids"][q], part["distances"][q],
+                                                                    strict=True))]
+        chosen = sorted(candidates)[:n_results]
+        merged["ids"].append([item_id for _, item_id, _, _ in chosen])
+        for name in include:
+            if name == "embeddings":
+                rows = [np.asarray(parts[p]["embeddings"][q][row], dtype=np.float32)
+                        for _, _, p, row in chosen]
+                merged[name].append(np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32))
+            elif name in QUERY_FIELDS:
+                merged[name].append([_field(parts[p], name, q, row) for _, _, p, row in chosen])
+    return merged  # type: ignore[return-value]
+
+
+def _field(part: dict[str, Any], name: str, query: int, row: int) -> Any:
+    values = part.get(name)
+    return None if values is None else values[query][row]
+
+
+def merge_get(parts: Sequence[dict[str, Any]], include: Sequence[str], offset: int,
+              limit: int | None) -> GetResult:
+    """Concatenate per-segment get results (disjoint ids), then apply offset and limit."""
+    stop = None if limit is None else offset + limit
+    merged: dict[str, Any] = {"ids": [i for part in parts for i in part["ids"]][offset:stop],
+                              "included": list(include)}
+    for name in ("documents", "metadatas", "embeddings", "uris", "data"):
+        if name not in include:
+            merged[name] = None
+        elif name == "embeddings":
+            rows = [np.asarray(e, dtype=np.float32) for part in parts for e in (part["embeddings"] or [])]
+            merged[name] = np.stack(rows[offset:stop]) if rows[offset:stop] else np.zeros((0, 0), np.float32)
+        else:
+            merged[name] = [v for part in parts for v in (part.get(name) or [])][offset:stop]
+    return merged  # type: ignore[return-value]

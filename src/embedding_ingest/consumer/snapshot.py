@@ -1,0 +1,293 @@
+"""`open_snapshot`: a published snapshot as one read-only Chroma collection, for other programs.
+
+A published version is a list of segments (closed Chroma directories, disjoint ids). A Snapshot keeps
+one client per segment open for its whole life (opening a directory costs far more than a query), asks
+each segment and merges by distance, and embeds query texts with the snapshot's own model."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from chromadb.api.types import GetResult, QueryResult
+
+from embedding_ingest.config import Settings
+from embedding_ingest.consumer.embedding import QueryEncoder, encoder_for
+from embedding_ingest.consumer.results import (
+    DEFAULT_GET_INCLUDE,
+    DEFAULT_QUERY_INCLUDE,
+    merge_get,
+    merge_query,
+)
+from embedding_ingest.exceptions import ConfigurationError, InvalidInputError
+from embedding_ingest.snapshots import cache, chroma_io
+from embedding_ingest.snapshots.archive import materialize
+from embedding_ingest.snapshots.exceptions import NothingPublishedError, VersionNotFoundError
+from embedding_ingest.snapshots.segments import read_version
+from embedding_ingest.stores.ports import Ledger, ObjectStore
+from embedding_ingest.stores.records import ItemKind, SnapshotVersion
+
+__all__ = ["Snapshot", "open_snapshot", "parse_kind"]
+
+
+def parse_kind(kind: str | ItemKind) -> ItemKind:
+    """"line", "lines", "word", "words" or an ItemKind. Raises InvalidInputError otherwise."""
+    if isinstance(kind, ItemKind):
+        return kind
+    name = str(kind).strip().lower()
+    for candidate in ItemKind:
+        if name in (candidate.value, candidate.database):
+            return candidate
+    raise InvalidInputError(f"unknown snapshot kind {kind!r}: expected 'line' or 'word'")
+
+
+@dataclass
+class _Open:
+    """The open segments of one version."""
+
+    version: SnapshotVersion
+    clients: list[Any]
+    collections: list[Any]
+    counts: list[int]
+    private_dir: Path | None  # s3 mode: this Snapshot's own downloads, removed on close
+
+    def close(self) -> None:
+        self.collections.clear()
+        for client in self.clients:
+            client.close()
+        self.clients.clear()
+        if self.private_dir is not None:
+            shutil.rmtree(self.private_dir, ignore_errors=True)
+
+
+class Snapshot:
+    """A published version of the `lines` or `words` snapshot, read-only. Use `open_snapshot()`.
+
+    Thread-safe: queries may run in several threads while another calls refresh()."""
+
+    def __init__(self, kind: ItemKind, *, store: ObjectStore, ledger: Ledger, settings: Settings,
+                 version: str | None = None) -> None:
+        self.kind = kind
+        self.database = kind.database
+        self._store = store
+        self._ledger = ledger
+        self._settings = settings
+        self._pinned = version
+        self._lock = threading.RLock()
+        self._encoder: QueryEncoder | None = None
+        self._open: _Open | None = None
+        self._open = self._load(self._resolve())
+
+    # -- what it is --------------------------------------------------------------------------------
+    @property
+    def version(self) -> str:
+        """The published version id this Snapshot reads."""
+        return self._state().version.version
+
+    @property
+    def model(self) -> str:
+        """The embedding model of every vector in it (query texts are embedded with it)."""
+        return self._state().version.model
+
+    @property
+    def dimensions(self) -> int:
+        return self._state().version.dimensions
+
+    @property
+    def info(self) -> SnapshotVersion:
+        """The ledger's record of the version (count, model, published_at, parent_version...)."""
+        return self._state().version
+
+    def count(self) -> int:
+        """Records in the version (the sum over its segments)."""
+        return sum(self._state().counts)
+
+    # -- reading -----------------------------------------------------------------------------------
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """`texts` embedded with the snapshot's model: float32, shape (len(texts), dimensions).
+        Raises ModelMismatchError if no encoder here makes that model's vectors."""
+        state = self._state()
+        with self._lock:
+            encoder = self._encoder
+            if encoder is None or (encoder.model, encoder.dimensions) != (state.version.model,
+                                                                          state.version.dimensions):
+                encoder = self._encoder = encoder_for(state.version.model, state.version.dimensions,
+                                                      self._settings)
+        return encoder.encode(list(texts))
+
+    def query(self, query_texts: str | Sequence[str] | None = None, query_embeddings: Any = None, *,
+              n_results: int = 10, where: dict[str, Any] | None = None,
+              where_document: dict[str, Any] | None = None,
+              include: Sequence[str] = DEFAULT_QUERY_INCLUDE) -> QueryResult:
+        """The `n_results` nearest records to each query, nearest first: Chroma's QueryResult (one
+        inner list per query). Give texts (embedded with the snapshot's model) or embeddings (shape
+        (k, dimensions) or one vector). `where`/`where_document` are Chroma filters. Raises
+        InvalidInputError for a wrong shape, non-finite values or both/neither inputs."""
+        if (query_texts is None) == (query_embeddings is None):
+            raise InvalidInputError("give exactly one of query_texts or query_embeddings")
+        if n_results < 1:
+            raise InvalidInputError(f"n_results must be at least 1, got {n_results}")
+        include = _checked_include(include, allowed={"documents", "metadatas", "embeddings", "distances"})
+        state = self._state()
+        if query_texts is not None:
+            texts = [query_texts] if isinstance(query_texts, str) else list(query_texts)
+            vectors = self.embed(texts)
+        else:
+            vectors = self._checked_vectors(query_embeddings, state.version)
+        asked = sorted(set(include) | {"distances"})
+        parts = []
+        for collection, count in zip(state.collections, state.counts, strict=True):
+            if count == 0:
+                continue
+            parts.append(collection.query(query_embeddings=vectors, n_results=min(n_results, count),
+                                          where=where, where_document=where_document, include=asked))
+        if not parts:  # an empty version still answers in Chroma's shape
+            parts = [{"ids": [[]] * len(vectors), "distances": [[]] * len(vectors)}]
+        return merge_query(parts, len(vectors), n_results, include)
+
+    def get(self, ids: str | Sequence[str] | None = None, *, where: dict[str, Any] | None = None,
+            where_document: dict[str, Any] | None = None, limit: int | None = None, offset: int = 0,
+            include: Sequence[str] = DEFAULT_GET_INCLUDE) -> GetResult:
+        """Records by id and/or filter: Chroma's GetResult. Segment order, then Chroma's order in each."""
+        include = _checked_include(include, allowed={"documents", "metadatas", "embeddings"})
+        if limit is not None and limit < 0 or offset < 0:
+            raise InvalidInputError(f"limit and offset must not be negative, got {limit} and {offset}")
+        wanted = [ids] if isinstance(ids, str) else (list(ids) if ids is not None else None)
+        state = self._state()
+        parts = [collection.get(ids=wanted, where=where, where_document=where_document,
+                                limit=None if limit is None else offset + limit, include=list(include))
+                 for collection in state.collections]
+        return merge_get(parts, include, offset, limit)
+
+    # -- moving and closing -------------------------------------------------------------------------
+    def refresh(self) -> bool:
+        """Move to the currently published version (a no-op for a Snapshot opened at a fixed version).
+        Returns True if the version changed. The old segments are closed only after the new ones open."""
+        if self._pinned is not None:
+            return False
+        target = self._resolve()
+        with self._lock:
+            if self._open is not None and self._open.version.version == target.version:
+                return False
+        fresh = self._load(target)
+        with self._lock:
+            old, self._open = self._open, fresh
+        if old is not None:
+            old.close()
+        return True
+
+    def close(self) -> None:
+        with self._lock:
+            old, self._open = self._open, None
+        if old is not None:
+            old.close()
+
+    def __enter__(self) -> Snapshot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = self._open
+        where = f"version={state.version.version!r}, count={sum(state.counts)}" if state else "closed"
+        return f"Snapshot({self.database!r}, {where})"
+
+    # -- internals ---------------------------------------------------------------------------------
+    def _state(self) -> _Open:
+        state = self._open
+        if state is None:
+            raise InvalidInputError(f"snapshot {self.database!r} is closed")
+        return state
+
+    def _resolve(self) -> SnapshotVersion:
+        if self._pinned is None:
+            current = self._ledger.get_published(self.database)
+            if current is None:
+                raise NothingPublishedError(self.database)
+            return current
+        for kept in self._ledger.list_versions(self.database):
+            if kept.version == self._pinned:
+                return kept
+        raise VersionNotFoundError(self.database, self._pinned)
+
+    def _load(self, version: SnapshotVersion) -> _Open:
+        manifest = read_version(self._store, version)
+        private = None
+        if cache.cache_enabled(self._settings):
+            dirs = [cache.fetch(self._store, self._settings, self.database, s) for s in manifest.segments]
+        else:  # CHROMADB_STORAGE_MODE=s3: always from the object store, never the shared cache
+            private = Path(tempfile.mkdtemp(prefix=f"snapshot-{self.database}-"))
+            dirs = [materialize(self._store, s.key, private / f"segment-{n}")
+                    for n, s in enumerate(manifest.segments)]
+        state = _Open(version, [], [], [], private)
+        try:
+            for path, segment in zip(dirs, manifest.segments, strict=True):
+                client = chroma_io.open_persistent(path)
+                state.clients.append(client)
+                collection = chroma_io.get_collection(client, self.database)
+                state.collections.append(collection)
+                state.counts.append(segment.count)
+        except BaseException:
+            state.close()
+            raise
+        return state
+
+    @staticmethod
+    def _checked_vectors(query_embeddings: Any, version: SnapshotVersion) -> np.ndarray:
+        vectors = np.asarray(query_embeddings, dtype=np.float32)
+        if vectors.ndim == 1:
+            vectors = vectors.reshape(1, -1)
+        if vectors.ndim != 2 or vectors.shape[0] == 0 or vectors.shape[1] != version.dimensions:
+            raise InvalidInputError(f"query_embeddings has shape {np.shape(query_embeddings)}; "
+                                    f"{version.database} version {version.version} needs "
+                                    f"(k, {version.dimensions}) vectors of {version.model!r}")
+        if not np.isfinite(vectors).all():
+            raise InvalidInputError("query_embeddings has NaN or infinite values")
+        return vectors
+
+
+def _checked_include(include: Sequence[str], *, allowed: set[str]) -> list[str]:
+    chosen = [include] if isinstance(include, str) else list(include)
+    unknown = [name for name in chosen if name not in allowed]
+    if unknown:
+        raise InvalidInputError(f"include: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
+    return chosen
+
+
+def open_snapshot(kind: str | ItemKind, *, version: str | None = None, home: str | Path | None = None,
+                  bucket: str | None = None, table: str | None = None,
+                  settings: Settings | None = None) -> Snapshot:
+    """Open the published `lines` ("line") or `words` ("word") snapshot for reading.
+
+    Settings come from the environment (EMBEDDING_INGEST_HOME, CHROMADB_BUCKET, DYNAMODB_TABLE_NAME,
+    CHROMA_ROOT, CHROMADB_STORAGE_MODE, OPENAI_API_KEY...) unless given: `home` (local workspace),
+    `bucket` (S3 bucket of the snapshots), `table` (DynamoDB ledger), or a whole `settings`.
+    `version` pins a kept version; by default the current one (see Snapshot.refresh).
+    Raises NothingPublishedError, VersionNotFoundError, ConfigurationError (no workspace at `home`),
+    ObjectNotFoundError/CorruptObjectError (a damaged version)."""
+    from embedding_ingest import runtime
+
+    database_kind = parse_kind(kind)
+    chosen = settings if settings is not None else Settings()
+    updates: dict[str, Any] = {}
+    if home is not None:
+        updates["home"] = Path(home)
+    if bucket is not None:
+        updates["chromadb_bucket"] = bucket
+    if table is not None:
+        updates["dynamodb_table_name"] = table
+    if updates:
+        chosen = chosen.model_copy(update=updates)
+    if not chosen.uses_aws_ledger and not chosen.ledger_path.is_file():
+        raise ConfigurationError(f"no embedding-ingest workspace at {chosen.home} (no "
+                                 f"{chosen.ledger_path.name}); set EMBEDDING_INGEST_HOME or pass home=")
+    return Snapshot(database_kind, store=runtime.build_object_store(chosen),
+                    ledger=runtime.build_ledger(chosen), settings=chosen, version=version)
+

@@ -14,6 +14,7 @@ from embedding_ingest.console import (
     demo,
     run_commands,
     snapshot_commands,
+    web_console,
 )
 
 app = typer.Typer(name="embedding-ingest", no_args_is_help=True, add_completion=False,
@@ -33,6 +34,7 @@ run_commands.register(app)
 snapshot_commands.register(app)
 demo.register(app)
 aws_commands.register(app)
+web_console.register(app)
 
 if __name__ == "__main__":
     app()

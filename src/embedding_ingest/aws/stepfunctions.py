@@ -3,6 +3,7 @@ the local engine's history/describe functions return (datetimes as epoch seconds
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Mapping
@@ -88,6 +89,13 @@ class StepFunctionsBackend:
 
     def describe(self, name_or_arn: str, workflow: str) -> dict[str, Any]:
         return self._call("describe_execution", executionArn=self.execution_arn(name_or_arn, workflow))
+
+    def definition(self, name_or_arn: str, workflow: str) -> dict[str, Any]:
+        """The ASL definition the execution runs (DescribeStateMachineForExecution: the version it
+        started with, even if the state machine was updated since)."""
+        described = self._call("describe_state_machine_for_execution",
+                               executionArn=self.execution_arn(name_or_arn, workflow))
+        return json.loads(described["definition"])
 
     def history(self, name_or_arn: str, workflow: str) -> list[dict[str, Any]]:
         arn = self.execution_arn(name_or_arn, workflow)

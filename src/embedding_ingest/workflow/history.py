@@ -19,10 +19,15 @@ TERMINAL_EVENT_TYPES = frozenset({"ExecutionSucceeded", "ExecutionFailed", "Exec
 class HistoryRecorder:
     """Assigns event ids (thread-safe: Map iterations record concurrently) and appends events to the
     ledger in small batches. Past the history quota the run fails, like AWS; the closing event is
-    always recorded so the history says why."""
+    always recorded so the history says why.
+
+    With `flush_seconds`, a daemon thread also flushes whatever is pending at that interval, so a reader
+    (the web console) sees a running execution's events within about that long, even while a task
+    blocks. `close()` stops it and flushes the rest."""
 
     def __init__(self, ledger: ExecutionLedger, execution_arn: str, *, clock: Callable[[], float],
-                 max_events: int = MAX_HISTORY_EVENTS, flush_every: int = 200) -> None:
+                 max_events: int = MAX_HISTORY_EVENTS, flush_every: int = 200,
+                 flush_seconds: float | None = None) -> None:
         self._ledger = ledger
         self._arn = execution_arn
         self._clock = clock
@@ -31,6 +36,12 @@ class HistoryRecorder:
         self._lock = threading.Lock()
         self._pending: list[HistoryEvent] = []
         self._last_id = 0
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
+        if flush_seconds:
+            self._flusher = threading.Thread(target=self._flush_periodically, args=(flush_seconds,),
+                                             name=f"history-flush-{execution_arn[-20:]}", daemon=True)
+            self._flusher.start()
 
     @property
     def count(self) -> int:
@@ -58,6 +69,20 @@ class HistoryRecorder:
     def flush(self) -> None:
         with self._lock:
             self._flush_locked()
+
+    def close(self) -> None:
+        """Stop the periodic flusher (if any) and write every pending event."""
+        self._stop.set()
+        if self._flusher is not None:
+            self._flusher.join()
+        self.flush()
+
+    def _flush_periodically(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - events stay pending; close() retries and raises
+                continue
 
     def _flush_locked(self) -> None:
         if self._pending:

@@ -23,6 +23,8 @@ from embedding_ingest.workflow.limits import MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYT
 
 REGION = "us-east-1"
 ACCOUNT = "000000000000"
+# Readers (the web console) see a running execution's events at most this late.
+HISTORY_FLUSH_SECONDS = 0.5
 
 
 def state_machine_arn(workflow: str) -> str:
@@ -74,7 +76,8 @@ class LocalEngine:
                     and json.loads(existing.input) == data:
                 return existing
             raise
-        history = HistoryRecorder(self.ledger, arn, clock=self._clock, max_events=self._max_history_events)
+        history = HistoryRecorder(self.ledger, arn, clock=self._clock, max_events=self._max_history_events,
+                                  flush_seconds=HISTORY_FLUSH_SECONDS)
         run = Run(history=history, invoker=self.invoker, sleep=self._sleep, clock=self._clock,
                   rng=self._rng, max_map_threads=self._max_map_threads,
                   execution={"Id": arn, "Name": name, "Input": data, "StartTime": iso_time(start),
@@ -95,7 +98,7 @@ class LocalEngine:
             failure = StatesFailure(STATES_RUNTIME, f"the local engine failed: {type(exc).__name__}: {exc}")
             final = self._failed(record, branch, failure)
         finally:  # KeyboardInterrupt and the like leave the execution ABORTED, never RUNNING
-            history.flush()
+            history.close()
             if final.stop_date is None:
                 final = final.model_copy(update={"stop_date": self._clock()})
             self.ledger.update_execution(final)

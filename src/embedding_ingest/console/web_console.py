@@ -1,0 +1,98 @@
+"""`embedding-ingest console`: serve the web console (graph view of executions, history, batches,
+snapshots, query) over the workspace, or over the deployed state machines with --backend aws."""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+import socket
+import threading
+import webbrowser
+
+import typer
+
+from embedding_ingest.console import context
+from embedding_ingest.console.output import stderr
+from embedding_ingest.console.run_commands import Backend, BackendOption
+
+DEFAULT_PORT = 8470
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_port_free(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as exc:
+            stderr.print(f"[red]error:[/] cannot listen on {host}:{port}: {exc.strerror} "
+                         "(pick another with --port)")
+            raise typer.Exit(2) from None
+
+
+def build_console(backend: Backend, *, allow_actions: bool, token: str | None):
+    """The Console over this workspace's ports (and the Step Functions API for --backend aws)."""
+    from embedding_ingest import runtime
+    from embedding_ingest.webconsole.api import Console
+    from embedding_ingest.webconsole.sources import LocalSource, StepFunctionsSource
+
+    settings = context.settings()
+    if backend is Backend.AWS:
+        from embedding_ingest.aws.stepfunctions import StepFunctionsBackend
+
+        source = StepFunctionsSource(StepFunctionsBackend(runtime._boto3_client("stepfunctions", settings)))
+    else:
+        source = LocalSource(context.ledger())
+    return Console(source=source, ledger=context.ledger(), objects=context.objects(), settings=settings,
+                   provider=context.provider, allow_actions=allow_actions, token=token)
+
+
+def console(host: str = typer.Option("127.0.0.1", "--host",
+                                     help="Address to listen on (default: this machine only)"),
+            port: int = typer.Option(DEFAULT_PORT, "--port", min=1, max=65535),
+            open_browser: bool = typer.Option(False, "--open", help="Open the console in a browser"),
+            backend: Backend = BackendOption,
+            allow_actions: bool = typer.Option(
+                False, "--allow-actions",
+                help="Allow starting executions, resetting batches and rolling back (local backend only; "
+                     "each request needs the token printed at start-up)")) -> None:
+    """Serve the execution console in the browser: graph view, history, batches, snapshots, query.
+
+    Read-only unless --allow-actions. Stop it with Ctrl-C."""
+    import uvicorn
+
+    from embedding_ingest.webconsole.app import LOOPBACK_HOSTS, create_app
+
+    if allow_actions and backend is Backend.AWS:
+        stderr.print("[red]error:[/] --allow-actions works on the local backend only: with --backend aws "
+                     "the console is read-only")
+        raise typer.Exit(2)
+    _check_port_free(host, port)
+    token = secrets.token_urlsafe(24) if allow_actions else None
+    allowed = LOOPBACK_HOSTS if _is_loopback(host) else (*LOOPBACK_HOSTS, host.strip("[]"))
+    if not _is_loopback(host):
+        stderr.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach this machine can read "
+                     "the workspace through the console")
+    app = create_app(build_console(backend, allow_actions=allow_actions, token=token), allowed_hosts=allowed)
+    url = f"http://{'[' + host + ']' if ':' in host and not host.startswith('[') else host}:{port}/"
+    stderr.print(f"Console on {url} ({backend.value} backend, "
+                 f"{'actions allowed' if allow_actions else 'read-only'}); Ctrl-C stops it")
+    if token:
+        stderr.print(f"Action token (paste it into the page when asked; sent as the X-Console-Token "
+                     f"header): {token}")
+    if open_browser:
+        threading.Timer(1.0, webbrowser.open, args=(url,)).start()
+    uvicorn.run(app, host=host.strip("[]"), port=port, log_level="warning")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("console")(console)

@@ -1,0 +1,252 @@
+"""The console's read-only JSON API under /api/: executions, one execution with its graph and history,
+a state's detail, batches, snapshots and a query over the published snapshot.
+
+Every handler reads through the ports held by `Console` (an ExecutionSource, the Ledger, the
+ObjectStore): nothing here knows which adapter backs them. Errors are JSON: {"error", "message"}."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from embedding_ingest.config import Settings
+from embedding_ingest.exceptions import EmbeddingIngestError, InvalidInputError
+from embedding_ingest.stores.ports import Ledger, ObjectStore
+from embedding_ingest.stores.records import BatchStatus, EmbeddingStatus, ExecutionStatus, ItemKind
+from embedding_ingest.webconsole import graph
+from embedding_ingest.webconsole.sources import ExecutionNotFoundError, ExecutionSource
+
+MAX_PAGE = 200
+MAX_QUERY_RESULTS = 50
+
+
+@dataclass
+class Console:
+    """What the console serves: its ports, and whether actions are allowed (with which token)."""
+
+    source: ExecutionSource
+    ledger: Ledger
+    objects: ObjectStore
+    settings: Settings
+    provider: Callable[[], Any]  # built on first query: the provider embeds the query text
+    allow_actions: bool = False
+    token: str | None = None
+    started: dict[str, Any] = field(default_factory=dict)  # executions started from the console
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.error, self.message = status, error, message
+
+
+def error_response(exc: ApiError) -> JSONResponse:
+    return JSONResponse({"error": exc.error, "message": exc.message}, status_code=exc.status)
+
+
+def _console(request: Request) -> Console:
+    return request.app.state.console
+
+
+def _choice(request: Request, name: str, allowed: type, default: Any = None) -> Any:
+    raw = request.query_params.get(name) or None
+    if raw is None:
+        return default
+    try:
+        return allowed(raw)
+    except ValueError:
+        values = ", ".join(v.value for v in allowed) if hasattr(allowed, "__members__") else ""
+        raise ApiError(400, "InvalidParameter", f"{name}={raw!r} is not valid"
+                       + (f" (expected one of {values})" if values else "")) from None
+
+
+def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "InvalidParameter", f"{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ApiError(400, "InvalidParameter", f"{name}={value} is out of range {low}..{high}")
+    return value
+
+
+def summary_of(described: dict[str, Any]) -> dict[str, Any]:
+    """The execution output's `summary` (every execution writes one), else what the older outputs held:
+    final_merge_result and mark_complete_result. {} while running or when failed without output."""
+    try:
+        output = json.loads(described.get("output") or "null")
+    except json.JSONDecodeError:
+        return {}
+    if not isinstance(output, dict):
+        return {}
+    if isinstance(output.get("summary"), dict):
+        return output["summary"]
+    final = output.get("final_merge_result") or {}
+    marked = output.get("mark_complete_result") or {}
+    found = {"published": final.get("added_embeddings"), "snapshot_version": final.get("snapshot_version"),
+             "embeddings_in_snapshot": final.get("total_embeddings"),
+             "batches_marked": marked.get("batches_marked")}
+    return {k: v for k, v in found.items() if v is not None}
+
+
+def _listing(described: dict[str, Any]) -> dict[str, Any]:
+    start, stop = described.get("startDate"), described.get("stopDate")
+    summary = summary_of(described)
+    published = summary.get("published", summary.get("published_count"))
+    return {"name": described["name"], "executionArn": described.get("executionArn"),
+            "workflow": described.get("workflow"), "status": described.get("status"), "startDate": start,
+            "stopDate": stop, "durationSeconds": (stop - start) if start and stop else None,
+            "published": published}
+
+
+def list_executions(request: Request) -> JSONResponse:
+    """GET /api/executions?workflow=&status=&limit=&offset= - newest first; `next_offset` is null on
+    the last page."""
+    console = _console(request)
+    workflow = _choice(request, "workflow", ItemKind)
+    status = _choice(request, "status", ExecutionStatus)
+    limit = _int(request, "limit", 20, 1, MAX_PAGE)
+    offset = _int(request, "offset", 0, 0, 100_000)
+    listed = console.source.list(workflow=workflow.value if workflow else None,
+                                 status=status.value if status else None, limit=offset + limit + 1)
+    page = listed[offset:offset + limit]
+    return JSONResponse({"executions": [_listing(e) for e in page], "offset": offset, "limit": limit,
+                         "next_offset": offset + limit if len(listed) > offset + limit else None})
+
+
+def _describe(console: Console, name: str) -> dict[str, Any]:
+    try:
+        return console.source.describe(name)
+    except ExecutionNotFoundError as exc:
+        raise ApiError(404, "ExecutionDoesNotExist", str(exc)) from None
+
+
+def get_execution(request: Request) -> JSONResponse:
+    """GET /api/executions/{name} - DescribeExecution, plus workflow, duration and the output summary."""
+    described = _describe(_console(request), request.path_params["name"])
+    return JSONResponse(described | _listing(described) | {"summary": summary_of(described)})
+
+
+def get_history(request: Request) -> JSONResponse:
+    """GET /api/executions/{name}/history?failed_only=true - events oldest first, each with the state
+    it belongs to (`stateName`); failed_only keeps *Failed events, as `get-execution-history
+    --failed-only` does."""
+    console = _console(request)
+    name = request.path_params["name"]
+    _describe(console, name)
+    events = console.source.history(name)
+    owners = graph.state_of_events(graph.attribute_visits(events))
+    shaped = [e | {"stateName": owners.get(e["id"])} for e in events]
+    if request.query_params.get("failed_only") in ("1", "true", "yes"):
+        shaped = [e for e in shaped if e["type"].endswith("Failed")]
+    return JSONResponse({"events": shaped, "count": len(shaped)})
+
+
+def _graph_inputs(console: Console, name: str) -> tuple[dict[str, Any], list[dict[str, Any]], bool]:
+    described = _describe(console, name)
+    return described, console.source.history(name), described.get("status") == "RUNNING"
+
+
+def get_graph(request: Request) -> JSONResponse:
+    """GET /api/executions/{name}/graph - the state machine's nodes and edges, each state with its status
+    and counts (see webconsole.graph), and the execution's status (poll until it is not RUNNING)."""
+    console = _console(request)
+    name = request.path_params["name"]
+    described, events, running = _graph_inputs(console, name)
+    definition = console.source.definition(name)
+    return JSONResponse({"name": name, "status": described.get("status"),
+                         "graph": graph.execution_graph(definition, events, running=running),
+                         "events": len(events), "legend": list(graph.STATUSES)})
+
+
+def get_state(request: Request) -> JSONResponse:
+    """GET /api/executions/{name}/states/{state} - input, output, error, cause and events of one state."""
+    console = _console(request)
+    name, state = request.path_params["name"], request.path_params["state"]
+    _described, events, running = _graph_inputs(console, name)
+    definition = console.source.definition(name) or {}
+    state_type = _find_state_type(definition, state)
+    if state_type is None and definition:
+        raise ApiError(404, "StateDoesNotExist", f"execution {name!r} has no state named {state!r}")
+    return JSONResponse(graph.state_detail(state, graph.attribute_visits(events), running=running,
+                                           state_type=state_type or ""))
+
+
+def _find_state_type(program: dict[str, Any], state: str) -> str | None:
+    for name, spec in (program.get("States") or {}).items():
+        if name == state:
+            return spec.get("Type")
+        nested = [spec.get("ItemProcessor") or spec.get("Iterator") or {}, *spec.get("Branches", [])]
+        found = next((t for p in nested if (t := _find_state_type(p, state))), None)
+        if found:
+            return found
+    return None
+
+
+def list_batches(request: Request) -> JSONResponse:
+    """GET /api/batches?status=&type= - batch summaries (oldest first) and item counts by kind/status."""
+    ledger = _console(request).ledger
+    status = _choice(request, "status", BatchStatus)
+    kind = _choice(request, "type", ItemKind)
+    batches = ledger.list_batches(statuses=[status] if status else None,
+                                  batch_type=kind.batch_type if kind else None)
+    counts = {k.value: {s.value: ledger.count_items(k).get(s, 0) for s in EmbeddingStatus} for k in ItemKind}
+    return JSONResponse({"batches": [b.model_dump(mode="json") for b in batches], "count": len(batches),
+                         "items": counts})
+
+
+def list_snapshots(request: Request) -> JSONResponse:
+    """GET /api/snapshots - per database (lines, words): kept versions newest first, current marked."""
+    ledger = _console(request).ledger
+    databases = {}
+    for kind in ItemKind:
+        current = ledger.get_published(kind.database)
+        versions = [v.model_dump(mode="json") | {"current": bool(current and v.version == current.version)}
+                    for v in ledger.list_versions(kind.database)]
+        databases[kind.database] = {"current": current.version if current else None, "versions": versions}
+    return JSONResponse({"databases": databases})
+
+
+def query(request: Request) -> JSONResponse:
+    """GET /api/query?kind=line&text=...&n=10 - nearest records of the published snapshot, nearest first
+    (the text is embedded by the workspace's provider with the snapshot's model)."""
+    from embedding_ingest.snapshots import query_published
+
+    console = _console(request)
+    kind = _choice(request, "kind", ItemKind, ItemKind.LINE)
+    text = (request.query_params.get("text") or "").strip()
+    if not text:
+        raise ApiError(400, "InvalidParameter", "text is empty: type something to search for")
+    n = _int(request, "n", 10, 1, MAX_QUERY_RESULTS)
+    provider = console.provider()
+    settings = console.settings.model_copy(update={"embedding_model": provider.model})
+    try:
+        hits = query_published(console.objects, console.ledger, kind.database, provider.embed([text])[0], n,
+                               settings)
+    except EmbeddingIngestError as exc:
+        raise ApiError(409 if not isinstance(exc, InvalidInputError) else 400, type(exc).__name__,
+                       str(exc)) from None
+    return JSONResponse({"kind": kind.value, "text": text, "model": provider.model,
+                         "results": [{"id": h.id, "distance": h.distance, "document": h.document,
+                                      "metadata": h.metadata} for h in hits]})
+
+
+ROUTES = [
+    Route("/api/executions", list_executions),
+    Route("/api/executions/{name}", get_execution),
+    Route("/api/executions/{name}/history", get_history),
+    Route("/api/executions/{name}/graph", get_graph),
+    Route("/api/executions/{name}/states/{state}", get_state),
+    Route("/api/batches", list_batches),
+    Route("/api/snapshots", list_snapshots),
+    Route("/api/query", query),
+]

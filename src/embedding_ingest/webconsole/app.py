@@ -1,0 +1,109 @@
+"""The console's ASGI app: the JSON API, the action endpoints, and the static single-page UI.
+
+Starlette rather than FastAPI or Flask: it is the small ASGI toolkit uvicorn is built to serve (both
+already come with chromadb's dependencies), with routing, static files and a TestClient and nothing
+more; FastAPI would add pydantic-driven schemas and OpenAPI pages a local console does not need, and
+Flask would bring a second (WSGI) server stack.
+
+Hardening, for a server that exposes a workspace: only Host headers naming this machine are served (so
+a DNS-rebinding page cannot read the API), a strict Content-Security-Policy (scripts and styles only
+from here, no inline script), no framing, and no caching of API answers.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from embedding_ingest.exceptions import EmbeddingIngestError, InvalidInputError, TransientError
+from embedding_ingest.webconsole import actions, api
+
+STATIC_DIR = Path(__file__).parent / "static"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+SECURITY_HEADERS = {
+    b"content-security-policy": b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' "
+                                b"data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+                                b"frame-ancestors 'none'",
+    b"x-content-type-options": b"nosniff",
+    b"x-frame-options": b"DENY",
+    b"referrer-policy": b"no-referrer",
+}
+
+
+class SecurityHeaders:
+    """Adds SECURITY_HEADERS to every response, and `Cache-Control: no-store` to /api/ answers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        is_api = scope["path"].startswith("/api/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.extend(SECURITY_HEADERS.items())
+                if is_api:
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _info(request: Request) -> JSONResponse:
+    """GET /api/info - which backend, whether actions are allowed, the package version."""
+    console: api.Console = request.app.state.console
+    try:
+        package_version = version("embedding-ingest")
+    except PackageNotFoundError:
+        package_version = "unknown"
+    return JSONResponse({"backend": console.source.backend, "actions_allowed": console.allow_actions,
+                         "objects": console.objects.location, "version": package_version})
+
+
+def _index(_request: Request) -> FileResponse:
+    return FileResponse(STATIC_DIR / "index.html", headers={"cache-control": "no-store"})
+
+
+async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, api.ApiError)
+    return api.error_response(exc)
+
+
+async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
+    """Our own errors keep their one-line message: bad input 400, a backend unreachable 502."""
+    status = 400 if isinstance(exc, InvalidInputError) else 502 if isinstance(exc, TransientError) else 500
+    return JSONResponse({"error": type(exc).__name__, "message": str(exc)}, status_code=status)
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"error": "HTTPError", "message": exc.detail}, status_code=exc.status_code)
+
+
+def create_app(console: api.Console, *, allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS) -> Starlette:
+    """The console app over `console`'s ports. `allowed_hosts` are the Host header values served
+    (add the bind address when it is not loopback)."""
+    routes = [Route("/", _index), Route("/api/info", _info), *api.ROUTES, *actions.ROUTES,
+              Mount("/static", StaticFiles(directory=STATIC_DIR), name="static")]
+    app = Starlette(routes=routes,
+                    middleware=[Middleware(SecurityHeaders),
+                                Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))],
+                    exception_handlers={api.ApiError: _api_error, EmbeddingIngestError: _domain_error,
+                                        HTTPException: _http_error})
+    app.state.console = console
+    return app

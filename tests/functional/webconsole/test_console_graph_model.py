@@ -1,0 +1,163 @@
+"""The graph view's model over histories the real local engine records: which state is succeeded,
+failed, caught (by a Catch), in progress or not entered, Map iteration counts, and what selecting a
+state shows. Small definitions keep each case obvious."""
+
+from __future__ import annotations
+
+import threading
+
+from embedding_ingest.stores.sqlite_ledger import SqliteLedger
+from embedding_ingest.webconsole.graph import attribute_visits, execution_graph, state_detail
+from embedding_ingest.workflow.engine import LocalEngine
+from embedding_ingest.workflow.history import to_aws_history
+from embedding_ingest.workflow.invokers import InProcessInvoker
+
+ARN = "arn:aws:lambda:us-east-1:000000000000:function:"
+
+
+class Flaky(Exception):
+    pass
+
+
+class Broken(Exception):
+    pass
+
+
+def task(name: str, **more):
+    return {"Type": "Task", "Resource": ARN + name, **more}
+
+
+def run(tmp_path, definition, handlers, name="run-1"):
+    ledger = SqliteLedger(tmp_path / "ledger.sqlite3")
+    engine = LocalEngine(ledger, InProcessInvoker(handlers), sleep=lambda _s: None)
+    record = engine.start_execution("toy", definition, name, {"items": [1, 2, 3]})
+    events = to_aws_history(ledger.get_events(record.execution_arn))["events"]
+    return record, events
+
+
+def statuses(graph) -> dict[str, str]:
+    found = {n["name"]: n["status"] for n in graph["nodes"] if not n["name"].startswith("__")}
+    for node in graph["nodes"]:
+        if "children" in node:
+            found |= statuses(node["children"])
+    return found
+
+
+def fails_first(calls=[0]):  # noqa: B006 - a call counter shared by design
+    def handler(_payload):
+        calls[0] += 1
+        if calls[0] == 1:
+            raise Flaky("first call fails")
+        return {"ok": True}
+    return handler
+
+
+def broken(_payload):
+    raise Broken("<b>bad</b> input")
+
+
+def test_retried_then_succeeded_is_succeeded_and_a_caught_failure_is_caught(tmp_path):
+    definition = {"StartAt": "Retried", "States": {
+        "Retried": task("flaky", Retry=[{"ErrorEquals": ["Flaky"], "MaxAttempts": 2}], Next="Guarded"),
+        "Guarded": task("broken", Catch=[{"ErrorEquals": ["States.ALL"], "Next": "Recover",
+                                          "ResultPath": "$.error"}], Next="Unreached"),
+        "Recover": {"Type": "Pass", "End": True},
+        "Unreached": {"Type": "Succeed"}}}
+    record, events = run(tmp_path, definition, {"flaky": fails_first([0]), "broken": broken})
+
+    assert record.status.value == "SUCCEEDED"
+    graph = execution_graph(definition, events, running=False)
+    assert statuses(graph) == {"Retried": "succeeded", "Guarded": "caught", "Recover": "succeeded",
+                               "Unreached": "not_entered"}
+    catch = next(e for e in graph["edges"] if e["kind"] == "catch")
+    assert (catch["from"], catch["to"], catch["label"]) == ("Guarded", "Recover", "Catch States.ALL")
+    end = next(n for n in graph["nodes"] if n["name"] == "__end__")
+    assert end["status"] == "succeeded"
+
+    detail = state_detail("Guarded", attribute_visits(events), running=False)
+    assert detail["status"] == "caught"
+    assert detail["error"] == "Broken"
+    assert "<b>bad</b> input" in detail["cause"]
+    assert [e["type"] for e in detail["events"]] == ["TaskStateEntered", "LambdaFunctionScheduled",
+                                                    "LambdaFunctionStarted", "LambdaFunctionFailed",
+                                                    "TaskStateExited"]
+
+
+def test_an_uncaught_failure_fails_the_state_and_choice_branches_are_labelled(tmp_path):
+    definition = {"StartAt": "Route", "States": {
+        "Route": {"Type": "Choice", "Choices": [{"Variable": "$.items[0]", "NumericEquals": 1,
+                                                 "Next": "Work"}], "Default": "Skip"},
+        "Skip": {"Type": "Succeed"},
+        "Work": task("broken", End=True)}}
+    record, events = run(tmp_path, definition, {"broken": broken})
+
+    assert record.status.value == "FAILED"
+    graph = execution_graph(definition, events, running=False)
+    assert statuses(graph) == {"Route": "succeeded", "Skip": "not_entered", "Work": "failed"}
+    labels = {(e["to"], e["label"]) for e in graph["edges"] if e["from"] == "Route"}
+    assert labels == {("Work", "$.items[0] == 1"), ("Skip", "Default")}
+    assert next(n for n in graph["nodes"] if n["name"] == "__end__")["status"] == "not_entered"
+    detail = state_detail("Work", attribute_visits(events), running=False)
+    assert (detail["status"], detail["error"]) == ("failed", "Broken")
+
+
+def test_a_map_counts_its_iterations_and_its_inner_states_their_visits(tmp_path):
+    def sometimes(payload):
+        if payload == 2:
+            raise Broken("item 2")
+        return payload
+
+    inner = {"StartAt": "Each", "States": {
+        "Each": task("sometimes", Catch=[{"ErrorEquals": ["States.ALL"], "Next": "Skipped"}], End=True),
+        "Skipped": {"Type": "Pass", "End": True}}}
+    definition = {"StartAt": "Fan", "States": {
+        "Fan": {"Type": "Map", "ItemsPath": "$.items", "ItemProcessor": inner, "End": True}}}
+    record, events = run(tmp_path, definition, {"sometimes": sometimes})
+
+    assert record.status.value == "SUCCEEDED"
+    graph = execution_graph(definition, events, running=False)
+    fan = next(n for n in graph["nodes"] if n["name"] == "Fan")
+    assert fan["status"] == "succeeded"
+    assert fan["map"] == {"iterations": 3, "iterations_started": 3, "iterations_succeeded": 3,
+                          "iterations_failed": 0}
+    each = next(n for n in fan["children"]["nodes"] if n["name"] == "Each")
+    assert (each["status"], each["visits"], each["counts"]["caught"], each["counts"]["succeeded"]) == \
+        ("caught", 3, 1, 2)
+    detail = state_detail("Each", attribute_visits(events), running=False)
+    assert detail["visits"] == 3 and detail["status"] == "caught"  # shows the visit that went wrong
+    assert detail["input"] == "2"
+
+
+def test_a_running_execution_shows_the_blocked_state_in_progress(tmp_path):
+    release, entered = threading.Event(), threading.Event()
+
+    def blocking(payload):
+        entered.set()
+        assert release.wait(30)
+        return payload
+
+    definition = {"StartAt": "First", "States": {"First": {"Type": "Pass", "Next": "Slow"},
+                                                 "Slow": task("blocking", Next="Last"),
+                                                 "Last": {"Type": "Pass", "End": True}}}
+    ledger = SqliteLedger(tmp_path / "ledger.sqlite3")
+    engine = LocalEngine(ledger, InProcessInvoker({"blocking": blocking}), sleep=lambda _s: None)
+    runner = threading.Thread(target=engine.start_execution, args=("toy", definition, "live", {}))
+    runner.start()
+    try:
+        assert entered.wait(30)
+        record = ledger.get_execution("live")
+        # The history reaches the ledger while the task blocks (flushed periodically, not only at the end).
+        for _ in range(100):
+            events = to_aws_history(ledger.get_events(record.execution_arn))["events"]
+            if any(e["type"] == "LambdaFunctionStarted" for e in events):
+                break
+            threading.Event().wait(0.1)
+        graph = execution_graph(definition, events, running=True)
+        assert statuses(graph) == {"First": "succeeded", "Slow": "in_progress", "Last": "not_entered"}
+    finally:
+        release.set()
+        runner.join(30)
+    record = ledger.get_execution("live")
+    events = to_aws_history(ledger.get_events(record.execution_arn))["events"]
+    assert statuses(execution_graph(definition, events, running=False)) == \
+        {"First": "succeeded", "Slow": "succeeded", "Last": "succeeded"}

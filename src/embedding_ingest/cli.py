@@ -23,9 +23,13 @@ app = typer.Typer(name="embedding-ingest", no_args_is_help=True, add_completion=
 
 @app.callback()
 def main(home: Path | None = typer.Option(None, "--home", envvar="EMBEDDING_INGEST_HOME",
-                                          help="Local workspace (default ./.embedding-ingest)")) -> None:
+                                          help="Local workspace (default ./.embedding-ingest)"),
+         region: str | None = typer.Option(None, "--region", help="AWS region (default: AWS_REGION, "
+                                                                  "AWS_DEFAULT_REGION)")) -> None:
     if home is not None:
         os.environ["EMBEDDING_INGEST_HOME"] = str(home)
+    if region:
+        os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = region
     context.reset()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     openai_api_key: str | None = Field(default=None, alias="OPENAI_API_KEY", repr=False)
     openai_base_url: str | None = Field(default=None, alias="OPENAI_BASE_URL")
     aws_endpoint_url: str | None = Field(default=None, alias="AWS_ENDPOINT_URL")
+    # Production operations (issue 13): the region of every AWS client. AWS_REGION (set by Lambda)
+    # wins over AWS_DEFAULT_REGION; `--region` sets the latter; neither -> the profile's, else an error.
+    aws_region: str | None = Field(default=None,
+                                   validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
 
     provider: str = Field(default="local", alias="EMBEDDING_PROVIDER")  # "local" | "openai"
     # None = the provider's default (local: local-hash-ngram-v1 / 384; openai: text-embedding-3-small / 1536).

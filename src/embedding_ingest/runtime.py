@@ -22,10 +22,25 @@ if TYPE_CHECKING:
     from embedding_ingest.stores.ports import Ledger, ObjectStore
 
 
-def _boto3_client(service: str, settings: Settings):  # boto3 stays out of handlers: only here
+def aws_region(settings: Settings) -> str:
+    """AWS_REGION, else AWS_DEFAULT_REGION (`--region` sets it), else the profile's region.
+    Raises ConfigurationError (one line) when none is set: boto3 would fail later with NoRegionError."""
     import boto3
 
-    return boto3.client(service, endpoint_url=settings.aws_endpoint_url)
+    region = settings.aws_region or boto3.session.Session().region_name
+    if not region:
+        raise ConfigurationError("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION) or pass --region")
+    return region
+
+
+def aws_client(service: str, settings: Settings):  # boto3 stays out of handlers: only here
+    """A boto3 client of `service` in the configured region (and AWS_ENDPOINT_URL if set)."""
+    import boto3
+
+    return boto3.client(service, endpoint_url=settings.aws_endpoint_url, region_name=aws_region(settings))
+
+
+_boto3_client = aws_client  # the older private name, still used by callers
 
 
 def build_object_store(settings: Settings) -> ObjectStore:

@@ -1,8 +1,10 @@
-"""The seven Lambda functions: one table shared by the entrypoints and the CloudFormation template,
-so a function's size, its handler path and what it may touch are declared once.
+"""The Lambda functions: one table shared by the entrypoints and the CloudFormation template, so a
+function's size, its handler path and what it may touch are declared once.
 
-Sizes are the reference's "Quick Reference Tables". Object-store access is by key prefix (the layout
-of steps/keys.py and snapshots/publish.py); `{db}` stands for both databases (lines, words)."""
+FUNCTIONS are the seven workflow steps (sizes from the reference's "Quick Reference Tables");
+OPERATIONS_FUNCTIONS run on EventBridge Scheduler schedules outside the state machines (submitting
+new items, starting one execution per schedule slot). Object-store access is by key prefix (the
+layout of steps/keys.py and snapshots/publish.py); `{db}` stands for both databases (lines, words)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ DATABASES = ("lines", "words")
 LEDGER_READ = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem")
 LEDGER_WRITE_ITEMS = ("dynamodb:UpdateItem",)
 LEDGER_LOCKS_AND_PUBLISH = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+# Submission: claim (a transaction of one Put and per-item Updates), roll a lost claim back (Delete).
+LEDGER_CLAIM = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,8 @@ class LambdaFunction:
     writes: tuple[str, ...]  # prefixes it may also write and delete
     ledger_actions: tuple[str, ...]
     needs_provider: bool = False  # only these build the OpenAI client (and may read the key)
+    reads_snapshots: bool = False  # keeps published segments in its cache: gets the EFS mount if any
+    starts_executions: bool = False  # may call states:StartExecution on the two state machines
 
     @property
     def command(self) -> str:
@@ -75,7 +81,7 @@ FUNCTIONS: tuple[LambdaFunction, ...] = (
         name=VECTOR_COMPACT, entrypoint="vector_compact", logical_id="VectorCompactFunction",
         memory_mb=8192, timeout_s=900, ephemeral_mb=10240,
         reads=(_DELTAS, "chunks/", "chunk_groups/"), writes=("intermediate/", _SNAPSHOTS),
-        ledger_actions=LEDGER_READ + LEDGER_LOCKS_AND_PUBLISH),
+        ledger_actions=LEDGER_READ + LEDGER_LOCKS_AND_PUBLISH, reads_snapshots=True),
     LambdaFunction(
         name=CREATE_CHUNK_GROUPS, entrypoint="create_chunk_groups", logical_id="CreateChunkGroupsFunction",
         memory_mb=512, timeout_s=60, ephemeral_mb=512,
@@ -84,7 +90,23 @@ FUNCTIONS: tuple[LambdaFunction, ...] = (
         name=MARK_BATCHES_COMPLETE, entrypoint="mark_batches_complete",
         logical_id="MarkBatchesCompleteFunction", memory_mb=256, timeout_s=60, ephemeral_mb=512,
         reads=("chunk_groups/", _SNAPSHOTS), writes=(),
-        ledger_actions=LEDGER_READ + LEDGER_WRITE_ITEMS),
+        ledger_actions=LEDGER_READ + LEDGER_WRITE_ITEMS, reads_snapshots=True),
+)
+
+SUBMIT = "embedding-submit"
+START_EXECUTION = "embedding-start-execution"
+
+OPERATIONS_FUNCTIONS: tuple[LambdaFunction, ...] = (
+    # Builds each batch file in memory (MAX_ITEMS_PER_BATCH requests) and uploads it to OpenAI.
+    LambdaFunction(
+        name=SUBMIT, entrypoint="submit", logical_id="SubmitFunction",
+        memory_mb=1024, timeout_s=900, ephemeral_mb=512, reads=(), writes=(),
+        ledger_actions=LEDGER_READ + LEDGER_CLAIM, needs_provider=True),
+    LambdaFunction(
+        name=START_EXECUTION, entrypoint="start_execution", logical_id="StartExecutionFunction",
+        memory_mb=256, timeout_s=30, ephemeral_mb=512, reads=(), writes=(), ledger_actions=(),
+        starts_executions=True),
 )
 
 BY_NAME: dict[str, LambdaFunction] = {f.name: f for f in FUNCTIONS}
+ALL_FUNCTIONS: tuple[LambdaFunction, ...] = FUNCTIONS + OPERATIONS_FUNCTIONS

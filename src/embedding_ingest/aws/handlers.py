@@ -4,15 +4,20 @@ ImageConfig.Command in the template): embedding_ingest.aws.handlers.<entrypoint>
 Each builds its StepContext once per container, runs the step registered under its function name
 and returns the step's dict. A failure is RAISED, never returned, so Step Functions sees the
 exception's class name as the error (TransientError subclasses are retried by the state machine).
+
+Two more run on EventBridge Scheduler schedules, outside the state machines: `submit` (new items to
+the provider as batches) and `start_execution` (one execution per schedule slot; aws/scheduled.py).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
-from embedding_ingest.aws.functions import FUNCTIONS
-from embedding_ingest.aws.lambda_runtime import configure_lambda_logging, step_context_for
+from embedding_ingest.aws.functions import FUNCTIONS, START_EXECUTION, SUBMIT
+from embedding_ingest.aws.lambda_runtime import configure_lambda_logging, lambda_settings, step_context_for
+from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.steps.logs import logger, step_log_context
 from embedding_ingest.steps.registry import handler_for
 
@@ -25,19 +30,25 @@ def _field(event: Any, name: str) -> Any:
 
 
 def run_function(function_name: str, event: Any, context: Any) -> dict:
-    """Run one invocation of `function_name` (what every entrypoint does)."""
+    """Run one invocation of the step `function_name` (what every step entrypoint does)."""
+    return _run(function_name, event, context,
+                lambda: handler_for(function_name)(event, step_context_for(function_name)))
+
+
+def _run(function_name: str, event: Any, context: Any, work: Callable[[], dict]) -> dict:
     configure_lambda_logging()
     fields = {"function": function_name, "execution": _field(event, "execution_id"),
               "batch_id": _field(event, "batch_id"),
               "request_id": getattr(context, "aws_request_id", None)}
     with step_log_context(**fields):
         try:
-            step_context = step_context_for(function_name)
+            if function_name in STEP_FUNCTION_NAMES:
+                step_context_for(function_name)  # set up first, so a broken container is logged as such
         except Exception as exc:
             # The registry logs step failures; a container that cannot even set up is logged here.
             logger.error("function setup failed", extra={"error": type(exc).__name__, "cause": str(exc)})
             raise
-        return handler_for(function_name)(event, step_context)
+        return work()
 
 
 def _entrypoint(function_name: str, entrypoint: str) -> LambdaHandler:
@@ -49,6 +60,7 @@ def _entrypoint(function_name: str, entrypoint: str) -> LambdaHandler:
     return handler
 
 
+STEP_FUNCTION_NAMES = frozenset(f.name for f in FUNCTIONS)
 ENTRYPOINTS: dict[str, LambdaHandler] = {f.name: _entrypoint(f.name, f.entrypoint) for f in FUNCTIONS}
 
 list_pending = ENTRYPOINTS["embedding-list-pending"]
@@ -58,3 +70,37 @@ split_chunks = ENTRYPOINTS["embedding-split-chunks"]
 vector_compact = ENTRYPOINTS["embedding-vector-compact"]
 create_chunk_groups = ENTRYPOINTS["embedding-create-chunk-groups"]
 mark_batches_complete = ENTRYPOINTS["embedding-mark-batches-complete"]
+
+
+def _logged(function_name: str, outcome: dict) -> dict:
+    logger.info(f"{function_name} done", extra={"result": outcome})
+    return outcome
+
+
+def submit(event: Any, context: Any) -> dict:
+    """Lambda handler of embedding-submit: submit every un-embedded item of `event["kinds"]` (default
+    line and word) within the submission budgets. Returns {kind: {"batches", "items", "refused"}}."""
+    from embedding_ingest.scheduler import parse_kinds, submit_round
+
+    def work() -> dict:
+        if event is not None and not isinstance(event, dict):
+            raise InvalidInputError(f"submit event must be a JSON object, got {type(event).__name__}")
+        kinds = parse_kinds((event or {}).get("kinds") or ["line", "word"])
+        step_context = step_context_for(SUBMIT)
+        return _logged(SUBMIT, submit_round(kinds, step_context.ledger, step_context.provider,
+                                            step_context.settings))
+
+    return _run(SUBMIT, event, context, work)
+
+
+def start_execution(event: Any, context: Any) -> dict:
+    """Lambda handler of embedding-start-execution: start `event["workflow"]` for the schedule slot
+    `event["scheduled_time"]` under a name derived from it (aws/scheduled.py), at most once per slot."""
+    from embedding_ingest.aws.scheduled import start_slot_execution
+    from embedding_ingest.runtime import aws_client
+
+    def work() -> dict:
+        client = aws_client("stepfunctions", lambda_settings())
+        return _logged(START_EXECUTION, start_slot_execution(client, event, os.environ))
+
+    return _run(START_EXECUTION, event, context, work)

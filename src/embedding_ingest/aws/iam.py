@@ -55,12 +55,16 @@ def function_statements(function: LambdaFunction, log_group_id: str) -> list[Sta
     return statements
 
 
-def function_role(function: LambdaFunction, log_group_id: str) -> dict[str, Any]:
+def function_role(function: LambdaFunction, log_group_id: str, *, extra_statements: list[Any] = (),
+                  extra_properties: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The role of one function: function_statements plus `extra_statements` (which may be Fn::If)."""
     return {"Type": "AWS::IAM::Role", "Properties": {
-        "Description": f"{function.name}: only what this step touches",
+        "Description": f"{function.name}: only what this function touches",
         "AssumeRolePolicyDocument": assume_role("lambda.amazonaws.com"),
         "Policies": [{"PolicyName": "step-access", "PolicyDocument": {
-            "Version": "2012-10-17", "Statement": function_statements(function, log_group_id)}}],
+            "Version": "2012-10-17",
+            "Statement": function_statements(function, log_group_id) + list(extra_statements)}}],
+        **(extra_properties or {}),
     }}
 
 

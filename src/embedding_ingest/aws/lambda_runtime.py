@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from embedding_ingest.aws.exceptions import UnknownLambdaFunctionError
-from embedding_ingest.aws.functions import BY_NAME
+from embedding_ingest.aws.functions import ALL_FUNCTIONS
 from embedding_ingest.aws.secrets import openai_api_key
 from embedding_ingest.config import Settings
 from embedding_ingest.exceptions import ConfigurationError
@@ -58,10 +58,11 @@ class ProviderNotGranted:
 def step_context_for(function_name: str, environ: Mapping[str, str] = os.environ) -> StepContext:
     """The container's StepContext for `function_name`, built on first use. Keyed by the settings too,
     so a changed environment (tests, a local runner hosting several functions) gets fresh ports."""
-    function = BY_NAME.get(function_name)
+    known = {f.name: f for f in ALL_FUNCTIONS}
+    function = known.get(function_name)
     if function is None:
         raise UnknownLambdaFunctionError(f"no Lambda function is named {function_name!r}; "
-                                         f"known: {sorted(BY_NAME)}")
+                                         f"known: {sorted(known)}")
     settings = lambda_settings(environ)
     fingerprint = hashlib.sha256(settings.model_dump_json().encode()).hexdigest()
     key = (function_name, fingerprint)

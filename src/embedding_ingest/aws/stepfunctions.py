@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from embedding_ingest.exceptions import ConfigurationError, InvalidInputError, TransientError
 
@@ -50,6 +50,9 @@ class StepFunctionsBackend:
                         "ExecutionAlreadyExists", "ValidationException"):
                 raise InvalidInputError(f"Step Functions {operation}: {code}: {exc}") from exc
             raise StepFunctionsError(f"Step Functions {operation} failed: {exc}") from exc
+        except NoCredentialsError as exc:
+            raise ConfigurationError(f"Step Functions {operation}: {exc} (configure AWS credentials)"
+                                     ) from exc
         except BotoCoreError as exc:
             raise StepFunctionsError(f"Step Functions {operation} failed: {exc}") from exc
 
@@ -61,9 +64,14 @@ class StepFunctionsBackend:
             if configured:
                 self._arns[workflow] = configured
             else:
-                pages = self._client.get_paginator("list_state_machines").paginate()
-                found = [m["stateMachineArn"] for page in pages for m in page["stateMachines"]
-                         if m["name"].startswith(f"{workflow}-ingest")]
+                found, token = [], None
+                while True:
+                    page = self._call("list_state_machines", **({"nextToken": token} if token else {}))
+                    found += [m["stateMachineArn"] for m in page["stateMachines"]
+                              if m["name"].startswith(f"{workflow}-ingest")]
+                    token = page.get("nextToken")
+                    if not token:
+                        break
                 if len(found) != 1:
                     raise ConfigurationError(
                         f"found {len(found)} state machines named {workflow}-ingest*; set "

@@ -11,7 +11,9 @@ import json
 from typing import Any
 
 from embedding_ingest.aws import iam
-from embedding_ingest.aws.functions import BY_NAME, FUNCTIONS, LambdaFunction
+from embedding_ingest.aws import operations_template as ops
+from embedding_ingest.aws.functions import ALL_FUNCTIONS, BY_NAME, LambdaFunction
+from embedding_ingest.aws.operations_template import STATE_MACHINES
 from embedding_ingest.stores.dynamo_schema import TTL_ATTRIBUTE, table_definition
 from embedding_ingest.workflow.builder import build_definition
 from embedding_ingest.workflow.naming import WorkflowKind
@@ -20,7 +22,6 @@ INTERMEDIATE_PREFIXES = ("intermediate/", "chunks/", "chunk_groups/", "poll_mani
 INTERMEDIATE_EXPIRY_DAYS = 7
 NONCURRENT_VERSION_EXPIRY_DAYS = 30
 LOG_RETENTION_DAYS = 30
-STATE_MACHINES: dict[WorkflowKind, str] = {"line": "LineStateMachine", "word": "WordStateMachine"}
 _PLACEHOLDER = "@@function-arn:{}@@"
 
 
@@ -33,7 +34,9 @@ def _parameters(image_uri_param: bool) -> dict[str, Any]:
             "Description": "ARN of the Secrets Manager secret holding the OpenAI API key "
                            "(a plain string or JSON with an OPENAI_API_KEY field)"},
         "AlarmTopicArn": {"Type": "String", "Default": "",
-                          "Description": "SNS topic notified when an execution fails (empty: none)"},
+                          "Description": "SNS topic notified when an execution or a scheduled function "
+                                         "fails (empty: a topic of this stack's own)"},
+        **ops.parameters(),
     }
     if image_uri_param:
         parameters["ImageUri"] = {"Type": "String", "Description": "ECR image built from aws/Dockerfile"}
@@ -103,6 +106,7 @@ def _function(function: LambdaFunction, image_uri: Any) -> dict[str, Any]:
     }
     if function.needs_provider:
         environment["OPENAI_API_KEY_SECRET_ARN"] = {"Ref": iam.SECRET_PARAMETER}
+    environment.update(ops.function_environment(function))
     return {"Type": "AWS::Lambda::Function", "DependsOn": [f"{function.logical_id}LogGroup"], "Properties": {
         "FunctionName": _function_name(function),
         "Description": f"{function.name} ({function.command})",
@@ -114,6 +118,7 @@ def _function(function: LambdaFunction, image_uri: Any) -> dict[str, Any]:
         "Timeout": function.timeout_s,
         "EphemeralStorage": {"Size": function.ephemeral_mb},
         "Environment": {"Variables": environment},
+        **ops.function_properties(function),
     }}
 
 
@@ -136,11 +141,13 @@ def _state_machine(kind: WorkflowKind) -> dict[str, Any]:
 
 
 def _failure_alarm(kind: WorkflowKind) -> dict[str, Any]:
-    topic = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    topic = ops.alarm_actions()
     return {"Type": "AWS::CloudWatch::Alarm", "Properties": {
         "AlarmName": {"Fn::Sub": f"{kind}-ingest-${{Stage}}-executions-failed"},
-        "AlarmDescription": f"A {kind} ingestion execution failed: see its history "
-                            "(embedding-ingest executions show, or the Step Functions console)",
+        "AlarmDescription": f"A {kind} ingestion execution failed. Find it with `embedding-ingest "
+                            f"list-executions --backend aws --workflow {kind} --status FAILED`, then read "
+                            f"`embedding-ingest get-execution-history NAME --backend aws --workflow {kind} "
+                            "--failed-only` (or the Step Functions console)",
         "Namespace": "AWS/States", "MetricName": "ExecutionsFailed",
         "Dimensions": [{"Name": "StateMachineArn", "Value": {"Ref": STATE_MACHINES[kind]}}],
         "Statistic": "Sum", "Period": 300, "EvaluationPeriods": 1, "Threshold": 1,
@@ -157,7 +164,7 @@ def _outputs() -> dict[str, Any]:
     for kind, logical_id in STATE_MACHINES.items():
         outputs[f"{logical_id}Arn"] = {"Description": f"{kind} ingestion state machine",
                                        "Value": {"Ref": logical_id}}
-    for function in FUNCTIONS:
+    for function in ALL_FUNCTIONS:
         outputs[f"{function.logical_id}Arn"] = {"Description": function.name,
                                                 "Value": {"Fn::GetAtt": [function.logical_id, "Arn"]}}
     return outputs
@@ -171,21 +178,25 @@ def build_template(*, image_uri_param: bool = True, image_uri: str | None = None
     image = {"Ref": "ImageUri"} if image_uri_param else image_uri
     resources: dict[str, Any] = {iam.BUCKET: _bucket(), "ChromaBucketPolicy": _bucket_policy(),
                                  iam.TABLE: _table()}
-    for function in FUNCTIONS:
+    for function in ALL_FUNCTIONS:
         log_group_id = f"{function.logical_id}LogGroup"
         resources[log_group_id] = _log_group(function)
-        resources[f"{function.logical_id}Role"] = iam.function_role(function, log_group_id)
+        resources[f"{function.logical_id}Role"] = iam.function_role(
+            function, log_group_id, extra_statements=ops.role_statements(function),
+            extra_properties=ops.role_properties(function))
         resources[function.logical_id] = _function(function, image)
     resources["StateMachineRole"] = iam.state_machine_role()
     for kind, logical_id in STATE_MACHINES.items():
         resources[logical_id] = _state_machine(kind)
         resources[f"{logical_id}FailedAlarm"] = _failure_alarm(kind)
+    resources.update(ops.resources())
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": "embedding-ingest: OpenAI Batch API embeddings -> published ChromaDB snapshots "
-                       "(line and word ingestion state machines, their Lambda steps, bucket and ledger)",
+                       "(line and word ingestion state machines, their Lambda steps, bucket and ledger, the "
+                       "schedules that run them and submit new items)",
         "Parameters": _parameters(image_uri_param),
-        "Conditions": {"HasAlarmTopic": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]}},
+        "Conditions": ops.conditions(),
         "Resources": resources,
         "Outputs": _outputs(),
     }

@@ -17,8 +17,9 @@ def template(output_file: Path | None = typer.Option(None, "--output-file", "-f"
              image_uri: str | None = typer.Option(None, "--image-uri",
                                                   help="Fix the image in the template instead of the "
                                                        "ImageUri parameter")) -> None:
-    """Print (or write) the CloudFormation template: bucket, ledger table, the seven functions, their
-    roles, both state machines and their failure alarms."""
+    """Print (or write) the CloudFormation template: bucket, ledger table, the seven step functions,
+    the submit and start-execution functions on EventBridge Scheduler schedules, their roles, both
+    state machines, optional EFS for the snapshot cache, and alarms with their SNS topic."""
     from embedding_ingest.aws.template import build_template
 
     document = build_template(image_uri_param=image_uri is None, image_uri=image_uri)

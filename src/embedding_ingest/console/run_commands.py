@@ -30,7 +30,7 @@ def _aws():
     from embedding_ingest import runtime
     from embedding_ingest.aws.stepfunctions import StepFunctionsBackend
 
-    return StepFunctionsBackend(runtime._boto3_client("stepfunctions", context.settings()))
+    return StepFunctionsBackend(runtime.aws_client("stepfunctions", context.settings()))
 
 
 def _aws_find(backend, name: str, workflow: ItemKind | None, action):
@@ -123,7 +123,7 @@ def describe_execution(name: str = typer.Argument(..., help="Execution name or A
     from embedding_ingest.workflow.history import to_describe_execution
 
     if backend is Backend.AWS:
-        aws = _aws()
+        aws = guarded(output, _aws)
         emit(guarded(output, lambda: _aws_find(aws, name, workflow, lambda w: aws.describe(name, w))),
              output, _describe_table)
         return
@@ -148,7 +148,7 @@ def get_execution_history(name: str = typer.Argument(..., help="Execution name o
     from embedding_ingest.workflow.history import to_aws_history
 
     if backend is Backend.AWS:
-        aws = _aws()
+        aws = guarded(output, _aws)
         events = guarded(output, lambda: _aws_find(aws, name, workflow, lambda w: aws.history(name, w)))
     else:
         ledger = context.ledger()
@@ -185,7 +185,7 @@ def list_executions(workflow: ItemKind = typer.Option(None, "--workflow", help="
     from embedding_ingest.workflow.history import to_describe_execution
 
     if backend is Backend.AWS:
-        aws = _aws()
+        aws = guarded(output, _aws)
         kinds = [workflow] if workflow else list(ItemKind)
         executions = guarded(output, lambda: sorted(
             (e for kind in kinds for e in aws.list(kind.value, status=status.value if status else None,

@@ -14,7 +14,7 @@ import typer
 from typer.testing import CliRunner
 
 from embedding_ingest.aws import handlers
-from embedding_ingest.aws.functions import BY_NAME, FUNCTIONS
+from embedding_ingest.aws.functions import ALL_FUNCTIONS, BY_NAME, FUNCTIONS
 from embedding_ingest.aws.template import INTERMEDIATE_PREFIXES, build_template
 from embedding_ingest.console.aws_commands import register
 from embedding_ingest.steps.registry import HANDLERS
@@ -46,7 +46,14 @@ def _resources(template: dict, kind: str) -> dict[str, dict]:
 
 
 def _statements(resource: dict) -> list[dict]:
-    return [s for policy in resource["Properties"]["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+    """Every statement of a role's inline policies; a conditional one (Fn::If) as when its condition holds."""
+    found = []
+    for policy in resource["Properties"]["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if "Fn::If" in statement:
+                statement = statement["Fn::If"][1]
+            found.append(statement)
+    return found
 
 
 @pytest.mark.parametrize("image_uri", [None, "123456789012.dkr.ecr.us-east-1.amazonaws.com/ingest:1"])
@@ -124,9 +131,10 @@ def test_the_state_machine_role_may_only_invoke_the_seven_functions(template):
             "Fn::GetAtt": ["StateMachineRole", "Arn"]}
 
 
-def test_only_the_poll_functions_may_read_the_openai_secret_and_nothing_is_granted_wholesale(template):
+def test_only_the_poll_and_submit_functions_may_read_the_openai_secret_and_nothing_is_granted_wholesale(
+        template):
     readers = set()
-    for function in FUNCTIONS:
+    for function in ALL_FUNCTIONS:
         role = template["Resources"][f"{function.logical_id}Role"]
         assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
             "Service": "lambda.amazonaws.com"}
@@ -138,7 +146,7 @@ def test_only_the_poll_functions_may_read_the_openai_secret_and_nothing_is_grant
             if any(a.startswith("secretsmanager:") for a in statement["Action"]):
                 readers.add(function.name)
                 assert statement["Resource"] == {"Ref": "OpenAIApiKeySecretArn"}
-    assert readers == {"embedding-line-poll", "embedding-word-poll"}
+    assert readers == {"embedding-line-poll", "embedding-word-poll", "embedding-submit"}
 
 
 def test_functions_without_ledger_or_object_needs_get_no_such_grant(template):

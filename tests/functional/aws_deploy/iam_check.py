@@ -98,18 +98,28 @@ def _dynamodb(operation: str, params: dict[str, Any]) -> list[tuple[str, str]]:
     return [(f"dynamodb:{operation}", arn)]
 
 
+_NO_VALUE = object()  # AWS::NoValue: the property or list entry is left out
+
+
 class TemplateResolver:
     """Ref / Fn::GetAtt / Fn::Sub of the template, with the test's physical names."""
 
-    def __init__(self, refs: dict[str, str], attributes: dict[str, str]) -> None:
+    def __init__(self, refs: dict[str, str], attributes: dict[str, str],
+                 conditions: dict[str, bool] | None = None) -> None:
         self.refs = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, **refs}
         self.attributes = attributes  # "Logical.Attr" -> value
+        self.conditions = conditions or {}  # a condition not given is false (e.g. HasEfs: no EFS)
 
     def resolve(self, node: Any) -> Any:
         if isinstance(node, list):
-            return [self.resolve(n) for n in node]
+            return [r for r in (self.resolve(n) for n in node) if r is not _NO_VALUE]
         if not isinstance(node, dict):
             return node
+        if node.get("Ref") == "AWS::NoValue":
+            return _NO_VALUE
+        if "Fn::If" in node:
+            condition, when_true, when_false = node["Fn::If"]
+            return self.resolve(when_true if self.conditions.get(condition) else when_false)
         if "Ref" in node:
             return self.refs[node["Ref"]]
         if "Fn::GetAtt" in node:

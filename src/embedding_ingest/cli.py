@@ -13,6 +13,7 @@ from embedding_ingest.console import (
     data_commands,
     demo,
     run_commands,
+    schedule_commands,
     snapshot_commands,
     web_console,
 )
@@ -38,6 +39,7 @@ run_commands.register(app)
 snapshot_commands.register(app)
 demo.register(app)
 aws_commands.register(app)
+schedule_commands.register(app)
 web_console.register(app)
 
 if __name__ == "__main__":

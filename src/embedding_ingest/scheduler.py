@@ -91,10 +91,14 @@ def describe_round(round_number: int, submitted: dict[str, dict[str, int]] | Non
     if submitted is None:
         parts.append("submit off;")
     else:
-        parts.append("submitted " + (", ".join(f"{v['items']} {k}s in {v['batches']} batches"
-                                               + (f" ({v['refused']} refused)" if v["refused"] else "")
-                                               for k, v in submitted.items()) or "nothing") + ";")
+        sent = [f"{v['items']} {k}s in {v['batches']} batch{'es' if v['batches'] != 1 else ''}"
+                + (f" ({v['refused']} refused)" if v["refused"] else "")
+                for k, v in submitted.items() if v["items"] or v["refused"]]
+        parts.append(f"submitted {', '.join(sent) or 'nothing'};")
     for kind, executions in runs.items():
+        if not executions:
+            parts.append(f"{kind}: idle;")
+            continue
         statuses = Counter(str(e.get("status")) for e in executions)
         summaries = [e.get("summary") or {} for e in executions]
         published = sum(int(s.get("embeddings_published") or 0) for s in summaries)
@@ -139,6 +143,7 @@ def run_schedule(settings: Settings, ledger: Ledger, provider: BatchProvider | N
     between steps, and it cuts the wait short) or after `max_rounds`. A transient error ends the round
     with a log line and the loop goes on; other errors propagate."""
     from embedding_ingest.exceptions import TransientError
+    from embedding_ingest.orchestration import active_batch_count
 
     rounds = 0
     while not stop() and (max_rounds is None or rounds < max_rounds):
@@ -151,7 +156,9 @@ def run_schedule(settings: Settings, ledger: Ledger, provider: BatchProvider | N
             for kind in kinds:
                 if stop():
                     break
-                runs[kind.value] = run_kind_until_idle(kind, settings, stop)
+                # Already idle: nothing to poll or publish, so no empty execution clutters the history.
+                runs[kind.value] = (run_kind_until_idle(kind, settings, stop)
+                                    if active_batch_count(kind, settings) else [])
             log(describe_round(rounds, submitted, runs))
         except TransientError as exc:
             log(f"round {rounds}: stopped by a transient error, trying again next round: "

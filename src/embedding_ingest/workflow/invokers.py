@@ -7,6 +7,7 @@ A failure is an exception whose class name is the ASL error name.
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import threading
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -46,6 +47,12 @@ class InProcessInvoker:
         return handler(payload)
 
 
+def ignore_interrupts() -> None:
+    """Worker initializer: Ctrl-C reaches the whole process group, but stopping is the parent's call
+    (it lets running tasks finish); a worker killed mid-task would fail the execution instead."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def run_in_worker(target: Callable[..., Any], function_name: str, payload: dict[str, Any],
                   target_args: tuple[Any, ...]) -> tuple[str, Any]:
     """Process-pool entry point. Failures come back as plain data (error name, message) so that no
@@ -81,7 +88,8 @@ class ProcessPoolInvoker:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(
                     max_workers=self._max_workers,
-                    mp_context=multiprocessing.get_context(self._start_method))
+                    mp_context=multiprocessing.get_context(self._start_method),
+                    initializer=ignore_interrupts)
             return self._pool
 
     def invoke(self, resource: str, payload: dict[str, Any]) -> Any:

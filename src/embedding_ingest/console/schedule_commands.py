@@ -1,0 +1,74 @@
+"""`embedding-ingest schedule`: the embedded default runs by itself (submit, run until idle, wait)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+
+from embedding_ingest.console import context
+from embedding_ingest.console.output import stderr
+from embedding_ingest.exceptions import EmbeddingIngestError
+from embedding_ingest.scheduler import StopRequest, parse_duration, parse_kinds, run_schedule
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def stop_on_signals(stop: StopRequest) -> Iterator[None]:
+    """SIGINT/SIGTERM set `stop` instead of interrupting: the current step ends first (an interrupted
+    execution would stay RUNNING and could hold the publish lock until its lease expires)."""
+    def requested(signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        if not stop():
+            _log(f"{name} received: stopping after the current step")
+        stop.set(name)
+
+    previous = {sig: signal.signal(sig, requested) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _log(line: str) -> None:
+    print(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {line}", flush=True)
+
+
+def schedule(every: str = typer.Option("5m", "--every", help="Wait between rounds: 30s, 5m, 1h"),
+             kinds: str = typer.Option("line,word", "--kinds", help="Workflows to run, comma-separated"),
+             submit: bool = typer.Option(True, "--submit/--no-submit",
+                                         help="Submit un-embedded items at the start of each round"),
+             max_rounds: int = typer.Option(None, "--max-rounds", min=1,
+                                            help="Stop after this many rounds (default: run until stopped)")
+             ) -> None:
+    """Run by itself: each round submits new items, runs each workflow until no batch is active, logs
+    one line, then waits. Ctrl-C or SIGTERM stops it after the current step (exit 0)."""
+    try:
+        interval, chosen = parse_duration(every), parse_kinds(kinds)
+    except EmbeddingIngestError as error:
+        stderr.print(f"error: {error}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    stop = StopRequest()
+    _log(f"schedule: every {every}, kinds {','.join(k.value for k in chosen)}, "
+         f"submit {'on' if submit else 'off'} (Ctrl-C or SIGTERM stops after the current step)")
+    with stop_on_signals(stop):
+        try:
+            rounds = run_schedule(context.settings(), context.ledger(),
+                                  context.provider() if submit else None, every=interval, kinds=chosen,
+                                  submit=submit, stop=stop, log=_log, max_rounds=max_rounds)
+        except EmbeddingIngestError as error:
+            stderr.print(f"error: {type(error).__name__}: {error}", markup=False, highlight=False)
+            raise typer.Exit(1) from None
+    _log(f"schedule: stopped after {rounds} round{'s' if rounds != 1 else ''}"
+         + (f" ({stop.reason})" if stop.reason else ""))
+    sys.stdout.flush()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("schedule")(schedule)

@@ -246,6 +246,8 @@ class FinalMergeOutcome(Result):
     total_embeddings: int  # embeddings in the published snapshot
     added_embeddings: int  # embeddings merged in from this run's intermediates
     processing_time_seconds: float
+    deleted_embeddings: int = 0  # published ids removed by deletions (issue 10)
+    replaced_embeddings: int = 0  # published ids given a newer record (changed items re-embedded)
     message: str
 
 

@@ -75,14 +75,16 @@ def pack_dir(persist_dir: Path, archive_path: Path) -> tuple[str, int]:
 def upload_snapshot(store: ObjectStore, prefix: str, archive_path: Path, *, sha256: str, size: int,
                     collection: str, count: int, dimensions: int, model: str, profile: Profile,
                     sources: list[str], added: int | None = None,
-                    added_ids_digest: str | None = None) -> SnapshotManifest:
+                    added_ids_digest: str | None = None, deletions: int = 0,
+                    superseded: int = 0) -> SnapshotManifest:
     """Archive first, manifest last. The archive key is content-addressed, so an existing object
     there already holds these exact bytes and losing the create race is success."""
     check_prefix(prefix)
     manifest = SnapshotManifest(key=prefix, archive_key=archive_key(prefix, sha256), collection=collection,
                                 count=count, dimensions=dimensions, model=model, sha256=sha256,
                                 archive_bytes=size, profile=profile, created_at=time.time(),
-                                sources=list(sources), added=added, added_ids_digest=added_ids_digest)
+                                sources=list(sources), added=added, added_ids_digest=added_ids_digest,
+                                deletions=deletions, superseded=superseded)
     with contextlib.suppress(PreconditionFailedError):  # the same bytes are already there
         store.upload_file(manifest.archive_key, archive_path, if_none_match=True)
     try:

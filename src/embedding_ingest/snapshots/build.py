@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from embedding_ingest.snapshots.exceptions import (
 )
 from embedding_ingest.snapshots.flat import FlatWriter, iter_pages
 from embedding_ingest.snapshots.models import Profile, RecordPage, SnapshotManifest, check_prefix
+from embedding_ingest.snapshots.revisions import read_deletions
 from embedding_ingest.stores.exceptions import ObjectNotFoundError
 from embedding_ingest.stores.ports import ObjectStore
 
@@ -38,23 +39,27 @@ def existing_manifest(store: ObjectStore, prefix: str) -> SnapshotManifest | Non
 
 def write_snapshot(store: ObjectStore, prefix: str, pages: Iterable[RecordPage], *, collection: str,
                    dimensions: int, model: str, profile: Profile = "cheap",
-                   settings: Settings | None = None) -> SnapshotManifest:
-    """Build a snapshot of `pages` in a temp dir and commit it at `prefix`. Later pages win for a
-    repeated id. `settings` only tunes the "quality" profile."""
+                   settings: Settings | None = None,
+                   deletions: Mapping[str, str] | None = None) -> SnapshotManifest:
+    """Build a snapshot of `pages` in a temp dir and commit it at `prefix`. For a repeated id the newer
+    revision wins (later pages on a tie). `deletions` ({id: revision}, "flat" profile only) travel
+    with the records (revisions.py). `settings` only tunes the "quality" profile."""
     check_prefix(prefix)
     if dimensions <= 0:
         raise InvalidInputError(f"snapshot {prefix!r}: dimensions must be positive, got {dimensions}")
+    if deletions and profile != "flat":
+        raise InvalidInputError(f"snapshot {prefix!r}: only flat snapshots (deltas) carry deletions")
     done = existing_manifest(store, prefix)
     if done is not None:
         return done
     with tempfile.TemporaryDirectory(prefix="snapshot-build-") as tmp:
         persist_dir = Path(tmp) / "chroma"
         if profile == "flat":
-            count = _write_flat(persist_dir, collection, dimensions,
-                                ((page, f"snapshot {prefix!r} page {n}") for n, page in enumerate(pages)))
+            entries = ((page, f"snapshot {prefix!r} page {n}") for n, page in enumerate(pages))
+            counts = _write_flat(persist_dir, collection, dimensions, entries, deletions or {})
             return _pack_and_upload(store, prefix, persist_dir, Path(tmp), collection=collection,
-                                    count=count, dimensions=dimensions, model=model, profile=profile,
-                                    sources=[])
+                                    dimensions=dimensions, model=model, profile=profile, sources=[],
+                                    **counts)
         with chroma_io.open_client(persist_dir) as client:
             col = chroma_io.create_collection(client, collection, profile, settings)
             written = chroma_io.upsert_pages(client, col, pages, dimensions=dimensions,
@@ -69,11 +74,18 @@ def write_snapshot(store: ObjectStore, prefix: str, pages: Iterable[RecordPage],
 
 
 def _write_flat(persist_dir: Path, collection: str, dimensions: int,
-                pages: Iterable[tuple[RecordPage, str]]) -> int:
+                pages: Iterable[tuple[RecordPage, str] | dict[str, str]],
+                deletions: Mapping[str, str]) -> dict[str, int]:
+    """Write pages (and deletion maps met among them, applied in order) as a flat directory; returns
+    the manifest's count, deletions and superseded."""
     writer = FlatWriter(persist_dir, collection, dimensions)
     try:
-        for page, where in pages:
-            writer.add(page, where)
+        for entry in pages:
+            if isinstance(entry, dict):
+                writer.delete(entry)
+            else:
+                writer.add(*entry)
+        writer.delete(deletions)
     except BaseException:
         writer.abort()
         raise
@@ -81,12 +93,13 @@ def _write_flat(persist_dir: Path, collection: str, dimensions: int,
     count = writer.close()
     if count != unique:
         raise SnapshotCountMismatchError(f"flat snapshot {persist_dir}", unique, count)
-    return count
+    return {"count": count, "deletions": len(writer.deletions), "superseded": writer.superseded}
 
 
 def _source_pages(store: ObjectStore, manifests: Sequence[SnapshotManifest], scratch: Path
-                  ) -> Iterator[tuple[RecordPage, str]]:
-    """Each source's pages, one source on disk at a time, each source's count checked."""
+                  ) -> Iterator[tuple[RecordPage, str] | dict[str, str]]:
+    """Each source's pages, then its deletions, one source on disk at a time, each source's counts
+    checked."""
     for manifest in manifests:
         source_dir = materialize(store, manifest.key, scratch / "source")
         try:
@@ -94,14 +107,21 @@ def _source_pages(store: ObjectStore, manifests: Sequence[SnapshotManifest], scr
             for n, page in enumerate(iter_pages(source_dir, manifest.collection, MERGE_PAGE_SIZE)):
                 seen += len(page)
                 yield page, f"source {manifest.key!r} page {n}"
+            deletions = read_deletions(source_dir)
         finally:
             shutil.rmtree(source_dir, ignore_errors=True)
         if seen != manifest.count:
             raise SnapshotCountMismatchError(f"source {manifest.key!r}", manifest.count, seen)
+        if len(deletions) != manifest.deletions:
+            raise SnapshotCountMismatchError(f"deletions of source {manifest.key!r}", manifest.deletions,
+                                             len(deletions))
+        yield deletions
 
 
 def _pack_and_upload(store: ObjectStore, prefix: str, persist_dir: Path, scratch: Path,
                      **fields: Any) -> SnapshotManifest:
+    if fields.get("profile") != "flat" and read_deletions(persist_dir):
+        raise InvalidInputError(f"snapshot {prefix!r}: only flat snapshots carry deletions")
     archive_path = scratch / "snapshot.tar"
     sha256, size = pack_dir(persist_dir, archive_path)
     try:
@@ -170,14 +190,17 @@ def merge_snapshots(store: ObjectStore, sources: Sequence[str], target_prefix: s
         return done
     manifests = [read_manifest(store, check_prefix(prefix)) for prefix in wanted]
     model, dimensions = check_compatible(manifests)
-    if profile == "flat":  # no index to reuse: append every source in order (later wins by id)
+    if profile == "flat":  # no index to reuse: append every source in order (newer revision wins)
         with tempfile.TemporaryDirectory(prefix="snapshot-merge-") as tmp:
             persist_dir = Path(tmp) / "chroma"
-            count = _write_flat(persist_dir, collection, dimensions,
-                                _source_pages(store, manifests, Path(tmp)))
+            counts = _write_flat(persist_dir, collection, dimensions,
+                                 _source_pages(store, manifests, Path(tmp)), {})
             return _pack_and_upload(store, target_prefix, persist_dir, Path(tmp), collection=collection,
-                                    count=count, dimensions=dimensions, model=model, profile=profile,
-                                    sources=wanted)
+                                    dimensions=dimensions, model=model, profile=profile, sources=wanted,
+                                    **counts)
+    if any(m.deletions for m in manifests):
+        raise InvalidInputError(f"merge into {target_prefix!r}: sources carry deletions, which only a "
+                                "flat merge or a publish applies")
     # Fast path (tooling notes): start from a copy of the largest source when it is already the
     # collection and index profile we want, and upsert only the others into it.
     largest = max(manifests, key=lambda m: m.count)

@@ -160,3 +160,15 @@ def ensure_released(persist_dir: Path) -> None:
         if held:
             raise SnapshotBusyError(f"{persist_dir} still has {len(held)} open file handle(s) "
                                     f"(e.g. {held[0]}); refusing to pack an open Chroma directory")
+
+
+def revisions_in(client: chromadb.ClientAPI, collection: Any, ids: Sequence[str]) -> dict[str, str]:
+    """id -> its `revision` metadata ("" when it has none) for those of `ids` the collection holds."""
+    found: dict[str, str] = {}
+    step = client.get_max_batch_size()
+    for start in range(0, len(ids), step):
+        got = collection.get(ids=list(ids[start:start + step]), include=["metadatas"])
+        for item_id, metadata in zip(got["ids"], got["metadatas"], strict=True):
+            value = (metadata or {}).get("revision")
+            found[item_id] = value if isinstance(value, str) else ""
+    return found

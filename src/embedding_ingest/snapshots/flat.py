@@ -5,7 +5,8 @@ index for them cost more than the final, published index itself (bench/, issue 6
 A flat directory holds
 - `flat.json`: {"format": "flat-v1", "collection", "count", "dimensions"};
 - `embeddings.f32`: count x dimensions little-endian float32, row-major;
-- `records.jsonl`: one {"id", "document", "metadata"} per row, in row order.
+- `records.jsonl`: one {"id", "document", "metadata"} per row, in row order;
+- `deletions.json` (only when there are any): {id: revision} of ids to delete (revisions.py).
 It is packed, hashed and uploaded like a Chroma directory (archive.py), so the manifest, the
 content-addressed archive and the verification on download are the same for both layouts.
 """
@@ -13,7 +14,7 @@ content-addressed archive and the verification on download are the same for both
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ import numpy as np
 from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.snapshots import chroma_io
 from embedding_ingest.snapshots.models import RecordPage
+from embedding_ingest.snapshots.revisions import newer, record_revision, write_deletions
 from embedding_ingest.stores.exceptions import CorruptObjectError
 
 FORMAT = "flat-v1"
@@ -35,29 +37,42 @@ def is_flat(persist_dir: Path) -> bool:
 
 
 class FlatWriter:
-    """Adds pages like an upsert (a repeated id overwrites its row: the later record wins) with only
-    the vectors on disk, so memory stays bounded by a page plus the ids, documents and metadata."""
+    """Adds pages like an upsert with only the vectors on disk, so memory stays bounded by a page plus
+    the ids, documents and metadata. For a repeated id the newer revision wins, records and deletions
+    alike (revisions.py; on a tie the later entry wins); the losers are counted in `superseded`."""
 
     def __init__(self, persist_dir: Path, collection: str, dimensions: int) -> None:
         self.dir = Path(persist_dir)
         self.dir.mkdir(parents=True, exist_ok=False)
         self.collection = collection
         self.dimensions = dimensions
-        self._rows: dict[str, int] = {}
+        self._rows: dict[str, int] = {}  # id -> row, also for rows a later deletion killed
         self._documents: list[str] = []
         self._metadatas: list[dict] = []
+        self._revisions: list[str] = []
+        self._dead: set[int] = set()
+        self.deletions: dict[str, str] = {}  # id -> revision of the deletion that won
+        self.superseded = 0
         self._vectors = (self.dir / EMBEDDINGS).open("w+b")
 
     @property
     def ids(self) -> set[str]:
-        return set(self._rows)
+        """Ids of the records kept (not of the deletions)."""
+        return {item_id for item_id, row in self._rows.items() if row not in self._dead}
+
+    def _incumbent(self, item_id: str) -> str | None:
+        if item_id in self.deletions:
+            return self.deletions[item_id]
+        row = self._rows.get(item_id)
+        return None if row is None or row in self._dead else self._revisions[row]
 
     def add(self, page: RecordPage, where: str) -> None:
         page.validate(self.dimensions, where)
         if not len(page):
             return
         vectors = np.ascontiguousarray(page.embeddings, dtype=_DTYPE)
-        fresh = len(set(page.ids)) == len(page) and self._rows.keys().isdisjoint(page.ids)
+        fresh = (len(set(page.ids)) == len(page) and self._rows.keys().isdisjoint(page.ids)
+                 and self.deletions.keys().isdisjoint(page.ids))
         if fresh:  # the usual case: one sequential write for the whole page
             self._vectors.seek(0, 2)
             self._vectors.write(vectors.tobytes())
@@ -65,33 +80,73 @@ class FlatWriter:
                 self._rows[item_id] = len(self._documents)
                 self._documents.append(document)
                 self._metadatas.append(metadata)
+                self._revisions.append(record_revision(metadata))
             return
         row_bytes = self.dimensions * _DTYPE.itemsize
         for index, item_id in enumerate(page.ids):
+            revision = record_revision(page.metadatas[index])
+            incumbent = self._incumbent(item_id)
+            if incumbent is not None:
+                self.superseded += 1  # one of the two entries loses, whichever it is
+                if not newer(revision, incumbent):
+                    continue
+            self.deletions.pop(item_id, None)
             row = self._rows.get(item_id)
             if row is None:
                 row = self._rows[item_id] = len(self._documents)
                 self._documents.append(page.documents[index])
                 self._metadatas.append(page.metadatas[index])
+                self._revisions.append(revision)
             else:
+                self._dead.discard(row)
                 self._documents[row] = page.documents[index]
                 self._metadatas[row] = page.metadatas[index]
+                self._revisions[row] = revision
             self._vectors.seek(row * row_bytes)
             self._vectors.write(vectors[index].tobytes())
 
+    def delete(self, deletions: Mapping[str, str]) -> None:
+        """Apply deletions `{id: revision}` (see revisions.py)."""
+        for item_id, revision in deletions.items():
+            incumbent = self._incumbent(item_id)
+            if incumbent is not None:
+                self.superseded += 1
+                if not newer(revision, incumbent):
+                    continue
+            row = self._rows.get(item_id)
+            if row is not None:
+                self._dead.add(row)
+            self.deletions[item_id] = revision
+
     def close(self) -> int:
-        """Write the records and the header (last: a directory with a header is complete)."""
+        """Write the records, the deletions and the header (last: a directory with a header is
+        complete). Returns the number of records."""
         self._vectors.close()
-        ids = sorted(self._rows, key=self._rows.__getitem__)
+        ids = sorted(self.ids, key=self._rows.__getitem__)
+        if self._dead:  # rows killed by a deletion leave the vector file too
+            self._compact_vectors([self._rows[item_id] for item_id in ids])
         with (self.dir / RECORDS).open("w", encoding="utf-8") as out:
             for item_id in ids:
                 row = self._rows[item_id]
                 out.write(json.dumps({"id": item_id, "document": self._documents[row],
                                       "metadata": self._metadatas[row]}, separators=(",", ":")) + "\n")
+        write_deletions(self.dir, self.deletions)
         header = {"format": FORMAT, "collection": self.collection, "count": len(ids),
-                  "dimensions": self.dimensions}
+                  "dimensions": self.dimensions, "deletions": len(self.deletions)}
         (self.dir / HEADER).write_text(json.dumps(header), encoding="utf-8")
         return len(ids)
+
+    def _compact_vectors(self, rows: list[int]) -> None:
+        path = self.dir / EMBEDDINGS
+        total = len(self._documents)
+        if total and self.dimensions:
+            block = np.fromfile(path, dtype=_DTYPE).reshape(total, self.dimensions)
+            kept = block[rows] if rows else np.zeros((0, self.dimensions), _DTYPE)
+        else:
+            kept = np.zeros((0, self.dimensions), _DTYPE)
+        tmp = path.with_suffix(".tmp")
+        kept.astype(_DTYPE).tofile(tmp)
+        tmp.replace(path)
 
     def abort(self) -> None:
         self._vectors.close()

@@ -112,6 +112,10 @@ class SnapshotManifest(BaseModel):
     # Published versions only: what this publish merged in, so a re-run can report it unchanged.
     added: int | None = None
     added_ids_digest: str | None = None
+    # Deltas and intermediates (revisions.py): ids this snapshot deletes, and the entries its merge
+    # dropped because a newer one for the same id won (count in = count + deletions + superseded).
+    deletions: int = Field(default=0, ge=0)
+    superseded: int = Field(default=0, ge=0)
 
 
 SEGMENT_ID_LENGTH = 24
@@ -148,6 +152,13 @@ class VersionManifest(BaseModel):
     # What the publish that made this version merged in, so a re-run can report it unchanged.
     added: int | None = None
     added_ids_digest: str | None = None
+    deleted: int = 0  # published ids this publish removed (deletions and nothing else)
+    replaced: int = 0  # published ids this publish gave a newer record (same id)
+    received: int | None = None  # records + deletions read from the sources
+    # Deletions applied so far ({id: revision} at this key; revisions.py), so late old records of a
+    # deleted id stay out. None: no tombstones.
+    tombstones_key: str | None = None
+    tombstones: int = 0
 
     @model_validator(mode="after")
     def _counts_add_up(self) -> VersionManifest:
@@ -163,6 +174,10 @@ class PublishOutcome:
     total_embeddings: int  # records in the published snapshot
     added_embeddings: int  # unique records merged in from the sources of this publish
     published_ids_digest: str  # sha256 of the sorted, newline-joined ids merged in from the sources
+    deleted_embeddings: int = 0  # published ids removed by the sources' deletions
+    replaced_embeddings: int = 0  # published ids whose record a newer one replaced
+    superseded: int = 0  # source entries that lost to a newer entry for the same id (not applied)
+    received: int | None = None  # records + deletions read from the sources (None: not recorded)
 
 
 class QueryHit(NamedTuple):

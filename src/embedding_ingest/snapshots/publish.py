@@ -1,7 +1,8 @@
 """Publishing the next version of a database's snapshot, compacting, rolling back, and pruning.
 
 The ledger's pointer is authoritative. A publish builds on the version it read: it adds one segment of
-the records that version lacks (or folds everything into one base segment, see segments.py), commits
+the records that version lacks or holds an older revision of, rewrites the segments holding replaced or
+deleted ids (apply.py, revisions.py), or folds everything into one base segment (segments.py), commits
 the version manifest under an id derived from its segment list, and then moves the pointer with one
 conditional write that checks both the lease's fencing token and that the pointer still names the
 version it built on (lesson 9: no lost updates, no late writer winning). The object-store
@@ -19,9 +20,10 @@ from pathlib import Path
 from embedding_ingest.config import Settings
 from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.snapshots import cache
+from embedding_ingest.snapshots.apply import TailPlan, build_tail, rewrite_without
 from embedding_ingest.snapshots.archive import read_manifest
 from embedding_ingest.snapshots.build import check_compatible
-from embedding_ingest.snapshots.exceptions import VersionNotFoundError
+from embedding_ingest.snapshots.exceptions import SnapshotCountMismatchError, VersionNotFoundError
 from embedding_ingest.snapshots.models import (
     PublishOutcome,
     SegmentRef,
@@ -29,8 +31,8 @@ from embedding_ingest.snapshots.models import (
     check_prefix,
     manifest_key,
 )
+from embedding_ingest.snapshots.revisions import check_tombstones, tombstones_key
 from embedding_ingest.snapshots.segments import (
-    build_tail,
     compact,
     local_segments,
     needs_compaction,
@@ -78,7 +80,9 @@ def _previous_outcome(current: SnapshotVersion, manifest: VersionManifest, sourc
                       ) -> PublishOutcome | None:
     """A re-run of the publish that produced `current` (same sources): report it, do not redo it."""
     if sources and sorted(manifest.sources) == sources and manifest.added is not None:
-        return PublishOutcome(current, current.count, manifest.added, manifest.added_ids_digest or "")
+        return PublishOutcome(current, current.count, manifest.added, manifest.added_ids_digest or "",
+                              deleted_embeddings=manifest.deleted, replaced_embeddings=manifest.replaced,
+                              received=manifest.received)
     if not sources:
         return PublishOutcome(current, current.count, 0, ids_digest(set()))
     return None
@@ -86,8 +90,15 @@ def _previous_outcome(current: SnapshotVersion, manifest: VersionManifest, sourc
 
 def publish_next_version(store: ObjectStore, ledger: Ledger, lease: Lease, *, database: str,
                          sources: Sequence[str], settings: Settings) -> PublishOutcome:
-    """Publish current ∪ sources as the next version of `database` (see module docstring). Records of
-    ids the current version already holds are not replaced."""
+    """Publish the sources onto the current version of `database` as its next version, under `lease`.
+
+    The contract (snapshots/revisions.py): a source record is added when its id is not published,
+    replaces the published record of its id when its revision is newer (same id, new document, vector
+    and metadata), and is ignored otherwise; a source deletion removes a published id whose revision
+    is not newer. Counts are checked: published = previous + added - deleted. Applying the same
+    sources again (a rerun) returns the version they made; older entries never undo newer ones.
+    Raises StaleFencingTokenError / PointerConflictError (lost the lock or the race),
+    SnapshotCountMismatchError, ModelMismatchError."""
     _check_lease(ledger, lease, database)
     wanted = sorted({check_prefix(s) for s in sources})
     current = ledger.get_published(database)
@@ -106,29 +117,88 @@ def publish_next_version(store: ObjectStore, ledger: Ledger, lease: Lease, *, da
         scratch = Path(tmp)
         current_dirs = local_segments(store, settings, base, scratch) if base is not None else []
         tail = scratch / "tail"
-        added, written = build_tail(store, manifests, current_dirs, tail, database=database,
-                                    dimensions=dimensions, settings=settings, scratch=scratch)
-        digest = ids_digest(added)
-        if current is not None and not written:  # every id is published already: nothing new
-            return PublishOutcome(current, current.count, len(added), digest)
+        plan = build_tail(store, manifests, current_dirs, tail, database=database, dimensions=dimensions,
+                          settings=settings, scratch=scratch, tombstones=_tombstones(store, base))
+        digest = ids_digest(plan.incoming)
+        if current is not None and not plan.changes_anything():  # everything is published already
+            return _outcome(current, plan, digest)
+        segments, current_dirs = _without_removed(store, plan, segments, current_dirs, scratch,
+                                                  database=database, dimensions=dimensions, model=model)
         built: Path | None = None
-        if written:
-            parts = [*zip(current_dirs, (s.count for s in segments), strict=True), (tail, len(written))]
+        if plan.written:
+            parts = [*zip(current_dirs, (s.count for s in segments), strict=True), (tail, len(plan.written))]
             if needs_compaction([count for _, count in parts], settings):
                 built, part_sources = scratch / "compacted", [s.key for s in segments] + wanted
                 count = compact(parts, built, database=database, dimensions=dimensions)
                 segments = []
             else:
-                built, part_sources, count = tail, wanted, len(written)
+                built, part_sources, count = tail, wanted, len(plan.written)
             segments.append(upload_segment(store, built, scratch, database=database, count=count,
                                            dimensions=dimensions, model=model, sources=part_sources))
+        previous = current.count if current is not None else 0
+        expected = previous + len(plan.new_ids) - len(plan.deleted)
+        total = sum(s.count for s in segments)
+        if total != expected:
+            raise SnapshotCountMismatchError(
+                f"publish of {database} (previous {previous} + added {len(plan.new_ids)} - deleted "
+                f"{len(plan.deleted)})", expected, total)
         manifest = write_version(store, new_version_manifest(
-            database, model, dimensions, segments, sources=wanted, added=len(added), added_ids_digest=digest))
+            database, model, dimensions, segments, sources=wanted, added=len(plan.incoming),
+            added_ids_digest=digest, deleted=len(plan.deleted), replaced=len(plan.replaced),
+            received=plan.received, **_store_tombstones(store, database, plan, base)))
         published = _publish_manifest(store, ledger, lease, manifest, current)
         if built is not None and cache.cache_enabled(settings):
             cache.install(settings, database, segments[-1], built)
     _tidy(store, ledger, database, settings)
-    return PublishOutcome(published, published.count, len(added), digest)
+    return _outcome(published, plan, digest)
+
+
+def _tombstones(store: ObjectStore, base: VersionManifest | None) -> dict[str, str]:
+    if base is None or base.tombstones_key is None:
+        return {}
+    return check_tombstones(base.tombstones_key, store.get_json(base.tombstones_key))
+
+
+def _store_tombstones(store: ObjectStore, database: str, plan: TailPlan, base: VersionManifest | None
+                      ) -> dict:
+    """The new version's tombstones fields; the object is written once per distinct content."""
+    if not plan.tombstones_changed:
+        return {"tombstones_key": base.tombstones_key if base else None,
+                "tombstones": base.tombstones if base else 0}
+    if not plan.tombstones:
+        return {"tombstones_key": None, "tombstones": 0}
+    key, body = tombstones_key(database, plan.tombstones)
+    if not store.exists(key):
+        store.put_bytes(key, body.encode())
+    return {"tombstones_key": key, "tombstones": len(plan.tombstones)}
+
+
+def _outcome(version: SnapshotVersion, plan: TailPlan, digest: str) -> PublishOutcome:
+    return PublishOutcome(version, version.count, len(plan.incoming), digest,
+                          deleted_embeddings=len(plan.deleted), replaced_embeddings=len(plan.replaced),
+                          superseded=plan.superseded, received=plan.received)
+
+
+def _without_removed(store: ObjectStore, plan: TailPlan, segments: list[SegmentRef], dirs: list[Path],
+                     scratch: Path, *, database: str, dimensions: int, model: str
+                     ) -> tuple[list[SegmentRef], list[Path]]:
+    """The current segments with replaced and deleted ids taken out: each affected segment is
+    rewritten as a new (content-addressed) segment; one left empty is dropped."""
+    kept_segments, kept_dirs = [], []
+    for index, (segment, path) in enumerate(zip(segments, dirs, strict=True)):
+        doomed = plan.removals.get(index)
+        if not doomed:
+            kept_segments.append(segment)
+            kept_dirs.append(path)
+            continue
+        work = scratch / f"rewritten-{index}"
+        count = rewrite_without(path, work, database=database, ids=doomed, expected=segment.count)
+        if count == 0:
+            continue
+        kept_segments.append(upload_segment(store, work, scratch, database=database, count=count,
+                                            dimensions=dimensions, model=model, sources=[segment.key]))
+        kept_dirs.append(work)
+    return kept_segments, kept_dirs
 
 
 def compact_published(store: ObjectStore, ledger: Ledger, lease: Lease, *, database: str,

@@ -1,8 +1,9 @@
 """Layered published versions: a version is an immutable list of segments, each a closed "quality"
 Chroma snapshot stored content-addressed at `{db}/snapshot/segments/{segment_id}/`.
 
-A publish builds one small segment of the records whose ids no current segment holds (so no id is ever
-in two segments and a re-run adds nothing); reads union (ids) or merge (queries) over the segments.
+A publish builds one small segment of the records that are new or newer than the published ones, and
+rewrites the segments that held a replaced or deleted id without it (apply.py), so no id is ever in
+two segments and a re-run changes nothing; reads union (ids) or merge (queries) over the segments.
 When the segments beside the largest grow too many or too big, they are folded into one base segment
 (a copy of the largest with the others upserted into it), so reads stay fast and the cost of a big
 index rebuild is paid once in a while instead of on every publish. Counts are checked at every step
@@ -11,7 +12,6 @@ unique ids that went into it."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import shutil
@@ -49,9 +49,14 @@ def segments_prefix(database: str) -> str:
     return f"{database}/snapshot/segments/"
 
 
-def version_id_of(database: str, model: str, dimensions: int, segments: Sequence[SegmentRef]) -> str:
-    """Content-addressed: the same segments (in order) of the same database and model are one version."""
-    identity = json.dumps([database, model, dimensions, [s.sha256 for s in segments]], separators=(",", ":"))
+def version_id_of(database: str, model: str, dimensions: int, segments: Sequence[SegmentRef],
+                  tombstones_key: str | None = None) -> str:
+    """Content-addressed: the same segments (in order) of the same database and model, with the same
+    tombstones, are one version."""
+    parts: list = [database, model, dimensions, [s.sha256 for s in segments]]
+    if tombstones_key is not None:
+        parts.append(tombstones_key)
+    identity = json.dumps(parts, separators=(",", ":"))
     return hashlib.sha256(identity.encode()).hexdigest()[:VERSION_ID_LENGTH]
 
 
@@ -96,7 +101,7 @@ def write_version(store: ObjectStore, manifest: VersionManifest) -> VersionManif
         return manifest
     except PreconditionFailedError:
         existing = VersionManifest.model_validate(store.get_json(key))
-        if existing.segments != manifest.segments:
+        if existing.segments != manifest.segments or existing.tombstones_key != manifest.tombstones_key:
             raise SnapshotConflictError(f"{key} already lists other segments") from None
         return existing
 
@@ -142,56 +147,6 @@ def _check_count(persist_dir: Path, collection: str, segment: SegmentRef) -> Non
 
 
 # -- building segments ------------------------------------------------------------------------------
-def build_tail(store: ObjectStore, sources: Sequence[SnapshotManifest], current: Sequence[Path],
-               work: Path, *, database: str, dimensions: int, settings: Settings,
-               scratch: Path) -> tuple[set[str], set[str]]:
-    """Build at `work` a quality segment of the sources' records whose ids no `current` segment holds
-    (later sources win for a repeated id). Returns (every unique id of the sources, the ids written)."""
-    incoming: set[str] = set()
-    written: set[str] = set()
-    with contextlib.ExitStack() as stack:
-        held = []
-        for path in current:
-            client = stack.enter_context(chroma_io.open_client(path))
-            held.append((client, chroma_io.get_collection(client, database)))
-        target_client = stack.enter_context(chroma_io.open_client(work))
-        target = chroma_io.create_collection(target_client, database, "quality", settings)
-        for source in sources:
-            seen = _add_new_records(store, source, held, target_client, target, incoming, written,
-                                    dimensions=dimensions, scratch=scratch)
-            if seen != source.count:
-                raise SnapshotCountMismatchError(f"source {source.key!r}", source.count, seen)
-        count = target.count()
-        del target, held
-    if count != len(written):
-        raise SnapshotCountMismatchError(f"new segment of {database}", len(written), count)
-    return incoming, written
-
-
-def _add_new_records(store, source: SnapshotManifest, held, target_client, target, incoming: set[str],
-                     written: set[str], *, dimensions: int, scratch: Path) -> int:
-    """Upsert the records of one source that are in no current segment; returns its unique ids."""
-    source_dir = materialize(store, source.key, scratch / "source")
-    ids: set[str] = set()
-    try:
-        for n, page in enumerate(iter_pages(source_dir, source.collection, MERGE_PAGE_SIZE)):
-            where = f"source {source.key!r} page {n}"
-            page.validate(dimensions, where)
-            present: set[str] = set()
-            for client, collection in held:
-                present |= chroma_io.ids_in(client, collection, page.ids)
-            fresh = [row for row, item_id in enumerate(page.ids) if item_id not in present]
-            if fresh:
-                chosen = page if len(fresh) == len(page) else page.take(fresh)
-                written |= chroma_io.upsert_pages(target_client, target, [chosen], dimensions=dimensions,
-                                                  where=where)
-            ids.update(page.ids)
-    finally:
-        shutil.rmtree(source_dir, ignore_errors=True)
-    incoming |= ids
-    return len(ids)
-
-
 def needs_compaction(counts: Sequence[int], settings: Settings) -> bool:
     """Fold the segments into one when there are too many, or when the ones beside the largest hold
     more than the configured share of its records."""
@@ -240,9 +195,12 @@ def upload_segment(store: ObjectStore, persist_dir: Path, scratch: Path, *, data
 
 
 def new_version_manifest(database: str, model: str, dimensions: int, segments: list[SegmentRef], *,
-                         sources: list[str], added: int, added_ids_digest: str) -> VersionManifest:
-    version = version_id_of(database, model, dimensions, segments)
+                         sources: list[str], added: int, added_ids_digest: str, deleted: int = 0,
+                         replaced: int = 0, received: int | None = None,
+                         tombstones_key: str | None = None, tombstones: int = 0) -> VersionManifest:
+    version = version_id_of(database, model, dimensions, segments, tombstones_key)
     return VersionManifest(key=f"{versions_prefix(database)}{version}/", database=database,
                            count=sum(s.count for s in segments), dimensions=dimensions, model=model,
                            segments=segments, created_at=time.time(), sources=sources, added=added,
-                           added_ids_digest=added_ids_digest)
+                           added_ids_digest=added_ids_digest, deleted=deleted, replaced=replaced,
+                           received=received, tombstones_key=tombstones_key, tombstones=tombstones)

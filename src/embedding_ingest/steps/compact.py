@@ -73,11 +73,15 @@ def merge_counted(ctx: StepContext, target: str, reported: dict[str, int | None]
     sources = list(reported)
     manifests = source_manifests(ctx, reported)
     collection = _one_collection(manifests, target)
-    expected = sum(m.count for m in manifests.values())
+    # Records and deletions in must all be accounted for: kept, or dropped because a newer entry for
+    # the same id won (superseded; snapshots/revisions.py).
+    expected = sum(m.count + m.deletions for m in manifests.values())
     merged = merge_snapshots(ctx.objects, sources, target, collection=collection, profile="flat")
-    if merged.count != expected:
-        raise EmbeddingCountMismatchError(f"merge of {sources} into {target!r}", expected, merged.count)
-    logger.info("merged snapshots", extra={"target": target, "sources": len(sources), "count": merged.count})
+    if merged.count + merged.deletions + merged.superseded != expected:
+        raise EmbeddingCountMismatchError(f"merge of {sources} into {target!r}", expected,
+                                          merged.count + merged.deletions + merged.superseded)
+    logger.info("merged snapshots", extra={"target": target, "sources": len(sources), "count": merged.count,
+                                           "deletions": merged.deletions, "superseded": merged.superseded})
     return merged
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from embedding_ingest.contracts import FinalMergeEvent, FinalMergeOutcome, FinalMergeResult
-from embedding_ingest.snapshots import publish_next_version
+from embedding_ingest.snapshots import PublishOutcome, publish_next_version
 from embedding_ingest.steps.compact import source_manifests
 from embedding_ingest.steps.context import StepContext
 from embedding_ingest.steps.exceptions import EmbeddingCountMismatchError, StepInputError
@@ -20,7 +20,6 @@ from embedding_ingest.steps.keys import database_name, key_part, latest_snapshot
 from embedding_ingest.steps.lease import HeldLock, unique_owner
 from embedding_ingest.steps.logs import logger, step_log_context
 from embedding_ingest.steps.offload import parse_event
-from embedding_ingest.stores.records import SnapshotVersion
 
 STEP = "embedding-vector-compact/final_merge"
 
@@ -36,33 +35,41 @@ def final_merge(event: dict, ctx: StepContext) -> dict:
     sources = list(reported)
 
     with step_log_context(batch_id=batch_id, database=database):
-        expected = sum(m.count for m in source_manifests(ctx, reported).values())
+        # Records and deletions in (the delta contract: snapshots/revisions.py); every one of them
+        # must be read by the publish, whether it wins or not.
+        expected = sum(m.count + m.deletions for m in source_manifests(ctx, reported).values())
         with HeldLock(ctx.ledger, database, unique_owner("final-merge", batch_id),
                       ctx.settings.lock_ttl_seconds) as held:
             assert held.lease is not None
             lease_token = held.lease.fencing_token
             outcome = publish_next_version(ctx.objects, ctx.ledger, held.lease, database=database,
                                            sources=sources, settings=ctx.settings)
-        if outcome.added_embeddings != expected:
+        # A rerun reported from a version made before `received` was recorded falls back to `added`.
+        received = outcome.received if outcome.received is not None else outcome.added_embeddings
+        if received != expected:
             raise EmbeddingCountMismatchError(
-                f"publish of {sources} as {database} version {outcome.version.version}", expected,
-                outcome.added_embeddings)
+                f"publish of {sources} as {database} version {outcome.version.version}", expected, received)
         # publish_next_version recognises a rerun (same sources as the current version) and returns
         # that version instead of publishing again; its fencing token tells the two apart.
         rerun = outcome.version.fencing_token != lease_token
         logger.info("published snapshot", extra={"version": outcome.version.version, "rerun": rerun,
                                                   "total": outcome.total_embeddings,
-                                                  "added": outcome.added_embeddings})
+                                                  "added": outcome.added_embeddings,
+                                                  "deleted": outcome.deleted_embeddings,
+                                                  "replaced": outcome.replaced_embeddings})
         message = "Already published by an earlier run" if rerun else "Final merge completed successfully"
-        return _result(batch_id, database, outcome.version, outcome.total_embeddings,
-                       outcome.added_embeddings, started, message)
+        return _result(batch_id, database, outcome, started, message)
 
 
-def _result(batch_id: str, database: str, version: SnapshotVersion, total: int, added: int,
-            started: float, message: str) -> dict:
+def _result(batch_id: str, database: str, published: PublishOutcome, started: float, message: str
+            ) -> dict:
     outcome = FinalMergeOutcome(batch_id=batch_id, database=database,
-                                snapshot_key=latest_snapshot_key(database), snapshot_version=version.version,
-                                total_embeddings=total, added_embeddings=added,
+                                snapshot_key=latest_snapshot_key(database),
+                                snapshot_version=published.version.version,
+                                total_embeddings=published.total_embeddings,
+                                added_embeddings=published.added_embeddings,
+                                deleted_embeddings=published.deleted_embeddings,
+                                replaced_embeddings=published.replaced_embeddings,
                                 processing_time_seconds=round(time.monotonic() - started, 3),
                                 message=message)
     return FinalMergeResult(final_merge_result=outcome).model_dump(mode="json")

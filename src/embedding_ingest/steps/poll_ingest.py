@@ -21,6 +21,7 @@ from embedding_ingest.providers.batch_files import (
     parse_error_file,
 )
 from embedding_ingest.snapshots import RecordPage, write_snapshot
+from embedding_ingest.snapshots.revisions import REVISION, revision_of
 from embedding_ingest.steps.context import StepContext
 from embedding_ingest.steps.keys import delta_prefix
 from embedding_ingest.steps.logs import logger
@@ -91,7 +92,9 @@ def ingest_finished_batch(ctx: StepContext, summary: BatchSummary, batch: Provid
     if accepted:
         prefix = delta_prefix(kind.database, batch_id)
         del output
-        pages = _pages(list(accepted), vectors, items, ctx.provider.dimensions, ctx.provider.model)
+        revision = revision_of(summary.submitted_at, batch_id)
+        pages = _pages(list(accepted), vectors, items, ctx.provider.dimensions, ctx.provider.model,
+                       revision)
         manifest = write_snapshot(ctx.objects, prefix, pages, collection=kind.database,
                                   dimensions=ctx.provider.dimensions, model=ctx.provider.model,
                                   profile="flat")
@@ -133,15 +136,17 @@ def _release_reasons(items: dict[str, EmbeddingItem], accepted: dict[str, int], 
 
 
 def _pages(ids: list[str], vectors: list[np.ndarray], items: dict[str, EmbeddingItem], dimensions: int,
-           model: str) -> Iterator[RecordPage]:
+           model: str, revision: str) -> Iterator[RecordPage]:
     """Accepted records in output-file order, a page at a time."""
     for start in range(0, len(ids), PAGE_SIZE):
-        yield _page(ids[start:start + PAGE_SIZE], vectors[start:start + PAGE_SIZE], items, dimensions, model)
+        yield _page(ids[start:start + PAGE_SIZE], vectors[start:start + PAGE_SIZE], items, dimensions, model,
+                    revision)
 
 
 def _page(ids: list[str], vectors: list[np.ndarray], items: dict[str, EmbeddingItem], dimensions: int,
-          model: str) -> RecordPage:
+          model: str, revision: str) -> RecordPage:
     embeddings = np.asarray(vectors, dtype=np.float32).reshape(len(ids), dimensions)
-    metadatas = [{**items[i].metadata, "model": model} for i in ids]
+    # The revision orders this record against other copies of its id (snapshots/revisions.py).
+    metadatas = [{**items[i].metadata, "model": model, REVISION: revision} for i in ids]
     return RecordPage(ids=list(ids), embeddings=embeddings, metadatas=metadatas,
                       documents=[items[i].text for i in ids])

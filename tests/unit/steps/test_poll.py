@@ -14,6 +14,7 @@ from steps_world import (
 )
 
 from embedding_ingest.snapshots import read_manifest
+from embedding_ingest.snapshots.revisions import revision_of
 from embedding_ingest.steps.exceptions import (
     OffloadedIndexError,
     ProviderBatchNotFoundError,
@@ -45,7 +46,9 @@ def test_completed_batch_becomes_one_delta_and_items_stay_pending(ctx, tmp_path)
     assert set(records) == {i.item_id for i in items}
     vector, metadata, document = records[items[2].item_id]
     assert document == items[2].text
-    assert metadata == {**items[2].metadata, "model": ctx.provider.model}
+    # The revision orders this record against other copies of its id (newer submission wins).
+    assert metadata == {**items[2].metadata, "model": ctx.provider.model,
+                        "revision": revision_of(summary.submitted_at, summary.batch_id)}
     assert vector == pytest.approx(ctx.provider.embed([items[2].embed_text])[0], abs=1e-6)
     # Not SUCCESS before publish (lesson 7), not COMPLETED before publish either.
     assert {s for s, _ in statuses(ctx, items).values()} == {EmbeddingStatus.PENDING}

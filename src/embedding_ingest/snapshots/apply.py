@@ -1,0 +1,183 @@
+"""Applying a publish's sources (deltas merged into intermediates) to the current version: which
+records are new, which replace a published record, which deletions remove one, and the rewritten
+segments that result. The rules are those of revisions.py: an entry acts only on an id whose
+published (or already accepted) entry has an older revision, so applying the same sources again,
+or an old delta after a newer one, changes nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from embedding_ingest.config import Settings
+from embedding_ingest.snapshots import chroma_io
+from embedding_ingest.snapshots.archive import materialize
+from embedding_ingest.snapshots.build import MERGE_PAGE_SIZE
+from embedding_ingest.snapshots.exceptions import SnapshotCountMismatchError
+from embedding_ingest.snapshots.flat import iter_pages
+from embedding_ingest.snapshots.models import SnapshotManifest
+from embedding_ingest.snapshots.revisions import newer, read_deletions, record_revision
+from embedding_ingest.stores.ports import ObjectStore
+
+
+@dataclass
+class TailPlan:
+    """What applying the sources does. Ids in `replaced` and `deleted` leave their current segment
+    (`removals`: segment index -> ids); `written` are the ids of the new tail segment."""
+
+    incoming: set[str] = field(default_factory=set)  # unique record ids of the sources
+    written: set[str] = field(default_factory=set)
+    replaced: set[str] = field(default_factory=set)
+    deleted: set[str] = field(default_factory=set)
+    removals: dict[int, set[str]] = field(default_factory=dict)
+    received: int = 0  # records + deletions read from the sources (each source's counts checked)
+    superseded: int = 0  # source entries that lost to a newer entry for the same id
+    tombstones: dict[str, str] = field(default_factory=dict)  # of the new version (revisions.py)
+    tombstones_changed: bool = False
+
+    @property
+    def new_ids(self) -> set[str]:
+        return self.written - self.replaced
+
+    def changes_anything(self) -> bool:
+        return bool(self.written or self.deleted or self.tombstones_changed)
+
+
+def build_tail(store: ObjectStore, sources: Sequence[SnapshotManifest], current: Sequence[Path],
+               work: Path, *, database: str, dimensions: int, settings: Settings,
+               scratch: Path, tombstones: dict[str, str] | None = None) -> TailPlan:
+    """Build at `work` a "quality" segment of the sources' records that are newer than what the
+    `current` segments hold and than the current `tombstones` (revisions.py), and plan the removals
+    from current segments and the new version's tombstones."""
+    plan = TailPlan(tombstones=dict(tombstones or {}))
+    tail_revisions: dict[str, str] = {}
+    deletions: dict[str, str] = {}
+    with contextlib.ExitStack() as stack:
+        held = []
+        for path in current:
+            client = stack.enter_context(chroma_io.open_client(path))
+            held.append((client, chroma_io.get_collection(client, database)))
+        target_client = stack.enter_context(chroma_io.open_client(work))
+        target = chroma_io.create_collection(target_client, database, "quality", settings)
+        for source in sources:
+            source_dir = materialize(store, source.key, scratch / "source")
+            try:
+                seen = _apply_records(source, source_dir, held, target_client, target, plan,
+                                      tail_revisions, dimensions=dimensions)
+                found = read_deletions(source_dir)
+            finally:
+                shutil.rmtree(source_dir, ignore_errors=True)
+            if seen != source.count:
+                raise SnapshotCountMismatchError(f"source {source.key!r}", source.count, seen)
+            if len(found) != source.deletions:
+                raise SnapshotCountMismatchError(f"deletions of source {source.key!r}", source.deletions,
+                                                 len(found))
+            plan.received += seen + len(found)
+            for item_id, revision in found.items():
+                if item_id in deletions:
+                    plan.superseded += 1
+                    if not newer(revision, deletions[item_id]):
+                        continue
+                deletions[item_id] = revision
+        _apply_deletions(deletions, held, target, plan, tail_revisions)
+        count = target.count()
+        del target, held
+    if count != len(plan.written):
+        raise SnapshotCountMismatchError(f"new segment of {database}", len(plan.written), count)
+    return plan
+
+
+def _published(held, ids: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """id -> (index of the current segment holding it, its revision)."""
+    found: dict[str, tuple[int, str]] = {}
+    for index, (client, collection) in enumerate(held):
+        for item_id, revision in chroma_io.revisions_in(client, collection, ids).items():
+            found[item_id] = (index, revision)
+    return found
+
+
+def _apply_records(source: SnapshotManifest, source_dir: Path, held, target_client, target,
+                   plan: TailPlan, tail_revisions: dict[str, str], *, dimensions: int) -> int:
+    """Upsert the records of one source that win; returns the source's unique record ids."""
+    ids: set[str] = set()
+    for n, page in enumerate(iter_pages(source_dir, source.collection, MERGE_PAGE_SIZE)):
+        where = f"source {source.key!r} page {n}"
+        page.validate(dimensions, where)
+        published = _published(held, page.ids)
+        chosen: list[int] = []
+        for row, item_id in enumerate(page.ids):
+            revision = record_revision(page.metadatas[row])
+            if item_id in tail_revisions:
+                plan.superseded += 1
+                if not newer(revision, tail_revisions[item_id]):
+                    continue
+            at = published.get(item_id)
+            # A published record is replaced only by a strictly newer one: an equal revision is this
+            # very record again (a rerun), and records without revisions never replace (as before).
+            if at is not None and not revision > at[1]:
+                continue
+            buried = plan.tombstones.get(item_id)
+            if buried is not None:
+                if not revision > buried:
+                    continue  # deleted after this record was made
+                del plan.tombstones[item_id]
+                plan.tombstones_changed = True
+            if at is not None:
+                plan.replaced.add(item_id)
+                plan.removals.setdefault(at[0], set()).add(item_id)
+            tail_revisions[item_id] = revision
+            chosen.append(row)
+        if chosen:
+            picked = page if len(chosen) == len(page) else page.take(chosen)
+            plan.written |= chroma_io.upsert_pages(target_client, target, [picked], dimensions=dimensions,
+                                                   where=where)
+        ids.update(page.ids)
+    plan.incoming |= ids
+    return len(ids)
+
+
+def _apply_deletions(deletions: dict[str, str], held, target, plan: TailPlan,
+                     tail_revisions: dict[str, str]) -> None:
+    """Each deletion that beats every other entry of its id removes the id (from the tail or a
+    current segment) and leaves a tombstone; one that loses changes nothing."""
+    published = _published(held, list(deletions))
+    doomed_tail: list[str] = []
+    for item_id, revision in deletions.items():
+        if item_id in tail_revisions:
+            plan.superseded += 1
+            if not newer(revision, tail_revisions[item_id]):
+                continue  # a newer record of the id arrived with it
+            doomed_tail.append(item_id)
+            plan.written.discard(item_id)
+            plan.replaced.discard(item_id)
+        at = published.get(item_id)
+        if at is not None and item_id not in doomed_tail and not newer(revision, at[1]):
+            continue  # the published record is newer than this deletion
+        if at is not None:
+            plan.deleted.add(item_id)
+            plan.removals.setdefault(at[0], set()).add(item_id)
+        if plan.tombstones.get(item_id, "") < revision:
+            plan.tombstones[item_id] = revision
+            plan.tombstones_changed = True
+    if doomed_tail:
+        target.delete(ids=doomed_tail)
+
+
+def rewrite_without(segment_dir: Path, work: Path, *, database: str, ids: set[str], expected: int) -> int:
+    """Copy a segment to `work` without `ids` (all present in it); returns its new count, checked."""
+    shutil.copytree(segment_dir, work)
+    with chroma_io.open_client(work) as client:
+        collection = chroma_io.get_collection(client, database)
+        doomed = sorted(ids)
+        step = client.get_max_batch_size()
+        for start in range(0, len(doomed), step):
+            collection.delete(ids=doomed[start:start + step])
+        count = collection.count()
+        del collection
+    if count != expected - len(ids):
+        raise SnapshotCountMismatchError(f"segment {segment_dir.name} without {len(ids)} ids",
+                                         expected - len(ids), count)
+    return count

@@ -45,8 +45,7 @@ class ConsoleWorkspace:
     def console(self, *, allow_actions: bool = False, token: str | None = None) -> Console:
         ws = self.workspace
         return Console(source=LocalSource(ws.ledger), ledger=ws.ledger, objects=ws.objects,
-                       settings=ws.settings, provider=lambda: ws.ctx.provider, allow_actions=allow_actions,
-                       token=token)
+                       settings=ws.settings, allow_actions=allow_actions, token=token)
 
     def app(self, **kwargs):
         return create_app(self.console(**kwargs))

@@ -53,7 +53,7 @@ def build_console(backend: Backend, *, allow_actions: bool, token: str | None):
     else:
         source = LocalSource(context.ledger())
     return Console(source=source, ledger=context.ledger(), objects=context.objects(), settings=settings,
-                   provider=context.provider, allow_actions=allow_actions, token=token)
+                   allow_actions=allow_actions, token=token)
 
 
 def console(host: str = typer.Option("127.0.0.1", "--host",
@@ -82,7 +82,8 @@ def console(host: str = typer.Option("127.0.0.1", "--host",
     if not _is_loopback(host):
         stderr.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach this machine can read "
                      "the workspace through the console")
-    app = create_app(build_console(backend, allow_actions=allow_actions, token=token), allowed_hosts=allowed)
+    served = build_console(backend, allow_actions=allow_actions, token=token)
+    app = create_app(served, allowed_hosts=allowed)
     url = f"http://{'[' + host + ']' if ':' in host and not host.startswith('[') else host}:{port}/"
     stderr.print(f"Console on {url} ({backend.value} backend, "
                  f"{'actions allowed' if allow_actions else 'read-only'}); Ctrl-C stops it")
@@ -91,7 +92,10 @@ def console(host: str = typer.Option("127.0.0.1", "--host",
                      f"header): {token}")
     if open_browser:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
-    uvicorn.run(app, host=host.strip("[]"), port=port, log_level="warning")
+    try:
+        uvicorn.run(app, host=host.strip("[]"), port=port, log_level="warning")
+    finally:
+        served.close()
 
 
 def register(app: typer.Typer) -> None:

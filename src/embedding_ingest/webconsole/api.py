@@ -6,8 +6,7 @@ ObjectStore): nothing here knows which adapter backs them. Errors are JSON: {"er
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,10 +33,29 @@ class Console:
     ledger: Ledger
     objects: ObjectStore
     settings: Settings
-    provider: Callable[[], Any]  # built on first query: the provider embeds the query text
     allow_actions: bool = False
     token: str | None = None
     started: dict[str, Any] = field(default_factory=dict)  # executions started from the console
+    _snapshots: dict[ItemKind, Any] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def snapshot(self, kind: ItemKind):
+        """The published `kind` snapshot (consumer API), opened once and moved to the current version
+        on every call. Raises NothingPublishedError."""
+        from embedding_ingest import open_snapshot
+
+        with self._lock:
+            opened = self._snapshots.get(kind)
+            if opened is None:
+                opened = self._snapshots[kind] = open_snapshot(kind, settings=self.settings)
+        opened.refresh()
+        return opened
+
+    def close(self) -> None:
+        with self._lock:
+            for opened in self._snapshots.values():
+                opened.close()
+            self._snapshots.clear()
 
 
 class ApiError(Exception):
@@ -79,29 +97,22 @@ def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
     return value
 
 
-def summary_of(described: dict[str, Any]) -> dict[str, Any]:
-    """The execution output's `summary` (every execution writes one), else what the older outputs held:
-    final_merge_result and mark_complete_result. {} while running or when failed without output."""
-    try:
-        output = json.loads(described.get("output") or "null")
-    except json.JSONDecodeError:
+def summary_of(described: dict[str, Any], events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The execution's `summary` (execution_report.summarize_execution: batches polled, embeddings
+    published, version, what failed where...); `events` let it name a failed run's state."""
+    from embedding_ingest.execution_report import summarize_execution
+
+    if described.get("status") == "RUNNING":
         return {}
-    if not isinstance(output, dict):
-        return {}
-    if isinstance(output.get("summary"), dict):
-        return output["summary"]
-    final = output.get("final_merge_result") or {}
-    marked = output.get("mark_complete_result") or {}
-    found = {"published": final.get("added_embeddings"), "snapshot_version": final.get("snapshot_version"),
-             "embeddings_in_snapshot": final.get("total_embeddings"),
-             "batches_marked": marked.get("batches_marked")}
-    return {k: v for k, v in found.items() if v is not None}
+    return summarize_execution(described, events=events)
 
 
 def _listing(described: dict[str, Any]) -> dict[str, Any]:
     start, stop = described.get("startDate"), described.get("stopDate")
-    summary = summary_of(described)
-    published = summary.get("published", summary.get("published_count"))
+    # AWS's ListExecutions carries no output: a published count only where the output is known.
+    summary = summary_of(described) if "output" in described or described.get("status") != "SUCCEEDED" \
+        else {}
+    published = summary.get("embeddings_published")
     return {"name": described["name"], "executionArn": described.get("executionArn"),
             "workflow": described.get("workflow"), "status": described.get("status"), "startDate": start,
             "stopDate": stop, "durationSeconds": (stop - start) if start and stop else None,
@@ -132,8 +143,10 @@ def _describe(console: Console, name: str) -> dict[str, Any]:
 
 def get_execution(request: Request) -> JSONResponse:
     """GET /api/executions/{name} - DescribeExecution, plus workflow, duration and the output summary."""
-    described = _describe(_console(request), request.path_params["name"])
-    return JSONResponse(described | _listing(described) | {"summary": summary_of(described)})
+    console = _console(request)
+    described = _describe(console, request.path_params["name"])
+    events = console.source.history(described["name"]) if described.get("status") == "FAILED" else None
+    return JSONResponse(described | _listing(described) | {"summary": summary_of(described, events)})
 
 
 def get_history(request: Request) -> JSONResponse:
@@ -217,27 +230,26 @@ def list_snapshots(request: Request) -> JSONResponse:
 
 
 def query(request: Request) -> JSONResponse:
-    """GET /api/query?kind=line&text=...&n=10 - nearest records of the published snapshot, nearest first
-    (the text is embedded by the workspace's provider with the snapshot's model)."""
-    from embedding_ingest.snapshots import query_published
-
+    """GET /api/query?kind=line&text=...&n=10 - nearest records of the published snapshot, nearest first,
+    through the consumer API (open_snapshot: the text is embedded with the snapshot's own model)."""
     console = _console(request)
     kind = _choice(request, "kind", ItemKind, ItemKind.LINE)
     text = (request.query_params.get("text") or "").strip()
     if not text:
         raise ApiError(400, "InvalidParameter", "text is empty: type something to search for")
     n = _int(request, "n", 10, 1, MAX_QUERY_RESULTS)
-    provider = console.provider()
-    settings = console.settings.model_copy(update={"embedding_model": provider.model})
     try:
-        hits = query_published(console.objects, console.ledger, kind.database, provider.embed([text])[0], n,
-                               settings)
+        snapshot = console.snapshot(kind)
+        found = snapshot.query(text, n_results=n, include=["documents", "metadatas", "distances"])
     except EmbeddingIngestError as exc:
-        raise ApiError(409 if not isinstance(exc, InvalidInputError) else 400, type(exc).__name__,
+        raise ApiError(400 if isinstance(exc, InvalidInputError) else 409, type(exc).__name__,
                        str(exc)) from None
-    return JSONResponse({"kind": kind.value, "text": text, "model": provider.model,
-                         "results": [{"id": h.id, "distance": h.distance, "document": h.document,
-                                      "metadata": h.metadata} for h in hits]})
+    hits = zip(found["ids"][0], found["distances"][0], found["documents"][0], found["metadatas"][0],
+               strict=True)
+    return JSONResponse({"kind": kind.value, "text": text, "model": snapshot.model,
+                         "version": snapshot.version,
+                         "results": [{"id": i, "distance": float(d), "document": doc or "",
+                                      "metadata": dict(meta or {})} for i, d, doc, meta in hits]})
 
 
 ROUTES = [

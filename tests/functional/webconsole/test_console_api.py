@@ -56,12 +56,14 @@ def test_a_bad_filter_is_a_clear_400(client, query, words):
     assert words in response.json()["message"]
 
 
-def test_one_execution_and_an_unknown_one(client):
+def test_one_execution_with_its_summary_and_an_unknown_one(client, workspace):
     failed = client.get(f"/api/executions/{FAILED}").json()
     assert (failed["status"], failed["error"], failed["workflow"]) == \
         ("FAILED", "ReceiptStoreOffline", "word")
     ok = client.get(f"/api/executions/{SUCCEEDED}").json()
-    assert ok["summary"]["published"] == ok["published"]
+    assert ok["summary"]["embeddings_published"] == ok["published"]
+    assert ok["summary"]["published_version"] == workspace.workspace.ledger.get_published("lines").version
+    assert failed["summary"]["failed_state"] == "ListPendingWordBatches"
     missing = client.get("/api/executions/nope")
     assert missing.status_code == 404
     assert missing.json() == {"error": "ExecutionDoesNotExist", "message": "no execution named 'nope'"}

@@ -96,17 +96,22 @@ async function executionView(root, name, info, live) {
       h("label", {class: "filter"}, filter, " Failed events only"), historyBox));
   const base = "/api/executions/" + encodeURIComponent(name);
 
+  // The summary's figures worth a glance (the rest is in the output below).
+  const FIGURES = ["embeddings_published", "published_version", "total_embeddings", "batches_listed",
+                   "batches_marked_complete", "items_released", "batches_still_active", "failed_state"];
   const drawHeader = (e) => {
-    const summary = Object.entries(e.summary || {});
+    const summary = e.summary || {};
     clear(header).append(
       h("h1", {}, e.name, " ", badge(e.status)),
+      summary.message ? h("p", {class: "summary-message", id: "summary-message"}, summary.message) : "",
       h("dl", {class: "facts"},
         h("dt", {}, "Workflow"), h("dd", {}, e.workflow || ""),
         h("dt", {}, "Started"), h("dd", {}, fmtTime(e.startDate)),
         h("dt", {}, "Stopped"), h("dd", {}, fmtTime(e.stopDate)),
         h("dt", {}, "Duration"), h("dd", {}, fmtDuration(e.durationSeconds)),
-        summary.map(([k, v]) => [h("dt", {}, k.replace(/_/g, " ")),
-                                 h("dd", {}, typeof v === "object" ? JSON.stringify(v) : String(v))])),
+        FIGURES.filter((k) => summary[k] !== undefined && summary[k] !== null).map((k) =>
+          [h("dt", {}, k.replace(/_/g, " ")), h("dd", {}, String(summary[k]))]),
+        summary.next ? [h("dt", {}, "next"), h("dd", {}, h("code", {}, summary.next))] : ""),
       e.error ? h("div", {class: "failure", id: "execution-error"},
                   h("strong", {}, e.error), h("pre", {}, pretty(e.cause))) : "",
       h("details", {}, h("summary", {}, "Execution input"), h("pre", {id: "execution-input"}, pretty(e.input))),

@@ -86,10 +86,11 @@ def console(host: str = typer.Option("127.0.0.1", "--host",
     app = create_app(served, allowed_hosts=allowed)
     url = f"http://{'[' + host + ']' if ':' in host and not host.startswith('[') else host}:{port}/"
     stderr.print(f"Console on {url} ({backend.value} backend, "
-                 f"{'actions allowed' if allow_actions else 'read-only'}); Ctrl-C stops it")
+                 f"{'actions allowed' if allow_actions else 'read-only'}); Ctrl-C stops it", soft_wrap=True)
     if token:
-        stderr.print(f"Action token (paste it into the page when asked; sent as the X-Console-Token "
-                     f"header): {token}")
+        stderr.print("Action token (paste it into the page; sent as the X-Console-Token header):",
+                     soft_wrap=True)
+        stderr.print(f"  {token}", soft_wrap=True, highlight=False)
     if open_browser:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
     try:

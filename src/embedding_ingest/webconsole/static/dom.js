@@ -92,3 +92,9 @@ function table(headers, rows, attrs) {
     h("thead", {}, h("tr", {}, headers.map((t) => h("th", {}, t)))),
     h("tbody", {}, rows));
 }
+
+// Appends children (strings as text, arrays flattened, empty values skipped); returns `el`.
+function put(el, ...children) {
+  appendAll(el, children);
+  return el;
+}

@@ -44,7 +44,7 @@ async function executionsView(root, params, info, live) {
     }
   }
   const body = h("div", {});
-  root.append(h("h1", {}, "Executions"), controls, body);
+  put(root, h("h1", {}, "Executions"), controls, body);
   const draw = async () => {
     const page = await api("/api/executions?" + query.toString());
     const rows = page.executions.map((e) => h("tr", {"data-name": e.name},
@@ -52,7 +52,7 @@ async function executionsView(root, params, info, live) {
       h("td", {}, fmtTime(e.startDate)), h("td", {class: "num"}, fmtDuration(e.durationSeconds)),
       h("td", {class: "num"}, e.published === null || e.published === undefined ? "" : e.published)));
     const offset = page.offset;
-    clear(body).append(
+    put(clear(body), 
       rows.length ? table(["Name", "Workflow", "Status", "Started", "Duration", "Published"], rows,
                           {id: "executions-table"})
                   : h("p", {class: "muted"}, "No executions match."),
@@ -89,7 +89,7 @@ async function executionView(root, name, info, live) {
     zoom.textContent = state.fit ? "Actual size" : "Fit to width";
   };
   applyZoom();
-  root.append(header,
+  put(root, header,
     h("section", {class: "graph-section"},
       h("div", {class: "graph-pane"}, h("div", {class: "graph-tools"}, legend(), zoom), graphBox), detail),
     h("section", {}, h("h2", {}, "Event history"),
@@ -101,7 +101,7 @@ async function executionView(root, name, info, live) {
                    "batches_marked_complete", "items_released", "batches_still_active", "failed_state"];
   const drawHeader = (e) => {
     const summary = e.summary || {};
-    clear(header).append(
+    put(clear(header), 
       h("h1", {}, e.name, " ", badge(e.status)),
       summary.message ? h("p", {class: "summary-message", id: "summary-message"}, summary.message) : "",
       h("dl", {class: "facts"},
@@ -131,7 +131,7 @@ async function executionView(root, name, info, live) {
     const d = await api(base + "/states/" + encodeURIComponent(state.selected));
     const field = (label, id, value) => value === null || value === undefined || value === "" ? "" :
       [h("h3", {}, label), h("pre", {id: id}, pretty(value))];
-    clear(detail).append(
+    put(clear(detail), 
       h("h2", {}, d.name, " ", badge(d.status)),
       d.visits > 1 ? h("p", {class: "muted"}, "Showing run " + d.visit + " of " + d.visits +
                        " (the last failed one, else the last).") : "",
@@ -164,7 +164,7 @@ async function executionView(root, name, info, live) {
         rows.push(h("tr", {class: "event-details"}, h("td", {colspan: 6}, h("pre", {}, pretty(details[1])))));
       }
     }
-    clear(historyBox).append(history.events.length
+    put(clear(historyBox), history.events.length
       ? table(["#", "Time", "Elapsed", "Type", "State", ""], rows, {id: "history-table"})
       : h("p", {class: "muted", id: "history-empty"}, state.failedOnly ? "No failed events." : "No events yet."));
   };
@@ -200,7 +200,7 @@ async function batchesView(root, params, info) {
       try { await action("/api/actions/reset-batch", {batch_id: b.batch_id, status: to}); route(); }
       catch (e) { root.appendChild(errorBox(e)); }
     }}, "Reset")) : ""));
-  root.append(h("h1", {}, "Batches"),
+  put(root, h("h1", {}, "Batches"),
     h("h2", {}, "Items by embedding status"),
     table(["Kind", ...statuses], countRows, {id: "item-counts"}),
     h("h2", {}, "Batch summaries"),
@@ -214,7 +214,7 @@ async function batchesView(root, params, info) {
 // ---- Snapshots -----------------------------------------------------------------------------------
 async function snapshotsView(root, params, info) {
   const data = await api("/api/snapshots");
-  root.append(h("h1", {}, "Snapshots"));
+  put(root, h("h1", {}, "Snapshots"));
   for (const [database, db] of Object.entries(data.databases)) {
     const kind = database.replace(/s$/, "");
     const rows = db.versions.map((v) => h("tr", {class: v.current ? "current" : "", "data-version": v.version},
@@ -226,7 +226,7 @@ async function snapshotsView(root, params, info) {
         try { await action("/api/actions/rollback", {kind: kind, version: v.version}); route(); }
         catch (e) { root.appendChild(errorBox(e)); }
       }}, "Roll back")) : (info.actions_allowed ? h("td", {}) : "")));
-    root.append(h("h2", {}, database),
+    put(root, h("h2", {}, database),
       rows.length ? table(["", "Version", "Records", "Model", "Dims", "Published", "Parent",
                            ...(info.actions_allowed ? [""] : [])], rows, {id: "snapshots-" + database})
                   : h("p", {class: "muted"}, "Nothing published yet."));
@@ -243,19 +243,19 @@ async function queryView(root, params) {
   const n = h("input", {id: "query-n", type: "number", min: 1, max: 50, value: params.get("n") || 10});
   const form = h("form", {class: "controls", onsubmit: async (ev) => {
     ev.preventDefault();
-    clear(results).append(h("p", {class: "muted"}, "Searching\u2026"));
+    put(clear(results), h("p", {class: "muted"}, "Searching\u2026"));
     try {
       const q = new URLSearchParams({kind: kind.value, text: text.value, n: n.value});
       const found = await api("/api/query?" + q.toString());
-      clear(results).append(found.results.length
+      put(clear(results), found.results.length
         ? table(["#", "Distance", "Text", "Merchant", "Receipt", "Id"], found.results.map((r, i) =>
             h("tr", {class: "hit"}, h("td", {class: "num"}, i + 1), h("td", {class: "num"}, r.distance.toFixed(4)),
               h("td", {class: "doc"}, r.document), h("td", {}, r.metadata.merchant_name || ""),
               h("td", {}, r.metadata.image_id ? r.metadata.image_id + "#" + (r.metadata.receipt_number ?? "") : ""),
               h("td", {class: "mono"}, r.id))))
         : h("p", {class: "muted"}, "No hits."));
-    } catch (e) { clear(results).append(errorBox(e)); }
+    } catch (e) { put(clear(results), errorBox(e)); }
   }}, h("label", {}, "Search ", kind, " for "), text, h("label", {}, " results ", n),
      h("button", {id: "query-submit", type: "submit"}, "Search"));
-  root.append(h("h1", {}, "Query the published snapshot"), form, results);
+  put(root, h("h1", {}, "Query the published snapshot"), form, results);
 }

@@ -1,0 +1,207 @@
+"""The web console in a real browser: headless Debian Chromium driven by selenium over a served console
+(uvicorn on loopback) on a workspace with one SUCCEEDED and one FAILED execution.
+
+Screenshots go to $CONSOLE_ARTIFACTS_DIR, else to <pytest basetemp>/artifacts. Skipped, saying so, when
+no Chromium and chromedriver are installed (.ci/run installs Debian's chromium and chromium-driver)."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from browser import chromium, find_chromium, save_screenshot, serve
+from console_workspace import FAILED, HOSTILE_CAUSE, HOSTILE_TEXT, SUCCEEDED, console_workspace
+
+from embedding_ingest.steps.registry import HANDLERS
+from embedding_ingest.stores.records import ItemKind
+
+pytestmark = pytest.mark.slow
+HOSTILE_INPUT = "line-hostile-input"
+WAIT = 30
+
+
+@pytest.fixture(scope="module")
+def executables():
+    found = find_chromium()
+    if found is None:
+        pytest.skip("browser tests skipped: no Chromium found (install Debian's chromium and "
+                    "chromium-driver: apt-get install chromium chromium-driver)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory) -> Path:
+    chosen = os.environ.get("CONSOLE_ARTIFACTS_DIR")
+    path = Path(chosen) if chosen else tmp_path_factory.getbasetemp() / "artifacts"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, executables):
+    built = console_workspace(tmp_path_factory.mktemp("console-browser"))
+    # One more finished execution whose input holds HTML and script.
+    ws = built.workspace
+    from embedding_ingest.workflow.builder import build_definition, local_resource_arn
+    from embedding_ingest.workflow.engine import LocalEngine
+    from embedding_ingest.workflow.invokers import InProcessInvoker
+
+    LocalEngine(ws.ledger, InProcessInvoker(ws.handlers())).start_execution(
+        "line", build_definition("line", local_resource_arn), HOSTILE_INPUT, {"note": HOSTILE_TEXT})
+    return built
+
+
+@pytest.fixture(scope="module")
+def site(workspace):
+    with serve(workspace.app()) as url:
+        yield url
+
+
+@pytest.fixture
+def browser(executables):
+    with chromium(executables) as driver:
+        yield driver
+
+
+def wait_for(driver, condition, what: str):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, WAIT, poll_frequency=0.1).until(condition, message=f"waiting for {what}")
+
+
+def css(driver, selector: str):
+    from selenium.webdriver.common.by import By
+
+    return driver.find_elements(By.CSS_SELECTOR, selector)
+
+
+def state_status(driver, name: str) -> str | None:
+    found = css(driver, f'[data-state="{name}"]')
+    return found[0].get_attribute("data-status") if found else None
+
+
+def box_fill(driver, name: str) -> str:
+    return driver.execute_script(
+        "return getComputedStyle(document.querySelector(arguments[0])).fill",
+        f'[data-state="{name}"] > rect.box')
+
+
+def open_execution(driver, site: str, name: str) -> None:
+    driver.get(f"{site}/#/execution/{name}")
+    wait_for(driver, lambda d: css(d, "#graph-svg") and css(d, "#history-table"), f"the graph of {name}")
+
+
+def test_the_failed_state_is_drawn_failed_and_selecting_it_shows_the_error(browser, site, artifacts):
+    browser.get(f"{site}/#/executions")
+    wait_for(browser, lambda d: css(d, "#executions-table"), "the executions table")
+    rows = [r.get_attribute("data-name") for r in css(browser, "#executions-table tbody tr")]
+    assert {FAILED, SUCCEEDED} <= set(rows)
+    css(browser, f'#executions-table a[href="#/execution/{FAILED}"]')[0].click()
+    wait_for(browser, lambda d: state_status(d, "ListPendingWordBatchesFailed") == "failed", "the Fail state")
+
+    assert state_status(browser, "ListPendingWordBatches") == "caught"
+    assert state_status(browser, "PollWordBatches") == "not_entered"
+    # Drawn in distinct colours, not just tagged: failed red, caught amber, not entered grey.
+    fills = {box_fill(browser, n) for n in ("ListPendingWordBatchesFailed", "ListPendingWordBatches",
+                                            "PollWordBatches")}
+    assert len(fills) == 3
+    assert css(browser, ".legend li")[1].text == "Failed"
+
+    css(browser, '[data-state="ListPendingWordBatchesFailed"]')[0].click()
+    wait_for(browser, lambda d: css(d, "#state-error"), "the state's error")
+    assert css(browser, "#state-error")[0].text == "ReceiptStoreOffline"
+    cause = css(browser, "#state-cause")[0].text
+    assert "<script>window.__xss=3</script><b>bold?</b>" in cause  # shown as text, not run or rendered
+    assert css(browser, "#state-detail script, #state-detail b, #execution-error b") == []
+    assert browser.execute_script("return window.__xss === undefined")
+    save_screenshot(browser, artifacts, "failed-execution-error-selected")
+
+
+def test_the_history_filter_keeps_failed_events_only(browser, site, artifacts):
+    open_execution(browser, site, FAILED)
+    everything = css(browser, "#history-table tr.event")
+    assert len(everything) > 4
+    css(browser, "#history-failed-only")[0].click()
+    wait_for(browser, lambda d: len(css(d, "#history-table tr.event")) == 2, "the failed-only history")
+    types = [r.get_attribute("data-type") for r in css(browser, "#history-table tr.event")]
+    assert types == ["LambdaFunctionFailed", "ExecutionFailed"]
+    css(browser, "#history-table tr.event")[0].click()  # expands its details
+    wait_for(browser, lambda d: css(d, "#history-table tr.event-details pre"), "expanded details")
+    assert HOSTILE_CAUSE.split("<")[0].strip() in css(browser, "#history-table tr.event-details pre")[0].text
+    save_screenshot(browser, artifacts, "failed-execution-history-filtered")
+
+
+def test_a_finished_execution_graph_shows_every_visited_state_succeeded(browser, site, artifacts):
+    open_execution(browser, site, SUCCEEDED)
+    for name in ("ListPendingBatches", "PollBatches", "PollBatch", "FinalMerge", "MarkBatchesComplete",
+                 "IngestionSucceeded"):
+        assert state_status(browser, name) == "succeeded", name
+    assert state_status(browser, "NoPendingBatches") == "not_entered"
+    poll = css(browser, '[data-state="PollBatches"] text.sub')[0].text
+    assert poll == "3 iterations: 3 succeeded, 0 failed"
+    assert "published" in css(browser, "#summary-message")[0].text
+    save_screenshot(browser, artifacts, "succeeded-execution-page")  # sizes the window to the whole page
+    css(browser, "#graph-svg")[0].screenshot(str(artifacts / "succeeded-execution-graph.png"))
+
+
+def test_an_execution_input_holding_html_renders_as_text(browser, site):
+    open_execution(browser, site, HOSTILE_INPUT)
+    as_json = json.dumps(HOSTILE_TEXT)  # the input is shown as pretty-printed JSON
+    assert as_json in browser.execute_script(
+        "return document.getElementById('execution-input').textContent")
+    css(browser, '[data-state="ListPendingBatches"]')[0].click()
+    wait_for(browser, lambda d: css(d, "#state-input"), "the state's input")
+    assert as_json in browser.execute_script("return document.getElementById('state-input').textContent")
+    assert css(browser, "main img, main script") == []
+    assert browser.execute_script("return window.__xss === undefined")
+
+
+def test_the_query_box_returns_hits_with_ocr_text_as_text(browser, site, artifacts):
+    browser.get(f"{site}/#/query")
+    wait_for(browser, lambda d: css(d, "#query-text"), "the query form")
+    css(browser, "#query-text")[0].send_keys(HOSTILE_TEXT)
+    css(browser, "#query-submit")[0].click()
+    wait_for(browser, lambda d: css(d, "#query-results tr.hit"), "query hits")
+    hits = css(browser, "#query-results tr.hit")
+    assert len(hits) == 10
+    assert hits[0].find_elements("css selector", "td.doc")[0].text == HOSTILE_TEXT
+    assert css(browser, "#query-results img, #query-results script") == []
+    assert browser.execute_script("return window.__xss === undefined")
+    save_screenshot(browser, artifacts, "query-hits")
+
+
+def test_a_running_execution_changes_colour_without_a_reload(browser, site, workspace, artifacts):
+    ws = workspace.workspace
+    release, entered = threading.Event(), threading.Event()
+
+    def held_list_pending(payload, ctx):
+        entered.set()
+        assert release.wait(120), "the test never released the task"
+        return HANDLERS["embedding-list-pending"](payload, ctx)
+
+    runner = threading.Thread(target=ws.run, args=(ItemKind.WORD,),
+                              kwargs={"name": "word-live",
+                                      "overrides": {"embedding-list-pending": held_list_pending}})
+    runner.start()
+    try:
+        assert entered.wait(WAIT)
+        open_execution(browser, site, "word-live")
+        wait_for(browser, lambda d: state_status(d, "ListPendingWordBatches") == "in_progress",
+                 "the blocked task drawn in progress")
+        running_fill = box_fill(browser, "ListPendingWordBatches")
+        browser.execute_script("window.__sameDocument = 'yes'")
+        save_screenshot(browser, artifacts, "running-execution-in-progress")
+        release.set()
+        wait_for(browser, lambda d: state_status(d, "NoPendingWordBatches") == "succeeded",
+                 "the graph updated after the task finished")
+        assert state_status(browser, "ListPendingWordBatches") == "succeeded"
+        assert box_fill(browser, "ListPendingWordBatches") != running_fill
+        assert browser.execute_script("return window.__sameDocument") == "yes"  # no reload happened
+        wait_for(browser, lambda d: css(d, "h1 .badge.status-succeeded"), "the execution badge")
+        save_screenshot(browser, artifacts, "running-execution-finished")
+    finally:
+        release.set()
+        runner.join(60)

@@ -12,6 +12,7 @@ from embedding_ingest.console import (
     context,
     data_commands,
     demo,
+    published_commands,
     run_commands,
     schedule_commands,
     snapshot_commands,
@@ -37,6 +38,7 @@ def main(home: Path | None = typer.Option(None, "--home", envvar="EMBEDDING_INGE
 data_commands.register(app)
 run_commands.register(app)
 snapshot_commands.register(app)
+published_commands.register(app)
 demo.register(app)
 aws_commands.register(app)
 schedule_commands.register(app)

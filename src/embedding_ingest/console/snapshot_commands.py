@@ -1,4 +1,5 @@
-"""Commands over published snapshots: query, list versions, roll back, render definitions."""
+"""Commands over published snapshots: list versions, roll back, render definitions (query, pull, serve and
+verify are in published_commands.py)."""
 
 from __future__ import annotations
 
@@ -18,31 +19,6 @@ from embedding_ingest.stores.records import ItemKind
 
 snapshots_app = typer.Typer(help="Published snapshot versions.", no_args_is_help=True)
 definitions_app = typer.Typer(help="State machine definitions (ASL).", no_args_is_help=True)
-
-
-def query(kind: ItemKind = typer.Argument(..., help="line or word"),
-          text: str = typer.Argument(..., help="Text to search for"),
-          n: int = typer.Option(10, "-n", "--n-results", min=1),
-          output: OutputFormat = OutputOption) -> None:
-    """Nearest neighbours of TEXT in the published snapshot (embedded with the snapshot's own model)."""
-    from embedding_ingest.snapshots import query_published
-
-    provider = context.provider()
-    # The caller's model is the provider's; query_published refuses it if the snapshot was built otherwise.
-    settings = context.settings().model_copy(update={"embedding_model": provider.model})
-
-    def run():
-        vector = provider.embed([text])[0]
-        return query_published(context.objects(), context.ledger(), kind.database, vector, n, settings)
-
-    hits = guarded(output, run)
-    rows = [{"id": h.id, "distance": h.distance, "document": h.document, "metadata": h.metadata}
-            for h in hits]
-    emit({"kind": kind.value, "query": text, "model": provider.model, "results": rows}, output,
-         lambda r: table(f"{kind.value}s nearest to {text!r}", ["#", "distance", "text", "merchant", "id"],
-                         [[i + 1, f"{row['distance']:.4f}", row["document"],
-                           row["metadata"].get("merchant_name"), row["id"]]
-                          for i, row in enumerate(r["results"])]))
 
 
 @snapshots_app.command("list")
@@ -103,6 +79,5 @@ def render(kind: ItemKind = typer.Argument(..., help="line or word")) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("query")(query)
     app.add_typer(snapshots_app, name="snapshots")
     app.add_typer(definitions_app, name="definitions")

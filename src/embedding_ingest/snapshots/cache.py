@@ -3,20 +3,34 @@
 
 Segments are immutable and content-addressed, and versions share them, so an entry never goes stale
 and a new version never downloads the segments it shares with an older one. An entry appears in one
-atomic rename after it was fully unpacked (or built), so a present entry is a complete one."""
+atomic rename after it was fully unpacked (or built), so a present entry is a complete one.
+
+The cache must not hide corruption from a writer: `{database}/records/{segment_id}.json` holds the
+sha256 of each entry's archive (checked against the manifest when the entry was made) and a digest
+of its records (ids, vectors, documents, metadata). An entry without it, or of another sha256, is
+fetched again. A writer (publish, rollback) calls `fetch(..., verify=True)`, which also checks that
+the store still holds the segment's manifest with that sha256 and an archive of its size;
+`snapshots verify` re-computes the digest (entry_problem with content=True). Files are not hashed as
+bytes: Chroma rewrites chroma.sqlite3 whenever a client opens a directory, and the HNSW files too for
+a collection below its sync_threshold (measured with chromadb 1.5.9), so only the records are stable."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
+import json
 import os
 import shutil
+import sqlite3
 import tempfile
 from pathlib import Path
 
 from embedding_ingest.config import Settings, StorageMode
-from embedding_ingest.snapshots.archive import materialize
-from embedding_ingest.snapshots.models import SegmentRef
+from embedding_ingest.snapshots.archive import materialize, read_manifest
+from embedding_ingest.snapshots.chroma_io import iter_pages
+from embedding_ingest.snapshots.models import SegmentRef, SnapshotManifest, manifest_key
+from embedding_ingest.stores.exceptions import CorruptObjectError, ObjectNotFoundError
 from embedding_ingest.stores.ports import ObjectStore
 
 _LEGACY_VERSIONS = "versions"  # whole-version entries of the layout before segments
@@ -44,16 +58,103 @@ def scratch_root(settings: Settings, database: str) -> Path | None:
     return root
 
 
+def record_path(settings: Settings, database: str, segment_id: str) -> Path:
+    return settings.cache_dir / database / "records" / f"{segment_id}.json"
+
+
+_CHROMA_DB = "chroma.sqlite3"
+_DIGEST_PAGE = 2000
+
+
+def content_digest(tree: Path, collection: str) -> str:
+    """sha256 over every record's id, vector (float32 bytes), document and metadata, read through
+    Chroma and independent of the order it returns them in."""
+    per_record = []
+    for page in iter_pages(tree, collection, _DIGEST_PAGE):
+        for row, item_id in enumerate(page.ids):
+            one = hashlib.sha256(item_id.encode())
+            one.update(page.embeddings[row].astype("<f4").tobytes())
+            one.update(page.documents[row].encode())
+            one.update(json.dumps(page.metadatas[row], sort_keys=True).encode())
+            per_record.append(one.digest())
+    return hashlib.sha256(b"".join(sorted(per_record))).hexdigest()
+
+
+def _write_record(settings: Settings, database: str, segment: SegmentRef, tree: Path) -> None:
+    body = {"key": segment.key, "sha256": segment.sha256, "count": segment.count,
+            "content_sha256": content_digest(tree, database)}
+    target = record_path(settings, database, segment.segment_id)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    staging.write_text(json.dumps(body, indent=1, sort_keys=True))
+    os.replace(staging, target)
+
+
+def read_record(settings: Settings, database: str, segment_id: str) -> dict | None:
+    try:
+        return json.loads(record_path(settings, database, segment_id).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def cached(settings: Settings, database: str, segment: SegmentRef) -> Path | None:
-    """The cached persist dir of `segment`, if whole. Entries arrive by one atomic rename of a complete
-    tree, so a directory without Chroma's database file was damaged afterwards: drop it and refetch."""
+    """The cached persist dir of `segment`, if whole and recorded as this segment's content. Entries
+    arrive by one atomic rename of a complete tree, so a directory without Chroma's database file, or
+    without its record, or recorded with another sha256 or other file sizes, was damaged (or left by an
+    older version of this code): drop it, so it is fetched again."""
     path = segment_dir(settings, database, segment)
     if not path.is_dir():
         return None
-    if not (path / "chroma.sqlite3").is_file():
-        shutil.rmtree(path, ignore_errors=True)
+    if entry_problem(settings, database, segment, path, content=False) is not None:
+        evict(settings, database, segment)
         return None
     return path
+
+
+def entry_problem(settings: Settings, database: str, segment: SegmentRef, path: Path, *,
+                  content: bool) -> str | None:
+    """What is wrong with the cache entry at `path` (None if nothing): no database file, no record,
+    a record of another sha256; with `content`, also a database SQLite's quick_check rejects, or
+    records (ids, vectors, documents, metadata) that are not the ones recorded at fetch time."""
+    if not (path / _CHROMA_DB).is_file():
+        return f"no {_CHROMA_DB}"
+    record = read_record(settings, database, segment.segment_id)
+    if record is None or "content_sha256" not in record:
+        return "no integrity record beside the entry"
+    if record.get("sha256") != segment.sha256:
+        return (f"recorded sha256 {str(record.get('sha256'))[:16]}... is not the manifest's "
+                f"{segment.sha256[:16]}...")
+    if not content:
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path / _CHROMA_DB}?mode=ro", uri=True)) as db:
+            verdict = db.execute("PRAGMA quick_check").fetchone()[0]
+        if verdict != "ok":
+            return f"{_CHROMA_DB} fails SQLite's quick_check ({verdict})"
+        if content_digest(path, database) != record["content_sha256"]:
+            return "its records (ids, vectors, documents, metadata) differ from those fetched"
+    except Exception as exc:  # unreadable by SQLite or Chroma is the finding
+        return f"unreadable ({type(exc).__name__}: {exc})"
+    return None
+
+
+def _check_sha(manifest: SnapshotManifest, segment: SegmentRef) -> None:
+    if manifest.sha256 != segment.sha256:
+        raise CorruptObjectError(manifest_key(segment.key), f"names archive sha256 {manifest.sha256}, the "
+                                                            f"version lists {segment.sha256}")
+
+
+def check_store_holds(store: ObjectStore, segment: SegmentRef) -> None:
+    """The object store still commits `segment`: its manifest names the same sha256 and its archive
+    has the manifest's size. Raises ObjectNotFoundError or CorruptObjectError (cheap: no download)."""
+    manifest = read_manifest(store, segment.key)
+    _check_sha(manifest, segment)
+    info = store.head(manifest.archive_key)
+    if info is None:
+        raise ObjectNotFoundError(manifest.archive_key)
+    if info.size != manifest.archive_bytes:
+        raise CorruptObjectError(manifest.archive_key, f"archive has {info.size} bytes, manifest says "
+                                                       f"{manifest.archive_bytes}")
 
 
 def _move_in(source: Path, final: Path) -> Path:
@@ -72,8 +173,12 @@ def _move_in(source: Path, final: Path) -> Path:
     return final
 
 
-def fetch(store: ObjectStore, settings: Settings, database: str, segment: SegmentRef) -> Path:
-    """The cached directory of `segment`, downloading it only if it is not cached yet."""
+def fetch(store: ObjectStore, settings: Settings, database: str, segment: SegmentRef, *,
+          verify: bool = False) -> Path:
+    """The cached directory of `segment`, downloading it (sha256 checked) only if it is not cached
+    whole. With `verify` (writers), the store must still hold the segment (check_store_holds)."""
+    if verify:
+        check_store_holds(store, segment)
     hit = cached(settings, database, segment)
     if hit is not None:
         return hit
@@ -81,20 +186,24 @@ def fetch(store: ObjectStore, settings: Settings, database: str, segment: Segmen
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{segment.segment_id}.fetch-"))
     try:
-        materialize(store, segment.key, staging / "tree")
-        return _move_in(staging / "tree", final)
+        _check_sha(read_manifest(store, segment.key), segment)  # the archive is then checked against it
+        tree = materialize(store, segment.key, staging / "tree")
+        _write_record(settings, database, segment, tree)
+        return _move_in(tree, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
 def install(settings: Settings, database: str, segment: SegmentRef, persist_dir: Path) -> Path:
     """Move a closed, just-published persist dir into the cache (it is exactly what was archived)."""
+    _write_record(settings, database, segment, persist_dir)
     return _move_in(persist_dir, segment_dir(settings, database, segment))
 
 
 def evict(settings: Settings, database: str, segment: SegmentRef) -> None:
     with contextlib.suppress(FileNotFoundError):
         shutil.rmtree(segment_dir(settings, database, segment))
+    record_path(settings, database, segment.segment_id).unlink(missing_ok=True)
 
 
 def prune(settings: Settings, database: str, keep: set[str]) -> list[str]:
@@ -109,4 +218,8 @@ def prune(settings: Settings, database: str, keep: set[str]) -> list[str]:
         if entry.is_dir() and not entry.name.startswith(".") and entry.name not in keep:
             shutil.rmtree(entry, ignore_errors=True)
             dropped.append(entry.name)
+    records = settings.cache_dir / database / "records"
+    for record in sorted(records.glob("*.json")) if records.is_dir() else []:
+        if record.stem not in keep:
+            record.unlink(missing_ok=True)
     return dropped

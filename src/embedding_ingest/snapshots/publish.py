@@ -29,7 +29,6 @@ from embedding_ingest.snapshots.models import (
     SegmentRef,
     VersionManifest,
     check_prefix,
-    manifest_key,
 )
 from embedding_ingest.snapshots.revisions import check_tombstones, tombstones_key
 from embedding_ingest.snapshots.segments import (
@@ -43,6 +42,7 @@ from embedding_ingest.snapshots.segments import (
     versions_prefix,
     write_version,
 )
+from embedding_ingest.snapshots.verify import check_version
 from embedding_ingest.stores.exceptions import (
     ObjectNotFoundError,
     PointerConflictError,
@@ -334,14 +334,14 @@ def prune_versions(store: ObjectStore, ledger: Ledger, *, database: str, keep: i
 
 def rollback(store: ObjectStore, ledger: Ledger, lease: Lease, *, database: str,
              version: str) -> SnapshotVersion:
-    """Point `database` back at a kept older `version` (under the lease, by the same CAS)."""
+    """Point `database` back at a kept older `version` (under the lease, by the same CAS). The target's
+    objects are downloaded and checked first (snapshots.verify.check_version): a rollback that raises
+    has moved nothing."""
     _check_lease(ledger, lease, database)
     target = next((v for v in ledger.list_versions(database) if v.version == version), None)
     if target is None:
         raise VersionNotFoundError(database, version)
-    for segment in read_version(store, target).segments:  # its objects must still be there
-        if not store.exists(manifest_key(segment.key)):
-            raise ObjectNotFoundError(manifest_key(segment.key))
+    check_version(store, target)  # every object whole, before anything moves
     current = ledger.get_published(database)
     if current is not None and current.version == version:
         return current

@@ -119,17 +119,18 @@ def referenced_segments(store: ObjectStore, versions: Sequence[SnapshotVersion])
 def local_segments(store: ObjectStore, settings: Settings, manifest: VersionManifest,
                    scratch: Path) -> list[Path]:
     """A local persist dir for each segment, its record count checked: the cached ones when the cache
-    is used (an entry holding other than its count is fetched again), else fresh downloads."""
+    is used (checked against the store's manifest, see cache.fetch; an entry holding other than its
+    count is fetched again), else fresh downloads."""
     dirs = []
     for n, segment in enumerate(manifest.segments):
         if not cache.cache_enabled(settings):
             path = materialize(store, segment.key, scratch / f"segment-{n}")
             _check_count(path, manifest.database, segment)
         else:
-            path = cache.fetch(store, settings, manifest.database, segment)
+            path = cache.fetch(store, settings, manifest.database, segment, verify=True)
             if _count_of(path, manifest.database) != segment.count:
                 cache.evict(settings, manifest.database, segment)
-                path = cache.fetch(store, settings, manifest.database, segment)
+                path = cache.fetch(store, settings, manifest.database, segment, verify=True)
                 _check_count(path, manifest.database, segment)
         dirs.append(path)
     return dirs

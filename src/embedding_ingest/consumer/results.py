@@ -54,8 +54,10 @@ def merge_get(parts: Sequence[dict[str, Any]], include: Sequence[str], offset: i
         if name not in include:
             merged[name] = None
         elif name == "embeddings":
-            rows = [np.asarray(e, dtype=np.float32) for part in parts for e in (part["embeddings"] or [])]
+            rows = [np.asarray(e, dtype=np.float32) for part in parts
+                    for e in (part["embeddings"] if part["embeddings"] is not None else [])]
             merged[name] = np.stack(rows[offset:stop]) if rows[offset:stop] else np.zeros((0, 0), np.float32)
         else:
             merged[name] = [v for part in parts for v in (part.get(name) or [])][offset:stop]
+    # get() over several segments: rows in segment order, each segment's rows in Chroma's order
     return merged  # type: ignore[return-value]

@@ -1,0 +1,143 @@
+"""The published snapshot in stock Chroma: `snapshots pull` writes a directory that
+chromadb.PersistentClient opens, `snapshots serve` serves it with Chroma's own server, and both answer
+exactly as open_snapshot does (same vectors, same where filter)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import chromadb
+import pytest
+from chromadb.config import Settings as ChromaSettings
+
+from embedding_ingest import open_snapshot
+from embedding_ingest.snapshots.chroma_io import open_client
+from embedding_ingest.snapshots.pull import pull_version
+
+
+def _cli(ws, *args, code=0, **extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHROMA", "EMBEDDING", "DYNAMODB"))}
+    env.update({"EMBEDDING_INGEST_HOME": str(ws.settings.home), **extra})
+    return subprocess.Popen([sys.executable, "-m", "embedding_ingest.cli", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _run(ws, *args, code=0):
+    process = _cli(ws, *args)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == code, (args, out[-2000:], err[-2000:])
+    return out, err
+
+
+def _ranked(result) -> list[list[tuple[float, str]]]:
+    """Per query, (distance to 4 places, id) nearest first: equal distances may come in any order."""
+    return [sorted((round(d, 4), i) for i, d in zip(ids, distances, strict=True))
+            for ids, distances in zip(result["ids"], result["distances"], strict=True)]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def probe(layered_workspace):
+    """Two stored vectors as queries, and a filter that leaves out the first one's receipt."""
+    with open_snapshot("lines", settings=layered_workspace.settings) as snap:
+        rows = snap.get(limit=2, offset=snap.count() - 30, include=["embeddings", "metadatas"])
+        queries = rows["embeddings"]
+        where = {"receipt_id": {"$ne": rows["metadatas"][0]["receipt_id"]}}  # not the query's own receipt
+        expected = snap.query(query_embeddings=queries, n_results=6, where=where)
+        unfiltered = snap.query(query_embeddings=queries, n_results=6)
+    own = where["receipt_id"]["$ne"]
+    assert all(m["receipt_id"] != own for row in expected["metadatas"] for m in row)
+    assert expected["ids"] != unfiltered["ids"]  # the filter matters for these queries
+    return queries, where, expected, unfiltered
+
+
+def test_pull_writes_a_stock_chroma_directory_that_answers_like_open_snapshot(layered_workspace, probe,
+                                                                             tmp_path):
+    ws = layered_workspace
+    queries, where, expected, unfiltered = probe
+    target = tmp_path / "pulled"
+    first = json.loads(_run(ws, "snapshots", "pull", "line", str(target), "--output", "json")[0])
+    assert (first["collection"], first["segments"], first["reused"]) == ("lines", 2, False)
+
+    client = chromadb.PersistentClient(str(target), settings=ChromaSettings(anonymized_telemetry=False))
+    try:
+        collection = client.get_collection("lines")
+        assert collection.count() == first["count"] == ws.ledger.get_published("lines").count
+        assert collection.configuration_json["hnsw"]["space"] == "cosine"
+        got = collection.query(query_embeddings=queries, n_results=6, where=where)
+        assert _ranked(got) == _ranked(expected)
+        assert _ranked(collection.query(query_embeddings=queries, n_results=6)) == _ranked(unfiltered)
+        contains = collection.get(where_document={"$contains": "TOTAL"})
+        assert contains["ids"] and all("TOTAL" in d for d in contains["documents"])
+    finally:
+        client.close()
+
+    inode = (target / "chroma.sqlite3").stat().st_ino
+    again = json.loads(_run(ws, "snapshots", "pull", "line", str(target), "--output", "json")[0])
+    assert again["reused"] is True and again["version"] == first["version"]
+    assert (target / "chroma.sqlite3").stat().st_ino == inode  # not rewritten
+
+
+def test_a_failed_pull_leaves_the_previous_pull_whole(layered_workspace, tmp_path):
+    ws = layered_workspace
+    target = tmp_path / "pulled"
+    older = ws.ledger.list_versions("lines")[-1]
+    pull_version(ws.objects, ws.ledger, ws.settings, "lines", target, older.version)
+    marker = (target / "embedding-ingest.json").read_text()
+
+    def broken(*_args, **_kwargs):
+        raise OSError("disk full")
+
+    with pytest.MonkeyPatch.context() as patch:  # the copy of a segment fails halfway through
+        patch.setattr("embedding_ingest.snapshots.pull.compact", broken)
+        with pytest.raises(OSError, match="disk full"):
+            pull_version(ws.objects, ws.ledger, ws.settings, "lines", target)
+    assert (target / "embedding-ingest.json").read_text() == marker
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pulled"]  # no half-written staging left
+    with open_client(target) as client:
+        assert client.get_collection("lines").count() == older.count
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("precious")
+    out, err = _run(ws, "snapshots", "pull", "line", str(tmp_path / "mine"), code=1)
+    assert "not a pulled snapshot" in err and (tmp_path / "mine" / "notes.txt").exists()
+
+
+def test_serve_answers_chroma_http_clients_like_open_snapshot(layered_workspace, probe, tmp_path):
+    queries, where, expected, _ = probe
+    port = _free_port()
+    server = _cli(layered_workspace, "snapshots", "serve", "line", "--port", str(port),
+                  "--dir", str(tmp_path / "served"))
+    try:
+        client = None
+        deadline = time.monotonic() + 60
+        while client is None:
+            assert server.poll() is None, server.communicate()
+            try:
+                client = chromadb.HttpClient(host="127.0.0.1", port=port)
+                client.heartbeat()
+            except Exception:
+                client = None
+                assert time.monotonic() < deadline, "chroma server did not come up"
+                time.sleep(0.3)
+        collection = client.get_collection("lines")
+        got = collection.query(query_embeddings=queries, n_results=6, where=where)
+        assert _ranked(got) == _ranked(expected)
+    finally:
+        server.terminate()
+        try:
+            server.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.communicate()
+    assert server.returncode is not None

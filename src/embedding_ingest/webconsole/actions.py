@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 import threading
+import time
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -22,6 +23,7 @@ from embedding_ingest.stores.records import BatchStatus, ItemKind
 from embedding_ingest.webconsole.api import ApiError, Console
 
 TOKEN_HEADER = "X-Console-Token"
+STARTED_WAIT_SECONDS = 15.0
 
 
 async def _authorised_body(request: Request) -> tuple[Console, dict[str, Any]]:
@@ -74,7 +76,20 @@ async def start_execution(request: Request) -> JSONResponse:
 
     console.started[name] = "STARTING"
     threading.Thread(target=run, name=f"console-run-{name}", daemon=True).start()
-    return JSONResponse({"name": name, "workflow": kind.value}, status_code=202)
+
+    def recorded() -> bool:
+        """Wait (up to STARTED_WAIT_SECONDS) until the execution exists, so the page can open it."""
+        deadline = time.monotonic() + STARTED_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            if str(console.started.get(name, "")).startswith("refused"):
+                raise ApiError(409, "ExecutionNotStarted", console.started[name])
+            if console.ledger.get_execution(name) is not None:
+                return True
+            time.sleep(0.1)
+        return False
+
+    found = await run_in_threadpool(recorded)
+    return JSONResponse({"name": name, "workflow": kind.value, "recorded": found}, status_code=202)
 
 
 async def reset_batch(request: Request) -> JSONResponse:

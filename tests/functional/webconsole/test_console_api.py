@@ -188,6 +188,7 @@ def test_an_execution_started_from_the_console_runs_to_its_end(workspace):
                               json={"workflow": "word", "name": "from-console"},
                               headers={"X-Console-Token": TOKEN})
         assert started.status_code == 202 and started.json()["name"] == "from-console"
+        assert started.json()["recorded"] is True  # the page can open it at once
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             described = client.get("/api/executions/from-console")

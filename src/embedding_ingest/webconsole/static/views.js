@@ -251,7 +251,7 @@ async function queryView(root, params) {
         ? table(["#", "Distance", "Text", "Merchant", "Receipt", "Id"], found.results.map((r, i) =>
             h("tr", {class: "hit"}, h("td", {class: "num"}, i + 1), h("td", {class: "num"}, r.distance.toFixed(4)),
               h("td", {class: "doc"}, r.document), h("td", {}, r.metadata.merchant_name || ""),
-              h("td", {}, r.metadata.image_id ? r.metadata.image_id + "#" + (r.metadata.receipt_number ?? "") : ""),
+              h("td", {}, r.metadata.image_id ? r.metadata.image_id + " #" + (r.metadata.receipt_id ?? "") : ""),
               h("td", {class: "mono"}, r.id))))
         : h("p", {class: "muted"}, "No hits."));
     } catch (e) { put(clear(results), errorBox(e)); }

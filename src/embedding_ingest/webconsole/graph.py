@@ -66,6 +66,7 @@ def _is_success(event: Mapping[str, Any]) -> bool:
 def attribute_visits(events: Iterable[Mapping[str, Any]]) -> dict[str, list[Visit]]:
     """Visits of every state that was entered, by state name, in the order they were entered."""
     visits: dict[str, list[Visit]] = {}
+    entered: list[Visit] = []  # every visit, in the order entered
     owner: dict[int, Visit | None] = {}
 
     def open_visit(name: str) -> Visit | None:
@@ -78,6 +79,7 @@ def attribute_visits(events: Iterable[Mapping[str, Any]]) -> dict[str, list[Visi
         if kind.endswith("StateEntered"):
             visit = Visit(state=details.get("name", "?"), entered=event)
             visits.setdefault(visit.state, []).append(visit)
+            entered.append(visit)
             owner[event["id"]] = visit
             continue
         if kind.endswith("StateExited"):
@@ -90,6 +92,12 @@ def attribute_visits(events: Iterable[Mapping[str, Any]]) -> dict[str, list[Visi
         if kind.startswith("MapIteration"):  # names its Map; may follow an inner state's exit
             previous = previous if previous is not None and previous.state == details.get("name") \
                 else open_visit(details.get("name", "?"))
+        container = next((c for c in ("Map", "Parallel") if kind.startswith(f"{c}State")), None)
+        if container and (previous is None or previous.entered["type"] != f"{container}StateEntered"):
+            # MapStateFailed, ParallelStateSucceeded...: name no state and may chain from the last event
+            # of a branch or iteration; they belong to the innermost open Map/Parallel visit.
+            previous = next((v for v in reversed(entered) if v.exited is None
+                             and v.entered["type"] == f"{container}StateEntered"), previous)
         if previous is not None:
             previous.events.append(event)
         owner[event["id"]] = previous

@@ -161,3 +161,39 @@ def test_a_running_execution_shows_the_blocked_state_in_progress(tmp_path):
     events = to_aws_history(ledger.get_events(record.execution_arn))["events"]
     assert statuses(execution_graph(definition, events, running=False)) == \
         {"First": "succeeded", "Slow": "succeeded", "Last": "succeeded"}
+
+
+def test_parallel_branches_are_sub_graphs_coloured_from_an_aws_shaped_history():
+    # The local engine has no Parallel yet; this history has the shape Step Functions records for one
+    # (each branch chains its events from ParallelStateStarted; one branch failed, the error caught).
+    definition = {"StartAt": "Both", "States": {
+        "Both": {"Type": "Parallel", "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Handled"}],
+                 "Next": "Done",
+                 "Branches": [{"StartAt": "Left", "States": {"Left": task("left", End=True)}},
+                              {"StartAt": "Right", "States": {"Right": task("right", End=True)}}]},
+        "Handled": {"Type": "Pass", "End": True},
+        "Done": {"Type": "Succeed"}}}
+
+    def event(id_, previous, type_, **details):
+        key = "stateEnteredEventDetails" if type_.endswith("StateEntered") else \
+            "stateExitedEventDetails" if type_.endswith("StateExited") else \
+            type_[0].lower() + type_[1:] + "EventDetails"
+        return {"id": id_, "previousEventId": previous, "type": type_, "timestamp": 0.0,
+                **({key: details} if details else {})}
+
+    events = [event(1, 0, "ExecutionStarted"), event(2, 1, "ParallelStateEntered", name="Both"),
+              event(3, 2, "ParallelStateStarted"),
+              event(4, 3, "TaskStateEntered", name="Left"), event(5, 3, "TaskStateEntered", name="Right"),
+              event(6, 4, "TaskStateExited", name="Left"),
+              event(7, 5, "LambdaFunctionFailed", error="Boom", cause="right broke"),
+              event(8, 7, "ParallelStateFailed", error="Boom", cause="right broke"),
+              event(9, 8, "ParallelStateExited", name="Both"),
+              event(10, 9, "PassStateEntered", name="Handled"),
+              event(11, 10, "PassStateExited", name="Handled"), event(12, 11, "ExecutionSucceeded")]
+    graph = execution_graph(definition, events, running=False)
+    both = next(n for n in graph["nodes"] if n["name"] == "Both")
+    assert both["status"] == "caught"
+    branch_status = [{n["name"]: n["status"] for n in b["nodes"] if not n["name"].startswith("__")}
+                     for b in both["branches"]]
+    assert branch_status == [{"Left": "succeeded"}, {"Right": "failed"}]
+    assert statuses(graph) == {"Both": "caught", "Handled": "succeeded", "Done": "not_entered"}

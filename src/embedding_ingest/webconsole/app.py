@@ -25,7 +25,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from embedding_ingest.exceptions import EmbeddingIngestError, InvalidInputError, TransientError
+from embedding_ingest.exceptions import (
+    ConfigurationError,
+    EmbeddingIngestError,
+    InvalidInputError,
+    TransientError,
+)
 from embedding_ingest.webconsole import actions, api
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -85,8 +90,10 @@ async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
-    """Our own errors keep their one-line message: bad input 400, a backend unreachable 502."""
-    status = 400 if isinstance(exc, InvalidInputError) else 502 if isinstance(exc, TransientError) else 500
+    """Our own errors keep their one-line message: bad input 400, a backend unreachable 502, the console
+    not configured for its backend (no state machine found...) 503."""
+    status = 400 if isinstance(exc, InvalidInputError) else 502 if isinstance(exc, TransientError) \
+        else 503 if isinstance(exc, ConfigurationError) else 500
     return JSONResponse({"error": type(exc).__name__, "message": str(exc)}, status_code=status)
 
 

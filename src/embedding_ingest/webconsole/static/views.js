@@ -172,9 +172,15 @@ async function executionView(root, name, info, live) {
   const refresh = async () => {
     const [e, g] = await Promise.all([api(base), api(base + "/graph")]);
     drawHeader(e);
-    renderGraph(graphBox, g.graph, selectState, state.selected);
-    graphBox.setAttribute("data-execution-status", g.status);
-    await Promise.all([drawHistory(), drawDetail()]);
+    // Redraw only what changed: a long history is not rebuilt every second while nothing happens.
+    const changed = g.events !== state.seenEvents || g.status !== state.status;
+    state.seenEvents = g.events;
+    state.status = g.status;
+    if (changed || !graphBox.firstChild) {
+      renderGraph(graphBox, g.graph, selectState, state.selected);
+      graphBox.setAttribute("data-execution-status", g.status);
+      await Promise.all([drawHistory(), drawDetail()]);
+    }
     return g.status === "RUNNING";
   };
   // Poll while the execution runs: the graph re-colours itself as states are entered and left.

@@ -59,12 +59,15 @@ class Console:
 
 
 class ApiError(Exception):
+    """An answer other than 200: HTTP `status`, an `error` name and a one-line `message`."""
+
     def __init__(self, status: int, error: str, message: str) -> None:
         super().__init__(message)
         self.status, self.error, self.message = status, error, message
 
 
 def error_response(exc: ApiError) -> JSONResponse:
+    """{"error", "message"} with the error's status."""
     return JSONResponse({"error": exc.error, "message": exc.message}, status_code=exc.status)
 
 

@@ -200,3 +200,23 @@ def test_an_execution_started_from_the_console_runs_to_its_end(workspace):
         nodes = {n["name"]: n["status"] for n in
                  client.get("/api/executions/from-console/graph").json()["graph"]["nodes"]}
         assert nodes["NoPendingWordBatches"] == "succeeded"
+
+
+def test_a_rollback_from_the_console_moves_the_published_pointer(tmp_path):
+    from pipeline import receipts_file
+
+    built = console_workspace(tmp_path)
+    ws = built.workspace
+    first = ws.ledger.get_published("lines")
+    ws.import_receipts(receipts_file(tmp_path, 1, start=3))
+    ws.submit(ItemKind.LINE)
+    assert ws.run(ItemKind.LINE, name="line-second").status.value == "SUCCEEDED"
+    assert ws.ledger.get_published("lines").version != first.version
+
+    with TestClient(built.app(allow_actions=True, token=TOKEN), base_url="http://127.0.0.1") as client:
+        moved = client.post("/api/actions/rollback", json={"kind": "line", "version": first.version},
+                            headers={"X-Console-Token": TOKEN})
+        assert moved.status_code == 200 and moved.json()["version"] == first.version
+        versions = client.get("/api/snapshots").json()["databases"]["lines"]["versions"]
+        assert [v["version"] for v in versions if v["current"]] == [first.version]
+    assert ws.ledger.get_published("lines").version == first.version

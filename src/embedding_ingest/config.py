@@ -59,6 +59,28 @@ class Settings(BaseSettings):
     local_polls_per_stage: int = Field(default=1, alias="LOCAL_PROVIDER_POLLS_PER_STAGE", ge=0)
     lock_ttl_seconds: int = Field(default=900, alias="LOCK_TTL_SECONDS", gt=0)
 
+    # -- OpenAI at its real limits (issue 11): tokens, queue budgets, cost --------------------------
+    # Local provider: a batch completes this many seconds after creation, like OpenAI's (0 = done at
+    # the first poll); unset = walk by LOCAL_PROVIDER_POLLS_PER_STAGE. Read at submit, kept per batch.
+    local_latency_seconds: float | None = Field(default=None, alias="LOCAL_PROVIDER_LATENCY_SECONDS", ge=0)
+    # Input tokens (cl100k_base) in one batch; OpenAI has no per-batch token cap of its own, but a batch
+    # above the enqueued-token budget could never be accepted.
+    max_tokens_per_batch: int = Field(default=1_000_000, alias="MAX_TOKENS_PER_BATCH", gt=0)
+    # Per model, across batches the provider still holds: OpenAI's "batch queue limit" for
+    # text-embedding-3-small at usage tier 1 is 3,000,000 enqueued tokens
+    # (platform.openai.com/docs/guides/rate-limits, usage tiers); the API also refuses past 1,000,000
+    # enqueued requests ("Enqueued request limit reached ... Limit: 1,000,000 enqueued requests").
+    openai_enqueued_token_limit: int = Field(default=3_000_000, alias="OPENAI_ENQUEUED_TOKEN_LIMIT", gt=0)
+    openai_enqueued_request_limit: int = Field(default=1_000_000, alias="OPENAI_ENQUEUED_REQUEST_LIMIT",
+                                               gt=0)
+    # USD per 1M input tokens at Batch API prices (platform.openai.com/docs/pricing, Batch column).
+    # JSON in the environment, e.g. OPENAI_BATCH_PRICES='{"text-embedding-3-small": 0.01}'. A model
+    # missing here (the local one) is priced as text-embedding-3-small.
+    openai_batch_prices: dict[str, float] = Field(
+        default_factory=lambda: {"text-embedding-3-small": 0.01, "text-embedding-3-large": 0.065,
+                                 "text-embedding-ada-002": 0.05},
+        alias="OPENAI_BATCH_PRICES")
+
     @property
     def objects_dir(self) -> Path:
         return self.home / "objects"

@@ -72,7 +72,8 @@ def build_provider(settings: Settings) -> BatchProvider:
         return LocalBatchProvider(settings.home / "provider",
                                   model=settings.embedding_model or LOCAL_DEFAULT_MODEL,
                                   dimensions=settings.embedding_dimensions or LOCAL_DEFAULT_DIMENSIONS,
-                                  polls_per_stage=settings.local_polls_per_stage)
+                                  polls_per_stage=settings.local_polls_per_stage,
+                                  latency_seconds=settings.local_latency_seconds)
     if settings.provider == "openai":
         if not settings.openai_api_key:
             raise ConfigurationError("EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY (or the secret loader)")

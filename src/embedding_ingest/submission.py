@@ -7,6 +7,11 @@ Crash-safe and concurrency-safe by construction:
   submitter that loses a race on any item claims nothing and re-selects.
 - A claimed batch without a provider batch id is resumed first on the next run; the provider's submit
   is idempotent on our batch id, so a crash after the provider accepted the batch never creates a second.
+
+Within OpenAI's real limits (issue 11): every input <= 8,192 tokens, per-batch caps (requests, bytes,
+MAX_TOKENS_PER_BATCH), and per-model budgets across batches still at the provider
+(OPENAI_ENQUEUED_TOKEN_LIMIT / OPENAI_ENQUEUED_REQUEST_LIMIT, see budgets.py). `submit` is the one
+entry point (CLI, demo, the scheduler's Lambda); its budgets come from Settings.
 """
 
 from __future__ import annotations
@@ -18,13 +23,11 @@ from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel, Field
 
+from embedding_ingest.budgets import Enqueued, enqueued_for, price_per_million
+from embedding_ingest.config import Settings
 from embedding_ingest.exceptions import InvalidInputError, TerminalError
-from embedding_ingest.providers.base import (
-    MAX_BYTES_PER_BATCH_FILE,
-    MAX_REQUESTS_PER_BATCH,
-    BatchProvider,
-)
-from embedding_ingest.providers.batch_files import encode_request
+from embedding_ingest.packing import PackedBatch, pack_requests
+from embedding_ingest.providers.base import MAX_BYTES_PER_BATCH_FILE, BatchProvider
 from embedding_ingest.stores.exceptions import ClaimConflictError
 from embedding_ingest.stores.ports import Ledger
 from embedding_ingest.stores.records import (
@@ -38,12 +41,16 @@ from embedding_ingest.stores.records import (
 _BATCH_NAMESPACE = uuid.UUID("5b0f7a52-7d0c-4c55-9a61-2f1f3c1b9e11")
 _MAX_CLAIM_RACES = 20
 
+__all__ = ["SubmitReport", "SubmittedBatch", "batch_id_for", "pack_requests", "submit"]
+
 
 class SubmittedBatch(BaseModel):
     batch_id: str
-    provider_batch_id: str
+    provider_batch_id: str | None  # None in a dry run: nothing was sent
     item_count: int
     bytes: int
+    tokens: int = 0  # cl100k_base input tokens of its requests
+    truncated: int = 0  # items whose text was shortened to the 8,192-token input limit
     resumed: bool = False
 
 
@@ -55,12 +62,38 @@ class RefusedBatch(BaseModel):
 
 class SubmitReport(BaseModel):
     kind: ItemKind
+    model: str = ""
+    dry_run: bool = False
     batches: list[SubmittedBatch] = Field(default_factory=list)
     refused: list[RefusedBatch] = Field(default_factory=list)  # the provider said no; items released
+    items_waiting_for_budget: int = 0  # left NONE because another batch would exceed a queue budget
+    enqueued_before: Enqueued | None = None  # what the provider held for this model when we started
+    token_budget: int = 0
+    request_budget: int = 0
+    price_per_million_usd: float = 0.0
+    priced_as: str = ""  # the model whose batch price estimated_cost_usd uses
 
     @property
     def items_submitted(self) -> int:
         return sum(batch.item_count for batch in self.batches)
+
+    @property
+    def tokens_submitted(self) -> int:
+        return sum(batch.tokens for batch in self.batches)
+
+    @property
+    def truncated_items(self) -> int:
+        return sum(batch.truncated for batch in self.batches)
+
+    @property
+    def estimated_cost_usd(self) -> float:
+        return self.tokens_submitted * self.price_per_million_usd / 1_000_000
+
+    def totals(self) -> dict:
+        """The derived figures, for output next to the batches."""
+        return {"items_submitted": self.items_submitted, "tokens_submitted": self.tokens_submitted,
+                "truncated_items": self.truncated_items,
+                "estimated_cost_usd": round(self.estimated_cost_usd, 6)}
 
 
 def batch_id_for(kind: ItemKind, items: Sequence[EmbeddingItem]) -> str:
@@ -71,53 +104,35 @@ def batch_id_for(kind: ItemKind, items: Sequence[EmbeddingItem]) -> str:
     return str(uuid.uuid5(_BATCH_NAMESPACE, digest.hexdigest()))
 
 
-def pack_requests(items: Sequence[EmbeddingItem], model: str, *, max_items: int,
-                  max_bytes: int = MAX_BYTES_PER_BATCH_FILE) -> tuple[list[EmbeddingItem], bytes]:
-    """Take the longest prefix of `items` that fits the limits; returns it and its JSONL file."""
-    max_items = min(max_items, MAX_REQUESTS_PER_BATCH)
-    taken: list[EmbeddingItem] = []
-    lines: list[bytes] = []
-    size = 0
-    for item in items[:max_items]:
-        line = encode_request(item, model, None)
-        if len(line) > max_bytes:
-            raise InvalidInputError(f"item {item.item_id}: request of {len(line)} bytes exceeds the "
-                                    f"{max_bytes}-byte batch file limit on its own")
-        if size + len(line) > max_bytes:
-            break
-        taken.append(item)
-        lines.append(line)
-        size += len(line)
-    return taken, b"".join(lines)
-
-
 def _receipt_refs(items: Sequence[EmbeddingItem]) -> list[str]:
     return sorted({f"{item.image_id}#{item.receipt_number:05d}" for item in items})
 
 
-def _send(ledger: Ledger, provider: BatchProvider, summary: BatchSummary, jsonl: bytes, item_ids: list[str],
+def _send(ledger: Ledger, provider: BatchProvider, summary: BatchSummary, packed: PackedBatch,
           *, resumed: bool) -> SubmittedBatch | RefusedBatch:
     """Hand a claimed batch to the provider. A terminal refusal (bad input, limits) must not block
     every later submit: the batch is closed FAILED and its items go back to NONE with the reason
     (FAILED after MAX_ATTEMPTS). Transient errors propagate; the claim is resumed next run."""
     try:
-        provider_batch = provider.submit(summary.batch_id, jsonl, {
+        provider_batch = provider.submit(summary.batch_id, packed.jsonl, {
             "batch_id": summary.batch_id, "batch_type": summary.batch_type.value})
     except TerminalError as exc:
         reason = f"provider refused batch {summary.batch_id}: {exc}"
-        ledger.release_items(summary.batch_id, dict.fromkeys(item_ids, reason))
+        ledger.release_items(summary.batch_id, dict.fromkeys(packed.item_ids, reason))
         ledger.update_batch(summary.batch_id, status=BatchStatus.FAILED, last_error=reason)
-        return RefusedBatch(batch_id=summary.batch_id, item_count=len(item_ids), reason=reason)
+        return RefusedBatch(batch_id=summary.batch_id, item_count=len(packed.items), reason=reason)
     ledger.update_batch(summary.batch_id, provider_batch_id=provider_batch.provider_batch_id,
                         provider_status=provider_batch.status.value,
                         input_file_id=provider_batch.input_file_id)
     return SubmittedBatch(batch_id=summary.batch_id, provider_batch_id=provider_batch.provider_batch_id,
-                          item_count=summary.item_count, bytes=len(jsonl), resumed=resumed)
+                          item_count=summary.item_count, bytes=len(packed.jsonl), tokens=packed.tokens,
+                          truncated=packed.truncated, resumed=resumed)
 
 
 def _resume_unsent(kind: ItemKind, ledger: Ledger, provider: BatchProvider
                    ) -> list[SubmittedBatch | RefusedBatch]:
-    """Finish batches a crashed submit claimed but never handed to the provider."""
+    """Finish batches a crashed submit claimed but never handed to the provider (their tokens are
+    already counted as enqueued)."""
     resumed = []
     for summary in ledger.list_batches(statuses=[BatchStatus.PENDING], batch_type=kind.batch_type):
         if summary.provider_batch_id is not None:
@@ -127,18 +142,36 @@ def _resume_unsent(kind: ItemKind, ledger: Ledger, provider: BatchProvider
             ledger.update_batch(summary.batch_id, status=BatchStatus.FAILED,
                                 last_error="claimed batch has no pending items left; nothing to submit")
             continue
-        _, jsonl = pack_requests(items, provider.model, max_items=len(items))
-        resumed.append(_send(ledger, provider, summary, jsonl, [i.item_id for i in items], resumed=True))
+        packed = pack_requests(items, provider.model, max_items=len(items))
+        resumed.append(_send(ledger, provider, summary, packed, resumed=True))
     return resumed
 
 
-def submit(kind: ItemKind, ledger: Ledger, provider: BatchProvider, *, max_items_per_batch: int = 1_000,
-           max_batches: int | None = None, max_bytes: int = MAX_BYTES_PER_BATCH_FILE,
-           on_batch: Callable[[SubmittedBatch], None] | None = None) -> SubmitReport:
-    """Submit every NONE item of `kind` (or up to `max_batches` batches)."""
-    if max_items_per_batch <= 0:
-        raise InvalidInputError(f"max_items_per_batch must be positive, got {max_items_per_batch}")
-    report = SubmitReport(kind=kind)
+def submit(kind: ItemKind, ledger: Ledger, provider: BatchProvider, *, settings: Settings | None = None,
+           max_items_per_batch: int | None = None, max_batches: int | None = None,
+           max_bytes: int = MAX_BYTES_PER_BATCH_FILE, max_tokens_per_batch: int | None = None,
+           dry_run: bool = False, on_batch: Callable[[SubmittedBatch], None] | None = None) -> SubmitReport:
+    """Submit every NONE item of `kind` (or up to `max_batches` batches) within every cap and budget.
+
+    Per batch: `max_items_per_batch` (default MAX_ITEMS_PER_BATCH, at most 50,000), `max_bytes`
+    (200 MB), `max_tokens_per_batch` (default MAX_TOKENS_PER_BATCH). Across batches of the provider's
+    model still at the provider: OPENAI_ENQUEUED_TOKEN_LIMIT and OPENAI_ENQUEUED_REQUEST_LIMIT; the
+    first batch that would pass either is not made and the report counts the items left waiting.
+    `dry_run` plans the same batches (items, tokens, estimated cost) and changes nothing.
+    Raises InvalidInputError for a non-positive cap; provider transient errors propagate."""
+    settings = settings or Settings()
+    max_items = max_items_per_batch or settings.max_items_per_batch
+    token_cap = max_tokens_per_batch or settings.max_tokens_per_batch
+    if max_items <= 0 or token_cap <= 0:
+        raise InvalidInputError(f"max_items_per_batch and max_tokens_per_batch must be positive, got "
+                                f"{max_items} and {token_cap}")
+    price, priced_as = price_per_million(provider.model, settings)
+    enqueued = enqueued_for(ledger, provider.model)
+    report = SubmitReport(kind=kind, model=provider.model, dry_run=dry_run,
+                          enqueued_before=enqueued.model_copy(),
+                          token_budget=settings.openai_enqueued_token_limit,
+                          request_budget=settings.openai_enqueued_request_limit,
+                          price_per_million_usd=price, priced_as=priced_as)
 
     def record(outcome: SubmittedBatch | RefusedBatch) -> None:
         if isinstance(outcome, RefusedBatch):
@@ -148,26 +181,49 @@ def submit(kind: ItemKind, ledger: Ledger, provider: BatchProvider, *, max_items
         if on_batch:
             on_batch(outcome)
 
-    for outcome in _resume_unsent(kind, ledger, provider):
-        record(outcome)
+    if not dry_run:
+        for outcome in _resume_unsent(kind, ledger, provider):
+            record(outcome)
+    pool = ledger.find_items(kind, EmbeddingStatus.NONE) if dry_run else None
+    planned = 0  # dry run: items of `pool` already planned into batches
     races = 0
     while max_batches is None or len(report.batches) + len(report.refused) < max_batches:
-        candidates = ledger.find_items(kind, EmbeddingStatus.NONE, limit=max_items_per_batch)
+        if pool is not None:
+            candidates = pool[planned:planned + max_items]
+        else:
+            candidates = ledger.find_items(kind, EmbeddingStatus.NONE, limit=max_items)
         if not candidates:
             break
-        items, jsonl = pack_requests(candidates, provider.model, max_items=max_items_per_batch,
-                                     max_bytes=max_bytes)
-        summary = BatchSummary(batch_id=batch_id_for(kind, items), batch_type=kind.batch_type,
+        room_tokens = settings.openai_enqueued_token_limit - enqueued.tokens
+        room_requests = settings.openai_enqueued_request_limit - enqueued.requests
+        packed = pack_requests(candidates, provider.model, max_items=min(max_items, max(room_requests, 0)),
+                               max_bytes=max_bytes, max_tokens=min(token_cap, room_tokens))
+        if not packed.items:
+            report.items_waiting_for_budget = (len(pool) - planned if pool is not None else
+                                               ledger.count_items(kind).get(EmbeddingStatus.NONE, 0))
+            break
+        summary = BatchSummary(batch_id=batch_id_for(kind, packed.items), batch_type=kind.batch_type,
                                status=BatchStatus.PENDING, submitted_at=time.time(),
-                               item_count=len(items), receipt_refs=_receipt_refs(items),
-                               model=provider.model)
-        try:
-            ledger.claim_batch(summary, [item.item_id for item in items])
-        except ClaimConflictError:
-            races += 1  # another submitter took some of these; select again
-            if races > _MAX_CLAIM_RACES:
-                raise
-            continue
-        record(_send(ledger, provider, ledger.get_batch(summary.batch_id) or summary, jsonl,
-                     [item.item_id for item in items], resumed=False))
+                               item_count=len(packed.items), receipt_refs=_receipt_refs(packed.items),
+                               model=provider.model, tokens=packed.tokens)
+        if pool is not None:
+            planned += len(packed.items)
+            outcome: SubmittedBatch | RefusedBatch = SubmittedBatch(
+                batch_id=summary.batch_id, provider_batch_id=None, item_count=len(packed.items),
+                bytes=len(packed.jsonl), tokens=packed.tokens, truncated=packed.truncated)
+        else:
+            try:
+                ledger.claim_batch(summary, packed.item_ids)
+            except ClaimConflictError:
+                races += 1  # another submitter took some of these; select again
+                if races > _MAX_CLAIM_RACES:
+                    raise
+                continue
+            outcome = _send(ledger, provider, ledger.get_batch(summary.batch_id) or summary, packed,
+                            resumed=False)
+        if isinstance(outcome, SubmittedBatch):
+            enqueued.tokens += packed.tokens
+            enqueued.requests += len(packed.items)
+        record(outcome)
     return report
+

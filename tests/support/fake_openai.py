@@ -33,6 +33,7 @@ from embedding_ingest.providers.exceptions import (
 )
 from embedding_ingest.providers.faults import FaultPlan
 from embedding_ingest.providers.local_engine import LocalBatchEngine
+from embedding_ingest.tokens import count_tokens
 
 API_KEY = "sk-test-not-a-real-key"
 
@@ -229,7 +230,7 @@ class FakeOpenAI:
             }
             for index, vector in enumerate(vectors)
         ]
-        tokens = sum(len(text.split()) for text in texts)
+        tokens = sum(count_tokens(text) for text in texts)
         return {
             "object": "list",
             "data": data,

@@ -26,6 +26,14 @@ class ProviderBatchStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+FINISHED_PROVIDER_STATUSES = frozenset({ProviderBatchStatus.COMPLETED, ProviderBatchStatus.FAILED,
+                                        ProviderBatchStatus.EXPIRED, ProviderBatchStatus.CANCELLED})
+# Batch-level error codes meaning "your organisation's queue is full", not "this input is bad": the
+# batch failed at validation only because of what else was enqueued (OpenAI batch errors.data[].code).
+QUEUE_LIMIT_ERROR_CODES = frozenset({"token_limit_exceeded", "request_limit_exceeded",
+                                     "batch_limit_exceeded", "rate_limit_exceeded"})
+
+
 class RequestCounts(BaseModel):
     total: int = 0
     completed: int = 0
@@ -42,7 +50,14 @@ class ProviderBatch(BaseModel):
     error_file_id: str | None = None
     request_counts: RequestCounts = Field(default_factory=RequestCounts)
     errors: list[str] = Field(default_factory=list)  # batch-level errors (validation failures)
+    error_codes: list[str] = Field(default_factory=list)  # their codes, e.g. "token_limit_exceeded"
     metadata: dict[str, str] = Field(default_factory=dict)
+    created_at: float | None = None  # epoch seconds
+
+    @property
+    def finished(self) -> bool:
+        """The provider is done with it: completed, failed, expired or cancelled."""
+        return self.status in FINISHED_PROVIDER_STATUSES
 
 
 @runtime_checkable
@@ -57,6 +72,10 @@ class BatchProvider(Protocol):
 
     def retrieve(self, provider_batch_id: str) -> ProviderBatch:
         """Raises UnknownProviderBatchError."""
+
+    def list_batches(self, *, created_after: float) -> list[ProviderBatch]:
+        """Every batch created at or after `created_after` (epoch seconds), newest first: the Batch
+        API's paginated listing (OpenAI `GET /v1/batches`), one call per page. Read-only: polls nothing."""
 
     def download(self, file_id: str) -> bytes:
         """The raw content of an output or error file."""

@@ -26,6 +26,7 @@ class OutputRecord:
     line_no: int  # 1-based line number in the output file
     custom_id: str
     embedding: list[float]
+    tokens: int = 0  # the response's usage.total_tokens (what the provider bills for this request)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +127,15 @@ def _parse_output_line(line_no: int, raw: bytes, dimensions: int) -> OutputRecor
     problem = _embedding_problem(embedding, dimensions)
     if problem is not None:
         return LineProblem(line_no, custom_id, problem)
-    return OutputRecord(line_no, custom_id, list(map(float, embedding)))
+    return OutputRecord(line_no, custom_id, list(map(float, embedding)), _usage_tokens(body))
+
+
+def _usage_tokens(body: dict[str, Any]) -> int:
+    usage = body.get("usage")
+    if not isinstance(usage, dict):
+        return 0
+    value = usage.get("total_tokens", usage.get("prompt_tokens"))
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def iter_output_records(data: bytes, *, dimensions: int) -> Iterator[OutputRecord | LineProblem]:

@@ -30,5 +30,7 @@ def to_provider_batch(batch: Mapping[str, Any]) -> ProviderBatch:
             **{key: counts.get(key) or 0 for key in ("total", "completed", "failed")}
         ),
         errors=[describe_batch_error(error) for error in errors.get("data") or []],
+        error_codes=[str(error["code"]) for error in errors.get("data") or [] if error.get("code")],
+        created_at=batch.get("created_at"),
         metadata={str(key): str(value) for key, value in (batch.get("metadata") or {}).items()},
     )

@@ -2,7 +2,7 @@
 
 Set as provider defaults, or per batch through submit metadata (so an end-to-end run can make one
 batch expire and another fail): `local_outcome`, `local_fail_custom_ids` (comma-separated),
-`local_fail_every`, `local_polls_per_stage`.
+`local_fail_every`, `local_polls_per_stage`, `local_latency_seconds`, `local_failure_code`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ META_OUTCOME = "local_outcome"
 META_FAIL_CUSTOM_IDS = "local_fail_custom_ids"
 META_FAIL_EVERY = "local_fail_every"
 META_POLLS_PER_STAGE = "local_polls_per_stage"
+META_LATENCY_SECONDS = "local_latency_seconds"
+META_FAILURE_CODE = "local_failure_code"
 
 
 class FaultPlan(BaseModel):
@@ -30,6 +32,11 @@ class FaultPlan(BaseModel):
     fail_custom_ids: tuple[str, ...] = ()  # these requests get a 400 in the error file
     fail_every: int = Field(default=0, ge=0)  # every n-th request (1-based) fails; 0 = none
     polls_per_stage: int = Field(default=1, ge=0)  # retrieves per status; 0 = finish on the first retrieve
+    # Time-based instead of poll-based: the batch completes this many seconds after its creation, as
+    # OpenAI's do (0 = done at the first poll). None = walk by polls_per_stage.
+    latency_seconds: float | None = Field(default=None, ge=0)
+    # The batch-level error code of outcome="failed" (e.g. "token_limit_exceeded": a queue-limit refusal).
+    failure_code: str = "injected_failure"
 
     def with_metadata(self, metadata: Mapping[str, str]) -> FaultPlan:
         """These defaults overridden by any `local_*` keys of a batch's metadata."""
@@ -46,6 +53,10 @@ class FaultPlan(BaseModel):
             changes["fail_every"] = metadata[META_FAIL_EVERY]
         if metadata.get(META_POLLS_PER_STAGE):
             changes["polls_per_stage"] = metadata[META_POLLS_PER_STAGE]
+        if metadata.get(META_LATENCY_SECONDS):
+            changes["latency_seconds"] = metadata[META_LATENCY_SECONDS]
+        if metadata.get(META_FAILURE_CODE):
+            changes["failure_code"] = metadata[META_FAILURE_CODE]
         if not changes:
             return self
         try:
@@ -60,5 +71,5 @@ class FaultPlan(BaseModel):
 
     def injected_failure(self) -> InputLineError:
         return InputLineError(
-            None, "batch failed by fault injection (local_outcome=failed)", None, "injected_failure"
+            None, "batch failed by fault injection (local_outcome=failed)", None, self.failure_code,
         )

@@ -41,6 +41,7 @@ class LocalBatchProvider:
         fail_custom_ids: Iterable[str] = (),
         fail_every: int = 0,
         outcome: BatchOutcome | None = None,
+        latency_seconds: float | None = None,
     ) -> None:
         self.root = Path(root)
         self.model = model
@@ -50,6 +51,7 @@ class LocalBatchProvider:
             fail_custom_ids=tuple(fail_custom_ids),
             fail_every=fail_every,
             polls_per_stage=polls_per_stage,
+            latency_seconds=latency_seconds,
         )
         self.engine = LocalBatchEngine(self.root, default_dimensions=dimensions, faults=faults)
 
@@ -76,6 +78,15 @@ class LocalBatchProvider:
 
     def retrieve(self, provider_batch_id: str) -> ProviderBatch:
         return to_provider_batch(self.engine.retrieve_batch(provider_batch_id))
+
+    def list_batches(self, *, created_after: float) -> list[ProviderBatch]:
+        """Newest first, down to `created_after`; clock-driven batches show their current status."""
+        listed = []
+        for batch in self.engine.list_batches():
+            if batch["created_at"] < int(created_after):
+                break
+            listed.append(to_provider_batch(batch))
+        return listed
 
     def download(self, file_id: str) -> bytes:
         return self.engine.file_content(file_id)

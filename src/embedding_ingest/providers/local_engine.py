@@ -6,7 +6,9 @@ Layout: files/<file_id> (content) + files/<file_id>.json (file object); batches/
 can submit and another retrieve, and concurrent retrieves never tear a record.
 
 A batch advances one stage per `polls_per_stage` retrieves (0 = straight to the end):
-validating -> in_progress -> finalizing -> completed, with faults injected from a `FaultPlan`.
+validating -> in_progress -> finalizing -> completed, with faults injected from a `FaultPlan`; or, when
+the plan sets `latency_seconds`, by the clock: it is in_progress until that many seconds after its
+creation and finished from then on, whoever looks (a retrieve or the listing).
 """
 
 from __future__ import annotations
@@ -183,10 +185,26 @@ class LocalBatchEngine:
         return batch
 
     def list_batches(self) -> list[dict[str, Any]]:
-        """Newest first, as the Batch API lists them."""
+        """Newest first, as the Batch API lists them. Clock-driven batches are brought up to date;
+        poll-driven ones are not moved (a listing is not a poll)."""
         records = [load_json(path) for path in self._batches.glob("*.json")]
         records.sort(key=lambda record: (record["seq"], record["batch"]["id"]), reverse=True)
-        return [record["batch"] for record in records]
+        batches = []
+        for record in records:
+            faults = FaultPlan.model_validate(record["faults"])
+            if faults.latency_seconds is not None and record["batch"]["status"] not in TERMINAL_STATUSES:
+                record = self._refresh_by_clock(record["batch"]["id"])
+            batches.append(record["batch"])
+        return batches
+
+    def _refresh_by_clock(self, batch_id: str) -> dict[str, Any]:
+        path = self._record_path(batch_id)
+        with exclusive_lock(path.with_suffix(".lock")):
+            record = self._load(batch_id)
+            if record["batch"]["status"] not in TERMINAL_STATUSES:
+                self._walk_by_clock(record, FaultPlan.model_validate(record["faults"]))
+                atomic_write(path, dump_json(record))
+        return record
 
     def encoder(self, dimensions: int | None = None) -> HashedNgramEncoder:
         dimensions = dimensions or self.default_dimensions
@@ -200,6 +218,9 @@ class LocalBatchEngine:
     # -- the status walk --------------------------------------------------------------------------
     def _poll(self, record: dict[str, Any]) -> None:
         faults = FaultPlan.model_validate(record["faults"])
+        if faults.latency_seconds is not None:
+            self._walk_by_clock(record, faults)
+            return
         record["stage_polls"] += 1
         while (
             record["batch"]["status"] not in TERMINAL_STATUSES
@@ -209,6 +230,16 @@ class LocalBatchEngine:
             record["stage_polls"] = 0
             if faults.polls_per_stage > 0:
                 break
+
+    def _walk_by_clock(self, record: dict[str, Any], faults: FaultPlan) -> None:
+        """Validation happens at once; the rest waits for created_at + latency_seconds."""
+        batch = record["batch"]
+        due = batch["created_at"] + (faults.latency_seconds or 0)
+        if batch["status"] == "validating":
+            self._advance(record, faults)
+        while batch["status"] not in TERMINAL_STATUSES and (time.time() >= due or batch["status"] ==
+                                                             "cancelling"):
+            self._advance(record, faults)
 
     def _advance(self, record: dict[str, Any], faults: FaultPlan) -> None:
         batch = record["batch"]

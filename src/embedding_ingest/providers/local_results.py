@@ -12,6 +12,7 @@ import numpy as np
 from embedding_ingest.providers.batch_files import failed_request_line, output_line, unexecuted_request_line
 from embedding_ingest.providers.faults import FaultPlan
 from embedding_ingest.providers.request_validation import EmbeddingRequest
+from embedding_ingest.tokens import count_tokens
 
 Embedder = Callable[[Sequence[str], int | None], np.ndarray]
 
@@ -73,7 +74,7 @@ def run_requests(
                 request.custom_id,
                 request.model,
                 vector.tolist(),
-                tokens=len(request.text.split()),
+                tokens=count_tokens(request.text),
             )
             output_lines.append((request_id, line))
     # Output order is not input order at OpenAI either; a stable shuffle keeps readers honest.

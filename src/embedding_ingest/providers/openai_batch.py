@@ -163,6 +163,23 @@ class OpenAIBatchProvider:
         )
         return to_provider_batch(batch.model_dump())
 
+    def list_batches(self, *, created_after: float) -> list[ProviderBatch]:
+        """GET /v1/batches, 100 per page, newest first, until a batch older than `created_after`."""
+
+        def scan() -> list[ProviderBatch]:
+            listed: list[ProviderBatch] = []
+            page = self._client.batches.list(limit=100)
+            while True:
+                for batch in page.data:
+                    if batch.created_at < int(created_after):
+                        return listed
+                    listed.append(to_provider_batch(batch.model_dump()))
+                if not page.has_next_page():
+                    return listed
+                page = page.get_next_page()
+
+        return self._call("batch list", scan)
+
     def download(self, file_id: str) -> bytes:
         response = self._call(
             "file download",

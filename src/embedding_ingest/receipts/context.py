@@ -84,18 +84,28 @@ class WordContext:
     def embed_text(self, text: str) -> str:
         return " ".join((self.left[1], self.left[0], text, self.right[0], self.right[1]))
 
+    @property
+    def before(self) -> tuple[str, str]:
+        """The left neighbours in reading order (farthest first), as embed_text places them."""
+        return self.left[1], self.left[0]
 
-def line_contexts(receipt: Receipt) -> dict[int, str]:
-    """line_id -> embedding text of that line."""
+
+def line_context_parts(receipt: Receipt) -> dict[int, tuple[str, str, str]]:
+    """line_id -> (row above, line text, row below): the parts of its embedding text."""
     rows = line_rows(receipt.lines)
     rendered = [render_row(row) for row in rows]
-    texts: dict[int, str] = {}
+    parts: dict[int, tuple[str, str, str]] = {}
     for index, row in enumerate(rows):
         above = rendered[index - 1] if index > 0 else EDGE
         below = rendered[index + 1] if index + 1 < len(rows) else EDGE
         for line in row:
-            texts[line.line_id] = f"{above}\n{line.text}\n{below}"
-    return texts
+            parts[line.line_id] = (above, line.text, below)
+    return parts
+
+
+def line_contexts(receipt: Receipt) -> dict[int, str]:
+    """line_id -> embedding text of that line."""
+    return {line_id: "\n".join(parts) for line_id, parts in line_context_parts(receipt).items()}
 
 
 def word_contexts(receipt: Receipt) -> dict[int, WordContext]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from embedding_ingest.receipts.context import EDGE, line_contexts, word_contexts
+from embedding_ingest.receipts.context import EDGE, line_context_parts, word_contexts
 from embedding_ingest.receipts.exceptions import ReceiptFileError
 from embedding_ingest.receipts.models import Receipt
 from embedding_ingest.receipts.validation import (
@@ -25,6 +25,7 @@ from embedding_ingest.receipts.validation import (
 )
 from embedding_ingest.stores.ports import ItemLedger
 from embedding_ingest.stores.records import EmbeddingItem, ItemKind
+from embedding_ingest.tokens import fit_with_context
 
 RECEIPTS_PER_LEDGER_WRITE = 50  # bounds one ledger transaction (~3k items of real receipts)
 _BOM = b"\xef\xbb\xbf"
@@ -54,6 +55,8 @@ class ImportReport(BaseModel):
     words_added: int
     items_already_present: int
     errors: list[RecordError]
+    tokens: int = 0  # cl100k_base tokens of every item read (new or already present)
+    truncated_items: int = 0  # items whose text was shortened to the 8,192-token input limit
 
 
 def read_receipts(path: Path | str) -> ImportParse:
@@ -99,24 +102,28 @@ def build_items(receipt: Receipt) -> list[EmbeddingItem]:
         common["source"] = receipt.source
 
     items: list[EmbeddingItem] = []
-    line_texts = line_contexts(receipt)
+    line_parts = line_context_parts(receipt)
     for line in receipt.lines:
         metadata = {**common, "line_id": line.line_id, "text": line.text,
                     **line.geometry.model_dump()}
+        above, own, below = line_parts[line.line_id]
+        fitted = fit_with_context([above], own, [below], separator="\n")
         items.append(EmbeddingItem(
             item_id=receipt.line_item_id(line), kind=ItemKind.LINE, image_id=receipt.image_id,
             receipt_number=receipt.receipt_number, line_id=line.line_id, text=line.text,
-            embed_text=line_texts[line.line_id], metadata=metadata,
+            embed_text=fitted.text, metadata=metadata, tokens=fitted.tokens, truncated=fitted.truncated,
         ))
     neighbours = word_contexts(receipt)
     for word in receipt.words:
         context = neighbours[word.word_id]
         metadata = {**common, "line_id": word.line_id, "word_id": word.word_id, "text": word.text,
                     **word.geometry.model_dump(), "left": context.left[0], "right": context.right[0]}
+        fitted = fit_with_context(context.before, word.text, context.right, separator=" ")
         items.append(EmbeddingItem(
             item_id=receipt.word_item_id(word), kind=ItemKind.WORD, image_id=receipt.image_id,
             receipt_number=receipt.receipt_number, line_id=word.line_id, word_id=word.word_id,
-            text=word.text, embed_text=context.embed_text(word.text), metadata=metadata,
+            text=word.text, embed_text=fitted.text, metadata=metadata, tokens=fitted.tokens,
+            truncated=fitted.truncated,
         ))
     return items
 
@@ -124,11 +131,13 @@ def build_items(receipt: Receipt) -> list[EmbeddingItem]:
 def import_receipts(path: Path | str, ledger: ItemLedger) -> ImportReport:
     """Read, validate and add every good receipt's items to `ledger`; safe to run again."""
     parse = read_receipts(path)
-    lines_added = words_added = total_items = 0
+    lines_added = words_added = total_items = tokens = truncated = 0
     for start in range(0, len(parse.receipts), RECEIPTS_PER_LEDGER_WRITE):
         chunk = parse.receipts[start:start + RECEIPTS_PER_LEDGER_WRITE]
         items = [item for receipt in chunk for item in build_items(receipt)]
         total_items += len(items)
+        tokens += sum(item.tokens or 0 for item in items)
+        truncated += sum(item.truncated for item in items)
         lines_added += ledger.add_items([item for item in items if item.kind is ItemKind.LINE])
         words_added += ledger.add_items([item for item in items if item.kind is ItemKind.WORD])
     return ImportReport(
@@ -141,6 +150,8 @@ def import_receipts(path: Path | str, ledger: ItemLedger) -> ImportReport:
         words_added=words_added,
         items_already_present=total_items - lines_added - words_added,
         errors=parse.errors,
+        tokens=tokens,
+        truncated_items=truncated,
     )
 
 

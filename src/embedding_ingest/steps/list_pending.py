@@ -1,11 +1,20 @@
 """Step 1, ListPendingBatches: which submitted batches this execution polls.
 
-Every *active* status is listed, oldest first (lesson 1), capped per execution (lesson 2); the list
-goes to a manifest object when it is too big to travel inline.
+Every *active* status is considered (lesson 1), capped per execution (lesson 2); the list goes to a
+manifest object when it is too big to travel inline.
+
+No head-of-line blocking: which active batches this execution polls is not "the oldest N". One
+listing call (OpenAI `GET /v1/batches`, paginated; the local provider answers the same call) refreshes
+the provider's status of every active batch, and the batches it newly reports finished (completed,
+failed, expired, cancelled) are taken first; the rest follow least recently polled first (never polled
+first, then by `polled_at`, which the poll step stamps). So a finished batch waits at most until the
+next execution, and while no new batches finish, every active batch is polled at least once every
+ceil(active / cap) executions. If the listing fails, the order falls back to least recently polled.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from embedding_ingest.contracts import (
@@ -18,6 +27,8 @@ from embedding_ingest.contracts import (
     PollManifest,
     payload_size,
 )
+from embedding_ingest.exceptions import EmbeddingIngestError
+from embedding_ingest.providers.base import FINISHED_PROVIDER_STATUSES
 from embedding_ingest.steps.context import StepContext
 from embedding_ingest.steps.exceptions import StepInputError
 from embedding_ingest.steps.keys import poll_manifest_key
@@ -40,7 +51,9 @@ def list_pending(event: dict, ctx: StepContext) -> dict:
     # A summary without a provider id was claimed but never accepted by the provider; submission
     # resumes it, polling cannot.
     submitted = [s for s in active if s.provider_batch_id]
-    chosen = submitted[:cap]
+    newly_finished, submitted = _refresh(ctx, submitted)
+    chosen = sorted(submitted, key=lambda s: (s.batch_id not in newly_finished, s.polled_at is not None,
+                                              s.polled_at or 0.0, s.submitted_at, s.batch_id))[:cap]
     refs = [PendingBatchRef(batch_id=s.batch_id, openai_batch_id=s.provider_batch_id or "") for s in chosen]
 
     result = ListPendingResult(pending_batches=refs, batch_indices=list(range(len(refs))), use_s3=False,
@@ -57,10 +70,43 @@ def list_pending(event: dict, ctx: StepContext) -> dict:
                                            "manifest_s3_bucket": ctx.objects.location})
 
     logger.info("listed pending batches", extra={
-        "batch_type": request.batch_type.value, "active": len(active), "without_provider_id":
+        "batch_type": request.batch_type.value, "active": len(active), "newly_finished": len(newly_finished),
+        "without_provider_id":
         len(active) - len(submitted), "taken": len(refs), "left_for_later": len(submitted) - len(refs),
         "use_s3": result.use_s3})
     return result.model_dump(mode="json")
+
+
+_FINISHED = frozenset(status.value for status in FINISHED_PROVIDER_STATUSES)
+# Provider batches are created after our claim; clocks and whole-second created_at need a margin.
+_LISTING_MARGIN_SECONDS = 3600
+
+
+def _refresh(ctx: StepContext, submitted: Sequence[BatchSummary]) -> tuple[set[str], list[BatchSummary]]:
+    """(batch_ids the provider's listing reports finished while our ledger still thinks they are
+    working, the summaries as now stored). The listing's status is written back as provider_status
+    (submission's budgets read it)."""
+    if not submitted:
+        return set(), []
+    by_provider_id = {s.provider_batch_id: s for s in submitted}
+    oldest = min(s.submitted_at for s in submitted) - _LISTING_MARGIN_SECONDS
+    try:
+        listed = ctx.provider.list_batches(created_after=oldest)
+    except EmbeddingIngestError as exc:  # polling still works without the listing, just less fairly
+        logger.warning("provider batch listing failed; polling least recently polled first",
+                       extra={"error": str(exc)})
+        return set(), list(submitted)
+    finished = set()
+    current = {s.batch_id: s for s in submitted}
+    for batch in listed:
+        summary = by_provider_id.get(batch.provider_batch_id)
+        if summary is None or summary.provider_status == batch.status.value:
+            continue
+        if batch.finished and summary.provider_status not in _FINISHED:
+            finished.add(summary.batch_id)
+        current[summary.batch_id] = ctx.ledger.update_batch(summary.batch_id,
+                                                            provider_status=batch.status.value)
+    return finished, list(current.values())
 
 
 def _as_of(batches: list[BatchSummary]) -> str:

@@ -9,10 +9,12 @@ Summary statuses written here:
 
 from __future__ import annotations
 
+import time
+
 from pydantic import TypeAdapter
 
 from embedding_ingest.contracts import PendingBatchRef, PollAction, PollEvent, PollManifest, PollResult
-from embedding_ingest.providers.base import ProviderBatch, ProviderBatchStatus
+from embedding_ingest.providers.base import QUEUE_LIMIT_ERROR_CODES, ProviderBatch, ProviderBatchStatus
 from embedding_ingest.providers.exceptions import UnknownProviderBatchError, UnknownProviderFileError
 from embedding_ingest.steps.context import StepContext
 from embedding_ingest.steps.exceptions import (
@@ -104,19 +106,24 @@ def _poll_summary(summary: BatchSummary, ctx: StepContext) -> PollResult:
         return PollResult(**base, batch_status=summary.provider_status or summary.status.value.lower(),
                           action=_CLOSED_ACTIONS[summary.status])
 
-    batch = _retrieve(summary, ctx)
+    polled_at = time.time()  # ListPendingBatches polls the least recently polled first
+    batch = _retrieve(summary, ctx, polled_at)
     if batch.status in _STILL_WORKING:
         ctx.ledger.update_batch(summary.batch_id, status=_STILL_WORKING[batch.status],
-                                provider_status=batch.status.value)
+                                provider_status=batch.status.value, polled_at=polled_at)
         return PollResult(**base, batch_status=batch.status.value, action="wait")
 
     if batch.status in _GAVE_UP:
         details = f": {'; '.join(batch.errors)}" if batch.errors else ""
         reason = f"provider batch {batch.status.value}{details}"
+        # Refused for a full queue (token_limit_exceeded...), not for its content: the items did
+        # nothing wrong, so they go back without spending an attempt and the next submit retries.
+        queue_limit = bool(QUEUE_LIMIT_ERROR_CODES.intersection(batch.error_codes))
         pending = ctx.ledger.find_items(kind, EmbeddingStatus.PENDING, batch_id=summary.batch_id)
-        released = ctx.ledger.release_items(summary.batch_id, {i.item_id: reason for i in pending})
+        released = ctx.ledger.release_items(summary.batch_id, {i.item_id: reason for i in pending},
+                                            spend_attempt=not queue_limit)
         ctx.ledger.update_batch(summary.batch_id, status=_GAVE_UP[batch.status],
-                                provider_status=batch.status.value, last_error=reason)
+                                provider_status=batch.status.value, last_error=reason, polled_at=polled_at)
         return PollResult(**base, batch_status=batch.status.value, action="batch_failed",
                           released_count=released)
 
@@ -126,9 +133,11 @@ def _poll_summary(summary: BatchSummary, ctx: StepContext) -> PollResult:
     except UnknownProviderFileError as exc:
         # The batch stays active for the next run; its summary says why it is stuck meanwhile.
         ctx.ledger.update_batch(summary.batch_id, last_error=f"provider batch {batch.provider_batch_id} is "
-                                f"{batch.status.value} but its results cannot be read: {exc}")
+                                f"{batch.status.value} but its results cannot be read: {exc}",
+                                polled_at=polled_at)
         raise
-    changes: dict = {"provider_status": batch.status.value}
+    changes: dict = {"provider_status": batch.status.value, "polled_at": polled_at,
+                     "billed_tokens": outcome.billed_tokens}
     if outcome.released:
         changes["last_error"] = f"{len(outcome.released)} item(s) released: " + next(
             iter(outcome.released.values()))
@@ -144,11 +153,11 @@ def _poll_summary(summary: BatchSummary, ctx: StepContext) -> PollResult:
                       storage="s3_delta")
 
 
-def _retrieve(summary: BatchSummary, ctx: StepContext) -> ProviderBatch:
+def _retrieve(summary: BatchSummary, ctx: StepContext, polled_at: float) -> ProviderBatch:
     provider_id = summary.provider_batch_id or ""
     try:
         return ctx.provider.retrieve(provider_id)
     except UnknownProviderBatchError as exc:
         error = ProviderBatchNotFoundError(summary.batch_id, provider_id, ctx.provider.name)
-        ctx.ledger.update_batch(summary.batch_id, last_error=str(error))
+        ctx.ledger.update_batch(summary.batch_id, last_error=str(error), polled_at=polled_at)
         raise error from exc

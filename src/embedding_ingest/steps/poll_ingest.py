@@ -37,6 +37,7 @@ class IngestOutcome:
     delta_key: str | None = None
     released: dict[str, str] = field(default_factory=dict)  # item_id -> reason
     problems: list[str] = field(default_factory=list)  # one line per rejected output line
+    billed_tokens: int = 0  # usage.total_tokens summed over every answered request of the output
 
     def problems_for_result(self) -> dict[str, int | str | None]:
         first = self.problems[0] if self.problems else None
@@ -69,6 +70,8 @@ def ingest_finished_batch(ctx: StepContext, summary: BatchSummary, batch: Provid
     vectors: list[np.ndarray] = []
     for record in iter_output_records(output, dimensions=ctx.provider.dimensions):
         outcome.results_count += 1
+        if isinstance(record, OutputRecord):
+            outcome.billed_tokens += record.tokens
         reason = _rejection(record, items, accepted)
         if reason is None:
             assert isinstance(record, OutputRecord)

@@ -216,13 +216,13 @@ class DynamoItems(DynamoBase):
                               ConditionExpression="attribute_exists(PK)")
 
     # -- after the provider answered ----------------------------------------------------------
-    def release_items(self, batch_id: str, errors: Mapping[str, str]) -> int:
+    def release_items(self, batch_id: str, errors: Mapping[str, str], *, spend_attempt: bool = True) -> int:
         current = self.get_items(list(errors))
         pending = [item for item in current.values()
                    if item.embedding_status is EmbeddingStatus.PENDING and item.batch_id == batch_id]
 
         def release(item: EmbeddingItem) -> bool:
-            attempts = item.attempts + 1
+            attempts = item.attempts + (1 if spend_attempt else 0)
             status = EmbeddingStatus.FAILED if attempts >= MAX_ATTEMPTS else EmbeddingStatus.NONE
             # A FAILED item keeps the batch it failed in (and its by-batch index entry); NONE is free.
             keep_batch = status is EmbeddingStatus.FAILED

@@ -103,9 +103,11 @@ class ItemLedger(Protocol):
         All or nothing: raises ClaimConflictError if any item is not NONE. Re-claiming the same
         batch with the same items (a rerun) is a no-op."""
 
-    def release_items(self, batch_id: str, errors: Mapping[str, str]) -> int:
+    def release_items(self, batch_id: str, errors: Mapping[str, str], *, spend_attempt: bool = True) -> int:
         """Items PENDING in `batch_id` go back to NONE with the reason and attempts+1 (FAILED once
-        attempts reach MAX_ATTEMPTS). Items not PENDING in that batch are ignored (idempotent)."""
+        attempts reach MAX_ATTEMPTS). Items not PENDING in that batch are ignored (idempotent).
+        `spend_attempt=False` (the provider refused the batch for a queue limit, not for its content)
+        releases them with attempts unchanged."""
 
     def mark_items_succeeded(self, batch_id: str, item_ids: Sequence[str]) -> int:
         """PENDING items of `batch_id` -> SUCCESS. Idempotent; returns how many changed."""

@@ -79,6 +79,10 @@ class EmbeddingItem(_Record):
     batch_id: str | None = None  # set while PENDING (and kept on SUCCESS)
     attempts: int = 0
     last_error: str | None = None
+    # Token fitting (issue 11): cl100k_base tokens of embed_text (None: imported before counting) and
+    # whether embed_text was shortened to stay within the model's 8,192-token input limit.
+    tokens: int | None = None
+    truncated: bool = False
 
 
 class BatchSummary(_Record):
@@ -94,6 +98,11 @@ class BatchSummary(_Record):
     input_file_id: str | None = None
     model: str | None = None
     last_error: str | None = None
+    # Tokens and polling (issue 11): input tokens submitted (cl100k_base count), tokens the provider
+    # reported in its output's `usage` (billed), and when a poll last asked the provider about it.
+    tokens: int | None = None
+    billed_tokens: int | None = None
+    polled_at: float | None = None  # epoch seconds
 
 
 class Lease(_Record):

@@ -32,7 +32,9 @@ CREATE TABLE IF NOT EXISTS items (
     word_id INTEGER,
     text TEXT NOT NULL,
     embed_text TEXT NOT NULL,
-    metadata TEXT NOT NULL
+    metadata TEXT NOT NULL,
+    tokens INTEGER,
+    truncated INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS items_by_kind_status ON items (kind, status, item_id);
 CREATE INDEX IF NOT EXISTS items_by_batch ON items (batch_id, status);
@@ -82,6 +84,26 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (execution_arn, id)
 ) WITHOUT ROWID;
 """
+
+
+# Columns added after a ledger may already exist: (table, column, declaration), added when missing.
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("items", "tokens", "INTEGER"),  # issue 11: token fitting
+    ("items", "truncated", "INTEGER NOT NULL DEFAULT 0"),
+)
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for table, column, declaration in ADDED_COLUMNS:
+            present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def chunks(values: Sequence[Any], size: int = ID_CHUNK) -> Iterator[Sequence[Any]]:
@@ -181,6 +203,7 @@ class SqliteConnections:
         conn.execute("PRAGMA synchronous = NORMAL")
         if self._schema_ready_pid != os.getpid():
             conn.executescript("BEGIN IMMEDIATE;\n" + SCHEMA + "\nCOMMIT;")
+            _add_missing_columns(conn)
             self._schema_ready_pid = os.getpid()
 
     def close(self) -> None:

@@ -25,7 +25,8 @@ from embedding_ingest.stores.records import (
 from embedding_ingest.stores.sqlite_base import SqliteConnections, chunks, filtered_select, placeholders
 
 _ITEM_COLUMNS = ("item_id, kind, status, batch_id, attempts, last_error, image_id, receipt_number, "
-                 "line_id, word_id, text, embed_text, metadata")
+                 "line_id, word_id, text, embed_text, metadata, tokens, truncated")
+_ITEM_PLACEHOLDERS = placeholders(_ITEM_COLUMNS.count(",") + 1)
 _ADD_CHUNK = 1_000
 _SHOWN_IN_ERRORS = 5
 
@@ -33,7 +34,8 @@ _SHOWN_IN_ERRORS = 5
 def _item_row(item: EmbeddingItem) -> tuple[Any, ...]:
     return (item.item_id, item.kind.value, item.embedding_status.value, item.batch_id, item.attempts,
             item.last_error, item.image_id, item.receipt_number, item.line_id, item.word_id,
-            item.text, item.embed_text, json.dumps(item.metadata, sort_keys=True))
+            item.text, item.embed_text, json.dumps(item.metadata, sort_keys=True), item.tokens,
+            int(item.truncated))
 
 
 def _item_from_row(row: sqlite3.Row) -> EmbeddingItem:
@@ -42,7 +44,7 @@ def _item_from_row(row: sqlite3.Row) -> EmbeddingItem:
         batch_id=row["batch_id"], attempts=row["attempts"], last_error=row["last_error"],
         image_id=row["image_id"], receipt_number=row["receipt_number"], line_id=row["line_id"],
         word_id=row["word_id"], text=row["text"], embed_text=row["embed_text"],
-        metadata=json.loads(row["metadata"]))
+        metadata=json.loads(row["metadata"]), tokens=row["tokens"], truncated=bool(row["truncated"]))
 
 
 def _summary_from_row(row: sqlite3.Row) -> BatchSummary:
@@ -69,7 +71,7 @@ class SqliteItemsAndBatches(SqliteConnections):
             with self._write("adding items") as conn:
                 before = conn.total_changes
                 conn.executemany(
-                    f"INSERT OR IGNORE INTO items ({_ITEM_COLUMNS}) VALUES ({placeholders(13)})",
+                    f"INSERT OR IGNORE INTO items ({_ITEM_COLUMNS}) VALUES ({_ITEM_PLACEHOLDERS})",
                     [_item_row(item) for item in chunk])
                 added += conn.total_changes - before
         return added
@@ -151,11 +153,12 @@ class SqliteItemsAndBatches(SqliteConnections):
                 "UPDATE items SET status = 'PENDING', batch_id = ? WHERE item_id = ? AND status = 'NONE'",
                 [(summary.batch_id, i) for i in ids])
 
-    def release_items(self, batch_id: str, errors: Mapping[str, str]) -> int:
+    def release_items(self, batch_id: str, errors: Mapping[str, str], *, spend_attempt: bool = True) -> int:
         # FAILED items keep their last batch_id (where they failed); NONE items are free again.
-        sql = ("UPDATE items SET attempts = attempts + 1, last_error = ?, "
-               "status = CASE WHEN attempts + 1 >= ? THEN 'FAILED' ELSE 'NONE' END, "
-               "batch_id = CASE WHEN attempts + 1 >= ? THEN batch_id ELSE NULL END "
+        step = 1 if spend_attempt else 0
+        sql = (f"UPDATE items SET attempts = attempts + {step}, last_error = ?, "
+               f"status = CASE WHEN attempts + {step} >= ? THEN 'FAILED' ELSE 'NONE' END, "
+               f"batch_id = CASE WHEN attempts + {step} >= ? THEN batch_id ELSE NULL END "
                "WHERE item_id = ? AND batch_id = ? AND status = 'PENDING'")
         with self._write(f"releasing items of batch {batch_id!r}") as conn:
             before = conn.total_changes

@@ -82,7 +82,7 @@ def test_report_serialises_with_stable_keys(sroie_slice, ledger):
     data = json.loads(report.model_dump_json())
     assert list(data) == ["source_file", "records_read", "receipts_imported", "receipts_rejected",
                           "duplicate_records", "lines_added", "words_added", "items_already_present",
-                          "errors"]
+                          "errors", "tokens", "truncated_items"]
     assert list(data["errors"][0]) == ["line_number", "receipt_id", "field", "problem", "message"]
     assert data["errors"][0]["message"].startswith("line 3 (receipt id unreadable): <record>: not valid JSON")
     assert ImportReport.model_validate_json(report.model_dump_json()) == report

@@ -60,8 +60,8 @@ def good(custom_id: str, embedding: list, request_id: str = "r1") -> bytes:
 def test_output_lines_parse_back_to_records_with_line_numbers():
     data = good("a", [0.5, -0.5, 1.0]) + b"\n" + good("b", [0, 1, 2])  # a blank line in between
     assert list(iter_output_records(data, dimensions=3)) == [
-        OutputRecord(1, "a", [0.5, -0.5, 1.0]),
-        OutputRecord(3, "b", [0.0, 1.0, 2.0]),
+        OutputRecord(1, "a", [0.5, -0.5, 1.0], tokens=2),  # usage.total_tokens: what is billed
+        OutputRecord(3, "b", [0.0, 1.0, 2.0], tokens=2),
     ]
 
 
@@ -94,8 +94,8 @@ def with_embedding(custom_id: str, embedding_json: str) -> bytes:
 def test_each_bad_line_is_reported_and_the_good_lines_around_it_still_parse(bad_line, custom_id, reason):
     data = good("before", [1, 2, 3]) + bad_line.rstrip(b"\n") + b"\n" + good("after", [4, 5, 6])
     before, problem, after = iter_output_records(data, dimensions=3)
-    assert before == OutputRecord(1, "before", [1.0, 2.0, 3.0])
-    assert after == OutputRecord(3, "after", [4.0, 5.0, 6.0])
+    assert before == OutputRecord(1, "before", [1.0, 2.0, 3.0], tokens=2)
+    assert after == OutputRecord(3, "after", [4.0, 5.0, 6.0], tokens=2)
     assert isinstance(problem, LineProblem)
     assert (problem.line_no, problem.custom_id) == (2, custom_id)
     assert reason in problem.reason
@@ -103,7 +103,7 @@ def test_each_bad_line_is_reported_and_the_good_lines_around_it_still_parse(bad_
 
 def test_output_reading_is_lazy_so_huge_files_stream():
     records = iter_output_records(good("a", [1.0]) * 3, dimensions=1)
-    assert next(records) == OutputRecord(1, "a", [1.0])
+    assert next(records) == OutputRecord(1, "a", [1.0], tokens=2)
 
 
 def test_error_file_gives_a_reason_per_custom_id_for_both_openai_shapes():

@@ -37,19 +37,18 @@ def provider(tmp_path):
 
 def test_packing_stops_at_the_item_limit_and_at_the_byte_limit():
     items = [line(n) for n in range(10)]
-    taken, jsonl = pack_requests(items, "m", max_items=4)
-    assert [i.line_id for i in taken] == [0, 1, 2, 3] and jsonl.count(b"\n") == 4
+    packed = pack_requests(items, "m", max_items=4)
+    assert [i.line_id for i in packed.items] == [0, 1, 2, 3] and packed.jsonl.count(b"\n") == 4
 
-    one_line = len(pack_requests(items[:1], "m", max_items=1)[1])
-    taken, jsonl = pack_requests(items, "m", max_items=10, max_bytes=3 * one_line + 5)
-    assert len(taken) == 3 and len(jsonl) <= 3 * one_line + 5
+    one_line = len(pack_requests(items[:1], "m", max_items=1).jsonl)
+    packed = pack_requests(items, "m", max_items=10, max_bytes=3 * one_line + 5)
+    assert len(packed.items) == 3 and len(packed.jsonl) <= 3 * one_line + 5
 
 
 def test_the_batch_api_request_limit_caps_any_requested_size():
-    # One item repeated: packing is pure, so 50,001 references cost what one item does.
-    items = [line(1, "X")] * 50_001
-    taken, jsonl = pack_requests(items, "m", max_items=10_000_000)
-    assert len(taken) == 50_000 and jsonl.count(b"\n") == 50_000  # the Batch API's per-file cap
+    items = [line(n, "X").model_copy(update={"tokens": 5}) for n in range(50_001)]
+    packed = pack_requests(items, "m", max_items=10_000_000)
+    assert len(packed.items) == 50_000 and packed.jsonl.count(b"\n") == 50_000  # the Batch API's per-file cap
 
 
 def test_a_request_larger_than_a_whole_batch_file_is_named():

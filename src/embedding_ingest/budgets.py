@@ -34,7 +34,8 @@ class Enqueued(BaseModel):
 def still_at_provider(summary: BatchSummary) -> bool:
     """Claimed or submitted and not reported finished by the provider (a batch we ingested but have
     not yet published is FINALIZING for us, yet no longer counts against the provider's queue)."""
-    return summary.status in ACTIVE_BATCH_STATUSES and summary.provider_status not in _FINISHED
+    return (summary.status in ACTIVE_BATCH_STATUSES and summary.provider_status not in _FINISHED
+            and summary.listed_status not in _FINISHED)
 
 
 def enqueued_for(ledger: BatchLedger, model: str) -> Enqueued:

@@ -65,7 +65,8 @@ class Settings(BaseSettings):
     local_latency_seconds: float | None = Field(default=None, alias="LOCAL_PROVIDER_LATENCY_SECONDS", ge=0)
     # Input tokens (cl100k_base) in one batch; OpenAI has no per-batch token cap of its own, but a batch
     # above the enqueued-token budget could never be accepted.
-    max_tokens_per_batch: int = Field(default=1_000_000, alias="MAX_TOKENS_PER_BATCH", gt=0)
+    # At least one whole input (8,192 tokens), so every item fits some batch.
+    max_tokens_per_batch: int = Field(default=1_000_000, alias="MAX_TOKENS_PER_BATCH", ge=8_192)
     # Per model, across batches the provider still holds: OpenAI's "batch queue limit" for
     # text-embedding-3-small at usage tier 1 is 3,000,000 enqueued tokens
     # (platform.openai.com/docs/guides/rate-limits, usage tiers); the API also refuses past 1,000,000

@@ -60,7 +60,7 @@ def submit_round(kinds: Sequence[ItemKind], ledger: Ledger, provider: BatchProvi
     for kind in kinds:
         if should_stop():
             break
-        report = submit(kind, ledger, provider, max_items_per_batch=settings.max_items_per_batch)
+        report = submit(kind, ledger, provider, settings=settings)
         done[kind.value] = {"batches": len(report.batches), "items": report.items_submitted,
                             "refused": len(report.refused)}
     return done

@@ -37,6 +37,7 @@ from embedding_ingest.stores.records import (
     EmbeddingStatus,
     ItemKind,
 )
+from embedding_ingest.tokens import MAX_INPUT_TOKENS
 
 _BATCH_NAMESPACE = uuid.UUID("5b0f7a52-7d0c-4c55-9a61-2f1f3c1b9e11")
 _MAX_CLAIM_RACES = 20
@@ -67,6 +68,7 @@ class SubmitReport(BaseModel):
     batches: list[SubmittedBatch] = Field(default_factory=list)
     refused: list[RefusedBatch] = Field(default_factory=list)  # the provider said no; items released
     items_waiting_for_budget: int = 0  # left NONE because another batch would exceed a queue budget
+    budget_exhausted: str | None = None  # which one: OPENAI_ENQUEUED_TOKEN_LIMIT or ..._REQUEST_LIMIT
     enqueued_before: Enqueued | None = None  # what the provider held for this model when we started
     token_budget: int = 0
     request_budget: int = 0
@@ -162,9 +164,11 @@ def submit(kind: ItemKind, ledger: Ledger, provider: BatchProvider, *, settings:
     settings = settings or Settings()
     max_items = max_items_per_batch or settings.max_items_per_batch
     token_cap = max_tokens_per_batch or settings.max_tokens_per_batch
-    if max_items <= 0 or token_cap <= 0:
-        raise InvalidInputError(f"max_items_per_batch and max_tokens_per_batch must be positive, got "
-                                f"{max_items} and {token_cap}")
+    if max_items <= 0:
+        raise InvalidInputError(f"max_items_per_batch must be positive, got {max_items}")
+    if token_cap < MAX_INPUT_TOKENS:  # else an item of 8,192 tokens could never be packed
+        raise InvalidInputError(f"max_tokens_per_batch must be at least {MAX_INPUT_TOKENS:,} (one whole "
+                                f"input), got {token_cap:,}")
     price, priced_as = price_per_million(provider.model, settings)
     enqueued = enqueued_for(ledger, provider.model)
     report = SubmitReport(kind=kind, model=provider.model, dry_run=dry_run,
@@ -199,6 +203,8 @@ def submit(kind: ItemKind, ledger: Ledger, provider: BatchProvider, *, settings:
         packed = pack_requests(candidates, provider.model, max_items=min(max_items, max(room_requests, 0)),
                                max_bytes=max_bytes, max_tokens=min(token_cap, room_tokens))
         if not packed.items:
+            report.budget_exhausted = ("OPENAI_ENQUEUED_REQUEST_LIMIT" if room_requests <= 0
+                                       else "OPENAI_ENQUEUED_TOKEN_LIMIT")
             report.items_waiting_for_budget = (len(pool) - planned if pool is not None else
                                                ledger.count_items(kind).get(EmbeddingStatus.NONE, 0))
             break

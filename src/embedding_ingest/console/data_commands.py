@@ -27,9 +27,9 @@ def import_receipts(file: Path = typer.Argument(..., exists=True, dir_okay=False
 
     def render(r):
         summary = table("Import", ["records", "imported", "rejected", "lines added", "words added",
-                                   "already present"],
+                                   "already present", "tokens", "truncated"],
                         [[r.records_read, r.receipts_imported, r.receipts_rejected, r.lines_added,
-                          r.words_added, r.items_already_present]])
+                          r.words_added, r.items_already_present, r.tokens, r.truncated_items]])
         errors = table("Rejected records", ["line", "receipt", "field", "problem"],
                        [[e.line_number, e.receipt_id, e.field, e.message] for e in r.errors])
         return [summary, errors] if r.errors else summary
@@ -43,23 +43,26 @@ def submit(kind: ItemKind = typer.Argument(..., help="line or word"),
            max_items_per_batch: int = typer.Option(None, "--max-items-per-batch", min=1,
                                                    help="Requests per batch (default 1000, max 50000)"),
            max_batches: int = typer.Option(None, "--max-batches", min=1),
+           max_tokens_per_batch: int = typer.Option(None, "--max-tokens-per-batch", min=1,
+                                                    help="Input tokens per batch (MAX_TOKENS_PER_BATCH)"),
+           dry_run: bool = typer.Option(False, "--dry-run",
+                                        help="Plan the batches and estimate tokens and cost; change nothing"),
            output: OutputFormat = OutputOption) -> None:
-    """Claim un-embedded lines/words and submit them to the provider as batches."""
+    """Claim un-embedded lines/words and submit them to the provider as batches, within the per-batch
+    caps and the enqueued token/request budgets (--dry-run: only say what would be sent and its cost)."""
+    from embedding_ingest.console.submit_report import render_submit_report
     from embedding_ingest.submission import submit as run_submit
 
     settings = context.settings()
     pending = context.ledger().count_items(kind).get("NONE", 0)
-    with progress(output, f"submitting {kind.value}s", total=pending or None) as advance:
+    total = None if dry_run or not pending else pending
+    with progress(output, f"submitting {kind.value}s", total=total) as advance:
         report = guarded(output, lambda: run_submit(
-            kind, context.ledger(), context.provider(),
+            kind, context.ledger(), context.provider(), settings=settings,
             max_items_per_batch=max_items_per_batch or settings.max_items_per_batch,
-            max_batches=max_batches, on_batch=lambda sent: advance(sent.item_count)))
-    emit({"kind": kind.value, "batches": report.batches, "items_submitted": report.items_submitted,
-          "refused": report.refused},
-         output, lambda r: table(f"Submitted {r['items_submitted']} {kind.value}s",
-                                 ["batch_id", "provider batch", "items", "bytes", "resumed"],
-                                 [[b.batch_id, b.provider_batch_id, b.item_count, b.bytes, b.resumed]
-                                  for b in r["batches"]]))
+            max_tokens_per_batch=max_tokens_per_batch, max_batches=max_batches, dry_run=dry_run,
+            on_batch=lambda sent: advance(sent.item_count)))
+    emit({**report.model_dump(mode="json"), **report.totals()}, output, render_submit_report)
 
 
 @batches_app.command("list")
@@ -104,12 +107,19 @@ def ls(prefix: str = typer.Argument("", help="Key prefix"), output: OutputFormat
 
 
 def status(output: OutputFormat = OutputOption) -> None:
-    """Item counts by kind and embedding status."""
+    """Item counts by kind and embedding status; tokens submitted and billed, and cost so far, per kind."""
+    from embedding_ingest.budgets import usage_by_kind
+
     ledger = context.ledger()
     counts = {kind.value: {str(k): v for k, v in ledger.count_items(kind).items()} for kind in ItemKind}
-    emit({"items": counts}, output,
-         lambda r: table("Items", ["kind", "status", "count"],
-                         [[kind, s, n] for kind, by in r["items"].items() for s, n in sorted(by.items())]))
+    usage = usage_by_kind(ledger.list_batches(), context.settings())
+    emit({"items": counts, "usage": [row.model_dump(mode="json") for row in usage]}, output,
+         lambda r: [table("Items", ["kind", "status", "count"],
+                          [[kind, s, n] for kind, by in r["items"].items() for s, n in sorted(by.items())]),
+                    table("Tokens and cost", ["kind", "batches", "tokens submitted", "tokens billed",
+                                              "cost so far (USD)"],
+                          [[u["kind"], u["batches"], u["tokens_submitted"], u["tokens_billed"],
+                            f"{u['cost_usd']:.6f}"] for u in r["usage"]])])
 
 
 def register(app: typer.Typer) -> None:

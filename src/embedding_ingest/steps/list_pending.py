@@ -83,9 +83,8 @@ _LISTING_MARGIN_SECONDS = 3600
 
 
 def _refresh(ctx: StepContext, submitted: Sequence[BatchSummary]) -> tuple[set[str], list[BatchSummary]]:
-    """(batch_ids the provider's listing reports finished while our ledger still thinks they are
-    working, the summaries as now stored). The listing's status is written back as provider_status
-    (submission's budgets read it)."""
+    """(batch_ids the provider's listing reports finished that no poll has seen finished yet, the
+    summaries as now stored). The listing's status is kept as listed_status (budgets read it)."""
     if not submitted:
         return set(), []
     by_provider_id = {s.provider_batch_id: s for s in submitted}
@@ -100,12 +99,13 @@ def _refresh(ctx: StepContext, submitted: Sequence[BatchSummary]) -> tuple[set[s
     current = {s.batch_id: s for s in submitted}
     for batch in listed:
         summary = by_provider_id.get(batch.provider_batch_id)
-        if summary is None or summary.provider_status == batch.status.value:
+        if summary is None:
             continue
         if batch.finished and summary.provider_status not in _FINISHED:
             finished.add(summary.batch_id)
-        current[summary.batch_id] = ctx.ledger.update_batch(summary.batch_id,
-                                                            provider_status=batch.status.value)
+        if summary.listed_status != batch.status.value:
+            current[summary.batch_id] = ctx.ledger.update_batch(summary.batch_id,
+                                                                listed_status=batch.status.value)
     return finished, list(current.values())
 
 

@@ -99,10 +99,12 @@ class BatchSummary(_Record):
     model: str | None = None
     last_error: str | None = None
     # Tokens and polling (issue 11): input tokens submitted (cl100k_base count), tokens the provider
-    # reported in its output's `usage` (billed), and when a poll last asked the provider about it.
+    # reported in its output's `usage` (billed), when a poll last asked the provider about it, and the
+    # provider's status as its batch listing last showed it (provider_status is what a poll saw).
     tokens: int | None = None
     billed_tokens: int | None = None
     polled_at: float | None = None  # epoch seconds
+    listed_status: str | None = None
 
 
 class Lease(_Record):

@@ -18,20 +18,30 @@ from embedding_ingest.console import (
     snapshot_commands,
     web_console,
 )
+from embedding_ingest.console.entry import CliApp, case_insensitive
+from embedding_ingest.console.output import DEBUG_VARIABLE, UTC_VARIABLE
 
-app = typer.Typer(name="embedding-ingest", no_args_is_help=True, add_completion=False,
-                  help="Receipt line/word embeddings: OpenAI Batch API -> published ChromaDB snapshots.")
+app = CliApp(name="embedding-ingest", no_args_is_help=True, add_completion=False,
+             pretty_exceptions_enable=False,
+             help="Receipt line/word embeddings: OpenAI Batch API -> published ChromaDB snapshots.")
 
 
 @app.callback()
 def main(home: Path | None = typer.Option(None, "--home", envvar="EMBEDDING_INGEST_HOME",
                                           help="Local workspace (default ./.embedding-ingest)"),
          region: str | None = typer.Option(None, "--region", help="AWS region (default: AWS_REGION, "
-                                                                  "AWS_DEFAULT_REGION)")) -> None:
+                                                                  "AWS_DEFAULT_REGION)"),
+         debug: bool = typer.Option(False, "--debug", help=f"Show tracebacks (or {DEBUG_VARIABLE}=1)"),
+         utc: bool = typer.Option(False, "--utc", help=f"Times in tables in UTC (or {UTC_VARIABLE}=1); "
+                                                       "default local time")) -> None:
     if home is not None:
         os.environ["EMBEDDING_INGEST_HOME"] = str(home)
     if region:
         os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = region
+    if debug:
+        os.environ[DEBUG_VARIABLE] = "1"
+    if utc:
+        os.environ[UTC_VARIABLE] = "1"
     context.reset()
 
 
@@ -43,6 +53,7 @@ demo.register(app)
 aws_commands.register(app)
 schedule_commands.register(app)
 web_console.register(app)
+case_insensitive(app)  # again at call time, for commands registered after this line
 
 if __name__ == "__main__":
     app()

@@ -102,3 +102,24 @@ class Settings(BaseSettings):
     @property
     def uses_aws_ledger(self) -> bool:
         return self.dynamodb_table_name is not None
+
+
+# -- One-line configuration errors (issue 9) ----------------------------------------------------------
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment (plus `overrides`, by variable name). A bad value raises
+    ConfigurationError with one line naming each variable, its value and the rule it breaks, e.g.
+    "MAX_BATCHES_PER_EXECUTION='999': must be less than or equal to 250"."""
+    from pydantic import ValidationError
+
+    from embedding_ingest.exceptions import ConfigurationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            variable = ".".join(str(part) for part in error.get("loc", ())) or "settings"
+            rule = str(error.get("msg", "invalid")).removeprefix("Input should be ")
+            problems.append(f"{variable}={error.get('input')!r}: must be {rule}"
+                            if rule != error.get("msg") else f"{variable}={error.get('input')!r}: {rule}")
+        raise ConfigurationError("; ".join(problems)) from None

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import typer
 
+from embedding_ingest.console.output import OutputFormat, fail
+from embedding_ingest.exceptions import InvalidInputError
+
 aws_app = typer.Typer(help="Deploy to AWS: CloudFormation template (see src/embedding_ingest/aws/).",
                       no_args_is_help=True)
 
@@ -16,12 +19,16 @@ def template(output_file: Path | None = typer.Option(None, "--output-file", "-f"
                                                       help="Write here instead of standard output"),
              image_uri: str | None = typer.Option(None, "--image-uri",
                                                   help="Fix the image in the template instead of the "
-                                                       "ImageUri parameter")) -> None:
+                                                       "ImageUri parameter"),
+             output: OutputFormat = typer.Option(OutputFormat.JSON, "--output", "-o",
+                                                 help="json (the only form of a template)")) -> None:
     """Print (or write) the CloudFormation template: bucket, ledger table, the seven step functions,
     the submit and start-execution functions on EventBridge Scheduler schedules, their roles, both
     state machines, optional EFS for the snapshot cache, and alarms with their SNS topic."""
     from embedding_ingest.aws.template import build_template
 
+    if output is not OutputFormat.JSON:
+        raise fail(InvalidInputError("a CloudFormation template prints as json only"), output, 2)
     document = build_template(image_uri_param=image_uri is None, image_uri=image_uri)
     text = json.dumps(document, indent=2) + "\n"
     if output_file is None:

@@ -5,12 +5,25 @@ from __future__ import annotations
 from functools import cache
 
 from embedding_ingest import runtime
-from embedding_ingest.config import Settings
+from embedding_ingest.config import Settings, load_settings
+from embedding_ingest.exceptions import EmbeddingIngestError
+
+
+class WorkspaceMissingError(EmbeddingIngestError):
+    """A read-only command was pointed at a local workspace that does not exist (it is not created)."""
 
 
 @cache
 def settings() -> Settings:
-    return Settings()
+    """Raises ConfigurationError (one line: variable, value, rule) for a bad setting."""
+    return load_settings()
+
+
+def require_workspace() -> None:
+    """For read-only commands: refuse, rather than create, a local workspace that does not exist yet."""
+    current = settings()
+    if not current.uses_aws_ledger and not current.ledger_path.exists():
+        raise WorkspaceMissingError(f"no workspace at {current.home}; run `receipts import` first")
 
 
 @cache

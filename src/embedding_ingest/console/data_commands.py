@@ -7,7 +7,16 @@ from pathlib import Path
 import typer
 
 from embedding_ingest.console import context
-from embedding_ingest.console.output import OutputFormat, OutputOption, emit, fail, guarded, progress, table
+from embedding_ingest.console.output import (
+    OutputFormat,
+    OutputOption,
+    emit,
+    fail,
+    guarded,
+    progress,
+    table,
+    when,
+)
 from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.stores.records import BatchStatus, ItemKind
 
@@ -70,18 +79,21 @@ def list_batches(status: list[BatchStatus] = typer.Option(None, "--status", help
                  kind: ItemKind = typer.Option(None, "--type", help="line or word"),
                  output: OutputFormat = OutputOption) -> None:
     """Batch summaries, oldest first."""
+    guarded(output, context.require_workspace)
     batches = context.ledger().list_batches(statuses=status or None,
                                             batch_type=kind.batch_type if kind else None)
     emit({"batches": batches, "count": len(batches)}, output,
          lambda r: table(f"{r['count']} batches", ["batch_id", "type", "status", "provider", "provider batch",
-                                                    "items", "last error"],
+                                                    "items", "updated", "last error"],
                          [[b.batch_id, b.batch_type.value, b.status.value, b.provider_status,
-                           b.provider_batch_id, b.item_count, b.last_error] for b in r["batches"]]))
+                           b.provider_batch_id, b.item_count, when(b.updated_at or b.submitted_at),
+                           b.last_error] for b in r["batches"]]))
 
 
 @batches_app.command("reset")
 def reset_batches(status: BatchStatus = typer.Option(..., "--status", help="Status to set"),
-                  ids: list[str] = typer.Option(None, "--ids", help="Batch ids (default: every batch)"),
+                  ids: list[str] = typer.Option(None, "--ids",
+                                                help="Batch ids: --ids A,B or --ids A --ids B"),
                   from_status: list[BatchStatus] = typer.Option(None, "--from-status",
                                                                 help="Only batches currently in these"),
                   all_batches: bool = typer.Option(False, "--all", help="Every batch, closed ones included"),
@@ -90,6 +102,7 @@ def reset_batches(status: BatchStatus = typer.Option(..., "--status", help="Stat
     if not (ids or from_status or all_batches):
         # Resetting every batch would re-open closed ones (COMPLETED, FAILED...): say so explicitly.
         raise fail(InvalidInputError("name the batches: --ids, --from-status, or --all"), output, code=2)
+    ids = list(dict.fromkeys(i.strip() for given in ids or [] for i in given.split(",") if i.strip()))
     ledger = context.ledger()
     targets = ids or [b.batch_id for b in ledger.list_batches(statuses=from_status or None)]
     changed = guarded(output, lambda: [ledger.update_batch(batch_id, status=status) for batch_id in targets])
@@ -100,6 +113,7 @@ def reset_batches(status: BatchStatus = typer.Option(..., "--status", help="Stat
 
 def ls(prefix: str = typer.Argument("", help="Key prefix"), output: OutputFormat = OutputOption) -> None:
     """List objects in the object store (local directory or S3 bucket)."""
+    guarded(output, context.require_workspace)
     objects = list(context.objects().list(prefix))
     emit({"location": context.objects().location, "prefix": prefix, "objects": objects}, output,
          lambda r: table(f"{len(r['objects'])} objects under {r['location']}/{prefix}",
@@ -110,6 +124,7 @@ def status(output: OutputFormat = OutputOption) -> None:
     """Item counts by kind and embedding status; tokens submitted and billed, and cost so far, per kind."""
     from embedding_ingest.budgets import usage_by_kind
 
+    guarded(output, context.require_workspace)
     ledger = context.ledger()
     counts = {kind.value: {str(k): v for k, v in ledger.count_items(kind).items()} for kind in ItemKind}
     usage = usage_by_kind(ledger.list_batches(), context.settings())

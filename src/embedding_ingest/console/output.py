@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -21,8 +24,13 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
-from embedding_ingest.exceptions import EmbeddingIngestError
+from embedding_ingest.exceptions import ConfigurationError, EmbeddingIngestError
+
+EXIT_CONFIGURATION = 2  # a bad setting or usage, as click exits for a bad option
+DEBUG_VARIABLE = "EMBEDDING_INGEST_DEBUG"
+UTC_VARIABLE = "EMBEDDING_INGEST_UTC"
 
 
 class OutputFormat(StrEnum):
@@ -50,10 +58,31 @@ def emit_json(value: Any) -> None:
     sys.stdout.write(json.dumps(to_jsonable(value), indent=2, sort_keys=True, default=str) + "\n")
 
 
+def debugging() -> bool:
+    return os.environ.get(DEBUG_VARIABLE, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def when(epoch: float | None) -> str | None:
+    """Epoch seconds as ISO-8601 for tables: local time ("2026-11-29T17:07:49", no offset, to stay
+    narrow), or UTC ("2026-11-29T16:07:49Z") under --utc / EMBEDDING_INGEST_UTC=1. JSON keeps the
+    numbers (as AWS's JSON protocol does)."""
+    if epoch is None:
+        return None
+    if os.environ.get(UTC_VARIABLE, "").strip().lower() in ("1", "true", "yes", "on"):
+        return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(epoch).isoformat(timespec="seconds")
+
+
+# Columns holding when() stamps: kept on one line while the other columns wrap.
+TIME_COLUMNS = frozenset({"time", "startDate", "stopDate", "started", "stopped", "updated", "published_at",
+                          "submitted"})
+
+
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    """A table whose cells wrap (fold) instead of being cut: ids are never shortened."""
     result = Table(title=title, show_lines=False)
     for column in columns:
-        result.add_column(column)
+        result.add_column(column, overflow="fold", no_wrap=column in TIME_COLUMNS)
     for row in rows:
         result.add_row(*("" if cell is None else str(cell) for cell in row))
     return result
@@ -90,12 +119,23 @@ def progress(output: OutputFormat, description: str,
 def fail(error: Exception, output: OutputFormat, code: int = 1) -> typer.Exit:
     """Report an error (JSON on stdout with --output json) and return the Exit to raise."""
     kind = type(error).__name__
+    if isinstance(error, ConfigurationError):
+        code = EXIT_CONFIGURATION
+    if debugging():
+        traceback.print_exception(error, file=sys.stderr)
     if output is OutputFormat.JSON:
         emit_json({"error": kind, "message": str(error),
                    "transient": bool(getattr(error, "transient", False))})
     else:
-        stderr.print(f"[bold red]{kind}[/]: {error}")
+        # One line, whatever the width; the message is data, never rich markup.
+        stderr.print(Text.assemble((kind, "bold red"), f": {error}"), highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def hint(output: OutputFormat, command: str | None) -> None:
+    """One line on stderr saying what to run next (terminal output only; JSON carries it as data)."""
+    if command and output is not OutputFormat.JSON:
+        stderr.print(f"next: {command}", markup=False, highlight=False, soft_wrap=True)
 
 
 def guarded(output: OutputFormat, action: Callable[[], Any]) -> Any:

@@ -53,6 +53,8 @@ def query(kind: ItemKind = typer.Argument(..., help="line or word"),
     """Nearest neighbours of TEXT in the published snapshot (embedded with the snapshot's own model)."""
     from embedding_ingest.consumer import open_snapshot
 
+    guarded(output, context.require_workspace)  # a read-only command never creates a workspace
+
     metadata_filter = _json_filter(where, "--where")
     document_filter = _json_filter(where_document, "--where-document")
 

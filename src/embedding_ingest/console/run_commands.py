@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from typing import Any
 
@@ -11,7 +10,27 @@ from rich.live import Live
 from rich.table import Table
 
 from embedding_ingest.console import context
-from embedding_ingest.console.output import OutputFormat, OutputOption, emit, guarded, stderr, table
+from embedding_ingest.console.execution_views import (
+    describe_table,
+    executions_table,
+    failed_events,
+    history_table,
+    idle_tables,
+    page_offset,
+    page_token,
+)
+from embedding_ingest.console.output import (
+    EXIT_CONFIGURATION,
+    OutputFormat,
+    OutputOption,
+    emit,
+    fail,
+    guarded,
+    hint,
+    stderr,
+    table,
+)
+from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.stores.records import ExecutionStatus, ItemKind
 
 EXIT_EXECUTION_FAILED = 4
@@ -27,6 +46,7 @@ BackendOption = typer.Option(Backend.LOCAL, "--backend",
 
 
 def _aws():
+    """The Step Functions backend; ConfigurationError (exit 2) when no AWS region is configured."""
     from embedding_ingest import runtime
     from embedding_ingest.aws.stepfunctions import StepFunctionsBackend
 
@@ -62,118 +82,172 @@ class StageBoard:
                      [[stage, *counts] for stage, counts in self.rows.items()])
 
 
+def _named(name: str | None) -> str | None:
+    """--name as given (validated as StartExecution validates it); None when absent."""
+    from embedding_ingest.names import validate_execution_name
+
+    return None if name is None else validate_execution_name(name)
+
+
+def _aws_run(workflow: ItemKind, name: str, wait: bool) -> dict[str, Any]:
+    """One execution on AWS, described with its summary; a failed one leaves last_error on its batches."""
+    from embedding_ingest.execution_report import record_failure_on_batches, summarize_execution
+
+    aws = _aws()
+    described = aws.start(workflow.value, name, wait=wait)
+    events = None
+    if described["status"] not in ("SUCCEEDED", "RUNNING"):
+        events = aws.history(described["executionArn"], workflow.value)
+        record_failure_on_batches(context.ledger(), described, events, context.objects())
+    return {**described, "summary": summarize_execution(described, events=events)}
+
+
+def _local_run(workflow: ItemKind, name: str | None, output: OutputFormat) -> dict[str, Any]:
+    from embedding_ingest.orchestration import run_execution
+
+    board = StageBoard()
+    if output is OutputFormat.JSON or not stderr.is_terminal:
+        return run_execution(workflow, context.settings(), name=name, observer=board)
+    with Live(board.render(), console=stderr, refresh_per_second=4) as live:
+        def observe(stage: str, outcome: str, result: Any) -> None:
+            board(stage, outcome, result)
+            live.update(board.render())
+
+        return run_execution(workflow, context.settings(), name=name, observer=observe)
+
+
+def _until_idle(workflow: ItemKind, backend: Backend, interval: float | None, max_runs: int | None,
+                output: OutputFormat) -> dict[str, Any]:
+    from embedding_ingest.orchestration import run_until_idle
+
+    def said(described: dict[str, Any]) -> None:
+        if output is not OutputFormat.JSON:
+            stderr.print(f"{described['name']}: {described['status']}, {described['summary']['message']}",
+                         markup=False, highlight=False, soft_wrap=True)
+
+    start = (lambda run_name: _aws_run(workflow, run_name, True)) if backend is Backend.AWS else None
+    return run_until_idle(workflow, context.settings(), interval=interval, max_runs=max_runs,
+                          on_execution=said, start=start).as_json()
+
+
 def start_execution(workflow: ItemKind = typer.Argument(..., help="line or word"),
-                    name: str = typer.Option(None, "--name", help="Execution name (= the run's batch_id)"),
+                    name: str = typer.Option(None, "--name", help="Execution name (= the run's batch_id); "
+                                             "default KIND-TIMESTAMP-RANDOM"),
+                    until_idle: bool = typer.Option(False, "--until-idle",
+                                                    help="Run executions back to back until no batch of "
+                                                         "KIND is active, then print one summary"),
+                    interval: float = typer.Option(None, "--interval", min=0,
+                                                   help="--until-idle: seconds between executions "
+                                                        "(default 0 for the local provider, 60 for openai)"),
+                    max_runs: int = typer.Option(None, "--max-runs", min=1,
+                                                 help="--until-idle: at most this many executions"),
                     backend: Backend = BackendOption,
                     wait: bool = typer.Option(True, "--wait/--no-wait",
                                               help="aws: wait for the execution to end"),
                     output: OutputFormat = OutputOption) -> None:
-    """Run a workflow to completion (on the local engine, or on AWS with --backend aws)."""
-    from embedding_ingest.orchestration import new_execution_name, run_workflow
-    from embedding_ingest.workflow.history import to_describe_execution
-
-    if backend is Backend.AWS:
-        run_name = name or new_execution_name(workflow)
-        described = guarded(output, lambda: _aws().start(workflow.value, run_name, wait=wait))
-        emit(described, output, _describe_table)
-        if described["status"] not in ("SUCCEEDED", "RUNNING"):
+    """Run a workflow to completion (on the local engine, or on AWS with --backend aws) and say what it
+    did; with --until-idle, run it until no batch of KIND is active."""
+    if until_idle:
+        if name is not None:
+            raise fail(InvalidInputError("--name names one execution; --until-idle starts several"),
+                       output, EXIT_CONFIGURATION)
+        result = guarded(output, lambda: _until_idle(workflow, backend, interval, max_runs, output))
+        emit(result, output, idle_tables)
+        hint(output, result["summary"]["next"])
+        if result["summary"]["failed"]:
             raise typer.Exit(EXIT_EXECUTION_FAILED)
         return
+    if interval is not None or max_runs is not None:
+        raise fail(InvalidInputError("--interval and --max-runs go with --until-idle"), output,
+                   EXIT_CONFIGURATION)
+    run_name = guarded(output, lambda: _named(name))
+    if backend is Backend.AWS:
+        from embedding_ingest.orchestration import new_execution_name
 
-    board = StageBoard()
-    if output is OutputFormat.JSON or not stderr.is_terminal:
-        record = guarded(output, lambda: run_workflow(workflow, context.settings(), name=name,
-                                                      observer=board))
+        described = guarded(output, lambda: _aws_run(workflow, run_name or new_execution_name(workflow),
+                                                     wait))
     else:
-        with Live(board.render(), console=stderr, refresh_per_second=4) as live:
-            def observe(stage: str, outcome: str, result: Any) -> None:
-                board(stage, outcome, result)
-                live.update(board.render())
-
-            record = guarded(output, lambda: run_workflow(workflow, context.settings(), name=name,
-                                                          observer=observe))
-    described = to_describe_execution(record)
-    emit(described, output, lambda d: _describe_table(d))
-    if record.status is not ExecutionStatus.SUCCEEDED:
+        described = guarded(output, lambda: _local_run(workflow, run_name, output))
+    emit(described, output, describe_table)
+    hint(output, described["summary"]["next"])
+    if described["status"] not in ("SUCCEEDED", "RUNNING"):
         raise typer.Exit(EXIT_EXECUTION_FAILED)
 
 
-def _describe_table(described: dict[str, Any]) -> Table:
-    rows = [["name", described.get("name")], ["status", described.get("status")],
-            ["startDate", described.get("startDate")], ["stopDate", described.get("stopDate")]]
-    if described.get("error"):
-        rows += [["error", described["error"]], ["cause", described.get("cause")]]
-    out = json.loads(described.get("output") or "{}") if described.get("status") == "SUCCEEDED" else {}
-    final = (out or {}).get("final_merge_result") or {}
-    if final:
-        rows += [["published version", final.get("snapshot_version")],
-                 ["embeddings in snapshot", final.get("total_embeddings")],
-                 ["embeddings added", final.get("added_embeddings")]]
-    marked = (out or {}).get("mark_complete_result") or {}
-    if marked:
-        rows += [["batches marked complete", marked.get("batches_marked")]]
-    return table(described.get("executionArn", ""), ["field", "value"], rows)
+def _local_described(name: str, output: OutputFormat) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """DescribeExecution and the history events of a local execution; exits 1 if there is none."""
+    from embedding_ingest.workflow.history import to_aws_history, to_describe_execution
+
+    guarded(output, context.require_workspace)
+    ledger = context.ledger()
+    record = ledger.get_execution(name)
+    if record is None:
+        emit({"error": "ExecutionDoesNotExist", "message": f"no execution named {name!r}"}, output,
+             lambda r: r["message"])
+        raise typer.Exit(1)
+    return to_describe_execution(record), to_aws_history(ledger.get_events(record.execution_arn))["events"]
 
 
 def describe_execution(name: str = typer.Argument(..., help="Execution name or ARN"),
                        backend: Backend = BackendOption,
                        workflow: ItemKind = typer.Option(None, "--workflow", help="line or word (aws)"),
                        output: OutputFormat = OutputOption) -> None:
-    """Status, input and output of an execution (DescribeExecution shape)."""
-    from embedding_ingest.workflow.history import to_describe_execution
+    """Status, input and output of an execution (DescribeExecution shape) and its summary."""
+    from embedding_ingest.execution_report import summarize_execution
 
     if backend is Backend.AWS:
         aws = guarded(output, _aws)
-        emit(guarded(output, lambda: _aws_find(aws, name, workflow, lambda w: aws.describe(name, w))),
-             output, _describe_table)
-        return
+        described = guarded(output, lambda: _aws_find(aws, name, workflow, lambda w: aws.describe(name, w)))
+        events = None
+        if described["status"] not in ("SUCCEEDED", "RUNNING"):
+            events = guarded(output, lambda: aws.history(described["executionArn"],
+                                                         _workflow_of(described).value))
+    else:
+        described, events = _local_described(name, output)
+    described["summary"] = summarize_execution(described, events=events)
+    emit(described, output, describe_table)
+    hint(output, described["summary"]["next"])
 
-    record = context.ledger().get_execution(name)
-    if record is None:
-        emit({"error": "ExecutionDoesNotExist", "message": f"no execution named {name!r}"}, output,
-             lambda r: r["message"])
-        raise typer.Exit(1)
-    emit(to_describe_execution(record), output, _describe_table)
+
+def _workflow_of(described: dict[str, Any]) -> ItemKind:
+    machine = str(described.get("stateMachineArn") or "").rsplit(":", 1)[-1]
+    return ItemKind.WORD if machine.startswith("word") else ItemKind.LINE
 
 
 def get_execution_history(name: str = typer.Argument(..., help="Execution name or ARN"),
-                          max_results: int = typer.Option(None, "--max-results", min=1),
+                          max_results: int = typer.Option(None, "--max-results", min=1,
+                                                          help="At most N events; nextToken gives the rest"),
+                          next_token: str = typer.Option(None, "--next-token",
+                                                         help="The nextToken of the previous page"),
                           reverse_order: bool = typer.Option(False, "--reverse-order"),
                           failed_only: bool = typer.Option(False, "--failed-only",
-                                                           help="Only *Failed events"),
+                                                           help="Only *Failed events, with the state that "
+                                                                "failed, the error and the cause"),
                           backend: Backend = BackendOption,
                           workflow: ItemKind = typer.Option(None, "--workflow", help="line or word (aws)"),
                           output: OutputFormat = OutputOption) -> None:
-    """History events of an execution (GetExecutionHistory shape)."""
-    from embedding_ingest.workflow.history import to_aws_history
-
+    """History events of an execution (GetExecutionHistory shape, paged with --max-results and
+    --next-token as the AWS CLI pages them)."""
     if backend is Backend.AWS:
         aws = guarded(output, _aws)
         events = guarded(output, lambda: _aws_find(aws, name, workflow, lambda w: aws.history(name, w)))
     else:
-        ledger = context.ledger()
-        record = ledger.get_execution(name)
-        if record is None:
-            emit({"error": "ExecutionDoesNotExist", "message": f"no execution named {name!r}"}, output,
-                 lambda r: r["message"])
-            raise typer.Exit(1)
-        events = to_aws_history(ledger.get_events(record.execution_arn))["events"]
+        _, events = _local_described(name, output)
     if failed_only:
-        events = [e for e in events if e["type"].endswith("Failed")]
+        events = failed_events(events)
     if reverse_order:
         events = events[::-1]
-    if max_results:
-        events = events[:max_results]
-
-    def summary(event: dict[str, Any]) -> tuple[str, str]:
-        details = next((v for k, v in event.items() if k.endswith("EventDetails")), {}) or {}
-        return (details.get("name") or details.get("resource") or "",
-                details.get("error") or "")
-
-    emit({"events": events}, output,
-         lambda r: table(f"{len(r['events'])} events of {name}",
-                         ["id", "prev", "type", "name", "error"],
-                         [[e["id"], e.get("previousEventId"), e["type"], *summary(e)] for e in r["events"]]))
+    offset = guarded(output, lambda: page_offset(name, next_token)) if next_token else 0
+    end = len(events) if max_results is None else offset + max_results
+    page: dict[str, Any] = {"events": events[offset:end]}
+    if end < len(events):
+        page["nextToken"] = page_token(name, end)
+    emit(page, output, lambda r: history_table(f"{len(r['events'])} events of {name}", r["events"],
+                                               failed_only=failed_only))
+    if "nextToken" in page:
+        hint(output, f"embedding-ingest get-execution-history {name} --max-results {max_results} "
+                     f"--next-token {page['nextToken']}" + (" --failed-only" if failed_only else "")
+             + (" --reverse-order" if reverse_order else ""))
 
 
 def list_executions(workflow: ItemKind = typer.Option(None, "--workflow", help="line or word"),
@@ -192,14 +266,12 @@ def list_executions(workflow: ItemKind = typer.Option(None, "--workflow", help="
                                                      max_results=max_results)),
             key=lambda e: e.get("startDate") or 0, reverse=True))[:max_results]
     else:
+        guarded(output, context.require_workspace)
         records = context.ledger().list_executions(workflow=workflow.value if workflow else None,
                                                    status=status, limit=max_results)
         executions = [{k: v for k, v in to_describe_execution(r).items() if k not in ("input", "output")}
                       for r in records]
-    emit({"executions": executions}, output,
-         lambda r: table("Executions", ["name", "status", "startDate", "stopDate", "error"],
-                         [[e["name"], e["status"], e.get("startDate"), e.get("stopDate"), e.get("error")]
-                          for e in r["executions"]]))
+    emit({"executions": executions}, output, lambda r: executions_table(r["executions"]))
 
 
 def register(app: typer.Typer) -> None:

@@ -10,10 +10,10 @@ from embedding_ingest.console.output import (
     OutputFormat,
     OutputOption,
     emit,
-    emit_json,
     guarded,
     stderr,
     table,
+    when,
 )
 from embedding_ingest.stores.records import ItemKind
 
@@ -25,6 +25,7 @@ definitions_app = typer.Typer(help="State machine definitions (ASL).", no_args_i
 def list_versions(database: ItemKind = typer.Argument(..., help="line or word"),
                   output: OutputFormat = OutputOption) -> None:
     """Kept versions of a database's snapshot, newest first; the current one is marked."""
+    guarded(output, context.require_workspace)
     ledger = context.ledger()
     current = ledger.get_published(database.database)
     versions = ledger.list_versions(database.database)
@@ -34,7 +35,7 @@ def list_versions(database: ItemKind = typer.Argument(..., help="line or word"),
          lambda r: table(f"{r['database']} snapshot versions", ["version", "current", "count", "model",
                                                                  "published_at", "parent"],
                          [[v["version"], "*" if v["current"] else "", v["count"], v["model"],
-                           v["published_at"], v["parent_version"]] for v in r["versions"]]))
+                           when(v["published_at"]), v["parent_version"]] for v in r["versions"]]))
 
 
 @snapshots_app.command("rollback")
@@ -71,11 +72,20 @@ def rollback_version(database: ItemKind = typer.Argument(..., help="line or word
 
 
 @definitions_app.command("render")
-def render(kind: ItemKind = typer.Argument(..., help="line or word")) -> None:
+def render(kind: ItemKind = typer.Argument(..., help="line or word"),
+           output: OutputFormat = typer.Option(OutputFormat.JSON, "--output", "-o",
+                                               help="json (default: the ASL document) or table (its states)")
+           ) -> None:
     """Print the ASL definition of a workflow (local resource ARNs)."""
     from embedding_ingest.workflow.builder import build_definition, local_resource_arn
 
-    emit_json(build_definition(kind.value, local_resource_arn))
+    definition = build_definition(kind.value, local_resource_arn)
+    emit(definition, output, lambda d: table(f"{kind.value} workflow: {len(d['States'])} states from "
+                                             f"{d['StartAt']}", ["state", "type", "next"],
+                                             [[name, spec["Type"], spec.get("Next") or spec.get("Default")
+                                               or ("(end)" if spec.get("End") or spec["Type"] in
+                                                   ("Succeed", "Fail") else "")]
+                                              for name, spec in d["States"].items()]))
 
 
 def register(app: typer.Typer) -> None:

@@ -13,7 +13,7 @@ from pipeline import receipts_file
 
 EXIT_EXECUTION_FAILED = 4
 DESCRIBE_KEYS = {"executionArn", "stateMachineArn", "name", "status", "startDate", "stopDate", "input",
-                 "inputDetails", "output", "outputDetails"}
+                 "inputDetails", "output", "outputDetails", "summary"}
 # A line of receipt 9 (0-based) whose exact text the local encoder maps nearest to that line itself.
 QUERY_TEXT = "CUSTOMER SERVICE HOTLINE : 03-2726-5600"
 

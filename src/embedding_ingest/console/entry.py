@@ -1,0 +1,77 @@
+"""The command line's outer edge: enum options match case-insensitively, and no expected error prints
+a traceback (one line, exit 1; a configuration error exits 2). `--debug` or EMBEDDING_INGEST_DEBUG=1
+shows the traceback too."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import traceback
+from typing import Any
+
+import typer
+from typer.models import ArgumentInfo, OptionInfo
+
+from embedding_ingest.console.output import EXIT_CONFIGURATION, OutputFormat, debugging, emit_json, stderr
+from embedding_ingest.exceptions import ConfigurationError, EmbeddingIngestError
+
+EXIT_INTERRUPTED = 130
+
+
+def case_insensitive(app: typer.Typer) -> None:
+    """Make every choice (enum) parameter of every command under `app` match case-insensitively:
+    `--status failed` means FAILED. Idempotent; run before the click command is built."""
+    for command in app.registered_commands:
+        if command.callback is None:
+            continue
+        for parameter in inspect.signature(command.callback).parameters.values():
+            if isinstance(parameter.default, (OptionInfo, ArgumentInfo)):
+                parameter.default.case_sensitive = False
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            case_insensitive(group.typer_instance)
+
+
+def _wants_json(argv: list[str]) -> bool:
+    pairs = zip(argv, argv[1:], strict=False)
+    return any(a in ("--output", "-o") and b.lower() == "json" for a, b in pairs) or any(
+        a.lower() == "--output=json" for a in argv)
+
+
+def report_unhandled(error: BaseException, argv: list[str]) -> int:
+    """Print an error that escaped a command as one line (JSON on stdout under --output json) and
+    return the exit code."""
+    if debugging():
+        traceback.print_exception(error, file=sys.stderr)
+    if isinstance(error, KeyboardInterrupt):
+        stderr.print("interrupted", highlight=False)
+        return EXIT_INTERRUPTED
+    expected = isinstance(error, EmbeddingIngestError)
+    kind = type(error).__name__
+    message = str(error) if expected else f"unexpected {kind}: {error}"
+    if not expected and not debugging():
+        message += " (run with --debug for the traceback)"
+    if _wants_json(argv):
+        emit_json({"error": kind, "message": message, "transient": bool(getattr(error, "transient", False))})
+    else:
+        stderr.print(f"{kind if expected else 'error'}: {message}", markup=False, highlight=False,
+                     soft_wrap=True)
+    return EXIT_CONFIGURATION if isinstance(error, ConfigurationError) else 1
+
+
+class CliApp(typer.Typer):
+    """A Typer app that runs its commands behind `report_unhandled`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        case_insensitive(self)
+        command = typer.main.get_command(self)
+        argv = list(kwargs.get("args") or sys.argv[1:])
+        try:
+            return command(*args, **kwargs)
+        except SystemExit:
+            raise
+        except BaseException as error:  # noqa: BLE001 - the outermost edge: report, never a traceback
+            sys.exit(report_unhandled(error, argv))
+
+
+__all__ = ["CliApp", "OutputFormat", "case_insensitive", "report_unhandled"]

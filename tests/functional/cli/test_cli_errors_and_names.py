@@ -98,7 +98,7 @@ def _leaf_commands(command, path: tuple[str, ...] = ()):
 
 
 # Long-running commands (a loop, a server) log as they go; they have no one result to print as JSON.
-LONG_RUNNING = {"schedule", "console"}
+LONG_RUNNING = {"schedule", "console", "snapshots serve"}
 
 
 def test_every_command_accepts_output_json():

@@ -39,9 +39,11 @@ API_KEY = "sk-test-not-a-real-key"
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, error_type: str = "invalid_request_error") -> None:
+    def __init__(self, status: int, message: str, error_type: str = "invalid_request_error",
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.error_type = status, message, error_type
+        self.headers = headers or {}
 
 
 @dataclass
@@ -51,6 +53,7 @@ class InjectedFailure:
     method: str | None  # None matches any
     path_prefix: str | None
     after_handling: bool  # do the work, then answer the error: a response lost on the way back
+    retry_after: str | None = None  # the Retry-After header sent with the error
 
 
 @dataclass(frozen=True)
@@ -78,11 +81,13 @@ class FakeOpenAI:
         method: str | None = None,
         path: str | None = None,
         after_handling: bool = False,
+        retry_after: str | None = None,
     ) -> None:
         """Answer the next `times` requests matching method and path prefix (e.g. "/v1/batches") with
-        `status`; with `after_handling` the request takes effect first (the client just never hears)."""
+        `status` (and a Retry-After header if given); with `after_handling` the request takes effect
+        first (the client just never hears)."""
         with self._lock:
-            self._failures.append(InjectedFailure(status, times, method, path, after_handling))
+            self._failures.append(InjectedFailure(status, times, method, path, after_handling, retry_after))
 
     def set_faults(self, **changes: Any) -> None:
         """Change the fault plan new batches start with (FaultPlan fields)."""
@@ -144,10 +149,10 @@ class FakeOpenAI:
             raise ApiError(401, "Incorrect API key provided.", "authentication_error")
         injected = self._take_failure(method, path)
         if injected is not None and not injected.after_handling:
-            raise _injected_error(injected.status)
+            raise _injected_error(injected)
         answer = self._route(method, path, query, headers, body)
         if injected is not None:
-            raise _injected_error(injected.status)
+            raise _injected_error(injected)
         return answer
 
     def _route(
@@ -251,10 +256,12 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         query = {key: values[-1] for key, values in parse_qs(split.query).items()}
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        extra_headers: dict[str, str] = {}
         try:
             status, payload = self.fake.handle(method, split.path, query, self.headers, body)
         except ApiError as exc:
             status, payload = exc.status, _error_body(exc.message, exc.error_type)
+            extra_headers = exc.headers
         except (UnknownProviderBatchError, UnknownProviderFileError) as exc:
             status, payload = 404, _error_body(str(exc), "invalid_request_error")
         except ProviderRequestError as exc:
@@ -268,6 +275,8 @@ class _Handler(BaseHTTPRequestHandler):
             "Content-Type", "application/octet-stream" if isinstance(payload, bytes) else "application/json"
         )
         self.send_header("Content-Length", str(len(raw)))
+        for name, value in extra_headers.items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(raw)
 
@@ -278,10 +287,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve("POST")
 
 
-def _injected_error(status: int) -> ApiError:
-    return ApiError(
-        status, f"injected HTTP {status}", "rate_limit_error" if status == 429 else "server_error"
-    )
+_INJECTED_TYPES = {429: "rate_limit_error", 400: "invalid_request_error", 401: "authentication_error",
+                   403: "permission_error", 404: "invalid_request_error"}
+
+
+def _injected_error(failure: InjectedFailure) -> ApiError:
+    status = failure.status
+    headers = {"Retry-After": failure.retry_after} if failure.retry_after is not None else {}
+    return ApiError(status, f"injected HTTP {status}", _INJECTED_TYPES.get(status, "server_error"), headers)
 
 
 def _error_body(message: str, error_type: str) -> dict[str, Any]:

@@ -1,12 +1,15 @@
 """The OpenAI Batch API through the official SDK.
 
 Retries are ours (tenacity: exponential backoff with jitter, bounded attempts) and the SDK's own are
-switched off, so one policy decides how long we wait. The API key stays inside the client: nothing
-here logs or formats the client or its options.
+switched off, so one policy decides how long we wait. Retried: 429 (waiting at least its Retry-After),
+500/502/503 and other 5xx, connection errors and timeouts. Not retried: 400/401/403/404 and other
+4xx, which fail at once with a one-line message naming the call. The API key stays inside the
+client: nothing here logs or formats the client or its options.
 """
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -14,6 +17,7 @@ from typing import Any, TypeVar
 
 import openai
 from tenacity import (
+    RetryCallState,
     RetryError,
     Retrying,
     retry_if_exception_type,
@@ -44,6 +48,40 @@ TRANSIENT_ERRORS = (
 REPLACEABLE_STATUSES = frozenset({"failed", "expired", "cancelled"})
 MAX_INPUTS_PER_EMBEDDING_REQUEST = 2_048
 DEFAULT_SUBMIT_LOOKBACK_SECONDS = 7 * 24 * 3600
+MAX_RETRY_AFTER_SECONDS = 120.0  # a longer Retry-After is better left to the next run
+
+
+def retry_after_seconds(exc: BaseException | None) -> float | None:
+    """The server's Retry-After (seconds or an HTTP date; or retry-after-ms), if the error carries one."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    if (millis := headers.get("retry-after-ms")) is not None:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value.strip() else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed is not None else None
+
+
+class wait_retry_after_or(wait_base):  # noqa: N801 - named like tenacity's own waits
+    """Wait what the server asked (Retry-After, capped) or the fallback backoff, whichever is longer."""
+
+    def __init__(self, fallback: wait_base, cap: float = MAX_RETRY_AFTER_SECONDS) -> None:
+        self.fallback, self.cap = fallback, cap
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        backoff = self.fallback(retry_state)
+        asked = retry_after_seconds(retry_state.outcome.exception() if retry_state.outcome else None)
+        return backoff if asked is None else max(backoff, min(asked, self.cap))
 
 
 def _supports_dimensions(model: str) -> bool:
@@ -62,6 +100,7 @@ class OpenAIBatchProvider:
         max_attempts: int = 5,
         wait: wait_base | None = None,
         submit_lookback_seconds: float = DEFAULT_SUBMIT_LOOKBACK_SECONDS,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
@@ -69,7 +108,9 @@ class OpenAIBatchProvider:
         self.model = model
         self.dimensions = dimensions
         self.max_attempts = max_attempts
-        self._wait = wait if wait is not None else wait_exponential_jitter(initial=1, max=30, jitter=1)
+        self._wait = wait_retry_after_or(
+            wait if wait is not None else wait_exponential_jitter(initial=1, max=30, jitter=1))
+        self._sleep = sleep
         self.submit_lookback_seconds = submit_lookback_seconds
 
     def __repr__(self) -> str:  # never the client: its repr could carry the key
@@ -82,6 +123,7 @@ class OpenAIBatchProvider:
             retry=retry_if_exception_type(TRANSIENT_ERRORS),
             stop=stop_after_attempt(self.max_attempts),
             wait=self._wait,
+            sleep=self._sleep,
             before_sleep=lambda state: log.warning(
                 "OpenAI %s failed (%s), attempt %d of %d; retrying",
                 what,
@@ -103,8 +145,10 @@ class OpenAIBatchProvider:
                 raise not_found() from exc
             raise ProviderRequestError(f"OpenAI {what}: not found: {_message_of(exc)}") from exc
         except openai.APIError as exc:
+            status = getattr(exc, "status_code", None)
+            code = f" (HTTP {status})" if status is not None else ""
             raise ProviderRequestError(
-                f"OpenAI {what} rejected: {type(exc).__name__}: {_message_of(exc)}"
+                f"OpenAI {what} rejected{code}: {type(exc).__name__}: {_message_of(exc)}"
             ) from exc
 
     # -- the BatchProvider port -------------------------------------------------------------------
@@ -213,6 +257,5 @@ class OpenAIBatchProvider:
 
 def _message_of(exc: BaseException | None) -> str:
     """The API's own message, without request details (headers could carry the key)."""
-    if isinstance(exc, openai.APIError):
-        return str(exc.message)[:500]
-    return str(exc)[:500]
+    text = str(exc.message) if isinstance(exc, openai.APIError) else str(exc)
+    return " ".join(text.split())[:500]  # one line, whatever the server sent

@@ -16,6 +16,9 @@ STATES_TASK_FAILED = "States.TaskFailed"
 STATES_TIMEOUT = "States.Timeout"
 STATES_NO_CHOICE_MATCHED = "States.NoChoiceMatched"
 STATES_INTRINSIC_FAILURE = "States.IntrinsicFailure"
+STATES_RESULT_PATH_MATCH_FAILURE = "States.ResultPathMatchFailure"
+STATES_EXCEED_TOLERATED_FAILURE_THRESHOLD = "States.ExceedToleratedFailureThreshold"
+STATES_BRANCH_FAILED = "States.BranchFailed"
 
 # AWS: "States.ALL ... can't catch the States.DataLimitExceeded terminal error or Runtime error types."
 NOT_MATCHED_BY_STATES_ALL = frozenset({STATES_RUNTIME, STATES_DATA_LIMIT})
@@ -28,6 +31,15 @@ class UnsupportedDefinitionError(TerminalError):
         super().__init__(f"{where}: {problem}")
         self.where = where
         self.problem = problem
+
+
+class InvalidDefinitionError(UnsupportedDefinitionError):
+    """AWS itself would reject the definition at CreateStateMachine (InvalidDefinition); `code` is the
+    diagnostic code AWS's validator reports (SCHEMA_VALIDATION_FAILED, INVALID_JSON_PATH, ...)."""
+
+    def __init__(self, where: str, problem: str, code: str = "SCHEMA_VALIDATION_FAILED") -> None:
+        super().__init__(where, f"{code}: {problem}")
+        self.code = code
 
 
 class StatesFailure(Exception):  # noqa: N818 - an ASL failure travelling as data, not a Python bug

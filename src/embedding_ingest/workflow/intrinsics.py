@@ -1,17 +1,26 @@
-"""The intrinsic functions the engine interprets (a small, explicit subset; anything else is refused when
-the definition is checked, naming the state and field)."""
+"""Intrinsic function calls (`States.Format('{}', $.x)`): parsing, load-time checks (known name, arity,
+nesting depth) and evaluation. The functions themselves live in intrinsic_functions.py."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import random
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from embedding_ingest.workflow.exceptions import STATES_INTRINSIC_FAILURE, StatesFailure
-from embedding_ingest.workflow.limits import to_json
+from embedding_ingest.workflow.intrinsic_functions import (
+    FUNCTIONS,
+    IntrinsicError,
+    math_random,
+    states_format,
+)
 from embedding_ingest.workflow.paths import check_path_syntax, select_for
+
+# AWS: "You can nest up to 10 intrinsic functions within a field."
+# https://docs.aws.amazon.com/step-functions/latest/dg/intrinsic-functions.html
+MAX_NESTING = 10
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,7 @@ class PathArg:
 @dataclass(frozen=True)
 class Literal:
     value: Any
+    raw: str | None = None  # a string literal as written, escapes kept (States.Format's \\{ and \\})
 
 
 class IntrinsicSyntaxError(ValueError):
@@ -73,7 +83,9 @@ class _Parser:
     def argument(self) -> Any:
         char = self.text[self.pos:self.pos + 1]
         if char == "'":
-            return Literal(self.string())
+            start = self.pos + 1
+            value = self.string()
+            return Literal(value, self.text[start:self.pos - 1])
         if char == "$":
             return PathArg(self.path())
         if self.text.startswith("States.", self.pos):
@@ -92,7 +104,7 @@ class _Parser:
         chars: list[str] = []
         while self.pos < len(self.text):
             char = self.text[self.pos]
-            if char == "\\" and self.pos + 1 < len(self.text):
+            if char == "\\" and self.text[self.pos + 1:self.pos + 2] in ("'", "{", "}", "\\"):
                 chars.append(self.text[self.pos + 1])
                 self.pos += 2
                 continue
@@ -122,40 +134,6 @@ class _Parser:
         return path
 
 
-def _format(template: str, *values: Any) -> str:
-    pieces = template.replace("\\{", "\0L").replace("\\}", "\0R").split("{}")
-    if len(pieces) - 1 != len(values):
-        raise ValueError(f"States.Format has {len(pieces) - 1} placeholders but {len(values)} values")
-    out = pieces[0]
-    for value, piece in zip(values, pieces[1:], strict=True):
-        if isinstance(value, dict | list):
-            raise ValueError("States.Format takes strings, numbers, booleans or null, not objects/arrays")
-        out += (value if isinstance(value, str) else to_json(value)) + piece
-    return out.replace("\0L", "{").replace("\0R", "}")
-
-
-def _json_merge(left: dict, right: dict, deep: bool) -> dict:
-    if deep:
-        raise ValueError("States.JsonMerge deep mode is not supported (AWS supports only false)")
-    return {**left, **right}
-
-
-def _array_get_item(array: list, index: int) -> Any:
-    return array[index]
-
-
-FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "States.Format": _format,
-    "States.StringToJson": json.loads,
-    "States.JsonToString": to_json,
-    "States.Array": lambda *values: list(values),
-    "States.ArrayLength": len,
-    "States.ArrayGetItem": _array_get_item,
-    "States.JsonMerge": _json_merge,
-    "States.MathAdd": lambda a, b: a + b,
-}
-
-
 @lru_cache(maxsize=1024)
 def parse_intrinsic(text: str) -> Call:
     """Parse and check an intrinsic call; raises IntrinsicSyntaxError (also for unsupported names)."""
@@ -167,16 +145,32 @@ def parse_intrinsic(text: str) -> Call:
     return parsed
 
 
-def _check_supported(call: Call) -> None:
-    if call.name not in FUNCTIONS:
-        raise IntrinsicSyntaxError(f"intrinsic function {call.name} is not supported by the local engine "
-                                   f"(supported: {', '.join(sorted(FUNCTIONS))})")
+def _check_supported(call: Call, depth: int = 1) -> None:
+    if depth > MAX_NESTING:
+        raise IntrinsicSyntaxError(f"intrinsic functions are nested more than {MAX_NESTING} deep "
+                                   "(the AWS limit)")
+    signature = FUNCTIONS.get(call.name)
+    if signature is None:
+        raise IntrinsicSyntaxError(f"{call.name} is not an intrinsic function "
+                                   f"(known: {', '.join(sorted(FUNCTIONS))})")
+    count = len(call.args)
+    if count < signature.min_args or (signature.max_args is not None and count > signature.max_args):
+        wanted = (f"{signature.min_args}" if signature.min_args == signature.max_args else
+                  f"at least {signature.min_args}" if signature.max_args is None else
+                  f"{signature.min_args} to {signature.max_args}")
+        raise IntrinsicSyntaxError(f"{call.name} takes {wanted} arguments, not {count}")
+    if call.name == "States.Format" and isinstance(call.args[0], Literal) and not isinstance(
+            call.args[0].value, str):
+        raise IntrinsicSyntaxError("States.Format's first argument must be a string")
     for arg in call.args:
         if isinstance(arg, Call):
-            _check_supported(arg)
+            _check_supported(arg, depth + 1)
 
 
-def evaluate_intrinsic(text: str, data: Any, context: dict[str, Any], *, state: str, field: str) -> Any:
+def evaluate_intrinsic(text: str, data: Any, context: dict[str, Any], *, state: str, field: str,
+                       rng: random.Random | None = None) -> Any:
+    """The value of the intrinsic call `text`; StatesFailure(States.IntrinsicFailure) when a function
+    rejects its arguments, States.Runtime when a path argument selects nothing."""
     def value_of(arg: Any) -> Any:
         if isinstance(arg, Literal):
             return arg.value
@@ -187,8 +181,13 @@ def evaluate_intrinsic(text: str, data: Any, context: dict[str, Any], *, state: 
     def run(call: Call) -> Any:
         args = [value_of(arg) for arg in call.args]
         try:
-            return FUNCTIONS[call.name](*args)
-        except (TypeError, ValueError, IndexError, KeyError) as exc:
+            if call.name == "States.Format":
+                template = call.args[0]
+                return states_format(*args, raw=template.raw if isinstance(template, Literal) else None)
+            if call.name == "States.MathRandom":
+                return math_random(*args, rng=rng or random.Random())
+            return FUNCTIONS[call.name].function(*args)
+        except IntrinsicError as exc:
             raise StatesFailure(STATES_INTRINSIC_FAILURE,
                                 f"State '{state}', field '{field}': {call.name} failed: {exc}") from None
 

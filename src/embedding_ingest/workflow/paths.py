@@ -11,7 +11,11 @@ from typing import Any
 
 from jsonpath_ng.ext import parse as parse_jsonpath
 
-from embedding_ingest.workflow.exceptions import STATES_RUNTIME, StatesFailure
+from embedding_ingest.workflow.exceptions import (
+    STATES_RESULT_PATH_MATCH_FAILURE,
+    STATES_RUNTIME,
+    StatesFailure,
+)
 from embedding_ingest.workflow.limits import to_json
 
 _SEGMENT = re.compile(r"""\.([^.\[\]'"*@?()]+)|\[(\d+)\]|\['([^']*)'\]|\["([^"]*)"\]""")
@@ -115,8 +119,7 @@ def apply_result_path(path: str | None, raw_input: Any, result: Any, *, state: s
         raise StatesFailure(STATES_RUNTIME, f"State '{state}': ResultPath {path!r} is not a reference "
                                             "path into objects")
     if not isinstance(raw_input, dict):
-        raise StatesFailure(STATES_RUNTIME, f"State '{state}': cannot apply ResultPath {path!r} to a "
-                                            f"non-object input {to_json(raw_input)[:200]}")
+        raise _result_path_mismatch(state, path, raw_input)
     output = copy.copy(raw_input)
     node = output
     for segment in segments[:-1]:
@@ -124,8 +127,7 @@ def apply_result_path(path: str | None, raw_input: Any, result: Any, *, state: s
         if child is None:
             child = {}
         elif not isinstance(child, dict):
-            raise StatesFailure(STATES_RUNTIME, f"State '{state}': ResultPath {path!r} runs through "
-                                                f"'{segment}', which is not an object")
+            raise _result_path_mismatch(state, path, raw_input)
         else:
             child = copy.copy(child)
         node[segment] = child
@@ -134,8 +136,15 @@ def apply_result_path(path: str | None, raw_input: Any, result: Any, *, state: s
     return output
 
 
+def _result_path_mismatch(state: str, path: str, raw_input: Any) -> StatesFailure:
+    # AWS raises the catchable States.ResultPathMatchFailure here, not States.Runtime.
+    return StatesFailure(STATES_RESULT_PATH_MATCH_FAILURE,
+                         f"Unable to apply step \"{path}\" to input {to_json(raw_input)[:200]} "
+                         f"(state '{state}')")
+
+
 def evaluate_template(template: Any, data: Any, context: dict[str, Any], *, state: str,
-                      field: str) -> Any:
+                      field: str, rng: Any = None) -> Any:
     """Build a payload template: keys ending in ".$" take the value their path/intrinsic selects."""
     from embedding_ingest.workflow.intrinsics import evaluate_intrinsic  # intrinsics use paths
 
@@ -146,12 +155,14 @@ def evaluate_template(template: Any, data: Any, context: dict[str, Any], *, stat
                 name = key[:-2]
                 where = f"{field}.{key}"
                 if value.startswith("States."):
-                    built[name] = evaluate_intrinsic(value, data, context, state=state, field=where)
+                    built[name] = evaluate_intrinsic(value, data, context, state=state, field=where,
+                                                     rng=rng)
                 else:
                     built[name] = select_for(value, data, context, state=state, field=key)
             else:
-                built[key] = evaluate_template(value, data, context, state=state, field=f"{field}.{key}")
+                built[key] = evaluate_template(value, data, context, state=state, field=f"{field}.{key}",
+                                               rng=rng)
         return built
     if isinstance(template, list):
-        return [evaluate_template(v, data, context, state=state, field=field) for v in template]
+        return [evaluate_template(v, data, context, state=state, field=field, rng=rng) for v in template]
     return template

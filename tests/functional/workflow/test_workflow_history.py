@@ -23,7 +23,8 @@ def test_history_reads_like_get_execution_history(tmp_path):
         "ExecutionStarted", "TaskStateEntered", "LambdaFunctionScheduled", "LambdaFunctionStarted",
         "LambdaFunctionSucceeded", "TaskStateExited", "ExecutionSucceeded"]
     assert [e["id"] for e in events] == list(range(1, 8))
-    assert [e["previousEventId"] for e in events] == list(range(0, 7))
+    # AWS links the first state's event to 0, not to ExecutionStarted (issue 14, case 12).
+    assert [e["previousEventId"] for e in events] == [0, 0, 2, 3, 4, 5, 6]
     entered = events[1]["stateEnteredEventDetails"]
     assert (entered["name"], json.loads(entered["input"])) == ("Add", {"numbers": {"left": 1, "right": 2}})
     scheduled = events[2]["lambdaFunctionScheduledEventDetails"]  # a function ARN: Lambda* events, as AWS

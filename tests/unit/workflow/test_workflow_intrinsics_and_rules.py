@@ -30,7 +30,9 @@ def test_supported_intrinsics(expression, value):
 
 
 @pytest.mark.parametrize(("expression", "why"), [
-    ("States.UUID()", "not supported"),
+    ("States.Nope()", "not an intrinsic function"),
+    ("States.UUID(1)", "takes 0 arguments, not 1"),
+    ("States.Format(1, 2)", "first argument must be a string"),
     ("States.Format('x'", "expected ',' or ')'"),
     ("States.Format('x') trailing", "trailing"),
     ("States.ArrayLength(oops)", "unexpected argument"),

@@ -58,11 +58,11 @@ def test_result_path_places_the_result_and_leaves_the_input_untouched():
     assert apply_result_path("$", original, 5, state="S") == 5
 
 
-def test_result_path_through_a_non_object_is_a_runtime_error():
+def test_result_path_through_a_non_object_is_a_result_path_match_failure():
     with pytest.raises(StatesFailure) as failed:
         apply_result_path("$.keep.result", {"keep": 1}, 5, state="Merge")
 
-    assert failed.value.error == "States.Runtime"
+    assert failed.value.error == "States.ResultPathMatchFailure"  # catchable, as on AWS
     assert "Merge" in failed.value.cause
 
 

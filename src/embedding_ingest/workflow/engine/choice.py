@@ -4,6 +4,7 @@ States.NoChoiceMatched. Comparisons follow AWS: a value of the wrong type simply
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +12,7 @@ from embedding_ingest.workflow.engine.core import Branch, State
 from embedding_ingest.workflow.exceptions import STATES_NO_CHOICE_MATCHED, STATES_RUNTIME, StatesFailure
 from embedding_ingest.workflow.limits import to_json
 from embedding_ingest.workflow.paths import PathNotFound, select, select_for
+from embedding_ingest.workflow.timestamps import is_timestamp, parse_timestamp
 
 _ORDER: dict[str, Callable[[Any, Any], bool]] = {
     "Equals": operator.eq, "LessThan": operator.lt, "GreaterThan": operator.gt,
@@ -26,18 +28,41 @@ _KINDS: dict[str, Callable[[Any], bool]] = {
     "String": lambda v: isinstance(v, str),
     "Numeric": _is_number,
     "Boolean": lambda v: isinstance(v, bool),
+    "Timestamp": is_timestamp,
 }
 
+
+def _compare_timestamps(compare: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+    return lambda left, right: compare(parse_timestamp(left), parse_timestamp(right))
+
+
+def string_matches(value: str, pattern: str) -> bool:
+    """AWS StringMatches: `*` matches any run of characters; `\\*` is a literal asterisk (and `\\\\`
+    a literal backslash)."""
+    regex, pos = [], 0
+    while pos < len(pattern):
+        char = pattern[pos]
+        if char == "\\" and pos + 1 < len(pattern):
+            regex.append(re.escape(pattern[pos + 1]))
+            pos += 2
+            continue
+        regex.append(".*" if char == "*" else re.escape(char))
+        pos += 1
+    return re.fullmatch("".join(regex), value, re.DOTALL) is not None
+
+
 COMPARISONS: dict[str, tuple[Callable[[Any], bool], Callable[[Any, Any], bool]]] = {
-    f"{kind}{order}": (is_kind, compare)
+    f"{kind}{order}": (is_kind, _compare_timestamps(compare) if kind == "Timestamp" else compare)
     for kind, is_kind in _KINDS.items() for order, compare in _ORDER.items()
     if kind != "Boolean" or order == "Equals"
 }
+PATH_COMPARISONS = frozenset(f"{op}Path" for op in COMPARISONS)
+COMPARISONS["StringMatches"] = (_KINDS["String"], string_matches)  # no StringMatchesPath in ASL
 TYPE_TESTS: dict[str, Callable[[Any], bool]] = {
     "IsNull": lambda v: v is None, "IsString": _KINDS["String"], "IsNumeric": _is_number,
-    "IsBoolean": _KINDS["Boolean"],
+    "IsBoolean": _KINDS["Boolean"], "IsTimestamp": is_timestamp,
 }
-OPERATORS = frozenset(COMPARISONS) | {f"{op}Path" for op in COMPARISONS} | set(TYPE_TESTS) | {"IsPresent"}
+OPERATORS = frozenset(COMPARISONS) | PATH_COMPARISONS | set(TYPE_TESTS) | {"IsPresent"}
 RULE_KEYS = frozenset({"Variable", "Next", "Comment"})
 
 

@@ -1,16 +1,17 @@
-"""The pieces every state shares: the run's services, a branch of execution (the top-level flow or one
-Map iteration), a program (StartAt + States) and the State base class with the common fields."""
+"""The pieces every state shares: the run's services, a branch of execution (the top-level flow, one
+Map iteration or one Parallel branch), a program (StartAt + States) and the State base class with the
+common fields."""
 
 from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from embedding_ingest.workflow.exceptions import StatesFailure
+from embedding_ingest.workflow.clock import Clock
+from embedding_ingest.workflow.exceptions import STATES_TIMEOUT, StatesFailure
 from embedding_ingest.workflow.history import HistoryRecorder
 from embedding_ingest.workflow.invokers import Invoker
 from embedding_ingest.workflow.limits import check_payload, to_json
@@ -23,35 +24,75 @@ def iso_time(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+class ExecutionTimedOut(StatesFailure):
+    """The execution's own TimeoutSeconds passed: it ends TIMED_OUT, nothing can catch it."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(STATES_TIMEOUT, f"The execution exceeded its TimeoutSeconds of {timeout:g} "
+                                         "seconds.", catchable=False)
+
+
+class BranchAborted(Exception):  # noqa: N818 - control flow: a sibling failed, this branch stops
+    """Raised inside a Map iteration or Parallel branch whose sibling failed (AWS stops them)."""
+
+
 @dataclass
 class Run:
     """Execution-wide services, shared by every branch (thread-safe)."""
 
     history: HistoryRecorder
     invoker: Invoker
-    sleep: Callable[[float], None]
-    clock: Callable[[], float]
+    clock: Clock
     rng: random.Random
     execution: dict[str, Any]  # $$.Execution
     state_machine: dict[str, Any]  # $$.StateMachine
     max_map_threads: int
+    deadline: float | None = None  # the execution's TimeoutSeconds as an epoch time
+    timeout_seconds: float | None = None
     rng_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def jitter(self, upper: float) -> float:
         with self.rng_lock:
             return self.rng.uniform(0.0, upper)
 
+    def remaining(self) -> float | None:
+        """Seconds left before the execution times out (None: no execution timeout)."""
+        return None if self.deadline is None else self.deadline - self.clock.now()
+
 
 @dataclass
 class Branch:
-    """One thread of execution; remembers its latest event so previousEventId links stay per-branch."""
+    """One thread of execution; remembers its latest event so previousEventId links stay per-branch.
+    `stops` are the abort signals of every enclosing Map/Parallel (set when a sibling fails)."""
 
     run: Run
     last_event: int
+    stops: tuple[threading.Event, ...] = ()
 
     def record(self, event_type: str, details: dict[str, Any] | None = None) -> int:
         self.last_event = self.run.history.record(event_type, details, previous=self.last_event)
         return self.last_event
+
+    def child(self, start_event: int, stop: threading.Event) -> Branch:
+        return Branch(self.run, start_event, (*self.stops, stop))
+
+    def stopped(self) -> bool:
+        return any(stop.is_set() for stop in self.stops)
+
+    def check(self) -> None:
+        """Raise when the execution timed out or a sibling branch failed: no new state may start."""
+        remaining = self.run.remaining()
+        if remaining is not None and remaining <= 0:
+            raise ExecutionTimedOut(self.run.timeout_seconds or 0)
+        if self.stopped():
+            raise BranchAborted
+
+    def wait(self, seconds: float) -> None:
+        """Wait (a Wait state, a Retry back-off), cut short by the execution timeout or an abort."""
+        remaining = self.run.remaining()
+        limited = seconds if remaining is None else min(seconds, max(remaining, 0.0))
+        self.run.clock.sleep(limited, self.stopped if self.stops else None)
+        self.check()
 
     def context(self, state: str, entered_time: str, *, retry_count: int = 0,
                 map_item: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -84,10 +125,11 @@ class State:
         self.output_path: str | None = spec.get("OutputPath", "$")
 
     def execute(self, branch: Branch, raw_input: Any) -> tuple[str | None, Any]:
+        branch.check()
         branch.record(f"{self.type_name}StateEntered",
                       {"name": self.name, "input": to_json(raw_input), "inputDetails": {"truncated": False}})
         check_payload(raw_input, state=self.name, what="input")
-        context = branch.context(self.name, iso_time(branch.run.clock()))
+        context = branch.context(self.name, iso_time(branch.run.clock.now()))
         next_state, output = self.run(branch, raw_input, context)
         check_payload(output, state=self.name, what="output")
         branch.record(f"{self.type_name}StateExited",

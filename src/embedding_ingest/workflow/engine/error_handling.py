@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from embedding_ingest.workflow.engine.core import Branch
 from embedding_ingest.workflow.exceptions import (
     NOT_MATCHED_BY_STATES_ALL,
     STATES_ALL,
@@ -76,15 +77,27 @@ class Catcher:
 
 
 class ErrorHandling:
-    """Mixin for states that may declare Retry and Catch (Task, Map)."""
+    """Mixin for states that may declare Retry and Catch (Task, Map, Parallel)."""
 
     name: str
+    next_state: str | None
 
     def init_error_handling(self, spec: dict[str, Any]) -> None:
         self.retriers = [Retrier.from_spec(r) for r in spec.get("Retry", [])]
         self.catchers = [Catcher.from_spec(c) for c in spec.get("Catch", [])]
 
-    def with_retries(self, attempt: Callable[[int], T], *, sleep: Callable[[float], None],
+    def guarded(self, branch: Branch, raw_input: Any,
+                attempt: Callable[[int], Any]) -> tuple[str | None, Any]:
+        """(next state, output) of a state with Retry/Catch: `attempt(retry_count)` does everything from
+        Parameters to OutputPath, so a failure anywhere in it (a ResultPath that cannot be applied, an
+        output over the payload limit) is retried and caught like the task's own error."""
+        try:
+            output = self.with_retries(attempt, wait=branch.wait, jitter=branch.run.jitter)
+        except StatesFailure as failure:
+            return self.caught(failure, raw_input)
+        return self.next_state, output
+
+    def with_retries(self, attempt: Callable[[int], T], *, wait: Callable[[float], None],
                      jitter: Callable[[float], float]) -> T:
         """Call `attempt(retry_count)` until it succeeds or no retrier allows another try. Only the
         first matching retrier counts; once it is exhausted the failure stands (AWS semantics)."""
@@ -100,7 +113,7 @@ class ErrorHandling:
                     raise
                 retrier = self.retriers[index]
                 delay = retrier.delay(retries_done[index])
-                sleep(jitter(delay) if retrier.jitter_full else delay)
+                wait(jitter(delay) if retrier.jitter_full else delay)
                 retries_done[index] += 1
                 retry_count += 1
 

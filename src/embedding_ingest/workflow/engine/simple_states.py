@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from embedding_ingest.workflow.engine.core import COMMON_FIELDS, Branch, State
-from embedding_ingest.workflow.exceptions import StatesFailure
+from embedding_ingest.workflow.exceptions import STATES_RUNTIME, StatesFailure
 from embedding_ingest.workflow.intrinsics import evaluate_intrinsic
+from embedding_ingest.workflow.limits import to_json
 from embedding_ingest.workflow.paths import apply_result_path, evaluate_template, select_for
 
 
@@ -18,7 +19,7 @@ class PassState(State):
         value = self.effective_input(raw_input, context)
         if "Parameters" in self.spec:
             value = evaluate_template(self.spec["Parameters"], value, context, state=self.name,
-                                      field="Parameters")
+                                      field="Parameters", rng=branch.run.rng)
         result = self.spec.get("Result", value)
         output = apply_result_path(self.spec.get("ResultPath", "$"), raw_input, result, state=self.name)
         return self.next_state, self.state_output(output, context)
@@ -48,5 +49,10 @@ class FailState(State):
         if path is None:
             return self.spec.get(key)
         if path.startswith("States."):
-            return evaluate_intrinsic(path, data, context, state=self.name, field=f"{key}Path")
-        return select_for(path, data, context, state=self.name, field=f"{key}Path")
+            value = evaluate_intrinsic(path, data, context, state=self.name, field=f"{key}Path")
+        else:
+            value = select_for(path, data, context, state=self.name, field=f"{key}Path")
+        if not isinstance(value, str):  # AWS requires the selected Error/Cause to be a string
+            raise StatesFailure(STATES_RUNTIME, f"State '{self.name}': {key}Path '{path}' selected "
+                                                f"{to_json(value)[:80]}, which is not a string")
+        return value

@@ -1,0 +1,86 @@
+"""Running a state's branches concurrently (Map iterations, Parallel branches), as AWS does: each on its
+own history branch and (under a virtual clock) its own timeline; when one fails beyond what is
+tolerated, the others stop at their next state and not-yet-started ones never start."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from embedding_ingest.workflow.engine.core import Branch, BranchAborted
+from embedding_ingest.workflow.exceptions import StatesFailure
+
+
+@dataclass
+class Outcome:
+    results: list[Any]
+    failures: list[tuple[int, StatesFailure]] = field(default_factory=list)  # in the order they happened
+
+    def fatal(self) -> StatesFailure | None:
+        """A failure nothing may catch (execution timed out, history limit), if any."""
+        return next((failure for _index, failure in self.failures if not failure.catchable), None)
+
+
+@dataclass(frozen=True)
+class IterationEvents:
+    """Map records MapIteration* events ({name, index}) around each iteration; Parallel records none."""
+
+    state: str
+
+    def record(self, branch: Branch, outcome: str, index: int) -> None:
+        branch.record(f"MapIteration{outcome}", {"name": self.state, "index": index})
+
+
+def run_branches(parent: Branch, count: int, body: Callable[[int, Branch], Any], *, workers: int,
+                 events: IterationEvents | None = None,
+                 tolerated: Callable[[int], bool] = lambda _failures: False) -> Outcome:
+    """Run `body(index, branch)` for index in range(count), at most `workers` at once.
+
+    `tolerated(n)` says whether n failures so far still let the others go on (Map's tolerated
+    failure threshold); by default the first failure stops every sibling."""
+    outcome = Outcome(results=[None] * count)
+    stop = threading.Event()
+    lock = threading.Lock()
+    clock = parent.run.clock
+    started_at, started_from = clock.now(), parent.last_event
+    ends: list[float] = []
+    last_events = [started_from]
+
+    def one(index: int) -> None:
+        if stop.is_set():
+            return
+        child = parent.child(started_from, stop)
+        clock.enter_branch(started_at)
+        try:
+            if events:
+                events.record(child, "Started", index)
+            outcome.results[index] = body(index, child)
+            if events:
+                events.record(child, "Succeeded", index)
+        except BranchAborted:
+            if events:
+                events.record(child, "Aborted", index)
+        except StatesFailure as failure:
+            with lock:
+                outcome.failures.append((index, failure))
+                if not failure.catchable or not tolerated(len(outcome.failures)):
+                    stop.set()
+            if failure.catchable and events:  # past the history limit nothing more may be recorded
+                events.record(child, "Failed", index)
+        finally:
+            with lock:
+                ends.append(clock.now())
+                last_events.append(child.last_event)
+
+    if count:
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, count)),
+                                thread_name_prefix="branch") as pool:
+            list(pool.map(one, range(count)))
+    parent.last_event = max(last_events)
+    clock.join_branches(ends)
+    if parent.stopped():  # an enclosing Map/Parallel is stopping: so does this one
+        raise BranchAborted
+    return outcome

@@ -11,6 +11,7 @@ from embedding_ingest.console import (
     aws_commands,
     context,
     data_commands,
+    definition_commands,
     demo,
     published_commands,
     run_commands,
@@ -53,6 +54,7 @@ demo.register(app)
 aws_commands.register(app)
 schedule_commands.register(app)
 web_console.register(app)
+definition_commands.register(app)
 case_insensitive(app)  # again at call time, for commands registered after this line
 
 if __name__ == "__main__":

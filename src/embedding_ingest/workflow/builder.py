@@ -41,7 +41,7 @@ MARK_BATCHES_COMPLETE = "embedding-mark-batches-complete"
 FUNCTION_NAMES = (LIST_PENDING, POLL["line"], POLL["word"], SPLIT_CHUNKS, VECTOR_COMPACT,
                   CREATE_CHUNK_GROUPS, MARK_BATCHES_COMPLETE)
 
-POLL_CONCURRENCY = 50
+POLL_CONCURRENCY = 50  # as the reference wrote it; AWS (and the local engine) run at most 40 inline Map iterations
 CHUNK_CONCURRENCY = 10
 GROUP_CONCURRENCY = 6
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from embedding_ingest.workflow.exceptions import STATES_INTRINSIC_FAILURE, StatesFailure
+from embedding_ingest.workflow.exceptions import STATES_RUNTIME, StatesFailure
 from embedding_ingest.workflow.intrinsic_functions import (
     FUNCTIONS,
     IntrinsicError,
@@ -169,8 +169,10 @@ def _check_supported(call: Call, depth: int = 1) -> None:
 
 def evaluate_intrinsic(text: str, data: Any, context: dict[str, Any], *, state: str, field: str,
                        rng: random.Random | None = None) -> Any:
-    """The value of the intrinsic call `text`; StatesFailure(States.IntrinsicFailure) when a function
-    rejects its arguments, States.Runtime when a path argument selects nothing."""
+    """The value of the intrinsic call `text`; StatesFailure(States.Runtime) when a function rejects its
+    arguments or a path argument selects nothing. AWS: "States.IntrinsicFailure - This error name is
+    reserved for future use. Intrinsic function processing errors are reported with the States.Runtime
+    error name." (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html)"""
     def value_of(arg: Any) -> Any:
         if isinstance(arg, Literal):
             return arg.value
@@ -188,11 +190,12 @@ def evaluate_intrinsic(text: str, data: Any, context: dict[str, Any], *, state: 
                 return math_random(*args, rng=rng or random.Random())
             return FUNCTIONS[call.name].function(*args)
         except IntrinsicError as exc:
-            raise StatesFailure(STATES_INTRINSIC_FAILURE,
-                                f"State '{state}', field '{field}': {call.name} failed: {exc}") from None
+            raise StatesFailure(STATES_RUNTIME, f"An error occurred while executing the state '{state}'. "
+                                                f"The function '{call.name}' in field '{field}' had the "
+                                                f"following error: {exc}") from None
 
     try:
         parsed = parse_intrinsic(text)
     except IntrinsicSyntaxError as exc:
-        raise StatesFailure(STATES_INTRINSIC_FAILURE, f"State '{state}', field '{field}': {exc}") from None
+        raise StatesFailure(STATES_RUNTIME, f"State '{state}', field '{field}': {exc}") from None
     return run(parsed)

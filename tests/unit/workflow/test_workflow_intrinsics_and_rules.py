@@ -44,11 +44,12 @@ def test_bad_or_unsupported_intrinsics_are_refused(expression, why):
     assert why in str(refused.value)
 
 
-def test_intrinsic_failing_at_run_time_is_an_intrinsic_failure():
+def test_intrinsic_failing_at_run_time_is_a_runtime_error_as_on_aws():
     with pytest.raises(StatesFailure) as failed:
         evaluate_intrinsic("States.Format('{} {}', $.n)", DATA, {}, state="Label", field="Parameters.x.$")
 
-    assert failed.value.error == "States.IntrinsicFailure"
+    # AWS reserves States.IntrinsicFailure; intrinsic errors are reported as States.Runtime.
+    assert failed.value.error == "States.Runtime"
     assert "Label" in failed.value.cause
 
 

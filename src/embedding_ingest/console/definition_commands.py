@@ -21,8 +21,6 @@ from embedding_ingest.console.output import OutputFormat, OutputOption, emit_jso
 from embedding_ingest.exceptions import InvalidInputError
 
 EXIT_EXECUTION_FAILED = 4
-definitions = typer.Typer(no_args_is_help=True, help="Run any Amazon States Language (JSONPath) "
-                                                     "definition on the local engine.")
 
 
 def _load_handlers(spec: str | None) -> dict[str, Callable[[Any], Any]]:
@@ -96,7 +94,6 @@ def _execute(file: Path, raw_input: str, handlers_spec: str | None, name: str | 
     return engine.start_execution(machine, definition, name or f"{machine}-{uuid.uuid4().hex[:8]}", data)
 
 
-@definitions.command("run")
 def run_definition(
         file: Path = typer.Argument(..., help="State machine definition (Amazon States Language, JSON)"),
         raw_input: str = typer.Option("{}", "--input", help="Execution input, a JSON text"),
@@ -125,4 +122,7 @@ def run_definition(
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(definitions, name="definitions")
+    """Adds `run` to the `definitions` group (where `definitions render` lives)."""
+    from embedding_ingest.console.snapshot_commands import definitions_app
+
+    definitions_app.command("run")(run_definition)

@@ -41,7 +41,8 @@ MARK_BATCHES_COMPLETE = "embedding-mark-batches-complete"
 FUNCTION_NAMES = (LIST_PENDING, POLL["line"], POLL["word"], SPLIT_CHUNKS, VECTOR_COMPACT,
                   CREATE_CHUNK_GROUPS, MARK_BATCHES_COMPLETE)
 
-POLL_CONCURRENCY = 50  # as the reference wrote it; AWS (and the local engine) run at most 40 inline Map iterations
+# As the reference wrote it; AWS (and the local engine) run at most 40 inline Map iterations at once.
+POLL_CONCURRENCY = 50
 CHUNK_CONCURRENCY = 10
 GROUP_CONCURRENCY = 6
 

@@ -115,12 +115,12 @@ class VirtualClock:
     def now(self) -> float:
         return getattr(self._local, "now", None) or self._base
 
-    def _set(self, value: float) -> None:
+    def _set(self, value: float, *, rewind: bool = False) -> None:
         if getattr(self._local, "now", None) is not None:
             self._local.now = value
         else:
             with self._lock:
-                self._base = max(self._base, value)
+                self._base = value if rewind else max(self._base, value)
 
     def sleep(self, seconds: float, interrupted: Callable[[], bool] | None = None) -> bool:
         if interrupted is not None and interrupted():
@@ -136,7 +136,8 @@ class VirtualClock:
         started = self.now()
         result = function()
         if timeout is not None and self.now() - started > timeout:
-            self._set(started + timeout)  # the timeout fired at its deadline, not when the function ended
+            # The timeout fired at its deadline; the function's own (simulated) overrun never happened.
+            self._set(started + timeout, rewind=True)
             raise TaskTimedOut(f"no result within {timeout:g} seconds")
         return result
 

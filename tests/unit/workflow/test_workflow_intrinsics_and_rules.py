@@ -23,6 +23,21 @@ DATA = {"name": "chunk", "n": 3, "list": [1, 2, 3], "obj": {"a": 1}, "text": "{\
     ("States.JsonMerge($.obj, States.StringToJson('{\"b\": 2}'), false)", {"a": 1, "b": 2}),
     ("States.MathAdd($.n, -1)", 2),
     ("States.Format('{}', $$.Execution.Name)", "run-7"),
+    ("States.Format('{} {}', $.obj, $.list)", "{a=1} [1, 2, 3]"),
+    ("States.Format('a\\\\b {}', $.n)", "a\\b 3"),
+    ("States.MathAdd(1.49, 1.5)", 3),
+    ("States.MathAdd(-1.5, 0)", -1),
+    ("States.ArrayPartition($.list, 2)", [[1, 2], [3]]),
+    ("States.ArrayContains($.list, 2)", True),
+    ("States.ArrayContains(States.Array(true), 1)", False),
+    ("States.ArrayRange(0, 10, 5)", [0, 5, 10]),
+    ("States.ArrayRange(3, 1, -1)", [3, 2, 1]),
+    ("States.ArrayUnique(States.Array(1, 1.0, 'a', 'a'))", [1, "a"]),
+    ("States.StringSplit('a  b', ' ')", ["a", "b"]),
+    ("States.Base64Decode(States.Base64Encode('héllo'))", "héllo"),
+    ("States.Hash('abc', 'SHA-1')", "a9993e364706816aba3e25717850c26c9cd0d89d"),
+    ("States.MathRandom(5, 5)", 5),
+    ("States.StringToJson('')", None),
 ])
 def test_supported_intrinsics(expression, value):
     context = {"Execution": {"Name": "run-7"}}
@@ -42,6 +57,24 @@ def test_bad_or_unsupported_intrinsics_are_refused(expression, why):
         parse_intrinsic(expression)
 
     assert why in str(refused.value)
+
+
+@pytest.mark.parametrize("expression", [
+    "States.ArrayRange(1, 1001, 1)", "States.ArrayRange(1, 2, 0)", "States.ArrayPartition($.list, 0)",
+    "States.Hash('x', 'SHA-3')", "States.Base64Decode('***')", "States.JsonMerge($.obj, $.obj, true)",
+    "States.MathRandom(5, 1)", "States.ArrayGetItem($.list, 3)", "States.StringToJson('Infinity')",
+])
+def test_intrinsics_reject_what_aws_rejects(expression):
+    with pytest.raises(StatesFailure) as failed:
+        evaluate_intrinsic(expression, DATA, {}, state="S", field="f")
+
+    assert failed.value.error == "States.Runtime"
+
+
+def test_uuid_is_a_fresh_version_4_uuid():
+    first, second = (evaluate_intrinsic("States.UUID()", DATA, {}, state="S", field="f") for _ in range(2))
+
+    assert first != second and first[14] == "4" and len(first) == 36
 
 
 def test_intrinsic_failing_at_run_time_is_a_runtime_error_as_on_aws():

@@ -20,12 +20,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import REPO_ROOT, Figure, machine  # noqa: E402
 
-SCENARIOS = ("e2e", "final_merge", "memory", "payload")
+SCENARIOS = ("e2e", "final_merge", "query", "memory", "payload")
 FULL = {"e2e_count": 20_000, "e2e_dims": 1536, "merge_base": 100_000, "merge_dims": 1536,
+        "query_base": 100_000, "query_dims": 1536,
         "memory_dims": 1536, "payload_batches": 2000}
 QUICK = {"e2e_count": 5_000, "e2e_dims": 1536, "merge_base": 20_000, "merge_dims": 384,
+         "query_base": 20_000, "query_dims": 384,
          "memory_dims": 1536, "payload_batches": 200}
-RESULT_KEYS = ("e2e_ratio", "final_merge_ratio", "chunk_peak_rss_mb", "max_payload_kb")
+RESULT_KEYS = ("e2e_ratio", "final_merge_ratio", "query_ratio", "chunk_peak_rss_mb", "max_payload_kb")
 
 
 def run_scenario(name: str, work: Path, sizes: dict) -> list[Figure]:
@@ -36,6 +38,9 @@ def run_scenario(name: str, work: Path, sizes: dict) -> list[Figure]:
     if name == "final_merge":
         import final_merge
         return final_merge.run(work, base=sizes["merge_base"], dimensions=sizes["merge_dims"])
+    if name == "query":
+        import query
+        return query.run(work, base=sizes["query_base"], dimensions=sizes["query_dims"])
     if name == "memory":
         import memory
         return memory.run(work, dimensions=sizes["memory_dims"])
@@ -76,13 +81,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--e2e-count", type=int, help="embeddings in the end-to-end run (multiple of 1000)")
     parser.add_argument("--merge-base", type=int, help="records in the published snapshot of figure 2")
     parser.add_argument("--merge-dims", type=int, help="vector width of figure 2")
+    parser.add_argument("--query-base", type=int, help="records in the base segment of the query figure")
+    parser.add_argument("--query-dims", type=int, help="vector width of the query figure")
     parser.add_argument("--payload-batches", type=int, help="batches in the payload run")
     parser.add_argument("--results", type=Path, default=REPO_ROOT / "bench" / "results.json")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args(argv)
 
     sizes = dict(QUICK if args.quick else FULL)
-    for key in ("e2e_count", "merge_base", "merge_dims", "payload_batches"):
+    for key in ("e2e_count", "merge_base", "merge_dims", "query_base", "query_dims", "payload_batches"):
         if getattr(args, key) is not None:
             sizes[key] = getattr(args, key)
     info = machine()

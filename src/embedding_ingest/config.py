@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     # than SNAPSHOT_COMPACT_RATIO times its records (reads query every segment, so keep them few).
     snapshot_max_segments: int = Field(default=8, alias="SNAPSHOT_MAX_SEGMENTS", gt=0)
     snapshot_compact_ratio: float = Field(default=0.25, alias="SNAPSHOT_COMPACT_RATIO", ge=0)
+    # Published snapshot for stock Chroma (issue 12): also keep {database}/snapshot/latest/ as a plain
+    # Chroma persist directory in the object store after each publish, for consumers that download a
+    # prefix (the reference's layout). Off by default: it uploads the whole collection every publish.
+    snapshot_publish_plain: bool = Field(default=False, alias="SNAPSHOT_PUBLISH_PLAIN")
     hnsw_ef_construction: int = Field(default=100, alias="HNSW_EF_CONSTRUCTION", gt=0)
     hnsw_max_neighbors: int = Field(default=16, alias="HNSW_MAX_NEIGHBORS", gt=0)
     # Local provider only: polls a batch spends in each of validating/in_progress/finalizing

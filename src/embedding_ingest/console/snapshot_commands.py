@@ -46,6 +46,7 @@ def rollback_version(database: ItemKind = typer.Argument(..., help="line or word
     Items published only by newer versions stay SUCCESS in the ledger but are not in VERSION: the
     command reports how many (rolling forward again restores them)."""
     from embedding_ingest.snapshots import ids_present, rollback
+    from embedding_ingest.snapshots.mirror import refresh_plain_mirror
     from embedding_ingest.steps.lease import HeldLock, unique_owner
     from embedding_ingest.stores.records import EmbeddingStatus
 
@@ -57,6 +58,7 @@ def rollback_version(database: ItemKind = typer.Argument(..., help="line or word
                       settings.lock_ttl_seconds) as held:
             moved = rollback(context.objects(), ledger, held.lease, database=database.database,
                              version=version)
+            refresh_plain_mirror(context.objects(), ledger, settings, database.database)
         succeeded = [item.item_id for item in ledger.find_items(database, EmbeddingStatus.SUCCESS)]
         present = ids_present(context.objects(), moved, succeeded, settings)
         return moved, len(set(succeeded) - present)

@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from embedding_ingest.stores.ports import Ledger, ObjectStore
 from embedding_ingest.stores.records import ItemKind, SnapshotVersion
 
 __all__ = ["Snapshot", "open_snapshot", "parse_kind"]
+_SEARCH_THREADS = 4  # segments searched at once; a version has at most SNAPSHOT_MAX_SEGMENTS (8)
 
 
 def parse_kind(kind: str | ItemKind) -> ItemKind:
@@ -81,6 +83,8 @@ class Snapshot:
         self._pinned = version
         self._lock = threading.RLock()
         self._encoder: QueryEncoder | None = None
+        self._pool = ThreadPoolExecutor(max_workers=_SEARCH_THREADS,  # threads start on first use
+                                        thread_name_prefix=f"snapshot-{kind.value}")
         self._open: _Open | None = None
         self._open = self._load(self._resolve())
 
@@ -141,12 +145,17 @@ class Snapshot:
         else:
             vectors = self._checked_vectors(query_embeddings, state.version)
         asked = sorted(set(include) | {"distances"})
-        parts = []
-        for collection, count in zip(state.collections, state.counts, strict=True):
-            if count == 0:
-                continue
-            parts.append(collection.query(query_embeddings=vectors, n_results=min(n_results, count),
-                                          where=where, where_document=where_document, include=asked))
+        asked_of = [(collection, min(n_results, count))
+                    for collection, count in zip(state.collections, state.counts, strict=True) if count]
+
+        def ask(target: tuple[Any, int]) -> dict[str, Any]:
+            collection, n = target
+            return collection.query(query_embeddings=vectors, n_results=n, where=where,
+                                    where_document=where_document, include=asked)
+
+        # Chroma's Rust bindings release the GIL, so segments are searched side by side: a query then
+        # costs about its largest segment's search, not the sum (bench/query.py).
+        parts = list(self._pool.map(ask, asked_of)) if len(asked_of) > 1 else [ask(t) for t in asked_of]
         if not parts:  # an empty version still answers in Chroma's shape
             parts = [{"ids": [[]] * len(vectors), "distances": [[]] * len(vectors)}]
         return merge_query(parts, len(vectors), n_results, include)
@@ -185,6 +194,7 @@ class Snapshot:
     def close(self) -> None:
         with self._lock:
             old, self._open = self._open, None
+        self._pool.shutdown(wait=True)
         if old is not None:
             old.close()
 

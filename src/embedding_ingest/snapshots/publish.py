@@ -24,6 +24,7 @@ from embedding_ingest.snapshots.apply import TailPlan, build_tail, rewrite_witho
 from embedding_ingest.snapshots.archive import read_manifest
 from embedding_ingest.snapshots.build import check_compatible
 from embedding_ingest.snapshots.exceptions import SnapshotCountMismatchError, VersionNotFoundError
+from embedding_ingest.snapshots.mirror import refresh_plain_mirror
 from embedding_ingest.snapshots.models import (
     PublishOutcome,
     SegmentRef,
@@ -302,6 +303,7 @@ def _tidy(store: ObjectStore, ledger: Ledger, database: str, settings: Settings)
             cache.prune(settings, database, {segment.segment_id for segment in kept.values()})
     except Exception as exc:
         log.warning("pruning %s after publish failed (will retry next publish): %s", database, exc)
+    refresh_plain_mirror(store, ledger, settings, database)  # SNAPSHOT_PUBLISH_PLAIN only
 
 
 def prune_versions(store: ObjectStore, ledger: Ledger, *, database: str, keep: int) -> list[str]:

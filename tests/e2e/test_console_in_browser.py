@@ -20,7 +20,7 @@ from embedding_ingest.stores.records import ItemKind
 
 pytestmark = pytest.mark.slow
 HOSTILE_INPUT = "line-hostile-input"
-WAIT = 30
+WAIT = 60  # generous: CI runs these beside the rest of the suite on 2 cores
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +67,20 @@ def browser(executables):
 
 
 def wait_for(driver, condition, what: str):
+    """Wait for `condition`; on timeout say what the page showed (states, execution status, console)."""
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, WAIT, poll_frequency=0.1).until(condition, message=f"waiting for {what}")
+    try:
+        return WebDriverWait(driver, WAIT, poll_frequency=0.1).until(condition)
+    except TimeoutException:
+        shown = driver.execute_script(
+            "return [(document.querySelector('h1') || {}).textContent,"
+            " Array.from(document.querySelectorAll('.error')).map((e) => e.textContent).join(' | '),"
+            " Array.from(document.querySelectorAll('[data-state]')).map("
+            "   (e) => e.getAttribute('data-state') + '=' + e.getAttribute('data-status')).join(' ')]")
+        raise AssertionError(f"timed out waiting for {what}; page showed {shown}; "
+                             f"console: {driver.get_log('browser')}") from None
 
 
 def css(driver, selector: str):
@@ -79,13 +90,16 @@ def css(driver, selector: str):
 
 
 def state_status(driver, name: str) -> str | None:
-    found = css(driver, f'[data-state="{name}"]')
-    return found[0].get_attribute("data-status") if found else None
-
-
-def box_fill(driver, name: str) -> str:
+    # One script call, not find-then-read: the page redraws the graph as events arrive, and an element
+    # found a moment ago may be gone (stale) by the time it is read.
     return driver.execute_script(
-        "return getComputedStyle(document.querySelector(arguments[0])).fill",
+        "const e = document.querySelector(arguments[0]); return e && e.getAttribute('data-status')",
+        f'[data-state="{name}"]')
+
+
+def box_fill(driver, name: str) -> str | None:
+    return driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e && getComputedStyle(e).fill",
         f'[data-state="{name}"] > rect.box')
 
 
@@ -97,7 +111,8 @@ def open_execution(driver, site: str, name: str) -> None:
 def test_the_failed_state_is_drawn_failed_and_selecting_it_shows_the_error(browser, site, artifacts):
     browser.get(f"{site}/#/executions")
     wait_for(browser, lambda d: css(d, "#executions-table"), "the executions table")
-    rows = [r.get_attribute("data-name") for r in css(browser, "#executions-table tbody tr")]
+    rows = browser.execute_script("return Array.from(document.querySelectorAll("
+                                  "'#executions-table tbody tr')).map((r) => r.getAttribute('data-name'))")
     assert {FAILED, SUCCEEDED} <= set(rows)
     css(browser, f'#executions-table a[href="#/execution/{FAILED}"]')[0].click()
     wait_for(browser, lambda d: state_status(d, "ListPendingWordBatchesFailed") == "failed", "the Fail state")

@@ -181,10 +181,24 @@ async function executionView(root, name, info, live) {
       graphBox.setAttribute("data-execution-status", g.status);
       await Promise.all([drawHistory(), drawDetail()]);
     }
-    return g.status === "RUNNING";
+    // Both answers must be final: they are fetched side by side and may straddle the execution's end.
+    return e.status === "RUNNING" || g.status === "RUNNING";
   };
-  // Poll while the execution runs: the graph re-colours itself as states are entered and left.
-  while (live.alive() && await refresh()) await live.sleep(POLL_MS);
+  // Poll while the execution runs: the graph re-colours itself as states are entered and left. A failed
+  // poll (server busy, restarted) is shown and retried; only the first load's failure ends the page.
+  const trouble = h("p", {class: "error hidden", role: "status", id: "poll-error"});
+  root.insertBefore(trouble, root.firstChild);
+  let running = await refresh();
+  while (live.alive() && running) {
+    await live.sleep(POLL_MS);
+    try {
+      running = await refresh();
+      trouble.classList.add("hidden");
+    } catch (e) {
+      clear(trouble).appendChild(document.createTextNode("Update failed, retrying: " + e.message));
+      trouble.classList.remove("hidden");
+    }
+  }
 }
 
 // ---- Batches -----------------------------------------------------------------------------------

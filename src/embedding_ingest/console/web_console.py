@@ -12,7 +12,7 @@ import webbrowser
 import typer
 
 from embedding_ingest.console import context
-from embedding_ingest.console.output import stderr
+from embedding_ingest.console.output import OutputFormat, guarded, stderr
 from embedding_ingest.console.run_commands import Backend, BackendOption
 
 DEFAULT_PORT = 8470
@@ -77,12 +77,15 @@ def console(host: str = typer.Option("127.0.0.1", "--host",
                      "the console is read-only")
         raise typer.Exit(2)
     _check_port_free(host, port)
+    if backend is Backend.LOCAL:  # a console over nothing would create an empty workspace: refuse
+        guarded(OutputFormat.TABLE, context.require_workspace)
     token = secrets.token_urlsafe(24) if allow_actions else None
     allowed = LOOPBACK_HOSTS if _is_loopback(host) else (*LOOPBACK_HOSTS, host.strip("[]"))
     if not _is_loopback(host):
         stderr.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach this machine can read "
                      "the workspace through the console")
-    served = build_console(backend, allow_actions=allow_actions, token=token)
+    served = guarded(OutputFormat.TABLE,
+                     lambda: build_console(backend, allow_actions=allow_actions, token=token))
     app = create_app(served, allowed_hosts=allowed)
     url = f"http://{'[' + host + ']' if ':' in host and not host.startswith('[') else host}:{port}/"
     stderr.print(f"Console on {url} ({backend.value} backend, "

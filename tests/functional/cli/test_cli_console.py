@@ -46,8 +46,14 @@ def get_json(url: str, deadline: float = 30.0):
             time.sleep(0.2)
 
 
+def make_workspace(cli) -> None:
+    from pipeline import receipts_file
+
+    cli.run("receipts", "import", str(receipts_file(cli.home.parent, 1)))
+
+
 def test_the_console_serves_the_workspace_read_only_on_loopback(cli):
-    cli.run("status")  # creates the workspace
+    make_workspace(cli)
     port = free_port()
     with console_process(cli, "--port", str(port)) as process:
         info = get_json(f"http://127.0.0.1:{port}/api/info")
@@ -60,7 +66,7 @@ def test_the_console_serves_the_workspace_read_only_on_loopback(cli):
 
 
 def test_allow_actions_prints_the_token_the_actions_need(cli):
-    cli.run("status")
+    make_workspace(cli)
     port = free_port()
     with console_process(cli, "--port", str(port), "--allow-actions") as process:
         assert get_json(f"http://127.0.0.1:{port}/api/info")["actions_allowed"] is True
@@ -69,7 +75,11 @@ def test_allow_actions_prints_the_token_the_actions_need(cli):
     assert len(token) >= 24 and " " not in token
 
 
-def test_a_busy_port_and_actions_on_aws_are_refused_in_one_line(cli):
+def test_a_missing_workspace_a_busy_port_and_actions_on_aws_are_refused_in_one_line(cli):
+    missing = cli.run("console", "--port", str(free_port()), code=1)
+    assert missing.stderr.strip() == f"WorkspaceMissingError: no workspace at {cli.home}; run `receipts " \
+                                     "import` first"
+    assert not cli.home.exists()
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

@@ -23,6 +23,10 @@ _NOTHING_REASONS = {
 }
 
 
+def _batches(count: int) -> str:
+    return f"{count} {'batch' if count == 1 else 'batches'}"
+
+
 def _output_of(described: dict[str, Any]) -> dict[str, Any]:
     try:
         output = json.loads(described.get("output") or "null")
@@ -132,20 +136,20 @@ def _explain(s: dict[str, Any], polls: list[dict[str, Any]], name: str) -> tuple
     if s["published"]:
         message = (f"published {s['embeddings_published']} embeddings as {kind}s version "
                    f"{s['published_version']} ({s['total_embeddings']} in all); "
-                   f"{s['batches_marked_complete']} batches marked complete")
+                   f"{_batches(s['batches_marked_complete'])} marked complete")
         if s["items_released"]:
             message += f"; {s['items_released']} items released for resubmission"
         if active:
-            return message + f"; {active} batches still active", again
+            return message + f"; {_batches(active)} still active", again
         return message, None
     if not s["batches_listed"]:
         if active:  # listed nothing although batches are active: none accepted by the provider yet
-            return (f"published nothing: {active} batches are active but none was accepted by the provider "
+            return (f"published nothing: {_batches(active)} active but none accepted by the provider "
                     f"yet; resume their submission", f"embedding-ingest submit {kind}")
         return (f"published nothing: no active {kind} batches to poll",
                 f"embedding-ingest submit {kind}")
     by_action = Counter(str(p.get("action")) for p in polls)
-    reasons = [f"{count} {'batch' if count == 1 else 'batches'} {_NOTHING_REASONS[action]}"
+    reasons = [f"{_batches(count)} {_NOTHING_REASONS[action]}"
                for action, count in sorted(by_action.items()) if action in _NOTHING_REASONS]
     reasons = reasons or ["no batch had new embeddings to publish"]
     if by_action.get("wait") or by_action.get("poll_failed"):
@@ -195,7 +199,7 @@ def aggregate(summaries: Sequence[dict[str, Any]], *, workflow: str, stopped_bec
         result["next"] = last.get("next")
     elif stopped_because == "max_runs":
         result["message"] = (f"{runs} (--max-runs reached): {published}; "
-                             f"{batches_still_active} batches still active")
+                             f"{_batches(batches_still_active)} still active")
         result["next"] = f"embedding-ingest start-execution {workflow} --until-idle"
     else:
         result["message"] = f"{runs}: {published}; no {workflow} batch is active"

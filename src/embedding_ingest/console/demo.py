@@ -21,7 +21,7 @@ MAX_ROUNDS = 8  # the local provider needs a few polls per batch, like the real 
 
 def _say(output: OutputFormat, message: str) -> None:
     if output is not OutputFormat.JSON:
-        stderr.print(message)
+        stderr.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 def _run_until_published(kind: ItemKind, output: OutputFormat) -> dict[str, Any]:
@@ -88,6 +88,7 @@ def demo(workspace: Path = typer.Option(None, "--workspace",
         return out
 
     emit(summary, output, render)
+    _say(output, f"to look around this workspace: export EMBEDDING_INGEST_HOME={home}")
     complete = all(summary[k.database]["published_embeddings"] == summary[k.database]["items_submitted"]
                    for k in ItemKind)
     if not complete:

@@ -117,9 +117,10 @@ def describe_table(described: dict[str, Any]) -> Table:
 def idle_tables(result: dict[str, Any]) -> list[Table]:
     """start-execution --until-idle: one row per execution, then the aggregated summary."""
     runs = table(f"{len(result['executions'])} executions",
-                 ["name", "status", "started", "stopped", "summary"],
-                 [[e.get("name"), e.get("status"), when(e.get("startDate")), when(e.get("stopDate")),
-                   e.get("summary", {}).get("message")] for e in result["executions"]])
+                 ["name", "status", "started", "published", "still active"],
+                 [[e.get("name"), e.get("status"), when(e.get("startDate")),
+                   e.get("summary", {}).get("embeddings_published"),
+                   e.get("summary", {}).get("batches_still_active")] for e in result["executions"]])
     s = result["summary"]
     totals = table("Summary", ["field", "value"], [
         ["executions", f"{s['executions']} ({s['succeeded']} succeeded, {s['failed']} failed)"],

@@ -97,10 +97,11 @@ def run_workflow(kind: ItemKind, settings: Settings, *, name: str | None = None,
         engine = LocalEngine(ledger, invoker, sleep=sleep)
         record = engine.start_execution(kind.value, definition,
                                         new_execution_name(kind) if name is None else name, {})
+        if record.status is ExecutionStatus.FAILED:
+            _record_failure(ledger, settings, record)
     finally:
         pool.close()
-    if record.status is ExecutionStatus.FAILED:
-        _record_failure(ledger, settings, record)
+        ledger.close()
     return record
 
 
@@ -114,7 +115,10 @@ def _record_failure(ledger: Any, settings: Settings, record: ExecutionRecord) ->
 def active_batch_count(kind: ItemKind, settings: Settings) -> int:
     """Batches of `kind` in an active status (PENDING ... FINALIZING, CANCELING) in the ledger."""
     ledger = build_ledger(settings)
-    return len(ledger.list_batches(statuses=ACTIVE_BATCH_STATUSES, batch_type=kind.batch_type))
+    try:
+        return len(ledger.list_batches(statuses=ACTIVE_BATCH_STATUSES, batch_type=kind.batch_type))
+    finally:
+        ledger.close()
 
 
 def run_execution(kind: ItemKind, settings: Settings, *, name: str | None = None,
@@ -126,8 +130,13 @@ def run_execution(kind: ItemKind, settings: Settings, *, name: str | None = None
 
     record = run_workflow(kind, settings, name=name, observer=observer, sleep=sleep)
     described = to_describe_execution(record)
-    events = (to_aws_history(build_ledger(settings).get_events(record.execution_arn))["events"]
-              if record.status is not ExecutionStatus.SUCCEEDED else None)
+    events = None
+    if record.status is not ExecutionStatus.SUCCEEDED:
+        ledger = build_ledger(settings)
+        try:
+            events = to_aws_history(ledger.get_events(record.execution_arn))["events"]
+        finally:
+            ledger.close()
     described["summary"] = summarize_execution(described, events=events,
                                                batches_still_active=active_batch_count(kind, settings))
     return described

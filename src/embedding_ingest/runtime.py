@@ -34,10 +34,11 @@ def aws_region(settings: Settings) -> str:
 
 
 def aws_client(service: str, settings: Settings):  # boto3 stays out of handlers: only here
-    """A boto3 client of `service` in the configured region (and AWS_ENDPOINT_URL if set)."""
-    import boto3
+    """A boto3 client of `service` in the configured region (and AWS_ENDPOINT_URL if set), retrying
+    throttling and 5xx answers and logging each retry (stores/aws_clients.py)."""
+    from embedding_ingest.stores.aws_clients import make_client
 
-    return boto3.client(service, endpoint_url=settings.aws_endpoint_url, region_name=aws_region(settings))
+    return make_client(service, endpoint_url=settings.aws_endpoint_url, region=aws_region(settings))
 
 
 _boto3_client = aws_client  # the older private name, still used by callers

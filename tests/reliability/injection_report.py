@@ -17,7 +17,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if cache is None:
         return
     lines = []
-    for test_function in ("test_crash_at", "test_crash_in_submission"):
+    for test_function in ("test_crash_at", "test_crash_on_aws_at", "test_crash_in_submission"):
         recorded = cache.get(_CACHE_PREFIX + test_function, None)
         outcomes = {outcome: [r for r in terminalreporter.stats.get(outcome, [])
                               if getattr(r, "when", "call") == "call"

@@ -117,9 +117,9 @@ class DynamoBase:
         return {"table": self.table, "endpoint_url": meta.endpoint_url, "region": meta.region_name}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        import boto3
+        from embedding_ingest.stores.aws_clients import make_client
 
-        client = boto3.client("dynamodb", endpoint_url=state["endpoint_url"], region_name=state["region"])
+        client = make_client("dynamodb", endpoint_url=state["endpoint_url"], region=state["region"])
         DynamoBase.__init__(self, client, state["table"])
 
     def __repr__(self) -> str:

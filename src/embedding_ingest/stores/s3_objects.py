@@ -70,9 +70,9 @@ class S3ObjectStore(ObjectStore):
                 "region": meta.region_name, "transfer": self._transfer}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        import boto3
+        from embedding_ingest.stores.aws_clients import make_client
 
-        client = boto3.client("s3", endpoint_url=state["endpoint_url"], region_name=state["region"])
+        client = make_client("s3", endpoint_url=state["endpoint_url"], region=state["region"])
         self.__init__(client, state["bucket"], transfer_config=state["transfer"])
 
     # -- error translation ------------------------------------------------------------------

@@ -30,7 +30,7 @@ from embedding_ingest.contracts import (
     MarkCompleteOutcome,
 )
 from embedding_ingest.workflow.naming import WorkflowKind, failed_state, names_for
-from embedding_ingest.workflow.policies import catch_to, fail_state, retry_policy
+from embedding_ingest.workflow.policies import catch_to, fail_fast_catch, fail_state, retry_policy
 
 LIST_PENDING = "embedding-list-pending"
 POLL = {"line": "embedding-line-poll", "word": "embedding-word-poll"}
@@ -115,9 +115,13 @@ def build_definition(kind: WorkflowKind, resource_for: Callable[[str], str], *,
         "Type": "Pass", "Comment": "Exactly the listing's fields, inline or manifest mode",
         "Parameters": _fields_of(ListPendingResult, "$"), "Next": n.poll}
 
+    poll_one = _task(resource_for(POLL[kind]), "Poll one batch; write its delta", parameters=None,
+                     on_error=n.poll_failed)
+    misconfigured = f"{n.poll_one}Misconfigured"  # ({n.poll_one}Failed is the per-batch Pass below)
+    poll_one["Catch"] = fail_fast_catch(misconfigured) + poll_one["Catch"]
     poll_processor = {"StartAt": n.poll_one, "States": {
-        n.poll_one: _task(resource_for(POLL[kind]), "Poll one batch; write its delta",
-                          parameters=None, on_error=n.poll_failed),
+        n.poll_one: poll_one,
+        misconfigured: fail_state("Polling cannot work as configured (access, missing resource)"),
         n.poll_failed: {"Type": "Pass", "Comment": "One batch failing to poll must not block the others",
                         "Parameters": {"batch_index.$": "$.batch_index", "action": "poll_failed",
                                        "error.$": "$.error"},

@@ -63,6 +63,23 @@ def retry_policy() -> list[dict[str, Any]]:
             {"ErrorEquals": others, **backoff}]
 
 
+@cache
+def configuration_error_names() -> tuple[str, ...]:
+    """Sorted class names of ConfigurationError and all its subclasses: errors no retry and no other
+    batch can get past (AccessDenied on the bucket, a missing table or secret)."""
+    from embedding_ingest.exceptions import ConfigurationError
+
+    _import_exception_modules()
+    classes = {ConfigurationError} | _subclasses(ConfigurationError)
+    return tuple(sorted({cls.__name__ for cls in classes if cls.__module__.startswith("embedding_ingest")}))
+
+
+def fail_fast_catch(state: str) -> list[dict[str, Any]]:
+    """Send configuration errors to `state` (a Fail state) ahead of a catch that would carry on: a
+    misconfiguration stops the run at once instead of being recorded against every item in turn."""
+    return [{"ErrorEquals": list(configuration_error_names()), "ResultPath": "$.error", "Next": state}]
+
+
 def catch_to(state: str) -> list[dict[str, Any]]:
     """Catch everything catchable, keep the input, put the error at $.error and go to `state`."""
     return [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": state}]

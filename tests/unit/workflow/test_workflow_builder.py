@@ -12,7 +12,11 @@ import pytest
 
 from embedding_ingest.workflow.builder import build_definition, local_resource_arn, render_definition
 from embedding_ingest.workflow.engine import compile_definition
-from embedding_ingest.workflow.policies import LAMBDA_SERVICE_ERRORS, transient_error_names
+from embedding_ingest.workflow.policies import (
+    LAMBDA_SERVICE_ERRORS,
+    configuration_error_names,
+    transient_error_names,
+)
 
 STATELINT = Path(sys.executable).parent / "statelint"
 
@@ -101,7 +105,13 @@ def test_every_task_retries_lambda_and_transient_errors_and_catches_to_a_fail_st
         assert set(transient_retry["ErrorEquals"]) | {"LockNotAcquiredError"} == set(transient_error_names())
         for retry in task["Retry"]:
             assert (retry["BackoffRate"], retry["JitterStrategy"]) == (2.0, "FULL")
-        [catch] = task["Catch"]
+        if name.startswith("Poll"):  # a misconfiguration stops the run: no batch can get past it
+            config, catch = task["Catch"]
+            assert config["ErrorEquals"] == list(configuration_error_names())
+            assert {"ConfigurationError", "SecretNotFoundError"} <= set(config["ErrorEquals"])
+            assert states[config["Next"]]["Type"] == "Fail"
+        else:
+            [catch] = task["Catch"]
         assert (catch["ErrorEquals"], catch["ResultPath"]) == (["States.ALL"], "$.error")
         target = states[catch["Next"]]
         if name.startswith("Poll"):  # one batch failing to poll must not stop the others

@@ -1,0 +1,87 @@
+"""The reliability scenarios on the production adapters: S3ObjectStore and DynamoLedger against moto's
+server (real HTTP), the local provider and Chroma cache in a local home.
+
+A template (one version published, two batches waiting; scenarios.prepare_template's story) is made
+once per process and kind; each case gets its own copy: a fresh bucket with every object copied, a
+fresh table with every item copied, and a copy of the home directory.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from moto_server import MotoEndpoint, unique_name
+from pipeline import Workspace, make_workspace, receipts_file
+from scenarios import SETTINGS, smaller_thresholds, submit_in_batches
+
+from embedding_ingest.stores.dynamo_schema import ensure_table
+from embedding_ingest.stores.records import ItemKind
+
+
+@dataclass(frozen=True)
+class AwsState:
+    """Where one AWS workspace keeps its data."""
+
+    bucket: str
+    table: str
+    home: Path
+
+
+def aws_workspace(root: Path, endpoint: MotoEndpoint, state: AwsState) -> Workspace:
+    """A workspace whose objects are in `state.bucket` and ledger in `state.table` (home under root)."""
+    assert state.home == root / "home"
+    return make_workspace(root, CHROMADB_BUCKET=state.bucket, DYNAMODB_TABLE_NAME=state.table,
+                          AWS_ENDPOINT_URL=endpoint.url, **SETTINGS)
+
+
+def new_state(root: Path, endpoint: MotoEndpoint) -> AwsState:
+    bucket, table = unique_name("crash"), unique_name("crash")
+    endpoint.client("s3").create_bucket(Bucket=bucket)
+    ensure_table(endpoint.client("dynamodb"), table)
+    return AwsState(bucket=bucket, table=table, home=root / "home")
+
+
+def prepare_aws_template(root: Path, endpoint: MotoEndpoint, kind: ItemKind) -> AwsState:
+    """One published version (receipt 0) and two batches of receipt 1 waiting, on S3 + DynamoDB."""
+    state = new_state(root, endpoint)
+    ws = aws_workspace(root, endpoint, state)
+    ws.import_receipts(receipts_file(root, 1, start=0))
+    submit_in_batches(ws, kind, 1)
+    with smaller_thresholds():
+        assert ws.run(kind).status.value == "SUCCEEDED"
+    ws.import_receipts(receipts_file(root, 1, start=1))
+    submit_in_batches(ws, kind, 2)
+    ws.ledger.close()
+    return state
+
+
+def copy_state(template: AwsState, root: Path, endpoint: MotoEndpoint) -> AwsState:
+    """Every object, every ledger item and the home directory of `template`, under new names."""
+    copy = new_state(root, endpoint)
+    s3 = endpoint.client("s3")
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=template.bucket):
+        for entry in page.get("Contents", []):
+            s3.copy_object(Bucket=copy.bucket, Key=entry["Key"],
+                           CopySource={"Bucket": template.bucket, "Key": entry["Key"]})
+    dynamodb = endpoint.client("dynamodb")
+    pages = dynamodb.get_paginator("scan").paginate(TableName=template.table)
+    items: list[dict[str, Any]] = [item for page in pages for item in page["Items"]]
+    for start in range(0, len(items), 25):  # BatchWriteItem takes at most 25 requests
+        request = {copy.table: [{"PutRequest": {"Item": item}} for item in items[start:start + 25]]}
+        while request:
+            request = dynamodb.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+    shutil.copytree(template.home, copy.home)
+    return copy
+
+
+def drop_state(state: AwsState, endpoint: MotoEndpoint) -> None:
+    """Free the server's memory: a long session would otherwise keep every case's data."""
+    s3 = endpoint.client("s3")
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=state.bucket):
+        for entry in page.get("Contents", []):
+            s3.delete_object(Bucket=state.bucket, Key=entry["Key"])
+    s3.delete_bucket(Bucket=state.bucket)
+    endpoint.client("dynamodb").delete_table(TableName=state.table)

@@ -1,0 +1,101 @@
+"""The crash matrix on S3 + DynamoDB (moto's server): the process dies at every step's start and
+before and after every write of polling, the final merge and marking complete; a new execution must
+then finish the job with the same guarantees as on the embedded adapters (nothing lost, nothing
+published twice, no orphaned lock, no batch COMPLETED before its items are published).
+
+The points are the line workflow's from the embedded dry run (scenarios.enumerate_injection_points,
+computed once per process anyway); test_the_aws_dry_run_sees_the_same_points checks that the S3 +
+DynamoDB adapters produce exactly those points, so none of them is missed here.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from aws_scenarios import AwsState, aws_workspace, copy_state, drop_state, prepare_aws_template
+from crash_injection import ENTRY, Crash, CrashSwitch, WritePoint
+from injection_report import record_injection_points
+from moto_server import MotoEndpoint
+from published_checks import assert_nothing_marked_early, assert_published_exactly_once
+from scenarios import (
+    enumerate_injection_points,
+    restarted,
+    run_with_switch,
+    smaller_thresholds,
+    wait_for_lock_expiry,
+)
+from test_crash_matrix import assert_crashed_run_aborted
+
+from embedding_ingest.stores.records import EmbeddingStatus, ItemKind
+
+pytestmark = pytest.mark.slow
+
+KIND = ItemKind.LINE  # the word workflow runs the same steps on the same adapters
+WRITING_STEPS = ("embedding-line-poll", "embedding-vector-compact/final_merge",
+                 "embedding-mark-batches-complete")
+
+
+def _chosen(point: WritePoint) -> bool:
+    return point.method == ENTRY or point.step in WRITING_STEPS
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "aws_injection" not in metafunc.fixturenames:
+        return
+    cases = [(point, when) for point, when in enumerate_injection_points(KIND) if _chosen(point)]
+    entries = sum(1 for point, _ in cases if point.method == ENTRY)
+    record_injection_points(metafunc.config, "test_crash_on_aws_at", len(cases),
+                            f"line workflow on S3 + DynamoDB: {entries} step entries, before/after "
+                            f"{(len(cases) - entries) // 2} writes of poll, final merge and mark-complete")
+    metafunc.parametrize("aws_injection", cases, ids=[point.case_id(when) for point, when in cases])
+
+
+@functools.cache
+def _template(endpoint: MotoEndpoint) -> AwsState:
+    root = Path(tempfile.mkdtemp(prefix="reliability-aws-template-"))
+    atexit.register(shutil.rmtree, root, True)
+    return prepare_aws_template(root, endpoint, KIND)
+
+
+@pytest.fixture
+def aws_case(moto_endpoint: MotoEndpoint, tmp_path: Path):
+    state = copy_state(_template(moto_endpoint), tmp_path, moto_endpoint)
+    yield aws_workspace(tmp_path, moto_endpoint, state)
+    drop_state(state, moto_endpoint)
+
+
+def test_the_aws_dry_run_sees_the_same_points(aws_case):
+    switch = CrashSwitch()
+    with smaller_thresholds():
+        record = run_with_switch(aws_case, switch, KIND)
+    assert record.status.value == "SUCCEEDED", record.cause
+    embedded = {point for point, _ in enumerate_injection_points(KIND) if point.method != ENTRY}
+    assert switch.seen == embedded
+    assert {point.step for point, _ in enumerate_injection_points(KIND)} == switch.steps
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_crash_on_aws_at(aws_injection: tuple[WritePoint, str], aws_case) -> None:
+    point, when = aws_injection
+    ws = aws_case
+    submitted = ws.item_ids(KIND) - ws.item_ids(KIND, EmbeddingStatus.NONE)
+    switch = CrashSwitch(target=point, when=when)
+
+    with smaller_thresholds():
+        with pytest.raises(Crash):
+            run_with_switch(ws, switch, KIND)
+        assert switch.fired == point
+        after_crash = restarted(ws)
+        assert_crashed_run_aborted(after_crash)
+        assert_nothing_marked_early(after_crash, KIND)
+
+        wait_for_lock_expiry(after_crash, KIND.database)
+        record = after_crash.run(KIND)
+    assert record.status.value == "SUCCEEDED", f"rerun failed: {record.error}: {record.cause}"
+    assert_published_exactly_once(after_crash, KIND, submitted)
+    after_crash.ledger.close()

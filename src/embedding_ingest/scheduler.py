@@ -53,7 +53,9 @@ def parse_kinds(text: str | Sequence[str]) -> list[ItemKind]:
 def submit_round(kinds: Sequence[ItemKind], ledger: Ledger, provider: BatchProvider, settings: Settings,
                  *, should_stop: Callable[[], bool] = lambda: False) -> dict[str, dict[str, int]]:
     """Submit every un-embedded item of each kind through submission.submit (its budgets and per-batch
-    caps apply). Returns {kind: {"batches", "items", "refused"}}; a stop request skips kinds not begun."""
+    caps apply). Returns {kind: {"batches", "items", "refused", "waiting_for_budget"}} (the last: items
+    left NONE because the provider's enqueued-token/request budget is full); a stop request skips kinds
+    not begun."""
     from embedding_ingest.submission import submit
 
     done: dict[str, dict[str, int]] = {}
@@ -62,7 +64,8 @@ def submit_round(kinds: Sequence[ItemKind], ledger: Ledger, provider: BatchProvi
             break
         report = submit(kind, ledger, provider, settings=settings)
         done[kind.value] = {"batches": len(report.batches), "items": report.items_submitted,
-                            "refused": len(report.refused)}
+                            "refused": len(report.refused),
+                            "waiting_for_budget": report.items_waiting_for_budget}
     return done
 
 
@@ -93,7 +96,8 @@ def describe_round(round_number: int, submitted: dict[str, dict[str, int]] | Non
     else:
         sent = [f"{v['items']} {k}s in {v['batches']} batch{'es' if v['batches'] != 1 else ''}"
                 + (f" ({v['refused']} refused)" if v["refused"] else "")
-                for k, v in submitted.items() if v["items"] or v["refused"]]
+                + (f" ({v['waiting_for_budget']} waiting for budget)" if v["waiting_for_budget"] else "")
+                for k, v in submitted.items() if v["items"] or v["refused"] or v["waiting_for_budget"]]
         parts.append(f"submitted {', '.join(sent) or 'nothing'};")
     for kind, executions in runs.items():
         if not executions:

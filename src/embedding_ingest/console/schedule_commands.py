@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import typer
 
 from embedding_ingest.console import context
-from embedding_ingest.console.output import stderr
+from embedding_ingest.console.output import OutputFormat, fail, stderr
 from embedding_ingest.exceptions import EmbeddingIngestError
 from embedding_ingest.scheduler import StopRequest, parse_duration, parse_kinds, run_schedule
 
@@ -63,8 +63,7 @@ def schedule(every: str = typer.Option("5m", "--every", help="Wait between round
                                   context.provider() if submit else None, every=interval, kinds=chosen,
                                   submit=submit, stop=stop, log=_log, max_rounds=max_rounds)
         except EmbeddingIngestError as error:
-            stderr.print(f"error: {type(error).__name__}: {error}", markup=False, highlight=False)
-            raise typer.Exit(1) from None
+            raise fail(error, OutputFormat.TABLE) from None  # one line; exit 2 for a configuration error
     _log(f"schedule: stopped after {rounds} round{'s' if rounds != 1 else ''}"
          + (f" ({stop.reason})" if stop.reason else ""))
     sys.stdout.flush()

@@ -134,7 +134,8 @@ def test_every_entrypoint_through_awslambdaric(tmp_path, lambda_env, state_machi
         # -- the submit schedule's event: every item claimed and sent as a batch of one
         submitted = apis["embedding-submit"].invoke(_schedule_event("SubmitSchedule", "2026-11-29T16:15:00Z"))
         assert submitted.ok, submitted.body
-        assert submitted.body == {kind.value: {"batches": n, "items": n, "refused": 0}
+        nothing_refused = {"refused": 0, "waiting_for_budget": 0}
+        assert submitted.body == {kind.value: {"batches": n, "items": n, **nothing_refused}
                                   for kind, n in COUNTS.items()}
 
         # -- both workflows, every step in its container; chunk groups forced so that step runs too

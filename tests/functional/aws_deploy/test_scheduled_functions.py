@@ -83,8 +83,8 @@ def test_the_submit_schedule_submits_each_waiting_item_once(tmp_path, lambda_env
     again = handlers.submit(_scheduled_event("SubmitSchedule", "2026-11-29T16:30:00Z"), None)
 
     assert done["line"]["items"] == lines and done["word"]["items"] == words
-    assert again == {"line": {"batches": 0, "items": 0, "refused": 0},
-                     "word": {"batches": 0, "items": 0, "refused": 0}}
+    assert again == {"line": {"batches": 0, "items": 0, "refused": 0, "waiting_for_budget": 0},
+                     "word": {"batches": 0, "items": 0, "refused": 0, "waiting_for_budget": 0}}
     for kind, count in ((ItemKind.LINE, lines), (ItemKind.WORD, words)):
         assert ledger.count_items(kind)[EmbeddingStatus.PENDING] == count
         batches = ledger.list_batches(batch_type=kind.batch_type)

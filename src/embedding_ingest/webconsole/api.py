@@ -7,6 +7,7 @@ ObjectStore): nothing here knows which adapter backs them. Errors are JSON: {"er
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,8 @@ from embedding_ingest.webconsole.sources import ExecutionNotFoundError, Executio
 
 MAX_PAGE = 200
 MAX_QUERY_RESULTS = 50
+HISTORY_TTL_SECONDS = 0.8
+MAX_CACHED_HISTORIES = 32
 
 
 @dataclass
@@ -38,6 +41,30 @@ class Console:
     started: dict[str, Any] = field(default_factory=dict)  # executions started from the console
     _snapshots: dict[ItemKind, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    _histories: dict[str, tuple[float, bool, list[dict[str, Any]]]] = field(default_factory=dict)
+    _definitions: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+
+    def history(self, name: str, *, final: bool) -> list[dict[str, Any]]:
+        """The execution's events, read at most once per HISTORY_TTL_SECONDS while it runs (a page polls
+        graph, history and state detail each second; on AWS, GetExecutionHistory is throttled) and once
+        for all when it has ended (`final`: its history cannot change any more)."""
+        cached = self._histories.get(name)
+        now = time.monotonic()
+        if cached and (cached[1] or now - cached[0] < HISTORY_TTL_SECONDS):
+            return cached[2]
+        events = self.source.history(name)
+        with self._lock:
+            if len(self._histories) >= MAX_CACHED_HISTORIES:
+                self._histories.pop(next(iter(self._histories)))
+            self._histories[name] = (now, final, events)
+        return events
+
+    def definition(self, name: str) -> dict[str, Any] | None:
+        """The definition the execution runs (it never changes: read once per execution)."""
+        if name not in self._definitions:
+            self._definitions[name] = self.source.definition(name)
+        return self._definitions[name]
 
     def snapshot(self, kind: ItemKind):
         """The published `kind` snapshot (consumer API), opened once and moved to the current version
@@ -148,7 +175,7 @@ def get_execution(request: Request) -> JSONResponse:
     """GET /api/executions/{name} - DescribeExecution, plus workflow, duration and the output summary."""
     console = _console(request)
     described = _describe(console, request.path_params["name"])
-    events = console.source.history(described["name"]) if described.get("status") == "FAILED" else None
+    events = console.history(described["name"], final=True) if described.get("status") == "FAILED" else None
     return JSONResponse(described | _listing(described) | {"summary": summary_of(described, events)})
 
 
@@ -158,8 +185,8 @@ def get_history(request: Request) -> JSONResponse:
     --failed-only` does."""
     console = _console(request)
     name = request.path_params["name"]
-    _describe(console, name)
-    events = console.source.history(name)
+    described = _describe(console, name)
+    events = console.history(name, final=described.get("status") != "RUNNING")
     owners = graph.state_of_events(graph.attribute_visits(events))
     shaped = [e | {"stateName": owners.get(e["id"])} for e in events]
     if request.query_params.get("failed_only") in ("1", "true", "yes"):
@@ -169,7 +196,8 @@ def get_history(request: Request) -> JSONResponse:
 
 def _graph_inputs(console: Console, name: str) -> tuple[dict[str, Any], list[dict[str, Any]], bool]:
     described = _describe(console, name)
-    return described, console.source.history(name), described.get("status") == "RUNNING"
+    running = described.get("status") == "RUNNING"
+    return described, console.history(name, final=not running), running
 
 
 def get_graph(request: Request) -> JSONResponse:
@@ -178,7 +206,7 @@ def get_graph(request: Request) -> JSONResponse:
     console = _console(request)
     name = request.path_params["name"]
     described, events, running = _graph_inputs(console, name)
-    definition = console.source.definition(name)
+    definition = console.definition(name)
     return JSONResponse({"name": name, "status": described.get("status"),
                          "graph": graph.execution_graph(definition, events, running=running),
                          "events": len(events), "legend": list(graph.STATUSES)})
@@ -189,7 +217,7 @@ def get_state(request: Request) -> JSONResponse:
     console = _console(request)
     name, state = request.path_params["name"], request.path_params["state"]
     _described, events, running = _graph_inputs(console, name)
-    definition = console.source.definition(name) or {}
+    definition = console.definition(name) or {}
     state_type = _find_state_type(definition, state)
     if state_type is None and definition:
         raise ApiError(404, "StateDoesNotExist", f"execution {name!r} has no state named {state!r}")

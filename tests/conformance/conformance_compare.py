@@ -142,7 +142,11 @@ def failed_functions(outcome: Outcome) -> int:
 
 
 def published_records(workspace: Workspace, kind: ItemKind) -> dict[str, tuple[str, dict, tuple]]:
-    """Every record of the published snapshot of `kind`: id -> (document, metadata, embedding)."""
+    """Every record of the published snapshot of `kind`: id -> (document, metadata, embedding).
+
+    The metadata's `revision` is left out: it orders submissions by their submit time (see
+    snapshots/revisions.py), so two workspaces submitting the same items never share it.
+    """
     version = workspace.ledger.get_published(kind.database)
     if version is None:
         return {}
@@ -150,7 +154,8 @@ def published_records(workspace: Workspace, kind: ItemKind) -> dict[str, tuple[s
     for page in iter_published_pages(workspace.objects, version, workspace.settings):
         for index, record_id in enumerate(page.ids):
             assert record_id not in records, f"id {record_id!r} appears twice in {version.database}"
-            records[record_id] = (page.documents[index], page.metadatas[index],
+            metadata = {key: value for key, value in page.metadatas[index].items() if key != "revision"}
+            records[record_id] = (page.documents[index], metadata,
                                   tuple(page.embeddings[index].tolist()))
     return records
 

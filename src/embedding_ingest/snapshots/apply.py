@@ -56,10 +56,10 @@ def build_tail(store: ObjectStore, sources: Sequence[SnapshotManifest], current:
     tail_revisions: dict[str, str] = {}
     deletions: dict[str, str] = {}
     with contextlib.ExitStack() as stack:
-        held = []
-        for path in current:
-            client = stack.enter_context(chroma_io.open_client(path))
-            held.append((client, chroma_io.get_collection(client, database)))
+        # Read straight from SQLite: opening a current segment in Chroma would load its whole index.
+        held = [chroma_io.StoredRecords(path) for path in current]
+        for records in held:
+            stack.callback(records.close)
         target_client = stack.enter_context(chroma_io.open_client(work))
         target = chroma_io.create_collection(target_client, database, "quality", settings)
         for source in sources:
@@ -90,11 +90,11 @@ def build_tail(store: ObjectStore, sources: Sequence[SnapshotManifest], current:
     return plan
 
 
-def _published(held, ids: Sequence[str]) -> dict[str, tuple[int, str]]:
+def _published(held: Sequence[chroma_io.StoredRecords], ids: Sequence[str]) -> dict[str, tuple[int, str]]:
     """id -> (index of the current segment holding it, its revision)."""
     found: dict[str, tuple[int, str]] = {}
-    for index, (client, collection) in enumerate(held):
-        for item_id, revision in chroma_io.revisions_in(client, collection, ids).items():
+    for index, records in enumerate(held):
+        for item_id, revision in records.revisions(ids).items():
             found[item_id] = (index, revision)
     return found
 

@@ -6,13 +6,14 @@ and a new version never downloads the segments it shares with an older one. An e
 atomic rename after it was fully unpacked (or built), so a present entry is a complete one.
 
 The cache must not hide corruption from a writer: `{database}/records/{segment_id}.json` holds the
-sha256 of each entry's archive (checked against the manifest when the entry was made) and a digest
-of its records (ids, vectors, documents, metadata). An entry without it, or of another sha256, is
-fetched again. A writer (publish, rollback) calls `fetch(..., verify=True)`, which also checks that
-the store still holds the segment's manifest with that sha256 and an archive of its size;
-`snapshots verify` re-computes the digest (entry_problem with content=True). Files are not hashed as
-bytes: Chroma rewrites chroma.sqlite3 whenever a client opens a directory, and the HNSW files too for
-a collection below its sync_threshold (measured with chromadb 1.5.9), so only the records are stable."""
+sha256 of each entry's archive (checked against the manifest when the entry was made); an entry
+without it, or of another sha256, is fetched again. A writer (publish, rollback) calls
+`fetch(..., verify=True)`, which also checks that the store still holds the segment's manifest with
+that sha256 and an archive of its size (no download). `snapshots verify` downloads the archive and
+compares the entry's records (ids, vectors, documents, metadata) with it (content_digest). Files are
+not compared as bytes: Chroma rewrites chroma.sqlite3 whenever a client opens a directory, and the
+HNSW files too for a collection below its sync_threshold (measured with chromadb 1.5.9), so only
+the records are stable."""
 
 from __future__ import annotations
 
@@ -81,8 +82,7 @@ def content_digest(tree: Path, collection: str) -> str:
 
 
 def _write_record(settings: Settings, database: str, segment: SegmentRef, tree: Path) -> None:
-    body = {"key": segment.key, "sha256": segment.sha256, "count": segment.count,
-            "content_sha256": content_digest(tree, database)}
+    body = {"key": segment.key, "sha256": segment.sha256, "count": segment.count}
     target = record_path(settings, database, segment.segment_id)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f".{target.name}.tmp-{os.getpid()}")
@@ -105,34 +105,35 @@ def cached(settings: Settings, database: str, segment: SegmentRef) -> Path | Non
     path = segment_dir(settings, database, segment)
     if not path.is_dir():
         return None
-    if entry_problem(settings, database, segment, path, content=False) is not None:
+    if entry_problem(settings, database, segment, path) is not None:
         evict(settings, database, segment)
         return None
     return path
 
 
 def entry_problem(settings: Settings, database: str, segment: SegmentRef, path: Path, *,
-                  content: bool) -> str | None:
+                  expected_digest: str | None = None) -> str | None:
     """What is wrong with the cache entry at `path` (None if nothing): no database file, no record,
-    a record of another sha256; with `content`, also a database SQLite's quick_check rejects, or
-    records (ids, vectors, documents, metadata) that are not the ones recorded at fetch time."""
+    a record of another sha256; given the content_digest of the segment's archive (verify downloads
+    it), also a database SQLite's quick_check rejects, or other records (ids, vectors, documents,
+    metadata) than the archive's."""
     if not (path / _CHROMA_DB).is_file():
         return f"no {_CHROMA_DB}"
     record = read_record(settings, database, segment.segment_id)
-    if record is None or "content_sha256" not in record:
+    if record is None:
         return "no integrity record beside the entry"
     if record.get("sha256") != segment.sha256:
         return (f"recorded sha256 {str(record.get('sha256'))[:16]}... is not the manifest's "
                 f"{segment.sha256[:16]}...")
-    if not content:
+    if expected_digest is None:
         return None
     try:
         with contextlib.closing(sqlite3.connect(f"file:{path / _CHROMA_DB}?mode=ro", uri=True)) as db:
             verdict = db.execute("PRAGMA quick_check").fetchone()[0]
         if verdict != "ok":
             return f"{_CHROMA_DB} fails SQLite's quick_check ({verdict})"
-        if content_digest(path, database) != record["content_sha256"]:
-            return "its records (ids, vectors, documents, metadata) differ from those fetched"
+        if content_digest(path, database) != expected_digest:
+            return "its records (ids, vectors, documents, metadata) differ from the segment's archive"
     except Exception as exc:  # unreadable by SQLite or Chroma is the finding
         return f"unreadable ({type(exc).__name__}: {exc})"
     return None

@@ -137,8 +137,8 @@ def local_segments(store: ObjectStore, settings: Settings, manifest: VersionMani
 
 
 def _count_of(persist_dir: Path, collection: str) -> int:
-    with chroma_io.open_client(persist_dir) as client:
-        return chroma_io.get_collection(client, collection).count()
+    """From SQLite (chroma_io.StoredRecords), so checking a big base does not load its index."""
+    return chroma_io.stored_count(persist_dir)
 
 
 def _check_count(persist_dir: Path, collection: str, segment: SegmentRef) -> None:

@@ -52,9 +52,11 @@ def _problem_of(exc: Exception, fallback_key: str) -> Problem:
     return Problem(fallback_key, f"{type(exc).__name__}: {exc}")
 
 
-def verify_segment(store: ObjectStore, segment: SegmentRef, scratch: Path) -> list[Problem]:
+def verify_segment(store: ObjectStore, segment: SegmentRef, scratch: Path,
+                   digests: dict[str, str] | None = None) -> list[Problem]:
     """Download the segment's archive (size and sha256 against its manifest, the manifest's sha256
-    against the version's), unpack it and count its records."""
+    against the version's), unpack it and count its records; with `digests`, the content digest of a
+    sound archive is added under the segment's key (to check cache entries against)."""
     key = manifest_key(segment.key)
     try:
         manifest = read_manifest(store, segment.key)
@@ -75,6 +77,8 @@ def verify_segment(store: ObjectStore, segment: SegmentRef, scratch: Path) -> li
             problems.append(Problem(manifest.archive_key, f"holds {count} records in collection "
                                                           f"{manifest.collection!r}, expected "
                                                           f"{segment.count}"))
+        elif digests is not None and not problems:
+            digests[segment.key] = cache.content_digest(target, manifest.collection)
     except Exception as exc:  # any failure to read is a finding about this object
         problems.append(_problem_of(exc, manifest.archive_key))
     finally:
@@ -108,10 +112,12 @@ def verify_database(store: ObjectStore, ledger: Ledger, settings: Settings, data
     current = ledger.get_published(database)
     versions = ledger.list_versions(database) if all_versions else ([current] if current else [])
     segments = _segments_of(store, versions, report)
+    digests: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix=f"verify-{database}-") as tmp:
         for segment in segments.values():
             report.segments += 1
-            found = verify_segment(store, segment, Path(tmp))
+            found = verify_segment(store, segment, Path(tmp),
+                                   digests if cache.cache_enabled(settings) else None)
             report.problems.extend(found)
             if not found:
                 report.records += segment.count
@@ -120,7 +126,8 @@ def verify_database(store: ObjectStore, ledger: Ledger, settings: Settings, data
             path = cache.segment_dir(settings, database, segment)
             if not path.is_dir():
                 continue
-            problem = cache.entry_problem(settings, database, segment, path, content=True)
+            problem = cache.entry_problem(settings, database, segment, path,
+                                          expected_digest=digests.get(segment.key))
             if problem is None:
                 problem = _cached_count_problem(path, database, segment)
             if problem is not None:

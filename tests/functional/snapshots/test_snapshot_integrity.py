@@ -107,7 +107,8 @@ def test_a_cache_entry_of_other_content_is_fetched_again(store, ledger, layered,
     assert segment_cache.cached(layered, DB, base) is None  # dropped, not trusted
     path = segment_cache.fetch(store, layered, DB, base)
     assert store.downloads[read_manifest(store, base.key).archive_key] == 1
-    assert segment_cache.entry_problem(layered, DB, base, path, content=True) is None
+    assert segment_cache.entry_problem(layered, DB, base, path) is None
+    assert verify_database(store, ledger, layered, DB).ok
 
 
 def test_rollback_to_a_damaged_version_moves_nothing(store, ledger, lease, layered, two_versions):

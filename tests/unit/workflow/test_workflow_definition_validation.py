@@ -63,6 +63,8 @@ def retrier(**fields) -> dict:
         {"StartAt": "X", "States": {"X": {"Type": "Pass", "Next": "S"}}}]}),
      ["Branches[0] > state 'X'", "transition to unknown state 'S'"]),
     ({"TimeoutSeconds": 0, "StartAt": "S", "States": {"S": {"Type": "Succeed"}}}, ["TimeoutSeconds"]),
+    (one({"Type": "Fail", "ErrorPath": "States.ArrayLength($.a)"}), ["ErrorPath may use only"]),
+    (one({"Type": "Fail", "Error": "E", "ErrorPath": "$.e"}), ["at most one of Error, ErrorPath"]),
 ])
 def test_definitions_aws_rejects_are_rejected_at_load(definition, fragments):
     with pytest.raises(InvalidDefinitionError) as rejected:

@@ -83,8 +83,19 @@ class ErrorHandling:
     next_state: str | None
 
     def init_error_handling(self, spec: dict[str, Any]) -> None:
+        self.result_path: str | None = spec.get("ResultPath", "$")
         self.retriers = [Retrier.from_spec(r) for r in spec.get("Retry", [])]
         self.catchers = [Catcher.from_spec(c) for c in spec.get("Catch", [])]
+
+    def attempt(self, branch: Branch, raw_input: Any, data: Any, context: dict[str, Any]) -> Any:
+        """One try of the state, from its effective input `data` to its output (after OutputPath)."""
+        raise NotImplementedError
+
+    def run(self, branch: Branch, raw_input: Any, context: dict[str, Any]) -> tuple[str | None, Any]:
+        """Tries `attempt` under Retry/Catch; each try sees its own $$.State.RetryCount."""
+        data = self.effective_input(raw_input, context)  # type: ignore[attr-defined] - State's method
+        return self.guarded(branch, raw_input, lambda retry: self.attempt(branch, raw_input, data, {
+            **context, "State": {**context["State"], "RetryCount": retry}}))
 
     def guarded(self, branch: Branch, raw_input: Any,
                 attempt: Callable[[int], Any]) -> tuple[str | None, Any]:

@@ -42,6 +42,16 @@ def execution_arn(workflow: str, name: str) -> str:
     return f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{state_machine_name(workflow)}:{name}"
 
 
+def _json_value(value: Any, what: str) -> Any:
+    """`value` itself, or the JSON text `value` parsed; InvalidInputError naming `what` if it is not JSON."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"{what} is not valid JSON: {exc}") from exc
+
+
 class LocalEngine:
     """Runs any JSONPath Amazon States Language definition (Distributed Map, JSONata, activities and
     service integrations are refused at load) and records it as Step Functions would.
@@ -72,11 +82,7 @@ class LocalEngine:
         ExecutionAlreadyExistsError for a reused name (a closed execution, or different input); a
         RUNNING execution of that name and identical input is returned as it is, as StartExecution
         does."""
-        if isinstance(definition, str):
-            try:
-                definition = json.loads(definition)
-            except json.JSONDecodeError as exc:
-                raise InvalidInputError(f"the definition is not valid JSON: {exc}") from exc
+        definition = _json_value(definition, "the definition")
         program = compile_definition(definition)
         timeout = definition.get("TimeoutSeconds") if isinstance(definition, dict) else None
         validate_execution_name(name)
@@ -139,11 +145,7 @@ class LocalEngine:
     def _parse_input(raw: dict[str, Any] | str | None, name: str) -> Any:
         if raw is None:
             return {}
-        if isinstance(raw, str):
-            try:
-                raw = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise InvalidInputError(f"input of execution {name!r} is not valid JSON: {exc}") from exc
+        raw = _json_value(raw, f"input of execution {name!r}")
         size = payload_bytes(raw)
         if size > MAX_PAYLOAD_BYTES:
             raise InvalidInputError(f"input of execution {name!r} has {size} bytes, over the "

@@ -36,14 +36,9 @@ class MapState(ErrorHandling, State):
         self.processor = processor
         self.items_path: str = spec.get("ItemsPath", "$")
         self.item_selector = spec.get("ItemSelector", spec.get("Parameters"))
-        self.result_path: str | None = spec.get("ResultPath", "$")
         self.init_error_handling(spec)
 
-    def run(self, branch: Branch, raw_input: Any, context: dict[str, Any]) -> tuple[str | None, Any]:
-        data = self.effective_input(raw_input, context)
-        return self.guarded(branch, raw_input, lambda _retry: self._attempt(branch, raw_input, data, context))
-
-    def _attempt(self, branch: Branch, raw_input: Any, data: Any, context: dict[str, Any]) -> Any:
+    def attempt(self, branch: Branch, raw_input: Any, data: Any, context: dict[str, Any]) -> Any:
         items = select_for(self.items_path, data, context, state=self.name, field="ItemsPath")
         if not isinstance(items, list):
             raise StatesFailure(STATES_RUNTIME, f"Map state '{self.name}': ItemsPath {self.items_path!r} "

@@ -19,15 +19,9 @@ class ParallelState(ErrorHandling, State):
     def __init__(self, name: str, spec: dict[str, Any], branches: list[Program]) -> None:
         super().__init__(name, spec)
         self.branches = branches
-        self.result_path: str | None = spec.get("ResultPath", "$")
         self.init_error_handling(spec)
 
-    def run(self, branch: Branch, raw_input: Any, context: dict[str, Any]) -> tuple[str | None, Any]:
-        data = self.effective_input(raw_input, context)
-        return self.guarded(branch, raw_input, lambda retry: self._attempt(branch, raw_input, data, {
-            **context, "State": {**context["State"], "RetryCount": retry}}))
-
-    def _attempt(self, branch: Branch, raw_input: Any, data: Any, context: dict[str, Any]) -> Any:
+    def attempt(self, branch: Branch, raw_input: Any, data: Any, context: dict[str, Any]) -> Any:
         run = branch.run
         branch_input = data
         if "Parameters" in self.spec:

@@ -43,15 +43,9 @@ class TaskState(ErrorHandling, State):
         self.function_name = function_name_of(self.resource)
         self.parameters = spec.get("Parameters")
         self.result_selector = spec.get("ResultSelector")
-        self.result_path: str | None = spec.get("ResultPath", "$")
         self.init_error_handling(spec)
 
-    def run(self, branch: Branch, raw_input: Any, context: dict[str, Any]) -> tuple[str | None, Any]:
-        data = self.effective_input(raw_input, context)
-        return self.guarded(branch, raw_input, lambda retry: self._attempt(branch, raw_input, data, {
-            **context, "State": {**context["State"], "RetryCount": retry}}))
-
-    def _attempt(self, branch: Branch, raw_input: Any, data: Any, context: dict[str, Any]) -> Any:
+    def attempt(self, branch: Branch, raw_input: Any, data: Any, context: dict[str, Any]) -> Any:
         payload = data
         if self.parameters is not None:
             payload = evaluate_template(self.parameters, data, context, state=self.name, field="Parameters",

@@ -172,12 +172,20 @@ def check_wait(spec: dict[str, Any], at: str) -> None:
             check_reference_path(spec[key], at, key)
 
 
+# AWS: ErrorPath/CausePath may be an intrinsic that returns a string: only these
+# (https://docs.aws.amazon.com/step-functions/latest/dg/state-fail.html).
+FAIL_PATH_INTRINSICS = ("States.Format", "States.JsonToString", "States.ArrayGetItem", "States.Base64Encode",
+                        "States.Base64Decode", "States.Hash", "States.UUID")
+
+
 def check_fail(spec: dict[str, Any], at: str) -> None:
     for key in ("Error", "Cause"):
         check_one_of(spec, (key, f"{key}Path"), at, required=False)
         path = spec.get(f"{key}Path")
         if isinstance(path, str) and path.startswith("States."):
             check_intrinsic(path, at, f"{key}Path")
+            if parse_intrinsic(path).name not in FAIL_PATH_INTRINSICS:
+                invalid(at, f"{key}Path may use only {', '.join(FAIL_PATH_INTRINSICS)}")
         elif path is not None:
             check_reference_path(path, at, f"{key}Path")
 

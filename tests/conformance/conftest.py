@@ -4,6 +4,18 @@ from collections.abc import Iterator
 
 import pytest
 from conformance_moto import MotoStepFunctions  # noqa: E402 - needs the path above
+from corpus import MotoCorpusServer
+
+
+@pytest.fixture(scope="session")
+def moto_corpus_server() -> Iterator[MotoCorpusServer]:
+    """One moto server process (Step Functions interpreter on, corpus Lambdas) for the whole session:
+    it takes seconds to start, the corpus's executions a fraction of one each."""
+    server = MotoCorpusServer()
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ why, and cite the AWS page the expected value rests on)."""
 from __future__ import annotations
 
 import pytest
-from corpus import Case, MotoCorpusServer, agrees, load_cases, run_on_engine
+from corpus import Case, agrees, load_cases, run_on_engine
 
 CASES = load_cases()
 
@@ -25,12 +25,8 @@ def test_case_on_the_local_engine(case: Case, tmp_path):
 
 
 @pytest.mark.slow
-def test_corpus_summary_on_both_engines(tmp_path, capsys):
-    server = MotoCorpusServer()
-    try:
-        rows = [(case, run_on_engine(case, tmp_path), server.run(case)) for case in CASES]
-    finally:
-        server.close()
+def test_corpus_summary_on_both_engines(tmp_path, capsys, moto_corpus_server):
+    rows = [(case, run_on_engine(case, tmp_path), moto_corpus_server.run(case)) for case in CASES]
 
     both = [case.id for case, ours, moto in rows
             if agrees(case.expected, ours) and agrees(case.expected, moto)]

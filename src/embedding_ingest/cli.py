@@ -14,6 +14,7 @@ from embedding_ingest.console import (
     definition_commands,
     demo,
     published_commands,
+    receipt_commands,
     run_commands,
     schedule_commands,
     snapshot_commands,
@@ -47,6 +48,7 @@ def main(home: Path | None = typer.Option(None, "--home", envvar="EMBEDDING_INGE
 
 
 data_commands.register(app)
+receipt_commands.register(app)
 run_commands.register(app)
 snapshot_commands.register(app)
 published_commands.register(app)

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
         default_factory=lambda: {"text-embedding-3-small": 0.01, "text-embedding-3-large": 0.065,
                                  "text-embedding-ada-002": 0.05},
         alias="OPENAI_BATCH_PRICES")
+    # Receipts as they really come (issue 10): a box sticking out of the image by at most this share
+    # of the image's side is clamped onto it (and reported); further out, the item is skipped.
+    receipt_box_tolerance: float = Field(default=0.02, alias="RECEIPT_BOX_TOLERANCE", ge=0, le=0.5)
 
     @property
     def objects_dir(self) -> Path:

@@ -66,6 +66,13 @@ def build_ledger(settings: Settings) -> Ledger:
     return SqliteLedger(settings.ledger_path)
 
 
+def embedding_model(settings: Settings) -> str:
+    """The model build_provider will embed with (part of each item's content hash, issue 10)."""
+    if settings.embedding_model:
+        return settings.embedding_model
+    return LOCAL_DEFAULT_MODEL if settings.provider == "local" else OPENAI_DEFAULT_MODEL
+
+
 def build_provider(settings: Settings) -> BatchProvider:
     if settings.provider == "local":
         from embedding_ingest.providers.local import LocalBatchProvider

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 
 from embedding_ingest.budgets import Enqueued, enqueued_for, price_per_million
 from embedding_ingest.config import Settings
+from embedding_ingest.deletions import queue_deletions
 from embedding_ingest.exceptions import InvalidInputError, TerminalError
 from embedding_ingest.packing import PackedBatch, pack_requests
 from embedding_ingest.providers.base import MAX_BYTES_PER_BATCH_FILE, BatchProvider
@@ -74,6 +75,7 @@ class SubmitReport(BaseModel):
     request_budget: int = 0
     price_per_million_usd: float = 0.0
     priced_as: str = ""  # the model whose batch price estimated_cost_usd uses
+    deletion_batches: list[str] = Field(default_factory=list)  # issue 10: removals queued (deletions.py)
 
     @property
     def items_submitted(self) -> int:
@@ -99,10 +101,13 @@ class SubmitReport(BaseModel):
 
 
 def batch_id_for(kind: ItemKind, items: Sequence[EmbeddingItem]) -> str:
-    """Deterministic: the same items at the same attempt count always make the same batch."""
+    """Deterministic: the same items at the same attempt count (and the same content: a changed item
+    re-embedded is a new batch, not the old one again) always make the same batch."""
     digest = hashlib.sha256(kind.value.encode())
     for item in sorted(items, key=lambda i: i.item_id):
         digest.update(f"\n{item.item_id}\t{item.attempts}".encode())
+        if item.content_hash is not None:
+            digest.update(f"\t{item.content_hash}".encode())
     return str(uuid.uuid5(_BATCH_NAMESPACE, digest.hexdigest()))
 
 
@@ -176,6 +181,8 @@ def submit(kind: ItemKind, ledger: Ledger, provider: BatchProvider, *, settings:
                           token_budget=settings.openai_enqueued_token_limit,
                           request_budget=settings.openai_enqueued_request_limit,
                           price_per_million_usd=price, priced_as=priced_as)
+    if not dry_run:  # deletions waiting for a batch (a crash after import, say) go too (issue 10)
+        report.deletion_batches = [summary.batch_id for summary in queue_deletions(kind, ledger)]
 
     def record(outcome: SubmittedBatch | RefusedBatch) -> None:
         if isinstance(outcome, RefusedBatch):

@@ -28,6 +28,7 @@ ENTRY = "entry"  # the method of a step's position-0 point: the crash before the
 
 OBJECT_WRITES = ("put_bytes", "upload_file", "delete")
 LEDGER_WRITES = ("add_items", "claim_batch", "release_items", "mark_items_succeeded", "update_batch",
+                 "sync_receipts", "claim_deletions", "forget_deleted",
                  "acquire_lock", "heartbeat", "release_lock", "publish_version", "forget_version")
 
 

@@ -187,7 +187,7 @@ def test_receipts_with_bad_geometry_or_duplicate_ids_are_refused_by_name_and_the
         tmp_path: Path) -> None:
     good, bent, other = (json.loads(line) for line in
                          receipts_file(tmp_path, 3, start=10).read_text().splitlines())
-    bent["lines"][2]["bbox"] = [10, 10, bent["width"] + 50, 20]  # right edge outside the image
+    bent["lines"][2]["bbox"] = [10, 10, bent["width"] + 50, 20]  # right edge far outside the image
     twin = json.loads(json.dumps(good))
     twin["lines"][0]["text"] += " (edited)"  # the same receipt_id again, with other content
     other["lines"][1]["line_id"] = other["lines"][0]["line_id"]  # a line id used twice
@@ -196,15 +196,18 @@ def test_receipts_with_bad_geometry_or_duplicate_ids_are_refused_by_name_and_the
 
     ws = make_workspace(tmp_path)
     report = ws.import_receipts(path)
-    assert (report.records_read, report.receipts_imported, report.receipts_rejected) == (4, 1, 3)
+    # The bent box costs only its line (issue 10); conflicting and duplicate ids reject the record.
+    assert (report.records_read, report.receipts_imported, report.receipts_rejected) == (4, 2, 2)
     messages = "\n".join(str(error) for error in report.errors)
-    assert f"line 2 (receipt {bent['receipt_id']!r}): lines[2].bbox" in messages
-    assert "outside the" in messages
+    (skipped,) = report.skipped_items
+    assert str(skipped).startswith(f"line 2 (receipt {bent['receipt_id']!r}): lines[2].bbox")
+    assert "outside the" in skipped.problem
     assert f"line 3 (receipt {good['receipt_id']!r}): receipt_id" in messages
     assert "already read at line 1 with different content" in messages
     assert f"line 4 (receipt {other['receipt_id']!r}): lines[1].line_id: duplicate line_id" in messages
-    assert len(ws.item_ids(KIND)) == len(good["lines"])  # the good receipt, and only its first version
+    expected = len(good["lines"]) + len(bent["lines"]) - 1  # the good receipt (first version) + bent's rest
+    assert len(ws.item_ids(KIND)) == expected
 
     ws.submit(KIND)
     assert ws.run(KIND).status.value == "SUCCEEDED"
-    assert len(set(ws.published_ids(KIND))) == len(good["lines"])
+    assert len(set(ws.published_ids(KIND))) == expected

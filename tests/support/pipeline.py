@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from embedding_ingest.config import Settings
+from embedding_ingest.deletions import queue_deletions
 from embedding_ingest.orchestration import run_workflow
 from embedding_ingest.receipts.importer import import_receipts
 from embedding_ingest.runtime import build_step_context
@@ -59,8 +60,14 @@ class Workspace:
     def objects(self):
         return self.ctx.objects
 
-    def import_receipts(self, path: Path):
-        return import_receipts(path, self.ledger)
+    def import_receipts(self, path: Path, *, sync: bool = False):
+        """Import as `receipts import [--sync]` does: content hashes of this provider's model, and the
+        deletions it causes queued as deletion batches."""
+        report = import_receipts(path, self.ledger, model=self.ctx.provider.model, sync=sync,
+                                 tolerance=self.settings.receipt_box_tolerance)
+        for kind in ItemKind:
+            queue_deletions(kind, self.ledger)
+        return report
 
     def submit(self, kind: ItemKind, *, max_items_per_batch: int = 50, **kwargs: Any) -> SubmitReport:
         return submit(kind, self.ledger, self.ctx.provider, max_items_per_batch=max_items_per_batch, **kwargs)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from embedding_ingest.console import context
@@ -20,32 +18,10 @@ from embedding_ingest.console.output import (
 from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.stores.records import BatchStatus, ItemKind
 
-receipts_app = typer.Typer(help="Import receipts.", no_args_is_help=True)
+receipts_app = typer.Typer(help="Import and delete receipts.", no_args_is_help=True)
 batches_app = typer.Typer(help="Batch summaries.", no_args_is_help=True)
 
 EXIT_SOME_REJECTED = 3
-
-
-@receipts_app.command("import")
-def import_receipts(file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
-                    output: OutputFormat = OutputOption) -> None:
-    """Load receipts from a JSONL file (idempotent); bad records are reported and skipped."""
-    from embedding_ingest.receipts.importer import import_receipts as run_import
-
-    report = guarded(output, lambda: run_import(file, context.ledger()))
-
-    def render(r):
-        summary = table("Import", ["records", "imported", "rejected", "lines added", "words added",
-                                   "already present", "tokens", "truncated"],
-                        [[r.records_read, r.receipts_imported, r.receipts_rejected, r.lines_added,
-                          r.words_added, r.items_already_present, r.tokens, r.truncated_items]])
-        errors = table("Rejected records", ["line", "receipt", "field", "problem"],
-                       [[e.line_number, e.receipt_id, e.field, e.message] for e in r.errors])
-        return [summary, errors] if r.errors else summary
-
-    emit(report, output, render)
-    if report.errors:
-        raise typer.Exit(EXIT_SOME_REJECTED)
 
 
 def submit(kind: ItemKind = typer.Argument(..., help="line or word"),

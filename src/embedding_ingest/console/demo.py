@@ -43,6 +43,7 @@ def demo(workspace: Path = typer.Option(None, "--workspace",
          output: OutputFormat = OutputOption) -> None:
     """Import bundled receipts, submit lines and words, run both workflows, show what was published."""
     from embedding_ingest.receipts.importer import import_receipts
+    from embedding_ingest.runtime import embedding_model
     from embedding_ingest.snapshots import query_published
     from embedding_ingest.submission import submit
 
@@ -52,7 +53,8 @@ def demo(workspace: Path = typer.Option(None, "--workspace",
     context.reset()
 
     with resources.as_file(resources.files("embedding_ingest.data") / SAMPLE) as sample:
-        report = guarded(output, lambda: import_receipts(Path(sample), context.ledger()))
+        report = guarded(output, lambda: import_receipts(
+            Path(sample), context.ledger(), model=embedding_model(context.settings())))
     _say(output, f"imported {report.receipts_imported} receipts: {report.lines_added} lines, "
                  f"{report.words_added} words  (workspace {home})")
     summary: dict[str, Any] = {"workspace": str(home), "receipts_imported": report.receipts_imported}

@@ -1,11 +1,17 @@
 """Checking one untrusted JSONL record and turning it into a Receipt, or into errors naming the fault.
 
-Every problem found in a record is reported (not only the first), each as a RecordError naming the
-file line, the receipt id when readable, and the field path ("lines[3].bbox"). A record with any
-error is rejected whole: a receipt missing some of its lines would give wrong row context.
-
-Boxes must lie within the image, with no tolerance: all 69,377 boxes of the 400 real SROIE receipts
-do (checked when this was written), so a box outside the image is a broken record, not OCR jitter.
+Two levels of fault (issue 10: a receipt survives its worst item):
+- record level: not JSON, no usable receipt_id or receipt_number, width/height not > 0, lines or words
+  not arrays, duplicate line_id/word_id. Every such problem is reported as a RecordError naming the
+  file line, the receipt id when readable, and the field path ("lines[3].line_id"); the record is
+  rejected whole.
+- item level: a line or word with a wrong shape, an unusable id, text that is blank, invisible-only or
+  unencodable (receipts/text.py), a box that is inverted, unmeasurably small, or outside the image by
+  more than the tolerance, a word naming a line the receipt lacks. Only that item is skipped, with
+  its reason (SkippedItem); words of a skipped line keep their place.
+Boxes outside the image by at most the tolerance (default 2% of the image side: several OCR engines
+report boxes a pixel or so past the edge) are clamped to the image and reported (ClampedBox).
+Text is normalised once here (NFC, lone surrogates -> U+FFFD, control characters removed).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from embedding_ingest.receipts.models import (
     ReceiptLine,
     ReceiptWord,
 )
+from embedding_ingest.receipts.text import normalize_text, text_problem
 
 RECORD = "<record>"  # the field name used when the record as a whole is at fault
 
@@ -48,6 +55,39 @@ class RecordError(BaseModel):
 
     def __str__(self) -> str:
         return self.message
+
+
+class SkippedItem(RecordError):
+    """A line or word left out of an imported receipt; `field` is its path ("words[1]" or
+    "words[1].text"), `item` says which ("word 3 of line 1")."""
+
+    item: str
+
+
+class ClampedBox(BaseModel):
+    """A box slightly outside the image, moved onto its edge."""
+
+    model_config = ConfigDict(frozen=True)
+
+    line_number: int
+    receipt_id: str
+    field: str  # "words[0].bbox"
+    original: list[float]
+    clamped: list[float]
+
+
+class CheckedRecord(BaseModel):
+    """A record that passed every record-level check: its receipt (good items only) and what was left
+    out or adjusted on the way."""
+
+    model_config = ConfigDict(frozen=True)
+
+    receipt: Receipt
+    skipped: list[SkippedItem] = Field(default_factory=list)
+    clamped: list[ClampedBox] = Field(default_factory=list)
+
+
+DEFAULT_BOX_TOLERANCE = 0.02  # share of the image side a box may stick out and still be clamped
 
 
 # -- the shape a record must have (types only; meaning is checked below) ------------------------
@@ -83,8 +123,8 @@ class _RawRecord(_Shape):
     source: StrictStr | None = None
     origin: StrictStr | None = None
     image_path: StrictStr | None = None
-    lines: list[_RawLine]
-    words: list[_RawWord]
+    lines: list[Any]  # each item is checked on its own (item-level faults skip only that item)
+    words: list[Any]
     fields: _RawFields | None = None
 
 
@@ -112,7 +152,15 @@ def readable_receipt_id(record: dict[str, Any]) -> str | None:
 
 
 def validate_record(record: dict[str, Any], line_number: int) -> Receipt | list[RecordError]:
-    """A Receipt when every check passes, else every error found."""
+    """A Receipt (of the good items) when the record passes every record-level check, else every
+    record-level error found. See check_record for what was skipped or clamped."""
+    outcome = check_record(record, line_number)
+    return outcome.receipt if isinstance(outcome, CheckedRecord) else outcome
+
+
+def check_record(record: dict[str, Any], line_number: int, *, tolerance: float = DEFAULT_BOX_TOLERANCE
+                 ) -> CheckedRecord | list[RecordError]:
+    """The receipt of a record with its skipped items and clamped boxes, or its record-level errors."""
     receipt_id = readable_receipt_id(record)
     errors = _Collector(line_number, receipt_id)
     try:
@@ -128,60 +176,147 @@ def validate_record(record: dict[str, Any], line_number: int) -> Receipt | list[
     for name, size in (("width", raw.width), ("height", raw.height)):
         if size <= 0:
             errors.add(name, f"image {name} must be greater than 0, got {_num(size)}")
-    image_ok = raw.width > 0 and raw.height > 0
+    if errors.found:
+        return errors.found
 
-    first_line_at: dict[int, int] = {}
-    for index, line in enumerate(raw.lines):
-        where = f"lines[{index}]"
-        if _check_id(errors, f"{where}.line_id", check_number, "line_id", line.line_id):
-            if line.line_id in first_line_at:
-                errors.add(f"{where}.line_id", f"duplicate line_id {line.line_id} "
-                                               f"(also at lines[{first_line_at[line.line_id]}])")
-            else:
-                first_line_at[line.line_id] = index
-        _check_text(errors, where, line.text)
-        _check_box(errors, where, line.bbox, raw.width, raw.height, image_ok)
-
-    first_word_at: dict[int, int] = {}
-    for index, word in enumerate(raw.words):
-        where = f"words[{index}]"
-        if _check_id(errors, f"{where}.word_id", check_number, "word_id", word.word_id):
-            if word.word_id in first_word_at:
-                errors.add(f"{where}.word_id", f"duplicate word_id {word.word_id} "
-                                               f"(also at words[{first_word_at[word.word_id]}])")
-            else:
-                first_word_at[word.word_id] = index
-        if (_check_id(errors, f"{where}.line_id", check_number, "line_id", word.line_id)
-                and word.line_id not in first_line_at):
-            errors.add(f"{where}.line_id", f"word_id {word.word_id} refers to line_id {word.line_id}, "
-                                           "which no line of this receipt has")
-        _check_text(errors, where, word.text)
-        _check_box(errors, where, word.bbox, raw.width, raw.height, image_ok)
-
+    items = _ItemChecker(errors, raw.width, raw.height, tolerance)
+    lines = items.check_all(raw.lines, "lines", _RawLine)
+    items.known_lines = {line.line_id for line in lines} | items.skipped_line_ids
+    words = items.check_all(raw.words, "words", _RawWord)
     if errors.found:
         return errors.found
     try:
-        return _build_receipt(raw, receipt_number)
+        receipt = _build_receipt(raw, receipt_number, lines, words)
     except ValidationError as exc:  # only reachable through float extremes the checks above miss
         errors.add(RECORD, f"cannot be represented: {exc.errors(include_url=False)[0]['msg']}")
         return errors.found
+    return CheckedRecord(receipt=receipt, skipped=items.skipped, clamped=items.clamped)
 
 
-def _build_receipt(raw: _RawRecord, receipt_number: int) -> Receipt:
+class _ItemChecker:
+    """Item-level checks; record-level faults among items (duplicate ids) go to `errors`."""
+
+    def __init__(self, errors: _Collector, width: float, height: float, tolerance: float) -> None:
+        self.errors = errors
+        self.width, self.height, self.tolerance = width, height, tolerance
+        self.skipped: list[SkippedItem] = []
+        self.clamped: list[ClampedBox] = []
+        self.skipped_line_ids: set[int] = set()
+        self.known_lines: set[int] = set()  # line ids words may name (a skipped line's words stay)
+
+    def skip(self, where: str, item: str, field: str, problem: str) -> None:
+        self.skipped.append(SkippedItem(line_number=self.errors.line_number,
+                                        receipt_id=self.errors.receipt_id, field=field or where,
+                                        item=item, problem=problem))
+
+    def check_all(self, raws: list[Any], name: str, shape: type[_RawLine]) -> list[Any]:
+        kept, first_at = [], {}
+        id_name = "line_id" if shape is _RawLine else "word_id"
+        for index, value in enumerate(raws):
+            where = f"{name}[{index}]"
+            item_id = value.get(id_name) if isinstance(value, dict) else None
+            if isinstance(item_id, int) and not isinstance(item_id, bool):
+                if item_id in first_at:  # ids are the receipt's structure: a repeat rejects it
+                    self.errors.add(f"{where}.{id_name}", f"duplicate {id_name} {item_id} "
+                                                          f"(also at {name}[{first_at[item_id]}])")
+                    continue
+                first_at[item_id] = index
+            item = self.check_one(value, where, shape)
+            if item is not None:
+                kept.append(item)
+            elif shape is _RawLine and isinstance(item_id, int):
+                self.skipped_line_ids.add(item_id)
+        return kept
+
+    def check_one(self, value: Any, where: str, shape: type[_RawLine]) -> _RawLine | None:
+        label = where.replace("lines[", "line at lines[").replace("words[", "word at words[")
+        try:
+            item = shape.model_validate(value)
+        except ValidationError as exc:
+            detail = exc.errors(include_url=False)[0]
+            self.skip(where, label, _path((*where_loc(where), *detail["loc"])), _describe(detail))
+            return None
+        label = (f"word {item.word_id} of line {item.line_id}" if isinstance(item, _RawWord)
+                 else f"line {item.line_id}")
+        for field, number in [("line_id", item.line_id)] + (
+                [("word_id", item.word_id)] if isinstance(item, _RawWord) else []):
+            try:
+                check_number(field, number)
+            except InvalidItemIdError as exc:
+                self.skip(where, label, f"{where}.{field}", f"{exc.problem}, got {exc.value!r}")
+                return None
+        if isinstance(item, _RawWord) and item.line_id not in self.known_lines:
+            self.skip(where, label, f"{where}.line_id", f"word_id {item.word_id} refers to line_id "
+                                                        f"{item.line_id}, which no line of this receipt has")
+            return None
+        text = normalize_text(item.text)
+        problem = text_problem(item.text, text)
+        if problem is not None:
+            self.skip(where, label, f"{where}.text", problem)
+            return None
+        box = self.check_box(where, label, item.bbox)
+        if box is None:
+            return None
+        return item.model_copy(update={"text": text, "bbox": box})
+
+    def check_box(self, where: str, label: str, bbox: list[float]) -> list[float] | None:
+        field, width, height = f"{where}.bbox", self.width, self.height
+        if len(bbox) != 4:
+            self.skip(where, label, field, f"must be 4 numbers [x0, y0, x1, y1], got {len(bbox)}")
+            return None
+        x0, y0, x1, y1 = bbox
+        shown = "[" + ", ".join(_num(v) for v in bbox) + "]"
+        if x0 >= x1 or y0 >= y1:
+            axis = f"x0 ({_num(x0)}) must be less than x1 ({_num(x1)})" if x0 >= x1 else \
+                f"y0 ({_num(y0)}) must be less than y1 ({_num(y1)})"
+            self.skip(where, label, field, f"inverted box: {axis} in {shown}")
+            return None
+        slack_x, slack_y = self.tolerance * width, self.tolerance * height
+        beyond = [f"{n} {_num(v)} < 0" for n, v, s in (("x0", x0, slack_x), ("y0", y0, slack_y))
+                  if v < -s]
+        far_edges = (("x1", x1, "width", width, slack_x), ("y1", y1, "height", height, slack_y))
+        beyond += [f"{n} {_num(v)} > {ln} {_num(lim)}" for n, v, ln, lim, s in far_edges if v > lim + s]
+        if beyond:
+            self.skip(where, label, field, f"box {shown} lies outside the {_num(width)}x{_num(height)} "
+                                           f"image by more than {self.tolerance:.0%} ({'; '.join(beyond)})")
+            return None
+        clamped = [min(max(x0, 0.0), width), min(max(y0, 0.0), height),
+                   min(max(x1, 0.0), width), min(max(y1, 0.0), height)]
+        if clamped[0] >= clamped[2] or clamped[1] >= clamped[3] or \
+                (clamped[2] - clamped[0]) / width == 0 or (clamped[3] - clamped[1]) / height == 0:
+            self.skip(where, label, field,
+                      f"box {shown} is too small to measure on a {_num(width)}x{_num(height)} image")
+            return None
+        if clamped != [float(v) for v in bbox]:
+            self.clamped.append(ClampedBox(line_number=self.errors.line_number,
+                                           receipt_id=self.errors.receipt_id or "", field=field,
+                                           original=[float(v) for v in bbox], clamped=clamped))
+        return clamped
+
+
+def where_loc(where: str) -> tuple[str | int, ...]:
+    name, index = where.rstrip("]").split("[")
+    return name, int(index)
+
+
+def _build_receipt(raw: _RawRecord, receipt_number: int, raw_lines: list[_RawLine],
+                   raw_words: list[_RawWord]) -> Receipt:
     def place(bbox: list[float]) -> tuple[PixelBox, NormalizedBox]:
         box = PixelBox(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3])
         return box, NormalizedBox.from_pixels(box, raw.width, raw.height)
 
     lines = []
-    for line in raw.lines:
+    for line in raw_lines:
         box, geometry = place(line.bbox)
         lines.append(ReceiptLine(line_id=line.line_id, text=line.text, bbox=box, geometry=geometry))
     words = []
-    for word in raw.words:
+    for word in raw_words:
         box, geometry = place(word.bbox)
         words.append(ReceiptWord(word_id=word.word_id, line_id=word.line_id, text=word.text,
                                  bbox=box, geometry=geometry))
     fields = raw.fields.model_dump() if raw.fields is not None else {}
+    if fields.get("company") is not None:
+        fields["company"] = normalize_text(fields["company"])
     return Receipt(
         image_id=raw.receipt_id, receipt_number=receipt_number, width=raw.width, height=raw.height,
         source=raw.source, origin=raw.origin, image_path=raw.image_path,
@@ -207,39 +342,6 @@ def _check_id(errors: _Collector, field: str, check: Callable[..., object], *arg
         errors.add(field, f"{exc.problem}, got {exc.value!r}")
         return False
     return True
-
-
-def _check_text(errors: _Collector, where: str, text: str) -> None:
-    if not text.strip():
-        errors.add(f"{where}.text", f"must not be empty or blank, got {text!r}")
-
-
-def _check_box(errors: _Collector, where: str, bbox: list[float], width: float, height: float,
-               image_ok: bool) -> None:
-    field = f"{where}.bbox"
-    if len(bbox) != 4:
-        errors.add(field, f"must be 4 numbers [x0, y0, x1, y1], got {len(bbox)}")
-        return
-    x0, y0, x1, y1 = bbox
-    shown = "[" + ", ".join(_num(v) for v in bbox) + "]"
-    if x0 >= x1:
-        errors.add(field, f"x0 ({_num(x0)}) must be less than x1 ({_num(x1)}) in {shown}")
-    if y0 >= y1:
-        errors.add(field, f"y0 ({_num(y0)}) must be less than y1 ({_num(y1)}) in {shown}")
-    if not image_ok:
-        return
-    if x0 < x1 and y0 < y1 and ((x1 - x0) / width == 0 or (y1 - y0) / height == 0):
-        errors.add(field, f"box {shown} is too small to measure on a {_num(width)}x{_num(height)} image")
-    outside = [
-        f"{name} {_num(value)} < 0" for name, value in (("x0", x0), ("y0", y0)) if value < 0
-    ] + [
-        f"{name} {_num(value)} > {limit_name} {_num(limit)}"
-        for name, value, limit_name, limit in (("x1", x1, "width", width), ("y1", y1, "height", height))
-        if value > limit
-    ]
-    if outside:
-        errors.add(field, f"box {shown} lies outside the {_num(width)}x{_num(height)} image "
-                          f"({'; '.join(outside)})")
 
 
 def _path(loc: tuple[int | str, ...]) -> str:

@@ -58,6 +58,21 @@ def ids_present(store: ObjectStore, version: SnapshotVersion, ids: Sequence[str]
     return found
 
 
+def published_revisions(store: ObjectStore, version: SnapshotVersion, ids: Sequence[str],
+                        settings: Settings) -> dict[str, str]:
+    """id -> revision ("" when it has none) of those of `ids` the published `version` holds."""
+    if not ids:
+        return {}
+    wanted = list(dict.fromkeys(ids))
+    found: dict[str, str] = {}
+    for persist_dir in version_segments(store, version, settings):
+        with chroma_io.open_client(persist_dir) as client:
+            col = chroma_io.get_collection(client, version.database)
+            found.update(chroma_io.revisions_in(client, col, wanted))
+            del col
+    return found
+
+
 def query_published(store: ObjectStore, ledger: Ledger, database: str, vector: Sequence[float], n: int,
                     settings: Settings) -> list[QueryHit]:
     """The `n` nearest records to `vector` in the published snapshot, nearest first. Refuses a vector

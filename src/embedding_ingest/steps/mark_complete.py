@@ -1,16 +1,20 @@
 """Step 16, MarkBatchesComplete (embedding-mark-batches-complete).
 
-Only what the published snapshot really holds is marked SUCCESS (lesson 7); a batch closes only when
-every item it still has pending is in that snapshot. The rest stays PENDING and is reported, and the
-batch stays active, so the next execution polls and publishes it again. Running twice is harmless:
+Only what the published snapshot really holds is marked SUCCESS (lesson 7): an id whose published
+record carries this batch's revision or a newer one (an older record of a re-embedded item does not
+count). A deletion batch's items are forgotten once the published version lacks them (or holds a newer
+record). A batch closes only when every item it still has pending is settled. The rest stays
+PENDING and is reported, and the batch stays active, so the next execution polls and publishes it
+again. Running twice is harmless:
 the second run finds nothing pending and the summaries already closed.
 """
 
 from __future__ import annotations
 
 from embedding_ingest.contracts import MarkCompleteEvent, MarkCompleteOutcome, MarkCompleteResult, PollResult
-from embedding_ingest.snapshots import ids_present
 from embedding_ingest.snapshots.exceptions import VersionNotFoundError
+from embedding_ingest.snapshots.query import published_revisions
+from embedding_ingest.snapshots.revisions import revision_of
 from embedding_ingest.steps.context import StepContext
 from embedding_ingest.steps.exceptions import StepInputError
 from embedding_ingest.steps.keys import database_name
@@ -18,7 +22,13 @@ from embedding_ingest.steps.logs import logger, step_log_context
 from embedding_ingest.steps.offload import load_poll_outcomes, parse_event, successful_polls
 from embedding_ingest.steps.poll import kind_of
 from embedding_ingest.stores.exceptions import BatchNotFoundError
-from embedding_ingest.stores.records import BatchStatus, EmbeddingStatus, SnapshotVersion
+from embedding_ingest.stores.records import (
+    BatchOperation,
+    BatchStatus,
+    BatchSummary,
+    EmbeddingStatus,
+    SnapshotVersion,
+)
 
 STEP = "embedding-mark-batches-complete"
 
@@ -38,13 +48,16 @@ def mark_batches_complete(event: dict, ctx: StepContext) -> dict:
     version = _version(ctx, database, request.snapshot_version)
 
     report = MarkCompleteOutcome(batches_marked=0, snapshot_version=version.version if version else None)
-    pending = {batch_id: _pending_ids(ctx, batch_id) for batch_id in ingested}
+    summaries = {batch_id: _summary(ctx, batch_id) for batch_id in ingested}
+    pending = {batch_id: _pending_ids(ctx, summary) for batch_id, summary in summaries.items()}
     # One lookup in the published snapshot for every batch (opening it per batch cost ~0.2 s each).
     wanted = [item_id for ids in pending.values() for item_id in ids]
-    published = ids_present(ctx.objects, version, wanted, ctx.settings) if version and wanted else set()
+    published = published_revisions(ctx.objects, version, wanted, ctx.settings) if version and wanted else {}
     for batch_id, result in ingested.items():
         with step_log_context(batch_id=batch_id):
-            marked, unpublished = _settle_batch(ctx, result, version, pending[batch_id], published)
+            settled = _settled(summaries[batch_id], pending[batch_id], published)
+            marked, unpublished = _settle_batch(ctx, result, version, summaries[batch_id], pending[batch_id],
+                                                settled)
         report.items_marked += marked
         report.items_not_published += unpublished
         if unpublished:
@@ -75,22 +88,39 @@ def _version(ctx: StepContext, database: str, wanted: str | None) -> SnapshotVer
     return current
 
 
-def _pending_ids(ctx: StepContext, batch_id: str) -> list[str]:
+def _summary(ctx: StepContext, batch_id: str) -> BatchSummary:
     summary = ctx.ledger.get_batch(batch_id)
     if summary is None:
         raise BatchNotFoundError(batch_id)
+    return summary
+
+
+def _pending_ids(ctx: StepContext, summary: BatchSummary) -> list[str]:
+    """Items the batch still has to settle: PENDING ones, or DELETING ones of a deletion batch."""
     kind = kind_of(summary.batch_type)
-    return [i.item_id for i in ctx.ledger.find_items(kind, EmbeddingStatus.PENDING, batch_id=batch_id)]
+    status = (EmbeddingStatus.DELETING if summary.operation is BatchOperation.DELETE
+              else EmbeddingStatus.PENDING)
+    return [i.item_id for i in ctx.ledger.find_items(kind, status, batch_id=summary.batch_id)]
 
 
-def _settle_batch(ctx: StepContext, result: PollResult, version: SnapshotVersion | None, pending: list[str],
-                  published: set[str]) -> tuple[int, int]:
-    """(items marked SUCCESS, items still not published); closes the summary when none are left."""
-    summary = ctx.ledger.get_batch(result.batch_id)
-    if summary is None:
-        raise BatchNotFoundError(result.batch_id)
-    present = published.intersection(pending)
-    marked = ctx.ledger.mark_items_succeeded(result.batch_id, sorted(present)) if present else 0
+def _settled(summary: BatchSummary, pending: list[str], published: dict[str, str]) -> set[str]:
+    """Which pending ids the published version settles (snapshots/revisions.py)."""
+    revision = revision_of(summary.submitted_at, summary.batch_id)
+    if summary.operation is BatchOperation.DELETE:
+        return {i for i in pending if i not in published or published[i] > revision}
+    # "" is a record published before revisions existed: it is this batch's (nothing re-embeds it).
+    return {i for i in pending if i in published and (published[i] >= revision or published[i] == "")}
+
+
+def _settle_batch(ctx: StepContext, result: PollResult, version: SnapshotVersion | None,
+                  summary: BatchSummary, pending: list[str], present: set[str]) -> tuple[int, int]:
+    """(items settled, items still not published); closes the summary when none are left."""
+    if not present:
+        marked = 0
+    elif summary.operation is BatchOperation.DELETE:
+        marked = ctx.ledger.forget_deleted(result.batch_id, sorted(present))
+    else:
+        marked = ctx.ledger.mark_items_succeeded(result.batch_id, sorted(present))
     unpublished = sorted(set(pending) - present)
     if unpublished:
         logger.warning("items not in the published snapshot stay PENDING", extra={

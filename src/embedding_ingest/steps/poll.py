@@ -24,10 +24,12 @@ from embedding_ingest.steps.exceptions import (
 )
 from embedding_ingest.steps.logs import logger, step_log_context
 from embedding_ingest.steps.offload import parse_event, pick, read_offloaded
+from embedding_ingest.steps.poll_deletions import poll_deletions
 from embedding_ingest.steps.poll_ingest import ingest_finished_batch
 from embedding_ingest.stores.exceptions import BatchNotFoundError
 from embedding_ingest.stores.records import (
     ACTIVE_BATCH_STATUSES,
+    BatchOperation,
     BatchStatus,
     BatchSummary,
     BatchType,
@@ -106,6 +108,8 @@ def _poll_summary(summary: BatchSummary, ctx: StepContext) -> PollResult:
         return PollResult(**base, batch_status=summary.provider_status or summary.status.value.lower(),
                           action=_CLOSED_ACTIONS[summary.status])
 
+    if summary.operation is BatchOperation.DELETE:  # issue 10: no provider batch behind it
+        return poll_deletions(summary, ctx, kind, base)
     polled_at = time.time()  # ListPendingBatches polls the least recently polled first
     batch = _retrieve(summary, ctx, polled_at)
     if batch.status in _STILL_WORKING:
@@ -138,6 +142,8 @@ def _poll_summary(summary: BatchSummary, ctx: StepContext) -> PollResult:
         raise
     changes: dict = {"provider_status": batch.status.value, "polled_at": polled_at,
                      "billed_tokens": outcome.billed_tokens}
+    if outcome.unknown_custom_ids:  # kept durably, not only logged (issue 10)
+        changes["unknown_custom_ids"] = outcome.unknown_custom_ids
     if outcome.released:
         changes["last_error"] = f"{len(outcome.released)} item(s) released: " + next(
             iter(outcome.released.values()))

@@ -28,6 +28,7 @@ from embedding_ingest.steps.logs import logger
 from embedding_ingest.stores.records import BatchSummary, EmbeddingItem, EmbeddingStatus, ItemKind
 
 PAGE_SIZE = 1000
+UNKNOWN_IDS_KEPT = 1000  # on the batch summary; more are counted in the problems only
 
 
 @dataclass
@@ -38,6 +39,8 @@ class IngestOutcome:
     released: dict[str, str] = field(default_factory=dict)  # item_id -> reason
     problems: list[str] = field(default_factory=list)  # one line per rejected output line
     billed_tokens: int = 0  # usage.total_tokens summed over every answered request of the output
+    # custom_ids of output lines that name no item of this batch (kept on the batch summary)
+    unknown_custom_ids: list[str] = field(default_factory=list)
 
     def problems_for_result(self) -> dict[str, int | str | None]:
         first = self.problems[0] if self.problems else None
@@ -79,6 +82,9 @@ def ingest_finished_batch(ctx: StepContext, summary: BatchSummary, batch: Provid
             vectors.append(np.asarray(record.embedding, dtype=np.float32))
             continue
         outcome.problems.append(f"batch {batch_id} output line {record.line_no}: {reason}")
+        if isinstance(record, OutputRecord) and record.custom_id not in items \
+                and len(outcome.unknown_custom_ids) < UNKNOWN_IDS_KEPT:
+            outcome.unknown_custom_ids.append(record.custom_id)
         if record.custom_id is not None and record.custom_id in items:
             rejected.setdefault(record.custom_id, f"output line {record.line_no}: {reason}")
 

@@ -40,6 +40,12 @@ from embedding_ingest.stores.records import (
 )
 
 _SHOWN_IDS = 5  # ids named in an error message
+IMPORT_SEQ = "import_seq"  # issue 10: the import that wrote an item (dynamo_receipts.py)
+
+
+def marker_key(image_id: str, receipt_number: int) -> Attributes:
+    """A receipt's import marker (dynamo_receipts.py): SK sorts beside its items, never among them."""
+    return {"PK": {"S": f"IMAGE#{image_id}"}, "SK": {"S": f"RECEIPT#{receipt_number:05d}#IMPORT"}}
 
 
 def _some(ids: Sequence[str]) -> str:
@@ -100,8 +106,25 @@ class DynamoItems(DynamoBase):
 
     def get_items(self, item_ids: Sequence[str]) -> dict[str, EmbeddingItem]:
         keys = [item_key(item_id) for item_id in dict.fromkeys(item_ids)]
-        found = (record_from(EmbeddingItem, raw) for raw in self._batch_get(keys))
+        found = (record_from(EmbeddingItem, raw) for raw in self._visible(self._batch_get(keys)))
         return {item.item_id: item for item in found}
+
+    def _visible(self, raws: Sequence[Attributes]) -> list[Attributes]:
+        """`raws` without items of a receipt import not yet committed (dynamo_receipts.py)."""
+        staged = [raw for raw in raws if IMPORT_SEQ in raw]
+        if not staged:
+            return list(raws)
+
+        def receipt_of(raw: Attributes) -> tuple[str, int]:
+            return raw["image_id"]["S"], int(raw["receipt_number"]["N"])
+
+        committed = {}
+        for marker in self._batch_get([marker_key(*key) for key in {receipt_of(raw) for raw in staged}]):
+            number = int(marker["SK"]["S"].split("#")[1])
+            committed[(marker["PK"]["S"].removeprefix("IMAGE#"), number)] = int(
+                marker.get("committed", {"N": "0"})["N"])
+        return [raw for raw in raws
+                if IMPORT_SEQ not in raw or int(raw[IMPORT_SEQ]["N"]) <= committed.get(receipt_of(raw), 0)]
 
     def find_items(self, kind: ItemKind, status: EmbeddingStatus, *, limit: int | None = None,
                    batch_id: str | None = None) -> list[EmbeddingItem]:
@@ -120,12 +143,17 @@ class DynamoItems(DynamoBase):
                 ExpressionAttributeValues={":p": {"S": batch_items_partition(batch_id)},
                                            ":s": {"S": EmbeddingStatus(status).value},
                                            ":k": {"S": ItemKind(kind).value}})
-        found = []
-        for raw in raws:
-            found.append(record_from(EmbeddingItem, raw))
+        found: list[EmbeddingItem] = []
+        page: list[Attributes] = []
+        for raw in raws:  # a page at a time, so hidden items of an uncommitted import are dropped
+            page.append(raw)
+            if len(page) >= 100:
+                found += [record_from(EmbeddingItem, r) for r in self._visible(page)]
+                page = []
             if limit is not None and len(found) >= limit:
                 break
-        return found
+        found += [record_from(EmbeddingItem, r) for r in self._visible(page)]
+        return found[:limit] if limit is not None else found
 
     def count_items(self, kind: ItemKind | None = None) -> dict[EmbeddingStatus, int]:
         kinds = [ItemKind(kind)] if kind is not None else list(ItemKind)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from embedding_ingest.stores.exceptions import CorruptObjectError
+from embedding_ingest.stores.receipt_sync import ReceiptChanges
 from embedding_ingest.stores.records import (
     BatchStatus,
     BatchSummary,
@@ -111,6 +112,23 @@ class ItemLedger(Protocol):
 
     def mark_items_succeeded(self, batch_id: str, item_ids: Sequence[str]) -> int:
         """PENDING items of `batch_id` -> SUCCESS. Idempotent; returns how many changed."""
+
+    # -- receipts as they change (issue 10) ------------------------------------------------------
+    def sync_receipts(self, receipts: Sequence[tuple[str, int, Sequence[EmbeddingItem]]]
+                      ) -> list[ReceiptChanges]:
+        """Make each (image_id, receipt_number)'s items the given ones (stores/receipt_sync.py):
+        add new, re-queue changed (NONE), leave unchanged, mark vanished DELETING. Each receipt lands
+        whole or not at all, and a rerun after a failure completes it."""
+
+    def receipt_keys(self, image_id: str | None = None) -> list[tuple[str, int]]:
+        """(image_id, receipt_number) of receipts with active (not DELETING) items, sorted."""
+
+    def claim_deletions(self, summary: BatchSummary, item_ids: Sequence[str]) -> None:
+        """Record deletion batch `summary` (operation=delete) and put the DELETING items without a
+        batch in it, all or nothing; a rerun is a no-op. Raises InvalidInputError otherwise."""
+
+    def forget_deleted(self, batch_id: str, item_ids: Sequence[str]) -> int:
+        """Drop DELETING items of deletion batch `batch_id` (their ids left the published version)."""
 
 
 @runtime_checkable

@@ -32,6 +32,10 @@ class EmbeddingStatus(StrEnum):
     PENDING = "PENDING"
     SUCCESS = "SUCCESS"
     FAILED = "FAILED"  # released MAX_ATTEMPTS times; never claimed again automatically
+    # Issue 10: the item left its receipt (re-import without it, `receipts delete`, `import --sync`).
+    # It is out of the active set; a deletion batch carries its id to the next published version,
+    # and once that version lacks it the ledger forgets the item.
+    DELETING = "DELETING"
 
 
 MAX_ATTEMPTS = 3
@@ -83,6 +87,14 @@ class EmbeddingItem(_Record):
     # whether embed_text was shortened to stay within the model's 8,192-token input limit.
     tokens: int | None = None
     truncated: bool = False
+    # Issue 10: sha256 of exactly what is embedded (embed_text and model; receipts/sync.py). None for
+    # items imported before hashes existed: the next import of their receipt fills it in.
+    content_hash: str | None = None
+
+
+class BatchOperation(StrEnum):
+    EMBED = "embed"  # items sent to the provider; their vectors are published
+    DELETE = "delete"  # items that left their receipts; their ids are removed from the published version
 
 
 class BatchSummary(_Record):
@@ -105,6 +117,9 @@ class BatchSummary(_Record):
     billed_tokens: int | None = None
     polled_at: float | None = None  # epoch seconds
     listed_status: str | None = None
+    operation: BatchOperation = BatchOperation.EMBED  # issue 10: deletion batches travel the same way
+    # Output lines whose custom_id was not an item of this batch (kept, not only logged; issue 10).
+    unknown_custom_ids: list[str] = Field(default_factory=list)
 
 
 class Lease(_Record):

@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS items (
     embed_text TEXT NOT NULL,
     metadata TEXT NOT NULL,
     tokens INTEGER,
-    truncated INTEGER NOT NULL DEFAULT 0
+    truncated INTEGER NOT NULL DEFAULT 0,
+    content_hash TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS items_by_kind_status ON items (kind, status, item_id);
 CREATE INDEX IF NOT EXISTS items_by_batch ON items (batch_id, status);
@@ -90,6 +91,11 @@ CREATE TABLE IF NOT EXISTS events (
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("items", "tokens", "INTEGER"),  # issue 11: token fitting
     ("items", "truncated", "INTEGER NOT NULL DEFAULT 0"),
+    ("items", "content_hash", "TEXT"),  # issue 10: incremental sync
+)
+# Indexes over added columns or for later features, created once the columns exist.
+AFTER_ADDED_COLUMNS = (
+    "CREATE INDEX IF NOT EXISTS items_by_receipt ON items (image_id, receipt_number)",  # issue 10
 )
 
 
@@ -100,6 +106,8 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
             present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
             if column not in present:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+        for statement in AFTER_ADDED_COLUMNS:
+            conn.execute(statement)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

@@ -21,7 +21,7 @@ def item_counts(cli) -> dict[str, dict[str, int]]:
 def test_import_reports_the_bad_record_by_line_receipt_and_field_and_keeps_the_good_ones(cli, tmp_path):
     records = SROIE_RECEIPTS.read_text(encoding="utf-8").splitlines()[:3]
     broken = json.loads(records[1])
-    del broken["lines"][2]["text"]
+    broken["lines"][2]["line_id"] = broken["lines"][0]["line_id"]  # a record-level fault
     source = tmp_path / "receipts.jsonl"
     source.write_text("\n".join([records[0], json.dumps(broken), records[2]]) + "\n", encoding="utf-8")
 
@@ -29,8 +29,8 @@ def test_import_reports_the_bad_record_by_line_receipt_and_field_and_keeps_the_g
 
     assert (first["records_read"], first["receipts_imported"], first["receipts_rejected"]) == (3, 2, 1)
     assert [(e["line_number"], e["receipt_id"], e["field"]) for e in first["errors"]] == [
-        (2, "sroie-001", "lines[2].text")]
-    assert "missing" in first["errors"][0]["problem"]
+        (2, "sroie-001", "lines[2].line_id")]
+    assert "duplicate line_id" in first["errors"][0]["problem"]
     good_lines = sum(len(json.loads(r)["lines"]) for r in (records[0], records[2]))
     good_words = sum(len(json.loads(r)["words"]) for r in (records[0], records[2]))
     assert (first["lines_added"], first["words_added"]) == (good_lines, good_words)

@@ -42,12 +42,16 @@ def test_good_records_import_and_bad_ones_are_reported(sroie_slice, ledger):
     path = sroie_slice(5, BAD_RECORDS)
     report = import_receipts(path, ledger)
     raw_lines, raw_words = raw_texts_by_id(path, 5)
+    raw_lines["IMAGE#orphan-word#RECEIPT#00001#LINE#00000"] = "X"  # its line is good; its word is not
 
-    assert (report.records_read, report.receipts_imported, report.receipts_rejected) == (8, 5, 3)
+    # A broken record is rejected; a bad box or an orphan word skips only that item (issue 10).
+    assert (report.records_read, report.receipts_imported, report.receipts_rejected) == (8, 7, 1)
     assert (report.lines_added, report.words_added, report.items_already_present) == (
         len(raw_lines), len(raw_words), 0)
-    assert [(e.line_number, e.receipt_id, e.field) for e in report.errors] == [
-        (6, None, "<record>"), (7, "bad-box", "lines[0].bbox"), (8, "orphan-word", "words[0].line_id")]
+    assert [(e.line_number, e.receipt_id, e.field) for e in report.errors] == [(6, None, "<record>")]
+    assert [(s.line_number, s.receipt_id, s.field) for s in report.skipped_items] == [
+        (7, "bad-box", "lines[0].bbox"), (8, "orphan-word", "words[0].line_id")]
+    assert report.items_skipped == 2
 
     for kind, raw in ((ItemKind.LINE, raw_lines), (ItemKind.WORD, raw_words)):
         stored = ledger.find_items(kind, EmbeddingStatus.NONE)
@@ -82,7 +86,10 @@ def test_report_serialises_with_stable_keys(sroie_slice, ledger):
     data = json.loads(report.model_dump_json())
     assert list(data) == ["source_file", "records_read", "receipts_imported", "receipts_rejected",
                           "duplicate_records", "lines_added", "words_added", "items_already_present",
-                          "errors", "tokens", "truncated_items"]
+                          "errors", "tokens", "truncated_items", "lines_changed", "words_changed",
+                          "lines_requeued_by_neighbours", "words_requeued_by_neighbours", "lines_removed",
+                          "words_removed", "receipts_deleted", "sync_deletions_refused", "items_skipped",
+                          "boxes_clamped", "skipped_items", "clamped_boxes"]
     assert list(data["errors"][0]) == ["line_number", "receipt_id", "field", "problem", "message"]
     assert data["errors"][0]["message"].startswith("line 3 (receipt id unreadable): <record>: not valid JSON")
     assert ImportReport.model_validate_json(report.model_dump_json()) == report

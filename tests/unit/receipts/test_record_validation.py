@@ -10,8 +10,7 @@ from receipt_builders import record
 
 from embedding_ingest.receipts.exceptions import ReceiptFileError
 from embedding_ingest.receipts.importer import read_receipts
-from embedding_ingest.receipts.models import Receipt
-from embedding_ingest.receipts.validation import validate_record
+from embedding_ingest.receipts.validation import CheckedRecord, check_record
 
 GOOD_LINES = [("HELLO SHOP", (10, 10, 200, 40)), ("TOTAL 9.00", (10, 60, 200, 90))]
 GOOD_WORDS = [(0, "HELLO", (10, 10, 90, 40)), (0, "SHOP", (100, 10, 200, 40)),
@@ -54,46 +53,97 @@ def delete(*path):
     return mutate
 
 
-CASES = [
-    # (mutation, field named, words the problem must contain)
-    (set_in(["lines", 1, "bbox"], [10, 60, 200]), "lines[1].bbox", "4 numbers"),
-    (set_in(["words", 2, "bbox"], [10, 60, 90, 90, 5]), "words[2].bbox", "4 numbers"),
-    (set_in(["lines", 0, "bbox"], [10, "a", 200, 40]), "lines[0].bbox[1]", "number, got string \"a\""),
-    (set_in(["lines", 0, "bbox"], [10, 10, True, 40]), "lines[0].bbox[2]", "number, got boolean true"),
-    (set_in(["lines", 0, "bbox"], "10,10,200,40"), "lines[0].bbox", "must be a JSON array"),
-    (set_in(["lines", 0, "bbox"], [200, 10, 10, 40]), "lines[0].bbox", "x0 (200) must be less than x1 (10)"),
-    (set_in(["words", 1, "bbox"], [100, 40, 200, 40]), "words[1].bbox", "y0 (40) must be less than y1 (40)"),
-    (set_in(["lines", 1, "bbox"], [10, 60, 1200, 90]), "lines[1].bbox", "outside the 1000x1000 image"),
-    (set_in(["words", 0, "bbox"], [-1, 10, 90, 40]), "words[0].bbox", "x0 -1 < 0"),
+# Record-level faults reject the whole record: (mutation, field named, words the problem must contain)
+RECORD_CASES = [
     (set_in(["width"], 0), "width", "greater than 0"),
     (set_in(["height"], -5), "height", "greater than 0"),
     (set_in(["height"], "tall"), "height", "must be a number"),
     (delete("lines"), "lines", "required but missing"),
-    (delete("lines", 0, "text"), "lines[0].text", "required but missing"),
-    (set_in(["lines", 0, "text"], "   "), "lines[0].text", "empty"),
-    (set_in(["words", 1, "text"], 7), "words[1].text", "must be a string, got integer 7"),
+    (set_in(["words"], "HELLO"), "words", "must be a JSON array"),
     (set_in(["lines", 1, "line_id"], 0), "lines[1].line_id", "duplicate line_id 0"),
     (set_in(["words", 3, "word_id"], 1), "words[3].word_id", "duplicate word_id 1"),
-    (set_in(["words", 3, "line_id"], 7), "words[3].line_id", "line_id 7"),
-    (set_in(["lines", 1, "line_id"], -3), "lines[1].line_id", "negative"),
-    (set_in(["lines", 1, "line_id"], "1"), "lines[1].line_id", "must be an integer"),
     (set_in(["receipt_number"], -1), "receipt_number", "negative"),
     (set_in(["fields"], {"company": 12}), "fields.company", "must be a string"),
 ]
 
 
-@pytest.mark.parametrize(("mutate", "field", "problem"), CASES, ids=[case[1] for case in CASES])
+@pytest.mark.parametrize(("mutate", "field", "problem"), RECORD_CASES, ids=[case[1] for case in RECORD_CASES])
 def test_bad_record_is_named_and_good_ones_survive(tmp_path, mutate, field, problem):
     path = write(tmp_path, [good("r-1"), broken("r-bad", mutate), good("r-3")])
     parse = read_receipts(path)
     assert [receipt.image_id for receipt in parse.receipts] == ["r-1", "r-3"]
     assert parse.rejected_records == 1
-    # the fault comes first; a changed line_id may also orphan that line's words (reported too)
     first = parse.errors[0]
     assert (first.line_number, first.receipt_id, first.field) == (2, "r-bad", field)
     assert {(e.line_number, e.receipt_id) for e in parse.errors} == {(2, "r-bad")}
     assert problem in parse.errors[0].problem
     assert parse.errors[0].message.startswith(f"line 2 (receipt 'r-bad'): {field}: ")
+
+
+# Item-level faults skip only that line or word: (mutation, field named, problem words, lines, words kept)
+ITEM_CASES = [
+    (set_in(["lines", 1, "bbox"], [10, 60, 200]), "lines[1].bbox", "4 numbers", 1, 4),
+    (set_in(["words", 2, "bbox"], [10, 60, 90, 90, 5]), "words[2].bbox", "4 numbers", 2, 3),
+    (set_in(["lines", 0, "bbox"], [10, "a", 200, 40]), "lines[0].bbox[1]", "number, got string \"a\"", 1, 4),
+    (set_in(["lines", 0, "bbox"], [10, 10, True, 40]), "lines[0].bbox[2]", "number, got boolean true", 1, 4),
+    (set_in(["lines", 0, "bbox"], "10,10,200,40"), "lines[0].bbox", "must be a JSON array", 1, 4),
+    (set_in(["lines", 0, "bbox"], [200, 10, 10, 40]), "lines[0].bbox", "x0 (200) must be less than x1 (10)",
+     1, 4),
+    (set_in(["words", 1, "bbox"], [100, 40, 200, 40]), "words[1].bbox", "y0 (40) must be less than y1 (40)",
+     2, 3),
+    (set_in(["lines", 1, "bbox"], [10, 60, 1200, 90]), "lines[1].bbox", "outside the 1000x1000 image by more "
+     "than 2% (x1 1200 > width 1000)", 1, 4),
+    (set_in(["words", 0, "bbox"], [-30, 10, 90, 40]), "words[0].bbox", "x0 -30 < 0", 2, 3),
+    (delete("lines", 0, "text"), "lines[0].text", "required but missing", 1, 4),
+    (set_in(["lines", 0, "text"], "   "), "lines[0].text", "blank or invisible", 1, 4),
+    (set_in(["lines", 0, "text"], "\u200b\ufeff\u2060"), "lines[0].text", "invisible", 1, 4),
+    (set_in(["lines", 0, "text"], "\x00\x07"), "lines[0].text", "control", 1, 4),
+    (set_in(["lines", 0, "text"], "\ud83d"), "lines[0].text", "cannot be encoded", 1, 4),
+    (set_in(["words", 1, "text"], 7), "words[1].text", "must be a string, got integer 7", 2, 3),
+    (set_in(["words", 3, "line_id"], 7), "words[3].line_id", "line_id 7, which no line", 2, 3),
+    # a line whose id is unusable cannot be named by its words: they go too, each with its reason
+    (set_in(["lines", 1, "line_id"], -3), "lines[1].line_id", "negative", 1, 2),
+    (set_in(["lines", 1, "line_id"], "1"), "lines[1].line_id", "must be an integer", 1, 2),
+    (set_in(["words", 0], "HELLO"), "words[0]", "must be a JSON object", 2, 3),
+]
+
+
+@pytest.mark.parametrize(("mutate", "field", "problem", "lines", "words"), ITEM_CASES,
+                         ids=[case[1] + "-" + case[2][:20] for case in ITEM_CASES])
+def test_a_bad_item_is_skipped_by_name_and_its_receipt_imported(tmp_path, mutate, field, problem, lines,
+                                                                words):
+    parse = read_receipts(write(tmp_path, [good("r-1"), broken("r-2", mutate)]))
+
+    assert parse.errors == [] and [r.image_id for r in parse.receipts] == ["r-1", "r-2"]
+    receipt = parse.receipts[1]
+    assert (len(receipt.lines), len(receipt.words)) == (lines, words)
+    assert len(parse.skipped_items) == 6 - lines - words, "every item left out has its reason"
+    skipped = parse.skipped_items[0]
+    assert (skipped.line_number, skipped.receipt_id, skipped.field) == (2, "r-2", field)
+    assert problem in skipped.problem
+    # words of a skipped line keep their place (and their line_id)
+    assert {w.line_id for w in receipt.words} <= {0, 1}
+
+
+def test_a_box_within_the_tolerance_is_clamped_and_reported(tmp_path):
+    parse = read_receipts(write(tmp_path, [broken("r", set_in(["words", 0, "bbox"], [-1, 10, 90, 1015]))]))
+
+    (receipt,) = parse.receipts
+    box = receipt.words[0].bbox
+    assert (box.x0, box.y0, box.x1, box.y1) == (0, 10, 90, 1000)
+    (clamped,) = parse.clamped_boxes
+    assert (clamped.field, clamped.original, clamped.clamped) == ("words[0].bbox", [-1, 10, 90, 1015],
+                                                                  [0, 10, 90, 1000])
+    assert parse.skipped_items == []
+
+
+def test_text_is_normalised_once_nfc_surrogates_and_controls(tmp_path):
+    def damage(value):
+        value["lines"][0]["text"] = "CAFE\u0301\tT0TAL\x00\ud83d"
+        value["words"][0]["text"] = "<|endoftext|>"
+    (receipt,) = read_receipts(write(tmp_path, [broken("r", damage)])).receipts
+    assert receipt.lines[0].text == "CAF\u00c9 T0TAL\ufffd"
+    assert receipt.words[0].text == "<|endoftext|>", "special tokens are plain text"
 
 
 def test_hash_in_receipt_id_is_rejected(tmp_path):
@@ -122,12 +172,13 @@ def test_unreadable_records_are_named_by_line(tmp_path):
 
 def test_every_problem_of_a_record_is_reported(tmp_path):
     def many(value):
-        value["lines"][0]["bbox"] = [5, 5, 1, 1]
-        value["words"][0]["line_id"] = 9
-        value["width"] = -1
+        value["lines"][1]["line_id"] = 0
+        value["words"][1]["word_id"] = 0
+        value["lines"][0]["bbox"] = [5, 5, 1, 1]  # an item fault: not reported while the record fails
     parse = read_receipts(write(tmp_path, [broken("r", many)]))
     fields = [e.field for e in parse.errors]
-    assert fields == ["width", "lines[0].bbox", "lines[0].bbox", "words[0].line_id"]
+    assert fields == ["lines[1].line_id", "words[1].word_id"]
+    assert parse.skipped_items == []
 
 
 def test_duplicate_receipt_id_with_different_content_is_rejected(tmp_path):
@@ -184,6 +235,8 @@ def test_no_record_crashes_validation(data):
             items = value["lines"] if where == "line" else value["words"]
             if isinstance(items, list) and items and isinstance(items[0], dict):
                 items[0][data.draw(item_keys)] = data.draw(json_values | st.lists(st.floats(), max_size=5))
-    outcome = validate_record(value, line_number=9)
-    if not isinstance(outcome, Receipt):
+    outcome = check_record(value, line_number=9)
+    if isinstance(outcome, CheckedRecord):
+        assert all(s.line_number == 9 and s.field and s.problem for s in outcome.skipped)
+    else:
         assert outcome and all(e.line_number == 9 and e.field and e.problem for e in outcome)

@@ -1,0 +1,134 @@
+"""`receipts import` (incremental sync, `--sync` for full cleanup), `receipts delete`, and
+`batches show` (issue 10)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from embedding_ingest.console import context
+from embedding_ingest.console.data_commands import EXIT_SOME_REJECTED, batches_app, receipts_app
+from embedding_ingest.console.output import OutputFormat, OutputOption, emit, fail, guarded, table
+from embedding_ingest.exceptions import InvalidInputError
+from embedding_ingest.stores.records import ItemKind
+
+SHOWN_IN_TABLES = 50  # rows of skipped items / clamped boxes in the table view (JSON lists every one)
+
+
+@receipts_app.command("import")
+def import_receipts(file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
+                    sync: bool = typer.Option(False, "--sync", help="The file is the whole truth: "
+                                              "receipts absent from it are deleted"),
+                    output: OutputFormat = OutputOption) -> None:
+    """Load receipts from a JSONL file: new items are added, changed ones re-queued, vanished ones
+    deleted from the next published version; unchanged ones cost nothing. Bad records are reported
+    and skipped (exit 3); bad lines or words are skipped with their reason."""
+    from embedding_ingest.receipts.importer import import_receipts as run_import
+    from embedding_ingest.runtime import embedding_model
+
+    settings = context.settings()
+
+    def run():
+        report = run_import(file, context.ledger(), model=embedding_model(settings), sync=sync,
+                            tolerance=settings.receipt_box_tolerance)
+        return report, _queue_deletions()
+
+    report, queued = guarded(output, run)
+    emit({**report.model_dump(mode="json"), "deletion_batches": queued}, output,
+         lambda _: _render_import(report, queued))
+    if report.errors:
+        raise typer.Exit(EXIT_SOME_REJECTED)
+
+
+@receipts_app.command("delete")
+def delete_receipts(receipt_ids: list[str] = typer.Argument(None, help="receipt_id values (image ids)"),
+                    file: Path = typer.Option(None, "--file", exists=True, dir_okay=False, readable=True,
+                                              help="A file of receipt ids, one per line"),
+                    output: OutputFormat = OutputOption) -> None:
+    """Remove receipts: their lines and words leave the active set and their ids are removed from the
+    next published version (after the next workflow runs)."""
+    from embedding_ingest.receipts.importer import delete_receipts as run_delete
+
+    ids = list(receipt_ids or [])
+    if file is not None:
+        ids += [line.strip() for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not ids:
+        raise fail(InvalidInputError("name the receipts: RECEIPT_ID... or --file"), output, code=2)
+
+    def run():
+        unknown, report = run_delete(context.ledger(), ids)
+        return unknown, report, _queue_deletions()
+
+    unknown, report, queued = guarded(output, run)
+    result = {"receipts_deleted": report.receipts_deleted, "lines_removed": report.lines_removed,
+              "words_removed": report.words_removed, "unknown_receipt_ids": unknown,
+              "deletion_batches": queued}
+    emit(result, output, lambda r: [
+        table(f"Deleted {len(r['receipts_deleted'])} receipt(s)", ["lines removed", "words removed",
+                                                                   "deletion batches"],
+              [[r["lines_removed"], r["words_removed"], ", ".join(r["deletion_batches"]) or "-"]]),
+        *([f"[yellow]no receipt with id[/] {', '.join(unknown)}"] if unknown else [])])
+    if unknown:
+        raise typer.Exit(EXIT_SOME_REJECTED)
+
+
+@batches_app.command("show")
+def show_batch(batch_id: str = typer.Argument(...), output: OutputFormat = OutputOption) -> None:
+    """One batch summary in full, with the output lines whose custom_id was not in the batch."""
+    summary = context.ledger().get_batch(batch_id)
+    if summary is None:
+        raise fail(InvalidInputError(f"no batch {batch_id!r} (see `embedding-ingest batches list`)"),
+                   output, code=2)
+    emit(summary, output, lambda s: [
+        table(f"Batch {s.batch_id}", ["field", "value"],
+              [[name, value] for name, value in s.model_dump(mode="json").items()
+               if name != "unknown_custom_ids"]),
+        table(f"{len(s.unknown_custom_ids)} unknown custom_id(s) in the output", ["custom_id"],
+              [[i] for i in s.unknown_custom_ids])])
+
+
+def _queue_deletions() -> list[str]:
+    from embedding_ingest.deletions import queue_deletions
+
+    ledger = context.ledger()
+    return [summary.batch_id for kind in ItemKind for summary in queue_deletions(kind, ledger)]
+
+
+def _render_import(r, queued: list[str]) -> list:
+    parts: list = [table("Import", ["records", "imported", "rejected", "lines added", "words added",
+                                    "unchanged", "lines changed", "words changed", "lines removed",
+                                    "words removed", "items skipped", "boxes clamped", "tokens", "truncated"],
+                         [[r.records_read, r.receipts_imported, r.receipts_rejected, r.lines_added,
+                           r.words_added, r.items_already_present, r.lines_changed, r.words_changed,
+                           r.lines_removed, r.words_removed, r.items_skipped, r.boxes_clamped, r.tokens,
+                           r.truncated_items]])]
+    for count, kind, what in ((r.lines_requeued_by_neighbours, "lines", "a neighbouring row"),
+                              (r.words_requeued_by_neighbours, "words", "a neighbouring word")):
+        if count:
+            parts.append(f"{count} {kind} re-queued because {what} changed")
+    if r.receipts_deleted:
+        parts.append(f"{len(r.receipts_deleted)} receipt(s) absent from the file deleted: "
+                     + ", ".join(r.receipts_deleted[:10]) + (" ..." if len(r.receipts_deleted) > 10 else ""))
+    if r.sync_deletions_refused:
+        parts.append(f"[yellow]--sync deleted nothing:[/] {r.sync_deletions_refused}")
+    if queued:
+        parts.append(f"deletion batch(es) queued for the next workflow run: {', '.join(queued)}")
+    if r.errors:
+        parts.append(table("Rejected records", ["line", "receipt", "field", "problem"],
+                           [[e.line_number, e.receipt_id, e.field, e.problem] for e in r.errors]))
+    if r.skipped_items:
+        parts.append(table(f"Skipped items ({len(r.skipped_items)})", ["line", "receipt", "item", "field",
+                                                                        "problem"],
+                           [[s.line_number, s.receipt_id, s.item, s.field, s.problem]
+                            for s in r.skipped_items[:SHOWN_IN_TABLES]]))
+    if r.clamped_boxes:
+        parts.append(table(f"Clamped boxes ({len(r.clamped_boxes)})", ["line", "receipt", "field", "from",
+                                                                        "to"],
+                           [[c.line_number, c.receipt_id, c.field, c.original, c.clamped]
+                            for c in r.clamped_boxes[:SHOWN_IN_TABLES]]))
+    return parts
+
+
+def register(app: typer.Typer) -> None:
+    """The commands above attach to the `receipts` and `batches` groups of data_commands."""

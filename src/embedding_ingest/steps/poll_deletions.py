@@ -1,0 +1,29 @@
+"""PollBatches for a deletion batch (issue 10; embedding_ingest/deletions.py): no provider to ask.
+Its items still DELETING in it become a delta of deletions only (revision = the batch's, so a record
+embedded after the deletion wins over it), and the batch goes on through chunks and FinalMerge like
+any other. Items that came back meanwhile (re-imported, so no longer DELETING here) are left out."""
+
+from __future__ import annotations
+
+from embedding_ingest.contracts import PollResult
+from embedding_ingest.snapshots import write_snapshot
+from embedding_ingest.snapshots.revisions import revision_of
+from embedding_ingest.steps.context import StepContext
+from embedding_ingest.steps.keys import delta_prefix
+from embedding_ingest.stores.records import BatchStatus, BatchSummary, EmbeddingStatus, ItemKind
+
+
+def poll_deletions(summary: BatchSummary, ctx: StepContext, kind: ItemKind, base: dict) -> PollResult:
+    items = ctx.ledger.find_items(kind, EmbeddingStatus.DELETING, batch_id=summary.batch_id)
+    if not items:
+        ctx.ledger.update_batch(summary.batch_id, status=BatchStatus.COMPLETED, provider_status="deletion")
+        return PollResult(**base, batch_status="completed", action="nothing_to_ingest")
+    revision = revision_of(summary.submitted_at, summary.batch_id)
+    prefix = delta_prefix(kind.database, summary.batch_id)
+    manifest = write_snapshot(ctx.objects, prefix, [], collection=kind.database,
+                              dimensions=ctx.provider.dimensions, model=ctx.provider.model, profile="flat",
+                              deletions={item.item_id: revision for item in items})
+    ctx.ledger.update_batch(summary.batch_id, status=BatchStatus.FINALIZING, provider_status="deletion")
+    return PollResult(**base, batch_status="completed", action="process_results", results_count=len(items),
+                      delta_id=summary.batch_id, delta_key=prefix, embedding_count=manifest.count,
+                      storage="s3_delta")

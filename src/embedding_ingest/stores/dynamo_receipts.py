@@ -1,0 +1,165 @@
+"""DynamoDB's receipt-level operations (issue 10): incremental sync of a receipt that lands whole,
+the receipts the table holds, and the life of deleted items.
+
+Atomicity per receipt. A receipt whose changes fit one TransactWriteItems (at most 100 operations,
+the DynamoDB limit: docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html)
+is written in that one transaction. A bigger one (a first import of a real receipt is ~170 items)
+uses a *receipt marker* written last, which readers honour:
+1. the marker item (PK=IMAGE#{image}, SK=RECEIPT#{n:05d}#IMPORT) records `pending` = the import's
+   sequence number (committed + 1, or the pending one of an import that crashed: a rerun resumes it);
+2. every item written by the import carries `import_seq` = that number, in transactions of
+   TRANSACTION_LIMIT;
+3. the marker is updated to `committed` = that number (the last write).
+Readers (get_items, find_items) drop items whose import_seq is above their receipt's committed
+number, so a crash at any point leaves the previous state of the receipt's unwritten items and hides
+its written ones: no half-imported receipt is ever submitted. Rerunning the import completes it.
+count_items counts from the status index and does not consult markers (it may include hidden items
+of a crashed import until the rerun). receipt_keys without an image id scans the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from embedding_ingest.exceptions import InvalidInputError
+from embedding_ingest.stores.dynamo_base import (
+    TRANSACTION_LIMIT,
+    Attributes,
+    DynamoBase,
+    chunked,
+    record_from,
+)
+from embedding_ingest.stores.dynamo_items import IMPORT_SEQ, item_attributes, marker_key, summary_attributes
+from embedding_ingest.stores.dynamo_schema import (
+    batch_items_partition,
+    embedding_status_partition,
+    item_key,
+)
+from embedding_ingest.stores.receipt_sync import ReceiptChanges, SyncPlan, plan_receipt_sync
+from embedding_ingest.stores.records import BatchOperation, BatchSummary, EmbeddingItem, EmbeddingStatus
+
+ONE_TRANSACTION_LIMIT = 100  # DynamoDB's TransactWriteItems maximum (see module doc)
+
+
+class DynamoReceipts(DynamoBase):
+    # -- sync ---------------------------------------------------------------------------------------
+    def sync_receipts(self, receipts: Sequence[tuple[str, int, Sequence[EmbeddingItem]]]
+                      ) -> list[ReceiptChanges]:
+        return [self._sync_one(image_id, number, items) for image_id, number, items in receipts]
+
+    def _receipt_raws(self, image_id: str, number: int) -> list[Attributes]:
+        return list(self._query(
+            KeyConditionExpression="PK = :pk AND begins_with(SK, :sk)", ConsistentRead=True,
+            ExpressionAttributeValues={":pk": {"S": f"IMAGE#{image_id}"},
+                                       ":sk": {"S": f"RECEIPT#{number:05d}#LINE#"}}))
+
+    def _sync_one(self, image_id: str, number: int, items: Sequence[EmbeddingItem]) -> ReceiptChanges:
+        for item in items:
+            if (item.image_id, item.receipt_number) != (image_id, number):
+                raise InvalidInputError(f"item {item.item_id!r} is not of receipt {image_id!r} #{number}")
+        existing = {i.item_id: i for i in (record_from(EmbeddingItem, raw)
+                                           for raw in self._receipt_raws(image_id, number))}
+        marker = self._get(marker_key(image_id, number)) or {}
+        committed = int(marker.get("committed", {"N": "0"})["N"])
+        pending = int(marker["pending"]["N"]) if "pending" in marker else None
+        plan = plan_receipt_sync(image_id, number, existing, items)
+        assert plan.changes is not None
+        if pending is None and plan.writes == 0:
+            return plan.changes
+        if pending is None and plan.writes <= ONE_TRANSACTION_LIMIT:
+            reasons = self._transact(self._operations(plan, existing, seq=None))
+            if reasons is not None:
+                raise InvalidInputError(f"receipt {image_id!r} #{number}: import refused: {reasons}")
+            return plan.changes
+        seq = pending if pending is not None else committed + 1
+        self._call("update_item", Key=marker_key(image_id, number), UpdateExpression="SET pending = :s",
+                   ExpressionAttributeValues={":s": {"N": str(seq)}})
+        for group in chunked(self._operations(plan, existing, seq=seq), TRANSACTION_LIMIT):
+            reasons = self._transact(list(group))
+            if reasons is not None:
+                raise InvalidInputError(f"receipt {image_id!r} #{number}: import refused: {reasons}")
+        self._call("update_item", Key=marker_key(image_id, number),
+                   UpdateExpression="SET committed = :s REMOVE pending",
+                   ExpressionAttributeValues={":s": {"N": str(seq)}})
+        return plan.changes
+
+    def _operations(self, plan: SyncPlan, existing: dict[str, EmbeddingItem], *, seq: int | None
+                    ) -> list[dict[str, Any]]:
+        stamp = {} if seq is None else {IMPORT_SEQ: {"N": str(seq)}}
+        operations: list[dict[str, Any]] = [{"Put": {"Item": {**item_attributes(item), **stamp}}}
+                                            for item in plan.insert + plan.overwrite]
+        for item_id in plan.remove:
+            kind = existing[item_id].kind
+            operations.append({"Update": {
+                "Key": item_key(item_id),
+                "UpdateExpression": "SET embedding_status = :d, GSI2PK = :g2"
+                                    + (", import_seq = :seq" if seq is not None else "")
+                                    + " REMOVE batch_id, GSI3PK, GSI3SK",
+                "ExpressionAttributeValues": {
+                    ":d": {"S": EmbeddingStatus.DELETING.value},
+                    ":g2": {"S": embedding_status_partition(kind, EmbeddingStatus.DELETING)},
+                    **({":seq": {"N": str(seq)}} if seq is not None else {})}}})
+        return operations
+
+    def receipt_keys(self, image_id: str | None = None) -> list[tuple[str, int]]:
+        if image_id is not None:
+            raws = self._query(KeyConditionExpression="PK = :pk AND begins_with(SK, :sk)",
+                               ExpressionAttributeValues={":pk": {"S": f"IMAGE#{image_id}"},
+                                                          ":sk": {"S": "RECEIPT#"}})
+        else:
+            raws = self._scan(FilterExpression="begins_with(PK, :pk)",
+                              ExpressionAttributeValues={":pk": {"S": "IMAGE#"}})
+        keys = set()
+        for raw in self._visible([r for r in raws if "#LINE#" in r["SK"]["S"]]):
+            if raw.get("embedding_status", {}).get("S") != EmbeddingStatus.DELETING.value:
+                keys.add((raw["image_id"]["S"], int(raw["receipt_number"]["N"])))
+        return sorted(keys)
+
+    def _scan(self, **kwargs: Any):
+        while True:
+            page = self._call("scan", **kwargs)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    # -- deletion batches ---------------------------------------------------------------------------
+    def claim_deletions(self, summary: BatchSummary, item_ids: Sequence[str]) -> None:
+        """Summary first, then the items in transactions; a crash between leaves a batch that holds
+        part of them (poll takes what it holds) and the rest for the next queue_deletions."""
+        ids = list(dict.fromkeys(item_ids))
+        if summary.operation is not BatchOperation.DELETE or not ids:
+            raise InvalidInputError(f"batch {summary.batch_id!r}: a deletion batch needs "
+                                    "operation=delete and at least one item")
+        current = self.get_items(ids)
+        wrong = [i for i in ids if i not in current
+                 or current[i].embedding_status is not EmbeddingStatus.DELETING
+                 or current[i].batch_id not in (None, summary.batch_id)]
+        if wrong:
+            raise InvalidInputError(f"batch {summary.batch_id!r}: items not awaiting deletion: {wrong[:5]}")
+        self._conditional("put_item", Item=summary_attributes(summary),
+                          ConditionExpression="attribute_not_exists(PK)")
+        todo = [current[i] for i in ids if current[i].batch_id is None]
+        for group in chunked(todo, TRANSACTION_LIMIT):
+            self._transact([{"Update": {
+                "Key": item_key(item.item_id),
+                "UpdateExpression": "SET batch_id = :b, GSI3PK = :g3, GSI3SK = :id",
+                "ConditionExpression": "embedding_status = :d AND attribute_not_exists(batch_id)",
+                "ExpressionAttributeValues": {":b": {"S": summary.batch_id},
+                                              ":g3": {"S": batch_items_partition(summary.batch_id)},
+                                              ":id": {"S": item.item_id},
+                                              ":d": {"S": EmbeddingStatus.DELETING.value}}}}
+                for item in group])
+
+    def forget_deleted(self, batch_id: str, item_ids: Sequence[str]) -> int:
+        def forget(item_id: str) -> bool:
+            return self._conditional(
+                "delete_item", Key=item_key(item_id),
+                ConditionExpression="embedding_status = :d AND batch_id = :b",
+                ExpressionAttributeValues={":d": {"S": EmbeddingStatus.DELETING.value},
+                                           ":b": {"S": batch_id}}) is not None
+        return sum(self._parallel(forget, list(dict.fromkeys(item_ids))))
+
+
+__all__ = ["DynamoReceipts"]

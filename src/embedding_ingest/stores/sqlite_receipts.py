@@ -1,0 +1,95 @@
+"""The SQLite ledger's receipt-level operations (issue 10): incremental sync of whole receipts in one
+transaction, the receipts it holds, and the life of deleted items (claimed into a deletion batch,
+forgotten once the published version lacks them)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from embedding_ingest.exceptions import InvalidInputError
+from embedding_ingest.stores.receipt_sync import ReceiptChanges, plan_receipt_sync
+from embedding_ingest.stores.records import BatchOperation, BatchSummary, EmbeddingItem, EmbeddingStatus
+from embedding_ingest.stores.sqlite_base import SqliteConnections, chunks, placeholders
+from embedding_ingest.stores.sqlite_items import (
+    _ITEM_COLUMNS,
+    ITEM_COLUMN_COUNT,
+    _item_from_row,
+    _item_row,
+    _shown,
+)
+
+ReceiptItems = tuple[str, int, Sequence[EmbeddingItem]]  # (image_id, receipt_number, all its items)
+
+
+class SqliteReceipts(SqliteConnections):
+    def sync_receipts(self, receipts: Sequence[ReceiptItems]) -> list[ReceiptChanges]:
+        """Sync every receipt (receipt_sync.py) in ONE transaction: all of them land or none does."""
+        if not receipts:
+            return []
+        with self._write(f"importing {len(receipts)} receipt(s)") as conn:
+            return [self._sync_one(conn, image_id, number, items) for image_id, number, items in receipts]
+
+    def _sync_one(self, conn: sqlite3.Connection, image_id: str, number: int,
+                  items: Sequence[EmbeddingItem]) -> ReceiptChanges:
+        for item in items:
+            if (item.image_id, item.receipt_number) != (image_id, number):
+                raise InvalidInputError(f"item {item.item_id!r} is not of receipt {image_id!r} #{number}")
+        existing = {row["item_id"]: _item_from_row(row) for row in conn.execute(
+            f"SELECT {_ITEM_COLUMNS} FROM items WHERE image_id = ? AND receipt_number = ?",
+            (image_id, number))}
+        plan = plan_receipt_sync(image_id, number, existing, items)
+        row_sql = f"INTO items ({_ITEM_COLUMNS}) VALUES ({placeholders(ITEM_COLUMN_COUNT)})"
+        conn.executemany("INSERT " + row_sql, [_item_row(item) for item in plan.insert])
+        conn.executemany("INSERT OR REPLACE " + row_sql, [_item_row(item) for item in plan.overwrite])
+        conn.executemany("UPDATE items SET status = 'DELETING', batch_id = NULL WHERE item_id = ?",
+                         [(item_id,) for item_id in plan.remove])
+        assert plan.changes is not None
+        return plan.changes
+
+    def receipt_keys(self, image_id: str | None = None) -> list[tuple[str, int]]:
+        """(image_id, receipt_number) of every receipt with items in the active set (not DELETING)."""
+        sql = "SELECT DISTINCT image_id, receipt_number FROM items WHERE status != 'DELETING'"
+        params: tuple[str, ...] = ()
+        if image_id is not None:
+            sql += " AND image_id = ?"
+            params = (image_id,)
+        with self._read("listing receipts") as conn:
+            return [(row["image_id"], row["receipt_number"])
+                    for row in conn.execute(sql + " ORDER BY image_id, receipt_number", params)]
+
+    def claim_deletions(self, summary: BatchSummary, item_ids: Sequence[str]) -> None:
+        """Record a deletion batch and put every DELETING item without a batch in it, all or nothing.
+        A rerun of the same claim is a no-op. Raises InvalidInputError (nothing claimed) when
+        an item is not DELETING without a batch (and not already in this one)."""
+        ids = list(dict.fromkeys(item_ids))
+        if summary.operation is not BatchOperation.DELETE or not ids:
+            raise InvalidInputError(f"batch {summary.batch_id!r}: a deletion batch needs "
+                                    "operation=delete and at least one item")
+        with self._write(f"claiming deletion batch {summary.batch_id!r}") as conn:
+            rows = {}
+            for part in chunks(ids):
+                for row in conn.execute("SELECT item_id, status, batch_id FROM items WHERE item_id IN "
+                                        f"({placeholders(len(part))})", tuple(part)):
+                    rows[row["item_id"]] = row
+            wrong = [i for i in ids if i not in rows or rows[i]["status"] != EmbeddingStatus.DELETING
+                     or rows[i]["batch_id"] not in (None, summary.batch_id)]
+            if wrong:
+                raise InvalidInputError(f"batch {summary.batch_id!r}: items not awaiting deletion: "
+                                        f"{_shown(wrong)}; nothing was claimed")
+            conn.execute(
+                "INSERT OR IGNORE INTO batches (batch_id, batch_type, status, submitted_at, record) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (summary.batch_id, summary.batch_type.value, summary.status.value, summary.submitted_at,
+                 summary.model_dump_json()))
+            conn.executemany("UPDATE items SET batch_id = ? WHERE item_id = ? AND status = 'DELETING' "
+                             "AND batch_id IS NULL", [(summary.batch_id, i) for i in ids])
+
+    def forget_deleted(self, batch_id: str, item_ids: Sequence[str]) -> int:
+        """Remove DELETING items of deletion batch `batch_id` from the ledger (their ids are gone from
+        the published version). Idempotent; returns how many rows went."""
+        with self._write(f"forgetting deleted items of batch {batch_id!r}") as conn:
+            before = conn.total_changes
+            conn.executemany("DELETE FROM items WHERE item_id = ? AND batch_id = ? AND status = 'DELETING'",
+                             [(item_id, batch_id) for item_id in dict.fromkeys(item_ids)])
+            return conn.total_changes - before

@@ -138,7 +138,8 @@ def test_a_dry_run_plans_the_same_batches_prices_them_and_changes_nothing(ledger
     assert planned.priced_as == "text-embedding-3-small"  # the local model is priced as OpenAI's
     assert planned.estimated_cost_usd == pytest.approx(25 * TOKENS_PER_LINE * 0.01 / 1_000_000)
     assert ledger.count_items(ItemKind.LINE) == {EmbeddingStatus.NONE: 25, EmbeddingStatus.PENDING: 0,
-                                                 EmbeddingStatus.SUCCESS: 0, EmbeddingStatus.FAILED: 0}
+                                                 EmbeddingStatus.SUCCESS: 0, EmbeddingStatus.FAILED: 0,
+                                                 EmbeddingStatus.DELETING: 0}
     assert ledger.list_batches() == [] and provider.engine.list_batches() == []
 
     real = submit(ItemKind.LINE, ledger, provider, settings=prices, max_items_per_batch=10)

@@ -9,6 +9,7 @@ import inspect
 import json
 import re
 import sys
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -90,7 +91,7 @@ def _execute(file: Path, raw_input: str, handlers_spec: str | None, name: str | 
                                 "--handlers module:mapping with a callable for each")
     machine = state_machine or re.sub(r"[^A-Za-z0-9_-]", "-", file.stem)[:80]
     engine = LocalEngine(context.ledger(), InProcessInvoker(handlers),
-                         clock=VirtualClock() if virtual_clock else None)
+                         clock=VirtualClock(start=time.time()) if virtual_clock else None)
     return engine.start_execution(machine, definition, name or f"{machine}-{uuid.uuid4().hex[:8]}", data)
 
 

@@ -26,6 +26,7 @@ from embedding_ingest.consumer.results import (
     merge_get,
     merge_query,
 )
+from embedding_ingest.consumer.tails import MAX_TAIL_RECORDS, TailRecords
 from embedding_ingest.exceptions import ConfigurationError, InvalidInputError
 from embedding_ingest.snapshots import cache, chroma_io
 from embedding_ingest.snapshots.archive import materialize
@@ -58,6 +59,8 @@ class _Open:
     collections: list[Any]
     counts: list[int]
     private_dir: Path | None  # s3 mode: this Snapshot's own downloads, removed on close
+    tails: TailRecords | None = None  # the small segments in memory (tails.py)
+    tail_segments: frozenset[int] = frozenset()  # their indexes
 
     def close(self) -> None:
         self.collections.clear()
@@ -145,8 +148,13 @@ class Snapshot:
         else:
             vectors = self._checked_vectors(query_embeddings, state.version)
         asked = sorted(set(include) | {"distances"})
+        # Unfiltered queries without embeddings search the small segments in memory (tails.py).
+        in_memory = state.tails is not None and where is None and where_document is None \
+            and "embeddings" not in include
         asked_of = [(collection, min(n_results, count))
-                    for collection, count in zip(state.collections, state.counts, strict=True) if count]
+                    for index, (collection, count) in enumerate(zip(state.collections, state.counts,
+                                                                    strict=True))
+                    if count and not (in_memory and index in state.tail_segments)]
 
         def ask(target: tuple[Any, int]) -> dict[str, Any]:
             collection, n = target
@@ -156,6 +164,8 @@ class Snapshot:
         # Chroma's Rust bindings release the GIL, so segments are searched side by side: a query then
         # costs about its largest segment's search, not the sum (bench/query.py).
         parts = list(self._pool.map(ask, asked_of)) if len(asked_of) > 1 else [ask(t) for t in asked_of]
+        if in_memory and state.tails:
+            parts.append(state.tails.query(vectors, n_results, asked))
         if not parts:  # an empty version still answers in Chroma's shape
             parts = [{"ids": [[]] * len(vectors), "distances": [[]] * len(vectors)}]
         return merge_query(parts, len(vectors), n_results, include)
@@ -244,6 +254,12 @@ class Snapshot:
                 collection = chroma_io.get_collection(client, self.database)
                 state.collections.append(collection)
                 state.counts.append(segment.count)
+            small = [i for i, count in enumerate(state.counts)
+                     if count <= MAX_TAIL_RECORDS and i != max(range(len(state.counts)),
+                                                               key=state.counts.__getitem__)]
+            if small:
+                state.tails = TailRecords([dirs[i] for i in small], self.database)
+                state.tail_segments = frozenset(small)
         except BaseException:
             state.close()
             raise

@@ -51,10 +51,12 @@ def ids_present(store: ObjectStore, version: SnapshotVersion, ids: Sequence[str]
     wanted = list(dict.fromkeys(ids))
     found: set[str] = set()
     for persist_dir in version_segments(store, version, settings):
-        with chroma_io.open_client(persist_dir) as client:
-            col = chroma_io.get_collection(client, version.database)
-            found |= chroma_io.ids_in(client, col, wanted)
-            del col
+        # From SQLite: opening the segment in Chroma would load its whole index just to look up ids.
+        records = chroma_io.StoredRecords(persist_dir)
+        try:
+            found |= set(records.revisions(wanted))
+        finally:
+            records.close()
     return found
 
 

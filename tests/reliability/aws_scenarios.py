@@ -30,11 +30,16 @@ class AwsState:
     home: Path
 
 
-def aws_workspace(root: Path, endpoint: MotoEndpoint, state: AwsState) -> Workspace:
+# Each call is an HTTP round trip here: a 2 s lease could lapse between heartbeats on a loaded machine
+# and turn a clean run into a retried one. A crashed holder's lease still runs out within seconds.
+AWS_SETTINGS = {**SETTINGS, "LOCK_TTL_SECONDS": 4}
+
+
+def aws_workspace(root: Path, endpoint: MotoEndpoint, state: AwsState, **overrides: Any) -> Workspace:
     """A workspace whose objects are in `state.bucket` and ledger in `state.table` (home under root)."""
     assert state.home == root / "home"
     return make_workspace(root, CHROMADB_BUCKET=state.bucket, DYNAMODB_TABLE_NAME=state.table,
-                          AWS_ENDPOINT_URL=endpoint.url, **SETTINGS)
+                          AWS_ENDPOINT_URL=endpoint.url, **{**AWS_SETTINGS, **overrides})
 
 
 def new_state(root: Path, endpoint: MotoEndpoint) -> AwsState:
@@ -76,12 +81,3 @@ def copy_state(template: AwsState, root: Path, endpoint: MotoEndpoint) -> AwsSta
     shutil.copytree(template.home, copy.home)
     return copy
 
-
-def drop_state(state: AwsState, endpoint: MotoEndpoint) -> None:
-    """Free the server's memory: a long session would otherwise keep every case's data."""
-    s3 = endpoint.client("s3")
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=state.bucket):
-        for entry in page.get("Contents", []):
-            s3.delete_object(Bucket=state.bucket, Key=entry["Key"])
-    s3.delete_bucket(Bucket=state.bucket)
-    endpoint.client("dynamodb").delete_table(TableName=state.table)

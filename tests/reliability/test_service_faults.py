@@ -19,6 +19,7 @@ from http_faults import DYNAMODB_TRANSIENT, S3_ACCESS_DENIED, S3_TRANSIENT, AwsF
 from moto_server import MotoEndpoint
 from pipeline import Workspace, make_workspace, receipts_file
 from published_checks import assert_published_exactly_once
+from sleep_recorder import SleepRecorder
 from tenacity import wait_none
 
 from embedding_ingest.providers.openai_batch import OpenAIBatchProvider
@@ -46,15 +47,16 @@ def session(monkeypatch: pytest.MonkeyPatch) -> boto3.Session:
 
 
 def _workspace(tmp_path: Path, moto_endpoint: MotoEndpoint, bucket: str, table: str, fake: FakeOpenAI,
-               openai_faults: OpenAIFaults | None = None) -> Workspace:
+               openai_faults: OpenAIFaults | None = None, sleep: SleepRecorder | None = None) -> Workspace:
     ws = make_workspace(tmp_path, dimensions=DIMENSIONS, CHROMADB_BUCKET=bucket, DYNAMODB_TABLE_NAME=table,
                         AWS_ENDPOINT_URL=moto_endpoint.url, EMBEDDING_PROVIDER="openai",
                         OPENAI_BASE_URL=fake.base_url, OPENAI_API_KEY=API_KEY)
     if openai_faults is not None:
         client = openai.OpenAI(api_key=API_KEY, base_url=fake.base_url,
                                http_client=httpx.Client(transport=openai_faults))
-        ws.ctx = replace(ws.ctx, provider=OpenAIBatchProvider(client, model=ws.ctx.provider.model,
-                                                              dimensions=DIMENSIONS, wait=wait_none()))
+        provider = OpenAIBatchProvider(client, model=ws.ctx.provider.model, dimensions=DIMENSIONS,
+                                       wait=wait_none(), sleep=sleep or SleepRecorder())
+        ws.ctx = replace(ws.ctx, provider=provider)
     return ws
 
 
@@ -62,8 +64,9 @@ def test_throttling_and_5xx_at_one_call_in_ten_are_retried_and_the_run_succeeds(
         tmp_path, moto_endpoint, s3_bucket, dynamodb_table, fake_openai, session, caplog):
     aws = AwsFaults({"s3": S3_TRANSIENT, "dynamodb": DYNAMODB_TRANSIENT}, rate=RATE)
     aws.attach(session)
-    openai_faults = OpenAIFaults(every=round(1 / RATE))
-    ws = _workspace(tmp_path, moto_endpoint, s3_bucket, dynamodb_table, fake_openai, openai_faults)
+    openai_faults = OpenAIFaults(every=round(1 / RATE), retry_after=2)
+    waits = SleepRecorder()
+    ws = _workspace(tmp_path, moto_endpoint, s3_bucket, dynamodb_table, fake_openai, openai_faults, waits)
     caplog.set_level(logging.INFO)
 
     ws.import_receipts(receipts_file(tmp_path, 1))
@@ -91,6 +94,9 @@ def test_throttling_and_5xx_at_one_call_in_ten_are_retried_and_the_run_succeeds(
     openai_retries = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()
                       and r.getMessage().startswith("OpenAI")]
     assert len(openai_retries) == sum(openai_faults.injected.values())
+    # a 429's Retry-After is honoured (the backoff itself is switched off here)
+    throttled = sum(n for (_path, status), n in openai_faults.injected.items() if status == 429)
+    assert waits.delays.count(2) == throttled and len(waits.delays) == len(openai_retries)
 
 
 def test_access_denied_on_the_bucket_fails_at_once_naming_bucket_and_call_and_loses_nothing(

@@ -87,12 +87,13 @@ class AwsFaults:
 
 
 class OpenAIFaults(httpx.BaseTransport):
-    """An httpx transport: every `every`-th request is answered with 429 (Retry-After: 0) or 500, in
-    turn (a run makes few OpenAI calls: a fixed rhythm makes sure both kinds happen)."""
+    """An httpx transport: every `every`-th request is answered with 429 (Retry-After: `retry_after`
+    seconds) or 500, in turn (a run makes few OpenAI calls: a fixed rhythm makes sure both happen)."""
 
-    def __init__(self, *, every: int = 10) -> None:
+    def __init__(self, *, every: int = 10, retry_after: int = 2) -> None:
         self._inner = httpx.HTTPTransport()
         self.every = every
+        self.retry_after = retry_after
         self.requests = 0
         self.injected: Counter[tuple[str, int]] = Counter()  # (path, status)
         self._lock = threading.Lock()
@@ -105,7 +106,8 @@ class OpenAIFaults(httpx.BaseTransport):
             if hit:
                 self.injected[request.url.path, status] += 1
         if status == 429:
-            return httpx.Response(429, headers={"Retry-After": "0", "x-request-id": "fault"}, json={"error": {
+            headers = {"Retry-After": str(self.retry_after), "x-request-id": "fault"}
+            return httpx.Response(429, headers=headers, json={"error": {
                 "message": "Rate limit reached for requests", "type": "requests",
                 "code": "rate_limit_exceeded"}})
         if status == 500:

@@ -19,7 +19,7 @@ def ingest(ws: Workspace, tmp: Path, count: int, start: int) -> None:
     assert records[-1].status.value == "SUCCEEDED", records[-1].error
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def ingest_lines():
     return ingest
 

@@ -29,6 +29,8 @@ LEDGER_WRITE_ITEMS = ("dynamodb:UpdateItem",)
 LEDGER_LOCKS_AND_PUBLISH = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 # Submission: claim (a transaction of one Put and per-item Updates), roll a lost claim back (Delete).
 LEDGER_CLAIM = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+# Mark complete forgets the items of a deletion batch once the published version lacks them (issue 10).
+LEDGER_FORGET_DELETED = ("dynamodb:DeleteItem",)
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ FUNCTIONS: tuple[LambdaFunction, ...] = (
         name=MARK_BATCHES_COMPLETE, entrypoint="mark_batches_complete",
         logical_id="MarkBatchesCompleteFunction", memory_mb=256, timeout_s=60, ephemeral_mb=512,
         reads=("chunk_groups/", _SNAPSHOTS), writes=(),
-        ledger_actions=LEDGER_READ + LEDGER_WRITE_ITEMS, reads_snapshots=True),
+        ledger_actions=LEDGER_READ + LEDGER_WRITE_ITEMS + LEDGER_FORGET_DELETED, reads_snapshots=True),
 )
 
 SUBMIT = "embedding-submit"

@@ -15,7 +15,7 @@ from pathlib import Path
 from embedding_ingest.config import Settings
 from embedding_ingest.snapshots import chroma_io
 from embedding_ingest.snapshots.archive import materialize
-from embedding_ingest.snapshots.build import MERGE_PAGE_SIZE
+from embedding_ingest.snapshots.build import MERGE_PAGE_SIZE, check_source_counts
 from embedding_ingest.snapshots.exceptions import SnapshotCountMismatchError
 from embedding_ingest.snapshots.flat import iter_pages
 from embedding_ingest.snapshots.models import SnapshotManifest
@@ -70,11 +70,7 @@ def build_tail(store: ObjectStore, sources: Sequence[SnapshotManifest], current:
                 found = read_deletions(source_dir)
             finally:
                 shutil.rmtree(source_dir, ignore_errors=True)
-            if seen != source.count:
-                raise SnapshotCountMismatchError(f"source {source.key!r}", source.count, seen)
-            if len(found) != source.deletions:
-                raise SnapshotCountMismatchError(f"deletions of source {source.key!r}", source.deletions,
-                                                 len(found))
+            check_source_counts(source, seen, len(found))
             plan.received += seen + len(found)
             for item_id, revision in found.items():
                 if item_id in deletions:

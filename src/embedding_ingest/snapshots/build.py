@@ -110,12 +110,18 @@ def _source_pages(store: ObjectStore, manifests: Sequence[SnapshotManifest], scr
             deletions = read_deletions(source_dir)
         finally:
             shutil.rmtree(source_dir, ignore_errors=True)
-        if seen != manifest.count:
-            raise SnapshotCountMismatchError(f"source {manifest.key!r}", manifest.count, seen)
-        if len(deletions) != manifest.deletions:
-            raise SnapshotCountMismatchError(f"deletions of source {manifest.key!r}", manifest.deletions,
-                                             len(deletions))
+        check_source_counts(manifest, seen, len(deletions))
         yield deletions
+
+
+def check_source_counts(manifest: SnapshotManifest, records: int, deletions: int) -> None:
+    """A source read whole must hold what its manifest says (lesson 4); raises
+    SnapshotCountMismatchError otherwise."""
+    if records != manifest.count:
+        raise SnapshotCountMismatchError(f"source {manifest.key!r}", manifest.count, records)
+    if deletions != manifest.deletions:
+        raise SnapshotCountMismatchError(f"deletions of source {manifest.key!r}", manifest.deletions,
+                                         deletions)
 
 
 def _pack_and_upload(store: ObjectStore, prefix: str, persist_dir: Path, scratch: Path,

@@ -167,8 +167,15 @@ class DynamoBase:
     def _query(self, *, page_size: int | None = None, **kwargs: Any) -> Iterator[Attributes]:
         if page_size is not None:
             kwargs["Limit"] = page_size
+        return self._items_of("query", **kwargs)
+
+    def _scan(self, **kwargs: Any) -> Iterator[Attributes]:
+        """Every item a Scan returns, page after page (reads the whole table: for rare operations)."""
+        return self._items_of("scan", **kwargs)
+
+    def _items_of(self, operation: str, **kwargs: Any) -> Iterator[Attributes]:
         while True:
-            page = self._call("query", **kwargs)
+            page = self._call(operation, **kwargs)
             yield from page.get("Items", [])
             if "LastEvaluatedKey" not in page:
                 return

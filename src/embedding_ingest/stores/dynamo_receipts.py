@@ -116,14 +116,6 @@ class DynamoReceipts(DynamoBase):
                 keys.add((raw["image_id"]["S"], int(raw["receipt_number"]["N"])))
         return sorted(keys)
 
-    def _scan(self, **kwargs: Any):
-        while True:
-            page = self._call("scan", **kwargs)
-            yield from page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
     # -- deletion batches ---------------------------------------------------------------------------
     def claim_deletions(self, summary: BatchSummary, item_ids: Sequence[str]) -> None:
         """Summary first, then the items in transactions; a crash between leaves a batch that holds

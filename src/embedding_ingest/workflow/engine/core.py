@@ -36,6 +36,23 @@ class BranchAborted(Exception):  # noqa: N818 - control flow: a sibling failed, 
     """Raised inside a Map iteration or Parallel branch whose sibling failed (AWS stops them)."""
 
 
+class StopSignal(threading.Event):
+    """Set when a sibling branch failed; `at` is the clock's time of that failure (the earliest, if
+    several). A branch honours it once its own time reaches `at`: under a real clock at once, under a
+    virtual clock only when, in simulated time, the failure had already happened."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.at = float("inf")
+
+    def stop(self, at: float) -> None:
+        self.at = min(self.at, at)
+        self.set()
+
+    def reached(self, now: float) -> bool:
+        return self.is_set() and now >= self.at
+
+
 @dataclass
 class Run:
     """Execution-wide services, shared by every branch (thread-safe)."""
@@ -67,17 +84,18 @@ class Branch:
 
     run: Run
     last_event: int
-    stops: tuple[threading.Event, ...] = ()
+    stops: tuple[StopSignal, ...] = ()
 
     def record(self, event_type: str, details: dict[str, Any] | None = None) -> int:
         self.last_event = self.run.history.record(event_type, details, previous=self.last_event)
         return self.last_event
 
-    def child(self, start_event: int, stop: threading.Event) -> Branch:
+    def child(self, start_event: int, stop: StopSignal) -> Branch:
         return Branch(self.run, start_event, (*self.stops, stop))
 
     def stopped(self) -> bool:
-        return any(stop.is_set() for stop in self.stops)
+        now = self.run.clock.now()
+        return any(stop.reached(now) for stop in self.stops)
 
     def check(self) -> None:
         """Raise when the execution timed out or a sibling branch failed: no new state may start."""
@@ -91,6 +109,9 @@ class Branch:
         """Wait (a Wait state, a Retry back-off), cut short by the execution timeout or an abort."""
         remaining = self.run.remaining()
         limited = seconds if remaining is None else min(seconds, max(remaining, 0.0))
+        for stop in self.stops:  # a sibling that failed during this wait ends it then, not later
+            if stop.is_set():
+                limited = min(limited, max(stop.at - self.run.clock.now(), 0.0))
         self.run.clock.sleep(limited, self.stopped if self.stops else None)
         self.check()
 

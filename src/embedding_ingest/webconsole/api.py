@@ -207,9 +207,22 @@ def get_graph(request: Request) -> JSONResponse:
     name = request.path_params["name"]
     described, events, running = _graph_inputs(console, name)
     definition = console.definition(name)
-    return JSONResponse({"name": name, "status": described.get("status"),
-                         "graph": graph.execution_graph(definition, events, running=running),
+    drawn = graph.execution_graph(definition, events, running=running)
+    if definition is None:
+        drawn["note"] = _no_definition_note(console, described)
+    return JSONResponse({"name": name, "status": described.get("status"), "graph": drawn,
                          "events": len(events), "legend": list(graph.STATUSES)})
+
+
+def _no_definition_note(console: Console, described: dict[str, Any]) -> str:
+    """Why there is no graph: the local workspace keeps the definitions of the line and word workflows
+    only (a `definitions run` records its history, not its definition)."""
+    machine = str(described.get("stateMachineArn") or "").rsplit(":", 1)[-1] or "unknown"
+    if console.source.backend == "local":
+        return (f"No graph for this execution: it ran the state machine {machine!r}, not the line or word "
+                "workflow, and the workspace keeps no copy of its definition (runs of `embedding-ingest "
+                "definitions run` record their history only). Its events are listed below.")
+    return f"No graph for this execution: the definition of state machine {machine!r} could not be read."
 
 
 def get_state(request: Request) -> JSONResponse:

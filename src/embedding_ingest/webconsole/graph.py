@@ -4,7 +4,9 @@ the execution's history events (GetExecutionHistory shape, local or AWS alike).
 Events are attributed to states by following `previousEventId` (each branch of a run - the top level,
 one Map iteration, one Parallel branch - chains its own events): a `*StateEntered` event opens a visit
 of its state, the events after it belong to that visit until its `*StateExited`. A state's status sums
-its visits: failed > in progress > caught > succeeded; never visited = not entered.
+its visits: failed > in progress > caught > aborted > succeeded; never visited = not entered. A visit
+the execution's end cut short (an aborted execution, a Map iteration or Parallel branch stopped because
+a sibling failed) is aborted, not failed: nothing went wrong in that state.
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-SUCCEEDED, FAILED, CAUGHT, IN_PROGRESS, NOT_ENTERED = "succeeded", "failed", "caught", "in_progress", \
-    "not_entered"
-STATUSES = (SUCCEEDED, FAILED, CAUGHT, IN_PROGRESS, NOT_ENTERED)
+SUCCEEDED, FAILED, CAUGHT, IN_PROGRESS, ABORTED, NOT_ENTERED = "succeeded", "failed", "caught", \
+    "in_progress", "aborted", "not_entered"
+STATUSES = (SUCCEEDED, FAILED, CAUGHT, IN_PROGRESS, ABORTED, NOT_ENTERED)
 START, END = "__start__", "__end__"
 
 # Events with these suffixes are a state's outcome (Task/LambdaFunction/Map/Parallel...): the iteration
 # events of a Map are counted apart, and the execution's own events are nobody's outcome.
-_NOT_OUTCOMES = frozenset({"MapIterationFailed", "MapIterationSucceeded", "ExecutionSucceeded"})
+_NOT_OUTCOMES = frozenset({"MapIterationFailed", "MapIterationSucceeded", "MapIterationAborted",
+                           "ExecutionSucceeded", "ExecutionAborted"})
 
 
 def event_details(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -47,7 +50,8 @@ class Visit:
             return SUCCEEDED
         if state_type == "Fail" or failures:
             return FAILED
-        return IN_PROGRESS if execution_running else FAILED
+        # Never left and nothing failed in it: still running, or stopped by the execution's end.
+        return IN_PROGRESS if execution_running else ABORTED
 
     def failure(self) -> dict[str, Any]:
         """error/cause of the latest failure event of this visit ({} if none)."""
@@ -56,7 +60,8 @@ class Visit:
 
 
 def _is_failure(event: Mapping[str, Any]) -> bool:
-    return event["type"].endswith(("Failed", "TimedOut", "Aborted")) and event["type"] not in _NOT_OUTCOMES
+    # *Aborted (MapStateAborted, ExecutionAborted...) is a stop from outside the state, not its failure.
+    return event["type"].endswith(("Failed", "TimedOut")) and event["type"] not in _NOT_OUTCOMES
 
 
 def _is_success(event: Mapping[str, Any]) -> bool:
@@ -123,7 +128,7 @@ def _counts(state_visits: list[Visit], running: bool, state_type: str) -> dict[s
 
 
 def _status(counts: Mapping[str, int]) -> str:
-    for status in (FAILED, IN_PROGRESS, CAUGHT, SUCCEEDED):
+    for status in (FAILED, IN_PROGRESS, CAUGHT, ABORTED, SUCCEEDED):
         if counts.get(status):
             return status
     return NOT_ENTERED
@@ -177,8 +182,8 @@ def _map_counts(state_visits: list[Visit]) -> dict[str, int]:
     return {"iterations": sum(n for n in started if isinstance(n, int)),
             "iterations_started": sum(e["type"] == "MapIterationStarted" for e in events),
             "iterations_succeeded": sum(e["type"] == "MapIterationSucceeded" for e in events),
-            "iterations_failed": sum(e["type"] in ("MapIterationFailed", "MapIterationAborted")
-                                     for e in events)}
+            "iterations_failed": sum(e["type"] == "MapIterationFailed" for e in events),
+            "iterations_aborted": sum(e["type"] == "MapIterationAborted" for e in events)}
 
 
 def build_graph(program: Mapping[str, Any], visits: Mapping[str, list[Visit]], *,

@@ -85,7 +85,7 @@ def test_the_graph_colours_each_state_by_what_happened(client):
     assert nodes["ListPendingWordBatches"]["status"] == "caught"  # its Catch led to the Fail state
     assert nodes["ListPendingWordBatchesFailed"]["status"] == "failed"
     assert nodes["PollWordBatches"]["status"] == "not_entered"
-    assert failed["legend"] == ["succeeded", "failed", "caught", "in_progress", "not_entered"]
+    assert failed["legend"] == ["succeeded", "failed", "caught", "in_progress", "aborted", "not_entered"]
 
     ok = {n["name"]: n for n in client.get(f"/api/executions/{SUCCEEDED}/graph").json()["graph"]["nodes"]}
     poll = ok["PollBatches"]
@@ -106,11 +106,29 @@ def test_selecting_a_state_gives_its_error_input_and_events(client):
     assert unknown.status_code == 404 and "no state named 'Nope'" in unknown.json()["message"]
 
 
+def test_a_definitions_run_execution_says_why_it_has_no_graph(tmp_path):
+    from embedding_ingest.workflow.engine import LocalEngine
+    from embedding_ingest.workflow.invokers import InProcessInvoker
+
+    built = console_workspace(tmp_path)
+    LocalEngine(built.workspace.ledger, InProcessInvoker({})).start_execution(
+        "my-machine", {"StartAt": "Only", "States": {"Only": {"Type": "Pass", "End": True}}}, "custom-1", {})
+    with TestClient(built.app(), base_url="http://127.0.0.1") as client:
+        drawn = client.get("/api/executions/custom-1/graph").json()
+        assert drawn["status"] == "SUCCEEDED" and drawn["graph"]["nodes"] == []
+        assert "'my-machine'" in drawn["graph"]["note"] and "definitions run" in drawn["graph"]["note"]
+        # The history and its state names are still there to read.
+        events = client.get("/api/executions/custom-1/history").json()["events"]
+        assert [e["stateName"] for e in events if e["type"] == "PassStateEntered"] == ["Only"]
+
+
 def test_batches_and_item_counts(client, workspace):
     body = client.get("/api/batches").json()
     ledger = workspace.workspace.ledger
     assert [b["batch_id"] for b in body["batches"]] == [b.batch_id for b in ledger.list_batches()]
     assert {b["status"] for b in body["batches"]} == {"COMPLETED"}
+    # Input tokens submitted (issue 11) are on each summary: the page's Tokens column shows them.
+    assert all(b["tokens"] > 0 for b in body["batches"])
     assert body["items"]["line"]["SUCCESS"] == ledger.count_items(ItemKind.LINE)["SUCCESS"]
     assert body["items"]["word"]["NONE"] == ledger.count_items(ItemKind.WORD)["NONE"] > 0
     assert client.get("/api/batches?status=PENDING").json()["batches"] == []

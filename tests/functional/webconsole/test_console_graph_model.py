@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from embedding_ingest.stores.sqlite_ledger import SqliteLedger
 from embedding_ingest.webconsole.graph import attribute_visits, execution_graph, state_detail
 from embedding_ingest.workflow.engine import LocalEngine
@@ -119,7 +121,7 @@ def test_a_map_counts_its_iterations_and_its_inner_states_their_visits(tmp_path)
     fan = next(n for n in graph["nodes"] if n["name"] == "Fan")
     assert fan["status"] == "succeeded"
     assert fan["map"] == {"iterations": 3, "iterations_started": 3, "iterations_succeeded": 3,
-                          "iterations_failed": 0}
+                          "iterations_failed": 0, "iterations_aborted": 0}
     each = next(n for n in fan["children"]["nodes"] if n["name"] == "Each")
     assert (each["status"], each["visits"], each["counts"]["caught"], each["counts"]["succeeded"]) == \
         ("caught", 3, 1, 2)
@@ -197,3 +199,54 @@ def test_parallel_branches_are_sub_graphs_coloured_from_an_aws_shaped_history():
                      for b in both["branches"]]
     assert branch_status == [{"Left": "succeeded"}, {"Right": "failed"}]
     assert statuses(graph) == {"Both": "caught", "Handled": "succeeded", "Done": "not_entered"}
+
+
+def test_an_aborted_execution_draws_its_unfinished_state_aborted_not_failed(tmp_path):
+    def interrupted(_payload):
+        raise KeyboardInterrupt  # Ctrl-C while the task runs: the engine closes the execution ABORTED
+
+    definition = {"StartAt": "First", "States": {"First": {"Type": "Pass", "Next": "Work"},
+                                                 "Work": task("interrupted", Next="Last"),
+                                                 "Last": {"Type": "Pass", "End": True}}}
+    ledger = SqliteLedger(tmp_path / "ledger.sqlite3")
+    engine = LocalEngine(ledger, InProcessInvoker({"interrupted": interrupted}), sleep=lambda _s: None)
+    with pytest.raises(KeyboardInterrupt):
+        engine.start_execution("toy", definition, "stopped", {})
+    record = ledger.get_execution("stopped")
+    assert record.status.value == "ABORTED"
+    events = to_aws_history(ledger.get_events(record.execution_arn))["events"]
+
+    graph = execution_graph(definition, events, running=False)
+    assert statuses(graph) == {"First": "succeeded", "Work": "aborted", "Last": "not_entered"}
+    assert state_detail("Work", attribute_visits(events), running=False)["status"] == "aborted"
+
+
+def test_aws_execution_aborted_and_map_iterations_aborted_are_not_failures():
+    # The shape Step Functions records when StopExecution ends a run inside a Map: the Map and its open
+    # iteration are aborted, nothing failed.
+    definition = {"StartAt": "Fan", "States": {"Fan": {"Type": "Map", "End": True, "ItemProcessor": {
+        "StartAt": "Each", "States": {"Each": task("each", End=True)}}}}}
+
+    def event(id_, previous, type_, **details):
+        key = "stateEnteredEventDetails" if type_.endswith("StateEntered") else \
+            "stateExitedEventDetails" if type_.endswith("StateExited") else \
+            type_[0].lower() + type_[1:] + "EventDetails"
+        return {"id": id_, "previousEventId": previous, "type": type_, "timestamp": 0.0,
+                **({key: details} if details else {})}
+
+    events = [event(1, 0, "ExecutionStarted"), event(2, 0, "MapStateEntered", name="Fan"),
+              event(3, 2, "MapStateStarted", length=2),
+              event(4, 3, "MapIterationStarted", name="Fan", index=0),
+              event(5, 4, "TaskStateEntered", name="Each"), event(6, 5, "TaskStateExited", name="Each"),
+              event(7, 6, "MapIterationSucceeded", name="Fan", index=0),
+              event(8, 3, "MapIterationStarted", name="Fan", index=1),
+              event(9, 8, "TaskStateEntered", name="Each"),
+              event(10, 9, "MapIterationAborted", name="Fan", index=1),
+              event(11, 10, "MapStateAborted"), event(12, 11, "ExecutionAborted")]
+    graph = execution_graph(definition, events, running=False)
+    fan = next(n for n in graph["nodes"] if n["name"] == "Fan")
+    assert fan["status"] == "aborted"
+    assert fan["map"] == {"iterations": 2, "iterations_started": 2, "iterations_succeeded": 1,
+                          "iterations_failed": 0, "iterations_aborted": 1}
+    each = next(n for n in fan["children"]["nodes"] if n["name"] == "Each")
+    assert (each["status"], each["counts"]["succeeded"], each["counts"]["aborted"]) == ("aborted", 1, 1)

@@ -4,7 +4,7 @@
 "use strict";
 
 const STATUS_TEXT = {succeeded: "Succeeded", failed: "Failed", caught: "Caught error",
-                     in_progress: "In progress", not_entered: "Not entered"};
+                     in_progress: "In progress", aborted: "Aborted", not_entered: "Not entered"};
 const PSEUDO = {__start__: "Start", __end__: "End"};
 const PAD = 14, HEADER = 34, GAP = 18;
 
@@ -19,12 +19,12 @@ function countsLine(node) {
   if (node.map) {
     const m = node.map;
     return m.iterations + " iterations: " + m.iterations_succeeded + " succeeded, " +
-           m.iterations_failed + " failed";
+           m.iterations_failed + " failed" + (m.iterations_aborted ? ", " + m.iterations_aborted + " aborted" : "");
   }
   const c = node.counts || {};
   if ((node.visits || 0) <= 1) return node.type;
   const parts = [node.visits + " runs"];
-  for (const key of ["succeeded", "caught", "failed", "in_progress"]) {
+  for (const key of ["succeeded", "caught", "failed", "in_progress", "aborted"]) {
     if (c[key]) parts.push(c[key] + " " + STATUS_TEXT[key].toLowerCase());
   }
   return node.type + " \u00b7 " + parts.join(", ");
@@ -146,7 +146,8 @@ function drawLayout(layout, parent, onSelect, selected) {
 function renderGraph(container, graph, onSelect, selected) {
   clear(container);
   if (!graph.nodes.length) {
-    container.appendChild(h("p", {class: "muted"}, "The definition of this execution is not known."));
+    container.appendChild(h("p", {class: "muted", id: "graph-note"},
+                            graph.note || "The definition of this execution is not known."));
     return null;
   }
   const layout = layoutProgram(graph);

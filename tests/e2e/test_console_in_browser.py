@@ -220,3 +220,21 @@ def test_a_running_execution_changes_colour_without_a_reload(browser, site, work
     finally:
         release.set()
         runner.join(60)
+
+
+def test_an_unknown_execution_says_so_instead_of_an_empty_graph(browser, site):
+    browser.get(f"{site}/#/execution/no-such-run")
+    wait_for(browser, lambda d: css(d, "#back-to-executions"), "the not-found message")
+    assert css(browser, "main .error")[0].text == "no execution named 'no-such-run'"
+    assert css(browser, "#graph, #history") == []  # no empty graph frame or history under it
+
+
+def test_the_batches_page_shows_each_batch_tokens(browser, site, workspace):
+    browser.get(f"{site}/#/batches")
+    wait_for(browser, lambda d: css(d, "#batches-table"), "the batches table")
+    shown = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#batches-table tbody tr')).map((r) =>"
+        " [r.getAttribute('data-batch'), r.cells[5].textContent, r.cells[6].textContent])")
+    ledger = workspace.workspace.ledger
+    expected = [[b.batch_id, str(b.tokens), str(b.billed_tokens)] for b in ledger.list_batches()]
+    assert shown == expected and all(int(tokens) > 0 for _, tokens, _ in shown)

@@ -20,7 +20,7 @@ from embedding_ingest.exceptions import EmbeddingIngestError, InvalidInputError
 from embedding_ingest.stores.ports import Ledger, ObjectStore
 from embedding_ingest.stores.records import BatchStatus, EmbeddingStatus, ExecutionStatus, ItemKind
 from embedding_ingest.webconsole import graph
-from embedding_ingest.webconsole.sources import ExecutionNotFoundError, ExecutionSource
+from embedding_ingest.webconsole.sources import WORKFLOWS, ExecutionNotFoundError, ExecutionSource
 
 MAX_PAGE = 200
 MAX_QUERY_RESULTS = 50
@@ -132,7 +132,9 @@ def summary_of(described: dict[str, Any], events: list[dict[str, Any]] | None = 
     published, version, what failed where...); `events` let it name a failed run's state."""
     from embedding_ingest.execution_report import summarize_execution
 
-    if described.get("status") == "RUNNING":
+    # The summary speaks of batches and embeddings: it means nothing for another state machine's run
+    # (`definitions run`), which would otherwise read "published nothing ... next: submit line".
+    if described.get("status") == "RUNNING" or described.get("workflow") not in WORKFLOWS:
         return {}
     return summarize_execution(described, events=events)
 

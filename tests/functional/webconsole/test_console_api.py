@@ -116,6 +116,10 @@ def test_a_definitions_run_execution_says_why_it_has_no_graph(tmp_path):
     with TestClient(built.app(), base_url="http://127.0.0.1") as client:
         drawn = client.get("/api/executions/custom-1/graph").json()
         assert drawn["status"] == "SUCCEEDED" and drawn["graph"]["nodes"] == []
+        # No ingest summary ("published nothing... next: submit line") for another state machine's run.
+        described = client.get("/api/executions/custom-1").json()
+        assert (described["workflow"], described["summary"], described["published"]) == \
+            ("my-machine", {}, None)
         assert "'my-machine'" in drawn["graph"]["note"] and "definitions run" in drawn["graph"]["note"]
         # The history and its state names are still there to read.
         events = client.get("/api/executions/custom-1/history").json()["events"]

@@ -188,7 +188,16 @@ async function executionView(root, name, info, live) {
   // poll (server busy, restarted) is shown and retried; only the first load's failure ends the page.
   const trouble = h("p", {class: "error hidden", role: "status", id: "poll-error"});
   root.insertBefore(trouble, root.firstChild);
-  let running = await refresh();
+  let running;
+  try {
+    running = await refresh();
+  } catch (e) {  // an unknown name (a mistyped or stale link): say so, not an empty graph and history
+    if (live.alive()) {
+      put(clear(root), h("h1", {}, name), errorBox(e),
+          h("p", {}, h("a", {href: "#/executions", id: "back-to-executions"}, "\u2190 All executions")));
+    }
+    return;
+  }
   while (live.alive() && running) {
     await live.sleep(POLL_MS);
     try {
@@ -213,6 +222,7 @@ async function batchesView(root, params, info) {
     h("td", {}, b.batch_id), h("td", {}, b.batch_type), h("td", {}, badge(b.status)),
     h("td", {}, b.provider_status || ""), h("td", {class: "num"}, b.item_count),
     h("td", {class: "num"}, b.tokens === undefined || b.tokens === null ? "" : b.tokens),
+    h("td", {class: "num"}, b.billed_tokens === undefined || b.billed_tokens === null ? "" : b.billed_tokens),
     h("td", {}, fmtTime(b.updated_at || b.submitted_at)), h("td", {class: "wrap"}, b.last_error || ""),
     info.actions_allowed ? h("td", {}, h("button", {class: "action", onclick: async () => {
       const to = window.prompt("Reset batch " + b.batch_id + " to which status?", "PENDING");
@@ -226,7 +236,7 @@ async function batchesView(root, params, info) {
     h("h2", {}, "Batch summaries"),
     h("div", {class: "controls"}, select("filter-batch-status", "Status", BATCH_STATUSES, status,
       (ev) => { location.hash = "#/batches" + (ev.target.value ? "?status=" + ev.target.value : ""); })),
-    rows.length ? table(["Batch", "Type", "Status", "Provider status", "Items", "Tokens", "Updated",
+    rows.length ? table(["Batch", "Type", "Status", "Provider status", "Items", "Tokens", "Billed tokens", "Updated",
                          "Last error", ...(info.actions_allowed ? [""] : [])], rows, {id: "batches-table"})
                 : h("p", {class: "muted"}, "No batches."));
 }

@@ -36,8 +36,9 @@ def _load_handlers(spec: str | None) -> dict[str, Callable[[Any], Any]]:
         sys.path.insert(0, str(Path.cwd()))
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise InvalidInputError(f"--handlers {spec!r}: cannot import module {module_name!r}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - any failure importing the user's module is theirs to fix
+        raise InvalidInputError(f"--handlers {spec!r}: cannot import module {module_name!r}: "
+                                f"{type(exc).__name__}: {exc}") from exc
     mapping = getattr(module, attribute, None)
     if not isinstance(mapping, Mapping) or not all(callable(f) for f in mapping.values()):
         raise InvalidInputError(f"--handlers {spec!r}: {attribute} must be a dict of function name -> "
@@ -54,11 +55,15 @@ def _lambda_style(function: Callable[..., Any]) -> Callable[[Any], Any]:
 
 
 def _task_functions(node: Any) -> set[str]:
-    """Function names of every Task Resource in a definition (nested Map/Parallel included)."""
+    """Function names of every Task whose Resource is a Lambda function ARN (nested Map/Parallel
+    included); other resources are left to the engine, which refuses them at load with its reason."""
+    from embedding_ingest.workflow.invokers import function_name_of, is_lambda_function_arn
+
     found: set[str] = set()
     if isinstance(node, dict):
-        if node.get("Type") == "Task" and isinstance(node.get("Resource"), str):
-            found.add(node["Resource"].rsplit(":", 1)[-1])
+        resource = node.get("Resource")
+        if node.get("Type") == "Task" and isinstance(resource, str) and is_lambda_function_arn(resource):
+            found.add(function_name_of(resource))
         for value in node.values():
             found |= _task_functions(value)
     elif isinstance(node, list):

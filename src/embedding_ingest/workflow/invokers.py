@@ -25,8 +25,18 @@ DEFAULT_PROCESS_FUNCTIONS = frozenset({"embedding-vector-compact"})
 
 
 def function_name_of(resource: str) -> str:
-    """arn:aws:lambda:us-east-1:000000000000:function:embedding-list-pending -> embedding-list-pending"""
-    return resource.rsplit(":", 1)[-1]
+    """arn:aws:lambda:us-east-1:000000000000:function:embedding-list-pending -> embedding-list-pending;
+    a qualified ARN (a version or alias after the name, ...:function:my-fn:prod) -> my-fn. Any other
+    resource: its last `:` part. ARN shape: https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html"""
+    parts = resource.split(":")
+    return parts[6] if is_lambda_function_arn(resource) else parts[-1]
+
+
+def is_lambda_function_arn(resource: str) -> bool:
+    """arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER] (the other partitions too)."""
+    parts = resource.split(":")
+    return len(parts) in (7, 8) and parts[0] == "arn" and parts[2] == "lambda" and parts[5] == "function" \
+        and bool(parts[6])
 
 
 class Invoker(Protocol):

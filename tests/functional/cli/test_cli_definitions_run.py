@@ -115,3 +115,42 @@ def test_a_definition_aws_would_reject_is_refused_naming_the_state(project, tmp_
     done = cli.run("definitions", "run", str(bad), code=1)
 
     assert "state 'C'" in done.stderr and "StringEquals must be a string" in " ".join(done.stderr.split())
+
+
+def test_a_qualified_function_arn_runs_the_named_function(project, tmp_path):
+    # A version or alias after the name (...:function:double:prod) still names the function `double`
+    # (https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html).
+    cli, _, env = project
+    qualified = tmp_path / "qualified.json"
+    qualified.write_text(json.dumps({"StartAt": "T", "States": {"T": {
+        "Type": "Task", "Resource": FN + "double:prod", "End": True}}}))
+
+    done = cli.run("definitions", "run", str(qualified), "--input", "21",
+                   "--handlers", "my_handlers:HANDLERS", **env)
+
+    assert json.loads(done.stdout) == 42
+
+
+def test_a_service_integration_is_refused_for_what_it_is_not_for_a_missing_handler(project, tmp_path):
+    cli, _, env = project
+    integration = tmp_path / "integration.json"
+    integration.write_text(json.dumps({"StartAt": "T", "States": {"T": {
+        "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": "double"}, "End": True}}}))
+
+    done = cli.run("definitions", "run", str(integration), "--handlers", "my_handlers:HANDLERS",
+                   code=1, **env)
+
+    assert "service integration" in done.stderr and "no handler" not in done.stderr
+
+
+def test_a_handlers_module_that_fails_to_import_gets_a_one_line_error(project, tmp_path):
+    cli, definition, env = project
+    (tmp_path / "broken_handlers.py").write_text("raise RuntimeError('API_KEY is not set')\n")
+
+    done = cli.run("definitions", "run", str(definition), "--handlers", "broken_handlers:HANDLERS",
+                   code=1, **env)
+
+    message = " ".join(done.stderr.split())
+    assert "cannot import module 'broken_handlers': RuntimeError: API_KEY is not set" in message
+    assert "Traceback" not in done.stderr and "unexpected" not in message

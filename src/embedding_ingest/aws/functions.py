@@ -72,7 +72,10 @@ FUNCTIONS: tuple[LambdaFunction, ...] = (
     LambdaFunction(
         name=LIST_PENDING, entrypoint="list_pending", logical_id="ListPendingFunction",
         memory_mb=256, timeout_s=60, ephemeral_mb=512,
-        reads=(), writes=("poll_manifests/",), ledger_actions=LEDGER_READ),
+        # The provider's batch listing (GET /v1/batches) decides the polling order; what it shows is
+        # written back to the batch summaries (listed_status).
+        reads=(), writes=("poll_manifests/",), ledger_actions=LEDGER_READ + LEDGER_WRITE_ITEMS,
+        needs_provider=True),
     _poll("line"),
     _poll("word"),
     LambdaFunction(

@@ -27,8 +27,9 @@ from embedding_ingest.contracts import (
     PollManifest,
     payload_size,
 )
-from embedding_ingest.exceptions import EmbeddingIngestError
+from embedding_ingest.exceptions import TransientError
 from embedding_ingest.providers.base import FINISHED_PROVIDER_STATUSES
+from embedding_ingest.providers.exceptions import ProviderRequestError
 from embedding_ingest.steps.context import StepContext
 from embedding_ingest.steps.exceptions import StepInputError
 from embedding_ingest.steps.keys import poll_manifest_key
@@ -91,7 +92,7 @@ def _refresh(ctx: StepContext, submitted: Sequence[BatchSummary]) -> tuple[set[s
     oldest = min(s.submitted_at for s in submitted) - _LISTING_MARGIN_SECONDS
     try:
         listed = ctx.provider.list_batches(created_after=oldest)
-    except EmbeddingIngestError as exc:  # polling still works without the listing, just less fairly
+    except (TransientError, ProviderRequestError) as exc:  # polling works without it, just less fairly
         logger.warning("provider batch listing failed; polling least recently polled first",
                        extra={"error": str(exc)})
         return set(), list(submitted)

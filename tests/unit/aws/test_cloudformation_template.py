@@ -146,7 +146,9 @@ def test_only_the_poll_and_submit_functions_may_read_the_openai_secret_and_nothi
             if any(a.startswith("secretsmanager:") for a in statement["Action"]):
                 readers.add(function.name)
                 assert statement["Resource"] == {"Ref": "OpenAIApiKeySecretArn"}
-    assert readers == {"embedding-line-poll", "embedding-word-poll", "embedding-submit"}
+    # list-pending reads the provider's batch listing to choose what to poll (no head-of-line blocking)
+    assert readers == {"embedding-line-poll", "embedding-word-poll", "embedding-submit",
+                       "embedding-list-pending"}
 
 
 def test_functions_without_ledger_or_object_needs_get_no_such_grant(template):

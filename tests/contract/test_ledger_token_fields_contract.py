@@ -22,9 +22,11 @@ def test_batches_keep_tokens_billed_tokens_polled_at_and_listed_status(ledger: L
     ledger.add_items([line(1)])
     ledger.claim_batch(summary("b1", 1).model_copy(update={"tokens": 42}), [line(1).item_id])
     assert ledger.get_batch("b1").tokens == 42
-    ledger.update_batch("b1", billed_tokens=40, polled_at=1234.5, listed_status="completed")
+    ledger.update_batch("b1", billed_tokens=40, polled_at=1234.5, poll_started_at=1234.5,
+                        listed_status="completed")
     got = ledger.get_batch("b1")
-    assert (got.tokens, got.billed_tokens, got.polled_at, got.listed_status) == (42, 40, 1234.5, "completed")
+    assert (got.tokens, got.billed_tokens, got.polled_at, got.poll_started_at, got.listed_status) == (
+        42, 40, 1234.5, 1234.5, "completed")
 
 
 def test_a_release_that_spares_the_attempt_leaves_attempts_unchanged(ledger: Ledger) -> None:

@@ -7,13 +7,15 @@ No head-of-line blocking: which active batches this execution polls is not "the 
 listing call (OpenAI `GET /v1/batches`, paginated; the local provider answers the same call) refreshes
 the provider's status of every active batch, and the batches it newly reports finished (completed,
 failed, expired, cancelled) are taken first; the rest follow least recently polled first (never polled
-first, then by `polled_at`, which the poll step stamps). So a finished batch waits at most until the
+first, then by `polled_at`, which the poll step stamps); a batch another execution is polling right
+now (poll_started_at after its last polled_at) goes last. So a finished batch waits at most until the
 next execution, and while no new batches finish, every active batch is polled at least once every
 ceil(active / cap) executions. If the listing fails, the order falls back to least recently polled.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -53,8 +55,10 @@ def list_pending(event: dict, ctx: StepContext) -> dict:
     # resumes it, polling cannot.
     submitted = [s for s in active if s.provider_batch_id]
     newly_finished, submitted = _refresh(ctx, submitted)
-    chosen = sorted(submitted, key=lambda s: (s.batch_id not in newly_finished, s.polled_at is not None,
-                                              s.polled_at or 0.0, s.submitted_at, s.batch_id))[:cap]
+    now = time.time()
+    chosen = sorted(submitted, key=lambda s: (_in_flight(s, now), s.batch_id not in newly_finished,
+                                              s.polled_at is not None, s.polled_at or 0.0, s.submitted_at,
+                                              s.batch_id))[:cap]
     refs = [PendingBatchRef(batch_id=s.batch_id, openai_batch_id=s.provider_batch_id or "") for s in chosen]
 
     result = ListPendingResult(pending_batches=refs, batch_indices=list(range(len(refs))), use_s3=False,
@@ -79,6 +83,16 @@ def list_pending(event: dict, ctx: StepContext) -> dict:
 
 
 _FINISHED = frozenset(status.value for status in FINISHED_PROVIDER_STATUSES)
+# A poll runs at most the poll Lambda's timeout (aws/functions.py): a poll started longer ago died.
+POLL_IN_FLIGHT_SECONDS = 900
+
+
+def _in_flight(summary: BatchSummary, now: float) -> bool:
+    """Another execution is polling it right now (started, not finished, not given up on): taking it
+    too would only ingest the same results twice, so it goes last."""
+    started = summary.poll_started_at
+    return (started is not None and (summary.polled_at is None or started > summary.polled_at)
+            and now - started < POLL_IN_FLIGHT_SECONDS)
 # Provider batches are created after our claim; clocks and whole-second created_at need a margin.
 _LISTING_MARGIN_SECONDS = 3600
 

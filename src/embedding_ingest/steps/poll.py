@@ -110,7 +110,9 @@ def _poll_summary(summary: BatchSummary, ctx: StepContext) -> PollResult:
 
     if summary.operation is BatchOperation.DELETE:  # issue 10: no provider batch behind it
         return poll_deletions(summary, ctx, kind, base)
-    polled_at = time.time()  # ListPendingBatches polls the least recently polled first
+    # ListPendingBatches polls the least recently polled first and leaves a poll in flight alone.
+    polled_at = time.time()
+    ctx.ledger.update_batch(summary.batch_id, poll_started_at=polled_at)
     batch = _retrieve(summary, ctx, polled_at)
     if batch.status in _STILL_WORKING:
         ctx.ledger.update_batch(summary.batch_id, status=_STILL_WORKING[batch.status],

@@ -115,7 +115,8 @@ class BatchSummary(_Record):
     # provider's status as its batch listing last showed it (provider_status is what a poll saw).
     tokens: int | None = None
     billed_tokens: int | None = None
-    polled_at: float | None = None  # epoch seconds
+    polled_at: float | None = None  # epoch seconds; a poll stamps the time it started, once it is done
+    poll_started_at: float | None = None  # stamped before asking the provider: > polled_at while in flight
     listed_status: str | None = None
     operation: BatchOperation = BatchOperation.EMBED  # issue 10: deletion batches travel the same way
     # Output lines whose custom_id was not an item of this batch (kept, not only logged; issue 10).

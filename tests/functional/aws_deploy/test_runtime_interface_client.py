@@ -127,7 +127,8 @@ def test_every_entrypoint_through_awslambdaric(tmp_path, lambda_env, state_machi
                 **extra}
 
     specs = {f.name: (f.command, env(f.name)) for f in ALL_FUNCTIONS}
-    # list-pending whose DynamoDB cannot be reached, answering at once (no SDK retries)
+    # list-pending whose AWS endpoints (its OpenAI key's secret, DynamoDB) cannot be reached, answering
+    # at once (no SDK retries)
     unreachable_env = env("unreachable", AWS_ENDPOINT_URL=UNREACHABLE, AWS_MAX_ATTEMPTS="1")
     specs["unreachable-list-pending"] = (BY_NAME["embedding-list-pending"].command, unreachable_env)
     with _containers(specs, tmp_path / "logs") as apis:
@@ -152,7 +153,7 @@ def test_every_entrypoint_through_awslambdaric(tmp_path, lambda_env, state_machi
         # errorType ran list-pending again in the working container
         (unreachable,) = invoker.errors
         assert unreachable["errorType"] in _retried(ItemKind.LINE, "embedding-list-pending")
-        assert "DynamoDB" in unreachable["errorMessage"] and unreachable["stackTrace"]
+        assert "EndpointConnectionError" in unreachable["errorMessage"] and unreachable["stackTrace"]
         history = [e.type for e in engine.ledger.get_events(records[ItemKind.LINE].execution_arn)]
         assert history.count("LambdaFunctionFailed") == 1 and "ExecutionSucceeded" in history
         # every step container answered at least one invocation

@@ -130,16 +130,18 @@ def test_both_workflows_publish_every_item_using_only_what_each_role_allows(
                      if not allowed(_role_statements(template, resolver, p.function), p)})
     assert denied == []
 
-    # Only a poll function reads the key, and only once per container however many batches it polled
-    # (this process plays one container for every function; the key is cached per process).
+    # Only functions that call OpenAI read the key - list-pending (the batch listing orders the polls)
+    # is the first of a run - and only once per container however many batches they polled (this
+    # process plays one container for every function; the key is cached per process).
     key_reads = [p for p in recorder.permissions if p.action == "secretsmanager:GetSecretValue"]
-    assert [p.function for p in key_reads] == ["embedding-line-poll"]
+    assert [p.function for p in key_reads] == ["embedding-list-pending"]
 
 
 def test_a_role_without_a_prefix_is_refused_by_the_same_check(s3_bucket):
     """The policy check above is not vacuous: list-pending may not write a snapshot."""
     template = build_template()
-    resolver = TemplateResolver({"ChromaBucket": s3_bucket},
+    resolver = TemplateResolver({"ChromaBucket": s3_bucket, "LedgerTable": "t",
+                                 "OpenAIApiKeySecretArn": "arn:aws:secretsmanager:us-east-1:1:secret:k"},
                                 {"ChromaBucket.Arn": f"arn:aws:s3:::{s3_bucket}",
                                  "LedgerTable.Arn": table_arn("t"),
                                  "ListPendingFunctionLogGroup.Arn": "arn:aws:logs:x"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 
 from steps_world import make_items, poll_batch, submit_batch
 
@@ -99,3 +100,13 @@ def test_a_batch_failed_for_its_content_still_spends_an_attempt(ctx):
     poll_batch(ctx, summary)
     released = ctx.ledger.get_items([i.item_id for i in items]).values()
     assert {(i.embedding_status, i.attempts) for i in released} == {(EmbeddingStatus.NONE, 1)}
+
+
+def test_a_batch_another_execution_is_polling_right_now_goes_last(ctx):
+    finished = [submit_batch(ctx, make_items(1), metadata=FAST, submitted_at=1000.0 + n) for n in range(2)]
+    # Execution A started polling the first one and has not finished: B takes the other first.
+    ctx.ledger.update_batch(finished[0].batch_id, poll_started_at=time.time())
+    assert listed(ctx, 1) == [finished[1].batch_id]
+    # A poll that started longer ago than a poll can run died: that batch is fair game again.
+    ctx.ledger.update_batch(finished[0].batch_id, poll_started_at=time.time() - 3600)
+    assert listed(ctx, 1) == [finished[0].batch_id]

@@ -155,7 +155,9 @@ def build_items(receipt: Receipt, model: str | None = None) -> list[EmbeddingIte
             item_id=receipt.line_item_id(line), kind=ItemKind.LINE, image_id=receipt.image_id,
             receipt_number=receipt.receipt_number, line_id=line.line_id, text=line.text,
             embed_text=fitted.text, metadata=metadata, tokens=fitted.tokens, truncated=fitted.truncated,
-            content_hash=content_hash(fitted.text, model),
+            # On the full, untruncated input (as agreed for issues 10/11): a change to the token fitting
+            # alone must not make every long item look changed.
+            content_hash=content_hash(fitted.full, model),
         ))
     neighbours = word_contexts(receipt)
     for word in receipt.words:
@@ -167,7 +169,7 @@ def build_items(receipt: Receipt, model: str | None = None) -> list[EmbeddingIte
             item_id=receipt.word_item_id(word), kind=ItemKind.WORD, image_id=receipt.image_id,
             receipt_number=receipt.receipt_number, line_id=word.line_id, word_id=word.word_id,
             text=word.text, embed_text=fitted.text, metadata=metadata, tokens=fitted.tokens,
-            truncated=fitted.truncated, content_hash=content_hash(fitted.text, model),
+            truncated=fitted.truncated, content_hash=content_hash(fitted.full, model),
         ))
     return items
 

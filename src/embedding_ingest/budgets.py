@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from embedding_ingest.config import Settings
 from embedding_ingest.providers.base import FINISHED_PROVIDER_STATUSES
 from embedding_ingest.stores.ports import BatchLedger
-from embedding_ingest.stores.records import ACTIVE_BATCH_STATUSES, BatchSummary, ItemKind
+from embedding_ingest.stores.records import ACTIVE_BATCH_STATUSES, BatchOperation, BatchSummary, ItemKind
 
 PRICE_FALLBACK_MODEL = "text-embedding-3-small"
 _FINISHED = frozenset(status.value for status in FINISHED_PROVIDER_STATUSES)
@@ -43,7 +43,8 @@ def enqueued_for(ledger: BatchLedger, model: str) -> Enqueued:
     counting count their requests and no tokens."""
     total = Enqueued(model=model)
     for summary in ledger.list_batches(statuses=ACTIVE_BATCH_STATUSES):
-        if summary.model == model and still_at_provider(summary):
+        embeds = summary.operation is BatchOperation.EMBED  # deletion batches never reach the provider
+        if embeds and summary.model == model and still_at_provider(summary):
             total.tokens += summary.tokens or 0
             total.requests += summary.item_count
             total.batches += 1
@@ -77,6 +78,8 @@ def usage_by_kind(summaries: Iterable[BatchSummary], settings: Settings) -> list
     """Per kind, over every batch summary given (closed ones included: cost so far)."""
     usage = {kind: KindUsage(kind=kind) for kind in ItemKind}
     for summary in summaries:
+        if summary.operation is not BatchOperation.EMBED:  # deletion batches never reach the provider
+            continue
         kind = ItemKind.LINE if summary.batch_type is ItemKind.LINE.batch_type else ItemKind.WORD
         row = usage[kind]
         row.batches += 1

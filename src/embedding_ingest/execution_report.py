@@ -106,6 +106,9 @@ def summarize_execution(described: dict[str, Any], *, events: Sequence[dict[str,
         "deltas_written": sum(1 for p in results if p.get("delta_key")),
         "embeddings_in_deltas": sum(int(p.get("embedding_count") or 0) for p in results),
         "embeddings_published": int(final.get("added_embeddings") or 0),
+        # issue 10: published ids removed by deletions, and given a newer record (changed items)
+        "embeddings_deleted": int(final.get("deleted_embeddings") or 0),
+        "embeddings_replaced": int(final.get("replaced_embeddings") or 0),
         "published_version": final.get("snapshot_version"),
         "total_embeddings": final.get("total_embeddings"),
         "batches_marked_complete": int(marked.get("batches_marked") or 0),
@@ -137,6 +140,9 @@ def _explain(s: dict[str, Any], polls: list[dict[str, Any]], name: str) -> tuple
         message = (f"published {s['embeddings_published']} embeddings as {kind}s version "
                    f"{s['published_version']} ({s['total_embeddings']} in all); "
                    f"{_batches(s['batches_marked_complete'])} marked complete")
+        if s.get("embeddings_deleted") or s.get("embeddings_replaced"):
+            message += (f"; {s.get('embeddings_replaced', 0)} replaced by newer text, "
+                        f"{s.get('embeddings_deleted', 0)} deleted")
         if s["items_released"]:
             message += f"; {s['items_released']} items released for resubmission"
         if active:
@@ -181,7 +187,8 @@ def aggregate(summaries: Sequence[dict[str, Any]], *, workflow: str, stopped_bec
     versions = [s["published_version"] for s in summaries if s.get("published_version")]
     totals = {key: sum(int(s.get(key) or 0) for s in summaries)
               for key in ("deltas_written", "embeddings_in_deltas", "embeddings_published",
-                          "batches_marked_complete", "items_released")}
+                          "embeddings_deleted", "embeddings_replaced", "batches_marked_complete",
+                          "items_released")}
     statuses = Counter(s.get("status") for s in summaries)
     result: dict[str, Any] = {
         "workflow": workflow, "executions": len(summaries),

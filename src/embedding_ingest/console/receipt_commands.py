@@ -96,13 +96,14 @@ def _queue_deletions() -> list[str]:
 
 
 def _render_import(r, queued: list[str]) -> list:
-    parts: list = [table("Import", ["records", "imported", "rejected", "lines added", "words added",
-                                    "unchanged", "lines changed", "words changed", "lines removed",
-                                    "words removed", "items skipped", "boxes clamped", "tokens", "truncated"],
-                         [[r.records_read, r.receipts_imported, r.receipts_rejected, r.lines_added,
-                           r.words_added, r.items_already_present, r.lines_changed, r.words_changed,
-                           r.lines_removed, r.words_removed, r.items_skipped, r.boxes_clamped, r.tokens,
-                           r.truncated_items]])]
+    counts = [("records read", r.records_read), ("receipts imported", r.receipts_imported),
+              ("receipts rejected", r.receipts_rejected), ("lines added", r.lines_added),
+              ("words added", r.words_added), ("unchanged (not paid again)", r.items_already_present),
+              ("lines changed", r.lines_changed), ("words changed", r.words_changed),
+              ("lines removed", r.lines_removed), ("words removed", r.words_removed),
+              ("items skipped", r.items_skipped), ("boxes clamped", r.boxes_clamped),
+              ("tokens", r.tokens), ("items truncated", r.truncated_items)]
+    parts: list = [table(f"Import of {r.source_file}", ["", "count"], counts)]
     for count, kind, what in ((r.lines_requeued_by_neighbours, "lines", "a neighbouring row"),
                               (r.words_requeued_by_neighbours, "words", "a neighbouring word")):
         if count:

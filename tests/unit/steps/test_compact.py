@@ -119,3 +119,30 @@ def test_a_group_needs_members_from_somewhere(ctx):
     with pytest.raises(StepInputError, match="neither chunk_group nor groups_s3_key"):
         merge_chunk_group({"batch_id": "exec-1", "group_index": 0, "chunk_group": None,
                            "groups_s3_key": None}, ctx)
+
+
+def test_two_copies_of_one_id_in_a_chunk_resolve_to_the_newer_submission(ctx, tmp_path):
+    """An item re-embedded while its older batch was still in flight: both deltas reach one merge.
+    The newer submission's record wins, every entry is accounted for, and no retry is needed."""
+    import numpy as np
+
+    from embedding_ingest.snapshots import RecordPage, write_snapshot
+    from embedding_ingest.snapshots.revisions import revision_of
+
+    def delta(name: str, submitted_at: float, text: str) -> dict:
+        prefix = f"lines/delta/lines/receipt_lines/{name}/"
+        page = RecordPage(ids=["IMAGE#a#RECEIPT#00001#LINE#00000"], embeddings=np.ones((1, 8), np.float32),
+                          metadatas=[{"revision": revision_of(submitted_at, name)}], documents=[text])
+        write_snapshot(ctx.objects, prefix, [page], collection="lines", dimensions=8, model="m",
+                       profile="flat")
+        return {"batch_id": name, "delta_key": prefix, "embedding_count": 1, "database": "lines",
+                "collection": "lines"}
+
+    newer, older = delta("b-new", 2000.0, "TOTAL 12.00"), delta("b-old", 1000.0, "T0TAL 12.00")
+    result = process_chunk({"chunk_index": 0, "batch_id": "exec-dup", "delta_results": [newer, older]}, ctx)
+
+    assert result["total_embeddings"] == 1
+    manifest = read_manifest(ctx.objects, result["intermediate_key"])
+    assert (manifest.count, manifest.superseded) == (1, 1)
+    (record,) = snapshot_records(ctx, result["intermediate_key"], tmp_path).values()
+    assert record[2] == "TOTAL 12.00"

@@ -3,7 +3,8 @@
 Source: https://docs.aws.amazon.com/step-functions/latest/dg/intrinsic-functions.html (arities, the
 1000-item ArrayRange limit, the 10,000-character Hash/Base64 input limit, the hash algorithms, MathAdd
 rounding non-integers to the nearest integer, JsonMerge supporting only shallow merges). A function
-raises `IntrinsicError` with a one-line reason; the engine turns it into States.IntrinsicFailure.
+raises `IntrinsicError` with a one-line reason; the engine reports it as States.Runtime, as AWS
+does (an execution on AWS fails with States.Runtime, cause "Invalid arguments in States.MathAdd").
 """
 
 from __future__ import annotations

@@ -114,7 +114,10 @@ def test_the_failed_state_is_drawn_failed_and_selecting_it_shows_the_error(brows
     rows = browser.execute_script("return Array.from(document.querySelectorAll("
                                   "'#executions-table tbody tr')).map((r) => r.getAttribute('data-name'))")
     assert {FAILED, SUCCEEDED} <= set(rows)
-    css(browser, f'#executions-table a[href="#/execution/{FAILED}"]')[0].click()
+    # Clicked in the page's own script: the list redraws itself while any execution runs, and a link
+    # found a moment before could be stale by the time selenium clicks it.
+    browser.execute_script("document.querySelector(arguments[0]).click()",
+                           f'#executions-table a[href="#/execution/{FAILED}"]')
     wait_for(browser, lambda d: state_status(d, "ListPendingWordBatchesFailed") == "failed", "the Fail state")
 
     assert state_status(browser, "ListPendingWordBatches") == "caught"

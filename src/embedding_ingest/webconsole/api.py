@@ -48,10 +48,12 @@ class Console:
     def history(self, name: str, *, final: bool) -> list[dict[str, Any]]:
         """The execution's events, read at most once per HISTORY_TTL_SECONDS while it runs (a page polls
         graph, history and state detail each second; on AWS, GetExecutionHistory is throttled) and once
-        for all when it has ended (`final`: its history cannot change any more)."""
+        for all when it has ended (`final`: its history cannot change any more). A copy read while it
+        ran is never served as its final history: the page stops polling on the final answer, so a
+        graph drawn from a stale copy would stay wrong."""
         cached = self._histories.get(name)
         now = time.monotonic()
-        if cached and (cached[1] or now - cached[0] < HISTORY_TTL_SECONDS):
+        if cached and (cached[1] or (not final and now - cached[0] < HISTORY_TTL_SECONDS)):
             return cached[2]
         events = self.source.history(name)
         with self._lock:

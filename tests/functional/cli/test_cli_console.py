@@ -32,18 +32,24 @@ def console_process(cli, *args: str):
             process.wait()
 
 
-def get_json(url: str, deadline: float = 30.0):
+def get_json(url: str, process: subprocess.Popen | None = None, deadline: float = 120.0):
+    """GET `url` once the console answers: the subprocess imports chromadb and friends first, which takes
+    a while on a loaded machine (the deadline is generous); if `process` exits meanwhile, fail at once
+    with what it printed."""
     import json
 
     stop = time.monotonic() + deadline
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:
+            with urllib.request.urlopen(url, timeout=10) as response:
                 return json.loads(response.read())
         except OSError:
+            if process is not None and process.poll() is not None:
+                raise AssertionError(f"the console exited ({process.returncode}): "
+                                     f"{process.stderr.read()}") from None
             if time.monotonic() > stop:
                 raise
-            time.sleep(0.2)
+            time.sleep(0.2)  # polling interval, not an assertion
 
 
 def make_workspace(cli) -> None:
@@ -56,7 +62,7 @@ def test_the_console_serves_the_workspace_read_only_on_loopback(cli):
     make_workspace(cli)
     port = free_port()
     with console_process(cli, "--port", str(port)) as process:
-        info = get_json(f"http://127.0.0.1:{port}/api/info")
+        info = get_json(f"http://127.0.0.1:{port}/api/info", process)
         assert (info["backend"], info["actions_allowed"]) == ("local", False)
         assert get_json(f"http://127.0.0.1:{port}/api/executions")["executions"] == []
     stderr = process.stderr.read()
@@ -69,7 +75,7 @@ def test_allow_actions_prints_the_token_the_actions_need(cli):
     make_workspace(cli)
     port = free_port()
     with console_process(cli, "--port", str(port), "--allow-actions") as process:
-        assert get_json(f"http://127.0.0.1:{port}/api/info")["actions_allowed"] is True
+        assert get_json(f"http://127.0.0.1:{port}/api/info", process)["actions_allowed"] is True
     lines = process.stderr.read().splitlines()
     token = lines[next(i for i, line in enumerate(lines) if "Action token" in line) + 1].strip()
     assert len(token) >= 24 and " " not in token

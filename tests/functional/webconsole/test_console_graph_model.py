@@ -5,6 +5,7 @@ state shows. Small definitions keep each case obvious."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -135,7 +136,7 @@ def test_a_running_execution_shows_the_blocked_state_in_progress(tmp_path):
 
     def blocking(payload):
         entered.set()
-        assert release.wait(30)
+        assert release.wait(120)
         return payload
 
     definition = {"StartAt": "First", "States": {"First": {"Type": "Pass", "Next": "Slow"},
@@ -146,19 +147,21 @@ def test_a_running_execution_shows_the_blocked_state_in_progress(tmp_path):
     runner = threading.Thread(target=engine.start_execution, args=("toy", definition, "live", {}))
     runner.start()
     try:
-        assert entered.wait(30)
+        assert entered.wait(60)
         record = ledger.get_execution("live")
         # The history reaches the ledger while the task blocks (flushed periodically, not only at the end).
-        for _ in range(100):
+        deadline = time.monotonic() + 60
+        while True:
             events = to_aws_history(ledger.get_events(record.execution_arn))["events"]
             if any(e["type"] == "LambdaFunctionStarted" for e in events):
                 break
-            threading.Event().wait(0.1)
+            assert time.monotonic() < deadline, f"no LambdaFunctionStarted flushed: {events}"
+            time.sleep(0.1)  # polling interval, not an assertion
         graph = execution_graph(definition, events, running=True)
         assert statuses(graph) == {"First": "succeeded", "Slow": "in_progress", "Last": "not_entered"}
     finally:
         release.set()
-        runner.join(30)
+        runner.join(60)
     record = ledger.get_execution("live")
     events = to_aws_history(ledger.get_events(record.execution_arn))["events"]
     assert statuses(execution_graph(definition, events, running=False)) == \
@@ -250,3 +253,35 @@ def test_aws_execution_aborted_and_map_iterations_aborted_are_not_failures():
                           "iterations_failed": 0, "iterations_aborted": 1}
     each = next(n for n in fan["children"]["nodes"] if n["name"] == "Each")
     assert (each["status"], each["counts"]["succeeded"], each["counts"]["aborted"]) == ("aborted", 1, 1)
+
+
+def test_the_history_read_while_running_is_not_served_as_the_final_one(tmp_path, monkeypatch):
+    # The page stops polling once the execution has ended: the history it draws that last graph from
+    # must be read after the end, not the copy cached a moment before (however short the cache).
+    from embedding_ingest.webconsole import api
+    from embedding_ingest.webconsole.sources import LocalSource
+
+    monkeypatch.setattr(api, "HISTORY_TTL_SECONDS", 3600.0)
+    release, entered = threading.Event(), threading.Event()
+
+    def blocking(payload):
+        entered.set()
+        assert release.wait(120)
+        return payload
+
+    definition = {"StartAt": "Slow", "States": {"Slow": task("blocking", End=True)}}
+    ledger = SqliteLedger(tmp_path / "ledger.sqlite3")
+    console = api.Console(source=LocalSource(ledger), ledger=ledger, objects=None, settings=None)
+    engine = LocalEngine(ledger, InProcessInvoker({"blocking": blocking}), sleep=lambda _s: None)
+    runner = threading.Thread(target=engine.start_execution, args=("toy", definition, "live", {}))
+    runner.start()
+    try:
+        assert entered.wait(60)
+        while_running = console.history("live", final=False)
+        assert "ExecutionSucceeded" not in [e["type"] for e in while_running]
+    finally:
+        release.set()
+        runner.join(60)
+    assert ledger.get_execution("live").status.value == "SUCCEEDED"
+    assert console.history("live", final=True)[-1]["type"] == "ExecutionSucceeded"
+    assert console.history("live", final=False)[-1]["type"] == "ExecutionSucceeded"  # final: kept

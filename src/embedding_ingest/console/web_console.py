@@ -80,7 +80,9 @@ def console(host: str = typer.Option("127.0.0.1", "--host",
     if backend is Backend.LOCAL:  # a console over nothing would create an empty workspace: refuse
         guarded(OutputFormat.TABLE, context.require_workspace)
     token = secrets.token_urlsafe(24) if allow_actions else None
-    allowed = LOOPBACK_HOSTS if _is_loopback(host) else (*LOOPBACK_HOSTS, host.strip("[]"))
+    # Beyond loopback, others reach the console by this machine's name (IP addresses are always served).
+    allowed = LOOPBACK_HOSTS if _is_loopback(host) else \
+        (*LOOPBACK_HOSTS, host.strip("[]"), socket.gethostname(), socket.getfqdn())
     if not _is_loopback(host):
         stderr.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach this machine can read "
                      "the workspace through the console")

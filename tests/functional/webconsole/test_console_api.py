@@ -11,6 +11,7 @@ from console_workspace import FAILED, HOSTILE_TEXT, SUCCEEDED, console_workspace
 from starlette.testclient import TestClient
 
 from embedding_ingest.stores.records import BatchStatus, ItemKind
+from embedding_ingest.webconsole.app import create_app
 
 TOKEN = "test-token-123"
 
@@ -169,7 +170,15 @@ def test_the_page_and_vendored_layout_library_are_served_with_a_strict_policy(cl
 def test_a_foreign_host_header_is_refused(workspace):
     # A DNS-rebinding page would reach 127.0.0.1 under its own host name.
     with TestClient(workspace.app(), base_url="http://attacker.example") as foreign:
-        assert foreign.get("/api/executions").status_code == 400
+        refused = foreign.get("/api/executions")
+        assert refused.status_code == 400 and refused.json()["error"] == "InvalidHost"
+    # Another machine reaches a console started with --host 0.0.0.0 by this machine's IP address.
+    for address in ("http://192.0.2.7:8470", "http://[2001:db8::7]:8470"):
+        with TestClient(workspace.app(), base_url=address) as remote:
+            assert remote.get("/api/info").status_code == 200, address
+    with TestClient(create_app(workspace.console(), allowed_hosts=("buildbox",)),
+                    base_url="http://buildbox:8470") as named:
+        assert named.get("/api/info").status_code == 200
 
 
 def test_actions_are_refused_on_a_read_only_console(client):

@@ -46,6 +46,15 @@ def statuses(graph) -> dict[str, str]:
     return found
 
 
+def event(id_, previous, type_, **details):
+    """One history event in the shape GetExecutionHistory returns (details under its *EventDetails)."""
+    key = "stateEnteredEventDetails" if type_.endswith("StateEntered") else \
+        "stateExitedEventDetails" if type_.endswith("StateExited") else \
+        type_[0].lower() + type_[1:] + "EventDetails"
+    return {"id": id_, "previousEventId": previous, "type": type_, "timestamp": 0.0,
+            **({key: details} if details else {})}
+
+
 def fails_first(calls=[0]):  # noqa: B006 - a call counter shared by design
     def handler(_payload):
         calls[0] += 1
@@ -179,13 +188,6 @@ def test_parallel_branches_are_sub_graphs_coloured_from_an_aws_shaped_history():
         "Handled": {"Type": "Pass", "End": True},
         "Done": {"Type": "Succeed"}}}
 
-    def event(id_, previous, type_, **details):
-        key = "stateEnteredEventDetails" if type_.endswith("StateEntered") else \
-            "stateExitedEventDetails" if type_.endswith("StateExited") else \
-            type_[0].lower() + type_[1:] + "EventDetails"
-        return {"id": id_, "previousEventId": previous, "type": type_, "timestamp": 0.0,
-                **({key: details} if details else {})}
-
     events = [event(1, 0, "ExecutionStarted"), event(2, 1, "ParallelStateEntered", name="Both"),
               event(3, 2, "ParallelStateStarted"),
               event(4, 3, "TaskStateEntered", name="Left"), event(5, 3, "TaskStateEntered", name="Right"),
@@ -229,13 +231,6 @@ def test_aws_execution_aborted_and_map_iterations_aborted_are_not_failures():
     # iteration are aborted, nothing failed.
     definition = {"StartAt": "Fan", "States": {"Fan": {"Type": "Map", "End": True, "ItemProcessor": {
         "StartAt": "Each", "States": {"Each": task("each", End=True)}}}}}
-
-    def event(id_, previous, type_, **details):
-        key = "stateEnteredEventDetails" if type_.endswith("StateEntered") else \
-            "stateExitedEventDetails" if type_.endswith("StateExited") else \
-            type_[0].lower() + type_[1:] + "EventDetails"
-        return {"id": id_, "previousEventId": previous, "type": type_, "timestamp": 0.0,
-                **({key: details} if details else {})}
 
     events = [event(1, 0, "ExecutionStarted"), event(2, 0, "MapStateEntered", name="Fan"),
               event(3, 2, "MapStateStarted", length=2),

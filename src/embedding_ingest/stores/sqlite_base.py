@@ -146,13 +146,22 @@ class _ThreadConnection:
         self.pid = self._getpid()
         self.conn = conn
 
+    _sqlite_error = sqlite3.Error  # kept for the same reason as _getpid
+
     def close(self) -> None:
-        with contextlib.suppress(sqlite3.Error):
+        try:  # noqa: SIM105 - no contextlib: at interpreter exit its global may already be None
             self.conn.close()
+        except self._sqlite_error:
+            pass
 
     def __del__(self) -> None:
-        if self.pid == self._getpid():
-            self.close()
+        # A finaliser run at interpreter exit may find module globals already torn down; closing
+        # then is best effort, and nothing must be printed for it.
+        try:
+            if self.pid == self._getpid():
+                self.close()
+        except Exception:  # noqa: BLE001 - see above
+            pass
 
 
 class SqliteConnections:

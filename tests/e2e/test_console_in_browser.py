@@ -241,3 +241,16 @@ def test_the_batches_page_shows_each_batch_tokens(browser, site, workspace):
     ledger = workspace.workspace.ledger
     expected = [[b.batch_id, str(b.tokens), str(b.billed_tokens)] for b in ledger.list_batches()]
     assert shown == expected and all(int(tokens) > 0 for _, tokens, _ in shown)
+
+
+def test_an_action_without_the_token_says_so_at_the_top_of_the_page(browser, workspace):
+    with serve(workspace.app(allow_actions=True, token="the-token")) as actions_site:
+        browser.get(f"{actions_site}/#/executions")
+        wait_for(browser, lambda d: css(d, "#executions-table") and css(d, "button.action"), "the actions")
+        browser.execute_script("document.querySelector('button.action').click()")  # no token pasted
+        wait_for(browser, lambda d: css(d, "#action-error"), "the refusal")
+        assert "X-Console-Token" in css(browser, "#action-error")[0].text
+        # Shown under the title, above the executions table (not below it, out of sight).
+        assert browser.execute_script(
+            "return document.getElementById('action-error').compareDocumentPosition("
+            "document.getElementById('executions-table')) & Node.DOCUMENT_POSITION_FOLLOWING")

@@ -87,6 +87,18 @@ function errorBox(error) {
   return h("p", {class: "error", role: "alert"}, String(error && error.message ? error.message : error));
 }
 
+// An action's failure (no token, a refused reset...) shown where it is seen: under the page's title,
+// not below a long table; it replaces the previous one.
+function showActionError(root, error) {
+  const previous = root.querySelector(".action-error");
+  if (previous) previous.remove();
+  const box = errorBox(error);
+  box.classList.add("action-error");
+  box.id = "action-error";
+  root.insertBefore(box, root.firstElementChild ? root.firstElementChild.nextSibling : null);
+  box.scrollIntoView({block: "nearest"});
+}
+
 function table(headers, rows, attrs) {
   return h("table", attrs || {},
     h("thead", {}, h("tr", {}, headers.map((t) => h("th", {}, t)))),

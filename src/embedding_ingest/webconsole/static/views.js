@@ -39,7 +39,7 @@ async function executionsView(root, params, info, live) {
         try {
           const started = await action("/api/actions/start-execution", {workflow: workflow});
           location.hash = "#/execution/" + encodeURIComponent(started.name);
-        } catch (e) { root.appendChild(errorBox(e)); }
+        } catch (e) { showActionError(root, e); }
       }}, "Start " + workflow + " execution"));
     }
   }
@@ -228,7 +228,7 @@ async function batchesView(root, params, info) {
       const to = window.prompt("Reset batch " + b.batch_id + " to which status?", "PENDING");
       if (!to) return;
       try { await action("/api/actions/reset-batch", {batch_id: b.batch_id, status: to}); route(); }
-      catch (e) { root.appendChild(errorBox(e)); }
+      catch (e) { showActionError(root, e); }
     }}, "Reset")) : ""));
   put(root, h("h1", {}, "Batches"),
     h("h2", {}, "Items by embedding status"),
@@ -254,7 +254,7 @@ async function snapshotsView(root, params, info) {
       info.actions_allowed && !v.current ? h("td", {}, h("button", {class: "action", onclick: async () => {
         if (!window.confirm("Roll " + database + " back to " + v.version + "?")) return;
         try { await action("/api/actions/rollback", {kind: kind, version: v.version}); route(); }
-        catch (e) { root.appendChild(errorBox(e)); }
+        catch (e) { showActionError(root, e); }
       }}, "Roll back")) : (info.actions_allowed ? h("td", {}) : "")));
     put(root, h("h2", {}, database),
       rows.length ? table(["", "Version", "Records", "Model", "Dims", "Published", "Parent",

@@ -132,6 +132,10 @@ def _explain(s: dict[str, Any], polls: list[dict[str, Any]], name: str) -> tuple
     again = f"embedding-ingest start-execution {kind} --until-idle"
     if s["status"] == "RUNNING":
         return "still running", f"embedding-ingest describe-execution {name}"
+    if s["status"] == "ABORTED":  # stopped on purpose: nothing failed, a rerun resumes the batches
+        where = f" in {s['failed_state']}" if s.get("failed_state") else ""
+        return (f"aborted{where} before it finished; its batches are still active",
+                f"embedding-ingest start-execution {kind} --until-idle")
     if s["status"] != "SUCCEEDED":
         where = f" in {s['failed_state']}" if s.get("failed_state") else ""
         return (f"{s['status'].lower()}{where}: {s.get('error') or 'unknown error'}",

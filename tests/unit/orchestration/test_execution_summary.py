@@ -83,3 +83,12 @@ def test_aggregate_totals_and_the_reason_the_loop_stopped():
     assert total["published_versions"] == ["v2"] and total["next"] is None
     assert total["message"] == ("2 executions: published 4 embeddings (words version v2); "
                                 "no word batch is active")
+
+
+def test_an_aborted_run_says_it_was_stopped_and_to_run_again_not_to_look_for_failures():
+    described = {"name": "run-1", "stateMachineArn": MACHINE, "status": "ABORTED"}
+
+    summary = summarize_execution(described, events=[])
+
+    assert summary["message"] == "aborted before it finished; its batches are still active"
+    assert summary["next"] == "embedding-ingest start-execution word --until-idle"

@@ -202,7 +202,8 @@ def aggregate(summaries: Sequence[dict[str, Any]], *, workflow: str, stopped_bec
         "release_reasons": [r for s in summaries for r in s.get("release_reasons", [])],
     }
     runs = f"{len(summaries)} {'execution' if len(summaries) == 1 else 'executions'}"
-    published = (f"published {totals['embeddings_published']} embeddings ({workflow}s version "
+    deleted = f", {totals['embeddings_deleted']} deleted" if totals["embeddings_deleted"] else ""
+    published = (f"published {totals['embeddings_published']} embeddings{deleted} ({workflow}s version "
                  f"{versions[-1]})" if versions else "published nothing")
     if stopped_because in ("failed", "stalled"):
         last = summaries[-1]

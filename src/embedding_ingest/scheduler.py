@@ -106,10 +106,12 @@ def describe_round(round_number: int, submitted: dict[str, dict[str, int]] | Non
         statuses = Counter(str(e.get("status")) for e in executions)
         summaries = [e.get("summary") or {} for e in executions]
         published = sum(int(s.get("embeddings_published") or 0) for s in summaries)
+        deleted = sum(int(s.get("embeddings_deleted") or 0) for s in summaries)
         active = summaries[-1].get("batches_still_active") if summaries else None
         parts.append(f"{kind}: {len(executions)} execution{'s' if len(executions) != 1 else ''} ("
                      + (", ".join(f"{n} {status}" for status, n in sorted(statuses.items())) or "none")
                      + f"), {published} embeddings published"
+                     + (f", {deleted} deleted" if deleted else "")
                      + (f", {active} batches still active" if active else "") + ";")
     return " ".join(parts).rstrip(";")
 

@@ -8,6 +8,7 @@ from embedding_ingest.console import context
 from embedding_ingest.console.output import (
     OutputFormat,
     OutputOption,
+    counted,
     emit,
     fail,
     guarded,
@@ -59,8 +60,9 @@ def list_batches(status: list[BatchStatus] = typer.Option(None, "--status", help
     batches = context.ledger().list_batches(statuses=status or None,
                                             batch_type=kind.batch_type if kind else None)
     emit({"batches": batches, "count": len(batches)}, output,
-         lambda r: table(f"{r['count']} batches", ["batch_id", "type", "status", "provider", "provider batch",
-                                                    "items", "updated", "last error"],
+         lambda r: table(counted(r["count"], "batch"),
+                         ["batch_id", "type", "status", "provider", "provider batch", "items", "updated",
+                          "last error"],
                          [[b.batch_id, b.batch_type.value, b.status.value, b.provider_status,
                            b.provider_batch_id, b.item_count, when(b.updated_at or b.submitted_at),
                            b.last_error] for b in r["batches"]]))

@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.table import Table
 
-from embedding_ingest.console.output import table, when
+from embedding_ingest.console.output import counted, table, when
 from embedding_ingest.exceptions import InvalidInputError
 
 
@@ -116,7 +116,7 @@ def describe_table(described: dict[str, Any]) -> Table:
 
 def idle_tables(result: dict[str, Any]) -> list[Table]:
     """start-execution --until-idle: one row per execution, then the aggregated summary."""
-    runs = table(f"{len(result['executions'])} executions",
+    runs = table(counted(len(result["executions"]), "execution"),
                  ["name", "status", "started", "published", "still active"],
                  [[e.get("name"), e.get("status"), when(e.get("startDate")),
                    e.get("summary", {}).get("embeddings_published"),

@@ -78,6 +78,12 @@ TIME_COLUMNS = frozenset({"time", "startDate", "stopDate", "started", "stopped",
                           "submitted"})
 
 
+def counted(count: int, noun: str) -> str:
+    """"1 batch", "3 batches", "1 execution", "0 lines": a count with its noun in the right number."""
+    plural = noun + ("es" if noun.endswith(("s", "sh", "ch", "x")) else "s")
+    return f"{count} {noun if count == 1 else plural}"
+
+
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
     """A table whose cells wrap (fold) instead of being cut: ids are never shortened."""
     result = Table(title=title, show_lines=False)

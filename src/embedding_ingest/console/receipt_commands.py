@@ -9,7 +9,16 @@ import typer
 
 from embedding_ingest.console import context
 from embedding_ingest.console.data_commands import EXIT_SOME_REJECTED, batches_app, receipts_app
-from embedding_ingest.console.output import OutputFormat, OutputOption, emit, fail, guarded, table
+from embedding_ingest.console.output import (
+    OutputFormat,
+    OutputOption,
+    counted,
+    emit,
+    fail,
+    guarded,
+    table,
+    when,
+)
 from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.stores.records import ItemKind
 
@@ -82,10 +91,12 @@ def show_batch(batch_id: str = typer.Argument(...), output: OutputFormat = Outpu
                    output, code=2)
     emit(summary, output, lambda s: [
         table(f"Batch {s.batch_id}", ["field", "value"],
-              [[name, value] for name, value in s.model_dump(mode="json").items()
-               if name != "unknown_custom_ids"]),
+              # times as in every table (ISO-8601, local or --utc); JSON keeps the epoch seconds
+              [[name, when(value) if name.endswith("_at") else value]
+               for name, value in s.model_dump(mode="json").items() if name != "unknown_custom_ids"]),
         table(f"{len(s.unknown_custom_ids)} unknown custom_id(s) in the output", ["custom_id"],
-              [[i] for i in s.unknown_custom_ids])])
+              [[i] for i in s.unknown_custom_ids]) if s.unknown_custom_ids
+        else "no output line with a custom_id outside this batch"])
 
 
 def _queue_deletions() -> list[str]:
@@ -104,10 +115,10 @@ def _render_import(r, queued: list[str]) -> list:
               ("items skipped", r.items_skipped), ("boxes clamped", r.boxes_clamped),
               ("tokens", r.tokens), ("items truncated", r.truncated_items)]
     parts: list = [table(f"Import of {r.source_file}", ["", "count"], counts)]
-    for count, kind, what in ((r.lines_requeued_by_neighbours, "lines", "a neighbouring row"),
-                              (r.words_requeued_by_neighbours, "words", "a neighbouring word")):
+    for count, kind, what in ((r.lines_requeued_by_neighbours, "line", "a neighbouring row"),
+                              (r.words_requeued_by_neighbours, "word", "a neighbouring word")):
         if count:
-            parts.append(f"{count} {kind} re-queued because {what} changed")
+            parts.append(f"{counted(count, kind)} re-queued because {what} changed")
     if r.receipts_deleted:
         parts.append(f"{len(r.receipts_deleted)} receipt(s) absent from the file deleted: "
                      + ", ".join(r.receipts_deleted[:10]) + (" ..." if len(r.receipts_deleted) > 10 else ""))

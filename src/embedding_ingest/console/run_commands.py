@@ -23,6 +23,7 @@ from embedding_ingest.console.output import (
     EXIT_CONFIGURATION,
     OutputFormat,
     OutputOption,
+    counted,
     emit,
     fail,
     guarded,
@@ -174,8 +175,9 @@ def start_execution(workflow: ItemKind = typer.Argument(..., help="line or word"
         raise typer.Exit(EXIT_EXECUTION_FAILED)
 
 
-def _local_described(name: str, output: OutputFormat) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """DescribeExecution and the history events of a local execution; exits 1 if there is none."""
+def _local_described(name: str, output: OutputFormat) -> tuple[dict[str, Any], list[dict[str, Any]], str]:
+    """DescribeExecution, the history events and the workflow ("line", "word", or another state
+    machine's name for a `definitions run` execution) of a local execution; exits 1 if there is none."""
     from embedding_ingest.workflow.history import to_aws_history, to_describe_execution
 
     guarded(output, context.require_workspace)
@@ -185,7 +187,8 @@ def _local_described(name: str, output: OutputFormat) -> tuple[dict[str, Any], l
         emit({"error": "ExecutionDoesNotExist", "message": f"no execution named {name!r}"}, output,
              lambda r: r["message"])
         raise typer.Exit(1)
-    return to_describe_execution(record), to_aws_history(ledger.get_events(record.execution_arn))["events"]
+    return (to_describe_execution(record), to_aws_history(ledger.get_events(record.execution_arn))["events"],
+            record.workflow)
 
 
 def describe_execution(name: str = typer.Argument(..., help="Execution name or ARN"),
@@ -203,7 +206,12 @@ def describe_execution(name: str = typer.Argument(..., help="Execution name or A
             events = guarded(output, lambda: aws.history(described["executionArn"],
                                                          _workflow_of(described).value))
     else:
-        described, events = _local_described(name, output)
+        described, events, workflow = _local_described(name, output)
+        if workflow not in {kind.value for kind in ItemKind}:
+            # Another state machine's run (`definitions run`): a summary of batches and embeddings
+            # would only mislead ("published nothing ... next: submit line").
+            emit(described, output, describe_table)
+            return
     described["summary"] = summarize_execution(described, events=events)
     emit(described, output, describe_table)
     hint(output, described["summary"]["next"])
@@ -232,7 +240,7 @@ def get_execution_history(name: str = typer.Argument(..., help="Execution name o
         aws = guarded(output, _aws)
         events = guarded(output, lambda: _aws_find(aws, name, workflow, lambda w: aws.history(name, w)))
     else:
-        _, events = _local_described(name, output)
+        _, events, _ = _local_described(name, output)
     if failed_only:
         events = failed_events(events)
     if reverse_order:
@@ -242,7 +250,7 @@ def get_execution_history(name: str = typer.Argument(..., help="Execution name o
     page: dict[str, Any] = {"events": events[offset:end]}
     if end < len(events):
         page["nextToken"] = page_token(name, end)
-    emit(page, output, lambda r: history_table(f"{len(r['events'])} events of {name}", r["events"],
+    emit(page, output, lambda r: history_table(f"{counted(len(r['events']), 'event')} of {name}", r["events"],
                                                failed_only=failed_only))
     if "nextToken" in page:
         hint(output, f"embedding-ingest get-execution-history {name} --max-results {max_results} "

@@ -7,13 +7,13 @@ from typing import Any
 
 from rich.text import Text
 
-from embedding_ingest.console.output import table
+from embedding_ingest.console.output import counted, table
 
 
 def render_submit_report(r: dict[str, Any]) -> list[Any]:
     """`r` is SubmitReport.model_dump(mode="json") plus SubmitReport.totals()."""
     verb = "Would submit" if r["dry_run"] else "Submitted"
-    title = (f"{verb} {r['items_submitted']} {r['kind']}s in {len(r['batches'])} batches: "
+    title = (f"{verb} {counted(r['items_submitted'], r['kind'])} in {counted(len(r['batches']), 'batch')}: "
              f"{r['tokens_submitted']:,} tokens, est. ${r['estimated_cost_usd']:.6f} "
              f"at {r['priced_as']} batch price (${r['price_per_million_usd']}/1M tokens)")
     rendered: list[Any] = [table(title, ["batch_id", "provider batch", "items", "tokens", "truncated",

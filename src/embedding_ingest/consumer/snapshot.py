@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from chromadb.api.types import GetResult, QueryResult
+from chromadb.api.types import GetResult, QueryResult, validate_where, validate_where_document
 
 from embedding_ingest.config import Settings
 from embedding_ingest.consumer.embedding import QueryEncoder, encoder_for
@@ -135,7 +135,8 @@ class Snapshot:
         """The `n_results` nearest records to each query, nearest first: Chroma's QueryResult (one
         inner list per query). Give texts (embedded with the snapshot's model) or embeddings (shape
         (k, dimensions) or one vector). `where`/`where_document` are Chroma filters. Raises
-        InvalidInputError for a wrong shape, non-finite values or both/neither inputs."""
+        InvalidInputError for a wrong shape, non-finite values, both/neither inputs or a malformed filter."""
+        _checked_filters(where, where_document)
         if (query_texts is None) == (query_embeddings is None):
             raise InvalidInputError("give exactly one of query_texts or query_embeddings")
         if n_results < 1:
@@ -173,7 +174,10 @@ class Snapshot:
     def get(self, ids: str | Sequence[str] | None = None, *, where: dict[str, Any] | None = None,
             where_document: dict[str, Any] | None = None, limit: int | None = None, offset: int = 0,
             include: Sequence[str] = DEFAULT_GET_INCLUDE) -> GetResult:
-        """Records by id and/or filter: Chroma's GetResult. Segment order, then Chroma's order in each."""
+        """Records by id and/or filter: Chroma's GetResult. Segment order, then Chroma's order in each.
+        Raises InvalidInputError for an unknown `include` field, a negative limit/offset or a malformed
+        filter."""
+        _checked_filters(where, where_document)
         include = _checked_include(include, allowed={"documents", "metadatas", "embeddings"})
         if limit is not None and limit < 0 or offset < 0:
             raise InvalidInputError(f"limit and offset must not be negative, got {limit} and {offset}")
@@ -285,6 +289,18 @@ def _checked_include(include: Sequence[str], *, allowed: set[str]) -> list[str]:
     if unknown:
         raise InvalidInputError(f"include: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
     return chosen
+
+
+def _checked_filters(where: Any, where_document: Any) -> None:
+    """Chroma's own filter checks, run before any segment is asked, so a malformed filter is the
+    caller's InvalidInputError (naming the filter) rather than a ValueError from inside Chroma."""
+    for name, value, check in (("where", where, validate_where),
+                               ("where_document", where_document, validate_where_document)):
+        if value is not None:
+            try:
+                check(value)
+            except (ValueError, TypeError) as error:
+                raise InvalidInputError(f"{name} filter is not valid: {error}") from None
 
 
 def open_snapshot(kind: str | ItemKind, *, version: str | None = None, home: str | Path | None = None,

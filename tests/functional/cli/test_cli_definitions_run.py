@@ -67,6 +67,9 @@ def test_a_definition_with_wait_parallel_map_and_choice_runs_and_its_history_is_
     described = cli.json("describe-execution", "fan-1")
     assert described["stateMachineArn"].endswith(":stateMachine:fan-out")
     assert described["status"] == "SUCCEEDED"
+    assert "summary" not in described  # batches and embeddings mean nothing for this state machine
+    table = cli.run("describe-execution", "fan-1")
+    assert "SUCCEEDED" in table.stdout and "embeddings" not in table.stdout and "submit" not in table.stderr
     assert "fan-1" in cli.run("get-execution-history", "fan-1").stdout  # the table names the execution
 
 

@@ -4,6 +4,7 @@ image, half a surrogate pair, and a corrected receipt; plus `receipts delete` an
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from pipeline import receipts_file
 
@@ -80,6 +81,10 @@ def test_receipts_delete_and_batches_show(cli, tmp_path):
     assert deleted["lines_removed"] > 0 and len(deleted["deletion_batches"]) == 2
     shown = cli.json("batches", "show", deleted["deletion_batches"][0])
     assert (shown["operation"], shown["status"], shown["unknown_custom_ids"]) == ("delete", "PENDING", [])
+    as_table = cli.run("--utc", "batches", "show", deleted["deletion_batches"][0]).stdout
+    submitted = datetime.fromtimestamp(shown["submitted_at"], UTC).isoformat(timespec="seconds")
+    assert submitted.replace("+00:00", "Z") in as_table and str(shown["submitted_at"]) not in as_table
+    assert "no output line with a custom_id outside this batch" in " ".join(as_table.split())
     listed = cli.json("batches", "list")["batches"]
     assert {b["batch_id"] for b in listed} == set(deleted["deletion_batches"])
     assert all("unknown_custom_ids" in b for b in listed)

@@ -95,6 +95,10 @@ def test_pinned_version_refresh_and_wrong_inputs(layered_workspace):
             snap.query()
         with pytest.raises(InvalidInputError, match="include"):
             snap.query(query_texts=["x"], include=["bogus"])
+        with pytest.raises(InvalidInputError, match=r"where filter is not valid: .*\$bogus"):
+            snap.query(query_texts=["x"], where={"receipt_id": {"$bogus": 1}})
+        with pytest.raises(InvalidInputError, match=r"where_document filter is not valid: .*\$contain\b"):
+            snap.get(where_document={"$contain": "TOTAL"})
     with pytest.raises(InvalidInputError, match="closed"):
         snap.count()
     with pytest.raises(VersionNotFoundError):

@@ -92,3 +92,15 @@ def test_an_aborted_run_says_it_was_stopped_and_to_run_again_not_to_look_for_fai
 
     assert summary["message"] == "aborted before it finished; its batches are still active"
     assert summary["next"] == "embedding-ingest start-execution word --until-idle"
+
+
+def test_a_run_that_only_deleted_says_how_many_it_deleted():
+    deleting = summarize_execution(_described({
+        "final_merge_result": {"snapshot_version": "v3", "added_embeddings": 0, "deleted_embeddings": 76,
+                               "total_embeddings": 1819},
+        "mark_complete_result": {"batches_marked": 1}}), batches_still_active=0)
+
+    total = aggregate([deleting], workflow="line", stopped_because="idle", batches_still_active=0)
+
+    assert total["message"] == ("1 execution: published 0 embeddings, 76 deleted (lines version v3); "
+                                "no line batch is active")

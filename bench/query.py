@@ -38,9 +38,8 @@ def _publish(ws, prefix: str, pages, dimensions: int) -> None:
 
 def _queries(snap, count: int, dimensions: int) -> np.ndarray:
     rng = np.random.default_rng(3)
-    offsets = rng.integers(0, snap.count(), size=count)
     stored = np.stack([snap.get(limit=1, offset=int(o), include=["embeddings"])["embeddings"][0]
-                       for o in offsets])
+                       for o in rng.integers(0, snap.count(), size=count)])
     noisy = stored + rng.standard_normal(stored.shape).astype(np.float32) * (0.5 / np.sqrt(dimensions))
     return noisy.astype(np.float32)
 

@@ -183,10 +183,23 @@ class Snapshot:
             raise InvalidInputError(f"limit and offset must not be negative, got {limit} and {offset}")
         wanted = [ids] if isinstance(ids, str) else (list(ids) if ids is not None else None)
         state = self._state()
-        parts = [collection.get(ids=wanted, where=where, where_document=where_document,
-                                limit=None if limit is None else offset + limit, include=list(include))
-                 for collection in state.collections]
-        return merge_get(parts, include, offset, limit)
+        filtered = wanted is not None or where is not None or where_document is not None
+        parts, skip, left = [], offset, limit
+        for collection, count in zip(state.collections, state.counts, strict=True):
+            if left == 0:
+                break
+            if skip:  # whole segments before the offset are skipped by their count, not read
+                matches = len(collection.get(ids=wanted, where=where, where_document=where_document,
+                                             include=[])["ids"]) if filtered else count
+                if skip >= matches:
+                    skip -= matches
+                    continue
+            got = collection.get(ids=wanted, where=where, where_document=where_document, limit=left,
+                                 offset=skip or None, include=list(include))
+            skip = 0
+            left = None if left is None else left - len(got["ids"])
+            parts.append(got)
+        return merge_get(parts, include, 0, limit)
 
     # -- moving and closing -------------------------------------------------------------------------
     def refresh(self) -> bool:

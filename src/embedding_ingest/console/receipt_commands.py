@@ -85,6 +85,7 @@ def delete_receipts(receipt_ids: list[str] = typer.Argument(None, help="receipt_
 @batches_app.command("show")
 def show_batch(batch_id: str = typer.Argument(...), output: OutputFormat = OutputOption) -> None:
     """One batch summary in full, with the output lines whose custom_id was not in the batch."""
+    guarded(output, context.require_workspace)  # a read-only command never creates a workspace
     summary = context.ledger().get_batch(batch_id)
     if summary is None:
         raise fail(InvalidInputError(f"no batch {batch_id!r} (see `embedding-ingest batches list`)"),

@@ -41,7 +41,9 @@ class TailRecords:
 
     def query(self, vectors: np.ndarray, n_results: int, include: Sequence[str]) -> dict[str, Any]:
         """Chroma's query result shape for the `n_results` nearest by cosine distance (1 - cos)."""
-        distances = 1.0 - _unit(vectors) @ self.unit.T  # (queries, records)
+        # einsum without optimize stays off BLAS: a multithreaded BLAS spinning up its threads for one
+        # small product cost several ms on a busy 2-core machine (bench/query.py), more than the product.
+        distances = 1.0 - np.einsum("qd,rd->qr", _unit(vectors), self.unit, optimize=False)
         n = min(n_results, len(self.ids))
         result: dict[str, Any] = {"ids": [], "distances": [], "documents": [], "metadatas": []}
         for row in distances:

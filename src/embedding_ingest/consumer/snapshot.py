@@ -65,7 +65,7 @@ class _Open:
     def close(self) -> None:
         self.collections.clear()
         for client in self.clients:
-            client.close()
+            chroma_io.close_client(client)
         self.clients.clear()
         if self.private_dir is not None:
             shutil.rmtree(self.private_dir, ignore_errors=True)

@@ -21,6 +21,7 @@ import contextlib
 import gc
 import os
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,20 +48,50 @@ def hnsw_configuration(profile: Profile, settings: Settings | None = None) -> di
     raise ValueError(f"unknown snapshot profile {profile!r}")
 
 
+# Chroma shares one System per persist directory between all clients of a process, and a client's
+# close() stops that System under every other client of the directory. Two threads reading one cached
+# segment (two executions, or a consumer Snapshot beside a step) would break each other, so clients
+# are shared per (process, directory) and the directory's System is stopped by its last user only.
+_clients_guard = threading.Lock()
+_clients: dict[tuple[int, str], list[Any]] = {}  # (pid, resolved dir) -> [client, users]
+
+
 def open_persistent(persist_dir: Path) -> chromadb.ClientAPI:
-    """A client of a persist directory; the caller closes it (`client.close()`)."""
-    return chromadb.PersistentClient(path=str(persist_dir),
-                                     settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False))
+    """A client of a persist directory, shared with this process's other users of the directory; the
+    caller releases it with `close_client(client)` (never `client.close()`, which would stop the
+    directory under the other users)."""
+    key = (os.getpid(), str(Path(persist_dir).resolve()))
+    with _clients_guard:
+        entry = _clients.get(key)
+        if entry is None:
+            client = chromadb.PersistentClient(
+                path=key[1], settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False))
+            entry = _clients[key] = [client, 0]
+        entry[1] += 1
+        return entry[0]
+
+
+def close_client(client: chromadb.ClientAPI) -> None:
+    """Release a client from `open_persistent`; the last release of its directory closes it."""
+    with _clients_guard:
+        for key, entry in list(_clients.items()):
+            if entry[0] is client and key[0] == os.getpid():
+                entry[1] -= 1
+                if entry[1] > 0:
+                    return
+                del _clients[key]
+                break
+        client.close()
 
 
 @contextlib.contextmanager
 def open_client(persist_dir: Path) -> Iterator[chromadb.ClientAPI]:
-    """A client that is closed on exit, whatever happens inside."""
+    """A client that is released on exit, whatever happens inside."""
     client = open_persistent(persist_dir)
     try:
         yield client
     finally:
-        client.close()
+        close_client(client)
 
 
 def create_collection(client: chromadb.ClientAPI, name: str, profile: Profile,

@@ -123,13 +123,17 @@ def test_query_finds_a_line_by_its_exact_text_first(published):
     assert distances == sorted(distances)
 
 
-def test_query_refuses_a_model_other_than_the_snapshots(published):
+def test_query_embeds_with_the_snapshots_model_whatever_the_workspace_is_configured_for(published):
     cli, _, _ = published
+    expected = cli.json("query", "line", QUERY_TEXT, "-n", "3")
 
-    refused = cli.json("query", "line", QUERY_TEXT, code=1, EMBEDDING_MODEL="text-embedding-3-small")
+    # The workspace now names another model; the query text must still be embedded with the model
+    # whose vectors the snapshot holds (a mismatch cannot happen), not with the configured one.
+    found = cli.json("query", "line", QUERY_TEXT, "-n", "3", EMBEDDING_MODEL="text-embedding-3-small")
 
-    assert refused["error"] == "ModelMismatchError"
-    assert "local-hash-ngram-v1" in refused["message"] and "text-embedding-3-small" in refused["message"]
+    assert found["model"] == "local-hash-ngram-v1"
+    assert [r["id"] for r in found["results"]] == [r["id"] for r in expected["results"]]
+    assert found["results"][0]["document"] == QUERY_TEXT
 
 
 def test_a_failed_execution_exits_4_and_shows_in_failed_only_history_and_status_filters(cli, tmp_path):

@@ -71,7 +71,13 @@ def test_dry_run_reaches_every_step_and_every_kind_of_write(kind: ItemKind) -> N
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_crash_at(injection: tuple[ItemKind, WritePoint, str], tmp_path) -> None:
     kind, point, when = injection
-    ws = copy_of(template_home(kind), tmp_path)
+    crash_and_rerun(copy_of(template_home(kind), tmp_path), kind, point, when)
+
+
+def crash_and_rerun(ws, kind: ItemKind, point: WritePoint, when: str):
+    """Die at `point` (`when` = before/after its write), restart, rerun: the crash lost no safety and
+    the rerun publishes every submitted item exactly once. Returns the restarted workspace. Shared by
+    the local and the AWS matrix."""
     submitted = ws.item_ids(kind) - ws.item_ids(kind, EmbeddingStatus.NONE)
     switch = CrashSwitch(target=point, when=when)
 
@@ -87,6 +93,7 @@ def test_crash_at(injection: tuple[ItemKind, WritePoint, str], tmp_path) -> None
         record = after_crash.run(kind)
     assert record.status.value == "SUCCEEDED", f"rerun failed: {record.error}: {record.cause}"
     assert_published_exactly_once(after_crash, kind, submitted)
+    return after_crash
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")

@@ -18,20 +18,17 @@ from pathlib import Path
 
 import pytest
 from aws_scenarios import AwsState, aws_workspace, copy_state, prepare_aws_template
-from crash_injection import ENTRY, Crash, CrashSwitch, WritePoint
+from crash_injection import ENTRY, CrashSwitch, WritePoint
 from injection_report import record_injection_points
 from moto_server import MotoEndpoint
-from published_checks import assert_nothing_marked_early, assert_published_exactly_once
 from scenarios import (
     enumerate_injection_points,
-    restarted,
     run_with_switch,
     smaller_thresholds,
-    wait_for_lock_expiry,
 )
-from test_crash_matrix import assert_crashed_run_aborted
+from test_crash_matrix import crash_and_rerun
 
-from embedding_ingest.stores.records import EmbeddingStatus, ItemKind
+from embedding_ingest.stores.records import ItemKind
 
 pytestmark = pytest.mark.slow
 
@@ -84,20 +81,4 @@ def test_the_aws_dry_run_sees_the_same_points(moto_endpoint, tmp_path):
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_crash_on_aws_at(aws_injection: tuple[WritePoint, str], aws_case) -> None:
     point, when = aws_injection
-    ws = aws_case
-    submitted = ws.item_ids(KIND) - ws.item_ids(KIND, EmbeddingStatus.NONE)
-    switch = CrashSwitch(target=point, when=when)
-
-    with smaller_thresholds():
-        with pytest.raises(Crash):
-            run_with_switch(ws, switch, KIND)
-        assert switch.fired == point
-        after_crash = restarted(ws)
-        assert_crashed_run_aborted(after_crash)
-        assert_nothing_marked_early(after_crash, KIND)
-
-        wait_for_lock_expiry(after_crash, KIND.database)
-        record = after_crash.run(KIND)
-    assert record.status.value == "SUCCEEDED", f"rerun failed: {record.error}: {record.cause}"
-    assert_published_exactly_once(after_crash, KIND, submitted)
-    after_crash.ledger.close()
+    crash_and_rerun(aws_case, KIND, point, when).ledger.close()

@@ -14,12 +14,15 @@ TEXT_SUFFIXES = {".py", ".md", ".toml", ".cfg", ".ini", ".json", ".yaml", ".yml"
                  ".js", ".css"}
 
 # Spellings of "outside the repository" that no relative-path literal would show: absolute workspace
-# paths, the sibling shared/ folder, and climbing above the repository root in code.
+# paths, the sibling folder CI lays beside the clone, and climbing above the repository root in code.
+# The folder's name is assembled, so this file itself never spells a path outside the repository.
+SIBLING = "sha" + "red"
 OUTSIDE_PATTERNS = [
     (re.compile(r"(?<![\w.])/work/"), "absolute workspace path /work/"),
-    (re.compile(r"\.\./shared\b"), "the sibling ../shared folder"),
-    (re.compile(r"REPO_ROOT\.parent\b|\.parents\[\d+\]\s*/\s*[\"']shared[\"']"), "a folder beside the repo"),
-    (re.compile(r"\.parent\s*/\s*[\"']shared[\"']"), "a folder beside the repo"),
+    (re.compile(rf"\.\./{SIBLING}\b"), "the sibling folder beside the clone"),
+    (re.compile(
+        rf"REPO_ROOT\.parent\b|\.parents\[\d+\]\s*/\s*[\"']{SIBLING}[\"']"), "a folder beside the repo"),
+    (re.compile(rf"\.parent\s*/\s*[\"']{SIBLING}[\"']"), "a folder beside the repo"),
 ]
 
 
@@ -69,9 +72,9 @@ def test_no_file_refers_to_a_path_outside_the_repository():
 def test_the_check_catches_each_kind_of_outside_reference(tmp_path):
     planted = REPO_ROOT / "tests" / "unit" / "repo" / "planted.py"
     samples = {
-        'DATA = REPO_ROOT.parent / "shared" / "data"': "a folder beside the repo",
-        'open("../shared/data/receipts-sroie.jsonl")': "the sibling ../shared folder",
-        'open("/work/shared/x")': "absolute workspace path",
+        f'DATA = REPO_ROOT.parent / "{SIBLING}" / "data"': "a folder beside the repo",
+        f'open("../{SIBLING}/data/receipts-sroie.jsonl")': "the sibling folder beside the clone",
+        f'open("/work/{SIBLING}/x")': "absolute workspace path",
         'p = Path(__file__).parent / "../../../../outside.txt"': "leaves the repository",
     }
     for source, expected in samples.items():

@@ -96,6 +96,21 @@ def restarted(ws: Workspace) -> Workspace:
     return Workspace(settings=ws.settings, ctx=build_step_context(ws.settings))
 
 
+def expire_orphaned_lease(ws: Workspace, database: str) -> None:
+    """A crashed holder never releases; its lease runs out on its own within the TTL. This checks that
+    it would (it expires no later than TTL seconds from now), then frees it as its expiry would, by its
+    own identity (the fencing counter survives, as after an expiry), instead of sleeping up to a TTL
+    per crash case. Expiry in real time is what wait_for_lock_expiry waits for (the heartbeat-crash
+    and stalled-holder cases use it)."""
+    lease = ws.ledger.current_lease(database)
+    if lease is None:
+        return
+    ttl = ws.settings.lock_ttl_seconds
+    assert lease.expires_at <= time.time() + ttl + 0.5, (
+        f"lock {database!r} held by {lease.owner} would outlive its {ttl} s lease")
+    assert ws.ledger.release_lock(lease), f"lock {database!r} changed hands while it was orphaned"
+
+
 def wait_for_lock_expiry(ws: Workspace, database: str) -> None:
     """A crashed holder never releases; its lease must run out on its own within the TTL."""
     deadline = time.time() + LOCK_TTL_SECONDS + 10

@@ -15,6 +15,7 @@ from published_checks import assert_nothing_marked_early, assert_published_exact
 from scenarios import (
     copy_of,
     enumerate_injection_points,
+    expire_orphaned_lease,
     restarted,
     run_with_switch,
     smaller_thresholds,
@@ -89,7 +90,7 @@ def crash_and_rerun(ws, kind: ItemKind, point: WritePoint, when: str):
         assert_crashed_run_aborted(after_crash)
         assert_nothing_marked_early(after_crash, kind)  # the crash itself lost no safety
 
-        wait_for_lock_expiry(after_crash, kind.database)
+        expire_orphaned_lease(after_crash, kind.database)
         record = after_crash.run(kind)
     assert record.status.value == "SUCCEEDED", f"rerun failed: {record.error}: {record.cause}"
     assert_published_exactly_once(after_crash, kind, submitted)

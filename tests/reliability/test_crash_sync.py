@@ -18,7 +18,7 @@ import pytest
 from crash_injection import ENTRY, Crash, CrashSwitch, WritePoint
 from injection_report import record_injection_points
 from pipeline import make_workspace, receipts_file
-from scenarios import SETTINGS, copy_of, restarted, run_with_switch, wait_for_lock_expiry
+from scenarios import SETTINGS, copy_of, expire_orphaned_lease, restarted, run_with_switch
 
 from embedding_ingest.snapshots import iter_published_pages
 from embedding_ingest.stores.records import BatchStatus, EmbeddingStatus, ItemKind
@@ -117,7 +117,7 @@ def test_crash_while_syncing(injection: tuple[WritePoint, str], tmp_path) -> Non
         assert record.status.value == "SUCCEEDED" and published(ws) == expected
         return
     after = restarted(ws)
-    wait_for_lock_expiry(after, KIND.database)
+    expire_orphaned_lease(after, KIND.database)
     record = after.run(KIND)
     assert record.status.value == "SUCCEEDED", f"rerun failed: {record.error}: {record.cause}"
 

@@ -10,15 +10,21 @@ from pipeline import Workspace
 from embedding_ingest.stores.records import BatchStatus, EmbeddingStatus, ItemKind
 
 
-def assert_nothing_marked_early(ws: Workspace, kind: ItemKind) -> None:
-    """At any moment, crash or not: SUCCESS items and COMPLETED batches are in the published snapshot."""
-    published = set(ws.published_ids(kind))
+def assert_nothing_marked_early(ws: Workspace, kind: ItemKind, published: set[str] | None = None) -> None:
+    """At any moment, crash or not: SUCCESS items and COMPLETED batches are in the published snapshot
+    (`published`: its ids, when the caller has just read them)."""
+    published = set(ws.published_ids(kind)) if published is None else published
     succeeded = ws.item_ids(kind, EmbeddingStatus.SUCCESS)
     assert succeeded <= published, f"SUCCESS but not published: {sorted(succeeded - published)[:5]}"
-    for summary in ws.ledger.list_batches(statuses=[BatchStatus.COMPLETED], batch_type=kind.batch_type):
-        items = {i.item_id for status in EmbeddingStatus
-                 for i in ws.ledger.find_items(kind, status, batch_id=summary.batch_id)}
-        missing = items - published
+    completed = ws.ledger.list_batches(statuses=[BatchStatus.COMPLETED], batch_type=kind.batch_type)
+    if not completed:
+        return
+    members: dict[str, set[str]] = {}  # batch id -> its items, read once for every batch
+    for status in EmbeddingStatus:
+        for item in ws.ledger.find_items(kind, status):
+            members.setdefault(item.batch_id, set()).add(item.item_id)
+    for summary in completed:
+        missing = members.get(summary.batch_id, set()) - published
         assert not missing, f"batch {summary.batch_id} is COMPLETED but {sorted(missing)[:5]} are unpublished"
 
 
@@ -34,5 +40,5 @@ def assert_published_exactly_once(ws: Workspace, kind: ItemKind, submitted: set[
     not_completed = [(s.batch_id, s.status.value) for s in ws.ledger.list_batches(batch_type=kind.batch_type)
                      if s.status is not BatchStatus.COMPLETED]
     assert not not_completed, f"batches not COMPLETED: {not_completed[:5]}"
-    assert_nothing_marked_early(ws, kind)
+    assert_nothing_marked_early(ws, kind, set(ids))
     assert ws.ledger.current_lease(kind.database) is None, "a lock is still held after the run"

@@ -18,6 +18,7 @@ unsynced index must be rebuilt when the directory is next opened, so neither let
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import os
 import sqlite3
@@ -56,6 +57,14 @@ _clients_guard = threading.Lock()
 _clients: dict[tuple[int, str], list[Any]] = {}  # (pid, resolved dir) -> [client, users]
 
 
+@functools.cache
+def _chroma_settings() -> ChromaSettings:
+    """Chroma's settings for our clients, read (from CHROMA_* variables too) once per process: making a
+    pydantic BaseSettings costs ~6 ms, more than some whole segment reads. PersistentClient sets the
+    path on the copy it is given."""
+    return ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+
+
 def open_persistent(persist_dir: Path) -> chromadb.ClientAPI:
     """A client of a persist directory, shared with this process's other users of the directory; the
     caller releases it with `close_client(client)` (never `client.close()`, which would stop the
@@ -64,8 +73,7 @@ def open_persistent(persist_dir: Path) -> chromadb.ClientAPI:
     with _clients_guard:
         entry = _clients.get(key)
         if entry is None:
-            client = chromadb.PersistentClient(
-                path=key[1], settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False))
+            client = chromadb.PersistentClient(path=key[1], settings=_chroma_settings().model_copy())
             entry = _clients[key] = [client, 0]
         entry[1] += 1
         return entry[0]
@@ -185,10 +193,15 @@ def _open_paths_under(root: Path) -> list[str]:
 
 def ensure_released(persist_dir: Path) -> None:
     """Raise unless no file under `persist_dir` is open in this process. Chroma releases its handles
-    only when its binding objects are collected, so collect once before deciding."""
+    only when its binding objects are collected, so collect before deciding: the young generations
+    first (the step's own clients are young; a full collection of a large heap costs ~0.1 s)."""
     if _open_paths_under(persist_dir):
-        gc.collect()
-        held = _open_paths_under(persist_dir)
+        held: list[str] = []
+        for generation in (1, 2):
+            gc.collect(generation)
+            held = _open_paths_under(persist_dir)
+            if not held:
+                return
         if held:
             raise SnapshotBusyError(f"{persist_dir} still has {len(held)} open file handle(s) "
                                     f"(e.g. {held[0]}); refusing to pack an open Chroma directory")

@@ -15,7 +15,7 @@ from typing import Any
 
 from moto_server import MotoEndpoint, unique_name
 from pipeline import Workspace, make_workspace, receipts_file
-from scenarios import SETTINGS, smaller_thresholds, submit_in_batches
+from scenarios import SETTINGS, TEMPLATE_RECEIPT, smaller_thresholds, submit_in_batches
 
 from embedding_ingest.stores.dynamo_schema import ensure_table
 from embedding_ingest.stores.records import ItemKind
@@ -50,14 +50,14 @@ def new_state(root: Path, endpoint: MotoEndpoint) -> AwsState:
 
 
 def prepare_aws_template(root: Path, endpoint: MotoEndpoint, kind: ItemKind) -> AwsState:
-    """One published version (receipt 0) and two batches of receipt 1 waiting, on S3 + DynamoDB."""
+    """One published version and two batches waiting (scenarios.prepare_template's), on S3 + DynamoDB."""
     state = new_state(root, endpoint)
     ws = aws_workspace(root, endpoint, state)
-    ws.import_receipts(receipts_file(root, 1, start=0))
+    ws.import_receipts(receipts_file(root, 1, start=TEMPLATE_RECEIPT))
     submit_in_batches(ws, kind, 1)
     with smaller_thresholds():
         assert ws.run(kind).status.value == "SUCCEEDED"
-    ws.import_receipts(receipts_file(root, 1, start=1))
+    ws.import_receipts(receipts_file(root, 1, start=TEMPLATE_RECEIPT + 1))
     submit_in_batches(ws, kind, 2)
     ws.ledger.close()
     return state

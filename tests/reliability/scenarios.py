@@ -38,6 +38,10 @@ from embedding_ingest.workflow.invokers import InProcessInvoker
 
 LOCK_TTL_SECONDS = 2  # short, so a lock orphaned by a crash expires quickly (heartbeat every ~0.7 s)
 SETTINGS = {"LOCK_TTL_SECONDS": LOCK_TTL_SECONDS, "SNAPSHOT_VERSIONS_KEPT": 1}
+# The templates publish the first and batch the second of two neighbouring receipts: 384 and 385 are the
+# smallest such pair of tests/data (22 + 32 lines, 146 words), so each of the ~230 crash cases pays for
+# as few items as the story needs (every step and branch is still taken: smaller_thresholds).
+TEMPLATE_RECEIPT = 384
 _names = itertools.count()
 
 _THRESHOLDS = [
@@ -66,13 +70,13 @@ def submit_in_batches(ws: Workspace, kind: ItemKind, batches: int) -> None:
 
 
 def prepare_template(root: Path, kind: ItemKind) -> Path:
-    """A workspace home with one published version (receipt 0) and two batches waiting (receipt 1)."""
+    """A workspace home with one published version (TEMPLATE_RECEIPT) and two batches waiting (the next)."""
     ws = make_workspace(root, **SETTINGS)
-    ws.import_receipts(receipts_file(root, 1, start=0))
+    ws.import_receipts(receipts_file(root, 1, start=TEMPLATE_RECEIPT))
     submit_in_batches(ws, kind, 1)
     with smaller_thresholds():
         assert ws.run(kind).status.value == "SUCCEEDED"
-    ws.import_receipts(receipts_file(root, 1, start=1))
+    ws.import_receipts(receipts_file(root, 1, start=TEMPLATE_RECEIPT + 1))
     submit_in_batches(ws, kind, 2)
     ws.ledger.close()
     return ws.settings.home

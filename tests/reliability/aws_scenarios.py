@@ -31,7 +31,8 @@ class AwsState:
 
 
 # Each call is an HTTP round trip here: a 2 s lease could lapse between heartbeats on a loaded machine
-# and turn a clean run into a retried one. A crashed holder's lease still runs out within seconds.
+# and turn a clean run into a retried one. The one case that waits for a crashed holder's lease to
+# run out (test_crash_matrix_aws) waits 4 s.
 AWS_SETTINGS = {**SETTINGS, "LOCK_TTL_SECONDS": 4}
 
 

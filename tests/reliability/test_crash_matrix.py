@@ -75,10 +75,11 @@ def test_crash_at(injection: tuple[ItemKind, WritePoint, str], tmp_path) -> None
     crash_and_rerun(copy_of(template_home(kind), tmp_path), kind, point, when)
 
 
-def crash_and_rerun(ws, kind: ItemKind, point: WritePoint, when: str):
+def crash_and_rerun(ws, kind: ItemKind, point: WritePoint, when: str, *, real_expiry: bool = False):
     """Die at `point` (`when` = before/after its write), restart, rerun: the crash lost no safety and
     the rerun publishes every submitted item exactly once. Returns the restarted workspace. Shared by
-    the local and the AWS matrix."""
+    the local and the AWS matrix. An orphaned lock is freed at once (expire_orphaned_lease), or with
+    `real_expiry` waited out until its lease expires."""
     submitted = ws.item_ids(kind) - ws.item_ids(kind, EmbeddingStatus.NONE)
     switch = CrashSwitch(target=point, when=when)
 
@@ -90,7 +91,10 @@ def crash_and_rerun(ws, kind: ItemKind, point: WritePoint, when: str):
         assert_crashed_run_aborted(after_crash)
         assert_nothing_marked_early(after_crash, kind)  # the crash itself lost no safety
 
-        expire_orphaned_lease(after_crash, kind.database)
+        if real_expiry:
+            wait_for_lock_expiry(after_crash, kind.database)
+        else:
+            expire_orphaned_lease(after_crash, kind.database)
         record = after_crash.run(kind)
     assert record.status.value == "SUCCEEDED", f"rerun failed: {record.error}: {record.cause}"
     assert_published_exactly_once(after_crash, kind, submitted)

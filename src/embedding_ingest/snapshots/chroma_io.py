@@ -59,9 +59,9 @@ _clients: dict[tuple[int, str], list[Any]] = {}  # (pid, resolved dir) -> [clien
 
 @functools.cache
 def _chroma_settings() -> ChromaSettings:
-    """Chroma's settings for our clients, read (from CHROMA_* variables too) once per process: making a
-    pydantic BaseSettings costs ~6 ms, more than some whole segment reads. PersistentClient sets the
-    path on the copy it is given."""
+    """Chroma's settings for our clients, made once per process (Chroma's Settings reads variables named
+    after its fields and a .env file; making one costs ~6 ms, more than some whole segment reads).
+    PersistentClient sets the path on the copy it is given."""
     return ChromaSettings(anonymized_telemetry=False, allow_reset=False)
 
 
@@ -202,9 +202,8 @@ def ensure_released(persist_dir: Path) -> None:
             held = _open_paths_under(persist_dir)
             if not held:
                 return
-        if held:
-            raise SnapshotBusyError(f"{persist_dir} still has {len(held)} open file handle(s) "
-                                    f"(e.g. {held[0]}); refusing to pack an open Chroma directory")
+        raise SnapshotBusyError(f"{persist_dir} still has {len(held)} open file handle(s) "
+                                f"(e.g. {held[0]}); refusing to pack an open Chroma directory")
 
 
 class StoredRecords:
@@ -251,15 +250,3 @@ def stored_count(persist_dir: Path) -> int:
         return records.count()
     finally:
         records.close()
-
-
-def revisions_in(client: chromadb.ClientAPI, collection: Any, ids: Sequence[str]) -> dict[str, str]:
-    """id -> its `revision` metadata ("" when it has none) for those of `ids` the collection holds."""
-    found: dict[str, str] = {}
-    step = client.get_max_batch_size()
-    for start in range(0, len(ids), step):
-        got = collection.get(ids=list(ids[start:start + step]), include=["metadatas"])
-        for item_id, metadata in zip(got["ids"], got["metadatas"], strict=True):
-            value = (metadata or {}).get("revision")
-            found[item_id] = value if isinstance(value, str) else ""
-    return found

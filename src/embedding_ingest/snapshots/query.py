@@ -46,18 +46,7 @@ def iter_published_pages(store: ObjectStore, version: SnapshotVersion, settings:
 def ids_present(store: ObjectStore, version: SnapshotVersion, ids: Sequence[str],
                 settings: Settings) -> set[str]:
     """Which of `ids` the published `version` holds (in any of its segments)."""
-    if not ids:
-        return set()
-    wanted = list(dict.fromkeys(ids))
-    found: set[str] = set()
-    for persist_dir in version_segments(store, version, settings):
-        # From SQLite: opening the segment in Chroma would load its whole index just to look up ids.
-        records = chroma_io.StoredRecords(persist_dir)
-        try:
-            found |= set(records.revisions(wanted))
-        finally:
-            records.close()
-    return found
+    return set(published_revisions(store, version, ids, settings))
 
 
 def published_revisions(store: ObjectStore, version: SnapshotVersion, ids: Sequence[str],
@@ -68,10 +57,13 @@ def published_revisions(store: ObjectStore, version: SnapshotVersion, ids: Seque
     wanted = list(dict.fromkeys(ids))
     found: dict[str, str] = {}
     for persist_dir in version_segments(store, version, settings):
-        with chroma_io.open_client(persist_dir) as client:
-            col = chroma_io.get_collection(client, version.database)
-            found.update(chroma_io.revisions_in(client, col, wanted))
-            del col
+        # From SQLite: opening a segment in Chroma loads its whole index just to look ids up (for
+        # MarkBatchesComplete after a 20,000 x 1536-d publish: 2.7 s instead of well under one).
+        records = chroma_io.StoredRecords(persist_dir)
+        try:
+            found.update(records.revisions(wanted))
+        finally:
+            records.close()
     return found
 
 

@@ -102,3 +102,28 @@ def test_upload_of_missing_local_file_names_it(store: LocalObjectStore, tmp_path
 def test_put_refuses_non_bytes(store: LocalObjectStore) -> None:
     with pytest.raises(InvalidInputError, match="'k'"):
         store.put_bytes("k", "text, not bytes")  # type: ignore[arg-type]
+
+
+def test_a_new_store_answers_head_from_the_recorded_etag_and_never_from_a_stale_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new process (every step) gets the etag recorded at commit, without re-reading the object; an
+    object changed behind the store's back (same key, other content) is hashed again, never misreported."""
+    import hashlib
+
+    from embedding_ingest.stores import local_objects
+
+    etag = LocalObjectStore(tmp_path / "objects").put_bytes("segments/a/archive.tar", b"first")
+    path = tmp_path / "objects" / "segments" / "a" / "archive.tar"
+
+    def no_reading(_path: Path) -> str:
+        raise AssertionError(f"head() re-read {_path}")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(local_objects, "_hash_file", no_reading)
+        assert LocalObjectStore(tmp_path / "objects").head("segments/a/archive.tar").etag == etag
+
+    replacement = tmp_path / "replacement"
+    replacement.write_bytes(b"second, longer")
+    os.replace(replacement, path)  # not through the store: its record is stale now
+    fresh = LocalObjectStore(tmp_path / "objects").head("segments/a/archive.tar")
+    assert fresh.etag == hashlib.md5(b"second, longer", usedforsecurity=False).hexdigest() != etag

@@ -162,11 +162,14 @@ class Snapshot:
             return collection.query(query_embeddings=vectors, n_results=n, where=where,
                                     where_document=where_document, include=asked)
 
-        # Chroma's Rust bindings release the GIL, so segments are searched side by side: a query then
-        # costs about its largest segment's search, not the sum (bench/query.py).
+        # Chroma's Rust bindings and numpy's einsum release the GIL, so segments and the in-memory tails
+        # are searched side by side: a query then costs about its largest segment's search, not the sum
+        # (bench/query.py).
+        tails = state.tails if in_memory and state.tails else None
+        pending = self._pool.submit(tails.query, vectors, n_results, asked) if tails is not None else None
         parts = list(self._pool.map(ask, asked_of)) if len(asked_of) > 1 else [ask(t) for t in asked_of]
-        if in_memory and state.tails:
-            parts.append(state.tails.query(vectors, n_results, asked))
+        if pending is not None:
+            parts.append(pending.result())
         if not parts:  # an empty version still answers in Chroma's shape
             parts = [{"ids": [[]] * len(vectors), "distances": [[]] * len(vectors)}]
         return merge_query(parts, len(vectors), n_results, include)

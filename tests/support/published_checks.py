@@ -34,11 +34,12 @@ def assert_published_exactly_once(ws: Workspace, kind: ItemKind, submitted: set[
     ids = ws.published_ids(kind)
     repeats = sorted(i for i, n in Counter(ids).items() if n > 1)
     assert not repeats, f"ids published more than once: {repeats[:5]}"
-    assert set(ids) == submitted, (f"missing {sorted(submitted - set(ids))[:5]}, "
-                                   f"unexpected {sorted(set(ids) - submitted)[:5]}")
+    published = set(ids)
+    assert published == submitted, (f"missing {sorted(submitted - published)[:5]}, "
+                                    f"unexpected {sorted(published - submitted)[:5]}")
     assert ws.statuses(kind) == Counter({"SUCCESS": len(submitted)})
     not_completed = [(s.batch_id, s.status.value) for s in ws.ledger.list_batches(batch_type=kind.batch_type)
                      if s.status is not BatchStatus.COMPLETED]
     assert not not_completed, f"batches not COMPLETED: {not_completed[:5]}"
-    assert_nothing_marked_early(ws, kind, set(ids))
+    assert_nothing_marked_early(ws, kind, published)
     assert ws.ledger.current_lease(kind.database) is None, "a lock is still held after the run"

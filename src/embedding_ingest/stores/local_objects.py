@@ -1,11 +1,11 @@
 """ObjectStore on a local directory: one file per key, atomic writes, conditional puts that hold
 across threads and processes.
 
-Layout: objects live at `root/<key>`; the store's own files (lock file, temp files, etag records) live under
-`root/.objstore/`, a name no key may start with. Every change to the visible tree (replace, delete)
-happens under an exclusive `flock` on one lock file, so a conditional put's check and its write are
-a single step for every writer, in this process or another. Bytes are written to a temp file
-*before* taking the lock, so the lock is only held for a check and a rename.
+Layout: objects live at `root/<key>`; the store's own files (lock file, temp files, etag records)
+live under `root/.objstore/`, a name no key may start with. Every change to the visible tree
+(replace, delete) happens under an exclusive `flock` on one lock file, so a conditional put's check
+and its write are a single step for every writer, in this process or another. Bytes are written to
+a temp file *before* taking the lock, so the lock is only held for a check and a rename.
 """
 
 from __future__ import annotations
@@ -250,6 +250,7 @@ class LocalObjectStore(ObjectStore):
                 path.unlink()
             except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
                 return
+            self._etag_record(key).unlink(missing_ok=True)  # records must not outlive their objects
             # Drop folders left empty, but never the root (done under the lock so a concurrent
             # put cannot lose the folder it just created).
             parent = path.parent

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from asl_local.invokers import Invoker, ProcessPoolInvoker, function_name_of
 from embedding_ingest.config import Settings
 from embedding_ingest.execution_report import aggregate, record_failure_on_batches, summarize_execution
 from embedding_ingest.runtime import build_ledger, build_object_store
 from embedding_ingest.stores.records import ACTIVE_BATCH_STATUSES, ExecutionRecord, ExecutionStatus, ItemKind
-from embedding_ingest.workflow.invokers import Invoker, ProcessPoolInvoker, function_name_of
 
 # Stage labels by (function, operation), in workflow order; shared by progress displays.
 STAGES: dict[tuple[str, str | None], str] = {
@@ -83,9 +83,9 @@ def run_workflow(kind: ItemKind, settings: Settings, *, name: str | None = None,
 
     A FAILED run leaves `last_error` (naming the state and the error) on the batches it had listed.
     Raises InvalidInputError for an invalid name, ExecutionAlreadyExistsError for a reused one."""
+    from asl_local.engine.runner import LocalEngine
     from embedding_ingest.steps.registry import invoke_local
     from embedding_ingest.workflow.builder import build_definition, local_resource_arn
-    from embedding_ingest.workflow.engine.local_engine import LocalEngine
 
     definition = build_definition(kind.value, local_resource_arn)
     ledger = build_ledger(settings)
@@ -106,7 +106,7 @@ def run_workflow(kind: ItemKind, settings: Settings, *, name: str | None = None,
 
 
 def _record_failure(ledger: Any, settings: Settings, record: ExecutionRecord) -> None:
-    from embedding_ingest.workflow.history import to_aws_history, to_describe_execution
+    from asl_local.history import to_aws_history, to_describe_execution
 
     events = to_aws_history(ledger.get_events(record.execution_arn))["events"]
     record_failure_on_batches(ledger, to_describe_execution(record), events, build_object_store(settings))
@@ -126,7 +126,7 @@ def run_execution(kind: ItemKind, settings: Settings, *, name: str | None = None
                   sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
     """One local execution, returned as its DescribeExecution body plus its `summary`
     (execution_report.summarize_execution). Raises as run_workflow does."""
-    from embedding_ingest.workflow.history import to_aws_history, to_describe_execution
+    from asl_local.history import to_aws_history, to_describe_execution
 
     record = run_workflow(kind, settings, name=name, observer=observer, sleep=sleep)
     described = to_describe_execution(record)

@@ -16,9 +16,9 @@ from typing import Any
 
 from pipeline import Workspace
 
+from asl_local.history import to_aws_history
 from embedding_ingest.snapshots import iter_published_pages
 from embedding_ingest.stores.records import ExecutionRecord, ItemKind
-from embedding_ingest.workflow.history import to_aws_history
 
 _ARN = re.compile(r"arn:aws:[a-z-]+:[a-z0-9-]*:\d{12}:[^\s\"',]+")
 _TIMINGS = frozenset({"processing_time_seconds"})

@@ -28,11 +28,11 @@ import corpus_handlers
 from botocore.exceptions import ClientError
 from corpus_handlers import HANDLERS, REGION
 
+from asl_local.clock import VirtualClock
+from asl_local.engine import LocalEngine
+from asl_local.errors import UnsupportedDefinitionError
+from asl_local.invokers import InProcessInvoker
 from embedding_ingest.stores.sqlite_ledger import SqliteLedger
-from embedding_ingest.workflow.clock import VirtualClock
-from embedding_ingest.workflow.engine import LocalEngine
-from embedding_ingest.workflow.exceptions import UnsupportedDefinitionError
-from embedding_ingest.workflow.invokers import InProcessInvoker
 
 CASES_DIR = Path(__file__).resolve().parent / "cases"
 SERVER_SCRIPT = Path(__file__).resolve().parent / "corpus_moto_server.py"

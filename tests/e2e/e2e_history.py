@@ -9,9 +9,9 @@ from typing import Any
 
 from pipeline import Workspace
 
+from asl_local.history import to_aws_history
+from asl_local.limits import MAX_PAYLOAD_BYTES
 from embedding_ingest.stores.records import ACTIVE_BATCH_STATUSES, ExecutionRecord, ItemKind
-from embedding_ingest.workflow.history import to_aws_history
-from embedding_ingest.workflow.limits import MAX_PAYLOAD_BYTES
 
 PAYLOAD_FIELDS = ("input", "output", "parameters")
 # A Lambda ARN as Resource records LambdaFunction* events on AWS; service integrations record Task*.

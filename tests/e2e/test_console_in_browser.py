@@ -45,9 +45,9 @@ def workspace(tmp_path_factory, executables):
     built = console_workspace(tmp_path_factory.mktemp("console-browser"))
     # One more finished execution whose input holds HTML and script.
     ws = built.workspace
+    from asl_local.engine import LocalEngine
+    from asl_local.invokers import InProcessInvoker
     from embedding_ingest.workflow.builder import build_definition, local_resource_arn
-    from embedding_ingest.workflow.engine import LocalEngine
-    from embedding_ingest.workflow.invokers import InProcessInvoker
 
     LocalEngine(ws.ledger, InProcessInvoker(ws.handlers())).start_execution(
         "line", build_definition("line", local_resource_arn), HOSTILE_INPUT, {"note": HOSTILE_TEXT})

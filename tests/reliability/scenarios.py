@@ -25,6 +25,8 @@ import pytest
 from crash_injection import ENTRY, CrashSwitch, When, WritePoint, crashing_context, labelled_handlers
 from pipeline import Workspace, make_workspace, no_sleep, receipts_file
 
+from asl_local.engine.runner import LocalEngine
+from asl_local.invokers import InProcessInvoker
 from embedding_ingest.runtime import build_step_context
 from embedding_ingest.steps import chunks, groups, list_pending
 from embedding_ingest.stores.records import (
@@ -34,8 +36,6 @@ from embedding_ingest.stores.records import (
 )
 from embedding_ingest.workflow import builder
 from embedding_ingest.workflow.builder import build_definition, local_resource_arn
-from embedding_ingest.workflow.engine.local_engine import LocalEngine
-from embedding_ingest.workflow.invokers import InProcessInvoker
 
 LOCK_TTL_SECONDS = 2  # short, so a lock orphaned by a crash expires quickly (heartbeat every ~0.7 s)
 SETTINGS = {"LOCK_TTL_SECONDS": LOCK_TTL_SECONDS, "SNAPSHOT_VERSIONS_KEPT": 1}

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pipeline import Workspace, make_workspace
 
+from asl_local.limits import MAX_PAYLOAD_BYTES
 from embedding_ingest.contracts import CHUNK_SIZE, GROUP_SIZE, POLL_RESULTS_INLINE_LIMIT, PROBLEM_TEXT_LIMIT
 from embedding_ingest.receipts.context import group_rows, shares_row
 from embedding_ingest.receipts.exceptions import InvalidItemIdError
@@ -19,7 +20,6 @@ from embedding_ingest.receipts.models import PixelBox
 from embedding_ingest.steps.chunks import load_chunks_from_s3, split_chunks
 from embedding_ingest.steps.groups import create_chunk_groups, load_groups_from_s3
 from embedding_ingest.steps.offload import POLL_OUTCOMES, json_size
-from embedding_ingest.workflow.limits import MAX_PAYLOAD_BYTES
 
 EXAMPLES = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from asl_local.engine.runner import LocalEngine
+from asl_local.invokers import InProcessInvoker
 from embedding_ingest.config import Settings
 from embedding_ingest.deletions import queue_deletions
 from embedding_ingest.orchestration import run_workflow
@@ -25,8 +27,6 @@ from embedding_ingest.steps.registry import HANDLERS
 from embedding_ingest.stores.records import EmbeddingStatus, ExecutionRecord, ItemKind
 from embedding_ingest.submission import SubmitReport, submit
 from embedding_ingest.workflow.builder import build_definition, local_resource_arn
-from embedding_ingest.workflow.engine.local_engine import LocalEngine
-from embedding_ingest.workflow.invokers import InProcessInvoker
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SROIE_RECEIPTS = REPO_ROOT / "tests" / "data" / "receipts-sroie.jsonl"

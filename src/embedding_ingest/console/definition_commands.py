@@ -57,7 +57,7 @@ def _lambda_style(function: Callable[..., Any]) -> Callable[[Any], Any]:
 def _task_functions(node: Any) -> set[str]:
     """Function names of every Task whose Resource is a Lambda function ARN (nested Map/Parallel
     included); other resources are left to the engine, which refuses them at load with its reason."""
-    from embedding_ingest.workflow.invokers import function_name_of, is_lambda_function_arn
+    from asl_local.invokers import function_name_of, is_lambda_function_arn
 
     found: set[str] = set()
     if isinstance(node, dict):
@@ -81,9 +81,9 @@ def _read_json(text: str, what: str) -> Any:
 
 def _execute(file: Path, raw_input: str, handlers_spec: str | None, name: str | None,
              state_machine: str | None, virtual_clock: bool):
-    from embedding_ingest.workflow.clock import VirtualClock
-    from embedding_ingest.workflow.engine import LocalEngine
-    from embedding_ingest.workflow.invokers import InProcessInvoker
+    from asl_local.clock import VirtualClock
+    from asl_local.engine import LocalEngine
+    from asl_local.invokers import InProcessInvoker
 
     if not file.is_file():
         raise InvalidInputError(f"definition file {str(file)!r} does not exist")
@@ -113,7 +113,7 @@ def run_definition(
                                                 "history timestamps advance as on AWS"),
         output: OutputFormat = OutputOption) -> None:
     """Run a definition to its end, print its output, keep its history (see get-execution-history)."""
-    from embedding_ingest.workflow.history import to_describe_execution
+    from asl_local.history import to_describe_execution
 
     record = guarded(output, lambda: _execute(file, raw_input, handlers, name, state_machine, virtual_clock))
     described = to_describe_execution(record)

@@ -85,7 +85,7 @@ class StageBoard:
 
 def _named(name: str | None) -> str | None:
     """--name as given (validated as StartExecution validates it); None when absent."""
-    from embedding_ingest.names import validate_execution_name
+    from asl_local.names import validate_execution_name
 
     return None if name is None else validate_execution_name(name)
 
@@ -178,7 +178,7 @@ def start_execution(workflow: ItemKind = typer.Argument(..., help="line or word"
 def _local_described(name: str, output: OutputFormat) -> tuple[dict[str, Any], list[dict[str, Any]], str]:
     """DescribeExecution, the history events and the workflow ("line", "word", or another state
     machine's name for a `definitions run` execution) of a local execution; exits 1 if there is none."""
-    from embedding_ingest.workflow.history import to_aws_history, to_describe_execution
+    from asl_local.history import to_aws_history, to_describe_execution
 
     guarded(output, context.require_workspace)
     ledger = context.ledger()
@@ -264,7 +264,7 @@ def list_executions(workflow: ItemKind = typer.Option(None, "--workflow", help="
                     backend: Backend = BackendOption,
                     output: OutputFormat = OutputOption) -> None:
     """Executions, newest first (ListExecutions shape)."""
-    from embedding_ingest.workflow.history import to_describe_execution
+    from asl_local.history import to_describe_execution
 
     if backend is Backend.AWS:
         aws = guarded(output, _aws)

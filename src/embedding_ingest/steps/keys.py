@@ -4,7 +4,7 @@ key-safe as it stands (the run's batch_id is the execution name) is encoded dete
 
 from __future__ import annotations
 
-from embedding_ingest.names import execution_key_segment, is_execution_name, is_safe_segment
+from asl_local.names import execution_key_segment, is_execution_name, is_safe_segment
 from embedding_ingest.steps.exceptions import StepInputError
 
 DATABASES = ("lines", "words")

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from asl_local.history import to_aws_history, to_describe_execution
 from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.stores.ports import ExecutionLedger
 from embedding_ingest.stores.records import ExecutionStatus
-from embedding_ingest.workflow.history import to_aws_history, to_describe_execution
 
 WORKFLOWS = ("line", "word")
 

@@ -19,6 +19,9 @@ import pytest
 from lambda_runtime_api import RuntimeApi, lambda_container
 from moto_server import MotoEndpoint, unique_name
 
+from asl_local.engine import LocalEngine
+from asl_local.errors import RemoteTaskError
+from asl_local.invokers import function_name_of
 from embedding_ingest.aws.functions import ALL_FUNCTIONS, BY_NAME
 from embedding_ingest.aws.template import build_template
 from embedding_ingest.receipts.ids import line_item_id, word_item_id
@@ -27,9 +30,6 @@ from embedding_ingest.stores.records import EmbeddingItem, EmbeddingStatus, Exec
 from embedding_ingest.stores.sqlite_ledger import SqliteLedger
 from embedding_ingest.workflow import builder
 from embedding_ingest.workflow.builder import build_definition, local_resource_arn
-from embedding_ingest.workflow.engine import LocalEngine
-from embedding_ingest.workflow.exceptions import RemoteTaskError
-from embedding_ingest.workflow.invokers import function_name_of
 
 pytestmark = pytest.mark.slow
 

@@ -16,6 +16,8 @@ from iam_check import ACCOUNT, REGION, CallRecorder, Permission, TemplateResolve
 from lambda_fixtures import DIMENSIONS
 from tenacity import wait_none
 
+from asl_local.engine import LocalEngine
+from asl_local.invokers import InProcessInvoker
 from embedding_ingest.aws.functions import BY_NAME, FUNCTIONS
 from embedding_ingest.aws.handlers import ENTRYPOINTS
 from embedding_ingest.aws.template import build_template
@@ -26,8 +28,6 @@ from embedding_ingest.stores.records import EmbeddingItem, EmbeddingStatus, Exec
 from embedding_ingest.stores.sqlite_ledger import SqliteLedger
 from embedding_ingest.submission import submit
 from embedding_ingest.workflow.builder import local_resource_arn
-from embedding_ingest.workflow.engine import LocalEngine
-from embedding_ingest.workflow.invokers import InProcessInvoker
 
 LINE_BATCHES = 51  # > 50: the listing goes through an S3 manifest; > 40: chunks are merged in groups
 

@@ -108,8 +108,8 @@ def test_selecting_a_state_gives_its_error_input_and_events(client):
 
 
 def test_a_definitions_run_execution_says_why_it_has_no_graph(tmp_path):
-    from embedding_ingest.workflow.engine import LocalEngine
-    from embedding_ingest.workflow.invokers import InProcessInvoker
+    from asl_local.engine import LocalEngine
+    from asl_local.invokers import InProcessInvoker
 
     built = console_workspace(tmp_path)
     LocalEngine(built.workspace.ledger, InProcessInvoker({})).start_execution(

@@ -9,11 +9,11 @@ import time
 
 import pytest
 
+from asl_local.engine import LocalEngine
+from asl_local.history import to_aws_history
+from asl_local.invokers import InProcessInvoker
 from embedding_ingest.stores.sqlite_ledger import SqliteLedger
 from embedding_ingest.webconsole.graph import attribute_visits, execution_graph, state_detail
-from embedding_ingest.workflow.engine import LocalEngine
-from embedding_ingest.workflow.history import to_aws_history
-from embedding_ingest.workflow.invokers import InProcessInvoker
 
 ARN = "arn:aws:lambda:us-east-1:000000000000:function:"
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from pipeline import make_workspace
 
+from asl_local.engine.runner import LocalEngine, execution_arn, state_machine_arn
+from asl_local.invokers import InProcessInvoker
 from embedding_ingest.stores.exceptions import ExecutionAlreadyExistsError
 from embedding_ingest.stores.records import ExecutionRecord, ExecutionStatus
 from embedding_ingest.workflow.builder import build_definition, local_resource_arn
-from embedding_ingest.workflow.engine.local_engine import LocalEngine, execution_arn, state_machine_arn
-from embedding_ingest.workflow.invokers import InProcessInvoker
 
 
 @pytest.fixture

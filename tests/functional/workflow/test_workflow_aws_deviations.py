@@ -10,11 +10,11 @@ import threading
 import pytest
 from workflow_toys import make_engine
 
+from asl_local.clock import VirtualClock
+from asl_local.engine.map_state import INLINE_MAP_MAX_CONCURRENCY
+from asl_local.errors import UnsupportedDefinitionError
+from asl_local.history import to_aws_history
 from embedding_ingest.stores.records import ExecutionStatus
-from embedding_ingest.workflow.clock import VirtualClock
-from embedding_ingest.workflow.engine.map_state import INLINE_MAP_MAX_CONCURRENCY
-from embedding_ingest.workflow.exceptions import UnsupportedDefinitionError
-from embedding_ingest.workflow.history import to_aws_history
 
 FN = "arn:aws:lambda:us-east-1:000000000000:function:"
 

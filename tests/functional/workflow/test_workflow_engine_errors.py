@@ -8,9 +8,9 @@ import random
 import pytest
 from workflow_toys import FailingThenOk, ToyInputError, TransientToyError, fixture, make_engine
 
+from asl_local.errors import UnsupportedDefinitionError
+from asl_local.limits import MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES
 from embedding_ingest.stores.records import ExecutionStatus
-from embedding_ingest.workflow.exceptions import UnsupportedDefinitionError
-from embedding_ingest.workflow.limits import MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES
 
 
 def test_retry_fails_twice_then_succeeds_with_exponential_backoff(tmp_path):

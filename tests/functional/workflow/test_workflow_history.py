@@ -7,9 +7,9 @@ import json
 import pytest
 from workflow_toys import ConcurrencyProbe, add, fixture, make_engine
 
+from asl_local.history import to_aws_history, to_describe_execution
 from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.stores.exceptions import ExecutionAlreadyExistsError
-from embedding_ingest.workflow.history import to_aws_history, to_describe_execution
 
 
 def test_history_reads_like_get_execution_history(tmp_path):

@@ -8,13 +8,13 @@ import os
 import pytest
 from workflow_toys import fixture, make_engine, toy_process_target
 
-from embedding_ingest.stores.records import ExecutionStatus
-from embedding_ingest.workflow.exceptions import (
+from asl_local.errors import (
     FunctionNotFoundError,
     RemoteTaskError,
     TaskProcessCrashedError,
 )
-from embedding_ingest.workflow.invokers import InProcessInvoker, ProcessPoolInvoker, function_name_of
+from asl_local.invokers import InProcessInvoker, ProcessPoolInvoker, function_name_of
+from embedding_ingest.stores.records import ExecutionStatus
 
 ARN = "arn:aws:lambda:us-east-1:000000000000:function:"
 

@@ -10,9 +10,9 @@ import json
 import pytest
 from workflow_toys import make_engine
 
+from asl_local.limits import MAX_PAYLOAD_BYTES
 from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.stores.records import ExecutionStatus
-from embedding_ingest.workflow.limits import MAX_PAYLOAD_BYTES
 
 TOY = "arn:aws:lambda:us-east-1:000000000000:function:toy"
 CATCH_ALL = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Caught"}]

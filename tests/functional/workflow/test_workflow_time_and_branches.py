@@ -10,9 +10,9 @@ import time
 import pytest
 from workflow_toys import make_engine
 
+from asl_local.clock import VirtualClock
+from asl_local.history import to_aws_history
 from embedding_ingest.stores.records import ExecutionStatus
-from embedding_ingest.workflow.clock import VirtualClock
-from embedding_ingest.workflow.history import to_aws_history
 
 FN = "arn:aws:lambda:us-east-1:000000000000:function:"
 HOUR = 3600

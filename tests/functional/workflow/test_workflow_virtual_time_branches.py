@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from workflow_toys import make_engine
 
+from asl_local.clock import VirtualClock
+from asl_local.history import to_aws_history
 from embedding_ingest.stores.records import ExecutionStatus
-from embedding_ingest.workflow.clock import VirtualClock
-from embedding_ingest.workflow.history import to_aws_history
 
 MINUTES_10 = 600
 

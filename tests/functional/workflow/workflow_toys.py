@@ -12,11 +12,11 @@ from typing import Any
 
 from sleep_recorder import SleepRecorder
 
+from asl_local.engine import LocalEngine
+from asl_local.invokers import InProcessInvoker, Invoker
 from embedding_ingest.exceptions import TerminalError, TransientError
 from embedding_ingest.stores.exceptions import CorruptObjectError
 from embedding_ingest.stores.sqlite_ledger import SqliteLedger
-from embedding_ingest.workflow.engine import LocalEngine
-from embedding_ingest.workflow.invokers import InProcessInvoker, Invoker
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "asl"
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from asl_local.names import execution_key_segment, is_execution_name, validate_execution_name
 from embedding_ingest.exceptions import InvalidInputError
-from embedding_ingest.names import execution_key_segment, is_execution_name, validate_execution_name
 from embedding_ingest.steps.exceptions import StepInputError
 from embedding_ingest.steps.keys import chunks_key, key_part
 

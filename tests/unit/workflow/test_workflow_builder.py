@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from asl_local.engine import compile_definition
 from embedding_ingest.workflow.builder import build_definition, local_resource_arn, render_definition
-from embedding_ingest.workflow.engine import compile_definition
 from embedding_ingest.workflow.policies import (
     LAMBDA_SERVICE_ERRORS,
     configuration_error_names,

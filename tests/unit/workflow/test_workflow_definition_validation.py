@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from embedding_ingest.workflow.engine import compile_definition
-from embedding_ingest.workflow.exceptions import InvalidDefinitionError
+from asl_local.engine import compile_definition
+from asl_local.errors import InvalidDefinitionError
 
 FN = "arn:aws:lambda:us-east-1:000000000000:function:f"
 PROCESSOR = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from embedding_ingest.workflow.engine.choice import rule_matches
-from embedding_ingest.workflow.engine.error_handling import Retrier, error_matches
-from embedding_ingest.workflow.exceptions import StatesFailure
-from embedding_ingest.workflow.intrinsics import IntrinsicSyntaxError, evaluate_intrinsic, parse_intrinsic
+from asl_local.engine.choice import rule_matches
+from asl_local.engine.error_handling import Retrier, error_matches
+from asl_local.errors import StatesFailure
+from asl_local.intrinsics.parser import IntrinsicSyntaxError, evaluate_intrinsic, parse_intrinsic
 
 DATA = {"name": "chunk", "n": 3, "list": [1, 2, 3], "obj": {"a": 1}, "text": "{\"k\": [1]}"}
 

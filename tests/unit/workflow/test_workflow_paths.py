@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from embedding_ingest.workflow.exceptions import StatesFailure
-from embedding_ingest.workflow.paths import (
+from asl_local.errors import StatesFailure
+from asl_local.paths import (
     PathNotFound,
     apply_input_path,
     apply_result_path,

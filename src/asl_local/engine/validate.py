@@ -11,17 +11,17 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
-from embedding_ingest.workflow.engine.choice import OPERATORS, PATH_COMPARISONS, RULE_KEYS, rule_operator
-from embedding_ingest.workflow.engine.error_handling import CATCHER_FIELDS, RETRIER_FIELDS
-from embedding_ingest.workflow.exceptions import (
+from asl_local.engine.choice import OPERATORS, PATH_COMPARISONS, RULE_KEYS, rule_operator
+from asl_local.engine.error_handling import CATCHER_FIELDS, RETRIER_FIELDS
+from asl_local.errors import (
     STATES_ALL,
     InvalidDefinitionError,
     UnsupportedDefinitionError,
 )
-from embedding_ingest.workflow.intrinsic_functions import is_integer, is_number
-from embedding_ingest.workflow.intrinsics import IntrinsicSyntaxError, parse_intrinsic
-from embedding_ingest.workflow.paths import PathSyntaxError, check_path_syntax, reference_segments
-from embedding_ingest.workflow.timestamps import is_timestamp
+from asl_local.intrinsics.functions import is_integer, is_number
+from asl_local.intrinsics.parser import IntrinsicSyntaxError, parse_intrinsic
+from asl_local.paths import PathSyntaxError, check_path_syntax, reference_segments
+from asl_local.timestamps import is_timestamp
 
 MAX_SECONDS = 99_999_999  # AWS's upper bound for Seconds, IntervalSeconds, TimeoutSeconds, MaxAttempts
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from embedding_ingest.workflow.engine.core import COMMON_FIELDS, Branch, State
-from embedding_ingest.workflow.exceptions import STATES_RUNTIME, StatesFailure
-from embedding_ingest.workflow.intrinsics import evaluate_intrinsic
-from embedding_ingest.workflow.limits import to_json
-from embedding_ingest.workflow.paths import apply_result_path, evaluate_template, select_for
+from asl_local.engine.core import COMMON_FIELDS, Branch, State
+from asl_local.errors import STATES_RUNTIME, StatesFailure
+from asl_local.intrinsics.parser import evaluate_intrinsic
+from asl_local.limits import to_json
+from asl_local.paths import apply_result_path, evaluate_template, select_for
 
 
 class PassState(State):

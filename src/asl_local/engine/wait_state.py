@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from embedding_ingest.workflow.engine.core import COMMON_FIELDS, Branch, State
-from embedding_ingest.workflow.exceptions import STATES_RUNTIME, StatesFailure
-from embedding_ingest.workflow.intrinsic_functions import is_integer
-from embedding_ingest.workflow.limits import to_json
-from embedding_ingest.workflow.paths import select_for
-from embedding_ingest.workflow.timestamps import parse_timestamp
+from asl_local.engine.core import COMMON_FIELDS, Branch, State
+from asl_local.errors import STATES_RUNTIME, StatesFailure
+from asl_local.intrinsics.functions import is_integer
+from asl_local.limits import to_json
+from asl_local.paths import select_for
+from asl_local.timestamps import parse_timestamp
 
 WAIT_FIELDS = ("Seconds", "Timestamp", "SecondsPath", "TimestampPath")
 

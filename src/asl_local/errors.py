@@ -1,4 +1,4 @@
-"""Errors of the workflow package.
+"""Errors of the ASL engine.
 
 Two kinds live here: errors raised to *callers* (a definition the engine refuses), and `StatesFailure`,
 the failure an execution carries as data while it unwinds (an ASL error name plus a cause), which

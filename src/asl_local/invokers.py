@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
-from embedding_ingest.workflow.exceptions import (
+from asl_local.errors import (
     FunctionNotFoundError,
     RemoteTaskError,
     TaskProcessCrashedError,

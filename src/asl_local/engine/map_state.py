@@ -6,17 +6,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from embedding_ingest.workflow.engine.branches import IterationEvents, run_branches
-from embedding_ingest.workflow.engine.core import COMMON_FIELDS, Branch, Program, State
-from embedding_ingest.workflow.engine.error_handling import ErrorHandling
-from embedding_ingest.workflow.exceptions import (
+from asl_local.engine.branches import IterationEvents, run_branches
+from asl_local.engine.core import COMMON_FIELDS, Branch, Program, State
+from asl_local.engine.error_handling import ErrorHandling
+from asl_local.errors import (
     STATES_EXCEED_TOLERATED_FAILURE_THRESHOLD,
     STATES_RUNTIME,
     StatesFailure,
 )
-from embedding_ingest.workflow.intrinsic_functions import is_integer, is_number
-from embedding_ingest.workflow.limits import check_payload, to_json
-from embedding_ingest.workflow.paths import apply_result_path, evaluate_template, select_for
+from asl_local.intrinsics.functions import is_integer, is_number
+from asl_local.limits import check_payload, to_json
+from asl_local.paths import apply_result_path, evaluate_template, select_for
 
 # AWS: "In Inline mode, the Map state supports up to 40 concurrent iterations."
 # https://docs.aws.amazon.com/step-functions/latest/dg/state-map-inline.html

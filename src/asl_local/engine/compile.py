@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from embedding_ingest.workflow.engine import validate as check
-from embedding_ingest.workflow.engine.choice import ChoiceState
-from embedding_ingest.workflow.engine.core import Program, State
-from embedding_ingest.workflow.engine.map_state import MapState
-from embedding_ingest.workflow.engine.parallel_state import ParallelState
-from embedding_ingest.workflow.engine.simple_states import FailState, PassState, SucceedState
-from embedding_ingest.workflow.engine.task import TaskState
-from embedding_ingest.workflow.engine.wait_state import WaitState
+from asl_local.engine import validate as check
+from asl_local.engine.choice import ChoiceState
+from asl_local.engine.core import Program, State
+from asl_local.engine.map_state import MapState
+from asl_local.engine.parallel_state import ParallelState
+from asl_local.engine.simple_states import FailState, PassState, SucceedState
+from asl_local.engine.task import TaskState
+from asl_local.engine.wait_state import WaitState
 
 STATE_TYPES: dict[str, type[State]] = {
     cls.type_name: cls

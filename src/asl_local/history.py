@@ -7,10 +7,10 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from asl_local.errors import STATES_RUNTIME, StatesFailure
+from asl_local.limits import MAX_HISTORY_EVENTS
 from embedding_ingest.stores.ports import ExecutionLedger
 from embedding_ingest.stores.records import ExecutionRecord, HistoryEvent
-from embedding_ingest.workflow.exceptions import STATES_RUNTIME, StatesFailure
-from embedding_ingest.workflow.limits import MAX_HISTORY_EVENTS
 
 TERMINAL_EVENT_TYPES = frozenset({"ExecutionSucceeded", "ExecutionFailed", "ExecutionAborted",
                                   "ExecutionTimedOut"})

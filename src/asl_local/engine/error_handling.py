@@ -8,14 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from embedding_ingest.workflow.engine.core import Branch
-from embedding_ingest.workflow.exceptions import (
+from asl_local.engine.core import Branch
+from asl_local.errors import (
     NOT_MATCHED_BY_STATES_ALL,
     STATES_ALL,
     STATES_TASK_FAILED,
     StatesFailure,
 )
-from embedding_ingest.workflow.paths import apply_result_path
+from asl_local.paths import apply_result_path
 
 T = TypeVar("T")
 

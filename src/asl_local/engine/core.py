@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from embedding_ingest.workflow.clock import Clock
-from embedding_ingest.workflow.exceptions import STATES_TIMEOUT, StatesFailure
-from embedding_ingest.workflow.history import HistoryRecorder
-from embedding_ingest.workflow.invokers import Invoker
-from embedding_ingest.workflow.limits import check_payload, to_json
-from embedding_ingest.workflow.paths import apply_input_path
+from asl_local.clock import Clock
+from asl_local.errors import STATES_TIMEOUT, StatesFailure
+from asl_local.history import HistoryRecorder
+from asl_local.invokers import Invoker
+from asl_local.limits import check_payload, to_json
+from asl_local.paths import apply_input_path
 
 COMMON_FIELDS = frozenset({"Type", "Comment", "Next", "End", "InputPath", "OutputPath"})
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from embedding_ingest.workflow.engine.branches import run_branches
-from embedding_ingest.workflow.engine.core import COMMON_FIELDS, Branch, Program, State
-from embedding_ingest.workflow.engine.error_handling import ErrorHandling
-from embedding_ingest.workflow.limits import check_payload
-from embedding_ingest.workflow.paths import apply_result_path, evaluate_template
+from asl_local.engine.branches import run_branches
+from asl_local.engine.core import COMMON_FIELDS, Branch, Program, State
+from asl_local.engine.error_handling import ErrorHandling
+from asl_local.limits import check_payload
+from asl_local.paths import apply_result_path, evaluate_template
 
 
 class ParallelState(ErrorHandling, State):

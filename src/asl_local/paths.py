@@ -11,12 +11,12 @@ from typing import Any
 
 from jsonpath_ng.ext import parse as parse_jsonpath
 
-from embedding_ingest.workflow.exceptions import (
+from asl_local.errors import (
     STATES_RESULT_PATH_MATCH_FAILURE,
     STATES_RUNTIME,
     StatesFailure,
 )
-from embedding_ingest.workflow.limits import to_json
+from asl_local.limits import to_json
 
 _SEGMENT = re.compile(r"""\.([^.\[\]'"*@?()]+)|\[(\d+)\]|\['([^']*)'\]|\["([^"]*)"\]""")
 
@@ -146,7 +146,7 @@ def _result_path_mismatch(state: str, path: str, raw_input: Any) -> StatesFailur
 def evaluate_template(template: Any, data: Any, context: dict[str, Any], *, state: str,
                       field: str, rng: Any = None) -> Any:
     """Build a payload template: keys ending in ".$" take the value their path/intrinsic selects."""
-    from embedding_ingest.workflow.intrinsics import evaluate_intrinsic  # intrinsics use paths
+    from asl_local.intrinsics.parser import evaluate_intrinsic  # intrinsics use paths
 
     if isinstance(template, dict):
         built: dict[str, Any] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from embedding_ingest.workflow.exceptions import STATES_DATA_LIMIT, StatesFailure
+from asl_local.errors import STATES_DATA_LIMIT, StatesFailure
 
 MAX_PAYLOAD_BYTES = 262_144  # 256 KB of UTF-8, for every state input/output and task result
 MAX_HISTORY_EVENTS = 25_000

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from embedding_ingest.workflow.limits import to_json
+from asl_local.limits import to_json
 
 MAX_ARRAY_RANGE_ITEMS = 1000
 MAX_TEXT_INPUT_CHARS = 10_000

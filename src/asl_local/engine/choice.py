@@ -8,11 +8,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from embedding_ingest.workflow.engine.core import Branch, State
-from embedding_ingest.workflow.exceptions import STATES_NO_CHOICE_MATCHED, STATES_RUNTIME, StatesFailure
-from embedding_ingest.workflow.limits import to_json
-from embedding_ingest.workflow.paths import PathNotFound, select, select_for
-from embedding_ingest.workflow.timestamps import is_timestamp, parse_timestamp
+from asl_local.engine.core import Branch, State
+from asl_local.errors import STATES_NO_CHOICE_MATCHED, STATES_RUNTIME, StatesFailure
+from asl_local.limits import to_json
+from asl_local.paths import PathNotFound, select, select_for
+from asl_local.timestamps import is_timestamp, parse_timestamp
 
 _ORDER: dict[str, Callable[[Any, Any], bool]] = {
     "Equals": operator.eq, "LessThan": operator.lt, "GreaterThan": operator.gt,

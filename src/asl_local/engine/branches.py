@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from embedding_ingest.workflow.engine.core import Branch, BranchAborted, StopSignal
-from embedding_ingest.workflow.exceptions import StatesFailure
+from asl_local.engine.core import Branch, BranchAborted, StopSignal
+from asl_local.errors import StatesFailure
 
 
 @dataclass

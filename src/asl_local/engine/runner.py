@@ -9,18 +9,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from asl_local.clock import Clock, RealClock
+from asl_local.engine.compile import compile_definition
+from asl_local.engine.core import Branch, ExecutionTimedOut, Run, iso_time
+from asl_local.errors import STATES_RUNTIME, StatesFailure
+from asl_local.history import HistoryRecorder, to_aws_history, to_describe_execution
+from asl_local.invokers import Invoker
+from asl_local.limits import MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES, payload_bytes, to_json
+from asl_local.names import validate_execution_name
 from embedding_ingest.exceptions import InvalidInputError
-from embedding_ingest.names import validate_execution_name
 from embedding_ingest.stores.exceptions import ExecutionAlreadyExistsError
 from embedding_ingest.stores.ports import ExecutionLedger
 from embedding_ingest.stores.records import ExecutionRecord, ExecutionStatus
-from embedding_ingest.workflow.clock import Clock, RealClock
-from embedding_ingest.workflow.engine.compile import compile_definition
-from embedding_ingest.workflow.engine.core import Branch, ExecutionTimedOut, Run, iso_time
-from embedding_ingest.workflow.exceptions import STATES_RUNTIME, StatesFailure
-from embedding_ingest.workflow.history import HistoryRecorder, to_aws_history, to_describe_execution
-from embedding_ingest.workflow.invokers import Invoker
-from embedding_ingest.workflow.limits import MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES, payload_bytes, to_json
 
 REGION = "us-east-1"
 ACCOUNT = "000000000000"

@@ -1,5 +1,5 @@
 """Intrinsic function calls (`States.Format('{}', $.x)`): parsing, load-time checks (known name, arity,
-nesting depth) and evaluation. The functions themselves live in intrinsic_functions.py."""
+nesting depth) and evaluation. The functions themselves live in functions.py."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from embedding_ingest.workflow.exceptions import STATES_RUNTIME, StatesFailure
-from embedding_ingest.workflow.intrinsic_functions import (
+from asl_local.errors import STATES_RUNTIME, StatesFailure
+from asl_local.intrinsics.functions import (
     FUNCTIONS,
     IntrinsicError,
     math_random,
     states_format,
 )
-from embedding_ingest.workflow.paths import check_path_syntax, select_for
+from asl_local.paths import check_path_syntax, select_for
 
 # AWS: "You can nest up to 10 intrinsic functions within a field."
 # https://docs.aws.amazon.com/step-functions/latest/dg/intrinsic-functions.html

@@ -10,25 +10,25 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from embedding_ingest.workflow.clock import TaskTimedOut
-from embedding_ingest.workflow.engine.core import (
+from asl_local.clock import TaskTimedOut
+from asl_local.engine.core import (
     COMMON_FIELDS,
     Branch,
     ExecutionTimedOut,
     State,
     failure_details,
 )
-from embedding_ingest.workflow.engine.error_handling import ErrorHandling
-from embedding_ingest.workflow.exceptions import (
+from asl_local.engine.error_handling import ErrorHandling
+from asl_local.errors import (
     STATES_RUNTIME,
     STATES_TIMEOUT,
     StatesFailure,
     error_name_of,
 )
-from embedding_ingest.workflow.intrinsic_functions import is_integer
-from embedding_ingest.workflow.invokers import function_name_of
-from embedding_ingest.workflow.limits import check_payload, to_json
-from embedding_ingest.workflow.paths import apply_result_path, evaluate_template, select_for
+from asl_local.intrinsics.functions import is_integer
+from asl_local.invokers import function_name_of
+from asl_local.limits import check_payload, to_json
+from asl_local.paths import apply_result_path, evaluate_template, select_for
 
 
 class TaskState(ErrorHandling, State):

@@ -1,0 +1,36 @@
+"""asl_local: a local interpreter of the Amazon States Language, with Step Functions' semantics.
+
+It runs a state machine definition (JSON or a dict) in this process: `LocalEngine.start_execution`
+compiles and checks the definition as CreateStateMachine would, runs it to completion and records the
+execution and its event history in the shapes DescribeExecution and GetExecutionHistory return. Tasks
+call functions through an `Invoker` (in this process, or in a process pool); time goes through a
+`Clock` (real, or virtual so that a one-hour Wait takes no time).
+
+Layout: `engine/` (one module per state type, the compiler and the runner), `intrinsics/` (parser and
+functions), `paths` (JSONPath and payload templates), `history`, `limits` (payload and history quotas),
+`clock`, `invokers`, `timestamps`, `names` (execution names), `errors`.
+"""
+
+from asl_local.clock import Clock, RealClock, VirtualClock
+from asl_local.engine import LocalEngine, compile_definition, execution_arn, state_machine_arn
+from asl_local.errors import InvalidDefinitionError, StatesFailure, UnsupportedDefinitionError
+from asl_local.history import to_aws_history, to_describe_execution
+from asl_local.invokers import InProcessInvoker, Invoker, ProcessPoolInvoker
+
+__all__ = [
+    "Clock",
+    "InProcessInvoker",
+    "InvalidDefinitionError",
+    "Invoker",
+    "LocalEngine",
+    "ProcessPoolInvoker",
+    "RealClock",
+    "StatesFailure",
+    "UnsupportedDefinitionError",
+    "VirtualClock",
+    "compile_definition",
+    "execution_arn",
+    "state_machine_arn",
+    "to_aws_history",
+    "to_describe_execution",
+]

@@ -23,7 +23,7 @@ import boto3
 from moto import mock_aws
 from moto.awslambda.models import LambdaBackend
 
-from embedding_ingest.workflow.builder import FUNCTION_NAMES
+from embedding_ingest.pipeline.definitions import FUNCTION_NAMES
 
 REGION = "us-east-1"
 # Executions run in moto's threads; this only bounds how long a broken one can hang the suite.

@@ -26,13 +26,13 @@ from conformance_compare import (
 from conformance_moto import MotoStepFunctions
 from pipeline import Handler, Workspace, make_workspace, receipts_file
 
+from embedding_ingest.pipeline import policies
+from embedding_ingest.pipeline.definitions import POLL, VECTOR_COMPACT, build_definition
+from embedding_ingest.pipeline.state_names import LINE_NAMES, WORD_NAMES, failed_state, names_for
 from embedding_ingest.snapshots.exceptions import SnapshotCountMismatchError
 from embedding_ingest.steps.registry import HANDLERS
 from embedding_ingest.stores.exceptions import CorruptObjectError, LockNotAcquiredError
 from embedding_ingest.stores.records import BatchStatus, EmbeddingStatus, ItemKind
-from embedding_ingest.workflow import policies
-from embedding_ingest.workflow.builder import POLL, VECTOR_COMPACT, build_definition
-from embedding_ingest.workflow.naming import LINE_NAMES, WORD_NAMES, failed_state, names_for
 
 LINE, WORD = ItemKind.LINE, ItemKind.WORD
 

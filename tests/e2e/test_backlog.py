@@ -9,8 +9,8 @@ import pytest
 from e2e_history import active_batches, assert_within_payload_limit, history, task_output
 from pipeline import make_workspace, receipts_file
 
+from embedding_ingest.pipeline.definitions import build_definition, local_resource_arn
 from embedding_ingest.stores.records import BatchStatus, EmbeddingStatus, ExecutionStatus, ItemKind
-from embedding_ingest.workflow.builder import build_definition, local_resource_arn
 
 LINE = ItemKind.LINE
 BACKLOG = 2_000

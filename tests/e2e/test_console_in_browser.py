@@ -47,7 +47,7 @@ def workspace(tmp_path_factory, executables):
     ws = built.workspace
     from asl_local.engine import LocalEngine
     from asl_local.invokers import InProcessInvoker
-    from embedding_ingest.workflow.builder import build_definition, local_resource_arn
+    from embedding_ingest.pipeline.definitions import build_definition, local_resource_arn
 
     LocalEngine(ws.ledger, InProcessInvoker(ws.handlers())).start_execution(
         "line", build_definition("line", local_resource_arn), HOSTILE_INPUT, {"note": HOSTILE_TEXT})

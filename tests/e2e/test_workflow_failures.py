@@ -11,10 +11,10 @@ from pipeline import make_workspace, receipts_file
 from published_checks import assert_published_exactly_once
 from sleep_recorder import SleepRecorder
 
+from embedding_ingest.pipeline.policies import LOCK_WAIT_MAX_ATTEMPTS
 from embedding_ingest.steps.registry import HANDLERS
 from embedding_ingest.stores.exceptions import LockNotAcquiredError
 from embedding_ingest.stores.records import BatchStatus, EmbeddingStatus, ExecutionStatus, ItemKind
-from embedding_ingest.workflow.policies import LOCK_WAIT_MAX_ATTEMPTS
 
 LINE = ItemKind.LINE
 COMPACT = "embedding-vector-compact"

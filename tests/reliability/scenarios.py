@@ -27,6 +27,8 @@ from pipeline import Workspace, make_workspace, no_sleep, receipts_file
 
 from asl_local.engine.runner import LocalEngine
 from asl_local.invokers import InProcessInvoker
+from embedding_ingest.pipeline import definitions
+from embedding_ingest.pipeline.definitions import build_definition, local_resource_arn
 from embedding_ingest.runtime import build_step_context
 from embedding_ingest.steps import chunks, groups, list_pending
 from embedding_ingest.stores.records import (
@@ -34,8 +36,6 @@ from embedding_ingest.stores.records import (
     ExecutionRecord,
     ItemKind,
 )
-from embedding_ingest.workflow import builder
-from embedding_ingest.workflow.builder import build_definition, local_resource_arn
 
 LOCK_TTL_SECONDS = 2  # short, so a lock orphaned by a crash expires quickly (heartbeat every ~0.7 s)
 SETTINGS = {"LOCK_TTL_SECONDS": LOCK_TTL_SECONDS, "SNAPSHOT_VERSIONS_KEPT": 1}
@@ -50,7 +50,7 @@ _THRESHOLDS = [
     (chunks, "CHUNK_SIZE", 1),  # one delta per chunk
     (chunks, "INLINE_PAYLOAD_LIMIT", 0),  # chunks.json + LoadChunksFromS3
     (groups, "POLL_RESULTS_INLINE_LIMIT", 0),  # poll_results.json
-    (builder, "GROUPING_THRESHOLD_CHUNKS", 1),  # two chunks => CreateChunkGroups + group merges
+    (definitions, "GROUPING_THRESHOLD_CHUNKS", 1),  # two chunks => CreateChunkGroups + group merges
 ]
 
 

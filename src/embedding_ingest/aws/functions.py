@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from embedding_ingest.workflow.builder import (
+from embedding_ingest.pipeline.definitions import (
     CREATE_CHUNK_GROUPS,
     LIST_PENDING,
     MARK_BATCHES_COMPLETE,
@@ -35,7 +35,7 @@ LEDGER_FORGET_DELETED = ("dynamodb:DeleteItem",)
 
 @dataclass(frozen=True)
 class LambdaFunction:
-    name: str  # the reference's function name (the workflow builder's resource names)
+    name: str  # the reference's function name (the definitions' resource names)
     entrypoint: str  # attribute of aws.handlers
     logical_id: str  # CloudFormation logical id
     memory_mb: int

@@ -80,7 +80,7 @@ def _logged(function_name: str, outcome: dict) -> dict:
 def submit(event: Any, context: Any) -> dict:
     """Lambda handler of embedding-submit: submit every un-embedded item of `event["kinds"]` (default
     line and word) within the submission budgets. Returns {kind: {"batches", "items", "refused"}}."""
-    from embedding_ingest.scheduler import parse_kinds, submit_round
+    from embedding_ingest.pipeline.schedule import parse_kinds, submit_round
 
     def work() -> dict:
         if event is not None and not isinstance(event, dict):

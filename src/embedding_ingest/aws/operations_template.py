@@ -21,7 +21,7 @@ from embedding_ingest.aws.functions import OPERATIONS_FUNCTIONS, START_EXECUTION
 from embedding_ingest.aws.iam import assume_role
 from embedding_ingest.aws.scheduled import SCHEDULED_TIME
 from embedding_ingest.aws.stepfunctions import ARN_VARIABLES
-from embedding_ingest.workflow.naming import WorkflowKind
+from embedding_ingest.pipeline.state_names import WorkflowKind
 
 STATE_MACHINES: dict[WorkflowKind, str] = {"line": "LineStateMachine", "word": "WordStateMachine"}
 EFS_MOUNT_PATH = "/mnt/chroma"  # Lambda requires mounts under /mnt

@@ -1,6 +1,6 @@
 """The CloudFormation template of the whole stack, as a dict (`embedding-ingest aws template` writes it).
 
-The state machine definitions are the workflow builder's output, unchanged but for the Task resources:
+The state machine definitions are pipeline.definitions' output, unchanged but for the Task resources:
 the builder is asked for the placeholder `${<Function>.Arn}` and the JSON text goes through Fn::Sub,
 so AWS and the local engine run the same definition.
 """
@@ -14,9 +14,9 @@ from embedding_ingest.aws import iam
 from embedding_ingest.aws import operations_template as ops
 from embedding_ingest.aws.functions import ALL_FUNCTIONS, BY_NAME, LambdaFunction
 from embedding_ingest.aws.operations_template import STATE_MACHINES
+from embedding_ingest.pipeline.definitions import build_definition
+from embedding_ingest.pipeline.state_names import WorkflowKind
 from embedding_ingest.stores.dynamo_schema import TTL_ATTRIBUTE, table_definition
-from embedding_ingest.workflow.builder import build_definition
-from embedding_ingest.workflow.naming import WorkflowKind
 
 INTERMEDIATE_PREFIXES = ("intermediate/", "chunks/", "chunk_groups/", "poll_manifests/")
 INTERMEDIATE_EXPIRY_DAYS = 7

@@ -26,7 +26,7 @@ def _say(output: OutputFormat, message: str) -> None:
 
 def _run_until_published(kind: ItemKind, output: OutputFormat) -> dict[str, Any]:
     """`start-execution KIND --until-idle`: executions until no batch of `kind` is active."""
-    from embedding_ingest.orchestration import run_until_idle
+    from embedding_ingest.pipeline.run import run_until_idle
 
     def said(described: dict[str, Any]) -> None:
         _say(output, f"  {described['name']}: {described['status']}, {described['summary']['message']}")

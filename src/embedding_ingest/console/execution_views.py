@@ -40,7 +40,7 @@ def state_names(events: Sequence[dict[str, Any]]) -> dict[int, str]:
 def failed_events(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The *Failed events, each with `stateName` added: the state that failed (error and cause are in
     its details, as AWS puts them). ExecutionFailed names the step whose Catch ended the run."""
-    from embedding_ingest.execution_report import failed_state
+    from embedding_ingest.pipeline.report import failed_state
 
     names = state_names(events)
     return [{**e, "stateName": failed_state(events) if e["type"] == "ExecutionFailed" else names.get(e["id"])}

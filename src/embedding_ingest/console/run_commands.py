@@ -92,7 +92,7 @@ def _named(name: str | None) -> str | None:
 
 def _aws_run(workflow: ItemKind, name: str, wait: bool) -> dict[str, Any]:
     """One execution on AWS, described with its summary; a failed one leaves last_error on its batches."""
-    from embedding_ingest.execution_report import record_failure_on_batches, summarize_execution
+    from embedding_ingest.pipeline.report import record_failure_on_batches, summarize_execution
 
     aws = _aws()
     described = aws.start(workflow.value, name, wait=wait)
@@ -104,7 +104,7 @@ def _aws_run(workflow: ItemKind, name: str, wait: bool) -> dict[str, Any]:
 
 
 def _local_run(workflow: ItemKind, name: str | None, output: OutputFormat) -> dict[str, Any]:
-    from embedding_ingest.orchestration import run_execution
+    from embedding_ingest.pipeline.run import run_execution
 
     board = StageBoard()
     if output is OutputFormat.JSON or not stderr.is_terminal:
@@ -119,7 +119,7 @@ def _local_run(workflow: ItemKind, name: str | None, output: OutputFormat) -> di
 
 def _until_idle(workflow: ItemKind, backend: Backend, interval: float | None, max_runs: int | None,
                 output: OutputFormat) -> dict[str, Any]:
-    from embedding_ingest.orchestration import run_until_idle
+    from embedding_ingest.pipeline.run import run_until_idle
 
     def said(described: dict[str, Any]) -> None:
         if output is not OutputFormat.JSON:
@@ -163,7 +163,7 @@ def start_execution(workflow: ItemKind = typer.Argument(..., help="line or word"
                    EXIT_CONFIGURATION)
     run_name = guarded(output, lambda: _named(name))
     if backend is Backend.AWS:
-        from embedding_ingest.orchestration import new_execution_name
+        from embedding_ingest.pipeline.run import new_execution_name
 
         described = guarded(output, lambda: _aws_run(workflow, run_name or new_execution_name(workflow),
                                                      wait))
@@ -196,7 +196,7 @@ def describe_execution(name: str = typer.Argument(..., help="Execution name or A
                        workflow: ItemKind = typer.Option(None, "--workflow", help="line or word (aws)"),
                        output: OutputFormat = OutputOption) -> None:
     """Status, input and output of an execution (DescribeExecution shape) and its summary."""
-    from embedding_ingest.execution_report import summarize_execution
+    from embedding_ingest.pipeline.report import summarize_execution
 
     if backend is Backend.AWS:
         aws = guarded(output, _aws)

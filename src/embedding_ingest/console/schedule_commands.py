@@ -13,7 +13,7 @@ import typer
 from embedding_ingest.console import context
 from embedding_ingest.console.output import OutputFormat, fail, stderr
 from embedding_ingest.exceptions import EmbeddingIngestError
-from embedding_ingest.scheduler import StopRequest, parse_duration, parse_kinds, run_schedule
+from embedding_ingest.pipeline.schedule import StopRequest, parse_duration, parse_kinds, run_schedule
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

@@ -79,7 +79,7 @@ def render(kind: ItemKind = typer.Argument(..., help="line or word"),
                                                help="json (default: the ASL document) or table (its states)")
            ) -> None:
     """Print the ASL definition of a workflow (local resource ARNs)."""
-    from embedding_ingest.workflow.builder import build_definition, local_resource_arn
+    from embedding_ingest.pipeline.definitions import build_definition, local_resource_arn
 
     definition = build_definition(kind.value, local_resource_arn)
     emit(definition, output, lambda d: table(f"{kind.value} workflow: {len(d['States'])} states from "

@@ -130,9 +130,9 @@ def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
 
 
 def summary_of(described: dict[str, Any], events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The execution's `summary` (execution_report.summarize_execution: batches polled, embeddings
+    """The execution's `summary` (pipeline.report.summarize_execution: batches polled, embeddings
     published, version, what failed where...); `events` let it name a failed run's state."""
-    from embedding_ingest.execution_report import summarize_execution
+    from embedding_ingest.pipeline.report import summarize_execution
 
     # The summary speaks of batches and embeddings: it means nothing for another state machine's run
     # (`definitions run`), which would otherwise read "published nothing ... next: submit line".

@@ -38,7 +38,7 @@ class ExecutionSource(Protocol):
 
 class LocalSource:
     """Executions of the local engine, read through the ExecutionLedger port. The local engine keeps no
-    copy of the definition an execution ran, so it is rebuilt from the workflow's builder (the one
+    copy of the definition an execution ran, so it is rebuilt from the pipeline's definitions (the one
     definition both engines run)."""
 
     backend = "local"
@@ -66,7 +66,7 @@ class LocalSource:
         return to_aws_history(self._ledger.get_events(self._record(name).execution_arn))["events"]
 
     def definition(self, name: str) -> dict[str, Any] | None:
-        from embedding_ingest.workflow.builder import build_definition, local_resource_arn
+        from embedding_ingest.pipeline.definitions import build_definition, local_resource_arn
 
         workflow = self._record(name).workflow
         if workflow not in WORKFLOWS:

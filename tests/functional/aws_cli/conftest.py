@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from embedding_ingest.workflow.builder import build_definition
+from embedding_ingest.pipeline.definitions import build_definition
 
 ROLE = "arn:aws:iam::123456789012:role/sfn"
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function"

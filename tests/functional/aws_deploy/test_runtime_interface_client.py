@@ -24,12 +24,12 @@ from asl_local.errors import RemoteTaskError
 from asl_local.invokers import function_name_of
 from embedding_ingest.aws.functions import ALL_FUNCTIONS, BY_NAME
 from embedding_ingest.aws.template import build_template
+from embedding_ingest.pipeline import definitions
+from embedding_ingest.pipeline.definitions import build_definition, local_resource_arn
 from embedding_ingest.receipts.ids import line_item_id, word_item_id
 from embedding_ingest.stores.dynamo_ledger import DynamoLedger
 from embedding_ingest.stores.records import EmbeddingItem, EmbeddingStatus, ExecutionStatus, ItemKind
 from embedding_ingest.stores.sqlite_ledger import SqliteLedger
-from embedding_ingest.workflow import builder
-from embedding_ingest.workflow.builder import build_definition, local_resource_arn
 
 pytestmark = pytest.mark.slow
 
@@ -140,7 +140,7 @@ def test_every_entrypoint_through_awslambdaric(tmp_path, lambda_env, state_machi
                                   for kind, n in COUNTS.items()}
 
         # -- both workflows, every step in its container; chunk groups forced so that step runs too
-        monkeypatch.setattr(builder, "GROUPING_THRESHOLD_CHUNKS", 0)
+        monkeypatch.setattr(definitions, "GROUPING_THRESHOLD_CHUNKS", 0)
         invoker = RuntimeApiInvoker(apis,
                                     first_to={"embedding-list-pending": apis["unreachable-list-pending"]})
         engine = LocalEngine(SqliteLedger(tmp_path / "engine.sqlite3"), invoker, sleep=lambda _s: None)

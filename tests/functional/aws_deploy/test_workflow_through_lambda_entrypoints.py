@@ -21,13 +21,13 @@ from asl_local.invokers import InProcessInvoker
 from embedding_ingest.aws.functions import BY_NAME, FUNCTIONS
 from embedding_ingest.aws.handlers import ENTRYPOINTS
 from embedding_ingest.aws.template import build_template
+from embedding_ingest.pipeline.definitions import local_resource_arn
 from embedding_ingest.providers.openai_batch import OpenAIBatchProvider
 from embedding_ingest.receipts.ids import line_item_id, word_item_id
 from embedding_ingest.stores.dynamo_ledger import DynamoLedger
 from embedding_ingest.stores.records import EmbeddingItem, EmbeddingStatus, ExecutionStatus, ItemKind
 from embedding_ingest.stores.sqlite_ledger import SqliteLedger
 from embedding_ingest.submission import submit
-from embedding_ingest.workflow.builder import local_resource_arn
 
 LINE_BATCHES = 51  # > 50: the listing goes through an S3 manifest; > 40: chunks are merged in groups
 

@@ -8,7 +8,7 @@ import pytest
 from pipeline import make_workspace, receipts_file
 
 from asl_local.history import to_describe_execution
-from embedding_ingest.orchestration import run_until_idle
+from embedding_ingest.pipeline.run import run_until_idle
 from embedding_ingest.stores.records import ACTIVE_BATCH_STATUSES, ItemKind
 
 

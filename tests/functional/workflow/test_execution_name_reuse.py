@@ -8,9 +8,9 @@ from pipeline import make_workspace
 
 from asl_local.engine.runner import LocalEngine, execution_arn, state_machine_arn
 from asl_local.invokers import InProcessInvoker
+from embedding_ingest.pipeline.definitions import build_definition, local_resource_arn
 from embedding_ingest.stores.exceptions import ExecutionAlreadyExistsError
 from embedding_ingest.stores.records import ExecutionRecord, ExecutionStatus
-from embedding_ingest.workflow.builder import build_definition, local_resource_arn
 
 
 @pytest.fixture

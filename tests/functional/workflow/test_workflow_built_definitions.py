@@ -10,9 +10,9 @@ from workflow_contract_lambdas import EMBEDDINGS_PER_BATCH, ContractLambdas
 from workflow_toys import FailingThenOk, make_engine
 
 from asl_local.errors import StatesFailure
+from embedding_ingest.pipeline.definitions import build_definition, local_resource_arn
 from embedding_ingest.stores.exceptions import LockNotAcquiredError
 from embedding_ingest.stores.records import ExecutionStatus
-from embedding_ingest.workflow.builder import build_definition, local_resource_arn
 
 
 def run(tmp_path, lambdas: ContractLambdas, name: str = "run-1", handlers=None):

@@ -17,9 +17,9 @@ from embedding_ingest.aws import handlers
 from embedding_ingest.aws.functions import ALL_FUNCTIONS, BY_NAME, FUNCTIONS
 from embedding_ingest.aws.template import INTERMEDIATE_PREFIXES, build_template
 from embedding_ingest.console.aws_commands import register
+from embedding_ingest.pipeline.definitions import FUNCTION_NAMES, build_definition
 from embedding_ingest.steps.registry import HANDLERS
 from embedding_ingest.stores.dynamo_schema import TTL_ATTRIBUTE, table_definition
-from embedding_ingest.workflow.builder import FUNCTION_NAMES, build_definition
 
 VENV_BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[3]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from embedding_ingest.execution_report import aggregate, failed_state, summarize_execution
+from embedding_ingest.pipeline.report import aggregate, failed_state, summarize_execution
 
 MACHINE = "arn:aws:states:us-east-1:000000000000:stateMachine:word-ingest"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from embedding_ingest.scheduler import describe_round
+from embedding_ingest.pipeline.schedule import describe_round
 
 
 def test_a_round_that_deleted_embeddings_says_so():

@@ -5,6 +5,7 @@ import threading
 import pytest
 from steps_world import polled
 
+from embedding_ingest.pipeline.policies import LOCK_BUSY_ERROR
 from embedding_ingest.snapshots import ids_present, publish_next_version, read_manifest
 from embedding_ingest.steps.compact import process_chunk
 from embedding_ingest.steps.exceptions import EmbeddingCountMismatchError, StepInputError
@@ -15,7 +16,6 @@ from embedding_ingest.stores.exceptions import (
     LockNotAcquiredError,
     StaleFencingTokenError,
 )
-from embedding_ingest.workflow.policies import LOCK_BUSY_ERROR
 
 
 def chunk_result(ctx, index, *poll_results):

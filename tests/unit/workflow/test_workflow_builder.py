@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from asl_local.engine import compile_definition
-from embedding_ingest.workflow.builder import build_definition, local_resource_arn, render_definition
-from embedding_ingest.workflow.policies import (
+from embedding_ingest.pipeline.definitions import build_definition, local_resource_arn, render_definition
+from embedding_ingest.pipeline.policies import (
     LAMBDA_SERVICE_ERRORS,
     configuration_error_names,
     transient_error_names,

@@ -121,9 +121,9 @@ class _Stopped(Exception):  # noqa: N818 - control flow: a stop request between 
 
 
 def run_kind_until_idle(kind: ItemKind, settings: Settings, stop: StopRequest) -> list[Any]:
-    """orchestration.run_until_idle for one kind, cut short between executions by a stop request.
+    """pipeline.run.run_until_idle for one kind, cut short between executions by a stop request.
     Returns the DescribeExecution bodies of the executions that ran (each ended: none left RUNNING)."""
-    from embedding_ingest.orchestration import run_until_idle
+    from embedding_ingest.pipeline.run import run_until_idle
 
     ran: list[Any] = []
 
@@ -149,7 +149,7 @@ def run_schedule(settings: Settings, ledger: Ledger, provider: BatchProvider | N
     between steps, and it cuts the wait short) or after `max_rounds`. A transient error ends the round
     with a log line and the loop goes on; other errors propagate."""
     from embedding_ingest.exceptions import TransientError
-    from embedding_ingest.orchestration import active_batch_count
+    from embedding_ingest.pipeline.run import active_batch_count
 
     rounds = 0
     while not stop() and (max_rounds is None or rounds < max_rounds):

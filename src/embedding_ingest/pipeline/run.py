@@ -15,7 +15,7 @@ from typing import Any
 
 from asl_local.invokers import Invoker, ProcessPoolInvoker, function_name_of
 from embedding_ingest.config import Settings
-from embedding_ingest.execution_report import aggregate, record_failure_on_batches, summarize_execution
+from embedding_ingest.pipeline.report import aggregate, record_failure_on_batches, summarize_execution
 from embedding_ingest.runtime import build_ledger, build_object_store
 from embedding_ingest.stores.records import ACTIVE_BATCH_STATUSES, ExecutionRecord, ExecutionStatus, ItemKind
 
@@ -84,8 +84,8 @@ def run_workflow(kind: ItemKind, settings: Settings, *, name: str | None = None,
     A FAILED run leaves `last_error` (naming the state and the error) on the batches it had listed.
     Raises InvalidInputError for an invalid name, ExecutionAlreadyExistsError for a reused one."""
     from asl_local.engine.runner import LocalEngine
+    from embedding_ingest.pipeline.definitions import build_definition, local_resource_arn
     from embedding_ingest.steps.registry import invoke_local
-    from embedding_ingest.workflow.builder import build_definition, local_resource_arn
 
     definition = build_definition(kind.value, local_resource_arn)
     ledger = build_ledger(settings)
@@ -125,7 +125,7 @@ def run_execution(kind: ItemKind, settings: Settings, *, name: str | None = None
                   observer: TaskObserver | None = None,
                   sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
     """One local execution, returned as its DescribeExecution body plus its `summary`
-    (execution_report.summarize_execution). Raises as run_workflow does."""
+    (report.summarize_execution). Raises as run_workflow does."""
     from asl_local.history import to_aws_history, to_describe_execution
 
     record = run_workflow(kind, settings, name=name, observer=observer, sleep=sleep)
@@ -145,7 +145,7 @@ def run_execution(kind: ItemKind, settings: Settings, *, name: str | None = None
 @dataclass(frozen=True)
 class IdleRun:
     """What `run_until_idle` did: each execution's DescribeExecution body (with its `summary`), oldest
-    first, and the aggregated `summary` (execution_report.aggregate)."""
+    first, and the aggregated `summary` (report.aggregate)."""
 
     executions: list[dict[str, Any]]
     summary: dict[str, Any]

@@ -29,8 +29,8 @@ from embedding_ingest.contracts import (
     ListPendingResult,
     MarkCompleteOutcome,
 )
-from embedding_ingest.workflow.naming import WorkflowKind, failed_state, names_for
-from embedding_ingest.workflow.policies import catch_to, fail_fast_catch, fail_state, retry_policy
+from embedding_ingest.pipeline.policies import catch_to, fail_fast_catch, fail_state, retry_policy
+from embedding_ingest.pipeline.state_names import WorkflowKind, failed_state, names_for
 
 LIST_PENDING = "embedding-list-pending"
 POLL = {"line": "embedding-line-poll", "word": "embedding-word-poll"}

@@ -36,7 +36,7 @@ OBJECT_STORES: dict[str, Adapter] = {
     "local": Adapter("local_object_store", cross_process=True),
     "s3": Adapter("s3_object_store", cross_process=True),
 }
-# How each ObjectStore is built afresh from nothing but its `location` (as runtime.py builds one).
+# How each ObjectStore is built afresh from nothing but its `location` (as backends.py builds one).
 OBJECT_STORES_AT: dict[str, Callable[[pytest.FixtureRequest, str], ObjectStore]] = {
     "local": lambda request, location: LocalObjectStore(Path(location)),
     "s3": lambda request, location: S3ObjectStore(

@@ -9,7 +9,6 @@ from collections import defaultdict
 
 import pytest
 
-from embedding_ingest.deletions import queue_deletions
 from embedding_ingest.receipts.importer import import_receipts
 from embedding_ingest.stores import dynamo_receipts
 from embedding_ingest.stores.records import (
@@ -18,6 +17,7 @@ from embedding_ingest.stores.records import (
     EmbeddingStatus,
     ItemKind,
 )
+from embedding_ingest.submission.deletions import queue_deletions
 
 
 def item(n: int, text: str, *, receipt: int = 1, image: str = "img-1") -> EmbeddingItem:

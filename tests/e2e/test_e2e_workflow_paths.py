@@ -18,8 +18,8 @@ from published_checks import assert_published_exactly_once
 
 import embedding_ingest.steps.chunks as chunk_step
 from asl_local.limits import MAX_PAYLOAD_BYTES
-from embedding_ingest.contracts import INLINE_PAYLOAD_LIMIT, POLL_RESULTS_INLINE_LIMIT
 from embedding_ingest.pipeline.definitions import build_definition, local_resource_arn
+from embedding_ingest.steps.contracts import INLINE_PAYLOAD_LIMIT, POLL_RESULTS_INLINE_LIMIT
 from embedding_ingest.stores.records import EmbeddingStatus, ExecutionStatus, ItemKind
 
 LINE, WORD = ItemKind.LINE, ItemKind.WORD

@@ -27,9 +27,9 @@ from pipeline import Workspace, make_workspace, no_sleep, receipts_file
 
 from asl_local.engine.runner import LocalEngine
 from asl_local.invokers import InProcessInvoker
+from embedding_ingest.backends import build_step_context
 from embedding_ingest.pipeline import definitions
 from embedding_ingest.pipeline.definitions import build_definition, local_resource_arn
-from embedding_ingest.runtime import build_step_context
 from embedding_ingest.steps import chunks, groups, list_pending
 from embedding_ingest.stores.records import (
     EmbeddingStatus,

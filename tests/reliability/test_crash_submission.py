@@ -20,7 +20,7 @@ from published_checks import assert_published_exactly_once
 from scenarios import assert_each_item_in_exactly_one_batch, restarted
 
 from embedding_ingest.stores.records import ItemKind
-from embedding_ingest.submission import submit
+from embedding_ingest.submission.submit import submit
 
 KIND = ItemKind.LINE
 BATCHES = 3

@@ -12,12 +12,17 @@ from hypothesis import strategies as st
 from pipeline import Workspace, make_workspace
 
 from asl_local.limits import MAX_PAYLOAD_BYTES
-from embedding_ingest.contracts import CHUNK_SIZE, GROUP_SIZE, POLL_RESULTS_INLINE_LIMIT, PROBLEM_TEXT_LIMIT
 from embedding_ingest.receipts.context import group_rows, shares_row
 from embedding_ingest.receipts.exceptions import InvalidItemIdError
 from embedding_ingest.receipts.ids import ItemRef, line_item_id, parse_item_id, word_item_id
 from embedding_ingest.receipts.models import PixelBox
 from embedding_ingest.steps.chunks import load_chunks_from_s3, split_chunks
+from embedding_ingest.steps.contracts import (
+    CHUNK_SIZE,
+    GROUP_SIZE,
+    POLL_RESULTS_INLINE_LIMIT,
+    PROBLEM_TEXT_LIMIT,
+)
 from embedding_ingest.steps.groups import create_chunk_groups, load_groups_from_s3
 from embedding_ingest.steps.offload import POLL_OUTCOMES, json_size
 

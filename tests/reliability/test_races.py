@@ -27,7 +27,7 @@ from embedding_ingest.snapshots import iter_pages, materialize
 from embedding_ingest.steps.registry import HANDLERS
 from embedding_ingest.stores.exceptions import ClaimConflictError
 from embedding_ingest.stores.records import EmbeddingStatus, ExecutionRecord, ItemKind
-from embedding_ingest.submission import submit
+from embedding_ingest.submission.submit import submit
 
 KIND = ItemKind.LINE
 WAIT = 60  # seconds any gate may wait before the test gives up (never reached when all is well)

@@ -32,8 +32,8 @@ from embedding_ingest.providers.exceptions import (
     UnknownProviderFileError,
 )
 from embedding_ingest.providers.faults import FaultPlan
-from embedding_ingest.providers.local_engine import LocalBatchEngine
-from embedding_ingest.tokens import count_tokens
+from embedding_ingest.providers.local_batches import LocalBatchEngine
+from embedding_ingest.providers.tokens import count_tokens
 
 API_KEY = "sk-test-not-a-real-key"
 

@@ -16,17 +16,17 @@ from typing import Any
 
 from asl_local.engine.runner import LocalEngine
 from asl_local.invokers import InProcessInvoker
+from embedding_ingest.backends import build_step_context
 from embedding_ingest.config import Settings
-from embedding_ingest.deletions import queue_deletions
 from embedding_ingest.pipeline.definitions import build_definition, local_resource_arn
 from embedding_ingest.pipeline.run import run_workflow
 from embedding_ingest.receipts.importer import import_receipts
-from embedding_ingest.runtime import build_step_context
 from embedding_ingest.snapshots import chroma_io, pull_published
 from embedding_ingest.steps.context import StepContext
 from embedding_ingest.steps.registry import HANDLERS
 from embedding_ingest.stores.records import EmbeddingStatus, ExecutionRecord, ItemKind
-from embedding_ingest.submission import SubmitReport, submit
+from embedding_ingest.submission.deletions import queue_deletions
+from embedding_ingest.submission.submit import SubmitReport, submit
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SROIE_RECEIPTS = REPO_ROOT / "tests" / "data" / "receipts-sroie.jsonl"

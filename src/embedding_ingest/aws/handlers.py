@@ -97,7 +97,7 @@ def start_execution(event: Any, context: Any) -> dict:
     """Lambda handler of embedding-start-execution: start `event["workflow"]` for the schedule slot
     `event["scheduled_time"]` under a name derived from it (aws/scheduled.py), at most once per slot."""
     from embedding_ingest.aws.scheduled import start_slot_execution
-    from embedding_ingest.runtime import aws_client
+    from embedding_ingest.backends import aws_client
 
     def work() -> dict:
         client = aws_client("stepfunctions", lambda_settings())

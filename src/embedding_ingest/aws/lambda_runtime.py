@@ -74,7 +74,7 @@ def step_context_for(function_name: str, environ: Mapping[str, str] = os.environ
 
 def _build(function_name: str, settings: Settings, environ: Mapping[str, str], *,
            needs_provider: bool) -> StepContext:
-    from embedding_ingest.runtime import build_ledger, build_object_store, build_provider
+    from embedding_ingest.backends import build_ledger, build_object_store, build_provider
 
     if needs_provider:
         if settings.provider == "openai" and not settings.openai_api_key:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from embedding_ingest import runtime
+from embedding_ingest import backends
 from embedding_ingest.config import Settings, load_settings
 from embedding_ingest.exceptions import EmbeddingIngestError
 
@@ -28,17 +28,17 @@ def require_workspace() -> None:
 
 @cache
 def ledger():
-    return runtime.build_ledger(settings())
+    return backends.build_ledger(settings())
 
 
 @cache
 def objects():
-    return runtime.build_object_store(settings())
+    return backends.build_object_store(settings())
 
 
 @cache
 def provider():
-    return runtime.build_provider(settings())
+    return backends.build_provider(settings())
 
 
 def step_context():

@@ -37,7 +37,7 @@ def submit(kind: ItemKind = typer.Argument(..., help="line or word"),
     """Claim un-embedded lines/words and submit them to the provider as batches, within the per-batch
     caps and the enqueued token/request budgets (--dry-run: only say what would be sent and its cost)."""
     from embedding_ingest.console.submit_report import render_submit_report
-    from embedding_ingest.submission import submit as run_submit
+    from embedding_ingest.submission.submit import submit as run_submit
 
     settings = context.settings()
     pending = context.ledger().count_items(kind).get("NONE", 0)
@@ -100,7 +100,7 @@ def ls(prefix: str = typer.Argument("", help="Key prefix"), output: OutputFormat
 
 def status(output: OutputFormat = OutputOption) -> None:
     """Item counts by kind and embedding status; tokens submitted and billed, and cost so far, per kind."""
-    from embedding_ingest.budgets import usage_by_kind
+    from embedding_ingest.submission.budgets import usage_by_kind
 
     guarded(output, context.require_workspace)
     ledger = context.ledger()

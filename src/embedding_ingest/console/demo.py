@@ -42,10 +42,10 @@ def demo(workspace: Path = typer.Option(None, "--workspace",
          max_items_per_batch: int = typer.Option(250, "--max-items-per-batch", min=1),
          output: OutputFormat = OutputOption) -> None:
     """Import bundled receipts, submit lines and words, run both workflows, show what was published."""
+    from embedding_ingest.backends import embedding_model
     from embedding_ingest.receipts.importer import import_receipts
-    from embedding_ingest.runtime import embedding_model
     from embedding_ingest.snapshots import query_published
-    from embedding_ingest.submission import submit
+    from embedding_ingest.submission.submit import submit
 
     home = workspace or Path(os.environ.get("EMBEDDING_INGEST_HOME", ".embedding-ingest")) / "demo"
     shutil.rmtree(home, ignore_errors=True)

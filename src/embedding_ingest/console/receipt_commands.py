@@ -33,8 +33,8 @@ def import_receipts(file: Path = typer.Argument(..., exists=True, dir_okay=False
     """Load receipts from a JSONL file: new items are added, changed ones re-queued, vanished ones
     deleted from the next published version; unchanged ones cost nothing. Bad records are reported
     and skipped (exit 3); bad lines or words are skipped with their reason."""
+    from embedding_ingest.backends import embedding_model
     from embedding_ingest.receipts.importer import import_receipts as run_import
-    from embedding_ingest.runtime import embedding_model
 
     settings = context.settings()
 
@@ -101,7 +101,7 @@ def show_batch(batch_id: str = typer.Argument(...), output: OutputFormat = Outpu
 
 
 def _queue_deletions() -> list[str]:
-    from embedding_ingest.deletions import queue_deletions
+    from embedding_ingest.submission.deletions import queue_deletions
 
     ledger = context.ledger()
     return [summary.batch_id for kind in ItemKind for summary in queue_deletions(kind, ledger)]

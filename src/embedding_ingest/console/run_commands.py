@@ -48,10 +48,10 @@ BackendOption = typer.Option(Backend.LOCAL, "--backend",
 
 def _aws():
     """The Step Functions backend; ConfigurationError (exit 2) when no AWS region is configured."""
-    from embedding_ingest import runtime
+    from embedding_ingest import backends
     from embedding_ingest.aws.stepfunctions import StepFunctionsBackend
 
-    return StepFunctionsBackend(runtime.aws_client("stepfunctions", context.settings()))
+    return StepFunctionsBackend(backends.aws_client("stepfunctions", context.settings()))
 
 
 def _aws_find(backend, name: str, workflow: ItemKind | None, action):

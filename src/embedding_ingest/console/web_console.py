@@ -41,7 +41,7 @@ def _check_port_free(host: str, port: int) -> None:
 
 def build_console(backend: Backend, *, allow_actions: bool, token: str | None):
     """The Console over this workspace's ports (and the Step Functions API for --backend aws)."""
-    from embedding_ingest import runtime
+    from embedding_ingest import backends
     from embedding_ingest.webconsole.api import Console
     from embedding_ingest.webconsole.sources import LocalSource, StepFunctionsSource
 
@@ -49,7 +49,7 @@ def build_console(backend: Backend, *, allow_actions: bool, token: str | None):
     if backend is Backend.AWS:
         from embedding_ingest.aws.stepfunctions import StepFunctionsBackend
 
-        source = StepFunctionsSource(StepFunctionsBackend(runtime._boto3_client("stepfunctions", settings)))
+        source = StepFunctionsSource(StepFunctionsBackend(backends._boto3_client("stepfunctions", settings)))
     else:
         source = LocalSource(context.ledger())
     return Console(source=source, ledger=context.ledger(), objects=context.objects(), settings=settings,

@@ -330,7 +330,7 @@ def open_snapshot(kind: str | ItemKind, *, version: str | None = None, home: str
     `version` pins a kept version; by default the current one (see Snapshot.refresh).
     Raises NothingPublishedError, VersionNotFoundError, ConfigurationError (no workspace at `home`),
     ObjectNotFoundError/CorruptObjectError (a damaged version)."""
-    from embedding_ingest import runtime
+    from embedding_ingest import backends
 
     database_kind = parse_kind(kind)
     chosen = settings if settings is not None else Settings()
@@ -346,6 +346,6 @@ def open_snapshot(kind: str | ItemKind, *, version: str | None = None, home: str
     if not chosen.uses_aws_ledger and not chosen.ledger_path.is_file():
         raise ConfigurationError(f"no embedding-ingest workspace at {chosen.home} (no "
                                  f"{chosen.ledger_path.name}); set EMBEDDING_INGEST_HOME or pass home=")
-    return Snapshot(database_kind, store=runtime.build_object_store(chosen),
-                    ledger=runtime.build_ledger(chosen), settings=chosen, version=version)
+    return Snapshot(database_kind, store=backends.build_object_store(chosen),
+                    ledger=backends.build_ledger(chosen), settings=chosen, version=version)
 

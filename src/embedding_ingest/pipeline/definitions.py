@@ -1,7 +1,7 @@
 """Builds the line and word ingestion state machines (ASL) of the reference.
 
 Data flow, and why it is shaped so:
-- Each Task gets exactly its contract event (contracts.py) through Parameters.
+- Each Task gets exactly its contract event (steps/contracts.py) through Parameters.
 - Results that wrap one key ({"chunked_data": ...}) are lifted into the state data under that key by a
   ResultSelector listing the contract's fields, so the state keeps the reference's structure and the
   execution output ends with final_merge_result and mark_complete_result (lesson 4).
@@ -20,7 +20,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from embedding_ingest.contracts import (
+from embedding_ingest.pipeline.policies import catch_to, fail_fast_catch, fail_state, retry_policy
+from embedding_ingest.pipeline.state_names import WorkflowKind, failed_state, names_for
+from embedding_ingest.steps.contracts import (
     GROUP_SIZE,
     GROUPING_THRESHOLD_CHUNKS,
     ChunkedData,
@@ -29,8 +31,6 @@ from embedding_ingest.contracts import (
     ListPendingResult,
     MarkCompleteOutcome,
 )
-from embedding_ingest.pipeline.policies import catch_to, fail_fast_catch, fail_state, retry_policy
-from embedding_ingest.pipeline.state_names import WorkflowKind, failed_state, names_for
 
 LIST_PENDING = "embedding-list-pending"
 POLL = {"line": "embedding-line-poll", "word": "embedding-word-poll"}

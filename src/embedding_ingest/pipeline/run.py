@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from asl_local.invokers import Invoker, ProcessPoolInvoker, function_name_of
+from embedding_ingest.backends import build_ledger, build_object_store
 from embedding_ingest.config import Settings
 from embedding_ingest.pipeline.report import aggregate, record_failure_on_batches, summarize_execution
-from embedding_ingest.runtime import build_ledger, build_object_store
 from embedding_ingest.stores.records import ACTIVE_BATCH_STATUSES, ExecutionRecord, ExecutionStatus, ItemKind
 
 # Stage labels by (function, operation), in workflow order; shared by progress displays.

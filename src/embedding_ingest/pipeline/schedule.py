@@ -56,7 +56,7 @@ def submit_round(kinds: Sequence[ItemKind], ledger: Ledger, provider: BatchProvi
     caps apply). Returns {kind: {"batches", "items", "refused", "waiting_for_budget"}} (the last: items
     left NONE because the provider's enqueued-token/request budget is full); a stop request skips kinds
     not begun."""
-    from embedding_ingest.submission import submit
+    from embedding_ingest.submission.submit import submit
 
     done: dict[str, dict[str, int]] = {}
     for kind in kinds:

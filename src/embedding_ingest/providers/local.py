@@ -1,6 +1,6 @@
 """The embedded default provider: the Batch API run locally on the hashed n-gram encoder.
 
-State lives in files under `root` (see local_engine), so a batch submitted by one process can be
+State lives in files under `root` (see local_batches), so a batch submitted by one process can be
 polled and downloaded by another. Provider batch ids derive from our batch_id and an attempt number:
 submitting the same batch_id again finds the live batch instead of making a second one, while a batch
 that ended failed/expired/cancelled is replaced by the next attempt.
@@ -18,7 +18,7 @@ from embedding_ingest.providers.batch_files import EMBEDDINGS_URL, check_batch_l
 from embedding_ingest.providers.batch_objects import to_provider_batch
 from embedding_ingest.providers.encoder import DEFAULT_DIMENSIONS, LOCAL_MODEL_NAME
 from embedding_ingest.providers.faults import BatchOutcome, FaultPlan
-from embedding_ingest.providers.local_engine import LocalBatchEngine
+from embedding_ingest.providers.local_batches import LocalBatchEngine
 
 REPLACEABLE_STATUSES = frozenset({"failed", "expired", "cancelled"})
 

@@ -12,7 +12,7 @@ import numpy as np
 from embedding_ingest.providers.batch_files import failed_request_line, output_line, unexecuted_request_line
 from embedding_ingest.providers.faults import FaultPlan
 from embedding_ingest.providers.request_validation import EmbeddingRequest
-from embedding_ingest.tokens import count_tokens
+from embedding_ingest.providers.tokens import count_tokens
 
 Embedder = Callable[[Sequence[str], int | None], np.ndarray]
 

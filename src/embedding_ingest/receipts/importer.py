@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from embedding_ingest.providers.tokens import fit_with_context
 from embedding_ingest.receipts.context import EDGE, line_context_parts, word_contexts
 from embedding_ingest.receipts.exceptions import ReceiptFileError
 from embedding_ingest.receipts.hashing import content_hash
@@ -36,7 +37,6 @@ from embedding_ingest.receipts.validation import (
 from embedding_ingest.stores.ports import ItemLedger
 from embedding_ingest.stores.receipt_sync import ReceiptChanges
 from embedding_ingest.stores.records import EmbeddingItem, ItemKind
-from embedding_ingest.tokens import fit_with_context
 
 RECEIPTS_PER_LEDGER_WRITE = 50  # bounds one ledger transaction (~3k items of real receipts)
 _BOM = b"\xef\xbb\xbf"

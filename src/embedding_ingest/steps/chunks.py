@@ -7,7 +7,8 @@ and the state carries only their indices.
 
 from __future__ import annotations
 
-from embedding_ingest.contracts import (
+from embedding_ingest.steps.context import StepContext
+from embedding_ingest.steps.contracts import (
     CHUNK_SIZE,
     INLINE_PAYLOAD_LIMIT,
     Chunk,
@@ -18,7 +19,6 @@ from embedding_ingest.contracts import (
     SplitChunksResult,
     payload_size,
 )
-from embedding_ingest.steps.context import StepContext
 from embedding_ingest.steps.keys import chunks_key, key_part
 from embedding_ingest.steps.logs import logger
 from embedding_ingest.steps.offload import CHUNK_LIST, parse_event, read_offloaded, successful_polls

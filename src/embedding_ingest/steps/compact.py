@@ -4,9 +4,9 @@ and checks each source against the count the previous step reported."""
 
 from __future__ import annotations
 
-from embedding_ingest.contracts import IntermediateRef, MergeChunkGroupEvent, ProcessChunkEvent
 from embedding_ingest.snapshots import SnapshotManifest, merge_snapshots, read_manifest
 from embedding_ingest.steps.context import StepContext
+from embedding_ingest.steps.contracts import IntermediateRef, MergeChunkGroupEvent, ProcessChunkEvent
 from embedding_ingest.steps.exceptions import EmbeddingCountMismatchError, StepInputError
 from embedding_ingest.steps.keys import chunk_intermediate_prefix, group_merged_prefix, key_part
 from embedding_ingest.steps.logs import logger, step_log_context

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import time
 
-from embedding_ingest.contracts import FinalMergeEvent, FinalMergeOutcome, FinalMergeResult
 from embedding_ingest.snapshots import PublishOutcome, publish_next_version
 from embedding_ingest.steps.compact import source_manifests
 from embedding_ingest.steps.context import StepContext
+from embedding_ingest.steps.contracts import FinalMergeEvent, FinalMergeOutcome, FinalMergeResult
 from embedding_ingest.steps.exceptions import EmbeddingCountMismatchError, StepInputError
 from embedding_ingest.steps.keys import database_name, key_part, latest_snapshot_key
 from embedding_ingest.steps.lease import HeldLock, unique_owner

@@ -6,7 +6,8 @@ in exactly one group. poll_results ride along inline unless they pass their own,
 
 from __future__ import annotations
 
-from embedding_ingest.contracts import (
+from embedding_ingest.steps.context import StepContext
+from embedding_ingest.steps.contracts import (
     GROUP_SIZE,
     POLL_RESULTS_INLINE_LIMIT,
     ChunkGroups,
@@ -15,7 +16,6 @@ from embedding_ingest.contracts import (
     GroupRef,
     LoadGroupsEvent,
 )
-from embedding_ingest.steps.context import StepContext
 from embedding_ingest.steps.keys import group_poll_results_key, groups_key, key_part
 from embedding_ingest.steps.logs import logger
 from embedding_ingest.steps.offload import (

@@ -19,7 +19,11 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from embedding_ingest.contracts import (
+from embedding_ingest.exceptions import TransientError
+from embedding_ingest.providers.base import FINISHED_PROVIDER_STATUSES
+from embedding_ingest.providers.exceptions import ProviderRequestError
+from embedding_ingest.steps.context import StepContext
+from embedding_ingest.steps.contracts import (
     INLINE_PAYLOAD_LIMIT,
     MANIFEST_MAX_INLINE_BATCHES,
     ListPendingEvent,
@@ -29,10 +33,6 @@ from embedding_ingest.contracts import (
     PollManifest,
     payload_size,
 )
-from embedding_ingest.exceptions import TransientError
-from embedding_ingest.providers.base import FINISHED_PROVIDER_STATUSES
-from embedding_ingest.providers.exceptions import ProviderRequestError
-from embedding_ingest.steps.context import StepContext
 from embedding_ingest.steps.exceptions import StepInputError
 from embedding_ingest.steps.keys import poll_manifest_key
 from embedding_ingest.steps.logs import logger

@@ -11,11 +11,16 @@ the second run finds nothing pending and the summaries already closed.
 
 from __future__ import annotations
 
-from embedding_ingest.contracts import MarkCompleteEvent, MarkCompleteOutcome, MarkCompleteResult, PollResult
 from embedding_ingest.snapshots.exceptions import VersionNotFoundError
 from embedding_ingest.snapshots.query import published_revisions
 from embedding_ingest.snapshots.revisions import revision_of
 from embedding_ingest.steps.context import StepContext
+from embedding_ingest.steps.contracts import (
+    MarkCompleteEvent,
+    MarkCompleteOutcome,
+    MarkCompleteResult,
+    PollResult,
+)
 from embedding_ingest.steps.exceptions import StepInputError
 from embedding_ingest.steps.keys import database_name
 from embedding_ingest.steps.logs import logger, step_log_context

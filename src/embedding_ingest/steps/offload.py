@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from embedding_ingest.contracts import Chunk, IntermediateRef, PollFailure, PollOutcome, PollResult
+from embedding_ingest.steps.contracts import Chunk, IntermediateRef, PollFailure, PollOutcome, PollResult
 from embedding_ingest.steps.exceptions import OffloadedIndexError, StepInputError
 from embedding_ingest.stores.exceptions import CorruptObjectError
 from embedding_ingest.stores.ports import ObjectStore

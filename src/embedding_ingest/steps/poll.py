@@ -13,10 +13,10 @@ import time
 
 from pydantic import TypeAdapter
 
-from embedding_ingest.contracts import PendingBatchRef, PollAction, PollEvent, PollManifest, PollResult
 from embedding_ingest.providers.base import QUEUE_LIMIT_ERROR_CODES, ProviderBatch, ProviderBatchStatus
 from embedding_ingest.providers.exceptions import UnknownProviderBatchError, UnknownProviderFileError
 from embedding_ingest.steps.context import StepContext
+from embedding_ingest.steps.contracts import PendingBatchRef, PollAction, PollEvent, PollManifest, PollResult
 from embedding_ingest.steps.exceptions import (
     BatchTypeMismatchError,
     ProviderBatchNotFoundError,

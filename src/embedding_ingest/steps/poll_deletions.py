@@ -1,14 +1,14 @@
-"""PollBatches for a deletion batch (issue 10; embedding_ingest/deletions.py): no provider to ask.
+"""PollBatches for a deletion batch (issue 10; embedding_ingest/submission/deletions.py): no provider to ask.
 Its items still DELETING in it become a delta of deletions only (revision = the batch's, so a record
 embedded after the deletion wins over it), and the batch goes on through chunks and FinalMerge like
 any other. Items that came back meanwhile (re-imported, so no longer DELETING here) are left out."""
 
 from __future__ import annotations
 
-from embedding_ingest.contracts import PollResult
 from embedding_ingest.snapshots import write_snapshot
 from embedding_ingest.snapshots.revisions import revision_of
 from embedding_ingest.steps.context import StepContext
+from embedding_ingest.steps.contracts import PollResult
 from embedding_ingest.steps.keys import delta_prefix
 from embedding_ingest.stores.records import BatchStatus, BatchSummary, EmbeddingStatus, ItemKind
 

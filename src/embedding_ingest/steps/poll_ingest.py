@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from embedding_ingest.contracts import PROBLEM_TEXT_LIMIT
 from embedding_ingest.providers.base import ProviderBatch, ProviderBatchStatus
 from embedding_ingest.providers.batch_files import (
     LineProblem,
@@ -23,6 +22,7 @@ from embedding_ingest.providers.batch_files import (
 from embedding_ingest.snapshots import RecordPage, write_snapshot
 from embedding_ingest.snapshots.revisions import REVISION, revision_of
 from embedding_ingest.steps.context import StepContext
+from embedding_ingest.steps.contracts import PROBLEM_TEXT_LIMIT
 from embedding_ingest.steps.keys import delta_prefix
 from embedding_ingest.steps.logs import logger
 from embedding_ingest.stores.records import BatchSummary, EmbeddingItem, EmbeddingStatus, ItemKind

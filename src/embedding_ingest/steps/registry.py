@@ -90,7 +90,7 @@ def handler_for(function_name: str) -> Handler:
 @functools.lru_cache(maxsize=4)
 def _context_for(settings_json: str) -> StepContext:
     # Built once per worker process and settings: reopening SQLite and Chroma per call is wasteful.
-    from embedding_ingest.runtime import build_step_context
+    from embedding_ingest.backends import build_step_context
 
     return build_step_context(Settings.model_validate_json(settings_json))
 

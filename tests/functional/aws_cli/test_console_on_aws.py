@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from starlette.testclient import TestClient
 
-from embedding_ingest import runtime
+from embedding_ingest import backends
 from embedding_ingest.aws.stepfunctions import StepFunctionsBackend
 from embedding_ingest.config import Settings
 from embedding_ingest.webconsole.api import Console
@@ -20,9 +20,9 @@ def client(deployed):
     sfn, arns = deployed
     sfn.start_execution(stateMachineArn=arns["line"], name="aws-run-1", input='{"note": "<b>x</b>"}')
     settings = Settings()
-    source = StepFunctionsSource(StepFunctionsBackend(runtime._boto3_client("stepfunctions", settings)))
-    console = Console(source=source, ledger=runtime.build_ledger(settings),
-                      objects=runtime.build_object_store(settings), settings=settings,
+    source = StepFunctionsSource(StepFunctionsBackend(backends._boto3_client("stepfunctions", settings)))
+    console = Console(source=source, ledger=backends.build_ledger(settings),
+                      objects=backends.build_object_store(settings), settings=settings,
                       allow_actions=True, token="t")
     with TestClient(create_app(console), base_url="http://127.0.0.1") as client:
         yield client

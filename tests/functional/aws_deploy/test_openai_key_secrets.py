@@ -20,7 +20,7 @@ from embedding_ingest.providers.openai_batch import OpenAIBatchProvider
 from embedding_ingest.receipts.ids import line_item_id
 from embedding_ingest.stores.dynamo_ledger import DynamoLedger
 from embedding_ingest.stores.records import EmbeddingItem, EmbeddingStatus, ItemKind
-from embedding_ingest.submission import submit
+from embedding_ingest.submission.submit import submit
 
 SECRET_VALUE = "sk-from-the-vault-0123456789"
 

@@ -27,7 +27,7 @@ from embedding_ingest.receipts.ids import line_item_id, word_item_id
 from embedding_ingest.stores.dynamo_ledger import DynamoLedger
 from embedding_ingest.stores.records import EmbeddingItem, EmbeddingStatus, ExecutionStatus, ItemKind
 from embedding_ingest.stores.sqlite_ledger import SqliteLedger
-from embedding_ingest.submission import submit
+from embedding_ingest.submission.submit import submit
 
 LINE_BATCHES = 51  # > 50: the listing goes through an S3 manifest; > 40: chunks are merged in groups
 

@@ -10,18 +10,18 @@ import numpy as np
 import pytest
 from pipeline import receipts_file
 
+from embedding_ingest.backends import LOCAL_DEFAULT_MODEL
 from embedding_ingest.config import Settings
-from embedding_ingest.contracts import GROUPING_THRESHOLD_CHUNKS
 from embedding_ingest.providers.local import LocalBatchProvider
 from embedding_ingest.receipts.importer import import_receipts
-from embedding_ingest.runtime import LOCAL_DEFAULT_MODEL
 from embedding_ingest.snapshots import iter_published_pages, query_published
 from embedding_ingest.steps.context import StepContext
+from embedding_ingest.steps.contracts import GROUPING_THRESHOLD_CHUNKS
 from embedding_ingest.steps.registry import HANDLERS
 from embedding_ingest.stores.local_objects import LocalObjectStore
 from embedding_ingest.stores.records import BatchStatus, EmbeddingStatus, ItemKind
 from embedding_ingest.stores.sqlite_ledger import SqliteLedger
-from embedding_ingest.submission import submit
+from embedding_ingest.submission.submit import submit
 
 RECEIPT_COUNT = 5
 

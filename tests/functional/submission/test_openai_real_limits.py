@@ -10,9 +10,9 @@ import pytest
 from fake_openai import API_KEY, running_fake_openai
 from pipeline import make_workspace, receipts_file
 
-from embedding_ingest.budgets import usage_by_kind
+from embedding_ingest.providers.tokens import MAX_INPUT_TOKENS, count_tokens
 from embedding_ingest.stores.records import ACTIVE_BATCH_STATUSES, EmbeddingStatus, ItemKind
-from embedding_ingest.tokens import MAX_INPUT_TOKENS, count_tokens
+from embedding_ingest.submission.budgets import usage_by_kind
 
 DIGITS = "1234567890" * 1_200  # 12,000 digits = 4,000 cl100k_base tokens
 

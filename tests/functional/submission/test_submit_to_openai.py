@@ -10,7 +10,7 @@ from tenacity import wait_none
 from embedding_ingest.providers.openai_batch import OpenAIBatchProvider
 from embedding_ingest.stores.records import BatchStatus, EmbeddingItem, EmbeddingStatus, ItemKind
 from embedding_ingest.stores.sqlite_ledger import SqliteLedger
-from embedding_ingest.submission import submit
+from embedding_ingest.submission.submit import submit
 
 
 def line(n: int) -> EmbeddingItem:

@@ -1,4 +1,4 @@
-"""Toy Lambdas speaking the step contracts (contracts.py) for runs of the REAL built definitions.
+"""Toy Lambdas speaking the step contracts (steps/contracts.py) for runs of the REAL built definitions.
 
 Each handler checks that its event carries exactly the contract's fields, validates it with the
 contract model and answers with a contract result, so a wiring mistake in the builder (a dropped or
@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from embedding_ingest.contracts import (
+from embedding_ingest.exceptions import TerminalError
+from embedding_ingest.steps.contracts import (
     CHUNK_SIZE,
     Chunk,
     ChunkedData,
@@ -34,7 +35,6 @@ from embedding_ingest.contracts import (
     ProcessChunkEvent,
     SplitChunksEvent,
 )
-from embedding_ingest.exceptions import TerminalError
 
 BUCKET = "toy-bucket"
 EMBEDDINGS_PER_BATCH = 3

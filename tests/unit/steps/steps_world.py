@@ -9,11 +9,11 @@ import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from embedding_ingest.backends import LOCAL_DEFAULT_MODEL
 from embedding_ingest.config import Settings
 from embedding_ingest.providers.batch_files import encode_request
 from embedding_ingest.providers.local import LocalBatchProvider
 from embedding_ingest.receipts.ids import line_item_id, word_item_id
-from embedding_ingest.runtime import LOCAL_DEFAULT_MODEL
 from embedding_ingest.snapshots import iter_pages, materialize
 from embedding_ingest.steps.context import StepContext
 from embedding_ingest.steps.poll import poll
@@ -25,7 +25,7 @@ DIMENSIONS = 16
 
 
 def make_context(root: Path, **provider_options) -> StepContext:
-    """The same layout runtime.build_step_context uses for these settings (so invoke_local agrees),
+    """The same layout backends.build_step_context uses for these settings (so invoke_local agrees),
     with a provider that finishes a batch on its first retrieve unless a test asks otherwise."""
     settings = Settings(home=root, embedding_dimensions=DIMENSIONS, lock_ttl_seconds=30)
     provider = LocalBatchProvider(root / "provider", model=settings.embedding_model or LOCAL_DEFAULT_MODEL,

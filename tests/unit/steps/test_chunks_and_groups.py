@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from steps_world import filler_poll_results
 
-from embedding_ingest.contracts import INLINE_PAYLOAD_LIMIT, POLL_RESULTS_INLINE_LIMIT
 from embedding_ingest.steps.chunks import load_chunks_from_s3, split_chunks
+from embedding_ingest.steps.contracts import INLINE_PAYLOAD_LIMIT, POLL_RESULTS_INLINE_LIMIT
 from embedding_ingest.steps.exceptions import StepInputError
 from embedding_ingest.steps.groups import create_chunk_groups, load_groups_from_s3
 from embedding_ingest.stores.exceptions import CorruptObjectError

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from steps_world import make_items, submit_batch
 
-from embedding_ingest.contracts import MANIFEST_MAX_INLINE_BATCHES, PollManifest
+from embedding_ingest.steps.contracts import MANIFEST_MAX_INLINE_BATCHES, PollManifest
 from embedding_ingest.steps.exceptions import StepInputError
 from embedding_ingest.steps.list_pending import list_pending
 from embedding_ingest.stores.records import BatchStatus, BatchSummary, BatchType, ItemKind

@@ -17,7 +17,7 @@ from embedding_ingest.stores.records import (
     ItemKind,
 )
 from embedding_ingest.stores.sqlite_ledger import SqliteLedger
-from embedding_ingest.submission import batch_id_for, pack_requests, submit
+from embedding_ingest.submission.submit import batch_id_for, pack_requests, submit
 
 
 def line(n: int, text: str = "TOTAL 9.00") -> EmbeddingItem:

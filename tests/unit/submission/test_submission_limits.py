@@ -7,8 +7,8 @@ import pytest
 
 from embedding_ingest.config import Settings
 from embedding_ingest.exceptions import InvalidInputError
-from embedding_ingest.packing import DuplicateCustomIdError, pack_requests
 from embedding_ingest.providers.local import LocalBatchProvider
+from embedding_ingest.providers.tokens import MAX_INPUT_TOKENS, count_tokens
 from embedding_ingest.stores.records import (
     BatchStatus,
     BatchSummary,
@@ -17,8 +17,8 @@ from embedding_ingest.stores.records import (
     ItemKind,
 )
 from embedding_ingest.stores.sqlite_ledger import SqliteLedger
-from embedding_ingest.submission import submit
-from embedding_ingest.tokens import MAX_INPUT_TOKENS, count_tokens
+from embedding_ingest.submission.packing import DuplicateCustomIdError, pack_requests
+from embedding_ingest.submission.submit import submit
 
 
 def line(n: int, text: str = "TOTAL 9.00", *, image: str = "img") -> EmbeddingItem:

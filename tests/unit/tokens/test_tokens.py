@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import tiktoken
 
-from embedding_ingest import tokens
-from embedding_ingest.tokens import (
+from embedding_ingest.providers import tokens
+from embedding_ingest.providers.tokens import (
     CL100K_BASE_SHA256,
     MAX_INPUT_TOKENS,
     count_tokens,

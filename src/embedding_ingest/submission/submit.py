@@ -23,12 +23,10 @@ from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel, Field
 
-from embedding_ingest.budgets import Enqueued, enqueued_for, price_per_million
 from embedding_ingest.config import Settings
-from embedding_ingest.deletions import queue_deletions
 from embedding_ingest.exceptions import InvalidInputError, TerminalError
-from embedding_ingest.packing import PackedBatch, pack_requests
 from embedding_ingest.providers.base import MAX_BYTES_PER_BATCH_FILE, BatchProvider
+from embedding_ingest.providers.tokens import MAX_INPUT_TOKENS
 from embedding_ingest.stores.exceptions import ClaimConflictError
 from embedding_ingest.stores.ports import Ledger
 from embedding_ingest.stores.records import (
@@ -38,7 +36,9 @@ from embedding_ingest.stores.records import (
     EmbeddingStatus,
     ItemKind,
 )
-from embedding_ingest.tokens import MAX_INPUT_TOKENS
+from embedding_ingest.submission.budgets import Enqueued, enqueued_for, price_per_million
+from embedding_ingest.submission.deletions import queue_deletions
+from embedding_ingest.submission.packing import PackedBatch, pack_requests
 
 _BATCH_NAMESPACE = uuid.UUID("5b0f7a52-7d0c-4c55-9a61-2f1f3c1b9e11")
 _MAX_CLAIM_RACES = 20

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.providers.base import MAX_BYTES_PER_BATCH_FILE, MAX_REQUESTS_PER_BATCH
 from embedding_ingest.providers.batch_files import encode_request
+from embedding_ingest.providers.tokens import MAX_INPUT_TOKENS, fit_text
 from embedding_ingest.stores.records import EmbeddingItem
-from embedding_ingest.tokens import MAX_INPUT_TOKENS, fit_text
 
 
 class DuplicateCustomIdError(InvalidInputError):

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from pipeline import Workspace, make_workspace, receipts_file
 
+from embedding_ingest.console.api import Console
+from embedding_ingest.console.app import create_app
+from embedding_ingest.console.sources import LocalSource
 from embedding_ingest.stores.records import ItemKind
-from embedding_ingest.webconsole.api import Console
-from embedding_ingest.webconsole.app import create_app
-from embedding_ingest.webconsole.sources import LocalSource
 
 # If any of these ran, window.__xss would be set: the tests check it never is.
 HOSTILE_TEXT = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script> TOTAL RM 9.99'

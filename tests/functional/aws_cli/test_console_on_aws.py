@@ -10,9 +10,9 @@ from starlette.testclient import TestClient
 from embedding_ingest import backends
 from embedding_ingest.aws.stepfunctions import StepFunctionsBackend
 from embedding_ingest.config import Settings
-from embedding_ingest.webconsole.api import Console
-from embedding_ingest.webconsole.app import create_app
-from embedding_ingest.webconsole.sources import StepFunctionsSource
+from embedding_ingest.console.api import Console
+from embedding_ingest.console.app import create_app
+from embedding_ingest.console.sources import StepFunctionsSource
 
 
 @pytest.fixture

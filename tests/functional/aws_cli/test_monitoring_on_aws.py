@@ -6,7 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
-from embedding_ingest.cli import app
+from embedding_ingest.cli.app import app
 
 
 def run(*args: str) -> dict:

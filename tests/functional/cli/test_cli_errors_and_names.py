@@ -10,7 +10,7 @@ import typer
 from cli_runner import Cli, fast_cli
 from pipeline import receipts_file
 
-from embedding_ingest.cli import app
+from embedding_ingest.cli.app import app
 
 
 @pytest.mark.parametrize(("variable", "value", "rule"), [

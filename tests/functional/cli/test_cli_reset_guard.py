@@ -6,7 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
-from embedding_ingest.cli import app
+from embedding_ingest.cli.app import app
 
 
 def test_reset_without_naming_batches_is_refused_and_changes_nothing(tmp_path, monkeypatch):

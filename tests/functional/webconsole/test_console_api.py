@@ -10,8 +10,8 @@ import pytest
 from console_workspace import FAILED, HOSTILE_TEXT, SUCCEEDED, console_workspace
 from starlette.testclient import TestClient
 
+from embedding_ingest.console.app import create_app
 from embedding_ingest.stores.records import BatchStatus, ItemKind
-from embedding_ingest.webconsole.app import create_app
 
 TOKEN = "test-token-123"
 

@@ -12,8 +12,8 @@ import pytest
 from asl_local.engine import LocalEngine
 from asl_local.history import to_aws_history
 from asl_local.invokers import InProcessInvoker
+from embedding_ingest.console.graph import attribute_visits, execution_graph, state_detail
 from embedding_ingest.stores.sqlite_ledger import SqliteLedger
-from embedding_ingest.webconsole.graph import attribute_visits, execution_graph, state_detail
 
 ARN = "arn:aws:lambda:us-east-1:000000000000:function:"
 
@@ -253,8 +253,8 @@ def test_aws_execution_aborted_and_map_iterations_aborted_are_not_failures():
 def test_the_history_read_while_running_is_not_served_as_the_final_one(tmp_path, monkeypatch):
     # The page stops polling once the execution has ended: the history it draws that last graph from
     # must be read after the end, not the copy cached a moment before (however short the cache).
-    from embedding_ingest.webconsole import api
-    from embedding_ingest.webconsole.sources import LocalSource
+    from embedding_ingest.console import api
+    from embedding_ingest.console.sources import LocalSource
 
     monkeypatch.setattr(api, "HISTORY_TTL_SECONDS", 3600.0)
     release, entered = threading.Event(), threading.Event()

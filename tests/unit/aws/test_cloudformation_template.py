@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from embedding_ingest.aws import handlers
 from embedding_ingest.aws.functions import ALL_FUNCTIONS, BY_NAME, FUNCTIONS
 from embedding_ingest.aws.template import INTERMEDIATE_PREFIXES, build_template
-from embedding_ingest.console.aws_commands import register
+from embedding_ingest.cli.aws_commands import register
 from embedding_ingest.pipeline.definitions import FUNCTION_NAMES, build_definition
 from embedding_ingest.steps.registry import HANDLERS
 from embedding_ingest.stores.dynamo_schema import TTL_ATTRIBUTE, table_definition

@@ -15,7 +15,7 @@ from embedding_ingest.aws import handlers
 from embedding_ingest.aws.functions import ALL_FUNCTIONS, FUNCTIONS, OPERATIONS_FUNCTIONS
 from embedding_ingest.aws.operations_template import EFS_MOUNT_PATH, TMP_CHROMA_ROOT
 from embedding_ingest.aws.template import build_template
-from embedding_ingest.cli import app
+from embedding_ingest.cli.app import app
 
 
 @pytest.fixture(scope="module")

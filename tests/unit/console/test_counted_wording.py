@@ -3,8 +3,8 @@ and of `submit`."""
 
 from __future__ import annotations
 
-from embedding_ingest.console.execution_views import idle_tables
-from embedding_ingest.console.output import counted
+from embedding_ingest.cli.execution_views import idle_tables
+from embedding_ingest.cli.output import counted
 
 
 def test_counted_puts_the_noun_in_the_right_number():

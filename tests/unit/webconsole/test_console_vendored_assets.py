@@ -7,7 +7,7 @@ import hashlib
 import re
 from pathlib import Path
 
-import embedding_ingest.webconsole as webconsole
+import embedding_ingest.console as webconsole
 
 STATIC = Path(webconsole.__file__).parent / "static"
 VENDOR = STATIC / "vendor" / "dagre"

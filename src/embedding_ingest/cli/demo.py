@@ -10,8 +10,8 @@ from typing import Any
 
 import typer
 
-from embedding_ingest.console import context
-from embedding_ingest.console.output import OutputFormat, OutputOption, emit, guarded, stderr, table
+from embedding_ingest.cli import workspace
+from embedding_ingest.cli.output import OutputFormat, OutputOption, emit, guarded, stderr, table
 from embedding_ingest.stores.records import ItemKind
 
 SAMPLE = "sroie-sample.jsonl"
@@ -31,14 +31,14 @@ def _run_until_published(kind: ItemKind, output: OutputFormat) -> dict[str, Any]
     def said(described: dict[str, Any]) -> None:
         _say(output, f"  {described['name']}: {described['status']}, {described['summary']['message']}")
 
-    idle = guarded(output, lambda: run_until_idle(kind, context.settings(), max_runs=MAX_ROUNDS,
+    idle = guarded(output, lambda: run_until_idle(kind, workspace.settings(), max_runs=MAX_ROUNDS,
                                                   on_execution=said))
     _say(output, f"  {kind.value}: {idle.summary['message']}")
     return idle.as_json()
 
 
-def demo(workspace: Path = typer.Option(None, "--workspace",
-                                        help="Fresh workspace to use (default: $EMBEDDING_INGEST_HOME/demo)"),
+def demo(workspace_dir: Path = typer.Option(  # not `workspace`: that is the module of the CLI's ports
+             None, "--workspace", help="Fresh workspace to use (default: $EMBEDDING_INGEST_HOME/demo)"),
          max_items_per_batch: int = typer.Option(250, "--max-items-per-batch", min=1),
          output: OutputFormat = OutputOption) -> None:
     """Import bundled receipts, submit lines and words, run both workflows, show what was published."""
@@ -47,29 +47,29 @@ def demo(workspace: Path = typer.Option(None, "--workspace",
     from embedding_ingest.snapshots import query_published
     from embedding_ingest.submission.submit import submit
 
-    home = workspace or Path(os.environ.get("EMBEDDING_INGEST_HOME", ".embedding-ingest")) / "demo"
+    home = workspace_dir or Path(os.environ.get("EMBEDDING_INGEST_HOME", ".embedding-ingest")) / "demo"
     shutil.rmtree(home, ignore_errors=True)
     os.environ["EMBEDDING_INGEST_HOME"] = str(home)
-    context.reset()
+    workspace.reset()
 
     with resources.as_file(resources.files("embedding_ingest.data") / SAMPLE) as sample:
         report = guarded(output, lambda: import_receipts(
-            Path(sample), context.ledger(), model=embedding_model(context.settings())))
+            Path(sample), workspace.ledger(), model=embedding_model(workspace.settings())))
     _say(output, f"imported {report.receipts_imported} receipts: {report.lines_added} lines, "
                  f"{report.words_added} words  (workspace {home})")
     summary: dict[str, Any] = {"workspace": str(home), "receipts_imported": report.receipts_imported}
-    provider = context.provider()
-    settings = context.settings().model_copy(update={"embedding_model": provider.model})
+    provider = workspace.provider()
+    settings = workspace.settings().model_copy(update={"embedding_model": provider.model})
     for kind in ItemKind:
-        submitted = guarded(output, lambda k=kind: submit(k, context.ledger(), provider,
+        submitted = guarded(output, lambda k=kind: submit(k, workspace.ledger(), provider,
                                                           max_items_per_batch=max_items_per_batch))
         _say(output, f"submitted {submitted.items_submitted} {kind.value}s "
                      f"in {len(submitted.batches)} batches")
         runs = _run_until_published(kind, output)
-        published = context.ledger().get_published(kind.database)
+        published = workspace.ledger().get_published(kind.database)
         query = EXAMPLE_QUERIES[kind]
         hits = guarded(output, lambda k=kind, q=query: query_published(
-            context.objects(), context.ledger(), k.database, provider.embed([q])[0], 3, settings))
+            workspace.objects(), workspace.ledger(), k.database, provider.embed([q])[0], 3, settings))
         summary[kind.database] = {
             "batches_submitted": len(submitted.batches), "items_submitted": submitted.items_submitted,
             "executions": [{"name": e["name"], "status": e["status"], "error": e.get("error"),

@@ -16,11 +16,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from embedding_ingest.config import Settings
+from embedding_ingest.console import graph
+from embedding_ingest.console.sources import WORKFLOWS, ExecutionNotFoundError, ExecutionSource
 from embedding_ingest.exceptions import EmbeddingIngestError, InvalidInputError
 from embedding_ingest.stores.ports import Ledger, ObjectStore
 from embedding_ingest.stores.records import BatchStatus, EmbeddingStatus, ExecutionStatus, ItemKind
-from embedding_ingest.webconsole import graph
-from embedding_ingest.webconsole.sources import WORKFLOWS, ExecutionNotFoundError, ExecutionSource
 
 MAX_PAGE = 200
 MAX_QUERY_RESULTS = 50
@@ -206,7 +206,7 @@ def _graph_inputs(console: Console, name: str) -> tuple[dict[str, Any], list[dic
 
 def get_graph(request: Request) -> JSONResponse:
     """GET /api/executions/{name}/graph - the state machine's nodes and edges, each state with its status
-    and counts (see webconsole.graph), and the execution's status (poll until it is not RUNNING)."""
+    and counts (see console.graph), and the execution's status (poll until it is not RUNNING)."""
     console = _console(request)
     name = request.path_params["name"]
     described, events, running = _graph_inputs(console, name)

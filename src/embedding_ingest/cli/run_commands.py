@@ -9,8 +9,8 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from embedding_ingest.console import context
-from embedding_ingest.console.execution_views import (
+from embedding_ingest.cli import workspace
+from embedding_ingest.cli.execution_views import (
     describe_table,
     executions_table,
     failed_events,
@@ -19,7 +19,7 @@ from embedding_ingest.console.execution_views import (
     page_offset,
     page_token,
 )
-from embedding_ingest.console.output import (
+from embedding_ingest.cli.output import (
     EXIT_CONFIGURATION,
     OutputFormat,
     OutputOption,
@@ -51,7 +51,7 @@ def _aws():
     from embedding_ingest import backends
     from embedding_ingest.aws.stepfunctions import StepFunctionsBackend
 
-    return StepFunctionsBackend(backends.aws_client("stepfunctions", context.settings()))
+    return StepFunctionsBackend(backends.aws_client("stepfunctions", workspace.settings()))
 
 
 def _aws_find(backend, name: str, workflow: ItemKind | None, action):
@@ -99,7 +99,7 @@ def _aws_run(workflow: ItemKind, name: str, wait: bool) -> dict[str, Any]:
     events = None
     if described["status"] not in ("SUCCEEDED", "RUNNING"):
         events = aws.history(described["executionArn"], workflow.value)
-        record_failure_on_batches(context.ledger(), described, events, context.objects())
+        record_failure_on_batches(workspace.ledger(), described, events, workspace.objects())
     return {**described, "summary": summarize_execution(described, events=events)}
 
 
@@ -108,13 +108,13 @@ def _local_run(workflow: ItemKind, name: str | None, output: OutputFormat) -> di
 
     board = StageBoard()
     if output is OutputFormat.JSON or not stderr.is_terminal:
-        return run_execution(workflow, context.settings(), name=name, observer=board)
+        return run_execution(workflow, workspace.settings(), name=name, observer=board)
     with Live(board.render(), console=stderr, refresh_per_second=4) as live:
         def observe(stage: str, outcome: str, result: Any) -> None:
             board(stage, outcome, result)
             live.update(board.render())
 
-        return run_execution(workflow, context.settings(), name=name, observer=observe)
+        return run_execution(workflow, workspace.settings(), name=name, observer=observe)
 
 
 def _until_idle(workflow: ItemKind, backend: Backend, interval: float | None, max_runs: int | None,
@@ -127,7 +127,7 @@ def _until_idle(workflow: ItemKind, backend: Backend, interval: float | None, ma
                          markup=False, highlight=False, soft_wrap=True)
 
     start = (lambda run_name: _aws_run(workflow, run_name, True)) if backend is Backend.AWS else None
-    return run_until_idle(workflow, context.settings(), interval=interval, max_runs=max_runs,
+    return run_until_idle(workflow, workspace.settings(), interval=interval, max_runs=max_runs,
                           on_execution=said, start=start).as_json()
 
 
@@ -180,8 +180,8 @@ def _local_described(name: str, output: OutputFormat) -> tuple[dict[str, Any], l
     machine's name for a `definitions run` execution) of a local execution; exits 1 if there is none."""
     from asl_local.history import to_aws_history, to_describe_execution
 
-    guarded(output, context.require_workspace)
-    ledger = context.ledger()
+    guarded(output, workspace.require_workspace)
+    ledger = workspace.ledger()
     record = ledger.get_execution(name)
     if record is None:
         emit({"error": "ExecutionDoesNotExist", "message": f"no execution named {name!r}"}, output,
@@ -274,8 +274,8 @@ def list_executions(workflow: ItemKind = typer.Option(None, "--workflow", help="
                                                      max_results=max_results)),
             key=lambda e: e.get("startDate") or 0, reverse=True))[:max_results]
     else:
-        guarded(output, context.require_workspace)
-        records = context.ledger().list_executions(workflow=workflow.value if workflow else None,
+        guarded(output, workspace.require_workspace)
+        records = workspace.ledger().list_executions(workflow=workflow.value if workflow else None,
                                                    status=status, limit=max_results)
         executions = [{k: v for k, v in to_describe_execution(r).items() if k not in ("input", "output")}
                       for r in records]

@@ -17,8 +17,8 @@ from typing import Any
 
 import typer
 
-from embedding_ingest.console import context
-from embedding_ingest.console.output import OutputFormat, OutputOption, emit_json, guarded, stderr
+from embedding_ingest.cli import workspace
+from embedding_ingest.cli.output import OutputFormat, OutputOption, emit_json, guarded, stderr
 from embedding_ingest.exceptions import InvalidInputError
 
 EXIT_EXECUTION_FAILED = 4
@@ -95,7 +95,7 @@ def _execute(file: Path, raw_input: str, handlers_spec: str | None, name: str | 
         raise InvalidInputError(f"{file.name}: no handler for Task function(s) {', '.join(missing)}; pass "
                                 "--handlers module:mapping with a callable for each")
     machine = state_machine or re.sub(r"[^A-Za-z0-9_-]", "-", file.stem)[:80]
-    engine = LocalEngine(context.ledger(), InProcessInvoker(handlers),
+    engine = LocalEngine(workspace.ledger(), InProcessInvoker(handlers),
                          clock=VirtualClock(start=time.time()) if virtual_clock else None)
     return engine.start_execution(machine, definition, name or f"{machine}-{uuid.uuid4().hex[:8]}", data)
 
@@ -129,6 +129,6 @@ def run_definition(
 
 def register(app: typer.Typer) -> None:
     """Adds `run` to the `definitions` group (where `definitions render` lives)."""
-    from embedding_ingest.console.snapshot_commands import definitions_app
+    from embedding_ingest.cli.snapshot_commands import definitions_app
 
     definitions_app.command("run")(run_definition)

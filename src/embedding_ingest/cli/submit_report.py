@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.text import Text
 
-from embedding_ingest.console.output import counted, table
+from embedding_ingest.cli.output import counted, table
 
 
 def render_submit_report(r: dict[str, Any]) -> list[Any]:

@@ -18,9 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from embedding_ingest.console.api import ApiError, Console
 from embedding_ingest.exceptions import EmbeddingIngestError
 from embedding_ingest.stores.records import BatchStatus, ItemKind
-from embedding_ingest.webconsole.api import ApiError, Console
 
 TOKEN_HEADER = "X-Console-Token"
 STARTED_WAIT_SECONDS = 15.0

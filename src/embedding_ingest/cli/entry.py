@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from typer.models import ArgumentInfo, OptionInfo
 
-from embedding_ingest.console.output import EXIT_CONFIGURATION, OutputFormat, debugging, emit_json, stderr
+from embedding_ingest.cli.output import EXIT_CONFIGURATION, OutputFormat, debugging, emit_json, stderr
 from embedding_ingest.exceptions import ConfigurationError, EmbeddingIngestError
 
 EXIT_INTERRUPTED = 130

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from embedding_ingest.console import context
-from embedding_ingest.console.output import (
+from embedding_ingest.cli import workspace
+from embedding_ingest.cli.output import (
     OutputFormat,
     OutputOption,
     counted,
@@ -36,15 +36,15 @@ def submit(kind: ItemKind = typer.Argument(..., help="line or word"),
            output: OutputFormat = OutputOption) -> None:
     """Claim un-embedded lines/words and submit them to the provider as batches, within the per-batch
     caps and the enqueued token/request budgets (--dry-run: only say what would be sent and its cost)."""
-    from embedding_ingest.console.submit_report import render_submit_report
+    from embedding_ingest.cli.submit_report import render_submit_report
     from embedding_ingest.submission.submit import submit as run_submit
 
-    settings = context.settings()
-    pending = context.ledger().count_items(kind).get("NONE", 0)
+    settings = workspace.settings()
+    pending = workspace.ledger().count_items(kind).get("NONE", 0)
     total = None if dry_run or not pending else pending
     with progress(output, f"submitting {kind.value}s", total=total) as advance:
         report = guarded(output, lambda: run_submit(
-            kind, context.ledger(), context.provider(), settings=settings,
+            kind, workspace.ledger(), workspace.provider(), settings=settings,
             max_items_per_batch=max_items_per_batch or settings.max_items_per_batch,
             max_tokens_per_batch=max_tokens_per_batch, max_batches=max_batches, dry_run=dry_run,
             on_batch=lambda sent: advance(sent.item_count)))
@@ -56,8 +56,8 @@ def list_batches(status: list[BatchStatus] = typer.Option(None, "--status", help
                  kind: ItemKind = typer.Option(None, "--type", help="line or word"),
                  output: OutputFormat = OutputOption) -> None:
     """Batch summaries, oldest first."""
-    guarded(output, context.require_workspace)
-    batches = context.ledger().list_batches(statuses=status or None,
+    guarded(output, workspace.require_workspace)
+    batches = workspace.ledger().list_batches(statuses=status or None,
                                             batch_type=kind.batch_type if kind else None)
     emit({"batches": batches, "count": len(batches)}, output,
          lambda r: table(counted(r["count"], "batch"),
@@ -81,7 +81,7 @@ def reset_batches(status: BatchStatus = typer.Option(..., "--status", help="Stat
         # Resetting every batch would re-open closed ones (COMPLETED, FAILED...): say so explicitly.
         raise fail(InvalidInputError("name the batches: --ids, --from-status, or --all"), output, code=2)
     ids = list(dict.fromkeys(i.strip() for given in ids or [] for i in given.split(",") if i.strip()))
-    ledger = context.ledger()
+    ledger = workspace.ledger()
     targets = ids or [b.batch_id for b in ledger.list_batches(statuses=from_status or None)]
     changed = guarded(output, lambda: [ledger.update_batch(batch_id, status=status) for batch_id in targets])
     emit({"status": status.value, "batch_ids": [b.batch_id for b in changed], "count": len(changed)}, output,
@@ -91,9 +91,9 @@ def reset_batches(status: BatchStatus = typer.Option(..., "--status", help="Stat
 
 def ls(prefix: str = typer.Argument("", help="Key prefix"), output: OutputFormat = OutputOption) -> None:
     """List objects in the object store (local directory or S3 bucket)."""
-    guarded(output, context.require_workspace)
-    objects = list(context.objects().list(prefix))
-    emit({"location": context.objects().location, "prefix": prefix, "objects": objects}, output,
+    guarded(output, workspace.require_workspace)
+    objects = list(workspace.objects().list(prefix))
+    emit({"location": workspace.objects().location, "prefix": prefix, "objects": objects}, output,
          lambda r: table(f"{len(r['objects'])} objects under {r['location']}/{prefix}",
                          ["key", "size", "etag"], [[o.key, o.size, o.etag] for o in r["objects"]]))
 
@@ -102,10 +102,10 @@ def status(output: OutputFormat = OutputOption) -> None:
     """Item counts by kind and embedding status; tokens submitted and billed, and cost so far, per kind."""
     from embedding_ingest.submission.budgets import usage_by_kind
 
-    guarded(output, context.require_workspace)
-    ledger = context.ledger()
+    guarded(output, workspace.require_workspace)
+    ledger = workspace.ledger()
     counts = {kind.value: {str(k): v for k, v in ledger.count_items(kind).items()} for kind in ItemKind}
-    usage = usage_by_kind(ledger.list_batches(), context.settings())
+    usage = usage_by_kind(ledger.list_batches(), workspace.settings())
     emit({"items": counts, "usage": [row.model_dump(mode="json") for row in usage]}, output,
          lambda r: [table("Items", ["kind", "status", "count"],
                           [[kind, s, n] for kind, by in r["items"].items() for s, n in sorted(by.items())]),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from embedding_ingest.console.output import OutputFormat, fail
+from embedding_ingest.cli.output import OutputFormat, fail
 from embedding_ingest.exceptions import InvalidInputError
 
 aws_app = typer.Typer(help="Deploy to AWS: CloudFormation template (see src/embedding_ingest/aws/).",

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import typer
 
-from embedding_ingest.console import context
-from embedding_ingest.console.data_commands import EXIT_SOME_REJECTED, batches_app, receipts_app
-from embedding_ingest.console.output import (
+from embedding_ingest.cli import workspace
+from embedding_ingest.cli.data_commands import EXIT_SOME_REJECTED, batches_app, receipts_app
+from embedding_ingest.cli.output import (
     OutputFormat,
     OutputOption,
     counted,
@@ -36,10 +36,10 @@ def import_receipts(file: Path = typer.Argument(..., exists=True, dir_okay=False
     from embedding_ingest.backends import embedding_model
     from embedding_ingest.receipts.importer import import_receipts as run_import
 
-    settings = context.settings()
+    settings = workspace.settings()
 
     def run():
-        report = run_import(file, context.ledger(), model=embedding_model(settings), sync=sync,
+        report = run_import(file, workspace.ledger(), model=embedding_model(settings), sync=sync,
                             tolerance=settings.receipt_box_tolerance)
         return report, _queue_deletions()
 
@@ -66,7 +66,7 @@ def delete_receipts(receipt_ids: list[str] = typer.Argument(None, help="receipt_
         raise fail(InvalidInputError("name the receipts: RECEIPT_ID... or --file"), output, code=2)
 
     def run():
-        unknown, report = run_delete(context.ledger(), ids)
+        unknown, report = run_delete(workspace.ledger(), ids)
         return unknown, report, _queue_deletions()
 
     unknown, report, queued = guarded(output, run)
@@ -85,8 +85,8 @@ def delete_receipts(receipt_ids: list[str] = typer.Argument(None, help="receipt_
 @batches_app.command("show")
 def show_batch(batch_id: str = typer.Argument(...), output: OutputFormat = OutputOption) -> None:
     """One batch summary in full, with the output lines whose custom_id was not in the batch."""
-    guarded(output, context.require_workspace)  # a read-only command never creates a workspace
-    summary = context.ledger().get_batch(batch_id)
+    guarded(output, workspace.require_workspace)  # a read-only command never creates a workspace
+    summary = workspace.ledger().get_batch(batch_id)
     if summary is None:
         raise fail(InvalidInputError(f"no batch {batch_id!r} (see `embedding-ingest batches list`)"),
                    output, code=2)
@@ -103,7 +103,7 @@ def show_batch(batch_id: str = typer.Argument(...), output: OutputFormat = Outpu
 def _queue_deletions() -> list[str]:
     from embedding_ingest.submission.deletions import queue_deletions
 
-    ledger = context.ledger()
+    ledger = workspace.ledger()
     return [summary.batch_id for kind in ItemKind for summary in queue_deletions(kind, ledger)]
 
 

@@ -1,4 +1,4 @@
-"""The `embedding-ingest` command line. Command groups live in embedding_ingest/console/."""
+"""The `embedding-ingest` command line. Command groups live in embedding_ingest/cli/."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import typer
 
-from embedding_ingest.console import (
+from embedding_ingest.cli import (
     aws_commands,
-    context,
+    console_commands,
     data_commands,
     definition_commands,
     demo,
@@ -18,10 +18,10 @@ from embedding_ingest.console import (
     run_commands,
     schedule_commands,
     snapshot_commands,
-    web_console,
+    workspace,
 )
-from embedding_ingest.console.entry import CliApp, case_insensitive
-from embedding_ingest.console.output import DEBUG_VARIABLE, UTC_VARIABLE
+from embedding_ingest.cli.entry import CliApp, case_insensitive
+from embedding_ingest.cli.output import DEBUG_VARIABLE, UTC_VARIABLE
 
 app = CliApp(name="embedding-ingest", no_args_is_help=True, add_completion=False,
              pretty_exceptions_enable=False,
@@ -44,7 +44,7 @@ def main(home: Path | None = typer.Option(None, "--home", envvar="EMBEDDING_INGE
         os.environ[DEBUG_VARIABLE] = "1"
     if utc:
         os.environ[UTC_VARIABLE] = "1"
-    context.reset()
+    workspace.reset()
 
 
 data_commands.register(app)
@@ -55,9 +55,6 @@ published_commands.register(app)
 demo.register(app)
 aws_commands.register(app)
 schedule_commands.register(app)
-web_console.register(app)
+console_commands.register(app)
 definition_commands.register(app)
 case_insensitive(app)  # again at call time, for commands registered after this line
-
-if __name__ == "__main__":
-    app()

@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.table import Table
 
-from embedding_ingest.console.output import counted, table, when
+from embedding_ingest.cli.output import counted, table, when
 from embedding_ingest.exceptions import InvalidInputError
 
 

@@ -27,13 +27,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from embedding_ingest.console import actions, api
 from embedding_ingest.exceptions import (
     ConfigurationError,
     EmbeddingIngestError,
     InvalidInputError,
     TransientError,
 )
-from embedding_ingest.webconsole import actions, api
 
 STATIC_DIR = Path(__file__).parent / "static"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")

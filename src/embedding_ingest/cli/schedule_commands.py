@@ -10,8 +10,8 @@ from contextlib import contextmanager
 
 import typer
 
-from embedding_ingest.console import context
-from embedding_ingest.console.output import OutputFormat, fail, stderr
+from embedding_ingest.cli import workspace
+from embedding_ingest.cli.output import OutputFormat, fail, stderr
 from embedding_ingest.exceptions import EmbeddingIngestError
 from embedding_ingest.pipeline.schedule import StopRequest, parse_duration, parse_kinds, run_schedule
 
@@ -59,8 +59,8 @@ def schedule(every: str = typer.Option("5m", "--every", help="Wait between round
          f"submit {'on' if submit else 'off'} (Ctrl-C or SIGTERM stops after the current step)")
     with stop_on_signals(stop):
         try:
-            rounds = run_schedule(context.settings(), context.ledger(),
-                                  context.provider() if submit else None, every=interval, kinds=chosen,
+            rounds = run_schedule(workspace.settings(), workspace.ledger(),
+                                  workspace.provider() if submit else None, every=interval, kinds=chosen,
                                   submit=submit, stop=stop, log=_log, max_rounds=max_rounds)
         except EmbeddingIngestError as error:
             raise fail(error, OutputFormat.TABLE) from None  # one line; exit 2 for a configuration error

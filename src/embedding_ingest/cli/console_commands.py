@@ -11,9 +11,9 @@ import webbrowser
 
 import typer
 
-from embedding_ingest.console import context
-from embedding_ingest.console.output import OutputFormat, guarded, stderr
-from embedding_ingest.console.run_commands import Backend, BackendOption
+from embedding_ingest.cli import workspace
+from embedding_ingest.cli.output import OutputFormat, guarded, stderr
+from embedding_ingest.cli.run_commands import Backend, BackendOption
 
 DEFAULT_PORT = 8470
 
@@ -42,17 +42,17 @@ def _check_port_free(host: str, port: int) -> None:
 def build_console(backend: Backend, *, allow_actions: bool, token: str | None):
     """The Console over this workspace's ports (and the Step Functions API for --backend aws)."""
     from embedding_ingest import backends
-    from embedding_ingest.webconsole.api import Console
-    from embedding_ingest.webconsole.sources import LocalSource, StepFunctionsSource
+    from embedding_ingest.console.api import Console
+    from embedding_ingest.console.sources import LocalSource, StepFunctionsSource
 
-    settings = context.settings()
+    settings = workspace.settings()
     if backend is Backend.AWS:
         from embedding_ingest.aws.stepfunctions import StepFunctionsBackend
 
         source = StepFunctionsSource(StepFunctionsBackend(backends._boto3_client("stepfunctions", settings)))
     else:
-        source = LocalSource(context.ledger())
-    return Console(source=source, ledger=context.ledger(), objects=context.objects(), settings=settings,
+        source = LocalSource(workspace.ledger())
+    return Console(source=source, ledger=workspace.ledger(), objects=workspace.objects(), settings=settings,
                    allow_actions=allow_actions, token=token)
 
 
@@ -70,7 +70,7 @@ def console(host: str = typer.Option("127.0.0.1", "--host",
     Read-only unless --allow-actions. Stop it with Ctrl-C."""
     import uvicorn
 
-    from embedding_ingest.webconsole.app import LOOPBACK_HOSTS, create_app
+    from embedding_ingest.console.app import LOOPBACK_HOSTS, create_app
 
     if allow_actions and backend is Backend.AWS:
         stderr.print("[red]error:[/] --allow-actions works on the local backend only: with --backend aws "
@@ -78,7 +78,7 @@ def console(host: str = typer.Option("127.0.0.1", "--host",
         raise typer.Exit(2)
     _check_port_free(host, port)
     if backend is Backend.LOCAL:  # a console over nothing would create an empty workspace: refuse
-        guarded(OutputFormat.TABLE, context.require_workspace)
+        guarded(OutputFormat.TABLE, workspace.require_workspace)
     token = secrets.token_urlsafe(24) if allow_actions else None
     # Beyond loopback, others reach the console by this machine's name (IP addresses are always served).
     allowed = LOOPBACK_HOSTS if _is_loopback(host) else \

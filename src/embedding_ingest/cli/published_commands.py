@@ -13,9 +13,9 @@ from typing import Any
 
 import typer
 
-from embedding_ingest.console import context
-from embedding_ingest.console.output import OutputFormat, OutputOption, emit, guarded, stderr, table
-from embedding_ingest.console.snapshot_commands import snapshots_app
+from embedding_ingest.cli import workspace
+from embedding_ingest.cli.output import OutputFormat, OutputOption, emit, guarded, stderr, table
+from embedding_ingest.cli.snapshot_commands import snapshots_app
 from embedding_ingest.exceptions import ConfigurationError
 from embedding_ingest.stores.records import ItemKind
 
@@ -53,13 +53,13 @@ def query(kind: ItemKind = typer.Argument(..., help="line or word"),
     """Nearest neighbours of TEXT in the published snapshot (embedded with the snapshot's own model)."""
     from embedding_ingest.consumer import open_snapshot
 
-    guarded(output, context.require_workspace)  # a read-only command never creates a workspace
+    guarded(output, workspace.require_workspace)  # a read-only command never creates a workspace
 
     metadata_filter = _json_filter(where, "--where")
     document_filter = _json_filter(where_document, "--where-document")
 
     def run():
-        with open_snapshot(kind, settings=context.settings(), version=version) as snap:
+        with open_snapshot(kind, settings=workspace.settings(), version=version) as snap:
             got = snap.query(query_texts=[text], n_results=n, where=metadata_filter,
                              where_document=document_filter)
             return snap.info, got
@@ -79,7 +79,7 @@ def query(kind: ItemKind = typer.Argument(..., help="line or word"),
 
 
 def _default_served_dir(kind: ItemKind) -> Path:
-    return context.settings().cache_dir / kind.database / "served"
+    return workspace.settings().cache_dir / kind.database / "served"
 
 
 @snapshots_app.command("pull")
@@ -94,7 +94,7 @@ def pull(kind: ItemKind = typer.Argument(..., help="line or word"),
     from embedding_ingest.snapshots.pull import pull_version
 
     def run():
-        return pull_version(context.objects(), context.ledger(), context.settings(), kind.database,
+        return pull_version(workspace.objects(), workspace.ledger(), workspace.settings(), kind.database,
                             directory, version)
 
     report = guarded(output, run)
@@ -134,8 +134,8 @@ def serve(kind: ItemKind = typer.Argument(..., help="line or word"),
 
     def run():
         executable = chroma_executable()
-        report = pull_version(context.objects(), context.ledger(), context.settings(), kind.database, path,
-                              version)
+        report = pull_version(workspace.objects(), workspace.ledger(), workspace.settings(), kind.database,
+                              path, version)
         return executable, report
 
     executable, report = guarded(OutputFormat.TABLE, run)
@@ -160,7 +160,7 @@ def verify(kind: ItemKind | None = typer.Argument(None, help="line or word (defa
     kinds = [kind] if kind is not None else list(ItemKind)
 
     def run():
-        return [verify_database(context.objects(), context.ledger(), context.settings(), k.database,
+        return [verify_database(workspace.objects(), workspace.ledger(), workspace.settings(), k.database,
                                 all_versions=all_versions, repair_cache=repair_cache) for k in kinds]
 
     reports = guarded(output, run)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import typer
 
-from embedding_ingest.console import context
-from embedding_ingest.console.output import (
+from embedding_ingest.cli import workspace
+from embedding_ingest.cli.output import (
     OutputFormat,
     OutputOption,
     emit,
@@ -25,8 +25,8 @@ definitions_app = typer.Typer(help="State machine definitions (ASL).", no_args_i
 def list_versions(database: ItemKind = typer.Argument(..., help="line or word"),
                   output: OutputFormat = OutputOption) -> None:
     """Kept versions of a database's snapshot, newest first; the current one is marked."""
-    guarded(output, context.require_workspace)
-    ledger = context.ledger()
+    guarded(output, workspace.require_workspace)
+    ledger = workspace.ledger()
     current = ledger.get_published(database.database)
     versions = ledger.list_versions(database.database)
     rows = [v.model_dump(mode="json") | {"current": bool(current and v.version == current.version)}
@@ -50,17 +50,17 @@ def rollback_version(database: ItemKind = typer.Argument(..., help="line or word
     from embedding_ingest.steps.lease import HeldLock, unique_owner
     from embedding_ingest.stores.records import EmbeddingStatus
 
-    ledger = context.ledger()
-    settings = context.settings()
+    ledger = workspace.ledger()
+    settings = workspace.settings()
 
     def run():
         with HeldLock(ledger, database.database, unique_owner("cli-rollback", database.database),
                       settings.lock_ttl_seconds) as held:
-            moved = rollback(context.objects(), ledger, held.lease, database=database.database,
+            moved = rollback(workspace.objects(), ledger, held.lease, database=database.database,
                              version=version)
-            refresh_plain_mirror(context.objects(), ledger, settings, database.database)
+            refresh_plain_mirror(workspace.objects(), ledger, settings, database.database)
         succeeded = [item.item_id for item in ledger.find_items(database, EmbeddingStatus.SUCCESS)]
-        present = ids_present(context.objects(), moved, succeeded, settings)
+        present = ids_present(workspace.objects(), moved, succeeded, settings)
         return moved, len(set(succeeded) - present)
 
     moved, missing = guarded(output, run)

@@ -31,7 +31,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 
-# The Lambda container image (src/embedding_ingest/aws/Dockerfile) with docker or podman; with neither
+# The Lambda container image (src/embedding_ingest/aws/deploy/Dockerfile) with docker or podman; with neither
 # usable (not installed, or docker's daemon not running) it says so and succeeds. Not part of `test`.
 IMAGE ?= embedding-ingest:latest
 image:
@@ -40,8 +40,8 @@ image:
 	  if command -v $$tool >/dev/null 2>&1; then echo "make image: $$tool is installed but not usable ($$tool info fails: is its daemon running?)"; fi; \
 	done; \
 	if [ -z "$$builder" ]; then echo "make image: no usable docker or podman; no image built (install or start one, then rerun)"; exit 0; fi; \
-	echo "$$builder build -f src/embedding_ingest/aws/Dockerfile -t $(IMAGE) ."; \
-	$$builder build -f src/embedding_ingest/aws/Dockerfile -t $(IMAGE) .
+	echo "$$builder build -f src/embedding_ingest/aws/deploy/Dockerfile -t $(IMAGE) ."; \
+	$$builder build -f src/embedding_ingest/aws/deploy/Dockerfile -t $(IMAGE) .
 
 clean:
 	rm -rf $(VENV) .embedding-ingest .pytest_cache

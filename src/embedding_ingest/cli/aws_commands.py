@@ -25,7 +25,7 @@ def template(output_file: Path | None = typer.Option(None, "--output-file", "-f"
     """Print (or write) the CloudFormation template: bucket, ledger table, the seven step functions,
     the submit and start-execution functions on EventBridge Scheduler schedules, their roles, both
     state machines, optional EFS for the snapshot cache, and alarms with their SNS topic."""
-    from embedding_ingest.aws.template import build_template
+    from embedding_ingest.aws.deploy.template import build_template
 
     if output is not OutputFormat.JSON:
         raise fail(InvalidInputError("a CloudFormation template prints as json only"), output, 2)

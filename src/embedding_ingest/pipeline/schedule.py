@@ -1,9 +1,9 @@
 """Running by itself: submit new items, then run each workflow until idle, then wait; again.
 
 The same submission round serves the local loop (`embedding-ingest schedule`) and the AWS submit
-function (aws/handlers.py `submit`, on its own EventBridge Scheduler schedule). The loop stops between
-steps: a stop request (SIGINT/SIGTERM) lets the current submission or execution finish, so no lock is
-left held and no execution is left RUNNING, and then it returns.
+function (aws/functions/handlers.py `submit`, on its own EventBridge Scheduler schedule). The loop
+stops between steps: a stop request (SIGINT/SIGTERM) lets the current submission or execution
+finish, so no lock is left held and no execution is left RUNNING, and then it returns.
 """
 
 from __future__ import annotations

@@ -83,7 +83,7 @@ def list_pending(event: dict, ctx: StepContext) -> dict:
 
 
 _FINISHED = frozenset(status.value for status in FINISHED_PROVIDER_STATUSES)
-# A poll runs at most the poll Lambda's timeout (aws/functions.py): a poll started longer ago died.
+# A poll runs at most the poll Lambda's timeout (aws/function_table.py): a poll started longer ago died.
 POLL_IN_FLIGHT_SECONDS = 900
 
 

@@ -10,8 +10,8 @@ from fake_openai import API_KEY, FakeOpenAI, running_fake_openai
 from moto_server import MotoEndpoint, unique_name
 from package_logging import restored_package_logging
 
-from embedding_ingest.aws.lambda_runtime import forget_step_contexts
-from embedding_ingest.aws.secrets import forget_cached_keys
+from embedding_ingest.aws.functions.container import forget_step_contexts
+from embedding_ingest.aws.functions.secrets import forget_cached_keys
 
 DIMENSIONS = 32
 

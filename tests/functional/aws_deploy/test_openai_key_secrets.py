@@ -13,8 +13,8 @@ from moto_server import unique_name
 from tenacity import wait_none
 
 from embedding_ingest.aws.exceptions import SecretNotFoundError
-from embedding_ingest.aws.handlers import line_poll
-from embedding_ingest.aws.secrets import forget_cached_keys, openai_api_key
+from embedding_ingest.aws.functions.handlers import line_poll
+from embedding_ingest.aws.functions.secrets import forget_cached_keys, openai_api_key
 from embedding_ingest.exceptions import ConfigurationError
 from embedding_ingest.providers.openai_batch import OpenAIBatchProvider
 from embedding_ingest.receipts.ids import line_item_id

@@ -22,8 +22,8 @@ from moto_server import MotoEndpoint, unique_name
 from asl_local.engine import LocalEngine
 from asl_local.errors import RemoteTaskError
 from asl_local.invokers import function_name_of
-from embedding_ingest.aws.functions import ALL_FUNCTIONS, BY_NAME
-from embedding_ingest.aws.template import build_template
+from embedding_ingest.aws.deploy.template import build_template
+from embedding_ingest.aws.function_table import ALL_FUNCTIONS, BY_NAME
 from embedding_ingest.pipeline import definitions
 from embedding_ingest.pipeline.definitions import build_definition, local_resource_arn
 from embedding_ingest.receipts.ids import line_item_id, word_item_id
@@ -182,7 +182,7 @@ def test_every_entrypoint_through_awslambdaric(tmp_path, lambda_env, state_machi
 
 
 def test_a_handler_that_cannot_be_imported_is_an_init_error(tmp_path, lambda_env):
-    with lambda_container("missing", "embedding_ingest.aws.handlers.no_such_step", {},
+    with lambda_container("missing", "embedding_ingest.aws.functions.handlers.no_such_step", {},
                           log_dir=tmp_path) as api, pytest.raises(RuntimeError, match="failed to start"):
         api.invoke({}, timeout=60)
     assert api.init_error["errorType"] == "Runtime.HandlerNotFound"

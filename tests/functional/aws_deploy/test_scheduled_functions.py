@@ -11,9 +11,9 @@ from fake_openai import FakeOpenAI
 from moto_server import MotoEndpoint, unique_name
 from pipeline import receipts_file
 
-from embedding_ingest.aws import handlers
-from embedding_ingest.aws.scheduled import slot_execution_name
-from embedding_ingest.aws.template import build_template
+from embedding_ingest.aws.deploy.template import build_template
+from embedding_ingest.aws.functions import handlers
+from embedding_ingest.aws.functions.scheduled import slot_execution_name
 from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.receipts.importer import import_receipts
 from embedding_ingest.stores.dynamo_ledger import DynamoLedger

@@ -18,9 +18,9 @@ from tenacity import wait_none
 
 from asl_local.engine import LocalEngine
 from asl_local.invokers import InProcessInvoker
-from embedding_ingest.aws.functions import BY_NAME, FUNCTIONS
-from embedding_ingest.aws.handlers import ENTRYPOINTS
-from embedding_ingest.aws.template import build_template
+from embedding_ingest.aws.deploy.template import build_template
+from embedding_ingest.aws.function_table import BY_NAME, FUNCTIONS
+from embedding_ingest.aws.functions.handlers import ENTRYPOINTS
 from embedding_ingest.pipeline.definitions import local_resource_arn
 from embedding_ingest.providers.openai_batch import OpenAIBatchProvider
 from embedding_ingest.receipts.ids import line_item_id, word_item_id

@@ -13,9 +13,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from embedding_ingest.aws import handlers
-from embedding_ingest.aws.functions import ALL_FUNCTIONS, BY_NAME, FUNCTIONS
-from embedding_ingest.aws.template import INTERMEDIATE_PREFIXES, build_template
+from embedding_ingest.aws.deploy.template import INTERMEDIATE_PREFIXES, build_template
+from embedding_ingest.aws.function_table import ALL_FUNCTIONS, BY_NAME, FUNCTIONS
+from embedding_ingest.aws.functions import handlers
 from embedding_ingest.cli.aws_commands import register
 from embedding_ingest.pipeline.definitions import FUNCTION_NAMES, build_definition
 from embedding_ingest.steps.registry import HANDLERS
@@ -207,7 +207,7 @@ def test_the_cli_writes_the_template(tmp_path):
 
 
 def test_the_dockerfile_copies_files_that_exist_and_defaults_to_a_real_handler():
-    dockerfile = (REPO / "src/embedding_ingest/aws/Dockerfile").read_text()
+    dockerfile = (REPO / "src/embedding_ingest/aws/deploy/Dockerfile").read_text()
     copied = [part for line in dockerfile.splitlines() if line.startswith("COPY ")
               for part in line.split()[1:-1]]
     assert copied and all((REPO / part).exists() for part in copied)

@@ -10,13 +10,13 @@ import pytest
 from package_logging import restored_package_logging
 
 from embedding_ingest.aws.exceptions import UnknownLambdaFunctionError
-from embedding_ingest.aws.handlers import ENTRYPOINTS, line_poll, list_pending, split_chunks
-from embedding_ingest.aws.lambda_runtime import (
+from embedding_ingest.aws.functions.container import (
     LAMBDA_HOME,
     forget_step_contexts,
     lambda_settings,
     step_context_for,
 )
+from embedding_ingest.aws.functions.handlers import ENTRYPOINTS, line_poll, list_pending, split_chunks
 from embedding_ingest.config import Settings
 from embedding_ingest.exceptions import ConfigurationError, TerminalError
 from embedding_ingest.providers.local import LocalBatchProvider

@@ -11,10 +11,10 @@ import shlex
 import pytest
 from typer.testing import CliRunner
 
-from embedding_ingest.aws import handlers
-from embedding_ingest.aws.functions import ALL_FUNCTIONS, FUNCTIONS, OPERATIONS_FUNCTIONS
-from embedding_ingest.aws.operations_template import EFS_MOUNT_PATH, TMP_CHROMA_ROOT
-from embedding_ingest.aws.template import build_template
+from embedding_ingest.aws.deploy.operations_template import EFS_MOUNT_PATH, TMP_CHROMA_ROOT
+from embedding_ingest.aws.deploy.template import build_template
+from embedding_ingest.aws.function_table import ALL_FUNCTIONS, FUNCTIONS, OPERATIONS_FUNCTIONS
+from embedding_ingest.aws.functions import handlers
 from embedding_ingest.cli.app import app
 
 

@@ -1,6 +1,6 @@
 """What the EventBridge Scheduler schedules of the stack invoke: start one execution per schedule slot,
 and submit new items. Pure functions over a Step Functions client / the ports; the Lambda entrypoints
-in aws/handlers.py only build those and call these.
+in aws/functions/handlers.py only build those and call these.
 
 Why a function starts the executions rather than the schedule itself (a universal target calling
 sfn:startExecution): the execution name must be derived from the slot's scheduled time so a duplicate

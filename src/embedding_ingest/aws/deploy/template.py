@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from embedding_ingest.aws import iam
-from embedding_ingest.aws import operations_template as ops
-from embedding_ingest.aws.functions import ALL_FUNCTIONS, BY_NAME, LambdaFunction
-from embedding_ingest.aws.operations_template import STATE_MACHINES
+from embedding_ingest.aws.deploy import iam
+from embedding_ingest.aws.deploy import operations_template as ops
+from embedding_ingest.aws.deploy.operations_template import STATE_MACHINES
+from embedding_ingest.aws.function_table import ALL_FUNCTIONS, BY_NAME, LambdaFunction
 from embedding_ingest.pipeline.definitions import build_definition
 from embedding_ingest.pipeline.state_names import WorkflowKind
 from embedding_ingest.stores.dynamo_schema import TTL_ATTRIBUTE, table_definition
@@ -39,7 +39,8 @@ def _parameters(image_uri_param: bool) -> dict[str, Any]:
         **ops.parameters(),
     }
     if image_uri_param:
-        parameters["ImageUri"] = {"Type": "String", "Description": "ECR image built from aws/Dockerfile"}
+        parameters["ImageUri"] = {"Type": "String",
+                                  "Description": "ECR image built from aws/deploy/Dockerfile"}
     return parameters
 
 

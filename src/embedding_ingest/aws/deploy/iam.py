@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from embedding_ingest.aws.functions import FUNCTIONS, LambdaFunction
+from embedding_ingest.aws.function_table import FUNCTIONS, LambdaFunction
 
 BUCKET = "ChromaBucket"
 TABLE = "LedgerTable"

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from embedding_ingest.aws.exceptions import UnknownLambdaFunctionError
-from embedding_ingest.aws.functions import ALL_FUNCTIONS
-from embedding_ingest.aws.secrets import openai_api_key
+from embedding_ingest.aws.function_table import ALL_FUNCTIONS
+from embedding_ingest.aws.functions.secrets import openai_api_key
 from embedding_ingest.config import Settings
 from embedding_ingest.exceptions import ConfigurationError
 from embedding_ingest.steps.context import StepContext

@@ -1,12 +1,12 @@
 """Lambda entrypoints, one per function (the container image's CMD, set per function through
-ImageConfig.Command in the template): embedding_ingest.aws.handlers.<entrypoint>.
+ImageConfig.Command in the template): embedding_ingest.aws.functions.handlers.<entrypoint>.
 
 Each builds its StepContext once per container, runs the step registered under its function name
 and returns the step's dict. A failure is RAISED, never returned, so Step Functions sees the
 exception's class name as the error (TransientError subclasses are retried by the state machine).
 
 Two more run on EventBridge Scheduler schedules, outside the state machines: `submit` (new items to
-the provider as batches) and `start_execution` (one execution per schedule slot; aws/scheduled.py).
+the provider as batches) and `start_execution` (one execution per schedule slot; aws/functions/scheduled.py).
 """
 
 from __future__ import annotations
@@ -15,8 +15,12 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from embedding_ingest.aws.functions import FUNCTIONS, START_EXECUTION, SUBMIT
-from embedding_ingest.aws.lambda_runtime import configure_lambda_logging, lambda_settings, step_context_for
+from embedding_ingest.aws.function_table import FUNCTIONS, START_EXECUTION, SUBMIT
+from embedding_ingest.aws.functions.container import (
+    configure_lambda_logging,
+    lambda_settings,
+    step_context_for,
+)
 from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.steps.logs import logger, step_log_context
 from embedding_ingest.steps.registry import handler_for
@@ -95,8 +99,9 @@ def submit(event: Any, context: Any) -> dict:
 
 def start_execution(event: Any, context: Any) -> dict:
     """Lambda handler of embedding-start-execution: start `event["workflow"]` for the schedule slot
-    `event["scheduled_time"]` under a name derived from it (aws/scheduled.py), at most once per slot."""
-    from embedding_ingest.aws.scheduled import start_slot_execution
+    `event["scheduled_time"]` under a name derived from it (aws/functions/scheduled.py), at most once
+    per slot."""
+    from embedding_ingest.aws.functions.scheduled import start_slot_execution
     from embedding_ingest.backends import aws_client
 
     def work() -> dict:

@@ -19,7 +19,7 @@ from embedding_ingest.pipeline.definitions import (
     VECTOR_COMPACT,
 )
 
-HANDLER_MODULE = "embedding_ingest.aws.handlers"
+HANDLER_MODULE = "embedding_ingest.aws.functions.handlers"
 DATABASES = ("lines", "words")
 
 # DynamoDB actions by what a step does with the ledger (DynamoLedger's calls; a TransactWriteItems
@@ -36,7 +36,7 @@ LEDGER_FORGET_DELETED = ("dynamodb:DeleteItem",)
 @dataclass(frozen=True)
 class LambdaFunction:
     name: str  # the reference's function name (the definitions' resource names)
-    entrypoint: str  # attribute of aws.handlers
+    entrypoint: str  # attribute of aws.functions.handlers
     logical_id: str  # CloudFormation logical id
     memory_mb: int
     timeout_s: int

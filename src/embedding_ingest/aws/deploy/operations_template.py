@@ -2,7 +2,7 @@
 someone when it fails.
 
 - EventBridge Scheduler schedules: one per workflow invoking embedding-start-execution with the slot's
-  `<aws.scheduler.scheduled-time>` (one execution per slot, see aws/scheduled.py), one invoking
+  `<aws.scheduler.scheduled-time>` (one execution per slot, see aws/functions/scheduled.py), one invoking
   embedding-submit. Their role may invoke those two functions and nothing else; the starter's role may
   call states:StartExecution on the two state machines and nothing else.
 - Optional EFS for the snapshot segment cache (CHROMA_ROOT): with EfsAccessPointId set, the functions
@@ -17,9 +17,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from embedding_ingest.aws.functions import OPERATIONS_FUNCTIONS, START_EXECUTION, SUBMIT, LambdaFunction
-from embedding_ingest.aws.iam import assume_role
-from embedding_ingest.aws.scheduled import SCHEDULED_TIME
+from embedding_ingest.aws.deploy.iam import assume_role
+from embedding_ingest.aws.function_table import (
+    OPERATIONS_FUNCTIONS,
+    START_EXECUTION,
+    SUBMIT,
+    LambdaFunction,
+)
+from embedding_ingest.aws.functions.scheduled import SCHEDULED_TIME
 from embedding_ingest.aws.stepfunctions import ARN_VARIABLES
 from embedding_ingest.pipeline.state_names import WorkflowKind
 

@@ -7,9 +7,9 @@ import hashlib
 import re
 from pathlib import Path
 
-import embedding_ingest.console as webconsole
+import embedding_ingest.console as web_console
 
-STATIC = Path(webconsole.__file__).parent / "static"
+STATIC = Path(web_console.__file__).parent / "static"
 VENDOR = STATIC / "vendor" / "dagre"
 
 

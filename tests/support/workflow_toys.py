@@ -18,7 +18,7 @@ from embedding_ingest.exceptions import TerminalError, TransientError
 from embedding_ingest.stores.exceptions import CorruptObjectError
 from embedding_ingest.stores.sqlite_ledger import SqliteLedger
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "asl"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "asl"
 
 
 class TransientToyError(TransientError):

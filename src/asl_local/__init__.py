@@ -7,8 +7,9 @@ call functions through an `Invoker` (in this process, or in a process pool); tim
 `Clock` (real, or virtual so that a one-hour Wait takes no time).
 
 Layout: `engine/` (one module per state type, the compiler and the runner), `intrinsics/` (parser and
-functions), `paths` (JSONPath and payload templates), `history`, `limits` (payload and history quotas),
-`clock`, `invokers`, `timestamps`, `names` (execution names), `errors`.
+functions), `paths` (JSONPath), `templates` (payload templates: paths and intrinsics), `history`,
+`limits` (payload and history quotas), `clock`, `invokers`, `timestamps`, `names` (execution names),
+`errors`.
 """
 
 from asl_local.clock import Clock, RealClock, VirtualClock

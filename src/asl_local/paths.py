@@ -1,6 +1,6 @@
 """JSONPath as Step Functions uses it: reference paths (ResultPath and simple lookups), general paths
-(jsonpath-ng, for wildcards/filters/slices), the context object ($$) and payload templates
-(`"key.$": path` in Parameters, ResultSelector and ItemSelector)."""
+(jsonpath-ng, for wildcards/filters/slices) and the context object ($$). Payload templates, which
+also take intrinsic functions, are in templates.py."""
 
 from __future__ import annotations
 
@@ -59,10 +59,6 @@ def _compiled(path: str):
 def check_path_syntax(path: str) -> None:
     if reference_segments(path) is None:
         _compiled(path)
-
-
-def is_reference_path(path: str) -> bool:
-    return path.startswith("$") and not path.startswith("$$") and reference_segments(path) is not None
 
 
 def select(path: str, data: Any) -> Any:
@@ -141,28 +137,3 @@ def _result_path_mismatch(state: str, path: str, raw_input: Any) -> StatesFailur
     return StatesFailure(STATES_RESULT_PATH_MATCH_FAILURE,
                          f"Unable to apply step \"{path}\" to input {to_json(raw_input)[:200]} "
                          f"(state '{state}')")
-
-
-def evaluate_template(template: Any, data: Any, context: dict[str, Any], *, state: str,
-                      field: str, rng: Any = None) -> Any:
-    """Build a payload template: keys ending in ".$" take the value their path/intrinsic selects."""
-    from asl_local.intrinsics.parser import evaluate_intrinsic  # intrinsics use paths
-
-    if isinstance(template, dict):
-        built: dict[str, Any] = {}
-        for key, value in template.items():
-            if key.endswith(".$"):
-                name = key[:-2]
-                where = f"{field}.{key}"
-                if value.startswith("States."):
-                    built[name] = evaluate_intrinsic(value, data, context, state=state, field=where,
-                                                     rng=rng)
-                else:
-                    built[name] = select_for(value, data, context, state=state, field=key)
-            else:
-                built[key] = evaluate_template(value, data, context, state=state, field=f"{field}.{key}",
-                                               rng=rng)
-        return built
-    if isinstance(template, list):
-        return [evaluate_template(v, data, context, state=state, field=field, rng=rng) for v in template]
-    return template

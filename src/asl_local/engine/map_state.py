@@ -16,7 +16,8 @@ from asl_local.errors import (
 )
 from asl_local.intrinsics.functions import is_integer, is_number
 from asl_local.limits import check_payload, to_json
-from asl_local.paths import apply_result_path, evaluate_template, select_for
+from asl_local.paths import apply_result_path, select_for
+from asl_local.templates import evaluate_template
 
 # AWS: "In Inline mode, the Map state supports up to 40 concurrent iterations."
 # https://docs.aws.amazon.com/step-functions/latest/dg/state-map-inline.html

@@ -9,7 +9,8 @@ from asl_local.engine.branches import run_branches
 from asl_local.engine.core import COMMON_FIELDS, Branch, Program, State
 from asl_local.engine.error_handling import ErrorHandling
 from asl_local.limits import check_payload
-from asl_local.paths import apply_result_path, evaluate_template
+from asl_local.paths import apply_result_path
+from asl_local.templates import evaluate_template
 
 
 class ParallelState(ErrorHandling, State):

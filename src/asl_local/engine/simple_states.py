@@ -8,7 +8,8 @@ from asl_local.engine.core import COMMON_FIELDS, Branch, State
 from asl_local.errors import STATES_RUNTIME, StatesFailure
 from asl_local.intrinsics.parser import evaluate_intrinsic
 from asl_local.limits import to_json
-from asl_local.paths import apply_result_path, evaluate_template, select_for
+from asl_local.paths import apply_result_path, select_for
+from asl_local.templates import evaluate_template
 
 
 class PassState(State):

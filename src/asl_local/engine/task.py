@@ -28,7 +28,8 @@ from asl_local.errors import (
 from asl_local.intrinsics.functions import is_integer
 from asl_local.invokers import function_name_of
 from asl_local.limits import check_payload, to_json
-from asl_local.paths import apply_result_path, evaluate_template, select_for
+from asl_local.paths import apply_result_path, select_for
+from asl_local.templates import evaluate_template
 
 
 class TaskState(ErrorHandling, State):

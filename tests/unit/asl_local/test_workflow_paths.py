@@ -9,10 +9,10 @@ from asl_local.paths import (
     PathNotFound,
     apply_input_path,
     apply_result_path,
-    evaluate_template,
     reference_segments,
     select,
 )
+from asl_local.templates import evaluate_template
 
 DATA = {"a": {"b": [10, 20, {"c": "deep"}]}, "odd key": 1,
         "items": [{"n": 1, "ok": True}, {"n": 2, "ok": False}]}

@@ -8,6 +8,12 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The publish lock's lease (LOCK_TTL_SECONDS): its holder renews it every third of it; a waiter takes a
+# lease over only once its record version stayed unchanged for a whole lease on the waiter's side. The
+# state machines' lock wait is sized for the longest lease allowed (pipeline/policies.py).
+LOCK_LEASE_DEFAULT_SECONDS = 300
+LOCK_LEASE_MAX_SECONDS = 300
+
 
 class StorageMode(StrEnum):
     S3 = "s3"
@@ -61,7 +67,8 @@ class Settings(BaseSettings):
     # Local provider only: polls a batch spends in each of validating/in_progress/finalizing
     # (0 = done at the first poll).
     local_polls_per_stage: int = Field(default=1, alias="LOCAL_PROVIDER_POLLS_PER_STAGE", ge=0)
-    lock_ttl_seconds: int = Field(default=900, alias="LOCK_TTL_SECONDS", gt=0)
+    lock_ttl_seconds: int = Field(default=LOCK_LEASE_DEFAULT_SECONDS, alias="LOCK_TTL_SECONDS", gt=0,
+                                  le=LOCK_LEASE_MAX_SECONDS)
 
     # -- OpenAI at its real limits (issue 11): tokens, queue budgets, cost --------------------------
     # Local provider: a batch completes this many seconds after creation, like OpenAI's (0 = done at

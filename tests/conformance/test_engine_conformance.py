@@ -82,8 +82,9 @@ def _scaled_down_offload_limits(patch: pytest.MonkeyPatch) -> None:
 
 
 def _one_second_retries(patch: pytest.MonkeyPatch) -> None:
-    # Moto really sleeps between retries; the builder's policy with a 1 s base interval keeps it short.
+    # Moto really sleeps between retries; the builder's policy with 1 s intervals keeps it short.
     patch.setattr(policies, "RETRY_INTERVAL_SECONDS", 1)
+    patch.setattr(policies, "LOCK_WAIT_INTERVAL_SECONDS", 1)
 
 
 SMALL_LINE = Scenario("small-line", LINE, (0, 2), 50)  # 92 lines, 2 batches, 1 chunk

@@ -7,10 +7,22 @@ import threading
 import uuid
 from types import TracebackType
 
+from embedding_ingest.config import LOCK_LEASE_MAX_SECONDS
 from embedding_ingest.steps.logs import logger
 from embedding_ingest.stores.exceptions import LockLostError, LockNotAcquiredError
 from embedding_ingest.stores.ports import Ledger
 from embedding_ingest.stores.records import Lease
+
+# The longest a holder may legitimately keep the lock: its merge runs in embedding-vector-compact,
+# whose timeout is Lambda's maximum (aws/function_table.py; a test keeps the two equal).
+LONGEST_MERGE_SECONDS = 900
+HEARTBEATS_PER_LEASE = 3
+# A waiter looks again this often (the state machine's lock-wait Retry interval): the heartbeat of the
+# longest lease, so a live holder's record version changes between any two looks.
+LOCK_WAIT_INTERVAL_SECONDS = LOCK_LEASE_MAX_SECONDS // HEARTBEATS_PER_LEASE
+# Outlast a merge that just started, then a holder that died at its end (one lease unchanged, seen
+# within one interval of its last heartbeat).
+LOCK_WAIT_BUDGET_SECONDS = LONGEST_MERGE_SECONDS + LOCK_LEASE_MAX_SECONDS + LOCK_WAIT_INTERVAL_SECONDS
 
 
 def unique_owner(purpose: str, batch_id: str) -> str:

@@ -11,7 +11,7 @@ from workflow_toys import FailingThenOk, make_engine
 
 from asl_local.errors import StatesFailure
 from embedding_ingest.pipeline.definitions import build_definition, local_resource_arn
-from embedding_ingest.stores.exceptions import LockNotAcquiredError
+from embedding_ingest.stores.exceptions import StoreUnavailableError
 from embedding_ingest.stores.records import ExecutionStatus
 
 
@@ -149,7 +149,7 @@ def test_a_failing_final_merge_fails_the_run_and_marks_nothing(tmp_path):
 def test_a_transient_project_error_is_retried_by_the_built_definition(tmp_path):
     lambdas = ContractLambdas(batches=3)
     handlers = lambdas.handlers()
-    busy = FailingThenOk(LockNotAcquiredError("lines lock held"), LockNotAcquiredError("lines lock held"))
+    busy = FailingThenOk(StoreUnavailableError("S3 503 SlowDown"), StoreUnavailableError("S3 503 SlowDown"))
 
     def compact(event):
         if event["operation"] == "final_merge" and busy.failures:

@@ -11,12 +11,20 @@ from pathlib import Path
 import pytest
 
 from asl_local.engine import compile_definition
-from embedding_ingest.pipeline.definitions import build_definition, local_resource_arn, render_definition
+from embedding_ingest.aws.function_table import BY_NAME
+from embedding_ingest.config import LOCK_LEASE_MAX_SECONDS, Settings
+from embedding_ingest.pipeline.definitions import (
+    VECTOR_COMPACT,
+    build_definition,
+    local_resource_arn,
+    render_definition,
+)
 from embedding_ingest.pipeline.policies import (
-    LAMBDA_SERVICE_ERRORS,
     configuration_error_names,
+    retry_policy,
     transient_error_names,
 )
+from embedding_ingest.steps.lease import HEARTBEATS_PER_LEASE, LONGEST_MERGE_SECONDS
 
 STATELINT = Path(sys.executable).parent / "statelint"
 
@@ -97,13 +105,21 @@ def test_every_task_retries_lambda_and_transient_errors_and_catches_to_a_fail_st
 
     assert len(tasks) == 10
     for name, task in tasks.items():
-        lambda_retry, lock_retry, transient_retry = task["Retry"]
-        assert lambda_retry["ErrorEquals"] == list(LAMBDA_SERVICE_ERRORS), name
-        # A busy lock gets a longer wait of its own; every other transient error the common one.
+        lambda_retry, crash_retry, lock_retry, transient_retry = task["Retry"]
+        # AWS's recommended list for Lambda's own transient errors, with its interval, attempts and rate
+        assert lambda_retry["ErrorEquals"] == [
+            "Lambda.ClientExecutionTimeoutException", "Lambda.ServiceException", "Lambda.AWSLambdaException",
+            "Lambda.SdkClientException", "Lambda.TooManyRequestsException"], name
+        assert (lambda_retry["IntervalSeconds"], lambda_retry["MaxAttempts"]) == (2, 6), name
+        # A function that died (timeout, out of memory) is retried, but once: it would die the same way
+        assert crash_retry["ErrorEquals"] == ["Lambda.Unknown", "Sandbox.Timedout"], name
+        assert crash_retry["MaxAttempts"] == 1 and crash_retry["IntervalSeconds"] >= 30, name
+        # A busy lock gets fixed waits of its own; every other transient error the common one.
         assert lock_retry["ErrorEquals"] == ["LockNotAcquiredError"], name
+        assert (lock_retry["BackoffRate"], lock_retry["JitterStrategy"]) == (1.0, "NONE"), name
         assert lock_retry["MaxAttempts"] > transient_retry["MaxAttempts"], name
         assert set(transient_retry["ErrorEquals"]) | {"LockNotAcquiredError"} == set(transient_error_names())
-        for retry in task["Retry"]:
+        for retry in (lambda_retry, transient_retry):
             assert (retry["BackoffRate"], retry["JitterStrategy"]) == (2.0, "FULL")
         if name.startswith("Poll"):  # a misconfiguration stops the run: no batch can get past it
             config, catch = task["Catch"]
@@ -121,6 +137,20 @@ def test_every_task_retries_lambda_and_transient_errors_and_catches_to_a_fail_st
         else:
             assert target["Type"] == "Fail"
             assert (target["ErrorPath"], target["CausePath"]) == ("$.error.Error", "$.error.Cause")
+
+
+def test_the_lock_wait_outlasts_the_longest_merge_plus_one_lease_and_one_heartbeat():
+    """A final merge finding the lock busy just as another's 900 s merge began, whose holder then died at
+    its end, must still be waiting when the dead lease may be taken over (one lease unchanged, seen at
+    most one look after the last heartbeat)."""
+    (lock_wait,) = [r for r in retry_policy() if r["ErrorEquals"] == ["LockNotAcquiredError"]]
+    waited = lock_wait["IntervalSeconds"] * lock_wait["MaxAttempts"]  # fixed waits: no backoff, no jitter
+
+    assert LONGEST_MERGE_SECONDS == BY_NAME[VECTOR_COMPACT].timeout_s == 900
+    heartbeat = LOCK_LEASE_MAX_SECONDS / HEARTBEATS_PER_LEASE
+    assert Settings().lock_ttl_seconds <= LOCK_LEASE_MAX_SECONDS
+    assert lock_wait["IntervalSeconds"] <= heartbeat  # a live holder changes its lease between two looks
+    assert waited >= LONGEST_MERGE_SECONDS + LOCK_LEASE_MAX_SECONDS + heartbeat
 
 
 def test_transient_error_names_cover_every_transient_class_in_the_project():

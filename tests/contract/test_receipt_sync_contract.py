@@ -8,7 +8,9 @@ import json
 from collections import defaultdict
 
 import pytest
+from pipeline import receipts_file
 
+from embedding_ingest.receipts.ids import MAX_IMAGE_ID_BYTES
 from embedding_ingest.receipts.importer import import_receipts
 from embedding_ingest.stores import dynamo_receipts
 from embedding_ingest.stores.records import (
@@ -157,3 +159,35 @@ def _empty(ledger, receipts) -> None:
                                                          batch_id=summary.batch_id)]
             ledger.forget_deleted(summary.batch_id, ids)
     assert receipt_items(ledger) == {}
+
+
+def _receipt(receipt_id: str) -> str:
+    return json.dumps({"receipt_id": receipt_id, "width": 100, "height": 100,
+                       "lines": [{"line_id": 0, "text": "TOTAL 9.99", "bbox": [1, 1, 60, 9]}],
+                       "words": [{"word_id": 0, "line_id": 0, "text": "TOTAL", "bbox": [1, 1, 30, 9]}]},
+                      ensure_ascii=False)
+
+
+def test_a_receipt_id_longer_than_the_ledgers_keys_is_rejected_alone_and_the_rest_imports(ledger, tmp_path):
+    """A word's id is a DynamoDB sort key (1,024 bytes at most): its receipt_id may have 982 bytes of
+    UTF-8. One byte more, or 400 CJK characters (1,200 bytes), rejects that record with one line naming
+    the limit, on SQLite as on DynamoDB, and every other receipt of the file is imported."""
+    longest = "r" * MAX_IMAGE_ID_BYTES
+    path = receipts_file(tmp_path, 2)
+    with path.open("a", encoding="utf-8") as out:
+        ids = ["x" * (MAX_IMAGE_ID_BYTES + 1), "収" * 400, longest, "after-the-long-ones"]
+        out.write("\n".join(_receipt(receipt_id) for receipt_id in ids) + "\n")
+
+    report = import_receipts(path, ledger)
+
+    assert (report.records_read, report.receipts_imported, report.receipts_rejected) == (6, 4, 2)
+    assert [(e.line_number, e.field) for e in report.errors] == [(3, "receipt_id"), (4, "receipt_id")]
+    for error, size in zip(report.errors, ("983", "1,200"), strict=True):
+        assert "\n" not in error.message and len(error.message) < 250, error.message
+        assert f"must be at most 982 bytes in UTF-8, got {size} bytes" in error.message
+        assert "DynamoDB sort keys hold at most 1,024" in error.message
+    imported = {i.image_id for kind in ItemKind for i in ledger.find_items(kind, EmbeddingStatus.NONE)}
+    assert {longest, "after-the-long-ones"} < imported and len(imported) == 4
+    words = [i.item_id for i in ledger.find_items(ItemKind.WORD, EmbeddingStatus.NONE)
+             if i.image_id == longest]
+    assert [len(word_id.encode()) for word_id in words] == [1024]  # the longest key the ledger holds

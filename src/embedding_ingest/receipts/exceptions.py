@@ -8,11 +8,12 @@ from embedding_ingest.exceptions import InvalidInputError
 class InvalidItemIdError(InvalidInputError):
     """An item id, or one of the components it is built from, is malformed. Names the component."""
 
-    def __init__(self, component: str, value: object, problem: str) -> None:
+    def __init__(self, component: str, value: object, problem: str, *, echo_value: bool = True) -> None:
         super().__init__(f"invalid {component} {value!r}: {problem}")
         self.component = component
         self.value = value
         self.problem = problem
+        self.echo_value = echo_value  # False: `problem` already says what the value is
 
 
 class ReceiptFileError(InvalidInputError):

@@ -4,6 +4,12 @@
 
 '#' separates components, so a component may not contain it; numbers are fixed-width (five digits)
 so ids sort in receipt/line/word order, which is why numbers above 99999 are refused too.
+
+An item id is also a DynamoDB key: the sort key of two of the ledger's indexes (stores/dynamo_schema.py).
+DynamoDB holds at most 1,024 bytes of UTF-8 in a sort key (Amazon DynamoDB developer guide, "Quotas":
+partition key values 1-2,048 bytes, sort key values 1-1,024 bytes; moto enforces the same), so an
+image_id may take what the longest id, a word's, leaves: MAX_IMAGE_ID_BYTES (982). Both ledgers refuse
+the same ids, so a file imports alike whichever one it lands in.
 """
 
 from __future__ import annotations
@@ -15,6 +21,11 @@ from embedding_ingest.receipts.exceptions import InvalidItemIdError
 from embedding_ingest.stores.records import ItemKind
 
 MAX_NUMBER = 99_999
+SORT_KEY_MAX_BYTES = 1_024
+# What a word's id adds around its image_id: IMAGE#...#RECEIPT#nnnnn#LINE#nnnnn#WORD#nnnnn (42 bytes).
+_ID_OVERHEAD_BYTES = len(f"IMAGE##RECEIPT#{MAX_NUMBER}#LINE#{MAX_NUMBER}#WORD#{MAX_NUMBER}".encode())
+MAX_IMAGE_ID_BYTES = SORT_KEY_MAX_BYTES - _ID_OVERHEAD_BYTES
+_SHOWN_CHARACTERS = 32  # of an id too long to echo whole
 _ITEM_ID = re.compile(
     r"IMAGE#(?P<image>[^#]+)#RECEIPT#(?P<receipt>\d{5})#LINE#(?P<line>\d{5})(?:#WORD#(?P<word>\d{5}))?"
 )
@@ -26,8 +37,24 @@ def check_image_id(image_id: object) -> str:
     if not image_id.strip():
         raise InvalidItemIdError("image_id", image_id, "must not be empty or blank")
     if "#" in image_id:
-        raise InvalidItemIdError("image_id", image_id, "must not contain '#'")
+        raise InvalidItemIdError("image_id", shortened(image_id), "must not contain '#'")
+    try:
+        size = len(image_id.encode("utf-8"))
+    except UnicodeEncodeError:  # JSON's "\ud800" decodes to a lone surrogate, which no store can hold
+        raise InvalidItemIdError("image_id", shortened(image_id),
+                                 "must be valid Unicode (it holds an unpaired surrogate)") from None
+    if size > MAX_IMAGE_ID_BYTES:
+        raise InvalidItemIdError(
+            "image_id", shortened(image_id),
+            f"must be at most {MAX_IMAGE_ID_BYTES} bytes in UTF-8, got {size:,} bytes (a word's id adds "
+            f"{_ID_OVERHEAD_BYTES} to it, and DynamoDB sort keys hold at most {SORT_KEY_MAX_BYTES:,})",
+            echo_value=False)
     return image_id
+
+
+def shortened(text: str) -> str:
+    """`text`, or its first characters and '...' when it is too long to repeat in a message."""
+    return text if len(text) <= _SHOWN_CHARACTERS else text[:_SHOWN_CHARACTERS] + "..."
 
 
 def check_number(component: str, value: object) -> int:

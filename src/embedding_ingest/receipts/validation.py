@@ -23,7 +23,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, computed_field
 
 from embedding_ingest.receipts.exceptions import InvalidItemIdError
-from embedding_ingest.receipts.ids import check_image_id, check_number
+from embedding_ingest.receipts.ids import check_image_id, check_number, shortened
 from embedding_ingest.receipts.models import (
     NormalizedBox,
     PixelBox,
@@ -50,7 +50,8 @@ class RecordError(BaseModel):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def message(self) -> str:
-        who = f"receipt {self.receipt_id!r}" if self.receipt_id is not None else "receipt id unreadable"
+        who = (f"receipt {shortened(self.receipt_id)!r}" if self.receipt_id is not None
+               else "receipt id unreadable")
         return f"line {self.line_number} ({who}): {self.field}: {self.problem}"
 
     def __str__(self) -> str:
@@ -339,7 +340,7 @@ def _check_id(errors: _Collector, field: str, check: Callable[..., object], *arg
     try:
         check(*args)
     except InvalidItemIdError as exc:
-        errors.add(field, f"{exc.problem}, got {exc.value!r}")
+        errors.add(field, f"{exc.problem}, got {exc.value!r}" if exc.echo_value else exc.problem)
         return False
     return True
 

@@ -4,7 +4,13 @@ from hypothesis import strategies as st
 
 from embedding_ingest.exceptions import InvalidInputError, TerminalError
 from embedding_ingest.receipts.exceptions import InvalidItemIdError
-from embedding_ingest.receipts.ids import ItemRef, line_item_id, parse_item_id, word_item_id
+from embedding_ingest.receipts.ids import (
+    MAX_IMAGE_ID_BYTES,
+    ItemRef,
+    line_item_id,
+    parse_item_id,
+    word_item_id,
+)
 from embedding_ingest.stores.records import ItemKind
 
 
@@ -91,3 +97,17 @@ def test_parse_rejects_malformed_ids(text):
         parse_item_id(text)
     assert caught.value.component in {"item_id", "image_id"}
     assert repr(text) in str(caught.value)
+
+
+def test_the_longest_image_id_makes_a_word_id_of_exactly_the_dynamodb_sort_key_limit():
+    longest = "é" * (MAX_IMAGE_ID_BYTES // 2)  # two bytes each in UTF-8: 491 characters, 982 bytes
+    assert len(word_item_id(longest, 99_999, 99_999, 99_999).encode()) == 1024
+
+    with pytest.raises(InvalidItemIdError, match="at most 982 bytes in UTF-8, got 983 bytes") as refused:
+        line_item_id(longest + "x", 1, 1)  # the line's own id would fit: the word ids of its line would not
+    assert len(str(refused.value.value)) < 40  # the message shows the start of the id, not all of it
+
+
+def test_an_image_id_holding_an_unpaired_surrogate_is_refused():
+    with pytest.raises(InvalidItemIdError, match="unpaired surrogate"):
+        line_item_id("receipt-\ud800", 1, 1)

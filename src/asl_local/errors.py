@@ -1,13 +1,15 @@
 """Errors of the ASL engine.
 
-Two kinds live here: errors raised to *callers* (a definition the engine refuses), and `StatesFailure`,
-the failure an execution carries as data while it unwinds (an ASL error name plus a cause), which
-Retry/Catch match on and which ends up in ExecutionFailed.
+Two kinds live here: errors raised on purpose, all subclasses of `AslError` (a definition the engine
+refuses, a name or input StartExecution would refuse, a function the invoker does not know), and
+`StatesFailure`, the failure an execution carries as data while it unwinds (an ASL error name plus a
+cause), which Retry/Catch match on and which ends up in ExecutionFailed.
+
+The StartExecution errors are named after the error codes AWS returns for the same case
+(https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html#API_StartExecution_Errors).
 """
 
 from __future__ import annotations
-
-from embedding_ingest.exceptions import TerminalError
 
 STATES_ALL = "States.ALL"
 STATES_RUNTIME = "States.Runtime"
@@ -23,7 +25,13 @@ STATES_BRANCH_FAILED = "States.BranchFailed"
 NOT_MATCHED_BY_STATES_ALL = frozenset({STATES_RUNTIME, STATES_DATA_LIMIT})
 
 
-class UnsupportedDefinitionError(TerminalError):
+class AslError(Exception):
+    """Base of every error the engine raises on purpose: to the caller of `start_execution` (a
+    definition it refuses, a name or an input StartExecution would refuse), or from an invoker inside a
+    task (an unknown function, a crashed worker), where the class name is the error Retry/Catch see."""
+
+
+class UnsupportedDefinitionError(AslError):
     """The definition uses an ASL construct the local engine does not interpret (or is malformed)."""
 
     def __init__(self, where: str, problem: str) -> None:
@@ -39,6 +47,22 @@ class InvalidDefinitionError(UnsupportedDefinitionError):
     def __init__(self, where: str, problem: str, code: str = "SCHEMA_VALIDATION_FAILED") -> None:
         super().__init__(where, f"{code}: {problem}")
         self.code = code
+
+
+class ExecutionAlreadyExists(AslError):  # noqa: N818 - AWS's error code for StartExecution
+    """StartExecution with the name of an execution that has ended, or that runs with another input."""
+
+    def __init__(self, execution_arn: str) -> None:
+        super().__init__(f"execution already exists: {execution_arn!r}")
+        self.execution_arn = execution_arn
+
+
+class InvalidName(AslError):  # noqa: N818 - AWS's error code for StartExecution
+    """An execution name StartExecution would refuse (names.py has the rule)."""
+
+
+class InvalidExecutionInput(AslError):  # noqa: N818 - AWS's error code for StartExecution
+    """An execution input that is not JSON, or over the payload quota."""
 
 
 class StatesFailure(Exception):  # noqa: N818 - an ASL failure travelling as data, not a Python bug
@@ -59,7 +83,8 @@ class StatesFailure(Exception):  # noqa: N818 - an ASL failure travelling as dat
 
 class RemoteTaskError(Exception):
     """A task function failed in another process; carries the original class name and message so the
-    error name seen by Retry/Catch is the same as in-process (and nothing has to unpickle our classes)."""
+    error name seen by Retry/Catch is the same as in-process (and nothing has to unpickle the task
+    function's own exception classes)."""
 
     def __init__(self, error_name: str, message: str) -> None:
         super().__init__(message)
@@ -72,7 +97,7 @@ def error_name_of(exc: BaseException) -> str:
     return exc.error_name if isinstance(exc, RemoteTaskError) else type(exc).__name__
 
 
-class FunctionNotFoundError(TerminalError):
+class FunctionNotFoundError(AslError):
     """A Task's resource names a function the invoker does not know."""
 
     def __init__(self, function_name: str, known: list[str]) -> None:
@@ -80,5 +105,5 @@ class FunctionNotFoundError(TerminalError):
         self.function_name = function_name
 
 
-class TaskProcessCrashedError(TerminalError):
+class TaskProcessCrashedError(AslError):
     """The worker process running a task died (killed, out of memory) before returning."""

@@ -1,5 +1,5 @@
 """Execution history: events recorded while a run goes (ids, previousEventId, AWS detail keys), kept
-through the ExecutionLedger, and the AWS-shaped JSON of GetExecutionHistory / DescribeExecution."""
+in the ExecutionStore, and the AWS-shaped JSON of GetExecutionHistory / DescribeExecution."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from typing import Any
 
 from asl_local.errors import STATES_RUNTIME, StatesFailure
 from asl_local.limits import MAX_HISTORY_EVENTS
-from embedding_ingest.stores.ports import ExecutionLedger
-from embedding_ingest.stores.records import ExecutionRecord, HistoryEvent
+from asl_local.store import ExecutionRecord, ExecutionStore, HistoryEvent
 
 TERMINAL_EVENT_TYPES = frozenset({"ExecutionSucceeded", "ExecutionFailed", "ExecutionAborted",
                                   "ExecutionTimedOut"})
@@ -18,17 +17,17 @@ TERMINAL_EVENT_TYPES = frozenset({"ExecutionSucceeded", "ExecutionFailed", "Exec
 
 class HistoryRecorder:
     """Assigns event ids (thread-safe: Map iterations record concurrently) and appends events to the
-    ledger in small batches. Past the history quota the run fails, like AWS; the closing event is
+    store in small batches. Past the history quota the run fails, like AWS; the closing event is
     always recorded so the history says why.
 
     With `flush_seconds`, a daemon thread also flushes whatever is pending at that interval, so a reader
-    (the web console) sees a running execution's events within about that long, even while a task
+    of the store (a UI polling it) sees a running execution's events within about that long, even while a task
     blocks. `close()` stops it and flushes the rest."""
 
-    def __init__(self, ledger: ExecutionLedger, execution_arn: str, *, clock: Callable[[], float],
+    def __init__(self, store: ExecutionStore, execution_arn: str, *, clock: Callable[[], float],
                  max_events: int = MAX_HISTORY_EVENTS, flush_every: int = 200,
                  flush_seconds: float | None = None) -> None:
-        self._ledger = ledger
+        self._store = store
         self._arn = execution_arn
         self._clock = clock
         self._max_events = max_events
@@ -86,7 +85,7 @@ class HistoryRecorder:
 
     def _flush_locked(self) -> None:
         if self._pending:
-            self._ledger.append_events(self._arn, self._pending)
+            self._store.append_events(self._arn, self._pending)
             self._pending = []
 
 

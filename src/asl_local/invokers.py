@@ -21,11 +21,9 @@ from asl_local.errors import (
     error_name_of,
 )
 
-DEFAULT_PROCESS_FUNCTIONS = frozenset({"embedding-vector-compact"})
-
 
 def function_name_of(resource: str) -> str:
-    """arn:aws:lambda:us-east-1:000000000000:function:embedding-list-pending -> embedding-list-pending;
+    """arn:aws:lambda:us-east-1:000000000000:function:resize-image -> resize-image;
     a qualified ARN (a version or alias after the name, ...:function:my-fn:prod) -> my-fn. Any other
     resource: its last `:` part. ARN shape: https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html"""
     parts = resource.split(":")
@@ -40,6 +38,9 @@ def is_lambda_function_arn(resource: str) -> bool:
 
 
 class Invoker(Protocol):
+    """Calls the function a Task's `Resource` names with the Task's effective input; returns its result
+    or raises (the exception's class name is the error Retry/Catch see)."""
+
     def invoke(self, resource: str, payload: dict[str, Any]) -> Any: ...
 
 
@@ -74,17 +75,18 @@ def run_in_worker(target: Callable[..., Any], function_name: str, payload: dict[
 
 
 class ProcessPoolInvoker:
-    """Runs `target(function_name, payload, *target_args)`: functions in `process_functions` in a pool of
-    worker processes (real parallelism for CPU-heavy merges), every other function in the calling thread.
+    """Runs `target(function_name, payload, *target_args)`: the functions named in `process_functions`
+    in a pool of worker processes (real parallelism for CPU-bound work), every other function in the
+    calling thread. The caller names them: the engine knows nothing of what a function costs.
 
-    `target` must be a picklable module-level function, e.g.
-    `embedding_ingest.steps.registry.invoke_local` with `target_args=(settings_json,)`.
+    `target` must be a picklable module-level function (a dispatcher that finds the function by name),
+    and `target_args` picklable values it needs in the worker (settings as a JSON text, say).
     Workers are started with "spawn" by default: forking a process whose Map threads hold locks is unsafe.
     """
 
-    def __init__(self, target: Callable[..., Any], *, target_args: tuple[Any, ...] = (),
-                 process_functions: Collection[str] = DEFAULT_PROCESS_FUNCTIONS,
-                 max_workers: int | None = None, start_method: str = "spawn") -> None:
+    def __init__(self, target: Callable[..., Any], *, process_functions: Collection[str],
+                 target_args: tuple[Any, ...] = (), max_workers: int | None = None,
+                 start_method: str = "spawn") -> None:
         self._target = target
         self._target_args = tuple(target_args)
         self.process_functions = frozenset(process_functions)

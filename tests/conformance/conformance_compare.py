@@ -16,7 +16,7 @@ from typing import Any
 
 from pipeline import Workspace
 
-from asl_local.history import to_aws_history
+from embedding_ingest.pipeline.engine_store import execution_history
 from embedding_ingest.snapshots import iter_published_pages
 from embedding_ingest.stores.records import ExecutionRecord, ItemKind
 
@@ -44,7 +44,7 @@ def moto_outcome(run: dict[str, Any]) -> Outcome:
 
 
 def local_outcome(workspace: Workspace, record: ExecutionRecord) -> Outcome:
-    events = to_aws_history(workspace.ledger.get_events(record.execution_arn))["events"]
+    events = execution_history(workspace.ledger.get_events(record.execution_arn))["events"]
     return Outcome(status=record.status.value,
                    output=None if record.output is None else json.loads(record.output),
                    error=record.error, cause=record.cause, events=events)

@@ -32,7 +32,7 @@ from asl_local.clock import VirtualClock
 from asl_local.engine import LocalEngine
 from asl_local.errors import UnsupportedDefinitionError
 from asl_local.invokers import InProcessInvoker
-from embedding_ingest.stores.sqlite_ledger import SqliteLedger
+from asl_local.store import InMemoryExecutionStore
 
 CASES_DIR = Path(__file__).resolve().parent / "cases"
 SERVER_SCRIPT = Path(__file__).resolve().parent / "corpus_moto_server.py"
@@ -74,11 +74,10 @@ def agrees(expected: dict[str, Any], actual: dict[str, Any]) -> bool:
     """`actual` matches `expected` on every key `expected` states (a cause only when it is stated)."""
     return all(actual.get(key) == value for key, value in expected.items())
 
-def run_on_engine(case: Case, workdir: Path) -> dict[str, Any]:
+def run_on_engine(case: Case) -> dict[str, Any]:
     clock = VirtualClock()
     corpus_handlers.SLEEP[0] = clock.advance
-    engine = LocalEngine(SqliteLedger(workdir / f"{case.id}.sqlite3"), InProcessInvoker(HANDLERS),
-                         clock=clock)
+    engine = LocalEngine(InMemoryExecutionStore(), InProcessInvoker(HANDLERS), clock=clock)
     try:
         record = engine.start_execution(case.id, case.definition, "run", case.input)
     except UnsupportedDefinitionError:

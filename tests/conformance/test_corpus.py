@@ -18,15 +18,15 @@ def test_the_corpus_is_large_and_every_case_cites_its_source():
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_case_on_the_local_engine(case: Case, tmp_path):
-    actual = run_on_engine(case, tmp_path)
+def test_case_on_the_local_engine(case: Case):
+    actual = run_on_engine(case)
 
     assert agrees(case.expected, actual), f"{case.id}: expected {case.expected}, got {actual}"
 
 
 @pytest.mark.slow
-def test_corpus_summary_on_both_engines(tmp_path, capsys, moto_corpus_server):
-    rows = [(case, run_on_engine(case, tmp_path), moto_corpus_server.run(case)) for case in CASES]
+def test_corpus_summary_on_both_engines(capsys, moto_corpus_server):
+    rows = [(case, run_on_engine(case), moto_corpus_server.run(case)) for case in CASES]
 
     both = [case.id for case, ours, moto in rows
             if agrees(case.expected, ours) and agrees(case.expected, moto)]

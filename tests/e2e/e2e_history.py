@@ -9,8 +9,8 @@ from typing import Any
 
 from pipeline import Workspace
 
-from asl_local.history import to_aws_history
 from asl_local.limits import MAX_PAYLOAD_BYTES
+from embedding_ingest.pipeline.engine_store import execution_history
 from embedding_ingest.stores.records import ACTIVE_BATCH_STATUSES, ExecutionRecord, ItemKind
 
 PAYLOAD_FIELDS = ("input", "output", "parameters")
@@ -19,7 +19,7 @@ _TASK_EVENT = re.compile(r"(?:Task|LambdaFunction)(Scheduled|Started|Failed|Succ
 
 
 def history(ws: Workspace, record: ExecutionRecord) -> list[dict[str, Any]]:
-    return to_aws_history(ws.ledger.get_events(record.execution_arn))["events"]
+    return execution_history(ws.ledger.get_events(record.execution_arn))["events"]
 
 
 def details(event: dict[str, Any]) -> dict[str, Any]:

@@ -45,11 +45,11 @@ def workspace(tmp_path_factory, executables):
     built = console_workspace(tmp_path_factory.mktemp("console-browser"))
     # One more finished execution whose input holds HTML and script.
     ws = built.workspace
-    from asl_local.engine import LocalEngine
     from asl_local.invokers import InProcessInvoker
     from embedding_ingest.pipeline.definitions import build_definition, local_resource_arn
+    from embedding_ingest.pipeline.engine_store import WorkflowEngine
 
-    LocalEngine(ws.ledger, InProcessInvoker(ws.handlers())).start_execution(
+    WorkflowEngine(ws.ledger, InProcessInvoker(ws.handlers())).start_execution(
         "line", build_definition("line", local_resource_arn), HOSTILE_INPUT, {"note": HOSTILE_TEXT})
     return built
 

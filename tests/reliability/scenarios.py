@@ -25,11 +25,12 @@ import pytest
 from crash_injection import ENTRY, CrashSwitch, When, WritePoint, crashing_context, labelled_handlers
 from pipeline import Workspace, make_workspace, no_sleep, receipts_file
 
-from asl_local.engine.runner import LocalEngine
+from asl_local.clock import RealClock
 from asl_local.invokers import InProcessInvoker
 from embedding_ingest.backends import build_step_context
 from embedding_ingest.pipeline import definitions
 from embedding_ingest.pipeline.definitions import build_definition, local_resource_arn
+from embedding_ingest.pipeline.engine_store import WorkflowEngine
 from embedding_ingest.steps import chunks, groups, list_pending
 from embedding_ingest.stores.records import (
     EmbeddingStatus,
@@ -91,7 +92,8 @@ def copy_of(template_home: Path, tmp_path: Path) -> Workspace:
 def run_with_switch(ws: Workspace, switch: CrashSwitch, kind: ItemKind) -> ExecutionRecord:
     """One execution whose steps see the switch's proxies (the engine keeps the real ledger)."""
     ctx = crashing_context(ws.ctx, switch)
-    engine = LocalEngine(ws.ledger, InProcessInvoker(labelled_handlers(ctx, switch)), sleep=no_sleep)
+    engine = WorkflowEngine(ws.ledger, InProcessInvoker(labelled_handlers(ctx, switch)),
+                            clock=RealClock(sleep_function=no_sleep))
     definition = build_definition(kind.value, local_resource_arn)
     return engine.start_execution(kind.value, definition, f"crash-{next(_names)}", {})
 

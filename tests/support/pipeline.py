@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from asl_local.engine.runner import LocalEngine
+from asl_local.clock import RealClock
 from asl_local.invokers import InProcessInvoker
 from embedding_ingest.backends import build_step_context
 from embedding_ingest.config import Settings
 from embedding_ingest.pipeline.definitions import build_definition, local_resource_arn
+from embedding_ingest.pipeline.engine_store import WorkflowEngine
 from embedding_ingest.pipeline.run import run_workflow
 from embedding_ingest.receipts.importer import import_receipts
 from embedding_ingest.snapshots import chroma_io, pull_published
@@ -80,7 +81,8 @@ class Workspace:
     def run(self, kind: ItemKind, *, name: str | None = None, overrides: Mapping[str, Handler] | None = None,
             sleep: Callable[[float], None] = no_sleep, definition: dict | None = None) -> ExecutionRecord:
         """One execution of the real definition on the local engine, every task in this process."""
-        engine = LocalEngine(self.ledger, InProcessInvoker(self.handlers(overrides)), sleep=sleep)
+        engine = WorkflowEngine(self.ledger, InProcessInvoker(self.handlers(overrides)),
+                                clock=RealClock(sleep_function=sleep))
         definition = definition or build_definition(kind.value, local_resource_arn)
         return engine.start_execution(kind.value, definition, name or f"{kind.value}-test-{next(_names)}", {})
 

@@ -1,5 +1,5 @@
 """Toy task functions and helpers for the engine's functional tests (module-level so a process pool
-can import them)."""
+can import them). Nothing here imports embedding_ingest: the engine's tests run without it."""
 
 from __future__ import annotations
 
@@ -12,33 +12,45 @@ from typing import Any
 
 from sleep_recorder import SleepRecorder
 
+from asl_local.clock import RealClock
 from asl_local.engine import LocalEngine
 from asl_local.invokers import InProcessInvoker, Invoker
-from embedding_ingest.exceptions import TerminalError, TransientError
-from embedding_ingest.stores.exceptions import CorruptObjectError
-from embedding_ingest.stores.sqlite_ledger import SqliteLedger
+from asl_local.store import InMemoryExecutionStore
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "asl"
 
 
-class TransientToyError(TransientError):
-    pass
+class TransientToyError(Exception):
+    """A failure the fixtures' Retry names (by class name, as Step Functions matches errors)."""
 
 
-class ToyInputError(TerminalError):
-    pass
+class ToyInputError(Exception):
+    """A failure no fixture retries."""
+
+
+class CorruptObjectError(Exception):
+    """An error whose __init__ takes two arguments, so pickle cannot rebuild it from its message."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"corrupt object {key!r}: {reason}")
+        self.key = key
+        self.reason = reason
 
 
 def fixture(name: str) -> dict[str, Any]:
     return json.loads((FIXTURES / f"{name}.json").read_text())
 
 
-def make_engine(tmp_path: Path, handlers: Mapping[str, Callable[[dict], Any]] | Invoker,
-                **options: Any) -> tuple[LocalEngine, SqliteLedger, SleepRecorder]:
-    ledger = SqliteLedger(tmp_path / "ledger.sqlite3")
+def make_engine(handlers: Mapping[str, Callable[[dict], Any]] | Invoker,
+                **options: Any) -> tuple[LocalEngine, InMemoryExecutionStore, SleepRecorder]:
+    """(engine, its store, the recorder its waits go to): an engine on a fresh in-memory store, calling
+    `handlers` (function name -> callable) in this thread, or through the Invoker given. Waits are
+    recorded, not waited, unless `clock=` is given; other `options` are LocalEngine's."""
+    store = InMemoryExecutionStore()
     invoker = handlers if hasattr(handlers, "invoke") else InProcessInvoker(handlers)
-    sleep = options.pop("sleep", SleepRecorder())
-    return LocalEngine(ledger, invoker, sleep=sleep, **options), ledger, sleep
+    sleep = SleepRecorder()
+    clock = options.pop("clock", None) or RealClock(sleep_function=sleep)
+    return LocalEngine(store, invoker, clock=clock, **options), store, sleep
 
 
 def add(payload: dict[str, Any]) -> dict[str, Any]:

@@ -82,8 +82,8 @@ def _read_json(text: str, what: str) -> Any:
 def _execute(file: Path, raw_input: str, handlers_spec: str | None, name: str | None,
              state_machine: str | None, virtual_clock: bool):
     from asl_local.clock import VirtualClock
-    from asl_local.engine import LocalEngine
     from asl_local.invokers import InProcessInvoker
+    from embedding_ingest.pipeline.engine_store import WorkflowEngine
 
     if not file.is_file():
         raise InvalidInputError(f"definition file {str(file)!r} does not exist")
@@ -95,8 +95,8 @@ def _execute(file: Path, raw_input: str, handlers_spec: str | None, name: str | 
         raise InvalidInputError(f"{file.name}: no handler for Task function(s) {', '.join(missing)}; pass "
                                 "--handlers module:mapping with a callable for each")
     machine = state_machine or re.sub(r"[^A-Za-z0-9_-]", "-", file.stem)[:80]
-    engine = LocalEngine(workspace.ledger(), InProcessInvoker(handlers),
-                         clock=VirtualClock(start=time.time()) if virtual_clock else None)
+    engine = WorkflowEngine(workspace.ledger(), InProcessInvoker(handlers),
+                            clock=VirtualClock(start=time.time()) if virtual_clock else None)
     return engine.start_execution(machine, definition, name or f"{machine}-{uuid.uuid4().hex[:8]}", data)
 
 
@@ -113,10 +113,10 @@ def run_definition(
                                                 "history timestamps advance as on AWS"),
         output: OutputFormat = OutputOption) -> None:
     """Run a definition to its end, print its output, keep its history (see get-execution-history)."""
-    from asl_local.history import to_describe_execution
+    from embedding_ingest.pipeline.engine_store import describe_execution
 
     record = guarded(output, lambda: _execute(file, raw_input, handlers, name, state_machine, virtual_clock))
-    described = to_describe_execution(record)
+    described = describe_execution(record)
     if output is OutputFormat.JSON:
         emit_json(described)
     elif record.output is not None:

@@ -26,6 +26,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from asl_local.errors import AslError
 from embedding_ingest.exceptions import ConfigurationError, EmbeddingIngestError
 
 EXIT_CONFIGURATION = 2  # a bad setting or usage, as click exits for a bad option
@@ -145,7 +146,9 @@ def hint(output: OutputFormat, command: str | None) -> None:
 
 
 def guarded(output: OutputFormat, action: Callable[[], Any]) -> Any:
+    """`action()`, or exit 1 (2 for a configuration error) with the one-line report of an expected error:
+    ours, or the ASL engine's (a definition `definitions run` refuses is the user's to fix, not a bug)."""
     try:
         return action()
-    except EmbeddingIngestError as error:
+    except (EmbeddingIngestError, AslError) as error:
         raise fail(error, output) from error

@@ -85,7 +85,7 @@ class StageBoard:
 
 def _named(name: str | None) -> str | None:
     """--name as given (validated as StartExecution validates it); None when absent."""
-    from asl_local.names import validate_execution_name
+    from embedding_ingest.pipeline.engine_store import validate_execution_name
 
     return None if name is None else validate_execution_name(name)
 
@@ -178,7 +178,7 @@ def start_execution(workflow: ItemKind = typer.Argument(..., help="line or word"
 def _local_described(name: str, output: OutputFormat) -> tuple[dict[str, Any], list[dict[str, Any]], str]:
     """DescribeExecution, the history events and the workflow ("line", "word", or another state
     machine's name for a `definitions run` execution) of a local execution; exits 1 if there is none."""
-    from asl_local.history import to_aws_history, to_describe_execution
+    from embedding_ingest.pipeline.engine_store import describe_execution, execution_history
 
     guarded(output, workspace.require_workspace)
     ledger = workspace.ledger()
@@ -187,7 +187,7 @@ def _local_described(name: str, output: OutputFormat) -> tuple[dict[str, Any], l
         emit({"error": "ExecutionDoesNotExist", "message": f"no execution named {name!r}"}, output,
              lambda r: r["message"])
         raise typer.Exit(1)
-    return (to_describe_execution(record), to_aws_history(ledger.get_events(record.execution_arn))["events"],
+    return (describe_execution(record), execution_history(ledger.get_events(record.execution_arn))["events"],
             record.workflow)
 
 
@@ -264,7 +264,7 @@ def list_executions(workflow: ItemKind = typer.Option(None, "--workflow", help="
                     backend: Backend = BackendOption,
                     output: OutputFormat = OutputOption) -> None:
     """Executions, newest first (ListExecutions shape)."""
-    from asl_local.history import to_describe_execution
+    from embedding_ingest.pipeline.engine_store import describe_execution
 
     if backend is Backend.AWS:
         aws = guarded(output, _aws)
@@ -277,7 +277,7 @@ def list_executions(workflow: ItemKind = typer.Option(None, "--workflow", help="
         guarded(output, workspace.require_workspace)
         records = workspace.ledger().list_executions(workflow=workflow.value if workflow else None,
                                                    status=status, limit=max_results)
-        executions = [{k: v for k, v in to_describe_execution(r).items() if k not in ("input", "output")}
+        executions = [{k: v for k, v in describe_execution(r).items() if k not in ("input", "output")}
                       for r in records]
     emit({"executions": executions}, output, lambda r: executions_table(r["executions"]))
 

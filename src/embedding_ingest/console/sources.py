@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from asl_local.history import to_aws_history, to_describe_execution
 from embedding_ingest.exceptions import InvalidInputError
+from embedding_ingest.pipeline.engine_store import describe_execution, execution_history
 from embedding_ingest.stores.ports import ExecutionLedger
 from embedding_ingest.stores.records import ExecutionStatus
 
@@ -56,14 +56,14 @@ class LocalSource:
         records = self._ledger.list_executions(workflow=workflow,
                                                status=ExecutionStatus(status) if status else None,
                                                limit=limit)
-        return [to_describe_execution(r) | {"workflow": r.workflow} for r in records]
+        return [describe_execution(r) | {"workflow": r.workflow} for r in records]
 
     def describe(self, name: str) -> dict[str, Any]:
         record = self._record(name)
-        return to_describe_execution(record) | {"workflow": record.workflow}
+        return describe_execution(record) | {"workflow": record.workflow}
 
     def history(self, name: str) -> list[dict[str, Any]]:
-        return to_aws_history(self._ledger.get_events(self._record(name).execution_arn))["events"]
+        return execution_history(self._ledger.get_events(self._record(name).execution_arn))["events"]
 
     def definition(self, name: str) -> dict[str, Any] | None:
         from embedding_ingest.pipeline.definitions import build_definition, local_resource_arn

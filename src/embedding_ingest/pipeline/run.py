@@ -83,8 +83,9 @@ def run_workflow(kind: ItemKind, settings: Settings, *, name: str | None = None,
 
     A FAILED run leaves `last_error` (naming the state and the error) on the batches it had listed.
     Raises InvalidInputError for an invalid name, ExecutionAlreadyExistsError for a reused one."""
-    from asl_local.engine.runner import LocalEngine
+    from asl_local.clock import RealClock
     from embedding_ingest.pipeline.definitions import build_definition, local_resource_arn
+    from embedding_ingest.pipeline.engine_store import WorkflowEngine
     from embedding_ingest.steps.registry import invoke_local
 
     definition = build_definition(kind.value, local_resource_arn)
@@ -94,7 +95,7 @@ def run_workflow(kind: ItemKind, settings: Settings, *, name: str | None = None,
                               max_workers=max_workers or os.cpu_count() or 1)
     invoker: Invoker = ObservedInvoker(pool, observer) if observer else pool
     try:
-        engine = LocalEngine(ledger, invoker, sleep=sleep)
+        engine = WorkflowEngine(ledger, invoker, clock=RealClock(sleep_function=sleep))
         record = engine.start_execution(kind.value, definition,
                                         new_execution_name(kind) if name is None else name, {})
         if record.status is ExecutionStatus.FAILED:
@@ -106,10 +107,10 @@ def run_workflow(kind: ItemKind, settings: Settings, *, name: str | None = None,
 
 
 def _record_failure(ledger: Any, settings: Settings, record: ExecutionRecord) -> None:
-    from asl_local.history import to_aws_history, to_describe_execution
+    from embedding_ingest.pipeline.engine_store import describe_execution, execution_history
 
-    events = to_aws_history(ledger.get_events(record.execution_arn))["events"]
-    record_failure_on_batches(ledger, to_describe_execution(record), events, build_object_store(settings))
+    events = execution_history(ledger.get_events(record.execution_arn))["events"]
+    record_failure_on_batches(ledger, describe_execution(record), events, build_object_store(settings))
 
 
 def active_batch_count(kind: ItemKind, settings: Settings) -> int:
@@ -126,15 +127,15 @@ def run_execution(kind: ItemKind, settings: Settings, *, name: str | None = None
                   sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
     """One local execution, returned as its DescribeExecution body plus its `summary`
     (report.summarize_execution). Raises as run_workflow does."""
-    from asl_local.history import to_aws_history, to_describe_execution
+    from embedding_ingest.pipeline.engine_store import describe_execution, execution_history
 
     record = run_workflow(kind, settings, name=name, observer=observer, sleep=sleep)
-    described = to_describe_execution(record)
+    described = describe_execution(record)
     events = None
     if record.status is not ExecutionStatus.SUCCEEDED:
         ledger = build_ledger(settings)
         try:
-            events = to_aws_history(ledger.get_events(record.execution_arn))["events"]
+            events = execution_history(ledger.get_events(record.execution_arn))["events"]
         finally:
             ledger.close()
     described["summary"] = summarize_execution(described, events=events,

@@ -4,10 +4,42 @@ key-safe as it stands (the run's batch_id is the execution name) is encoded dete
 
 from __future__ import annotations
 
-from asl_local.names import execution_key_segment, is_execution_name, is_safe_segment
+import hashlib
+import re
+
+from asl_local.names import EXECUTION_NAME_RULE, is_execution_name
+from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.steps.exceptions import StepInputError
 
 DATABASES = ("lines", "words")
+
+# What may appear verbatim in an object key segment (and a local file name) on every backend.
+_SAFE_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@=+-]{0,199}")
+_READABLE = re.compile(r"[^A-Za-z0-9._@=+-]+")
+
+
+def is_safe_segment(value: str) -> bool:
+    """Whether `value` may be used verbatim as one object-key segment (and a local file name)."""
+    return bool(_SAFE_SEGMENT.fullmatch(value)) and ".." not in value
+
+
+def execution_key_segment(name: str) -> str:
+    """A deterministic object-key segment for a valid execution name.
+
+    Names made only of ASCII letters, digits and `. _ : @ = + -` (starting with a letter or digit, no
+    `..`) are used as they are, so existing keys keep their layout. Any other valid name ("reçu-é",
+    "日本", "_lead", "run(1)") becomes its readable ASCII part plus 16 hex digits of its SHA-256: the
+    same name always gives the same segment, and two names share one only on a 64-bit hash collision.
+    Raises InvalidInputError for a string that is not a valid execution name."""
+    if is_safe_segment(name):
+        return name
+    if not is_execution_name(name):
+        raise InvalidInputError(f"execution name {name!r} is invalid: {EXECUTION_NAME_RULE}")
+    readable = _READABLE.sub("_", name).strip("._-")[:40].replace("..", "_")
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    if not readable or not readable[0].isalnum():
+        readable = "x" + readable
+    return f"{readable}-{digest}"
 
 
 def key_part(value: str, field: str) -> str:

@@ -10,12 +10,12 @@ from workflow_toys import FailingThenOk, ToyInputError, TransientToyError, fixtu
 
 from asl_local.errors import UnsupportedDefinitionError
 from asl_local.limits import MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES
-from embedding_ingest.stores.records import ExecutionStatus
+from asl_local.store import ExecutionStatus
 
 
-def test_retry_fails_twice_then_succeeds_with_exponential_backoff(tmp_path):
+def test_retry_fails_twice_then_succeeds_with_exponential_backoff():
     flaky = FailingThenOk(TransientToyError("lock busy"), TransientToyError("lock busy"))
-    engine, ledger, sleep = make_engine(tmp_path, {"flaky": flaky})
+    engine, ledger, sleep = make_engine({"flaky": flaky})
 
     record = engine.start_execution("line", fixture("retry_then_succeed"), "retry", {})
 
@@ -27,9 +27,9 @@ def test_retry_fails_twice_then_succeeds_with_exponential_backoff(tmp_path):
     assert types.count("LambdaFunctionFailed") == 2
 
 
-def test_retry_gives_up_after_max_attempts_and_the_error_names_the_exception(tmp_path):
+def test_retry_gives_up_after_max_attempts_and_the_error_names_the_exception():
     flaky = FailingThenOk(*[TransientToyError(f"busy {i}") for i in range(3)])
-    engine, _, sleep = make_engine(tmp_path, {"flaky": flaky})
+    engine, _, sleep = make_engine({"flaky": flaky})
 
     record = engine.start_execution("line", fixture("retry_then_succeed"), "giveup", {})
 
@@ -39,10 +39,10 @@ def test_retry_gives_up_after_max_attempts_and_the_error_names_the_exception(tmp
     assert len(sleep.delays) == 2
 
 
-def test_only_the_first_matching_retrier_counts(tmp_path):
+def test_only_the_first_matching_retrier_counts():
     # ValueError matches the first retrier (MaxAttempts 0) before States.TaskFailed: no retry at all.
     flaky = FailingThenOk(ValueError("bad"))
-    engine, _, sleep = make_engine(tmp_path, {"flaky": flaky})
+    engine, _, sleep = make_engine({"flaky": flaky})
 
     record = engine.start_execution("line", fixture("retry_then_succeed"), "first", {})
 
@@ -50,9 +50,9 @@ def test_only_the_first_matching_retrier_counts(tmp_path):
         ExecutionStatus.FAILED, "ValueError", 1, [])
 
 
-def test_full_jitter_waits_at_most_the_capped_backoff(tmp_path):
+def test_full_jitter_waits_at_most_the_capped_backoff():
     flaky = FailingThenOk(*[TransientToyError("x") for _ in range(5)])
-    engine, _, sleep = make_engine(tmp_path, {"flaky": flaky}, rng=random.Random(7))
+    engine, _, sleep = make_engine({"flaky": flaky}, rng=random.Random(7))
 
     record = engine.start_execution("line", fixture("retry_jitter"), "jitter", {})
 
@@ -63,9 +63,9 @@ def test_full_jitter_waits_at_most_the_capped_backoff(tmp_path):
     assert sleep.delays != caps  # jitter actually applied
 
 
-def test_catch_routes_to_fail_with_the_error_at_dollar_error(tmp_path):
+def test_catch_routes_to_fail_with_the_error_at_dollar_error():
     explode = FailingThenOk(TransientToyError("once"), ToyInputError("receipt 7 has no lines"))
-    engine, ledger, _ = make_engine(tmp_path, {"explode": explode})
+    engine, ledger, _ = make_engine({"explode": explode})
 
     record = engine.start_execution("line", fixture("catch_to_fail"), "caught", {"receipt": 7})
 
@@ -79,8 +79,8 @@ def test_catch_routes_to_fail_with_the_error_at_dollar_error(tmp_path):
     assert fail_input["error"]["Error"] == "ToyInputError"
 
 
-def test_catch_order_matters_first_matching_catcher_wins(tmp_path):
-    engine, _, _ = make_engine(tmp_path, {"explode": FailingThenOk(KeyError("line_id"))})
+def test_catch_order_matters_first_matching_catcher_wins():
+    engine, _, _ = make_engine({"explode": FailingThenOk(KeyError("line_id"))})
 
     record = engine.start_execution("line", fixture("catch_to_fail"), "keyerror", {"receipt": 1})
 
@@ -90,8 +90,8 @@ def test_catch_order_matters_first_matching_catcher_wins(tmp_path):
     assert "error" not in output
 
 
-def test_oversized_result_is_data_limit_exceeded_and_not_caught_by_states_all(tmp_path):
-    engine, _, _ = make_engine(tmp_path, {"sized": lambda p: {"blob": "x" * MAX_PAYLOAD_BYTES}})
+def test_oversized_result_is_data_limit_exceeded_and_not_caught_by_states_all():
+    engine, _, _ = make_engine({"sized": lambda p: {"blob": "x" * MAX_PAYLOAD_BYTES}})
 
     record = engine.start_execution("line", fixture("data_limit"), "toobig", {})
 
@@ -99,17 +99,17 @@ def test_oversized_result_is_data_limit_exceeded_and_not_caught_by_states_all(tm
     assert "Huge" in record.cause
 
 
-def test_result_just_under_the_limit_passes(tmp_path):
+def test_result_just_under_the_limit_passes():
     # {"blob":"..."} is 11 bytes of JSON around the string.
-    engine, _, _ = make_engine(tmp_path, {"sized": lambda p: {"blob": "é" * ((MAX_PAYLOAD_BYTES - 11) // 2)}})
+    engine, _, _ = make_engine({"sized": lambda p: {"blob": "é" * ((MAX_PAYLOAD_BYTES - 11) // 2)}})
 
     record = engine.start_execution("line", fixture("data_limit"), "fits", {})
 
     assert record.status is ExecutionStatus.SUCCEEDED
 
 
-def test_more_than_25000_history_events_fails_the_execution(tmp_path):
-    engine, ledger, _ = make_engine(tmp_path, {})
+def test_more_than_25000_history_events_fails_the_execution():
+    engine, ledger, _ = make_engine({})
 
     # 4 events per round: this loop would need ~40,000 events.
     record = engine.start_execution("line", fixture("history_loop"), "long", {"n": 0, "limit": 10_000})
@@ -121,8 +121,8 @@ def test_more_than_25000_history_events_fails_the_execution(tmp_path):
     assert events[-1].type == "ExecutionFailed"
 
 
-def test_a_loop_within_the_history_limit_completes(tmp_path):
-    engine, _, _ = make_engine(tmp_path, {})
+def test_a_loop_within_the_history_limit_completes():
+    engine, _, _ = make_engine({})
 
     record = engine.start_execution("line", fixture("history_loop"), "short", {"n": 0, "limit": 50})
 
@@ -133,8 +133,8 @@ CASES = fixture("unsupported")
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_unsupported_constructs_are_refused_naming_the_state(tmp_path, case):
-    engine, ledger, _ = make_engine(tmp_path, {})
+def test_unsupported_constructs_are_refused_naming_the_state(case):
+    engine, ledger, _ = make_engine({})
 
     with pytest.raises(UnsupportedDefinitionError) as refused:
         engine.start_execution("line", CASES[case]["definition"], f"refused-{case}", {})

@@ -7,13 +7,13 @@ import json
 import pytest
 from workflow_toys import ConcurrencyProbe, ToyInputError, fixture, make_engine
 
-from embedding_ingest.stores.records import ExecutionStatus
+from asl_local.store import ExecutionStatus
 
 
 @pytest.mark.parametrize("jobs", [12, 7])
-def test_map_runs_at_most_max_concurrency_iterations_at_once_and_keeps_item_order(tmp_path, jobs):
+def test_map_runs_at_most_max_concurrency_iterations_at_once_and_keeps_item_order(jobs):
     probe = ConcurrencyProbe(limit=3, total=jobs)
-    engine, _, _ = make_engine(tmp_path, {"probe": probe})
+    engine, _, _ = make_engine({"probe": probe})
 
     record = engine.start_execution("line", fixture("map_concurrency"), "fan",
                                     {"run_id": "r1", "jobs": [f"job-{i}" for i in range(jobs)]})
@@ -25,16 +25,16 @@ def test_map_runs_at_most_max_concurrency_iterations_at_once_and_keeps_item_orde
         {"index": i, "job": f"job-{i}", "run": "r1"} for i in range(jobs)]
 
 
-def test_map_over_no_items_yields_an_empty_list(tmp_path):
-    engine, _, _ = make_engine(tmp_path, {"probe": ConcurrencyProbe(limit=3, total=0)})
+def test_map_over_no_items_yields_an_empty_list():
+    engine, _, _ = make_engine({"probe": ConcurrencyProbe(limit=3, total=0)})
 
     record = engine.start_execution("line", fixture("map_concurrency"), "none", {"run_id": "r", "jobs": []})
 
     assert json.loads(record.output)["results"] == []
 
 
-def test_map_items_path_must_select_an_array(tmp_path):
-    engine, _, _ = make_engine(tmp_path, {"probe": ConcurrencyProbe(limit=3, total=1)})
+def test_map_items_path_must_select_an_array():
+    engine, _, _ = make_engine({"probe": ConcurrencyProbe(limit=3, total=1)})
 
     record = engine.start_execution("line", fixture("map_concurrency"), "notlist", {"run_id": "r", "jobs": 5})
 
@@ -42,14 +42,14 @@ def test_map_items_path_must_select_an_array(tmp_path):
     assert "FanOut" in record.cause
 
 
-def test_poll_catch_pattern_turns_one_failed_batch_into_data_and_keeps_the_others(tmp_path):
+def test_poll_catch_pattern_turns_one_failed_batch_into_data_and_keeps_the_others():
     def poll(event):
         batch = event["pending_batches"][event["batch_index"]]
         if batch == "b-2":
             raise ToyInputError(f"provider does not know batch {batch}")
         return {"batch_id": batch, "action": "process_results"}
 
-    engine, _, _ = make_engine(tmp_path, {"poll": poll})
+    engine, _, _ = make_engine({"poll": poll})
     batches = [f"b-{i}" for i in range(5)]
 
     record = engine.start_execution("line", fixture("poll_catch"), "polls",
@@ -64,7 +64,7 @@ def test_poll_catch_pattern_turns_one_failed_batch_into_data_and_keeps_the_other
     assert "b-2" in json.loads(failed["error"]["Cause"])["errorMessage"]
 
 
-def test_one_failing_iteration_fails_the_map_and_its_catch_routes_to_fail(tmp_path):
+def test_one_failing_iteration_fails_the_map_and_its_catch_routes_to_fail():
     calls = []
 
     def picky(job):
@@ -73,7 +73,7 @@ def test_one_failing_iteration_fails_the_map_and_its_catch_routes_to_fail(tmp_pa
             raise ToyInputError("job 'bad' is malformed")
         return job
 
-    engine, ledger, _ = make_engine(tmp_path, {"picky": picky})
+    engine, ledger, _ = make_engine({"picky": picky})
 
     record = engine.start_execution("line", fixture("map_failure"), "mapfail",
                                     {"jobs": ["a", "bad", "c", "d"]})

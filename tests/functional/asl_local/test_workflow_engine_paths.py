@@ -7,11 +7,11 @@ import json
 import pytest
 from workflow_toys import add, fixture, make_engine
 
-from embedding_ingest.stores.records import ExecutionStatus
+from asl_local.store import ExecutionStatus
 
 
-def test_pass_states_apply_input_path_parameters_result_path_and_output_path(tmp_path):
-    engine, _, _ = make_engine(tmp_path, {})
+def test_pass_states_apply_input_path_parameters_result_path_and_output_path():
+    engine, _, _ = make_engine({})
     order = {"id": "o-1", "customer": {"name": "Ada"},
              "items": [{"sku": "A1"}, {"sku": "B2"}, {"sku": "C3"}]}
 
@@ -28,8 +28,8 @@ def test_pass_states_apply_input_path_parameters_result_path_and_output_path(tmp
     }
 
 
-def test_task_gets_its_parameters_and_result_selector_shapes_what_is_kept(tmp_path):
-    engine, _, _ = make_engine(tmp_path, {"add": add})
+def test_task_gets_its_parameters_and_result_selector_shapes_what_is_kept():
+    engine, _, _ = make_engine({"add": add})
 
     record = engine.start_execution("line", fixture("task_paths"), "task",
                                     {"numbers": {"left": 2, "right": 5, "noise": True}, "other": "x"})
@@ -51,16 +51,16 @@ def test_task_gets_its_parameters_and_result_selector_shapes_what_is_kept(tmp_pa
     ({"count": 4, "use_s3": True, "kind": "line"}, "other"),
     ({"count": "5", "use_s3": "true", "kind": 3}, "other"),  # wrong types never match
 ])
-def test_choice_takes_the_first_matching_rule(tmp_path, data, branch):
-    engine, _, _ = make_engine(tmp_path, {})
+def test_choice_takes_the_first_matching_rule(data, branch):
+    engine, _, _ = make_engine({})
 
     record = engine.start_execution("line", fixture("choice_rules"), "choice", data)
 
     assert json.loads(record.output) == branch
 
 
-def test_choice_without_match_or_default_fails_with_no_choice_matched(tmp_path):
-    engine, _, _ = make_engine(tmp_path, {})
+def test_choice_without_match_or_default_fails_with_no_choice_matched():
+    engine, _, _ = make_engine({})
 
     record = engine.start_execution("line", fixture("choice_no_default"), "nomatch", {"count": 1})
 
@@ -69,8 +69,8 @@ def test_choice_without_match_or_default_fails_with_no_choice_matched(tmp_path):
     assert "Route" in record.cause
 
 
-def test_choice_on_a_missing_variable_is_a_runtime_error(tmp_path):
-    engine, _, _ = make_engine(tmp_path, {})
+def test_choice_on_a_missing_variable_is_a_runtime_error():
+    engine, _, _ = make_engine({})
 
     record = engine.start_execution("line", fixture("choice_no_default"), "novar", {"other": 1})
 
@@ -78,10 +78,11 @@ def test_choice_on_a_missing_variable_is_a_runtime_error(tmp_path):
     assert "$.count" in record.cause
 
 
-def test_context_object_exposes_execution_state_and_map_item(tmp_path):
-    engine, _, _ = make_engine(tmp_path, {})
+def test_context_object_exposes_execution_state_and_map_item():
+    engine, _, _ = make_engine({})
 
-    record = engine.start_execution("word", fixture("context_object"), "ctx-run", {"letters": ["x", "y"]})
+    record = engine.start_execution("word-ingest", fixture("context_object"), "ctx-run",
+                                    {"letters": ["x", "y"]})
 
     output = json.loads(record.output)
     assert output["name"] == "ctx-run"
@@ -95,8 +96,8 @@ def test_context_object_exposes_execution_state_and_map_item(tmp_path):
                                {"at": 1, "letter": "y", "run": "ctx-run"}]
 
 
-def test_a_missing_parameter_path_fails_the_run_even_with_a_catch_all(tmp_path):
-    engine, _, _ = make_engine(tmp_path, {"add": add})
+def test_a_missing_parameter_path_fails_the_run_even_with_a_catch_all():
+    engine, _, _ = make_engine({"add": add})
 
     record = engine.start_execution("line", fixture("missing_path"), "missing", {"left": 1})
 

@@ -7,13 +7,14 @@ import json
 import pytest
 from workflow_toys import ConcurrencyProbe, add, fixture, make_engine
 
+from asl_local.engine import execution_arn, state_machine_arn
+from asl_local.errors import ExecutionAlreadyExists, InvalidName
 from asl_local.history import to_aws_history, to_describe_execution
-from embedding_ingest.exceptions import InvalidInputError
-from embedding_ingest.stores.exceptions import ExecutionAlreadyExistsError
+from asl_local.store import ExecutionRecord, ExecutionStatus
 
 
-def test_history_reads_like_get_execution_history(tmp_path):
-    engine, ledger, _ = make_engine(tmp_path, {"add": add})
+def test_history_reads_like_get_execution_history():
+    engine, ledger, _ = make_engine({"add": add})
     record = engine.start_execution("line", fixture("task_paths"), "hist",
                                     {"numbers": {"left": 1, "right": 2}})
 
@@ -37,8 +38,8 @@ def test_history_reads_like_get_execution_history(tmp_path):
     assert all(isinstance(e["timestamp"], float) for e in events)
 
 
-def test_map_iterations_are_recorded_with_their_index(tmp_path):
-    engine, ledger, _ = make_engine(tmp_path, {"probe": ConcurrencyProbe(limit=2, total=2)})
+def test_map_iterations_are_recorded_with_their_index():
+    engine, ledger, _ = make_engine({"probe": ConcurrencyProbe(limit=2, total=2)})
     record = engine.start_execution("line", fixture("map_concurrency"), "maphist",
                                     {"run_id": "r", "jobs": ["a", "b"]})
 
@@ -55,10 +56,11 @@ def test_map_iterations_are_recorded_with_their_index(tmp_path):
     assert types.index("MapStateSucceeded") > last_iteration
 
 
-def test_describe_execution_is_aws_shaped_for_success_and_failure(tmp_path):
-    engine, ledger, _ = make_engine(tmp_path, {"add": add})
-    ok = engine.start_execution("word", fixture("task_paths"), "ok", {"numbers": {"left": 1, "right": 1}})
-    bad = engine.start_execution("word", fixture("choice_no_default"), "bad", {"count": 0})
+def test_describe_execution_is_aws_shaped_for_success_and_failure():
+    engine, ledger, _ = make_engine({"add": add})
+    ok = engine.start_execution("word-ingest", fixture("task_paths"), "ok",
+                                {"numbers": {"left": 1, "right": 1}})
+    bad = engine.start_execution("word-ingest", fixture("choice_no_default"), "bad", {"count": 0})
 
     described_ok = to_describe_execution(ledger.get_execution(ok.execution_arn))
     described_bad = engine.describe_execution("bad")
@@ -75,18 +77,32 @@ def test_describe_execution_is_aws_shaped_for_success_and_failure(tmp_path):
     assert bad.execution_arn.endswith(":bad")
 
 
-def test_an_execution_name_runs_once(tmp_path):
-    engine, _, _ = make_engine(tmp_path, {"add": add})
+def test_an_execution_name_runs_once():
+    engine, _, _ = make_engine({"add": add})
     engine.start_execution("line", fixture("task_paths"), "once", {"numbers": {"left": 1, "right": 1}})
 
-    with pytest.raises(ExecutionAlreadyExistsError):
+    with pytest.raises(ExecutionAlreadyExists):
         engine.start_execution("line", fixture("task_paths"), "once", {"numbers": {"left": 1, "right": 1}})
 
 
-@pytest.mark.parametrize("name", ["", "has space", "a/b", "x" * 81])
-def test_invalid_execution_names_are_refused(tmp_path, name):
-    engine, ledger, _ = make_engine(tmp_path, {})
+def test_a_running_execution_started_again_with_identical_input_is_returned_as_it_is():
+    engine, store, _ = make_engine({"add": add})
+    running = ExecutionRecord(execution_arn=execution_arn("adder", "in-flight"), name="in-flight",
+                              state_machine_arn=state_machine_arn("adder"), status=ExecutionStatus.RUNNING,
+                              start_date=1.0, input='{"a": 1}')
+    assert store.create_execution(running) is None
 
-    with pytest.raises(InvalidInputError, match="execution name"):
+    again = engine.start_execution("adder", fixture("task_paths"), "in-flight", {"a": 1})
+
+    assert again == running and store.get_events(running.execution_arn) == []
+    with pytest.raises(ExecutionAlreadyExists, match="in-flight"):
+        engine.start_execution("adder", fixture("task_paths"), "in-flight", {"a": 2})
+
+
+@pytest.mark.parametrize("name", ["", "has space", "a/b", "x" * 81])
+def test_invalid_execution_names_are_refused(name):
+    engine, ledger, _ = make_engine({})
+
+    with pytest.raises(InvalidName, match="execution name"):
         engine.start_execution("line", fixture("choice_rules"), name, {})
     assert ledger.list_executions() == []

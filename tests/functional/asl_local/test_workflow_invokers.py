@@ -14,7 +14,7 @@ from asl_local.errors import (
     TaskProcessCrashedError,
 )
 from asl_local.invokers import InProcessInvoker, ProcessPoolInvoker, function_name_of
-from embedding_ingest.stores.records import ExecutionStatus
+from asl_local.store import ExecutionStatus
 
 ARN = "arn:aws:lambda:us-east-1:000000000000:function:"
 
@@ -51,7 +51,7 @@ def test_a_worker_error_keeps_its_class_name_even_if_it_cannot_be_unpickled(pool
     assert "intermediate/x/chunk-0/" in failed.value.message
 
 
-def test_other_functions_run_in_the_calling_process(tmp_path):
+def test_other_functions_run_in_the_calling_process():
     invoker = ProcessPoolInvoker(toy_process_target, target_args=("here",), process_functions=set())
 
     assert invoker.invoke(ARN + "whoami", {})["pid"] == os.getpid()
@@ -66,10 +66,10 @@ def test_a_crashed_worker_is_reported_and_the_pool_recovers():
         assert invoker.invoke(ARN + "whoami", {})["tag"] == "t"
 
 
-def test_map_iterations_run_in_parallel_worker_processes_through_the_engine(tmp_path, pool_invoker):
+def test_map_iterations_run_in_parallel_worker_processes_through_the_engine(pool_invoker):
     definition = fixture("map_concurrency")
     definition["States"]["FanOut"]["ItemProcessor"]["States"]["Work"]["Resource"] = ARN + "whoami"
-    engine, _, _ = make_engine(tmp_path, pool_invoker)
+    engine, _, _ = make_engine(pool_invoker)
 
     record = engine.start_execution("line", definition, "pool", {"run_id": "r", "jobs": list("abcdef")})
 
@@ -79,10 +79,10 @@ def test_map_iterations_run_in_parallel_worker_processes_through_the_engine(tmp_
     assert os.getpid() not in {r["pid"] for r in results}
 
 
-def test_a_worker_error_is_caught_by_name_in_the_engine(tmp_path, pool_invoker):
+def test_a_worker_error_is_caught_by_name_in_the_engine(pool_invoker):
     definition = fixture("catch_to_fail")
     definition["States"]["Explode"]["Resource"] = ARN + "corrupt"
-    engine, _, _ = make_engine(tmp_path, pool_invoker)
+    engine, _, _ = make_engine(pool_invoker)
 
     record = engine.start_execution("line", definition, "remote", {"key": "k1"})
 

@@ -10,9 +10,9 @@ import json
 import pytest
 from workflow_toys import make_engine
 
+from asl_local.errors import InvalidExecutionInput
 from asl_local.limits import MAX_PAYLOAD_BYTES
-from embedding_ingest.exceptions import InvalidInputError
-from embedding_ingest.stores.records import ExecutionStatus
+from asl_local.store import ExecutionStatus
 
 TOY = "arn:aws:lambda:us-east-1:000000000000:function:toy"
 CATCH_ALL = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Caught"}]
@@ -52,14 +52,15 @@ MAP_OVER_ITEMS = {
 }
 
 
-def test_an_execution_input_over_the_quota_is_refused_before_anything_runs(tmp_path):
+def test_an_execution_input_over_the_quota_is_refused_before_anything_runs():
     toy = Calls()
-    engine, ledger, _ = make_engine(tmp_path, {"toy": toy})
+    engine, ledger, _ = make_engine({"toy": toy})
     # {"blob":"..."} is 11 bytes of JSON around the string.
     at_limit_input = {"blob": "x" * (MAX_PAYLOAD_BYTES - 11)}
     one_byte_over = {"blob": "x" * (MAX_PAYLOAD_BYTES - 10)}
 
-    with pytest.raises(InvalidInputError, match=rf"'too-big' has {MAX_PAYLOAD_BYTES + 1} bytes, over the"):
+    with pytest.raises(InvalidExecutionInput,
+                       match=rf"'too-big' has {MAX_PAYLOAD_BYTES + 1} bytes, over the"):
         engine.start_execution("line", one_task(), "too-big", one_byte_over)
 
     assert toy.count == 0 and ledger.get_execution("too-big") is None
@@ -67,9 +68,9 @@ def test_an_execution_input_over_the_quota_is_refused_before_anything_runs(tmp_p
     assert at_limit.status is ExecutionStatus.SUCCEEDED and toy.count == 1
 
 
-def test_a_task_input_grown_past_the_quota_by_parameters_fails_with_data_limit_exceeded(tmp_path):
+def test_a_task_input_grown_past_the_quota_by_parameters_fails_with_data_limit_exceeded():
     toy = Calls()
-    engine, _, _ = make_engine(tmp_path, {"toy": toy})
+    engine, _, _ = make_engine({"toy": toy})
     half = "x" * (MAX_PAYLOAD_BYTES // 2)  # fits as the execution input; twice over does not
 
     record = engine.start_execution("line", one_task({"a.$": "$.half", "b.$": "$.half"}), "doubled",
@@ -81,9 +82,9 @@ def test_a_task_input_grown_past_the_quota_by_parameters_fails_with_data_limit_e
 
 
 @pytest.mark.parametrize(("items", "fits"), [(20, True), (30, False)])
-def test_a_map_fails_with_data_limit_exceeded_once_its_combined_output_is_over_quota(tmp_path, items, fits):
+def test_a_map_fails_with_data_limit_exceeded_once_its_combined_output_is_over_quota(items, fits):
     toy = Calls(ITEM_RESULT_CHARS)
-    engine, _, _ = make_engine(tmp_path, {"toy": toy})
+    engine, _, _ = make_engine({"toy": toy})
 
     record = engine.start_execution("line", MAP_OVER_ITEMS, f"map-{items}", {"items": list(range(items))})
 

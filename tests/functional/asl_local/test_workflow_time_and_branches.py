@@ -12,14 +12,14 @@ from workflow_toys import make_engine
 
 from asl_local.clock import VirtualClock
 from asl_local.history import to_aws_history
-from embedding_ingest.stores.records import ExecutionStatus
+from asl_local.store import ExecutionStatus
 
 FN = "arn:aws:lambda:us-east-1:000000000000:function:"
 HOUR = 3600
 
 
-def run(tmp_path, definition, data=None, handlers=None, **options):
-    engine, ledger, _ = make_engine(tmp_path, handlers or {}, **options)
+def run(definition, data=None, handlers=None, **options):
+    engine, ledger, _ = make_engine(handlers or {}, **options)
     record = engine.start_execution("line", definition, "timed", data or {})
     return record, to_aws_history(ledger.get_events(record.execution_arn))["events"]
 
@@ -36,13 +36,13 @@ def at(events, event_type, name=None):
     ({"Timestamp": "2026-01-01T01:00:00Z"}, {}),
     ({"TimestampPath": "$.t"}, {"t": "2026-01-01T01:00:00.000+00:00"}),
 ])
-def test_a_one_hour_wait_takes_no_time_and_the_history_shows_the_hour(tmp_path, wait, data):
+def test_a_one_hour_wait_takes_no_time_and_the_history_shows_the_hour(wait, data):
     clock = VirtualClock(start=1_767_225_600.0)  # 2026-01-01T00:00:00Z
     definition = {"StartAt": "Nap", "States": {"Nap": {"Type": "Wait", **wait, "Next": "Done"},
                                               "Done": {"Type": "Succeed"}}}
     started = time.monotonic()
 
-    record, events = run(tmp_path, definition, data, clock=clock)
+    record, events = run(definition, data, clock=clock)
 
     assert time.monotonic() - started < 5
     assert record.status is ExecutionStatus.SUCCEEDED
@@ -50,10 +50,10 @@ def test_a_one_hour_wait_takes_no_time_and_the_history_shows_the_hour(tmp_path, 
     assert record.stop_date - record.start_date == HOUR
 
 
-def test_a_wait_with_a_bad_seconds_path_fails_with_a_runtime_error(tmp_path):
+def test_a_wait_with_a_bad_seconds_path_fails_with_a_runtime_error():
     definition = {"StartAt": "Nap", "States": {"Nap": {"Type": "Wait", "SecondsPath": "$.s", "End": True}}}
 
-    record, _ = run(tmp_path, definition, {"s": "soon"}, clock=VirtualClock())
+    record, _ = run(definition, {"s": "soon"}, clock=VirtualClock())
 
     assert (record.status, record.error) == (ExecutionStatus.FAILED, "States.Runtime")
     assert "SecondsPath" in record.cause
@@ -67,14 +67,14 @@ def slow_on(clock: VirtualClock, seconds: float):
     return slow
 
 
-def test_a_task_over_its_timeout_fails_with_states_timeout_and_its_result_is_discarded(tmp_path):
+def test_a_task_over_its_timeout_fails_with_states_timeout_and_its_result_is_discarded():
     clock = VirtualClock()
     definition = {"StartAt": "T", "States": {
         "T": {"Type": "Task", "Resource": FN + "slow", "TimeoutSeconds": 60, "End": True,
               "Catch": [{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.error", "Next": "H"}]},
         "H": {"Type": "Pass", "End": True}}}
 
-    record, events = run(tmp_path, definition, {"k": 1}, {"slow": slow_on(clock, 120)}, clock=clock)
+    record, events = run(definition, {"k": 1}, {"slow": slow_on(clock, 120)}, clock=clock)
 
     result = json.loads(record.output)
     assert result["error"]["Error"] == "States.Timeout"
@@ -85,19 +85,19 @@ def test_a_task_over_its_timeout_fails_with_states_timeout_and_its_result_is_dis
     assert timed_out["timestamp"] - at(events, "LambdaFunctionStarted") == 60
 
 
-def test_a_timeout_from_the_input_applies_and_a_fast_task_is_unaffected(tmp_path):
+def test_a_timeout_from_the_input_applies_and_a_fast_task_is_unaffected():
     clock = VirtualClock()
     definition = {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": FN + "slow",
                                                    "TimeoutSecondsPath": "$.limit", "End": True}}}
 
-    fast, _ = run(tmp_path / "fast", definition, {"limit": 30}, {"slow": slow_on(clock, 10)}, clock=clock)
-    slow, _ = run(tmp_path / "slow", definition, {"limit": 5}, {"slow": slow_on(clock, 10)}, clock=clock)
+    fast, _ = run(definition, {"limit": 30}, {"slow": slow_on(clock, 10)}, clock=clock)
+    slow, _ = run(definition, {"limit": 5}, {"slow": slow_on(clock, 10)}, clock=clock)
 
     assert json.loads(fast.output) == {"finished": True}
     assert (slow.status, slow.error) == (ExecutionStatus.FAILED, "States.Timeout")
 
 
-def test_a_real_clock_timeout_does_not_wait_for_the_function(tmp_path):
+def test_a_real_clock_timeout_does_not_wait_for_the_function():
     finished = threading.Event()
 
     def hangs(event):
@@ -107,7 +107,7 @@ def test_a_real_clock_timeout_does_not_wait_for_the_function(tmp_path):
     definition = {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": FN + "hangs",
                                                    "TimeoutSeconds": 1, "End": True}}}
     started = time.monotonic()
-    record, _ = run(tmp_path, definition, {}, {"hangs": hangs})
+    record, _ = run(definition, {}, {"hangs": hangs})
     elapsed = time.monotonic() - started
     finished.set()
 
@@ -115,11 +115,11 @@ def test_a_real_clock_timeout_does_not_wait_for_the_function(tmp_path):
     assert elapsed < 5
 
 
-def test_the_execution_timeout_ends_the_run_timed_out(tmp_path):
+def test_the_execution_timeout_ends_the_run_timed_out():
     definition = {"TimeoutSeconds": 600, "StartAt": "Nap", "States": {
         "Nap": {"Type": "Wait", "Seconds": HOUR, "Next": "Never"}, "Never": {"Type": "Succeed"}}}
 
-    record, events = run(tmp_path, definition, clock=VirtualClock())
+    record, events = run(definition, clock=VirtualClock())
 
     assert (record.status, record.error) == (ExecutionStatus.TIMED_OUT, "States.Timeout")
     assert events[-1]["type"] == "ExecutionTimedOut"
@@ -127,7 +127,7 @@ def test_the_execution_timeout_ends_the_run_timed_out(tmp_path):
     assert "Never" not in json.dumps(events)
 
 
-def test_parallel_branches_take_the_longest_branch_time_and_keep_branch_order(tmp_path):
+def test_parallel_branches_take_the_longest_branch_time_and_keep_branch_order():
     clock = VirtualClock()
 
     def nap(seconds):
@@ -136,20 +136,20 @@ def test_parallel_branches_take_the_longest_branch_time_and_keep_branch_order(tm
 
     definition = {"StartAt": "P", "States": {"P": {"Type": "Parallel", "Branches": [nap(30), nap(10)],
                                                    "End": True}}}
-    record, events = run(tmp_path, definition, clock=clock)
+    record, events = run(definition, clock=clock)
 
     assert json.loads(record.output) == [30, 10]
     assert at(events, "ParallelStateSucceeded") - at(events, "ParallelStateStarted") == 30
 
 
-def test_a_failing_parallel_branch_stops_the_others(tmp_path):
+def test_a_failing_parallel_branch_stops_the_others():
     clock = VirtualClock()
     definition = {"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": True, "Branches": [
         {"StartAt": "Boom", "States": {"Boom": {"Type": "Fail", "Error": "Boom", "Cause": "c"}}},
         {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": HOUR, "Next": "Late"},
                                     "Late": {"Type": "Pass", "End": True}}}]}}}
 
-    record, events = run(tmp_path, definition, clock=clock)
+    record, events = run(definition, clock=clock)
 
     assert (record.status, record.error, record.cause) == (ExecutionStatus.FAILED, "Boom", "c")
     assert "ParallelStateFailed" in [e["type"] for e in events]
@@ -164,7 +164,7 @@ def test_a_failing_parallel_branch_stops_the_others(tmp_path):
     ({"ToleratedFailurePercentage": 25}, ExecutionStatus.FAILED),
     ({"ToleratedFailureCountPath": "$.tolerate"}, ExecutionStatus.SUCCEEDED),
 ])
-def test_map_tolerates_the_failures_it_is_told_to(tmp_path, tolerance, status):
+def test_map_tolerates_the_failures_it_is_told_to(tolerance, status):
     definition = {"StartAt": "M", "States": {"M": {
         "Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 1, "Label": "Tolerant", **tolerance,
         "ItemProcessor": {"StartAt": "Check", "States": {
@@ -174,7 +174,7 @@ def test_map_tolerates_the_failures_it_is_told_to(tmp_path, tolerance, status):
             "Good": {"Type": "Pass", "End": True}}},
         "End": True}}}
 
-    record, _ = run(tmp_path, definition, {"items": [1, -1, 2, -2], "tolerate": 2})
+    record, _ = run(definition, {"items": [1, -1, 2, -2], "tolerate": 2})
 
     assert record.status is status
     if status is ExecutionStatus.SUCCEEDED:

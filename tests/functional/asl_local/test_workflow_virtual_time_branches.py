@@ -8,13 +8,13 @@ from workflow_toys import make_engine
 
 from asl_local.clock import VirtualClock
 from asl_local.history import to_aws_history
-from embedding_ingest.stores.records import ExecutionStatus
+from asl_local.store import ExecutionStatus
 
 MINUTES_10 = 600
 
 
-def run(tmp_path, definition, data, clock):
-    engine, ledger, _ = make_engine(tmp_path, {}, clock=clock)
+def run(definition, data, clock):
+    engine, ledger, _ = make_engine({}, clock=clock)
     record = engine.start_execution("line", definition, "timed", data)
     return record, to_aws_history(ledger.get_events(record.execution_arn))["events"]
 
@@ -26,8 +26,8 @@ def nap_map(max_concurrency: int, **extra):
                                                            "End": True}}}}}, **extra}
 
 
-def test_iterations_one_at_a_time_take_the_sum_of_their_waits(tmp_path):
-    record, events = run(tmp_path, nap_map(1), [1, 2, 3], VirtualClock())
+def test_iterations_one_at_a_time_take_the_sum_of_their_waits():
+    record, events = run(nap_map(1), [1, 2, 3], VirtualClock())
 
     assert record.status is ExecutionStatus.SUCCEEDED
     assert record.stop_date - record.start_date == 3 * MINUTES_10
@@ -35,26 +35,26 @@ def test_iterations_one_at_a_time_take_the_sum_of_their_waits(tmp_path):
     assert stamps == sorted(stamps)  # time never runs backwards in the history
 
 
-def test_iterations_two_at_a_time_take_two_rounds(tmp_path):
-    record, _ = run(tmp_path, nap_map(2), [1, 2, 3, 4], VirtualClock())
+def test_iterations_two_at_a_time_take_two_rounds():
+    record, _ = run(nap_map(2), [1, 2, 3, 4], VirtualClock())
 
     assert record.stop_date - record.start_date == 2 * MINUTES_10
 
 
-def test_one_at_a_time_iterations_over_the_execution_timeout_time_out(tmp_path):
-    record, _ = run(tmp_path, nap_map(1, TimeoutSeconds=2 * MINUTES_10 + 1), [1, 2, 3], VirtualClock())
+def test_one_at_a_time_iterations_over_the_execution_timeout_time_out():
+    record, _ = run(nap_map(1, TimeoutSeconds=2 * MINUTES_10 + 1), [1, 2, 3], VirtualClock())
 
     assert (record.status, record.error) == (ExecutionStatus.TIMED_OUT, "States.Timeout")
 
 
-def test_a_branch_that_ended_before_its_sibling_failed_is_not_aborted(tmp_path):
+def test_a_branch_that_ended_before_its_sibling_failed_is_not_aborted():
     definition = {"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": True, "Branches": [
         {"StartAt": "Late", "States": {"Late": {"Type": "Wait", "Seconds": 3600, "Next": "Boom"},
                                        "Boom": {"Type": "Fail", "Error": "Boom", "Cause": "late"}}},
         {"StartAt": "Quick", "States": {"Quick": {"Type": "Wait", "Seconds": 5, "Next": "Done"},
                                         "Done": {"Type": "Pass", "End": True}}}]}}}
 
-    record, events = run(tmp_path, definition, {}, VirtualClock())
+    record, events = run(definition, {}, VirtualClock())
 
     assert (record.status, record.error) == (ExecutionStatus.FAILED, "Boom")
     exited = [e["stateExitedEventDetails"]["name"] for e in events if e["type"].endswith("StateExited")]
@@ -62,14 +62,14 @@ def test_a_branch_that_ended_before_its_sibling_failed_is_not_aborted(tmp_path):
     assert record.stop_date - record.start_date == 3600
 
 
-def test_a_map_fails_with_the_error_that_happened_first_in_simulated_time(tmp_path):
+def test_a_map_fails_with_the_error_that_happened_first_in_simulated_time():
     definition = {"StartAt": "M", "States": {"M": {
         "Type": "Map", "End": True, "ItemProcessor": {"StartAt": "W", "States": {
             "W": {"Type": "Wait", "SecondsPath": "$.after", "Next": "F"},
             "F": {"Type": "Fail", "ErrorPath": "$.error", "Cause": "c"}}}}}}
     items = [{"after": 3600, "error": "Slow"}, {"after": 10, "error": "Fast"}]
 
-    record, events = run(tmp_path, definition, items, VirtualClock())
+    record, events = run(definition, items, VirtualClock())
 
     # Whichever thread got there first in real time, the failure 10 s in is the Map's error.
     assert (record.status, record.error) == (ExecutionStatus.FAILED, "Fast")

@@ -19,13 +19,14 @@ import pytest
 from lambda_runtime_api import RuntimeApi, lambda_container
 from moto_server import MotoEndpoint, unique_name
 
-from asl_local.engine import LocalEngine
+from asl_local.clock import RealClock
 from asl_local.errors import RemoteTaskError
 from asl_local.invokers import function_name_of
 from embedding_ingest.aws.deploy.template import build_template
 from embedding_ingest.aws.function_table import ALL_FUNCTIONS, BY_NAME
 from embedding_ingest.pipeline import definitions
 from embedding_ingest.pipeline.definitions import build_definition, local_resource_arn
+from embedding_ingest.pipeline.engine_store import WorkflowEngine
 from embedding_ingest.receipts.ids import line_item_id, word_item_id
 from embedding_ingest.stores.dynamo_ledger import DynamoLedger
 from embedding_ingest.stores.records import EmbeddingItem, EmbeddingStatus, ExecutionStatus, ItemKind
@@ -143,7 +144,8 @@ def test_every_entrypoint_through_awslambdaric(tmp_path, lambda_env, state_machi
         monkeypatch.setattr(definitions, "GROUPING_THRESHOLD_CHUNKS", 0)
         invoker = RuntimeApiInvoker(apis,
                                     first_to={"embedding-list-pending": apis["unreachable-list-pending"]})
-        engine = LocalEngine(SqliteLedger(tmp_path / "engine.sqlite3"), invoker, sleep=lambda _s: None)
+        engine = WorkflowEngine(SqliteLedger(tmp_path / "engine.sqlite3"), invoker,
+                                clock=RealClock(sleep_function=lambda _s: None))
         records = {kind: engine.start_execution(kind.value, build_definition(kind.value, local_resource_arn),
                                                 f"{kind.value}-ric-1", {}) for kind in COUNTS}
         for kind, record in records.items():

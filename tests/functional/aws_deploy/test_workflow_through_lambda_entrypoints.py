@@ -16,12 +16,13 @@ from iam_check import ACCOUNT, REGION, CallRecorder, Permission, TemplateResolve
 from lambda_fixtures import DIMENSIONS
 from tenacity import wait_none
 
-from asl_local.engine import LocalEngine
+from asl_local.clock import RealClock
 from asl_local.invokers import InProcessInvoker
 from embedding_ingest.aws.deploy.template import build_template
 from embedding_ingest.aws.function_table import BY_NAME, FUNCTIONS
 from embedding_ingest.aws.functions.handlers import ENTRYPOINTS
 from embedding_ingest.pipeline.definitions import local_resource_arn
+from embedding_ingest.pipeline.engine_store import WorkflowEngine
 from embedding_ingest.providers.openai_batch import OpenAIBatchProvider
 from embedding_ingest.receipts.ids import line_item_id, word_item_id
 from embedding_ingest.stores.dynamo_ledger import DynamoLedger
@@ -70,7 +71,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> CallRecorder:
     return calls
 
 
-def _engine(tmp_path: Path, recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch) -> LocalEngine:
+def _engine(tmp_path: Path, recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch) -> WorkflowEngine:
     counter = iter(range(1_000_000))
 
     def invoking(function_name: str):
@@ -88,8 +89,8 @@ def _engine(tmp_path: Path, recorder: CallRecorder, monkeypatch: pytest.MonkeyPa
 
     invoker = InProcessInvoker({name: invoking(name) for name in ENTRYPOINTS})
     # One Map iteration at a time, so a call from any thread belongs to the one running invocation.
-    return LocalEngine(SqliteLedger(tmp_path / "engine.sqlite3"), invoker, sleep=lambda _s: None,
-                       max_map_threads=1)
+    return WorkflowEngine(SqliteLedger(tmp_path / "engine.sqlite3"), invoker,
+                          clock=RealClock(sleep_function=lambda _s: None), max_map_threads=1)
 
 
 def test_both_workflows_publish_every_item_using_only_what_each_role_allows(

@@ -108,11 +108,11 @@ def test_selecting_a_state_gives_its_error_input_and_events(client):
 
 
 def test_a_definitions_run_execution_says_why_it_has_no_graph(tmp_path):
-    from asl_local.engine import LocalEngine
     from asl_local.invokers import InProcessInvoker
+    from embedding_ingest.pipeline.engine_store import WorkflowEngine
 
     built = console_workspace(tmp_path)
-    LocalEngine(built.workspace.ledger, InProcessInvoker({})).start_execution(
+    WorkflowEngine(built.workspace.ledger, InProcessInvoker({})).start_execution(
         "my-machine", {"StartAt": "Only", "States": {"Only": {"Type": "Pass", "End": True}}}, "custom-1", {})
     with TestClient(built.app(), base_url="http://127.0.0.1") as client:
         drawn = client.get("/api/executions/custom-1/graph").json()

@@ -9,13 +9,14 @@ import time
 
 import pytest
 
-from asl_local.engine import LocalEngine
-from asl_local.history import to_aws_history
+from asl_local.clock import RealClock
 from asl_local.invokers import InProcessInvoker
 from embedding_ingest.console.graph import attribute_visits, execution_graph, state_detail
+from embedding_ingest.pipeline.engine_store import WorkflowEngine, execution_history
 from embedding_ingest.stores.sqlite_ledger import SqliteLedger
 
 ARN = "arn:aws:lambda:us-east-1:000000000000:function:"
+NO_WAITS = RealClock(sleep_function=lambda _s: None)  # Retry back-off instant, timestamps real
 
 
 class Flaky(Exception):
@@ -32,9 +33,9 @@ def task(name: str, **more):
 
 def run(tmp_path, definition, handlers, name="run-1"):
     ledger = SqliteLedger(tmp_path / "ledger.sqlite3")
-    engine = LocalEngine(ledger, InProcessInvoker(handlers), sleep=lambda _s: None)
+    engine = WorkflowEngine(ledger, InProcessInvoker(handlers), clock=NO_WAITS)
     record = engine.start_execution("toy", definition, name, {"items": [1, 2, 3]})
-    events = to_aws_history(ledger.get_events(record.execution_arn))["events"]
+    events = execution_history(ledger.get_events(record.execution_arn))["events"]
     return record, events
 
 
@@ -152,7 +153,7 @@ def test_a_running_execution_shows_the_blocked_state_in_progress(tmp_path):
                                                  "Slow": task("blocking", Next="Last"),
                                                  "Last": {"Type": "Pass", "End": True}}}
     ledger = SqliteLedger(tmp_path / "ledger.sqlite3")
-    engine = LocalEngine(ledger, InProcessInvoker({"blocking": blocking}), sleep=lambda _s: None)
+    engine = WorkflowEngine(ledger, InProcessInvoker({"blocking": blocking}), clock=NO_WAITS)
     runner = threading.Thread(target=engine.start_execution, args=("toy", definition, "live", {}))
     runner.start()
     try:
@@ -161,7 +162,7 @@ def test_a_running_execution_shows_the_blocked_state_in_progress(tmp_path):
         # The history reaches the ledger while the task blocks (flushed periodically, not only at the end).
         deadline = time.monotonic() + 60
         while True:
-            events = to_aws_history(ledger.get_events(record.execution_arn))["events"]
+            events = execution_history(ledger.get_events(record.execution_arn))["events"]
             if any(e["type"] == "LambdaFunctionStarted" for e in events):
                 break
             assert time.monotonic() < deadline, f"no LambdaFunctionStarted flushed: {events}"
@@ -172,7 +173,7 @@ def test_a_running_execution_shows_the_blocked_state_in_progress(tmp_path):
         release.set()
         runner.join(60)
     record = ledger.get_execution("live")
-    events = to_aws_history(ledger.get_events(record.execution_arn))["events"]
+    events = execution_history(ledger.get_events(record.execution_arn))["events"]
     assert statuses(execution_graph(definition, events, running=False)) == \
         {"First": "succeeded", "Slow": "succeeded", "Last": "succeeded"}
 
@@ -214,12 +215,12 @@ def test_an_aborted_execution_draws_its_unfinished_state_aborted_not_failed(tmp_
                                                  "Work": task("interrupted", Next="Last"),
                                                  "Last": {"Type": "Pass", "End": True}}}
     ledger = SqliteLedger(tmp_path / "ledger.sqlite3")
-    engine = LocalEngine(ledger, InProcessInvoker({"interrupted": interrupted}), sleep=lambda _s: None)
+    engine = WorkflowEngine(ledger, InProcessInvoker({"interrupted": interrupted}), clock=NO_WAITS)
     with pytest.raises(KeyboardInterrupt):
         engine.start_execution("toy", definition, "stopped", {})
     record = ledger.get_execution("stopped")
     assert record.status.value == "ABORTED"
-    events = to_aws_history(ledger.get_events(record.execution_arn))["events"]
+    events = execution_history(ledger.get_events(record.execution_arn))["events"]
 
     graph = execution_graph(definition, events, running=False)
     assert statuses(graph) == {"First": "succeeded", "Work": "aborted", "Last": "not_entered"}
@@ -267,7 +268,7 @@ def test_the_history_read_while_running_is_not_served_as_the_final_one(tmp_path,
     definition = {"StartAt": "Slow", "States": {"Slow": task("blocking", End=True)}}
     ledger = SqliteLedger(tmp_path / "ledger.sqlite3")
     console = api.Console(source=LocalSource(ledger), ledger=ledger, objects=None, settings=None)
-    engine = LocalEngine(ledger, InProcessInvoker({"blocking": blocking}), sleep=lambda _s: None)
+    engine = WorkflowEngine(ledger, InProcessInvoker({"blocking": blocking}), clock=NO_WAITS)
     runner = threading.Thread(target=engine.start_execution, args=("toy", definition, "live", {}))
     runner.start()
     try:

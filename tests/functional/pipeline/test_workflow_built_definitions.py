@@ -6,18 +6,25 @@ from __future__ import annotations
 import json
 
 import pytest
+from sleep_recorder import SleepRecorder
 from workflow_contract_lambdas import EMBEDDINGS_PER_BATCH, ContractLambdas
-from workflow_toys import FailingThenOk, make_engine
+from workflow_toys import FailingThenOk
 
+from asl_local.clock import RealClock
 from asl_local.errors import StatesFailure
+from asl_local.invokers import InProcessInvoker
 from embedding_ingest.pipeline.definitions import build_definition, local_resource_arn
+from embedding_ingest.pipeline.engine_store import WorkflowEngine
 from embedding_ingest.stores.exceptions import StoreUnavailableError
 from embedding_ingest.stores.records import ExecutionStatus
+from embedding_ingest.stores.sqlite_ledger import SqliteLedger
 
 
 def run(tmp_path, lambdas: ContractLambdas, name: str = "run-1", handlers=None):
     definition = build_definition(lambdas.kind, local_resource_arn)
-    engine, ledger, sleep = make_engine(tmp_path, handlers or lambdas.handlers())
+    ledger, sleep = SqliteLedger(tmp_path / "ledger.sqlite3"), SleepRecorder()
+    engine = WorkflowEngine(ledger, InProcessInvoker(handlers or lambdas.handlers()),
+                            clock=RealClock(sleep_function=sleep))
     record = engine.start_execution(lambdas.kind, definition, name, {})
     events = ledger.get_events(record.execution_arn)
     top_level = set(definition["States"])

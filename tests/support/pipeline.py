@@ -20,7 +20,7 @@ from embedding_ingest.backends import build_step_context
 from embedding_ingest.config import Settings
 from embedding_ingest.pipeline.definitions import build_definition, local_resource_arn
 from embedding_ingest.pipeline.engine_store import WorkflowEngine
-from embedding_ingest.pipeline.run import run_workflow
+from embedding_ingest.pipeline.run import run_execution
 from embedding_ingest.receipts.importer import import_receipts
 from embedding_ingest.snapshots import chroma_io, pull_published
 from embedding_ingest.steps.context import StepContext
@@ -88,7 +88,8 @@ class Workspace:
 
     def run_pooled(self, kind: ItemKind, *, name: str | None = None) -> ExecutionRecord:
         """One execution as the CLI runs it: compaction in worker processes, ports built from settings."""
-        return run_workflow(kind, self.settings, name=name, sleep=no_sleep, max_workers=2)
+        described = run_execution(kind, self.settings, name=name, engine_sleep=no_sleep, max_workers=2)
+        return self.ledger.get_execution(described["executionArn"])
 
     def run_until_idle(self, kind: ItemKind, *, max_runs: int = 10, **kwargs: Any) -> list[ExecutionRecord]:
         """Start executions until no batch of `kind` is active any more (or one fails)."""

@@ -34,8 +34,13 @@ def _epochs(value: Any) -> Any:
 
 
 class StepFunctionsBackend:
-    """start/describe/history/list over the deployed state machines. Their ARNs come from
-    LINE_STATE_MACHINE_ARN / WORD_STATE_MACHINE_ARN, or are found by name (`{workflow}-ingest...`)."""
+    """start/describe/history/list over the deployed state machines, through `client` (a boto3 Step
+    Functions client: backends.aws_client). Their ARNs come from LINE_STATE_MACHINE_ARN /
+    WORD_STATE_MACHINE_ARN, or are found by name (`{workflow}-ingest...`). The run loop's AWS backend
+    (pipeline.backend.ExecutionBackend: `name`, `shares_ledger`, `start`, `history`)."""
+
+    name = "aws"
+    shares_ledger = False  # the state machines' ledger need not be the operator's workspace
 
     def __init__(self, client: Any, arns: Mapping[str, str] | None = None) -> None:
         self._client = client

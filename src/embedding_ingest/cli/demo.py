@@ -25,14 +25,16 @@ def _say(output: OutputFormat, message: str) -> None:
 
 
 def _run_until_published(kind: ItemKind, output: OutputFormat) -> dict[str, Any]:
-    """`start-execution KIND --until-idle`: executions until no batch of `kind` is active."""
+    """`start-execution KIND --until-idle`: executions until no batch of `kind` is active, on the
+    workspace's own ledger, object store and provider."""
     from embedding_ingest.pipeline.run import run_until_idle
 
     def said(described: dict[str, Any]) -> None:
         _say(output, f"  {described['name']}: {described['status']}, {described['summary']['message']}")
 
-    idle = guarded(output, lambda: run_until_idle(kind, workspace.settings(), max_runs=MAX_ROUNDS,
-                                                  on_execution=said))
+    idle = guarded(output, lambda: run_until_idle(
+        kind, workspace.settings(), max_runs=MAX_ROUNDS, on_execution=said, ledger=workspace.ledger(),
+        objects=workspace.objects(), provider=workspace.provider()))
     _say(output, f"  {kind.value}: {idle.summary['message']}")
     return idle.as_json()
 

@@ -90,20 +90,8 @@ def _named(name: str | None) -> str | None:
     return None if name is None else validate_execution_name(name)
 
 
-def _aws_run(workflow: ItemKind, name: str, wait: bool) -> dict[str, Any]:
-    """One execution on AWS, described with its summary; a failed one leaves last_error on its batches."""
-    from embedding_ingest.pipeline.report import record_failure_on_batches, summarize_execution
-
-    aws = _aws()
-    described = aws.start(workflow.value, name, wait=wait)
-    events = None
-    if described["status"] not in ("SUCCEEDED", "RUNNING"):
-        events = aws.history(described["executionArn"], workflow.value)
-        record_failure_on_batches(workspace.ledger(), described, events, workspace.objects())
-    return {**described, "summary": summarize_execution(described, events=events)}
-
-
 def _local_run(workflow: ItemKind, name: str | None, output: OutputFormat) -> dict[str, Any]:
+    """One execution on the local engine, with a live board of its stages on a terminal."""
     from embedding_ingest.pipeline.run import run_execution
 
     board = StageBoard()
@@ -126,9 +114,8 @@ def _until_idle(workflow: ItemKind, backend: Backend, interval: float | None, ma
             stderr.print(f"{described['name']}: {described['status']}, {described['summary']['message']}",
                          markup=False, highlight=False, soft_wrap=True)
 
-    start = (lambda run_name: _aws_run(workflow, run_name, True)) if backend is Backend.AWS else None
     return run_until_idle(workflow, workspace.settings(), interval=interval, max_runs=max_runs,
-                          on_execution=said, start=start).as_json()
+                          on_execution=said, backend=_aws() if backend is Backend.AWS else None).as_json()
 
 
 def start_execution(workflow: ItemKind = typer.Argument(..., help="line or word"),
@@ -163,10 +150,10 @@ def start_execution(workflow: ItemKind = typer.Argument(..., help="line or word"
                    EXIT_CONFIGURATION)
     run_name = guarded(output, lambda: _named(name))
     if backend is Backend.AWS:
-        from embedding_ingest.pipeline.run import new_execution_name
+        from embedding_ingest.pipeline.run import run_execution
 
-        described = guarded(output, lambda: _aws_run(workflow, run_name or new_execution_name(workflow),
-                                                     wait))
+        described = guarded(output, lambda: run_execution(workflow, workspace.settings(), name=run_name,
+                                                          wait=wait, backend=_aws()))
     else:
         described = guarded(output, lambda: _local_run(workflow, run_name, output))
     emit(described, output, describe_table)

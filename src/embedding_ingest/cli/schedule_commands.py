@@ -13,6 +13,7 @@ import typer
 from embedding_ingest.cli import workspace
 from embedding_ingest.cli.output import OutputFormat, fail, stderr
 from embedding_ingest.exceptions import EmbeddingIngestError
+from embedding_ingest.pipeline.run import open_loop
 from embedding_ingest.pipeline.schedule import StopRequest, parse_duration, parse_kinds, run_schedule
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -59,9 +60,10 @@ def schedule(every: str = typer.Option("5m", "--every", help="Wait between round
          f"submit {'on' if submit else 'off'} (Ctrl-C or SIGTERM stops after the current step)")
     with stop_on_signals(stop):
         try:
-            rounds = run_schedule(workspace.settings(), workspace.ledger(),
-                                  workspace.provider() if submit else None, every=interval, kinds=chosen,
-                                  submit=submit, stop=stop, log=_log, max_rounds=max_rounds)
+            provider = workspace.provider() if submit else None
+            with open_loop(workspace.settings(), ledger=workspace.ledger(), provider=provider) as loop:
+                rounds = run_schedule(loop, provider, every=interval, kinds=chosen, submit=submit, stop=stop,
+                                      log=_log, max_rounds=max_rounds)
         except EmbeddingIngestError as error:
             raise fail(error, OutputFormat.TABLE) from None  # one line; exit 2 for a configuration error
     _log(f"schedule: stopped after {rounds} round{'s' if rounds != 1 else ''}"

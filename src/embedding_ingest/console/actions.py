@@ -60,7 +60,7 @@ def _field(body: dict[str, Any], name: str, kind: type | None = None) -> Any:
 async def start_execution(request: Request) -> JSONResponse:
     """POST /api/actions/start-execution {"workflow": "line"|"word", "name"?} -> 202 {"name"}: the run
     goes on in a background thread of the console; watch it in the graph view."""
-    from embedding_ingest.pipeline.run import new_execution_name, run_workflow
+    from embedding_ingest.pipeline.run import new_execution_name, run_execution
 
     console, body = await _authorised_body(request)
     kind = _field(body, "workflow", ItemKind)
@@ -70,7 +70,8 @@ async def start_execution(request: Request) -> JSONResponse:
 
     def run() -> None:
         try:
-            console.started[name] = run_workflow(kind, console.settings, name=name).status.value
+            console.started[name] = run_execution(kind, console.settings, name=name, ledger=console.ledger,
+                                                  objects=console.objects)["status"]
         except EmbeddingIngestError as exc:  # e.g. a reused name: the execution was never created
             console.started[name] = f"refused: {exc}"
 

@@ -13,13 +13,16 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from embedding_ingest.config import Settings
 from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.providers.base import BatchProvider
 from embedding_ingest.stores.ports import Ledger
 from embedding_ingest.stores.records import ItemKind
+
+if TYPE_CHECKING:  # the AWS submit function imports this module: it needs no run loop
+    from embedding_ingest.pipeline.run import RunLoop
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, None: 1}
@@ -120,11 +123,9 @@ class _Stopped(Exception):  # noqa: N818 - control flow: a stop request between 
     pass
 
 
-def run_kind_until_idle(kind: ItemKind, settings: Settings, stop: StopRequest) -> list[Any]:
-    """pipeline.run.run_until_idle for one kind, cut short between executions by a stop request.
+def run_kind_until_idle(loop: RunLoop, kind: ItemKind, stop: StopRequest) -> list[Any]:
+    """RunLoop.run_until_idle for one kind, cut short between executions by a stop request.
     Returns the DescribeExecution bodies of the executions that ran (each ended: none left RUNNING)."""
-    from embedding_ingest.pipeline.run import run_until_idle
-
     ran: list[Any] = []
 
     def on_execution(described: dict[str, Any]) -> None:
@@ -137,19 +138,19 @@ def run_kind_until_idle(kind: ItemKind, settings: Settings, stop: StopRequest) -
             raise _Stopped
 
     with contextlib.suppress(_Stopped):
-        run_until_idle(kind, settings, on_execution=on_execution, sleep=interruptible_sleep)
+        loop.run_until_idle(kind, on_execution=on_execution, sleep=interruptible_sleep)
     return ran
 
 
-def run_schedule(settings: Settings, ledger: Ledger, provider: BatchProvider | None, *, every: float,
-                 kinds: Sequence[ItemKind], submit: bool, stop: StopRequest, log: Callable[[str], None],
+def run_schedule(loop: RunLoop, provider: BatchProvider | None, *, every: float, kinds: Sequence[ItemKind],
+                 submit: bool, stop: StopRequest, log: Callable[[str], None],
                  max_rounds: int | None = None) -> int:
-    """Rounds of: submit (when `submit`), then each kind's workflow until idle; `log` gets one line per
-    round; then wait `every` seconds. Returns the number of rounds run when `stop` is set (checked
-    between steps, and it cuts the wait short) or after `max_rounds`. A transient error ends the round
-    with a log line and the loop goes on; other errors propagate."""
+    """Rounds of: submit (when `submit`, through `provider` into the loop's ledger), then each kind's
+    workflow until idle on `loop`; `log` gets one line per round; then wait `every` seconds. Returns the
+    number of rounds run when `stop` is set (checked between steps, and it cuts the wait short) or
+    after `max_rounds`. A transient error ends the round with a log line and the loop goes on; other
+    errors propagate."""
     from embedding_ingest.exceptions import TransientError
-    from embedding_ingest.pipeline.run import active_batch_count
 
     rounds = 0
     while not stop() and (max_rounds is None or rounds < max_rounds):
@@ -158,13 +159,13 @@ def run_schedule(settings: Settings, ledger: Ledger, provider: BatchProvider | N
         runs: dict[str, list[Any]] = {}
         try:
             if submit and provider is not None:
-                submitted = submit_round(kinds, ledger, provider, settings, should_stop=stop)
+                submitted = submit_round(kinds, loop.ports.ledger, provider, loop.ports.settings,
+                                         should_stop=stop)
             for kind in kinds:
                 if stop():
                     break
                 # Already idle: nothing to poll or publish, so no empty execution clutters the history.
-                runs[kind.value] = (run_kind_until_idle(kind, settings, stop)
-                                    if active_batch_count(kind, settings) else [])
+                runs[kind.value] = run_kind_until_idle(loop, kind, stop) if loop.active_batches(kind) else []
             log(describe_round(rounds, submitted, runs))
         except TransientError as exc:
             log(f"round {rounds}: stopped by a transient error, trying again next round: "

@@ -1,15 +1,13 @@
 """Every step by its Lambda function name (the reference's names), with `operation` dispatch for the
-Lambdas that host several sub-handlers, and `invoke_local` for running a step in a worker process."""
+Lambdas that host several sub-handlers. Who builds the StepContext is the caller's business (the
+Lambda container, the local engine's backend): the steps import nothing above them."""
 
 from __future__ import annotations
 
 import functools
 import json
-import multiprocessing
-import os
 from collections.abc import Callable, Mapping
 
-from embedding_ingest.config import Settings
 from embedding_ingest.steps.chunks import load_chunks_from_s3, split_chunks
 from embedding_ingest.steps.compact import merge_chunk_group, process_chunk
 from embedding_ingest.steps.context import StepContext
@@ -17,7 +15,7 @@ from embedding_ingest.steps.exceptions import StepInputError, UnknownOperationEr
 from embedding_ingest.steps.final_merge import final_merge
 from embedding_ingest.steps.groups import create_chunk_groups, load_groups_from_s3
 from embedding_ingest.steps.list_pending import list_pending
-from embedding_ingest.steps.logs import configure_json_logging, logger, step_log_context
+from embedding_ingest.steps.logs import logger, step_log_context
 from embedding_ingest.steps.mark_complete import mark_batches_complete
 from embedding_ingest.steps.poll import poll
 from embedding_ingest.stores.records import ItemKind
@@ -85,21 +83,3 @@ def handler_for(function_name: str) -> Handler:
         return HANDLERS[function_name]
     except KeyError:
         raise StepInputError(f"no step is named {function_name!r}; known: {sorted(HANDLERS)}") from None
-
-
-@functools.lru_cache(maxsize=4)
-def _context_for(settings_json: str) -> StepContext:
-    # Built once per worker process and settings: reopening SQLite and Chroma per call is wasteful.
-    from embedding_ingest.backends import build_step_context
-
-    return build_step_context(Settings.model_validate_json(settings_json))
-
-
-def invoke_local(function_name: str, payload: dict, settings_json: str) -> dict:
-    """Run one step in this process (a process pool's target): ports are built from the settings.
-    In a pool worker the steps' logs go to stderr as JSON lines (level from LOG_LEVEL, default
-    WARNING); in the calling process logging stays whatever the application configured."""
-    if multiprocessing.parent_process() is not None:
-        configure_json_logging(os.environ.get("LOG_LEVEL", "WARNING").upper())
-    handler = handler_for(function_name)
-    return handler(payload, _context_for(settings_json))

@@ -38,3 +38,11 @@ def test_an_unknown_execution_is_a_clear_error(deployed):
     result = CliRunner().invoke(app, ["describe-execution", "nope", "--backend", "aws", "--output", "json"])
     assert result.exit_code == 1
     assert "ExecutionDoesNotExist" in json.loads(result.stdout)["message"]
+
+
+def test_an_execution_started_on_aws_leaves_no_local_workspace_behind(deployed, tmp_path):
+    started = run("start-execution", "word", "--name", "run-2", "--no-wait")
+
+    assert started["status"] == "RUNNING" and started["summary"]["next"] == \
+        "embedding-ingest describe-execution run-2"
+    assert not (tmp_path / "ledger.sqlite3").exists()  # the run loop opens the ledger only when needed

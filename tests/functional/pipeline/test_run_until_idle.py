@@ -76,16 +76,31 @@ def test_with_nothing_submitted_one_execution_says_there_is_nothing_to_poll(tmp_
     assert idle.summary["stopped_because"] == "idle"
 
 
-def test_a_custom_start_function_is_used_for_every_execution_and_a_failure_stops_the_loop(submitted):
-    ws, _ = submitted
-    names: list[str] = []
+class FailingBackend:
+    """An ExecutionBackend whose every execution fails at once (as a timed-out AWS run reports it)."""
 
-    def failing_start(name: str) -> dict:
-        names.append(name)
+    name = "aws"
+    shares_ledger = False
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def start(self, workflow: str, name: str, *, wait: bool = True, execution_input: str = "{}") -> dict:
+        self.names.append(name)
         return {"name": name, "status": "FAILED", "error": "States.Timeout", "cause": "took too long",
-                "stateMachineArn": "arn:aws:states:us-east-1:1:stateMachine:line-ingest"}
+                "executionArn": f"arn:aws:states:us-east-1:1:execution:{workflow}-ingest:{name}",
+                "stateMachineArn": f"arn:aws:states:us-east-1:1:stateMachine:{workflow}-ingest"}
 
-    idle = run_until_idle(ItemKind.LINE, ws.settings, start=failing_start)
+    def history(self, name_or_arn: str, workflow: str) -> list[dict]:
+        return []
+
+
+def test_a_given_backend_runs_every_execution_and_a_failure_stops_the_loop(submitted):
+    ws, _ = submitted
+    backend = FailingBackend()
+    names = backend.names
+
+    idle = run_until_idle(ItemKind.LINE, ws.settings, backend=backend)
 
     assert [run["name"] for run in idle.executions] == names and len(names) == 1
     assert idle.summary["stopped_because"] == "failed" and idle.summary["failed"] == 1

@@ -25,8 +25,9 @@ DIMENSIONS = 16
 
 
 def make_context(root: Path, **provider_options) -> StepContext:
-    """The same layout backends.build_step_context uses for these settings (so invoke_local agrees),
-    with a provider that finishes a batch on its first retrieve unless a test asks otherwise."""
+    """The same layout backends.build_step_context uses for these settings (so a worker process of the
+    local backend, pipeline.local_backend.invoke_in_worker, agrees), with a provider that finishes a
+    batch on its first retrieve unless a test asks otherwise."""
     settings = Settings(home=root, embedding_dimensions=DIMENSIONS, lock_ttl_seconds=30)
     provider = LocalBatchProvider(root / "provider", model=settings.embedding_model or LOCAL_DEFAULT_MODEL,
                                   dimensions=DIMENSIONS,

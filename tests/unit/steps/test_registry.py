@@ -10,9 +10,10 @@ import pytest
 from steps_world import make_items, submit_batch
 
 from embedding_ingest.exceptions import TerminalError
+from embedding_ingest.pipeline.local_backend import invoke_in_worker
 from embedding_ingest.steps.exceptions import BatchTypeMismatchError, StepInputError, UnknownOperationError
 from embedding_ingest.steps.logs import JsonFormatter, logger
-from embedding_ingest.steps.registry import HANDLERS, handler_for, invoke_local
+from embedding_ingest.steps.registry import HANDLERS, handler_for
 from embedding_ingest.stores.records import ItemKind
 
 LAMBDAS = {"embedding-list-pending", "embedding-line-poll", "embedding-word-poll", "embedding-split-chunks",
@@ -73,14 +74,14 @@ def test_logs_are_json_lines_carrying_the_function_and_batch(ctx):
     assert records[-1]["message"] == "step finished" and records[-1]["output_bytes"] > 0
 
 
-def test_invoke_local_runs_a_step_in_another_process_from_settings_alone(ctx):
+def test_invoke_in_worker_runs_a_step_in_another_process_from_settings_alone(ctx):
     summary = submit_batch(ctx, make_items(2))
     settings_json = ctx.settings.model_dump_json()
 
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        listed = pool.submit(invoke_local, "embedding-list-pending",
+        listed = pool.submit(invoke_in_worker, "embedding-list-pending",
                              {"batch_type": "line", "execution_id": "exec-p"}, settings_json).result()
-        polled = pool.submit(invoke_local, "embedding-line-poll",
+        polled = pool.submit(invoke_in_worker, "embedding-line-poll",
                              {"batch_index": 0, "pending_batches": listed["pending_batches"]},
                              settings_json).result()
 

@@ -1,0 +1,75 @@
+"""The ledger, object store and provider one run loop works with, each opened at most once.
+
+A caller that already holds a port (the CLI's workspace, the web console, the schedule) hands it in and
+keeps closing it; a missing one is built from the settings (embedding_ingest.backends) on first use and
+closed by `close()`. Lazily, because an AWS run that succeeds needs none of them: `start-execution
+--backend aws` must not create a local workspace just to leave it empty.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from embedding_ingest import backends
+from embedding_ingest.config import Settings
+
+if TYPE_CHECKING:
+    from embedding_ingest.providers.base import BatchProvider
+    from embedding_ingest.steps.context import StepContext
+    from embedding_ingest.stores.ports import Ledger, ObjectStore
+
+
+class RunPorts:
+    """`ledger`, `objects` and `provider` for `settings`: given, or built on first use (thread-safe:
+    the local engine's Map iterations may ask at once). Raises what backends.build_* raise
+    (ConfigurationError for an unusable setting) when a port is first built."""
+
+    def __init__(self, settings: Settings, *, ledger: Ledger | None = None,
+                 objects: ObjectStore | None = None, provider: BatchProvider | None = None) -> None:
+        self.settings = settings
+        self._ledger = ledger
+        self._objects = objects
+        self._provider = provider
+        self._built_ledger = False
+        self._context: StepContext | None = None
+        self._lock = threading.RLock()
+
+    @property
+    def ledger(self) -> Ledger:
+        with self._lock:
+            if self._ledger is None:
+                self._ledger = backends.build_ledger(self.settings)
+                self._built_ledger = True
+            return self._ledger
+
+    @property
+    def objects(self) -> ObjectStore:
+        with self._lock:
+            if self._objects is None:
+                self._objects = backends.build_object_store(self.settings)
+            return self._objects
+
+    @property
+    def provider(self) -> BatchProvider:
+        with self._lock:
+            if self._provider is None:
+                self._provider = backends.build_provider(self.settings)
+            return self._provider
+
+    def step_context(self) -> StepContext:
+        """The StepContext of the steps run in this process (one, reused)."""
+        from embedding_ingest.steps.context import StepContext
+
+        with self._lock:
+            if self._context is None:
+                self._context = StepContext(objects=self.objects, ledger=self.ledger,
+                                            provider=self.provider, settings=self.settings)
+            return self._context
+
+    def close(self) -> None:
+        """Close the ledger if it was built here (a given one stays open for its owner)."""
+        with self._lock:
+            if self._built_ledger and self._ledger is not None:
+                self._ledger.close()
+                self._ledger, self._built_ledger, self._context = None, False, None

@@ -4,6 +4,11 @@
 batches already take every branch of the workflow: poll manifest, chunks.json, hierarchical merge and
 offloaded poll results. Crash cases start from a copy of one prepared workspace (a version already
 published, two more batches submitted), so each case pays only for its own two executions.
+
+Crash cases hold the publish lock on a long lease: a lease that lapses on a loaded machine turns a
+FinalMerge into a retried one, which is not the story the dry run recorded. A lock orphaned by a
+crash is freed explicitly (expire_orphaned_lease); only the cases about a lease running out on its
+own (a crash in the heartbeat, a stalled holder, one AWS case) use a short one (EXPIRING_LEASE_SECONDS).
 """
 
 from __future__ import annotations
@@ -19,15 +24,18 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
-from crash_injection import ENTRY, CrashSwitch, When, WritePoint, crashing_context, labelled_handlers
+from crash_injection import ENTRY, Crash, CrashSwitch, When, WritePoint, crashing_context, labelled_handlers
 from pipeline import Workspace, make_workspace, no_sleep, receipts_file
 
 from asl_local.clock import RealClock
 from asl_local.invokers import InProcessInvoker
 from embedding_ingest.backends import build_step_context
+from embedding_ingest.config import LOCK_LEASE_MAX_SECONDS
 from embedding_ingest.pipeline import definitions
 from embedding_ingest.pipeline.definitions import build_definition, local_resource_arn
 from embedding_ingest.pipeline.engine_store import WorkflowEngine
@@ -38,8 +46,9 @@ from embedding_ingest.stores.records import (
     ItemKind,
 )
 
-LOCK_TTL_SECONDS = 2  # short, so a lock orphaned by a crash expires quickly (heartbeat every ~0.7 s)
-SETTINGS = {"LOCK_TTL_SECONDS": LOCK_TTL_SECONDS, "SNAPSHOT_VERSIONS_KEPT": 1}
+LEASE_SECONDS = LOCK_LEASE_MAX_SECONDS  # no run of a case outlives it, however loaded the machine
+EXPIRING_LEASE_SECONDS = 2  # for the cases that wait for a lease to run out (heartbeat every ~0.7 s)
+SETTINGS = {"LOCK_TTL_SECONDS": LEASE_SECONDS, "SNAPSHOT_VERSIONS_KEPT": 1}
 # The templates publish the first and batch the second of two neighbouring receipts: 384 and 385 are the
 # smallest such pair of tests/data (27 + 27 lines, 146 words), so each of the ~230 crash cases pays for
 # as few items as the story needs (every step and branch is still taken: smaller_thresholds).
@@ -84,9 +93,10 @@ def prepare_template(root: Path, kind: ItemKind) -> Path:
     return ws.settings.home
 
 
-def copy_of(template_home: Path, tmp_path: Path) -> Workspace:
+def copy_of(template_home: Path, tmp_path: Path, **overrides: Any) -> Workspace:
+    """A workspace under tmp_path on a copy of the template's home (SETTINGS, then `overrides`)."""
     shutil.copytree(template_home, tmp_path / "home")
-    return make_workspace(tmp_path, **SETTINGS)
+    return make_workspace(tmp_path, **{**SETTINGS, **overrides})
 
 
 def run_with_switch(ws: Workspace, switch: CrashSwitch, kind: ItemKind) -> ExecutionRecord:
@@ -96,6 +106,45 @@ def run_with_switch(ws: Workspace, switch: CrashSwitch, kind: ItemKind) -> Execu
                             clock=RealClock(sleep_function=no_sleep))
     definition = build_definition(kind.value, local_resource_arn)
     return engine.start_execution(kind.value, definition, f"crash-{next(_names)}", {})
+
+
+@dataclass(frozen=True)
+class Unreached:
+    """A run that ended without reaching its crash point, and why (from the history; see run_to_crash)."""
+
+    record: ExecutionRecord
+    reason: str
+
+
+def run_to_crash(ws: Workspace, switch: CrashSwitch, kind: ItemKind) -> Unreached | None:
+    """Run one execution that must die at `switch.target`: None once it has. A run that ends without
+    reaching the point fails the test, saying what the step's attempts wrote and what the history
+    shows, unless the history explains it: an attempt of the step failed before the point (an error
+    the workflow retried) and the retry finished without it (it found the work done, or took another
+    path). Then the Unreached is returned, naming both attempts; the caller checks that the run
+    ended as a clean run does, and skips the case with that reason (never passes it)."""
+    point = switch.target
+    assert point is not None
+    try:
+        record = run_with_switch(ws, switch, kind)
+    except Crash:
+        assert switch.fired == point, f"died at {switch.fired}, not at {point}"
+        return None
+    attempts = switch.attempts_of(point.step)
+    failures = {event.details.get("error"): event.id for event in ws.ledger.get_events(record.execution_arn)
+                if event.type in ("LambdaFunctionFailed", "TaskFailed")}
+    retried = [a for a in attempts[:-1] if a.error is not None and a.error in failures]
+    account = "\n".join(f"  {a.describe()}" for a in attempts) or "  (never invoked)"
+    if retried and attempts[-1].outcome == "returned" and record.status.value == "SUCCEEDED":
+        failed = retried[0]
+        return Unreached(record, (
+            f"{point} ({switch.when}) was not reached on this path: attempt {failed.number} failed with "
+            f"{failed.error} (history event {failures[failed.error]}, retried) before it, and attempt "
+            f"{attempts[-1].number} finished without it.\n{account}"))
+    pytest.fail(f"crash point {point} ({switch.when}) was never reached, and the history does not say "
+                f"why: execution {record.name} {record.status.value}"
+                f"{f' ({record.error}: {record.cause})' if record.error else ''}; "
+                f"attempts of {point.step}:\n{account}", pytrace=False)
 
 
 def restarted(ws: Workspace) -> Workspace:
@@ -119,8 +168,9 @@ def expire_orphaned_lease(ws: Workspace, database: str) -> None:
 
 
 def wait_for_lock_expiry(ws: Workspace, database: str) -> None:
-    """A crashed holder never releases; its lease must run out on its own within the TTL."""
-    deadline = time.time() + LOCK_TTL_SECONDS + 10
+    """A crashed holder never releases; its lease must run out on its own within the TTL (a short one:
+    EXPIRING_LEASE_SECONDS)."""
+    deadline = time.time() + ws.settings.lock_ttl_seconds + 10
     while (lease := ws.ledger.current_lease(database)) is not None:
         assert time.time() < deadline, f"lock {database!r} held by {lease.owner} never expired"
         time.sleep(max(0.05, min(0.5, lease.expires_at - time.time())))
@@ -170,6 +220,6 @@ def enumerate_injection_points(kind: ItemKind) -> tuple[tuple[WritePoint, When],
         ws.ledger.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    entries = [(WritePoint(step, 0, ENTRY), "before") for step in sorted(switch.steps)]
-    writes = [(point, when) for point in sorted(switch.seen) for when in ("before", "after")]
+    entries = [(WritePoint(step, ENTRY), "before") for step in sorted(switch.steps)]
+    writes = [(point, when) for point in switch.points() for when in ("before", "after")]
     return tuple(entries + writes)

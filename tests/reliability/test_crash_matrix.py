@@ -13,10 +13,12 @@ from crash_injection import ENTRY, HEARTBEAT, Crash, CrashSwitch, WritePoint
 from injection_report import record_injection_points
 from published_checks import assert_nothing_marked_early, assert_published_exactly_once
 from scenarios import (
+    EXPIRING_LEASE_SECONDS,
     copy_of,
     enumerate_injection_points,
     expire_orphaned_lease,
     restarted,
+    run_to_crash,
     run_with_switch,
     smaller_thresholds,
     template_home,
@@ -79,14 +81,16 @@ def crash_and_rerun(ws, kind: ItemKind, point: WritePoint, when: str, *, real_ex
     """Die at `point` (`when` = before/after its write), restart, rerun: the crash lost no safety and
     the rerun publishes every submitted item exactly once. Returns the restarted workspace. Shared by
     the local and the AWS matrix. An orphaned lock is freed at once (expire_orphaned_lease), or with
-    `real_expiry` waited out until its lease expires."""
+    `real_expiry` waited out until its lease expires (`ws` then has a short lease). A point the run
+    never reaches fails the case, or skips it where the history says why (scenarios.run_to_crash)."""
     submitted = ws.item_ids(kind) - ws.item_ids(kind, EmbeddingStatus.NONE)
     switch = CrashSwitch(target=point, when=when)
 
     with smaller_thresholds():
-        with pytest.raises(Crash):
-            run_with_switch(ws, switch, kind)
-        assert switch.fired == point
+        unreached = run_to_crash(ws, switch, kind)
+        if unreached is not None:  # the run must still have done what a clean run does
+            assert_published_exactly_once(ws, kind, submitted)
+            pytest.skip(unreached.reason)
         after_crash = restarted(ws)
         assert_crashed_run_aborted(after_crash)
         assert_nothing_marked_early(after_crash, kind)  # the crash itself lost no safety
@@ -106,9 +110,9 @@ def crash_and_rerun(ws, kind: ItemKind, point: WritePoint, when: str, *, real_ex
 def test_crash_in_the_lock_heartbeat(when: str, tmp_path) -> None:
     """The process dies in the heartbeat thread while the final merge holds the lock: the merge's
     publish is held back until a heartbeat has happened, so the beat surely comes first."""
-    ws = copy_of(template_home(KIND), tmp_path)
+    ws = copy_of(template_home(KIND), tmp_path, LOCK_TTL_SECONDS=EXPIRING_LEASE_SECONDS)
     submitted = ws.item_ids(KIND) - ws.item_ids(KIND, EmbeddingStatus.NONE)
-    switch = CrashSwitch(target=WritePoint(HEARTBEAT, 0, "heartbeat"), when=when)
+    switch = CrashSwitch(target=WritePoint(HEARTBEAT, "heartbeat"), when=when)
     switch.hold_until = {"publish_version": switch.heartbeat_seen}
     with smaller_thresholds():
         with pytest.raises(Crash):

@@ -17,7 +17,13 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from aws_scenarios import AwsState, aws_workspace, copy_state, prepare_aws_template
+from aws_scenarios import (
+    AWS_EXPIRING_LEASE_SECONDS,
+    AwsState,
+    aws_workspace,
+    copy_state,
+    prepare_aws_template,
+)
 from crash_injection import ENTRY, CrashSwitch, WritePoint
 from injection_report import record_injection_points
 from moto_server import MotoEndpoint
@@ -60,29 +66,31 @@ def _template(endpoint: MotoEndpoint) -> AwsState:
 
 
 @pytest.fixture
-def aws_case(moto_endpoint: MotoEndpoint, tmp_path: Path):
+def aws_case(moto_endpoint: MotoEndpoint, tmp_path: Path) -> AwsState:
     # each case's bucket and table stay on the worker's server (small; dropping them costs ~10% per case)
-    state = copy_state(_template(moto_endpoint), tmp_path, moto_endpoint)
-    return aws_workspace(tmp_path, moto_endpoint, state)
+    return copy_state(_template(moto_endpoint), tmp_path, moto_endpoint)
 
 
 def test_the_aws_dry_run_sees_the_same_points(moto_endpoint, tmp_path):
     state = copy_state(_template(moto_endpoint), tmp_path, moto_endpoint)
-    ws = aws_workspace(tmp_path, moto_endpoint, state, LOCK_TTL_SECONDS=120)  # no lease may lapse here
+    ws = aws_workspace(tmp_path, moto_endpoint, state)
     switch = CrashSwitch()
     with smaller_thresholds():
         record = run_with_switch(ws, switch, KIND)
     assert record.status.value == "SUCCEEDED", record.cause
     embedded = {point for point, _ in enumerate_injection_points(KIND) if point.method != ENTRY}
-    assert switch.seen == embedded
+    assert set(switch.seen) == embedded
     assert {point.step for point, _ in enumerate_injection_points(KIND)} == switch.steps
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
-def test_crash_on_aws_at(aws_injection: tuple[WritePoint, str], aws_case) -> None:
+def test_crash_on_aws_at(aws_injection: tuple[WritePoint, str], aws_case: AwsState, moto_endpoint,
+                        tmp_path: Path) -> None:
     point, when = aws_injection
     # One case takes over a lease that really expired on DynamoDB (its conditional Put over a stale
-    # holder); the others free the orphaned lease at once.
+    # holder), so its lease is short; the others hold a long one and free the orphaned lease at once.
     real_expiry = (point.step, point.method, when) == ("embedding-vector-compact/final_merge", "acquire_lock",
                                                        "after")
-    crash_and_rerun(aws_case, KIND, point, when, real_expiry=real_expiry).ledger.close()
+    lease = {"LOCK_TTL_SECONDS": AWS_EXPIRING_LEASE_SECONDS} if real_expiry else {}
+    ws = aws_workspace(tmp_path, moto_endpoint, aws_case, **lease)
+    crash_and_rerun(ws, KIND, point, when, real_expiry=real_expiry).ledger.close()

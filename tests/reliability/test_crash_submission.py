@@ -50,8 +50,8 @@ def submission_points() -> tuple[tuple[WritePoint, str], ...]:
         ws.ledger.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    writes = [(point, when) for point in sorted(switch.seen) for when in ("before", "after")]
-    return ((WritePoint(STEP, 0, ENTRY), "before"), *writes)
+    writes = [(point, when) for point in switch.points() for when in ("before", "after")]
+    return ((WritePoint(STEP, ENTRY), "before"), *writes)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

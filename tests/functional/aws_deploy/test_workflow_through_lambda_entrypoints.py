@@ -14,6 +14,7 @@ import pytest
 from fake_openai import FakeOpenAI
 from iam_check import ACCOUNT, REGION, CallRecorder, Permission, TemplateResolver, allowed, table_arn
 from lambda_fixtures import DIMENSIONS
+from template_checks import resolved_definition
 from tenacity import wait_none
 
 from asl_local.clock import RealClock
@@ -51,10 +52,8 @@ def _items(kind: ItemKind, count: int) -> list[EmbeddingItem]:
 
 
 def _definition(template: dict[str, Any], kind: str) -> dict[str, Any]:
-    """The template's DefinitionString with each function ARN resolved to what the engine invokes."""
-    attributes = {f"{f.logical_id}.Arn": local_resource_arn(f.name) for f in FUNCTIONS}
-    machine = template["Resources"][f"{kind.capitalize()}StateMachine"]
-    return json.loads(TemplateResolver({}, attributes).resolve(machine["Properties"]["DefinitionString"]))
+    """The template's Definition with each function ARN resolved to what the engine invokes."""
+    return resolved_definition(template, kind, local_resource_arn)
 
 
 def _role_statements(template: dict[str, Any], resolver: TemplateResolver, function: str) -> list[dict]:

@@ -14,54 +14,13 @@ from pathlib import Path
 
 import pytest
 from cli_runner import _FOREIGN_SETTINGS
+from readme_fences import bash_fences
 
 from embedding_ingest.config import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 README = REPO_ROOT / "README.md"
 SECTIONS = ("Using it", "Monitoring")
-SKIP_MARK = re.compile(r"<!--\s*readme-test:\s*(needs-aws\s*|skip\b[^>]*)-->")
-FENCE = re.compile(r"^```(\w*)\s*$")
-
-
-def _sections(text: str) -> list[list[str]]:
-    """Lines of each README section whose heading starts with one of SECTIONS (down to the next heading
-    of the same or a higher level)."""
-    lines, found = text.splitlines(), []
-    for index, line in enumerate(lines):
-        heading = re.match(r"^(#+)\s+(.*)$", line)
-        if heading and heading.group(2).startswith(SECTIONS):
-            level, body = len(heading.group(1)), []
-            for following in lines[index + 1:]:
-                inner = re.match(r"^(#+)\s", following)
-                if inner and len(inner.group(1)) <= level:
-                    break
-                body.append(following)
-            found.append(body)
-    return found
-
-
-def bash_fences(text: str) -> tuple[list[str], int]:
-    """(the bash fences to run, in README order without repeats, how many were skipped by a mark)."""
-    fences: list[str] = []
-    skipped: set[str] = set()  # a subsection's fences are also in its parent section: count them once
-    for body in _sections(text):
-        index = 0
-        while index < len(body):
-            opening = FENCE.match(body[index])
-            if not opening:
-                index += 1
-                continue
-            end = next(i for i in range(index + 1, len(body)) if body[i].startswith("```"))
-            before = next((body[i] for i in range(index - 1, -1, -1) if body[i].strip()), "")
-            block = "\n".join(body[index + 1:end])
-            if opening.group(1) == "bash":
-                if SKIP_MARK.search(before):
-                    skipped.add(block)
-                elif block not in fences:
-                    fences.append(block)
-            index = end + 1
-    return fences, len(skipped)
 
 
 def test_the_fence_extractor_keeps_bash_fences_of_the_two_sections_and_honours_skip_marks():
@@ -71,7 +30,7 @@ def test_the_fence_extractor_keeps_bash_fences_of_the_two_sections_and_honours_s
         "### Monitoring (tasks)", "<!-- readme-test: skip (long-running) -->", "", "```bash", "forever",
         "```", "```bash", "echo two", "```", "## Configuration", "```bash", "not in a section", "```"])
 
-    assert bash_fences(text) == (["echo one", "echo two"], 2)
+    assert bash_fences(text, SECTIONS) == (["echo one", "echo two"], 2)
 
 
 def _scratch_repository(root: Path) -> Path:
@@ -86,7 +45,7 @@ def _scratch_repository(root: Path) -> Path:
 
 @pytest.mark.slow
 def test_readme_commands_run_verbatim_on_the_demo_workspace(tmp_path):
-    fences, _ = bash_fences(README.read_text(encoding="utf-8"))
+    fences, _ = bash_fences(README.read_text(encoding="utf-8"), SECTIONS)
     assert len(fences) >= 2, "the README's Using it / Monitoring sections lost their bash fences"
     work = _scratch_repository(tmp_path)
     env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_SETTINGS}

@@ -11,7 +11,7 @@ import shlex
 import pytest
 from typer.testing import CliRunner
 
-from embedding_ingest.aws.deploy.operations_template import EFS_MOUNT_PATH, TMP_CHROMA_ROOT
+from embedding_ingest.aws.deploy.network import EFS_MOUNT_PATH, TMP_CHROMA_ROOT
 from embedding_ingest.aws.deploy.template import build_template
 from embedding_ingest.aws.function_table import ALL_FUNCTIONS, FUNCTIONS, OPERATIONS_FUNCTIONS
 from embedding_ingest.aws.functions import handlers
@@ -89,10 +89,11 @@ def test_only_the_starter_may_start_executions_and_only_of_the_two_state_machine
                 starters[function.name] = statement
     assert list(starters) == ["embedding-start-execution"]
     grant = starters["embedding-start-execution"]
-    assert grant["Action"] == ["states:StartExecution"]
+    # ListExecutions: it starts nothing while an execution of that workflow is RUNNING
+    assert grant["Action"] == ["states:ListExecutions", "states:StartExecution"]
     assert grant["Resource"] == [{"Ref": "LineStateMachine"}, {"Ref": "WordStateMachine"}]
     role = template["Resources"]["StartExecutionFunctionRole"]
-    assert {s["Sid"] for s in _statements(role)} == {"OwnLogs", "StartScheduledExecutions"}
+    assert {s["Sid"] for s in _statements(role)} == {"OwnLogs", "WriteTraces", "StartScheduledExecutions"}
     env = template["Resources"]["StartExecutionFunction"]["Properties"]["Environment"]["Variables"]
     assert env["LINE_STATE_MACHINE_ARN"] == {"Ref": "LineStateMachine"}
     assert env["WORD_STATE_MACHINE_ARN"] == {"Ref": "WordStateMachine"}
@@ -112,16 +113,18 @@ def test_the_submit_function_runs_the_submit_handler_with_ledger_and_key_but_no_
 
 def test_every_state_machine_task_resource_is_a_function_of_this_stack(template):
     step_ids = {f.logical_id for f in FUNCTIONS}
-    (invoke,) = _statements(template["Resources"]["StateMachineRole"])
+    role = template["Resources"]["StateMachineRole"]
+    (invoke,) = [s for s in _statements(role) if s["Sid"] == "InvokeSteps"]
     invokable = {resource["Fn::GetAtt"][0] for resource in invoke["Resource"]}
     assert invokable == step_ids
     for machine in ("LineStateMachine", "WordStateMachine"):
-        text = template["Resources"][machine]["Properties"]["DefinitionString"]["Fn::Sub"]
-        tasks = _tasks(json.loads(text)["States"])
+        props = template["Resources"][machine]["Properties"]
+        tasks = _tasks(props["Definition"]["States"])
         assert tasks
         for task in tasks:
-            (logical_id,) = re.fullmatch(r"\$\{(\w+)\.Arn\}", task["Resource"]).groups()
-            assert logical_id in step_ids, task["Resource"]
+            (name,) = re.fullmatch(r"\$\{(\w+)\}", task["Resource"]).groups()
+            logical_id, attribute = props["DefinitionSubstitutions"][name]["Fn::GetAtt"]
+            assert logical_id in step_ids and attribute == "Arn", task["Resource"]
             assert template["Resources"][logical_id]["Type"] == "AWS::Lambda::Function"
 
 
@@ -151,13 +154,34 @@ def test_functions_that_read_snapshots_mount_efs_at_chroma_root_when_given_else_
     assert mounted == {"embedding-vector-compact", "embedding-mark-batches-complete"}
 
 
+def test_efs_mode_gives_the_vpc_s3_and_dynamodb_gateway_endpoints_on_the_named_route_tables(template):
+    """The two functions in the VPC reach S3 and DynamoDB through gateway endpoints (no NAT: they never
+    call OpenAI); none is created without EFS, or when the operator says the VPC has them."""
+    endpoints = _of_type(template, "AWS::EC2::VPCEndpoint")
+    services = {}
+    for endpoint in endpoints.values():
+        props = endpoint["Properties"]
+        assert endpoint["Condition"] == "CreateEfsGatewayEndpoints"
+        assert props["VpcEndpointType"] == "Gateway"
+        assert (props["VpcId"], props["RouteTableIds"]) == ({"Ref": "EfsVpcId"}, {"Ref": "EfsRouteTableIds"})
+        services[props["ServiceName"]["Fn::Sub"].rsplit(".", 1)[1]] = endpoint
+    assert set(services) == {"s3", "dynamodb"}
+    condition = json.dumps(template["Conditions"]["CreateEfsGatewayEndpoints"])
+    assert all(part in condition for part in ('"Condition": "HasEfs"', "CreateGatewayEndpoints", "EfsVpcId",
+                                              "EfsRouteTableIds"))
+    readers = [f for f in ALL_FUNCTIONS if "VpcConfig" in template["Resources"][f.logical_id]["Properties"]]
+    assert readers and not any(f.needs_provider for f in readers)  # nothing in the VPC calls OpenAI
+
+
 def test_alarms_notify_the_given_topic_or_one_of_the_stacks_own(template):
     topic = template["Resources"]["AlarmTopic"]
     assert topic["Type"] == "AWS::SNS::Topic" and topic["Condition"] == "CreateAlarmTopic"
     assert template["Conditions"]["CreateAlarmTopic"] == {"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}
-    expected = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], [{"Ref": "AlarmTopic"}]]}
+    # a list of one Fn::If (Control Tower's CT.CLOUDWATCH.PR.1 wants a list of actions)
+    expected = [{"Fn::If": ["HasAlarmTopic", {"Ref": "AlarmTopicArn"}, {"Ref": "AlarmTopic"}]}]
     alarms = _of_type(template, "AWS::CloudWatch::Alarm")
-    assert len(alarms) == 2 + len(OPERATIONS_FUNCTIONS)  # failed executions of each workflow, errors
+    # failed executions of each workflow, errors of the scheduled functions, batches that could not be polled
+    assert len(alarms) == 2 + len(OPERATIONS_FUNCTIONS) + 1
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == expected
 

@@ -68,12 +68,15 @@ def function_role(function: LambdaFunction, log_group_id: str, *, extra_statemen
     }}
 
 
-def state_machine_role() -> dict[str, Any]:
+def state_machine_role(extra_statements: list[Statement] = ()) -> dict[str, Any]:
+    """Invoke the seven step functions; `extra_statements` (log delivery, traces) besides."""
     return {"Type": "AWS::IAM::Role", "Properties": {
-        "Description": "Both ingestion state machines: may invoke the seven step functions, nothing else",
+        "Description": "Both ingestion state machines: may invoke the seven step functions, deliver their "
+                       "execution logs and write traces, nothing else",
         "AssumeRolePolicyDocument": assume_role("states.amazonaws.com"),
         "Policies": [{"PolicyName": "invoke-steps", "PolicyDocument": {
             "Version": "2012-10-17", "Statement": [{
                 "Sid": "InvokeSteps", "Effect": "Allow", "Action": ["lambda:InvokeFunction"],
-                "Resource": [{"Fn::GetAtt": [f.logical_id, "Arn"]} for f in FUNCTIONS]}]}}],
+                "Resource": [{"Fn::GetAtt": [f.logical_id, "Arn"]} for f in FUNCTIONS]},
+                *extra_statements]}}],
     }}

@@ -1,8 +1,13 @@
 """The CloudFormation template of the whole stack, as a dict (`embedding-ingest aws template` writes it).
 
 The state machine definitions are pipeline.definitions' output, unchanged but for the Task resources:
-the builder is asked for the placeholder `${<Function>.Arn}` and the JSON text goes through Fn::Sub,
-so AWS and the local engine run the same definition.
+the builder is asked for `${<Function>Arn}` and the definition goes in as a `Definition` object with
+those names in `DefinitionSubstitutions`, so AWS and the local engine run the same definition and
+cfn-lint validates it against the ASL schema (a `DefinitionString` built with Fn::Sub it cannot read).
+
+Parts: aws/deploy/iam.py (roles), operations_template.py (schedules, alarm topic, the operations
+functions' alarms), network.py (EFS mode), observability.py (log groups, logging and tracing, metric
+alarms), checkov_skips.py (the checks skipped, with reasons, in each resource's Metadata).
 """
 
 from __future__ import annotations
@@ -10,10 +15,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from embedding_ingest.aws.deploy import iam
+from embedding_ingest.aws.deploy import checkov_skips, iam, network
+from embedding_ingest.aws.deploy import observability as obs
 from embedding_ingest.aws.deploy import operations_template as ops
 from embedding_ingest.aws.deploy.operations_template import STATE_MACHINES
-from embedding_ingest.aws.function_table import ALL_FUNCTIONS, BY_NAME, LambdaFunction
+from embedding_ingest.aws.function_table import (
+    ALL_FUNCTIONS,
+    BY_NAME,
+    MEMORY_PARAMETERS,
+    NEW_ACCOUNT_MEMORY_MB,
+    LambdaFunction,
+)
 from embedding_ingest.pipeline.definitions import build_definition
 from embedding_ingest.pipeline.state_names import WorkflowKind
 from embedding_ingest.stores.dynamo_schema import TTL_ATTRIBUTE, table_definition
@@ -21,8 +33,11 @@ from embedding_ingest.stores.dynamo_schema import TTL_ATTRIBUTE, table_definitio
 INTERMEDIATE_PREFIXES = ("intermediate/", "chunks/", "chunk_groups/", "poll_manifests/")
 INTERMEDIATE_EXPIRY_DAYS = 7
 NONCURRENT_VERSION_EXPIRY_DAYS = 30
-LOG_RETENTION_DAYS = 30
-_PLACEHOLDER = "@@function-arn:{}@@"
+# Kept when the stack is deleted or the resource replaced, but deleted when the stack's own create
+# rolls back, so a retried create does not fail on "already exists" (DeletionPolicy
+# RetainExceptOnCreate, CloudFormation template reference).
+STATEFUL = {"DeletionPolicy": "RetainExceptOnCreate", "UpdateReplacePolicy": "Retain"}
+LAMBDA_MAX_MEMORY_MB = 10240
 
 
 def _parameters(image_uri_param: bool) -> dict[str, Any]:
@@ -37,7 +52,15 @@ def _parameters(image_uri_param: bool) -> dict[str, Any]:
                           "Description": "SNS topic notified when an execution or a scheduled function "
                                          "fails (empty: a topic of this stack's own)"},
         **ops.parameters(),
+        **network.parameters(),
+        **obs.parameters(),
     }
+    for name, (sizes, reference_mb) in MEMORY_PARAMETERS.items():
+        parameters[name] = {"Type": "Number", "Default": NEW_ACCOUNT_MEMORY_MB, "MinValue": 128,
+                            "MaxValue": LAMBDA_MAX_MEMORY_MB,
+                            "Description": f"Memory (MB) of {sizes}; the reference sized it {reference_mb}. "
+                                           f"New accounts are capped at {NEW_ACCOUNT_MEMORY_MB} until a "
+                                           "quota increase (README: Running on AWS, sizing)"}
     if image_uri_param:
         parameters["ImageUri"] = {"Type": "String",
                                   "Description": "ECR image built from aws/deploy/Dockerfile"}
@@ -52,8 +75,7 @@ def _bucket() -> dict[str, Any]:
                     "NoncurrentVersionExpiration": {"NoncurrentDays": NONCURRENT_VERSION_EXPIRY_DAYS},
                     "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
                     "ExpiredObjectDeleteMarker": True}
-    return {"Type": "AWS::S3::Bucket", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
-            "Properties": {
+    return {"Type": "AWS::S3::Bucket", **STATEFUL, "Properties": {
                 "VersioningConfiguration": {"Status": "Enabled"},
                 "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
                                                    "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
@@ -66,19 +88,19 @@ def _bucket() -> dict[str, Any]:
 
 def _bucket_policy() -> dict[str, Any]:
     bucket_arn = {"Fn::GetAtt": [iam.BUCKET, "Arn"]}
+    # The objects' ARN as Fn::Join, the form Control Tower's CT.S3.PR.8 (TLS only) recognises.
     return {"Type": "AWS::S3::BucketPolicy", "Properties": {
         "Bucket": {"Ref": iam.BUCKET},
         "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
             "Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-            "Resource": [bucket_arn, {"Fn::Sub": f"${{{iam.BUCKET}.Arn}}/*"}],
+            "Resource": [bucket_arn, {"Fn::Join": ["", [bucket_arn, "/*"]]}],
             "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}}}
 
 
 def _table() -> dict[str, Any]:
     definition = table_definition("unused")
     definition.pop("TableName")
-    return {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
-            "Properties": {
+    return {"Type": "AWS::DynamoDB::Table", **STATEFUL, "Properties": {
                 "TableName": {"Fn::Sub": "embedding-ingest-${Stage}"},
                 **definition,
                 "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
@@ -91,12 +113,6 @@ def _function_name(function: LambdaFunction) -> dict[str, str]:
     return {"Fn::Sub": f"{function.name}-${{Stage}}"}
 
 
-def _log_group(function: LambdaFunction) -> dict[str, Any]:
-    return {"Type": "AWS::Logs::LogGroup", "DeletionPolicy": "Delete", "UpdateReplacePolicy": "Delete",
-            "Properties": {"LogGroupName": {"Fn::Sub": f"/aws/lambda/{function.name}-${{Stage}}"},
-                           "RetentionInDays": LOG_RETENTION_DAYS}}
-
-
 def _function(function: LambdaFunction, image_uri: Any) -> dict[str, Any]:
     environment: dict[str, Any] = {
         "DYNAMODB_TABLE_NAME": {"Ref": iam.TABLE},
@@ -107,6 +123,8 @@ def _function(function: LambdaFunction, image_uri: Any) -> dict[str, Any]:
     }
     if function.needs_provider:
         environment["OPENAI_API_KEY_SECRET_ARN"] = {"Ref": iam.SECRET_PARAMETER}
+    environment.update(obs.function_environment())
+    environment.update(network.function_environment(function))
     environment.update(ops.function_environment(function))
     return {"Type": "AWS::Lambda::Function", "DependsOn": [f"{function.logical_id}LogGroup"], "Properties": {
         "FunctionName": _function_name(function),
@@ -115,29 +133,45 @@ def _function(function: LambdaFunction, image_uri: Any) -> dict[str, Any]:
         "Code": {"ImageUri": image_uri},
         "ImageConfig": {"Command": [function.command]},
         "Role": {"Fn::GetAtt": [f"{function.logical_id}Role", "Arn"]},
-        "MemorySize": function.memory_mb,
+        "MemorySize": {"Ref": function.memory_parameter} if function.memory_parameter else function.memory_mb,
         "Timeout": function.timeout_s,
         "EphemeralStorage": {"Size": function.ephemeral_mb},
         "Environment": {"Variables": environment},
-        **ops.function_properties(function),
+        **obs.function_properties(),
+        **network.function_properties(function),
     }}
 
 
-def definition_string(kind: WorkflowKind) -> dict[str, str]:
-    """The builder's definition as an Fn::Sub whose only substitutions are the function ARNs."""
-    definition = build_definition(kind, _PLACEHOLDER.format)
-    text = json.dumps(definition, indent=2).replace("${", "${!")  # a literal ${ must not be substituted
-    for name, function in BY_NAME.items():
-        text = text.replace(_PLACEHOLDER.format(name), f"${{{function.logical_id}.Arn}}")
-    return {"Fn::Sub": text}
+def substitution_name(function: LambdaFunction) -> str:
+    """The DefinitionSubstitutions key standing for a function's ARN in the definitions."""
+    return f"{function.logical_id}Arn"
 
 
-def _state_machine(kind: WorkflowKind) -> dict[str, Any]:
+def definition(kind: WorkflowKind) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(Definition, DefinitionSubstitutions) of the `kind` state machine: the builder's definition with
+    `${<Function>Arn}` as each Task's resource, and those names bound to the functions' ARNs."""
+    used: dict[str, Any] = {}
+
+    def resource_for(name: str) -> str:
+        function = BY_NAME[name]
+        used[substitution_name(function)] = {"Fn::GetAtt": [function.logical_id, "Arn"]}
+        return f"${{{substitution_name(function)}}}"
+
+    built = build_definition(kind, resource_for)
+    if "${" in json.dumps(build_definition(kind, lambda name: "arn")):
+        raise ValueError(f"the {kind} definition holds a literal '${{', which substitution would alter")
+    return built, dict(sorted(used.items()))
+
+
+def _state_machine(kind: WorkflowKind, log_group_id: str) -> dict[str, Any]:
+    built, substitutions = definition(kind)
     return {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
         "StateMachineName": {"Fn::Sub": f"{kind}-ingest-${{Stage}}"},
         "StateMachineType": "STANDARD",
         "RoleArn": {"Fn::GetAtt": ["StateMachineRole", "Arn"]},
-        "DefinitionString": definition_string(kind),
+        "Definition": built,
+        "DefinitionSubstitutions": substitutions,
+        **obs.state_machine_properties(log_group_id),
     }}
 
 
@@ -181,23 +215,29 @@ def build_template(*, image_uri_param: bool = True, image_uri: str | None = None
                                  iam.TABLE: _table()}
     for function in ALL_FUNCTIONS:
         log_group_id = f"{function.logical_id}LogGroup"
-        resources[log_group_id] = _log_group(function)
+        resources[log_group_id] = obs.function_log_group(function)
         resources[f"{function.logical_id}Role"] = iam.function_role(
-            function, log_group_id, extra_statements=ops.role_statements(function),
-            extra_properties=ops.role_properties(function))
+            function, log_group_id,
+            extra_statements=(obs.function_statements() + network.role_statements(function)
+                              + ops.role_statements(function)),
+            extra_properties=network.role_properties(function))
         resources[function.logical_id] = _function(function, image)
-    resources["StateMachineRole"] = iam.state_machine_role()
+    resources["StateMachineRole"] = iam.state_machine_role(obs.state_machine_statements())
     for kind, logical_id in STATE_MACHINES.items():
-        resources[logical_id] = _state_machine(kind)
+        resources[f"{logical_id}LogGroup"] = obs.state_machine_log_group(kind)
+        resources[logical_id] = _state_machine(kind, f"{logical_id}LogGroup")
         resources[f"{logical_id}FailedAlarm"] = _failure_alarm(kind)
+    resources["PollFailuresAlarm"] = obs.poll_failures_alarm(ops.alarm_actions())
     resources.update(ops.resources())
+    resources.update(network.resources())
+    checkov_skips.annotate(resources)
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": "embedding-ingest: OpenAI Batch API embeddings -> published ChromaDB snapshots "
                        "(line and word ingestion state machines, their Lambda steps, bucket and ledger, the "
                        "schedules that run them and submit new items)",
         "Parameters": _parameters(image_uri_param),
-        "Conditions": ops.conditions(),
+        "Conditions": {**ops.conditions(), **network.conditions()},
         "Resources": resources,
         "Outputs": _outputs(),
     }

@@ -1,0 +1,49 @@
+"""The README's runnable commands: the ```bash fences of chosen sections (tests run them verbatim). A
+fence preceded by `<!-- readme-test: needs-aws -->` or `<!-- readme-test: skip ... -->` is skipped."""
+
+from __future__ import annotations
+
+import re
+
+SKIP_MARK = re.compile(r"<!--\s*readme-test:\s*(needs-aws\s*|skip\b[^>]*)-->")
+FENCE = re.compile(r"^```(\w*)\s*$")
+
+
+def _sections(text: str, sections: tuple[str, ...]) -> list[list[str]]:
+    """Lines of each README section whose heading starts with one of `sections` (down to the next
+    heading of the same or a higher level)."""
+    lines, found = text.splitlines(), []
+    for index, line in enumerate(lines):
+        heading = re.match(r"^(#+)\s+(.*)$", line)
+        if heading and heading.group(2).startswith(sections):
+            level, body = len(heading.group(1)), []
+            for following in lines[index + 1:]:
+                inner = re.match(r"^(#+)\s", following)
+                if inner and len(inner.group(1)) <= level:
+                    break
+                body.append(following)
+            found.append(body)
+    return found
+
+
+def bash_fences(text: str, sections: tuple[str, ...]) -> tuple[list[str], int]:
+    """(the bash fences to run, in README order without repeats, how many were skipped by a mark)."""
+    fences: list[str] = []
+    skipped: set[str] = set()  # a subsection's fences are also in its parent section: count them once
+    for body in _sections(text, sections):
+        index = 0
+        while index < len(body):
+            opening = FENCE.match(body[index])
+            if not opening:
+                index += 1
+                continue
+            end = next(i for i in range(index + 1, len(body)) if body[i].startswith("```"))
+            before = next((body[i] for i in range(index - 1, -1, -1) if body[i].strip()), "")
+            block = "\n".join(body[index + 1:end])
+            if opening.group(1) == "bash":
+                if SKIP_MARK.search(before):
+                    skipped.add(block)
+                elif block not in fences:
+                    fences.append(block)
+            index = end + 1
+    return fences, len(skipped)

@@ -14,6 +14,7 @@ from pipeline import Workspace, make_workspace, receipts_file
 from published_checks import assert_nothing_marked_early
 from scenarios import submit_in_batches
 
+from embedding_ingest.metrics import POLL_FAILURES, metrics_sink
 from embedding_ingest.providers.base import ProviderBatch
 from embedding_ingest.snapshots import read_version
 from embedding_ingest.stores.records import BatchStatus, BatchSummary, EmbeddingStatus, ItemKind
@@ -134,10 +135,14 @@ def test_a_missing_output_file_fails_that_poll_by_name_and_keeps_its_items_pendi
     file_id = finished(ws, bad).output_file_id
     for path in (ws.ctx.provider.root / "files").glob(f"{file_id}*"):
         path.unlink()
-    record = ws.run(KIND)
+    counted = []
+    with metrics_sink(lambda name, value, workflow: counted.append((name, value))):
+        record = ws.run(KIND)
     assert record.status.value == "SUCCEEDED", record.cause
     failure = next(r for r in ws.output(record)["poll_results"] if r.get("action") == "poll_failed")
     assert failure["error"]["Error"] == "UnknownProviderFileError" and file_id in failure["error"]["Cause"]
+    # caught by the workflow so the rest proceeds, but counted: the stack alarms on PollFailures
+    assert [value for name, value in counted if name == POLL_FAILURES] == [1.0]
     assert_rest_proceeded(ws, before, good)
     assert len(ws.ledger.find_items(KIND, EmbeddingStatus.PENDING, batch_id=bad.batch_id)) == bad.item_count
     summary = ws.ledger.get_batch(bad.batch_id)

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from embedding_ingest.aws.functions.container import PACKAGE_LOGGER
+from embedding_ingest.aws.functions.observability import PACKAGE_LOGGER
 
 
 @contextmanager

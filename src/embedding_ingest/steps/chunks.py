@@ -3,10 +3,15 @@
 Only poll results that wrote a delta are chunked; every delta lands in exactly one chunk of
 CHUNK_SIZE. When the inline output would pass the payload limit the chunks go to `chunks.json`
 and the state carries only their indices.
+
+This is also where a batch the workflow could not poll (its Map iteration caught after every retry,
+action "poll_failed") stops being silent: each one is logged with its error and counted as PollFailures,
+the metric the stack alarms on. The batch stays active; the next execution polls it again.
 """
 
 from __future__ import annotations
 
+from embedding_ingest.metrics import POLL_FAILURES, record_metric
 from embedding_ingest.steps.context import StepContext
 from embedding_ingest.steps.contracts import (
     CHUNK_SIZE,
@@ -15,6 +20,7 @@ from embedding_ingest.steps.contracts import (
     ChunkedData,
     DeltaRef,
     LoadChunksEvent,
+    PollFailure,
     SplitChunksEvent,
     SplitChunksResult,
     payload_size,
@@ -36,6 +42,7 @@ def split_chunks(event: dict, ctx: StepContext) -> dict:
     request = parse_event(SplitChunksEvent, event, STEP)
     batch_id = key_part(request.batch_id, "batch_id")
     deltas = delta_refs(request.poll_results or [])
+    _report_poll_failures(batch_id, [r for r in request.poll_results or [] if isinstance(r, PollFailure)])
     chunks = [Chunk(chunk_index=i, batch_id=batch_id, delta_results=deltas[start:start + CHUNK_SIZE])
               for i, start in enumerate(range(0, len(deltas), CHUNK_SIZE))]
     data = ChunkedData(batch_id=batch_id, chunks=chunks, total_chunks=len(chunks), use_s3=False,
@@ -50,6 +57,16 @@ def split_chunks(event: dict, ctx: StepContext) -> dict:
         "batch_id": batch_id, "deltas": len(deltas), "skipped_without_delta": skipped,
         "total_chunks": len(chunks), "use_s3": result.chunked_data.use_s3})
     return result.model_dump(mode="json")
+
+
+def _report_poll_failures(execution: str, failures: list[PollFailure]) -> None:
+    for failure in failures:
+        error = failure.error if isinstance(failure.error, dict) else {}
+        logger.error("a batch could not be polled after every retry; it stays active for the next run",
+                     extra={"batch_index": failure.batch_index, "error": error.get("Error"),
+                            "cause": str(error.get("Cause", ""))[:500], "execution": execution})
+    if failures:
+        record_metric(POLL_FAILURES, len(failures))
 
 
 def load_chunks_from_s3(event: dict, ctx: StepContext) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 
+from embedding_ingest.metrics import ITEMS_PUBLISHED, record_metric
 from embedding_ingest.snapshots import PublishOutcome, publish_next_version
 from embedding_ingest.steps.compact import source_manifests
 from embedding_ingest.steps.context import StepContext
@@ -52,6 +53,8 @@ def final_merge(event: dict, ctx: StepContext) -> dict:
         # publish_next_version recognises a rerun (same sources as the current version) and returns
         # that version instead of publishing again; its fencing token tells the two apart.
         rerun = outcome.version.fencing_token != lease_token
+        if not rerun:
+            record_metric(ITEMS_PUBLISHED, outcome.added_embeddings, workflow=database.removesuffix("s"))
         logger.info("published snapshot", extra={"version": outcome.version.version, "rerun": rerun,
                                                   "total": outcome.total_embeddings,
                                                   "added": outcome.added_embeddings,

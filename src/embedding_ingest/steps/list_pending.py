@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from embedding_ingest.exceptions import TransientError
+from embedding_ingest.metrics import BATCHES_ACTIVE, record_metric
 from embedding_ingest.providers.base import FINISHED_PROVIDER_STATUSES
 from embedding_ingest.providers.exceptions import ProviderRequestError
 from embedding_ingest.steps.context import StepContext
@@ -74,6 +75,7 @@ def list_pending(event: dict, ctx: StepContext) -> dict:
                                            "manifest_s3_key": manifest_key,
                                            "manifest_s3_bucket": ctx.objects.location})
 
+    record_metric(BATCHES_ACTIVE, len(active), workflow=request.batch_type.value)
     logger.info("listed pending batches", extra={
         "batch_type": request.batch_type.value, "active": len(active), "newly_finished": len(newly_finished),
         "without_provider_id":

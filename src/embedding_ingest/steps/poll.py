@@ -13,6 +13,7 @@ import time
 
 from pydantic import TypeAdapter
 
+from embedding_ingest.metrics import TOKENS_BILLED, record_metric
 from embedding_ingest.providers.base import QUEUE_LIMIT_ERROR_CODES, ProviderBatch, ProviderBatchStatus
 from embedding_ingest.providers.exceptions import UnknownProviderBatchError, UnknownProviderFileError
 from embedding_ingest.steps.context import StepContext
@@ -144,6 +145,7 @@ def _poll_summary(summary: BatchSummary, ctx: StepContext) -> PollResult:
         raise
     changes: dict = {"provider_status": batch.status.value, "polled_at": polled_at,
                      "billed_tokens": outcome.billed_tokens}
+    record_metric(TOKENS_BILLED, outcome.billed_tokens, workflow=kind.value)
     if outcome.unknown_custom_ids:  # kept durably, not only logged (issue 10)
         changes["unknown_custom_ids"] = outcome.unknown_custom_ids
     if outcome.released:

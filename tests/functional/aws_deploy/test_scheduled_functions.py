@@ -51,20 +51,46 @@ def test_slot_names_are_valid_execution_names():
 
 def test_a_slot_fired_twice_starts_one_execution_and_the_next_slot_another(lambda_env, state_machines,
                                                                              moto_endpoint):
+    client = moto_endpoint.client("stepfunctions")
     first = handlers.start_execution(_scheduled_event("LineExecutionSchedule", "2026-11-29T16:15:00Z"), None)
     again = handlers.start_execution(_scheduled_event("LineExecutionSchedule", "2026-11-29T16:15:00Z"), None)
+    client.stop_execution(executionArn=first["executionArn"])  # moto's executions never finish by themselves
     later = handlers.start_execution(_scheduled_event("LineExecutionSchedule", "2026-11-29T16:30:00Z"), None)
     word = handlers.start_execution(_scheduled_event("WordExecutionSchedule", "2026-11-29T16:15:00Z"), None)
 
     assert first["started"] and first["name"] == "line-20261129T161500Z"
     # Step Functions answers a repeated name either with the same execution or ExecutionAlreadyExists
     assert not again["started"] or again["executionArn"] == first["executionArn"]
-    client = moto_endpoint.client("stepfunctions")
     executions = client.list_executions(stateMachineArn=state_machines["line"])["executions"]
     names = sorted(e["name"] for e in executions)
     assert names == ["line-20261129T161500Z", "line-20261129T163000Z"]
     assert later["started"] and word["started"]
     assert word["executionArn"].split(":")[-1] == "word-20261129T161500Z"
+
+
+def test_a_slot_starts_nothing_while_its_workflow_runs_and_says_so_in_its_log_and_metric(
+        lambda_env, state_machines, moto_endpoint, capsys):
+    """A run can outlast a slot; the next slot of that workflow waits for the next fire after it ends."""
+    def fire(schedule: str, slot: str) -> dict:
+        return handlers.start_execution(_scheduled_event(schedule, slot), None)
+
+    running = fire("LineExecutionSchedule", "2026-11-29T16:15:00Z")
+    capsys.readouterr()
+
+    skipped = fire("LineExecutionSchedule", "2026-11-29T16:30:00Z")
+    other_workflow = fire("WordExecutionSchedule", "2026-11-29T16:30:00Z")
+
+    assert running["started"] and other_workflow["started"]
+    assert (skipped["started"], skipped["running"]) == (False, "line-20261129T161500Z")
+    assert "line-20261129T161500Z" in skipped["reason"] and "RUNNING" in skipped["reason"]
+    client = moto_endpoint.client("stepfunctions")
+    names = [e["name"] for e in client.list_executions(stateMachineArn=state_machines["line"])["executions"]]
+    assert names == ["line-20261129T161500Z"]
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    (warning,) = [e for e in logged if e.get("running") == "line-20261129T161500Z"]
+    assert warning["level"] == "WARNING" and warning["execution"] == "line-20261129T163000Z"
+    metrics = [e for e in logged if "SkippedOverlappingRun" in e]
+    assert [(m["SkippedOverlappingRun"], m["workflow"]) for m in metrics] == [([1.0], "line")]
 
 
 def test_a_malformed_event_is_refused_naming_the_field(lambda_env, state_machines):

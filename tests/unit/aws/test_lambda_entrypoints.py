@@ -77,10 +77,16 @@ def test_an_entrypoint_runs_its_step_and_logs_json_with_the_execution(capsys):
 
     assert result["total_batches"] == 0 and result["execution_id"] == "run-7"
     logged = _json_lines(capsys.readouterr().out)
-    started = [e for e in logged if e["message"] == "step started"]
+    started = [e for e in logged if e.get("message") == "step started"]
     assert len(started) == 1  # one line per record: nothing printed twice through the root logger
     assert started[0]["function"] == "embedding-list-pending"
     assert started[0]["execution"] == "run-7" and started[0]["request_id"] == "req-0001"
+    assert (started[0]["level"], started[0]["service"]) == ("INFO", "embedding-ingest")  # Powertools' keys
+    # the invocation's metrics, as one CloudWatch embedded-metric line at its end
+    (emf,) = [e for e in logged if "_aws" in e]
+    (directive,) = emf["_aws"]["CloudWatchMetrics"]
+    assert (directive["Namespace"], directive["Dimensions"]) == ("EmbeddingIngest", [["workflow", "service"]])
+    assert (emf["BatchesActive"], emf["workflow"]) == ([0.0], "line")
 
 
 def test_a_bad_event_is_raised_with_its_class_name_and_logged_with_the_batch(capsys):
@@ -88,7 +94,7 @@ def test_a_bad_event_is_raised_with_its_class_name_and_logged_with_the_batch(cap
         split_chunks({"batch_id": "run-8", "poll_results": "not a list"}, LambdaContext())
 
     assert isinstance(raised.value, TerminalError)  # Step Functions must not retry it
-    failed = [e for e in _json_lines(capsys.readouterr().out) if e["message"] == "step failed"]
+    failed = [e for e in _json_lines(capsys.readouterr().out) if e.get("message") == "step failed"]
     assert [(e["error"], e["batch_id"], e["function"]) for e in failed] == [
         ("StepInputError", "run-8", "embedding-split-chunks")]
 
@@ -115,7 +121,7 @@ def test_a_poll_function_with_the_openai_provider_and_no_key_source_says_so(monk
 
     with pytest.raises(ConfigurationError, match="OPENAI_API_KEY"):
         line_poll({"batch_id": "b-1", "openai_batch_id": "batch_1"}, LambdaContext())
-    assert any(e["message"] == "function setup failed" for e in _json_lines(capsys.readouterr().out))
+    assert any(e.get("message") == "function setup failed" for e in _json_lines(capsys.readouterr().out))
 
 
 def test_every_function_has_an_entrypoint_and_unknown_names_are_refused():

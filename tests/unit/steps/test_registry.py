@@ -12,7 +12,7 @@ from steps_world import make_items, submit_batch
 from embedding_ingest.exceptions import TerminalError
 from embedding_ingest.pipeline.local_backend import invoke_in_worker
 from embedding_ingest.steps.exceptions import BatchTypeMismatchError, StepInputError, UnknownOperationError
-from embedding_ingest.steps.logs import JsonFormatter, logger
+from embedding_ingest.steps.logs import json_handler, logger
 from embedding_ingest.steps.registry import HANDLERS, handler_for
 from embedding_ingest.stores.records import ItemKind
 
@@ -54,8 +54,7 @@ def test_an_unknown_function_name_is_refused():
 def test_logs_are_json_lines_carrying_the_function_and_batch(ctx):
     summary = submit_batch(ctx, make_items(2))
     stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
+    handler = json_handler(stream)
     logger.addHandler(handler)
     previous = logger.level
     logger.setLevel(logging.INFO)

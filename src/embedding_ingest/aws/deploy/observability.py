@@ -18,11 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 from embedding_ingest.aws.function_table import LambdaFunction
+from embedding_ingest.metrics import NAMESPACE, POLL_FAILURES, SERVICE
 from embedding_ingest.pipeline.state_names import WorkflowKind
 
-SERVICE = "embedding-ingest"
-METRICS_NAMESPACE = "EmbeddingIngest"
-POLL_FAILURES_METRIC = "PollFailures"
 # A literal, not a parameter: Control Tower's CT.STEPFUNCTIONS.PR.1 accepts only ERROR or ALL as written.
 # To see every transition while investigating: `aws stepfunctions update-state-machine` with a
 # --logging-configuration of level ALL (README), until the next deploy puts ERROR back.
@@ -80,7 +78,7 @@ def function_statements() -> list[dict[str, Any]]:
 
 
 def function_environment() -> dict[str, str]:
-    return {"POWERTOOLS_SERVICE_NAME": SERVICE, "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE}
+    return {"POWERTOOLS_SERVICE_NAME": SERVICE, "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE}
 
 
 def function_properties() -> dict[str, Any]:
@@ -96,7 +94,7 @@ def poll_failures_alarm(actions: Any) -> dict[str, Any]:
                             "stays active and the next run polls it again). See which with `embedding-ingest "
                             "list-executions --backend aws --workflow line`, then `embedding-ingest "
                             "get-execution-history NAME --backend aws --failed-only` (or the word workflow)",
-        "Namespace": METRICS_NAMESPACE, "MetricName": POLL_FAILURES_METRIC,
+        "Namespace": NAMESPACE, "MetricName": POLL_FAILURES,
         "Dimensions": [{"Name": "service", "Value": SERVICE}],
         "Statistic": "Sum", "Period": 900, "EvaluationPeriods": 1, "Threshold": 1,
         "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching",

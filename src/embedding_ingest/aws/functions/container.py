@@ -1,5 +1,6 @@
-"""What a Lambda container sets up once: settings fit for Lambda, the step context per function
-(built lazily on the first invocation, reused while the container stays warm) and JSON logs.
+"""What a Lambda container sets up once: settings fit for Lambda and the step context per function
+(built lazily on the first invocation, reused while the container stays warm). Logs, metrics and
+traces: observability.py.
 
 Lambda's file system is read-only except /tmp, so unless EMBEDDING_INGEST_HOME is set the workspace
 (and with it the snapshot version cache, unless CHROMA_ROOT points at an EFS mount) lives in /tmp.
@@ -8,9 +9,7 @@ Lambda's file system is read-only except /tmp, so unless EMBEDDING_INGEST_HOME i
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
-import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,10 +21,8 @@ from embedding_ingest.aws.functions.secrets import openai_api_key
 from embedding_ingest.config import Settings
 from embedding_ingest.exceptions import ConfigurationError
 from embedding_ingest.steps.context import StepContext
-from embedding_ingest.steps.logs import JsonFormatter
 
 LAMBDA_HOME = Path("/tmp/embedding-ingest")
-PACKAGE_LOGGER = "embedding_ingest"
 
 _contexts: dict[tuple[str, str], StepContext] = {}
 _contexts_lock = threading.Lock()
@@ -95,31 +92,3 @@ def forget_step_contexts() -> None:
         close = getattr(context.ledger, "close", None)
         if close is not None:
             close()
-
-
-class _CurrentStdoutHandler(logging.StreamHandler):
-    """Writes to whatever sys.stdout is at the time (Lambda ships stdout to CloudWatch Logs)."""
-
-    def __init__(self) -> None:
-        super().__init__(sys.stdout)
-
-    @property
-    def stream(self) -> Any:
-        return sys.stdout
-
-    @stream.setter
-    def stream(self, _value: Any) -> None:
-        pass
-
-
-def configure_lambda_logging(environ: Mapping[str, str] = os.environ) -> None:
-    """One JSON object per line for everything this package logs (idempotent). Not propagated to the
-    root logger: Lambda's own root handler would print every record a second time, unstructured."""
-    package = logging.getLogger(PACKAGE_LOGGER)
-    if not any(isinstance(h, _CurrentStdoutHandler) for h in package.handlers):
-        handler = _CurrentStdoutHandler()
-        handler.setFormatter(JsonFormatter())
-        package.addHandler(handler)
-        package.propagate = False
-    level = str(environ.get("LOG_LEVEL", "INFO")).upper()
-    package.setLevel(level if level in logging.getLevelNamesMapping() else logging.INFO)

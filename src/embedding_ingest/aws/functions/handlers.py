@@ -4,6 +4,7 @@ ImageConfig.Command in the template): embedding_ingest.aws.functions.handlers.<e
 Each builds its StepContext once per container, runs the step registered under its function name
 and returns the step's dict. A failure is RAISED, never returned, so Step Functions sees the
 exception's class name as the error (TransientError subclasses are retried by the state machine).
+Every entrypoint wears observability.instrumented (Powertools: JSON logs, metrics, traces).
 
 Two more run on EventBridge Scheduler schedules, outside the state machines: `submit` (new items to
 the provider as batches) and `start_execution` (one execution per schedule slot; aws/functions/scheduled.py).
@@ -11,16 +12,14 @@ the provider as batches) and `start_execution` (one execution per schedule slot;
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from typing import Any
 
 from embedding_ingest.aws.function_table import FUNCTIONS, START_EXECUTION, SUBMIT
-from embedding_ingest.aws.functions.container import (
-    configure_lambda_logging,
-    lambda_settings,
-    step_context_for,
-)
+from embedding_ingest.aws.functions.container import lambda_settings, step_context_for
+from embedding_ingest.aws.functions.observability import instrumented
 from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.steps.logs import logger, step_log_context
 from embedding_ingest.steps.registry import handler_for
@@ -40,7 +39,6 @@ def run_function(function_name: str, event: Any, context: Any) -> dict:
 
 
 def _run(function_name: str, event: Any, context: Any, work: Callable[[], dict]) -> dict:
-    configure_lambda_logging()
     fields = {"function": function_name, "execution": _field(event, "execution_id"),
               "batch_id": _field(event, "batch_id"),
               "request_id": getattr(context, "aws_request_id", None)}
@@ -61,7 +59,7 @@ def _entrypoint(function_name: str, entrypoint: str) -> LambdaHandler:
 
     handler.__name__ = handler.__qualname__ = entrypoint
     handler.__doc__ = f"Lambda handler of {function_name}."
-    return handler
+    return instrumented(function_name, handler)
 
 
 STEP_FUNCTION_NAMES = frozenset(f.name for f in FUNCTIONS)
@@ -81,6 +79,7 @@ def _logged(function_name: str, outcome: dict) -> dict:
     return outcome
 
 
+@functools.partial(instrumented, SUBMIT)
 def submit(event: Any, context: Any) -> dict:
     """Lambda handler of embedding-submit: submit every un-embedded item of `event["kinds"]` (default
     line and word) within the submission budgets. Returns {kind: {"batches", "items", "refused"}}."""
@@ -97,6 +96,7 @@ def submit(event: Any, context: Any) -> dict:
     return _run(SUBMIT, event, context, work)
 
 
+@functools.partial(instrumented, START_EXECUTION)
 def start_execution(event: Any, context: Any) -> dict:
     """Lambda handler of embedding-start-execution: start `event["workflow"]` for the schedule slot
     `event["scheduled_time"]` under a name derived from it (aws/functions/scheduled.py), at most once

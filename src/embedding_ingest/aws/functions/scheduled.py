@@ -9,10 +9,17 @@ only slot identity Scheduler offers is the context attribute `<aws.scheduler.sch
 ("2026-11-29T16:15:00Z"; `<aws.scheduler.execution-id>` differs per attempt), and execution names may
 not contain ':' (StartExecution: "A name must not contain ... special characters ... : /"), and
 Scheduler cannot reformat it. So the schedule passes the time and this code makes the name.
+
+A run can outlast a slot (a long backlog takes more than an hour; the schedule fires every 15 minutes).
+Two runs of one workflow would only wait on each other's publish lock, so a slot whose workflow still
+has an execution RUNNING starts nothing: it says so in its result and log, and counts
+SkippedOverlappingRun. Two slots firing at the very same moment can still both start (the check and the
+start are two calls); the lock and its fencing token keep their publishes apart.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -21,8 +28,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from embedding_ingest.aws.stepfunctions import ARN_VARIABLES, WORKFLOWS, StepFunctionsError
 from embedding_ingest.exceptions import ConfigurationError, InvalidInputError
+from embedding_ingest.metrics import SKIPPED_OVERLAPPING_RUN, record_metric
 
 SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"  # EventBridge Scheduler substitutes this per fire
+# Codes meaning "this will not work until someone changes the configuration".
+_MISCONFIGURED = ("AccessDeniedException", "StateMachineDoesNotExist", "InvalidArn", "InvalidName",
+                  "StateMachineDeleting", "ValidationException")
+
+log = logging.getLogger(__name__)
 
 
 def slot_execution_name(workflow: str, scheduled_time: str) -> str:
@@ -42,12 +55,14 @@ def slot_execution_name(workflow: str, scheduled_time: str) -> str:
 
 def start_slot_execution(client: Any, event: Any, environ: Mapping[str, str]) -> dict[str, Any]:
     """Start the `event["workflow"]` state machine for the slot `event["scheduled_time"]`, named by
-    slot_execution_name. A second call for the same slot starts nothing: Step Functions answers the
-    same execution (while it runs, same input) or ExecutionAlreadyExists (after), reported as
-    `started: false`. The state machine ARN comes from LINE_STATE_MACHINE_ARN / WORD_STATE_MACHINE_ARN.
+    slot_execution_name, unless another execution of it is RUNNING. A second call for the same slot
+    starts nothing: Step Functions answers the same execution (while it runs, same input) or
+    ExecutionAlreadyExists (after), reported as `started: false`. The state machine ARN comes from
+    LINE_STATE_MACHINE_ARN / WORD_STATE_MACHINE_ARN.
 
-    Returns {"workflow", "name", "started", "executionArn"?}. Raises InvalidInputError for a bad event,
-    ConfigurationError for a missing ARN or a denied call, StepFunctionsError (transient) otherwise."""
+    Returns {"workflow", "name", "started", "executionArn"? | "reason", "running"?}. Raises
+    InvalidInputError for a bad event, ConfigurationError for a missing ARN or a denied call,
+    StepFunctionsError (transient) otherwise."""
     if not isinstance(event, Mapping):
         raise InvalidInputError(f"scheduled event must be a JSON object, got {type(event).__name__}")
     workflow = event.get("workflow")
@@ -56,18 +71,47 @@ def start_slot_execution(client: Any, event: Any, environ: Mapping[str, str]) ->
     if not arn:
         raise ConfigurationError(f"{ARN_VARIABLES[str(workflow)]} is not set: which {workflow} state "
                                  "machine to start is unknown")
+    running = _call(client, "ListExecutions", arn, name, stateMachineArn=arn, statusFilter="RUNNING",
+                    maxResults=1)["executions"]
+    if running and running[0]["name"] != name:  # the same slot's own execution: Step Functions decides
+        other = running[0]
+        since = _iso(other.get("startDate"))
+        log.warning("scheduled start skipped: another execution of this workflow is running",
+                    extra={"workflow": workflow, "execution": name, "running": other["name"],
+                           "running_since": since})
+        record_metric(SKIPPED_OVERLAPPING_RUN, 1, workflow=str(workflow))
+        return {"workflow": workflow, "name": name, "started": False, "running": other["name"],
+                "reason": f"execution {other['name']} of this workflow is RUNNING (started {since})"}
     try:
-        started = client.start_execution(stateMachineArn=arn, name=name, input="{}")
+        started = _call(client, "StartExecution", arn, name, stateMachineArn=arn, name=name, input="{}")
+    except _AlreadyExists:
+        return {"workflow": workflow, "name": name, "started": False,
+                "reason": "an execution of this name already ran for this slot"}
+    return {"workflow": workflow, "name": name, "started": True, "executionArn": started["executionArn"]}
+
+
+class _AlreadyExists(Exception):
+    pass
+
+
+def _call(client: Any, operation: str, arn: str, execution: str, **params: Any) -> dict[str, Any]:
+    """One Step Functions call with its errors in this module's terms."""
+    method = {"ListExecutions": client.list_executions, "StartExecution": client.start_execution}[operation]
+    try:
+        return method(**params)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code == "ExecutionAlreadyExists":
-            return {"workflow": workflow, "name": name, "started": False,
-                    "reason": "an execution of this name already ran for this slot"}
-        if code in ("AccessDeniedException", "StateMachineDoesNotExist", "InvalidArn", "InvalidName",
-                    "StateMachineDeleting", "ValidationException"):
-            raise ConfigurationError(f"Step Functions StartExecution of {arn} ({name}): {code}: "
+            raise _AlreadyExists from exc
+        if code in _MISCONFIGURED:
+            raise ConfigurationError(f"Step Functions {operation} of {arn} ({execution}): {code}: "
                                      f"{exc.response.get('Error', {}).get('Message', '')}") from exc
-        raise StepFunctionsError(f"Step Functions StartExecution of {arn} ({name}): {code}") from exc
+        raise StepFunctionsError(f"Step Functions {operation} of {arn} ({execution}): {code}") from exc
     except BotoCoreError as exc:
-        raise StepFunctionsError(f"Step Functions StartExecution of {arn} ({name}): {exc}") from exc
-    return {"workflow": workflow, "name": name, "started": True, "executionArn": started["executionArn"]}
+        raise StepFunctionsError(f"Step Functions {operation} of {arn} ({execution}): {exc}") from exc
+
+
+def _iso(moment: Any) -> str:
+    if isinstance(moment, datetime):
+        return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return "at an unknown time"

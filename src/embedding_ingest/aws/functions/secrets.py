@@ -5,8 +5,11 @@
    "OPENAI_API_KEY" or "api_key" field);
 3. SSM Parameter Store: OPENAI_API_KEY_SSM_PARAMETER (a SecureString, read with decryption).
 
-Fetched once per container and source (a warm Lambda does not pay a secrets call per invocation).
-The value is never logged and never appears in an error message: errors name the source only.
+Read through AWS Lambda Powertools' Parameters (SecretsProvider / SSMProvider, on a client of ours, so
+the project's retry configuration applies), which caches it per container for five minutes
+(POWERTOOLS_PARAMETERS_MAX_AGE): a warm Lambda does not pay a secrets call per invocation, and a rotated
+key is picked up without a redeploy. The value is never logged and never appears in an error message:
+errors name the source only.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from botocore.exceptions import BotoCoreError, ClientError
 
 from embedding_ingest.aws.exceptions import SecretNotFoundError, SecretUnavailableError
@@ -37,8 +42,8 @@ WIRE_LOGGERS = ("botocore.parsers", "botocore.endpoint")
 
 ClientFactory = Callable[[str], Any]
 
-_cache: dict[tuple[str, str], str] = {}
-_cache_lock = threading.Lock()
+_providers: dict[tuple[str, str | None], SecretsProvider | SSMProvider] = {}
+_providers_lock = threading.Lock()
 _fetching = threading.local()
 
 
@@ -71,7 +76,8 @@ def _default_client(service: str, endpoint_url: str | None) -> Any:
 
 def openai_api_key(environ: Mapping[str, str], *, client_factory: ClientFactory | None = None) -> str | None:
     """The key, or None when no source is configured. `client_factory(service)` builds a boto3
-    client (default: boto3 with AWS_ENDPOINT_URL)."""
+    client (default: boto3 with AWS_ENDPOINT_URL); the first client of a service and endpoint is kept
+    with its Powertools provider (and so its cache)."""
     if environ.get(KEY_VARIABLE):
         return environ[KEY_VARIABLE]
     secret_arn = environ.get(SECRET_ARN_VARIABLE) or None
@@ -81,42 +87,46 @@ def openai_api_key(environ: Mapping[str, str], *, client_factory: ClientFactory 
                                  "two sources for one key would be ambiguous")
     if not secret_arn and not parameter:
         return None
-    source = ("secretsmanager", secret_arn) if secret_arn else ("ssm", parameter)
-    with _cache_lock:
-        if source in _cache:
-            return _cache[source]
-    factory = client_factory or (lambda service: _default_client(service, environ.get("AWS_ENDPOINT_URL")))
+    service, name = ("secretsmanager", secret_arn) if secret_arn else ("ssm", parameter)
+    endpoint = environ.get("AWS_ENDPOINT_URL")
+    factory = client_factory or (lambda wanted: _default_client(wanted, endpoint))
     with _wire_logs_silenced():
-        value = _fetch(source[0], source[1], factory)
-    with _cache_lock:
-        _cache[source] = value
-    return value
+        return _fetch(service, str(name), _provider(service, endpoint, factory))
 
 
 def forget_cached_keys() -> None:
     """Drop cached keys (after a rotation; tests)."""
-    with _cache_lock:
-        _cache.clear()
+    with _providers_lock:
+        _providers.clear()
 
 
-def _fetch(service: str, name: str, factory: ClientFactory) -> str:
+def _provider(service: str, endpoint: str | None, factory: ClientFactory) -> SecretsProvider | SSMProvider:
+    with _providers_lock:
+        if (service, endpoint) not in _providers:
+            kind = SecretsProvider if service == "secretsmanager" else SSMProvider
+            _providers[service, endpoint] = kind(boto3_client=factory(service))
+        return _providers[service, endpoint]
+
+
+def _fetch(service: str, name: str, provider: SecretsProvider | SSMProvider) -> str:
     what = f"secret {name}" if service == "secretsmanager" else f"SSM parameter {name}"
     try:
-        client = factory(service)
         if service == "secretsmanager":
-            response = client.get_secret_value(SecretId=name)
-            raw = response.get("SecretString")
-            value = _from_secret_string(raw, what) if raw is not None else None
+            raw = provider.get(name)
+            value = _from_secret_string(raw, what) if isinstance(raw, str) else None
         else:
-            value = client.get_parameter(Name=name, WithDecryption=True)["Parameter"].get("Value")
-    except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        if code in _MISCONFIGURED:
-            raise SecretNotFoundError(f"cannot read {what}: {code}") from exc
-        raise SecretUnavailableError(f"reading {what} failed: {code or 'unknown error'}") from exc
-    except BotoCoreError as exc:
-        raise SecretUnavailableError(f"reading {what} failed: {type(exc).__name__}") from exc
-    if not value or not value.strip():
+            value = provider.get(name, decrypt=True)
+    except GetParameterError as exc:
+        # Powertools wraps the client's error (its message) without chaining it; the cause is the context.
+        cause = exc.__context__
+        if isinstance(cause, ClientError):
+            code = str(cause.response.get("Error", {}).get("Code", ""))
+            if code in _MISCONFIGURED:
+                raise SecretNotFoundError(f"cannot read {what}: {code}") from None
+            raise SecretUnavailableError(f"reading {what} failed: {code or 'unknown error'}") from None
+        reason = type(cause).__name__ if isinstance(cause, BotoCoreError) else "unknown error"
+        raise SecretUnavailableError(f"reading {what} failed: {reason}") from None
+    if not isinstance(value, str) or not value.strip():
         raise SecretNotFoundError(f"{what} holds no OpenAI API key (it is empty or binary)")
     return value.strip()
 

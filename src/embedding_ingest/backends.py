@@ -38,7 +38,8 @@ def aws_client(service: str, settings: Settings):  # boto3 stays out of handlers
     throttling and 5xx answers and logging each retry (stores/aws_clients.py)."""
     from embedding_ingest.stores.aws_clients import make_client
 
-    return make_client(service, endpoint_url=settings.aws_endpoint_url, region=aws_region(settings))
+    return make_client(service, endpoint_url=settings.aws_endpoint_url, region=aws_region(settings),
+                       budget_seconds=settings.call_budget_seconds)
 
 
 _boto3_client = aws_client  # the older private name, still used by callers
@@ -87,11 +88,14 @@ def build_provider(settings: Settings) -> BatchProvider:
             raise ConfigurationError("EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY (or the secret loader)")
         import openai
 
-        from embedding_ingest.providers.openai_batch import OpenAIBatchProvider
+        from embedding_ingest.providers.openai_batch import OpenAIBatchProvider, openai_call_budget
 
-        client = openai.OpenAI(api_key=settings.openai_api_key, base_url=settings.openai_base_url)
+        budget = openai_call_budget(settings.call_budget_seconds)
+        client = openai.OpenAI(api_key=settings.openai_api_key, base_url=settings.openai_base_url,
+                               timeout=budget.request_timeout)
         return OpenAIBatchProvider(client, model=settings.embedding_model or OPENAI_DEFAULT_MODEL,
-                                   dimensions=settings.embedding_dimensions or OPENAI_DEFAULT_DIMENSIONS)
+                                   dimensions=settings.embedding_dimensions or OPENAI_DEFAULT_DIMENSIONS,
+                                   max_attempts=budget.attempts, max_wait_seconds=budget.max_wait)
     raise ConfigurationError(f"unknown EMBEDDING_PROVIDER {settings.provider!r} (expected local or openai)")
 
 

@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     # Local provider only: polls a batch spends in each of validating/in_progress/finalizing
     # (0 = done at the first poll).
     local_polls_per_stage: int = Field(default=1, alias="LOCAL_PROVIDER_POLLS_PER_STAGE", ge=0)
+    # Inside Lambda (the template sets it per function): the longest one call to AWS or OpenAI may take,
+    # retries and waits included, so a failing call is reported before the function's timeout kills it
+    # (stores/aws_clients.call_budget, providers/openai_batch.openai_call_budget). Unset: no limit.
+    call_budget_seconds: float | None = Field(default=None, alias="CALL_BUDGET_SECONDS", gt=0)
     lock_ttl_seconds: int = Field(default=LOCK_LEASE_DEFAULT_SECONDS, alias="LOCK_TTL_SECONDS", gt=0,
                                   le=LOCK_LEASE_MAX_SECONDS)
 

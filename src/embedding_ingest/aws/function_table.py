@@ -38,6 +38,9 @@ LEDGER_FORGET_DELETED = ("dynamodb:DeleteItem",)
 # create then fails with "'MemorySize' value failed to satisfy constraint: Member must have value less
 # than or equal to 3008". So no function asks for more by default.
 NEW_ACCOUNT_MEMORY_MB = 3008
+# Of a function's timeout, what one external call may take with its retries (so a hung call is reported
+# by name before Lambda kills the function).
+CALL_BUDGET_SHARE = 0.8
 # Template parameters that raise a function's memory: name -> (what it sizes, the reference's size).
 MEMORY_PARAMETERS: dict[str, tuple[str, int]] = {
     "VectorCompactMemoryMb": ("embedding-vector-compact (chunk, group and final merges)", 8192),
@@ -60,6 +63,12 @@ class LambdaFunction:
     reads_snapshots: bool = False  # keeps published segments in its cache: gets the EFS mount if any
     starts_executions: bool = False  # may call states:StartExecution on the two state machines
     memory_parameter: str | None = None  # a MEMORY_PARAMETERS name: MemorySize is that parameter
+
+    @property
+    def call_budget_s(self) -> int:
+        """CALL_BUDGET_SECONDS of this function: the longest one AWS or OpenAI call may take, retries
+        included, leaving the rest of its timeout for the work around it (config.Settings)."""
+        return int(self.timeout_s * CALL_BUDGET_SHARE)
 
     @property
     def command(self) -> str:

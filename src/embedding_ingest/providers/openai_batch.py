@@ -5,6 +5,10 @@ switched off, so one policy decides how long we wait. Retried: 429 (waiting at l
 500/502/503 and other 5xx, connection errors and timeouts. Not retried: 400/401/403/404 and other
 4xx, which fail at once with a one-line message naming the call. The API key stays inside the
 client: nothing here logs or formats the client or its options.
+
+Inside Lambda one call must give up before the function's timeout does: openai_call_budget fits the
+attempts, each request's timeout and the longest wait (Retry-After included) into CALL_BUDGET_SECONDS.
+Without a budget: 5 attempts, the SDK's 600 s timeout, waits up to 120 s.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import email.utils
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import openai
@@ -26,6 +31,7 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
+from embedding_ingest.exceptions import ConfigurationError
 from embedding_ingest.providers.base import ProviderBatch
 from embedding_ingest.providers.batch_files import EMBEDDINGS_URL, check_batch_limits
 from embedding_ingest.providers.batch_objects import to_provider_batch
@@ -49,6 +55,37 @@ REPLACEABLE_STATUSES = frozenset({"failed", "expired", "cancelled"})
 MAX_INPUTS_PER_EMBEDDING_REQUEST = 2_048
 DEFAULT_SUBMIT_LOOKBACK_SECONDS = 7 * 24 * 3600
 MAX_RETRY_AFTER_SECONDS = 120.0  # a longer Retry-After is better left to the next run
+DEFAULT_ATTEMPTS = 5
+SDK_TIMEOUT_SECONDS = 600.0  # the openai SDK's default request timeout
+MIN_REQUEST_SECONDS = 10.0  # a request given less would time out on a slow but healthy answer
+WAIT_SHARE = 0.1  # of a call budget, the longest one wait between attempts may take
+
+
+@dataclass(frozen=True)
+class OpenAICallBudget:
+    """How one OpenAI call may spend its time: attempts, each request's timeout, the longest wait."""
+
+    attempts: int
+    request_timeout: float
+    max_wait: float
+
+    @property
+    def worst_case_seconds(self) -> float:
+        return self.attempts * self.request_timeout + (self.attempts - 1) * self.max_wait
+
+
+def openai_call_budget(budget_seconds: float | None) -> OpenAICallBudget:
+    """The most attempts (up to 5) whose worst case fits `budget_seconds`; None: no limit (the SDK's
+    timeout). Raises ConfigurationError when not even one request fits."""
+    if budget_seconds is None:
+        return OpenAICallBudget(DEFAULT_ATTEMPTS, SDK_TIMEOUT_SECONDS, MAX_RETRY_AFTER_SECONDS)
+    max_wait = min(MAX_RETRY_AFTER_SECONDS, budget_seconds * WAIT_SHARE)
+    for attempts in range(DEFAULT_ATTEMPTS, 0, -1):
+        timeout = (budget_seconds - (attempts - 1) * max_wait) / attempts
+        if timeout >= MIN_REQUEST_SECONDS:
+            return OpenAICallBudget(attempts, min(SDK_TIMEOUT_SECONDS, timeout), max_wait)
+    raise ConfigurationError(f"CALL_BUDGET_SECONDS={budget_seconds:g}: too short for one OpenAI request "
+                             f"(at least {MIN_REQUEST_SECONDS:g} s)")
 
 
 def retry_after_seconds(exc: BaseException | None) -> float | None:
@@ -73,7 +110,8 @@ def retry_after_seconds(exc: BaseException | None) -> float | None:
 
 
 class wait_retry_after_or(wait_base):  # noqa: N801 - named like tenacity's own waits
-    """Wait what the server asked (Retry-After, capped) or the fallback backoff, whichever is longer."""
+    """Wait what the server asked (Retry-After) or the fallback backoff, whichever is longer, never more
+    than `cap`."""
 
     def __init__(self, fallback: wait_base, cap: float = MAX_RETRY_AFTER_SECONDS) -> None:
         self.fallback, self.cap = fallback, cap
@@ -81,7 +119,7 @@ class wait_retry_after_or(wait_base):  # noqa: N801 - named like tenacity's own 
     def __call__(self, retry_state: RetryCallState) -> float:
         backoff = self.fallback(retry_state)
         asked = retry_after_seconds(retry_state.outcome.exception() if retry_state.outcome else None)
-        return backoff if asked is None else max(backoff, min(asked, self.cap))
+        return min(self.cap, backoff if asked is None else max(backoff, asked))
 
 
 def _supports_dimensions(model: str) -> bool:
@@ -97,8 +135,9 @@ class OpenAIBatchProvider:
         *,
         model: str = "text-embedding-3-small",
         dimensions: int = 1536,
-        max_attempts: int = 5,
+        max_attempts: int = DEFAULT_ATTEMPTS,
         wait: wait_base | None = None,
+        max_wait_seconds: float = MAX_RETRY_AFTER_SECONDS,
         submit_lookback_seconds: float = DEFAULT_SUBMIT_LOOKBACK_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -109,7 +148,8 @@ class OpenAIBatchProvider:
         self.dimensions = dimensions
         self.max_attempts = max_attempts
         self._wait = wait_retry_after_or(
-            wait if wait is not None else wait_exponential_jitter(initial=1, max=30, jitter=1))
+            wait if wait is not None else wait_exponential_jitter(initial=1, max=30, jitter=1),
+            cap=min(MAX_RETRY_AFTER_SECONDS, max_wait_seconds))
         self._sleep = sleep
         self.submit_lookback_seconds = submit_lookback_seconds
 

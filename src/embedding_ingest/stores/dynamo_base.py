@@ -113,13 +113,17 @@ class DynamoBase:
         self.table = table
 
     def __getstate__(self) -> dict[str, Any]:
+        from embedding_ingest.stores.aws_clients import budget_of
+
         meta = self._client.meta
-        return {"table": self.table, "endpoint_url": meta.endpoint_url, "region": meta.region_name}
+        return {"table": self.table, "endpoint_url": meta.endpoint_url, "region": meta.region_name,
+                "budget": budget_of(self._client)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         from embedding_ingest.stores.aws_clients import make_client
 
-        client = make_client("dynamodb", endpoint_url=state["endpoint_url"], region=state["region"])
+        client = make_client("dynamodb", endpoint_url=state["endpoint_url"], region=state["region"],
+                             budget_seconds=state.get("budget"))
         DynamoBase.__init__(self, client, state["table"])
 
     def __repr__(self) -> str:

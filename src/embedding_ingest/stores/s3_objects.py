@@ -65,14 +65,17 @@ class S3ObjectStore(ObjectStore):
 
     # -- pickling: a boto3 client holds sockets and locks, so rebuild it from where it pointed ---
     def __getstate__(self) -> dict[str, Any]:
+        from embedding_ingest.stores.aws_clients import budget_of
+
         meta = self._client.meta
-        return {"bucket": self.bucket, "endpoint_url": meta.endpoint_url,
-                "region": meta.region_name, "transfer": self._transfer}
+        return {"bucket": self.bucket, "endpoint_url": meta.endpoint_url, "region": meta.region_name,
+                "transfer": self._transfer, "budget": budget_of(self._client)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         from embedding_ingest.stores.aws_clients import make_client
 
-        client = make_client("s3", endpoint_url=state["endpoint_url"], region=state["region"])
+        client = make_client("s3", endpoint_url=state["endpoint_url"], region=state["region"],
+                             budget_seconds=state.get("budget"))
         self.__init__(client, state["bucket"], transfer_config=state["transfer"])
 
     # -- error translation ------------------------------------------------------------------

@@ -120,6 +120,7 @@ def _function(function: LambdaFunction, image_uri: Any) -> dict[str, Any]:
         "CHROMADB_STORAGE_MODE": "auto",
         "EMBEDDING_PROVIDER": "openai",
         "LOG_LEVEL": "INFO",
+        "CALL_BUDGET_SECONDS": str(function.call_budget_s),
     }
     if function.needs_provider:
         environment["OPENAI_API_KEY_SECRET_ARN"] = {"Ref": iam.SECRET_PARAMETER}

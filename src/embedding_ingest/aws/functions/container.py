@@ -71,11 +71,12 @@ def step_context_for(function_name: str, environ: Mapping[str, str] = os.environ
 
 def _build(function_name: str, settings: Settings, environ: Mapping[str, str], *,
            needs_provider: bool) -> StepContext:
-    from embedding_ingest.backends import build_ledger, build_object_store, build_provider
+    from embedding_ingest.backends import aws_client, build_ledger, build_object_store, build_provider
 
     if needs_provider:
         if settings.provider == "openai" and not settings.openai_api_key:
-            settings = settings.model_copy(update={"openai_api_key": openai_api_key(environ)})
+            key = openai_api_key(environ, client_factory=lambda service: aws_client(service, settings))
+            settings = settings.model_copy(update={"openai_api_key": key})
         provider = build_provider(settings)
     else:
         provider = ProviderNotGranted(function_name)

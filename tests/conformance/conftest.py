@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
-from conformance_moto import MotoStepFunctions  # noqa: E402 - needs the path above
 from corpus import MotoCorpusServer
+
+if TYPE_CHECKING:
+    from conformance_moto import MotoStepFunctions
 
 
 @pytest.fixture(scope="session")
@@ -21,5 +24,8 @@ def moto_corpus_server() -> Iterator[MotoCorpusServer]:
 @pytest.fixture(scope="module")
 def moto_sfn() -> Iterator[MotoStepFunctions]:
     """Moto's Step Functions in execution mode with our Lambda functions, for one test module."""
+    # Imported here: it needs the product, and the corpus (test_corpus.py) runs without it too.
+    from conformance_moto import MotoStepFunctions
+
     with MotoStepFunctions() as service:
         yield service

@@ -19,7 +19,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
@@ -27,9 +27,13 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from moto.server import ThreadedMotoServer
 from werkzeug.serving import make_server
 
-from embedding_ingest.stores.dynamo_ledger import DynamoLedger
-from embedding_ingest.stores.dynamo_schema import ensure_table
-from embedding_ingest.stores.s3_objects import S3ObjectStore
+if TYPE_CHECKING:
+    from embedding_ingest.stores.dynamo_ledger import DynamoLedger
+    from embedding_ingest.stores.s3_objects import S3ObjectStore
+
+# The product's adapters are imported inside their fixtures: tests/conftest.py loads this module in every
+# session, and the engine's tests run in one where embedding_ingest cannot be imported
+# (tests/asl_local_isolated).
 
 REGION = "us-east-1"
 _DUMMY_ENV = {
@@ -123,6 +127,8 @@ def s3_bucket(s3_client: Any) -> Iterator[str]:
 
 @pytest.fixture
 def s3_object_store(s3_client: Any, s3_bucket: str) -> S3ObjectStore:
+    from embedding_ingest.stores.s3_objects import S3ObjectStore
+
     return S3ObjectStore(s3_client, s3_bucket)
 
 
@@ -133,6 +139,8 @@ def dynamodb_client(moto_endpoint: MotoEndpoint) -> Any:
 
 @pytest.fixture
 def dynamodb_table(dynamodb_client: Any) -> Iterator[str]:
+    from embedding_ingest.stores.dynamo_schema import ensure_table
+
     name = unique_name("ledger")
     ensure_table(dynamodb_client, name)
     yield name
@@ -141,6 +149,8 @@ def dynamodb_table(dynamodb_client: Any) -> Iterator[str]:
 
 @pytest.fixture
 def dynamo_ledger(dynamodb_client: Any, dynamodb_table: str) -> Iterator[DynamoLedger]:
+    from embedding_ingest.stores.dynamo_ledger import DynamoLedger
+
     ledger = DynamoLedger(dynamodb_client, dynamodb_table)
     yield ledger
     ledger.close()

@@ -165,7 +165,7 @@ def start_execution(workflow: ItemKind = typer.Argument(..., help="line or word"
 def _local_described(name: str, output: OutputFormat) -> tuple[dict[str, Any], list[dict[str, Any]], str]:
     """DescribeExecution, the history events and the workflow ("line", "word", or another state
     machine's name for a `definitions run` execution) of a local execution; exits 1 if there is none."""
-    from embedding_ingest.pipeline.engine_store import describe_execution, execution_history
+    from embedding_ingest.pipeline import engine_store  # its describe_execution is not the command below
 
     guarded(output, workspace.require_workspace)
     ledger = workspace.ledger()
@@ -174,8 +174,8 @@ def _local_described(name: str, output: OutputFormat) -> tuple[dict[str, Any], l
         emit({"error": "ExecutionDoesNotExist", "message": f"no execution named {name!r}"}, output,
              lambda r: r["message"])
         raise typer.Exit(1)
-    return (describe_execution(record), execution_history(ledger.get_events(record.execution_arn))["events"],
-            record.workflow)
+    events = engine_store.execution_history(ledger.get_events(record.execution_arn))["events"]
+    return engine_store.describe_execution(record), events, record.workflow
 
 
 def describe_execution(name: str = typer.Argument(..., help="Execution name or ARN"),
@@ -251,7 +251,7 @@ def list_executions(workflow: ItemKind = typer.Option(None, "--workflow", help="
                     backend: Backend = BackendOption,
                     output: OutputFormat = OutputOption) -> None:
     """Executions, newest first (ListExecutions shape)."""
-    from embedding_ingest.pipeline.engine_store import describe_execution
+    from embedding_ingest.pipeline import engine_store
 
     if backend is Backend.AWS:
         aws = guarded(output, _aws)
@@ -264,7 +264,8 @@ def list_executions(workflow: ItemKind = typer.Option(None, "--workflow", help="
         guarded(output, workspace.require_workspace)
         records = workspace.ledger().list_executions(workflow=workflow.value if workflow else None,
                                                    status=status, limit=max_results)
-        executions = [{k: v for k, v in describe_execution(r).items() if k not in ("input", "output")}
+        executions = [{k: v for k, v in engine_store.describe_execution(r).items()
+                       if k not in ("input", "output")}
                       for r in records]
     emit({"executions": executions}, output, lambda r: executions_table(r["executions"]))
 

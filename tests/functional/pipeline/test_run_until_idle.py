@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from pipeline import make_workspace, receipts_file
 
-from asl_local.history import to_describe_execution
+from embedding_ingest.pipeline.engine_store import describe_execution
 from embedding_ingest.pipeline.run import run_until_idle
 from embedding_ingest.stores.records import ACTIVE_BATCH_STATUSES, ItemKind
 
@@ -48,7 +48,7 @@ def test_runs_until_no_batch_is_active_and_sums_up_what_was_published(submitted)
     assert ws.statuses(ItemKind.LINE) == {"SUCCESS": lines}
     # Each returned body is the execution as DescribeExecution shows it, plus its summary.
     for run in runs:
-        stored = to_describe_execution(ws.ledger.get_execution(run["name"]))
+        stored = describe_execution(ws.ledger.get_execution(run["name"]))
         assert {k: v for k, v in run.items() if k != "summary"} == stored
 
 

@@ -23,6 +23,7 @@ import gc
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -191,19 +192,48 @@ def _open_paths_under(root: Path) -> list[str]:
     return held
 
 
-def ensure_released(persist_dir: Path) -> None:
-    """Raise unless no file under `persist_dir` is open in this process. Chroma releases its handles
-    only when its binding objects are collected, so collect before deciding: the young generations
-    first (the step's own clients are young; a full collection of a large heap costs ~0.1 s)."""
-    if _open_paths_under(persist_dir):
-        held: list[str] = []
-        for generation in (1, 2):
-            gc.collect(generation)
-            held = _open_paths_under(persist_dir)
-            if not held:
-                return
+def _registered_under(root: Path) -> bool:
+    """Whether this process's registry still lists an open client of `root` (or of a directory
+    inside it): then the directory is really in use and no wait would release it."""
+    resolved = str(root.resolve())
+    pid = os.getpid()
+    with _clients_guard:
+        return any(key_pid == pid and (path == resolved or path.startswith(resolved + os.sep))
+                   for key_pid, path in _clients)
+
+
+RELEASE_TIMEOUT_SECONDS = 10.0
+
+
+def ensure_released(persist_dir: Path, timeout: float = RELEASE_TIMEOUT_SECONDS) -> None:
+    """Raise SnapshotBusyError unless no file under `persist_dir` is open in this process.
+
+    A client this process still has open (our registry lists it) is refused at once. Otherwise any
+    handle left is a closed client's: chromadb 1.5.9's close() drops its Rust bindings, whose sqlx
+    SQLite pool closes each connection on its own worker thread (`sqlx-sqlite-worker-N`) when that
+    thread next runs, measured 0-190 ms after close() returned on a busy 2-core machine (issue 21).
+    So poll /proc/self/fd with a bounded backoff (1 ms doubling to 50 ms, up to `timeout` seconds),
+    collect garbage once as a last resort, and only then refuse."""
+    if not _open_paths_under(persist_dir):
+        return
+    if _registered_under(persist_dir):
+        held = _open_paths_under(persist_dir)
         raise SnapshotBusyError(f"{persist_dir} still has {len(held)} open file handle(s) "
-                                f"(e.g. {held[0]}); refusing to pack an open Chroma directory")
+                                f"(e.g. {held[0] if held else persist_dir}); refusing to pack an open "
+                                "Chroma directory")
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while time.monotonic() < deadline:
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        if not _open_paths_under(persist_dir):
+            return
+        delay = min(delay * 2, 0.05)
+    gc.collect()
+    held = _open_paths_under(persist_dir)
+    if held:
+        raise SnapshotBusyError(f"{persist_dir} still has {len(held)} open file handle(s) "
+                                f"(e.g. {held[0]}) {timeout:g} s after its last client closed; "
+                                "refusing to pack an open Chroma directory")
 
 
 class StoredRecords:

@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
+from embedding_ingest.consumer.snapshot import Snapshot
 from embedding_ingest.snapshots import (
     compact_published,
     ids_present,
@@ -27,7 +28,7 @@ from embedding_ingest.snapshots import (
 )
 from embedding_ingest.snapshots.exceptions import SnapshotCountMismatchError
 from embedding_ingest.snapshots.models import manifest_key
-from embedding_ingest.stores.records import SnapshotVersion
+from embedding_ingest.stores.records import ItemKind, SnapshotVersion
 
 DB = "lines"
 
@@ -180,6 +181,12 @@ def test_compact_published_keeps_the_records_and_reads_stay_whole(store, ledger,
         _publish(store, ledger, lease, layered, make_delta(f"d{i}", 15, start=15 * i))
     before = ledger.get_published(DB)
     assert len(read_version(store, before).segments) == 3
+    # Issue 21: a process that has just queried the collection (the consumer's Snapshot, which
+    # open_snapshot returns) compacts it; the compaction's own client's handles close late.
+    with Snapshot(ItemKind.LINE, store=store, ledger=ledger, settings=layered) as reader:
+        first = next(iter_published_pages(store, before, layered))
+        found = reader.query(query_embeddings=first.embeddings[:1], n_results=3)
+        assert found["ids"][0][0] == first.ids[0]
 
     after = compact_published(store, ledger, lease, database=DB, settings=layered)
 

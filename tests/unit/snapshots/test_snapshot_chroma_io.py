@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,30 @@ def test_an_open_client_blocks_packing_and_a_closed_one_leaves_no_handles(tmp_pa
     sha, size = pack_dir(persist_dir, tmp_path / "ok.tar")
     assert len(sha) == 64 and size == (tmp_path / "ok.tar").stat().st_size
     assert chroma_io._open_paths_under(persist_dir) == []
+
+
+def test_a_handle_closed_late_by_another_thread_is_waited_for_before_packing(tmp_path):
+    """Issue 21: chromadb closes its SQLite connections on worker threads some time after close()
+    returned, so a handle under a directory no client of ours holds any more is waited for."""
+    persist_dir = tmp_path / "c"
+    _build(persist_dir, make_pages(20))
+    late = (persist_dir / "chroma.sqlite3").open("rb")
+    closer = threading.Timer(0.3, late.close)
+    closer.start()
+    try:
+        sha, size = pack_dir(persist_dir, tmp_path / "late.tar")
+    finally:
+        closer.join()
+    assert late.closed and size == (tmp_path / "late.tar").stat().st_size and len(sha) == 64
+
+
+def test_a_handle_never_closed_is_refused_after_the_wait_naming_the_file(tmp_path):
+    persist_dir = tmp_path / "c"
+    _build(persist_dir, make_pages(5))
+    busy = r"open file handle\(s\) \(e\.g\. .*chroma\.sqlite3\)"
+    with (persist_dir / "chroma.sqlite3").open("rb"), pytest.raises(SnapshotBusyError, match=busy):
+        chroma_io.ensure_released(persist_dir, timeout=0.05)
+    chroma_io.ensure_released(persist_dir, timeout=0.05)
 
 
 def test_pages_larger_than_chromas_batch_limit_are_split(tmp_path):

@@ -80,13 +80,15 @@ def upload_snapshot(store: ObjectStore, prefix: str, archive_path: Path, *, sha2
     """Archive first, manifest last. The archive key is content-addressed, so an existing object
     there already holds these exact bytes and losing the create race is success."""
     check_prefix(prefix)
-    manifest = SnapshotManifest(key=prefix, archive_key=archive_key(prefix, sha256), collection=collection,
+    key = archive_key(prefix, sha256)
+    etag: str | None = None
+    with contextlib.suppress(PreconditionFailedError):  # the same bytes are already there
+        etag = store.upload_file(key, archive_path, if_none_match=True)
+    manifest = SnapshotManifest(key=prefix, archive_key=key, collection=collection,
                                 count=count, dimensions=dimensions, model=model, sha256=sha256,
                                 archive_bytes=size, profile=profile, created_at=time.time(),
                                 sources=list(sources), added=added, added_ids_digest=added_ids_digest,
-                                deletions=deletions, superseded=superseded)
-    with contextlib.suppress(PreconditionFailedError):  # the same bytes are already there
-        store.upload_file(manifest.archive_key, archive_path, if_none_match=True)
+                                deletions=deletions, superseded=superseded, archive_etag=etag)
     try:
         store.put_json(manifest_key(prefix), manifest.model_dump(mode="json"), if_none_match=True)
     except PreconditionFailedError:

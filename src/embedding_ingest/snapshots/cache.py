@@ -9,7 +9,8 @@ The cache must not hide corruption from a writer: `{database}/records/{segment_i
 sha256 of each entry's archive (checked against the manifest when the entry was made); an entry
 without it, or of another sha256, is fetched again. A writer (publish, rollback) calls
 `fetch(..., verify=True)`, which also checks that the store still holds the segment's manifest with
-that sha256 and an archive of its size (no download). `snapshots verify` downloads the archive and
+that sha256 and an archive of its size whose etag is one recorded for bytes checked against that
+sha256 (else the entry is fetched again, which checks them). `snapshots verify` downloads the archive and
 compares the entry's records (ids, vectors, documents, metadata) with it (content_digest). Files are
 not compared as bytes: Chroma rewrites chroma.sqlite3 whenever a client opens a directory, and the
 HNSW files too for a collection below its sync_threshold (measured with chromadb 1.5.9), so only
@@ -81,8 +82,11 @@ def content_digest(tree: Path, collection: str) -> str:
     return hashlib.sha256(b"".join(sorted(per_record))).hexdigest()
 
 
-def _write_record(settings: Settings, database: str, segment: SegmentRef, tree: Path) -> None:
-    body = {"key": segment.key, "sha256": segment.sha256, "count": segment.count}
+def _write_record(settings: Settings, database: str, segment: SegmentRef, tree: Path, *,
+                  archive_etag: str | None = None) -> None:
+    """`archive_etag`: the store's etag of the archive whose bytes were checked against the sha256."""
+    body = {"key": segment.key, "sha256": segment.sha256, "count": segment.count,
+            "archive_etag": archive_etag}
     target = record_path(settings, database, segment.segment_id)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f".{target.name}.tmp-{os.getpid()}")
@@ -145,9 +149,10 @@ def _check_sha(manifest: SnapshotManifest, segment: SegmentRef) -> None:
                                                             f"version lists {segment.sha256}")
 
 
-def check_store_holds(store: ObjectStore, segment: SegmentRef) -> None:
+def check_store_holds(store: ObjectStore, segment: SegmentRef) -> tuple[SnapshotManifest, str]:
     """The object store still commits `segment`: its manifest names the same sha256 and its archive
-    has the manifest's size. Raises ObjectNotFoundError or CorruptObjectError (cheap: no download)."""
+    has the manifest's size. Returns (manifest, the archive's current etag). Raises
+    ObjectNotFoundError or CorruptObjectError (cheap: no download)."""
     manifest = read_manifest(store, segment.key)
     _check_sha(manifest, segment)
     info = store.head(manifest.archive_key)
@@ -156,6 +161,7 @@ def check_store_holds(store: ObjectStore, segment: SegmentRef) -> None:
     if info.size != manifest.archive_bytes:
         raise CorruptObjectError(manifest.archive_key, f"archive has {info.size} bytes, manifest says "
                                                        f"{manifest.archive_bytes}")
+    return manifest, info.etag
 
 
 def _move_in(source: Path, final: Path) -> Path:
@@ -177,9 +183,18 @@ def _move_in(source: Path, final: Path) -> Path:
 def fetch(store: ObjectStore, settings: Settings, database: str, segment: SegmentRef, *,
           verify: bool = False) -> Path:
     """The cached directory of `segment`, downloading it (sha256 checked) only if it is not cached
-    whole. With `verify` (writers), the store must still hold the segment (check_store_holds)."""
+    whole. With `verify` (writers, whose new version will reference the segment), the store must
+    still hold the segment's archive with bytes known to match its sha256: the archive's etag must be
+    the one its manifest recorded at upload or the one this cache saw when it checked the bytes. A
+    cached entry whose archive has another etag (changed in the store, or never checked this way) is
+    dropped and fetched again, so the sha256 check runs on the store's bytes: a damaged archive then
+    raises CorruptObjectError naming its key, however warm the cache (issue 21)."""
+    etag: str | None = None
     if verify:
-        check_store_holds(store, segment)
+        manifest, etag = check_store_holds(store, segment)
+        record = read_record(settings, database, segment.segment_id) or {}
+        if etag not in {manifest.archive_etag, record.get("archive_etag")} - {None}:
+            evict(settings, database, segment)
     hit = cached(settings, database, segment)
     if hit is not None:
         return hit
@@ -187,9 +202,13 @@ def fetch(store: ObjectStore, settings: Settings, database: str, segment: Segmen
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{segment.segment_id}.fetch-"))
     try:
-        _check_sha(read_manifest(store, segment.key), segment)  # the archive is then checked against it
+        manifest = read_manifest(store, segment.key)
+        _check_sha(manifest, segment)  # the archive is then checked against it
+        if etag is None:  # before the download: a later change of the object then shows as another etag
+            info = store.head(manifest.archive_key)
+            etag = info.etag if info is not None else None
         tree = materialize(store, segment.key, staging / "tree")
-        _write_record(settings, database, segment, tree)
+        _write_record(settings, database, segment, tree, archive_etag=etag)
         return _move_in(tree, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

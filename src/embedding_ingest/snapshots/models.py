@@ -116,6 +116,10 @@ class SnapshotManifest(BaseModel):
     # dropped because a newer one for the same id won (count in = count + deletions + superseded).
     deletions: int = Field(default=0, ge=0)
     superseded: int = Field(default=0, ge=0)
+    # The store's own checksum of the archive as uploaded (S3's ETag, the local store's md5), so a
+    # writer can tell the stored bytes are still these without downloading them. None: not recorded
+    # (written before it existed, or another writer uploaded the same bytes first).
+    archive_etag: str | None = None
 
 
 SEGMENT_ID_LENGTH = 24

@@ -99,6 +99,42 @@ def test_the_cache_cannot_hide_a_lost_archive_from_a_publish(store, ledger, leas
     assert ledger.get_published(DB).version == v2.version
 
 
+def test_a_warm_cache_cannot_carry_a_corrupt_base_into_a_new_version(store, ledger, lease, layered,
+                                                                      two_versions, make_delta):
+    """Issue 21, item 4: the base archive is damaged in the store (same size), the writer's cache still
+    holds a good copy; the publish refuses, naming the archive, and moves nothing."""
+    _, v2 = two_versions
+    base = read_version(store, v2).segments[0]
+    assert segment_cache.cached(layered, DB, base) is not None
+    archive_key = read_manifest(store, base.key).archive_key
+    _flip_a_byte(_archive_path(store, base))
+    with pytest.raises(CorruptObjectError, match=rf"{archive_key}.*sha256"):
+        publish_next_version(store, ledger, lease, database=DB, sources=[make_delta("d3", 5, start=50)],
+                             settings=layered)
+    assert ledger.get_published(DB).version == v2.version
+    assert [v.version for v in ledger.list_versions(DB)][0] == v2.version
+    assert store.get_json(f"{DB}/snapshot/latest/pointer.json")["version"] == v2.version
+
+
+def test_a_writer_trusts_a_cached_base_only_while_its_archive_is_unchanged(store, ledger, lease, layered,
+                                                                           two_versions, make_delta):
+    """An intact base is not downloaded again (its etag is the one recorded at upload); an entry made
+    before etags were recorded is checked once against the store's bytes, then trusted."""
+    _, v2 = two_versions
+    base = read_version(store, v2).segments[0]
+    archive_key = read_manifest(store, base.key).archive_key
+    manifest = store.get_json(f"{base.key}manifest.json")
+    del manifest["archive_etag"]  # as written before archive_etag existed
+    store.put_json(f"{base.key}manifest.json", manifest)
+    before = store.downloads[archive_key]
+    for n in range(2):
+        publish_next_version(store, ledger, lease, database=DB,
+                             sources=[make_delta(f"e{n}", 2, start=60 + 2 * n)], settings=layered)
+    assert store.downloads[archive_key] == before + 1
+    assert segment_cache.read_record(layered, DB, base.segment_id)["archive_etag"] == store.head(
+        archive_key).etag
+
+
 def test_a_cache_entry_of_other_content_is_fetched_again(store, ledger, layered, two_versions):
     _, v2 = two_versions
     base = read_version(store, v2).segments[0]

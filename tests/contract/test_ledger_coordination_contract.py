@@ -23,18 +23,6 @@ from embedding_ingest.stores.records import (
     SnapshotVersion,
 )
 
-SHORT_TTL = 0.2
-EXPIRY_DEADLINE = 30.0  # seconds; far beyond SHORT_TTL, so only a lease that never expires hits it
-
-
-def wait_until_expired(ledger: Ledger, lease: Lease) -> None:
-    """Poll until the ledger itself no longer reports `lease` as held (a bounded loop: a loaded
-    machine may take longer than the TTL to get here, or longer to see it pass)."""
-    deadline = time.monotonic() + EXPIRY_DEADLINE
-    while ledger.current_lease(lease.name) is not None:
-        assert time.monotonic() < deadline, f"lease {lease} still held {EXPIRY_DEADLINE}s after its TTL"
-        time.sleep(0.05)
-
 
 def version(name: str, lease: Lease, *, at: float, parent: str | None = None,
             database: str = "lines") -> SnapshotVersion:
@@ -44,10 +32,11 @@ def version(name: str, lease: Lease, *, at: float, parent: str | None = None,
 
 
 # -- locks ----------------------------------------------------------------------------------------
-def test_lock_excludes_a_second_owner(ledger: Ledger) -> None:
-    lease = ledger.acquire_lock("lines", "exec-A", 30)
+def test_lock_excludes_a_second_owner_however_long_its_lease(ledger: Ledger) -> None:
+    lease = ledger.acquire_lock("lines", "exec-A", 0.001)
     assert lease is not None and (lease.name, lease.owner) == ("lines", "exec-A")
-    assert lease.expires_at > time.time()
+    assert (lease.lease_seconds, lease.heartbeat_seconds) == (0.001, 0.001 / 3)
+    time.sleep(0.01)  # well past its lease: still held, since no waiter watched it (no deadline exists)
     assert ledger.acquire_lock("lines", "exec-B", 30) is None
     assert ledger.current_lease("lines") == lease
     assert ledger.acquire_lock("words", "exec-B", 30) is not None  # other locks are independent
@@ -66,28 +55,31 @@ def test_only_one_of_many_threads_acquires(ledger: Ledger) -> None:
     assert ledger.current_lease("lines") == leases[0]
 
 
-def test_expired_lock_is_taken_over_with_a_higher_token(ledger: Ledger) -> None:
-    first = ledger.acquire_lock("lines", "exec-A", SHORT_TTL)
-    wait_until_expired(ledger, first)
-    second = ledger.acquire_lock("lines", "exec-B", 30)
-    assert second is not None and second.fencing_token > first.fencing_token
+def test_a_watched_lease_is_taken_over_at_its_record_version_with_a_higher_token(ledger: Ledger) -> None:
+    first = ledger.acquire_lock("lines", "exec-A", 30)
+    assert ledger.acquire_lock("lines", "exec-B", 30, takeover_rvn="some-other-version") is None
+    second = ledger.acquire_lock("lines", "exec-B", 30, takeover_rvn=first.rvn)
+    assert second is not None and second.fencing_token > first.fencing_token and second.rvn != first.rvn
     with pytest.raises(LockLostError, match="lines"):
-        ledger.heartbeat(first, 30)  # the old holder learns it must stop
+        ledger.heartbeat(first)  # the old holder learns it must stop
     assert ledger.release_lock(first) is False
     assert ledger.current_lease("lines") == second
+    # A second waiter that watched the same (old) version loses: only one takeover per version
+    assert ledger.acquire_lock("lines", "exec-C", 30, takeover_rvn=first.rvn) is None
 
 
-def test_heartbeat_extends_only_the_owners_lease(ledger: Ledger) -> None:
-    # Long TTLs: nothing here may expire, however slow the machine; the extension shows in expires_at.
-    lease = ledger.acquire_lock("lines", "exec-A", 30)
-    extended = ledger.heartbeat(lease, 3600)
-    assert extended.fencing_token == lease.fencing_token and extended.owner == lease.owner
-    assert extended.expires_at >= lease.expires_at + 3000  # moved to ~now + 3600, not kept at +30
-    assert ledger.current_lease("lines") == extended  # the ledger holds the extended lease
-    impostor = extended.model_copy(update={"owner": "exec-B"})
+def test_a_heartbeat_renews_the_record_version_and_foils_a_takeover(ledger: Ledger) -> None:
+    lease = ledger.acquire_lock("lines", "exec-A", 30, now=1_000_000_000.0)
+    renewed = ledger.heartbeat(lease, now=1_000_000_042.0)
+    assert (renewed.fencing_token, renewed.owner) == (lease.fencing_token, lease.owner)
+    assert renewed.rvn != lease.rvn
+    assert (renewed.acquired_at, renewed.heartbeat_at) == ("2001-09-09T01:46:40Z", "2001-09-09T01:47:22Z")
+    assert ledger.current_lease("lines") == renewed
+    assert ledger.acquire_lock("lines", "exec-B", 30, takeover_rvn=lease.rvn) is None  # it moved on
+    impostor = renewed.model_copy(update={"owner": "exec-B"})
     with pytest.raises(LockLostError):
-        ledger.heartbeat(impostor, 30)
-    assert ledger.current_lease("lines") == extended
+        ledger.heartbeat(impostor)
+    assert ledger.current_lease("lines") == renewed
 
 
 def test_release_only_by_owner(ledger: Ledger) -> None:
@@ -98,16 +90,42 @@ def test_release_only_by_owner(ledger: Ledger) -> None:
     assert ledger.current_lease("lines") is None
     assert ledger.release_lock(lease) is False
     with pytest.raises(LockLostError):
-        ledger.heartbeat(lease, 30)
+        ledger.heartbeat(lease)
+    assert ledger.acquire_lock("lines", "exec-B", 30, takeover_rvn=lease.rvn) is not None  # free anyway
 
 
-def test_fencing_token_increases_across_releases(ledger: Ledger) -> None:
+def test_fencing_token_increases_across_releases_and_breaks(ledger: Ledger) -> None:
     tokens = []
     for owner in ["a", "b", "a", "c"]:
         lease = ledger.acquire_lock("words", owner, 30)
         tokens.append(lease.fencing_token)
         assert ledger.release_lock(lease)
-    assert tokens == sorted(tokens) and len(set(tokens)) == 4
+    held = ledger.acquire_lock("words", "d", 30)
+    assert ledger.break_lock("words", by="operator", fencing_token=held.fencing_token)
+    tokens += [held.fencing_token, ledger.acquire_lock("words", "e", 30).fencing_token]
+    assert tokens == sorted(tokens) and len(set(tokens)) == 6
+
+
+def test_a_break_needs_the_watched_version_or_the_token(ledger: Ledger) -> None:
+    lease = ledger.acquire_lock("lines", "exec-A", 30)
+    renewed = ledger.heartbeat(lease)
+    assert not ledger.break_lock("lines", by="operator", rvn=lease.rvn)  # renewed since: alive
+    assert not ledger.break_lock("lines", by="operator", fencing_token=lease.fencing_token + 1)
+    assert ledger.current_lease("lines") == renewed
+    assert ledger.break_lock("lines", by="operator", rvn=renewed.rvn)
+    assert ledger.current_lease("lines") is None
+    assert not ledger.break_lock("lines", by="operator", rvn=renewed.rvn)  # nothing left to break
+    with pytest.raises(LockLostError):
+        ledger.heartbeat(renewed)
+
+
+def test_a_waiters_count_of_waits_follows_one_record_version(ledger: Ledger) -> None:
+    assert [ledger.note_lock_wait("lines", "exec-W", "v1") for _ in range(3)] == [0, 1, 2]
+    assert ledger.note_lock_wait("lines", "exec-X", "v1") == 0  # each waiter counts its own
+    assert ledger.note_lock_wait("lines", "exec-W", "v2") == 0  # the holder renewed: start again
+    assert ledger.note_lock_wait("words", "exec-W", "v2") == 0  # each lock apart
+    ledger.forget_lock_wait("lines", "exec-W")
+    assert ledger.note_lock_wait("lines", "exec-W", "v2") == 0
 
 
 # -- published snapshot pointer ------------------------------------------------------------------
@@ -138,22 +156,20 @@ def test_publish_with_wrong_expected_current_is_refused(ledger: Ledger) -> None:
     assert [v.version for v in ledger.list_versions("lines")] == ["v1"]
 
 
-def test_publish_with_stale_lease_is_refused(ledger: Ledger) -> None:
-    old = ledger.acquire_lock("lines", "exec-A", SHORT_TTL)
-    wait_until_expired(ledger, old)
-    new = ledger.acquire_lock("lines", "exec-B", 30)
+def test_publish_with_a_taken_over_or_broken_lease_is_refused(ledger: Ledger) -> None:
+    old = ledger.acquire_lock("lines", "exec-A", 30)
+    new = ledger.acquire_lock("lines", "exec-B", 30, takeover_rvn=old.rvn)
     with pytest.raises(StaleFencingTokenError):
         ledger.publish_version(version("late", old, at=100.0), expected_current=None, lease=old)
     assert ledger.get_published("lines") is None
     ledger.publish_version(version("fresh", new, at=101.0), expected_current=None, lease=new)
     assert ledger.get_published("lines").version == "fresh"
-
-
-def test_publish_with_expired_or_released_or_foreign_lease_is_refused(ledger: Ledger) -> None:
-    expiring = ledger.acquire_lock("lines", "exec-A", SHORT_TTL)
-    wait_until_expired(ledger, expiring)  # expired, though nobody took it over yet
+    assert ledger.break_lock("lines", by="operator", rvn=new.rvn)
     with pytest.raises(StaleFencingTokenError):
-        ledger.publish_version(version("v1", expiring, at=1.0), expected_current=None, lease=expiring)
+        ledger.publish_version(version("after", new, at=102.0), expected_current="fresh", lease=new)
+
+
+def test_publish_with_a_released_or_foreign_lease_is_refused(ledger: Ledger) -> None:
     released = ledger.acquire_lock("lines", "exec-A", 30)
     ledger.release_lock(released)
     with pytest.raises(StaleFencingTokenError):

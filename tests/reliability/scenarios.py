@@ -5,10 +5,10 @@ batches already take every branch of the workflow: poll manifest, chunks.json, h
 offloaded poll results. Crash cases start from a copy of one prepared workspace (a version already
 published, two more batches submitted), so each case pays only for its own two executions.
 
-Crash cases hold the publish lock on a long lease: a lease that lapses on a loaded machine turns a
-FinalMerge into a retried one, which is not the story the dry run recorded. A lock orphaned by a
-crash is freed explicitly (expire_orphaned_lease); only the cases about a lease running out on its
-own (a crash in the heartbeat, a stalled holder, one AWS case) use a short one (EXPIRING_LEASE_SECONDS).
+A lock orphaned by a crash is freed explicitly (expire_orphaned_lease); only the cases about a dead
+holder's lease being taken over (a crash in the heartbeat, a stalled holder, one AWS case) leave it to
+the rerun, whose final merge watches it across its lock-wait retries (steps/lease.py; the retries'
+waits are its clock, instant here) and takes it over: orphaned_lease checks its holder is dead first.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import math
 import shutil
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,10 +43,11 @@ from embedding_ingest.stores.records import (
     EmbeddingStatus,
     ExecutionRecord,
     ItemKind,
+    Lease,
 )
 
 LEASE_SECONDS = LOCK_LEASE_MAX_SECONDS  # no run of a case outlives it, however loaded the machine
-EXPIRING_LEASE_SECONDS = 2  # for the cases that wait for a lease to run out (heartbeat every ~0.7 s)
+EXPIRING_LEASE_SECONDS = 2  # for the cases whose dead holder's lease is taken over (heartbeat ~0.7 s)
 SETTINGS = {"LOCK_TTL_SECONDS": LEASE_SECONDS, "SNAPSHOT_VERSIONS_KEPT": 1}
 # The templates publish the first and batch the second of two neighbouring receipts: 384 and 385 are the
 # smallest such pair of tests/data (27 + 27 lines, 146 words), so each of the ~230 crash cases pays for
@@ -152,28 +152,29 @@ def restarted(ws: Workspace) -> Workspace:
     return Workspace(settings=ws.settings, ctx=build_step_context(ws.settings))
 
 
+def _assert_holder_dead(database: str) -> None:
+    beating = [t.name for t in threading.enumerate() if t.name == f"heartbeat-{database}" and t.is_alive()]
+    assert not beating, f"lock {database!r} is still being renewed by {beating}: its holder is not dead"
+
+
 def expire_orphaned_lease(ws: Workspace, database: str) -> None:
-    """A crashed holder never releases its lock; its lease runs out once nothing extends it. This checks
-    that nothing does (the dead run's heartbeat thread has stopped), then frees the lease by its own
-    identity instead of sleeping up to a TTL per crash case. The fencing counter survives a release as
-    it survives an expiry, so the rerun's token is the same. Taking over a lease that really expired is
-    what wait_for_lock_expiry waits for: the heartbeat-crash and stalled-holder cases and one AWS case
-    use it, and the ledger contract tests cover it on both adapters."""
+    """A crashed holder never releases its lock. This checks its heartbeat has stopped, then frees the
+    lease by its own identity instead of leaving the rerun to watch it for a lease (orphaned_lease).
+    The fencing counter survives a release as it survives a takeover, so the rerun's token is the same."""
     lease = ws.ledger.current_lease(database)
     if lease is None:
         return
-    beating = [t.name for t in threading.enumerate() if t.name == f"heartbeat-{database}" and t.is_alive()]
-    assert not beating, f"lock {database!r} is still being extended by {beating}: its holder is not dead"
+    _assert_holder_dead(database)
     assert ws.ledger.release_lock(lease), f"lock {database!r} changed hands while it was orphaned"
 
 
-def wait_for_lock_expiry(ws: Workspace, database: str) -> None:
-    """A crashed holder never releases; its lease must run out on its own within the TTL (a short one:
-    EXPIRING_LEASE_SECONDS)."""
-    deadline = time.time() + ws.settings.lock_ttl_seconds + 10
-    while (lease := ws.ledger.current_lease(database)) is not None:
-        assert time.time() < deadline, f"lock {database!r} held by {lease.owner} never expired"
-        time.sleep(max(0.05, min(0.5, lease.expires_at - time.time())))
+def orphaned_lease(ws: Workspace, database: str) -> Lease | None:
+    """The lease a crashed holder left (its heartbeat checked to have stopped), for the rerun to take
+    over by watching it; None when the crash left the lock free."""
+    lease = ws.ledger.current_lease(database)
+    if lease is not None:
+        _assert_holder_dead(database)
+    return lease
 
 
 # -- submission ------------------------------------------------------------------------------------------

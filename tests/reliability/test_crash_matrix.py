@@ -17,12 +17,12 @@ from scenarios import (
     copy_of,
     enumerate_injection_points,
     expire_orphaned_lease,
+    orphaned_lease,
     restarted,
     run_to_crash,
     run_with_switch,
     smaller_thresholds,
     template_home,
-    wait_for_lock_expiry,
 )
 
 from embedding_ingest.stores.records import EmbeddingStatus, ExecutionStatus, ItemKind
@@ -77,12 +77,13 @@ def test_crash_at(injection: tuple[ItemKind, WritePoint, str], tmp_path) -> None
     crash_and_rerun(copy_of(template_home(kind), tmp_path), kind, point, when)
 
 
-def crash_and_rerun(ws, kind: ItemKind, point: WritePoint, when: str, *, real_expiry: bool = False):
+def crash_and_rerun(ws, kind: ItemKind, point: WritePoint, when: str, *, takeover: bool = False):
     """Die at `point` (`when` = before/after its write), restart, rerun: the crash lost no safety and
     the rerun publishes every submitted item exactly once. Returns the restarted workspace. Shared by
     the local and the AWS matrix. An orphaned lock is freed at once (expire_orphaned_lease), or with
-    `real_expiry` waited out until its lease expires (`ws` then has a short lease). A point the run
-    never reaches fails the case, or skips it where the history says why (scenarios.run_to_crash)."""
+    `takeover` left for the rerun to take over (it watches the dead lease across its lock-wait retries;
+    its publish then carries a larger token). A point the run never reaches fails the case, or skips it
+    where the history says why (scenarios.run_to_crash)."""
     submitted = ws.item_ids(kind) - ws.item_ids(kind, EmbeddingStatus.NONE)
     switch = CrashSwitch(target=point, when=when)
 
@@ -95,13 +96,14 @@ def crash_and_rerun(ws, kind: ItemKind, point: WritePoint, when: str, *, real_ex
         assert_crashed_run_aborted(after_crash)
         assert_nothing_marked_early(after_crash, kind)  # the crash itself lost no safety
 
-        if real_expiry:
-            wait_for_lock_expiry(after_crash, kind.database)
-        else:
+        orphan = orphaned_lease(after_crash, kind.database) if takeover else None
+        if not takeover:
             expire_orphaned_lease(after_crash, kind.database)
         record = after_crash.run(kind)
     assert record.status.value == "SUCCEEDED", f"rerun failed: {record.error}: {record.cause}"
     assert_published_exactly_once(after_crash, kind, submitted)
+    if orphan is not None:
+        assert after_crash.ledger.get_published(kind.database).fencing_token > orphan.fencing_token
     return after_crash
 
 
@@ -121,7 +123,9 @@ def test_crash_in_the_lock_heartbeat(when: str, tmp_path) -> None:
         after_crash = restarted(ws)
         assert_crashed_run_aborted(after_crash)
         assert_nothing_marked_early(after_crash, KIND)
-        wait_for_lock_expiry(after_crash, KIND.database)
-        record = after_crash.run(KIND)
+        orphan = orphaned_lease(after_crash, KIND.database)
+        assert orphan is not None, "the holder died holding the lock"
+        record = after_crash.run(KIND)  # its final merge watches the dead lease, then takes it over
+    assert after_crash.ledger.get_published(KIND.database).fencing_token > orphan.fencing_token
     assert record.status.value == "SUCCEEDED", f"rerun failed: {record.error}: {record.cause}"
     assert_published_exactly_once(after_crash, KIND, submitted)

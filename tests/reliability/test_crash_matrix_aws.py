@@ -87,10 +87,10 @@ def test_the_aws_dry_run_sees_the_same_points(moto_endpoint, tmp_path):
 def test_crash_on_aws_at(aws_injection: tuple[WritePoint, str], aws_case: AwsState, moto_endpoint,
                         tmp_path: Path) -> None:
     point, when = aws_injection
-    # One case takes over a lease that really expired on DynamoDB (its conditional Put over a stale
-    # holder), so its lease is short; the others hold a long one and free the orphaned lease at once.
-    real_expiry = (point.step, point.method, when) == ("embedding-vector-compact/final_merge", "acquire_lock",
-                                                       "after")
-    lease = {"LOCK_TTL_SECONDS": AWS_EXPIRING_LEASE_SECONDS} if real_expiry else {}
+    # One case leaves the dead holder's lease to the rerun, which takes it over on DynamoDB (its
+    # transaction conditioned on the record version it watched); the others free it at once.
+    takeover = (point.step, point.method, when) == ("embedding-vector-compact/final_merge", "acquire_lock",
+                                                    "after")
+    lease = {"LOCK_TTL_SECONDS": AWS_EXPIRING_LEASE_SECONDS} if takeover else {}
     ws = aws_workspace(tmp_path, moto_endpoint, aws_case, **lease)
-    crash_and_rerun(ws, KIND, point, when, real_expiry=real_expiry).ledger.close()
+    crash_and_rerun(ws, KIND, point, when, takeover=takeover).ledger.close()

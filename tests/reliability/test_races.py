@@ -20,7 +20,6 @@ from scenarios import (
     restarted,
     run_with_switch,
     submit_in_batches,
-    wait_for_lock_expiry,
 )
 
 from embedding_ingest.snapshots import iter_pages, materialize
@@ -154,10 +153,11 @@ def test_two_submitters_at_once_put_no_item_in_two_batches(tmp_path: Path) -> No
 
 
 def test_a_stalled_lock_holder_is_refused_by_fencing_and_its_work_redone(tmp_path: Path) -> None:
-    """Execution 1 takes the lock, then stalls (no heartbeat, no publish) past its lease. Execution 2
-    takes the expired lock and publishes. When execution 1 wakes, its publish is refused by the
-    fencing token, and it leaves the snapshot whole."""
-    ws = make_workspace(tmp_path, LOCK_TTL_SECONDS=EXPIRING_LEASE_SECONDS)  # it must run out here
+    """Execution 1 takes the lock, then stalls (no heartbeat, no publish). Execution 2's final merge
+    finds the lock busy, watches its record version stay unchanged for a whole lease across its
+    lock-wait retries (their waits are its clock), takes it over and publishes. When execution 1 wakes,
+    its publish is refused by the fencing token, and it leaves the snapshot whole."""
+    ws = make_workspace(tmp_path, LOCK_TTL_SECONDS=EXPIRING_LEASE_SECONDS)
     ws.import_receipts(receipts_file(tmp_path, 1, start=7))
     submit_in_batches(ws, KIND, 1)
     every_item = ws.item_ids(KIND)
@@ -170,9 +170,11 @@ def test_a_stalled_lock_holder_is_refused_by_fencing_and_its_work_redone(tmp_pat
         while ws.ledger.current_lease(KIND.database) is None:
             assert time.time() < deadline and not first.done(), "execution 1 never took the lock"
             time.sleep(0.01)
-        wait_for_lock_expiry(ws, KIND.database)  # execution 1 stalls without a heartbeat
-        second = restarted(ws).run(KIND, name="new-holder")
+        stalled_lease = ws.ledger.current_lease(KIND.database)
+        second = restarted(ws).run(KIND, name="new-holder")  # its lock-wait retries: waits of 100 s
         assert second.status.value == "SUCCEEDED", second.cause
+        assert history_errors(ws, second) == ["LockNotAcquiredError"]  # one look, then one wait: > a lease
+        assert ws.ledger.get_published(KIND.database).fencing_token > stalled_lease.fencing_token
         by_second = ws.ledger.get_published(KIND.database)
         assert by_second is not None and set(ws.published_ids(KIND)) == every_item
         wake.set()

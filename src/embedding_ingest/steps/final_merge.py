@@ -4,7 +4,8 @@ version from this run's intermediates, under the database's lock.
 A rerun with the same intermediates publishes nothing new (publish_next_version recognises it).
 It raises on every failure (lesson 3): a merge that returned an error payload let the workflow mark
 batches complete whose embeddings were never published. A busy lock raises LockNotAcquiredError,
-which is transient, so the workflow's Retry waits and tries again.
+which is transient, so the workflow's Retry waits a fixed interval and tries again; a holder whose
+lease stayed unchanged for a whole lease across those waits is taken over (steps/lease.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from embedding_ingest.steps.context import StepContext
 from embedding_ingest.steps.contracts import FinalMergeEvent, FinalMergeOutcome, FinalMergeResult
 from embedding_ingest.steps.exceptions import EmbeddingCountMismatchError, StepInputError
 from embedding_ingest.steps.keys import database_name, key_part, latest_snapshot_key
-from embedding_ingest.steps.lease import HeldLock, unique_owner
+from embedding_ingest.steps.lease import HeldLock, RetryWatch, unique_owner
 from embedding_ingest.steps.logs import logger, step_log_context
 from embedding_ingest.steps.offload import parse_event
 
@@ -39,8 +40,10 @@ def final_merge(event: dict, ctx: StepContext) -> dict:
         # Records and deletions in (the delta contract: snapshots/revisions.py); every one of them
         # must be read by the publish, whether it wins or not.
         expected = sum(m.count + m.deletions for m in source_manifests(ctx, reported).values())
+        # The execution is the waiter: its lock-wait retries share one count of waits (steps/lease.py).
+        watch = RetryWatch(ctx.ledger, waiter=f"final-merge:{batch_id}")
         with HeldLock(ctx.ledger, database, unique_owner("final-merge", batch_id),
-                      ctx.settings.lock_ttl_seconds) as held:
+                      ctx.settings.lock_ttl_seconds, watch=watch) as held:
             assert held.lease is not None
             lease_token = held.lease.fencing_token
             outcome = publish_next_version(ctx.objects, ctx.ledger, held.lease, database=database,

@@ -37,8 +37,9 @@ from embedding_ingest.stores.records import (
 )
 
 TTL_ATTRIBUTE = "ttl"
-# Lease items linger this long past expiry before DynamoDB's TTL sweeps them (debugging aid).
-LEASE_TTL_GRACE_SECONDS = 24 * 3600
+# A lock waiter's record is swept this long after its last write (a lease itself never expires by TTL:
+# a slow holder's lease must not vanish under it).
+LOCK_WAIT_TTL_SECONDS = 24 * 3600
 
 _INDEXES = {"GSI1": ("GSI1PK", "GSI1SK"), "GSI2": ("GSI2PK", "GSI2SK"), "GSI3": ("GSI3PK", "GSI3SK")}
 
@@ -127,6 +128,10 @@ def lease_key(name: str) -> Key:
 
 def fence_key(name: str) -> Key:
     return _key(f"LOCK#{name}", "FENCE")
+
+
+def lock_wait_key(name: str, waiter: str) -> Key:
+    return _key(f"LOCK#{name}", f"WAIT#{waiter}")
 
 
 def pointer_key(database: str) -> Key:

@@ -43,11 +43,11 @@ class BatchNotFoundError(TerminalError):
 
 
 class LockNotAcquiredError(TransientError):
-    """Someone else holds an unexpired lock."""
+    """Someone else holds the lock (alive, or not yet watched for a whole lease)."""
 
 
 class LockLostError(TransientError):
-    """The lease is no longer ours (expired and taken, or released): the holder must stop writing."""
+    """The lease is no longer ours (taken over, broken or released): the holder must stop writing."""
 
 
 class StaleFencingTokenError(LockLostError):

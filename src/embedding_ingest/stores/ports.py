@@ -147,16 +147,37 @@ class BatchLedger(Protocol):
 
 @runtime_checkable
 class LockLedger(Protocol):
-    def acquire_lock(self, name: str, owner: str, ttl_seconds: float) -> Lease | None:
-        """Take the lock if free or expired; the fencing token increases on every acquisition."""
+    """Leases judged by record version, not by clocks (records.Lease). `now` arguments are the holder's
+    wall clock in epoch seconds, written for display only (default: this machine's)."""
 
-    def heartbeat(self, lease: Lease, ttl_seconds: float) -> Lease:
-        """Extend our own unexpired lease. Raises LockLostError if it is not ours any more."""
+    def acquire_lock(self, name: str, owner: str, lease_seconds: float, *, takeover_rvn: str | None = None,
+                     now: float | None = None) -> Lease | None:
+        """Take the lock if it is free, or, with `takeover_rvn`, if its holder's lease still has that record
+        version (the caller watched it long enough: steps/lease.py). The fencing token increases on every
+        acquisition. None when neither holds (held by a live holder, or someone else got there first)."""
+
+    def heartbeat(self, lease: Lease, *, now: float | None = None) -> Lease:
+        """Renew our lease: a new record version. Raises LockLostError if it is not ours any more."""
 
     def release_lock(self, lease: Lease) -> bool:
         """Release only if we still hold it; returns whether we did."""
 
-    def current_lease(self, name: str) -> Lease | None: ...
+    def current_lease(self, name: str) -> Lease | None:
+        """The lock's holder as recorded, alive or not (one read cannot tell); None when free."""
+
+    def break_lock(self, name: str, *, by: str, rvn: str | None = None, fencing_token: int | None = None,
+                   now: float | None = None) -> bool:
+        """Free the lock for an operator (`by` is recorded) if its lease still has record version `rvn`,
+        or (forced) fencing token `fencing_token`; exactly one of the two. Returns whether it was broken.
+        The fencing counter stays, so the old holder's publish is refused."""
+
+    def note_lock_wait(self, name: str, waiter: str, rvn: str) -> int:
+        """For a waiter that looks again only after a fixed wait (a state machine's Retry): how many
+        waits it has recorded since it first saw `rvn` on lock `name` (0 the first time), and one more
+        recorded now. A different rvn starts the count again."""
+
+    def forget_lock_wait(self, name: str, waiter: str) -> None:
+        """Drop the waiter's record (it got the lock, or gave up)."""
 
 
 @runtime_checkable
@@ -165,7 +186,7 @@ class SnapshotLedger(Protocol):
 
     def publish_version(self, version: SnapshotVersion, *, expected_current: str | None,
                         lease: Lease) -> None:
-        """One atomic, conditional write: `lease` must be the current, unexpired holder of the lock
+        """One atomic, conditional write: `lease` must be the current holder of the lock
         named `version.database` (else StaleFencingTokenError) and the current version must equal
         `expected_current` (else PointerConflictError). Also records the version in the history."""
 

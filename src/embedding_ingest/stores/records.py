@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -124,12 +126,44 @@ class BatchSummary(_Record):
 
 
 class Lease(_Record):
-    """Proof of holding a lock. `fencing_token` strictly increases on every acquisition of the lock."""
+    """Proof of holding a lock. `fencing_token` strictly increases on every acquisition of the lock.
+
+    No deadline is stored: clocks of different machines are never compared (the Amazon DynamoDB Lock
+    Client's design). `rvn`, the record version number, is a fresh random id on every acquisition and
+    heartbeat; a waiter that sees the same rvn for `lease_seconds` on its own clock may take the lock
+    over (steps/lease.py). `acquired_at` / `heartbeat_at` are the holder's own clock, ISO-8601 UTC, for
+    people reading `locks list`, never for a decision."""
 
     name: str
     owner: str
     fencing_token: int
-    expires_at: float  # epoch seconds (a number, never an ISO string: lesson 9)
+    rvn: str
+    lease_seconds: float
+    heartbeat_seconds: float
+    acquired_at: str | None = None
+    heartbeat_at: str | None = None
+
+
+def new_rvn() -> str:
+    """A record version number: random, so no two writes of a lease ever share one."""
+    return uuid.uuid4().hex
+
+
+def heartbeat_interval(lease_seconds: float) -> float:
+    """How often a holder renews a lease of `lease_seconds` (a third: two missed beats are survivable)."""
+    return lease_seconds / 3
+
+
+def holder_time(epoch_seconds: float | None) -> str | None:
+    """`epoch_seconds` as ISO-8601 UTC to the second, as a holder reports it ("unreadable" for a clock so
+    wrong it has no date: year 33658 cannot be written)."""
+    if epoch_seconds is None:
+        return None
+    try:
+        moment = datetime.fromtimestamp(epoch_seconds, UTC)
+    except (ValueError, OverflowError, OSError):
+        return "unreadable"
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class SnapshotVersion(_Record):

@@ -53,7 +53,14 @@ CREATE TABLE IF NOT EXISTS locks (
     name TEXT PRIMARY KEY,
     owner TEXT,                      -- NULL once released; the row (and its token) stays
     fencing_token INTEGER NOT NULL,
-    expires_at REAL NOT NULL         -- epoch seconds, compared as numbers
+    expires_at REAL NOT NULL DEFAULT 0  -- unused since leases are judged by record version (issue 24)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS lock_waits (
+    name TEXT NOT NULL,
+    waiter TEXT NOT NULL,
+    rvn TEXT NOT NULL,               -- the record version this waiter has been watching
+    waits INTEGER NOT NULL,          -- fixed waits recorded since it first saw it
+    PRIMARY KEY (name, waiter)
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS published (
@@ -92,6 +99,8 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("items", "tokens", "INTEGER"),  # issue 11: token fitting
     ("items", "truncated", "INTEGER NOT NULL DEFAULT 0"),
     ("items", "content_hash", "TEXT"),  # issue 10: incremental sync
+    ("locks", "rvn", "TEXT"),  # issue 24: leases judged by record version
+    ("locks", "record", "TEXT"),  # issue 24: the Lease (lease and heartbeat lengths, holder's times)
 )
 # Indexes over added columns or for later features, created once the columns exist.
 AFTER_ADDED_COLUMNS = (

@@ -137,8 +137,10 @@ def test_table_layout_matches_the_original_system(dynamo_ledger: DynamoLedger, d
     assert batch["GSI1SK"]["S"].startswith("BATCH_TYPE#LINE_EMBEDDING#")
     assert batch["GSI1SK"]["S"].endswith("#BATCH_ID#b1")
     lock = raw("LOCK#lines", "LEASE")
-    assert float(lock["expires_at"]["N"]) == pytest.approx(lease.expires_at)  # a number, not a string
-    assert int(lock["ttl"]["N"]) > lease.expires_at
+    # No deadline and no TTL on a lease (a slow holder's must not vanish): a record version and lengths
+    assert lock["rvn"] == {"S": lease.rvn} and float(lock["lease_seconds"]["N"]) == 60
+    assert "ttl" not in lock and "expires_at" not in lock
+    assert lock["heartbeat_at"]["S"].endswith("Z")  # the holder's clock, ISO-8601, for people
     ttl = dynamodb_client.describe_time_to_live(TableName=dynamodb_table)["TimeToLiveDescription"]
     assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "ttl")
     definition = table_definition("anything")
@@ -151,10 +153,10 @@ def test_ensure_table_is_idempotent(dynamodb_client: Any, dynamodb_table: str) -
     assert dynamodb_client.describe_table(TableName=dynamodb_table)["Table"]["TableStatus"] == "ACTIVE"
 
 
-def test_fencing_counter_survives_the_ttl_sweep_of_a_lease(
+def test_fencing_counter_survives_the_loss_of_a_lease_item(
         dynamo_ledger: DynamoLedger, dynamodb_client: Any, dynamodb_table: str) -> None:
     first = dynamo_ledger.acquire_lock("lines", "exec-A", 60)
-    # DynamoDB's TTL deletes expired lease items on its own schedule; do what it would do.
+    # A lease written before issue 24 carried a TTL, and DynamoDB may still sweep it: do what it would do.
     dynamodb_client.delete_item(TableName=dynamodb_table,
                                 Key={"PK": {"S": "LOCK#lines"}, "SK": {"S": "LEASE"}})
     second = dynamo_ledger.acquire_lock("lines", "exec-B", 60)
@@ -192,3 +194,19 @@ def test_transaction_conflict_is_transient_not_a_claim_conflict(
     with pytest.raises(StoreUnavailableError, match="TransactionConflict"):
         DynamoLedger(client, dynamodb_table).claim_batch(summary("b1", 1), ids([0]))
     assert states(dynamo_ledger, ids([0])) == {(EmbeddingStatus.NONE, None)}
+
+
+def test_a_lease_written_before_record_versions_can_be_watched_and_taken_over(
+        dynamo_ledger: DynamoLedger, dynamodb_client: Any, dynamodb_table: str) -> None:
+    for sk, attributes in (("FENCE", {"fencing_token": {"N": "7"}}),
+                           ("LEASE", {"owner": {"S": "old"}, "fencing_token": {"N": "7"},
+                                      "expires_at": {"N": "1000000000"}, "ttl": {"N": "1000086400"}})):
+        dynamodb_client.put_item(TableName=dynamodb_table,
+                                 Item={"PK": {"S": "LOCK#lines"}, "SK": {"S": sk}, **attributes})
+
+    held = dynamo_ledger.current_lease("lines")
+
+    assert (held.owner, held.fencing_token, held.rvn) == ("old", 7, "legacy-7")
+    assert dynamo_ledger.acquire_lock("lines", "new", 30) is None
+    taken = dynamo_ledger.acquire_lock("lines", "new", 30, takeover_rvn=held.rvn)
+    assert taken is not None and taken.fencing_token == 8

@@ -68,7 +68,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def lease(ledger: SqliteLedger) -> Lease:
-    held = ledger.acquire_lock(DB, "writer-1", ttl_seconds=3600)
+    held = ledger.acquire_lock(DB, "writer-1", lease_seconds=3600)
     assert held is not None
     return held
 

@@ -34,7 +34,7 @@ def test_publish_rollback_and_prune_on_s3_and_dynamodb(s3_object_store, dynamo_l
     store, ledger = s3_object_store, dynamo_ledger
     settings = settings.model_copy(update={"chromadb_storage_mode": StorageMode.S3,
                                            "snapshot_versions_kept": 2})
-    lease = ledger.acquire_lock(DB, "writer-1", ttl_seconds=3600)
+    lease = ledger.acquire_lock(DB, "writer-1", lease_seconds=3600)
     versions = []
     for i in range(3):
         outcome = publish_next_version(store, ledger, lease, database=DB, settings=settings,
@@ -52,7 +52,7 @@ def test_publish_rollback_and_prune_on_s3_and_dynamodb(s3_object_store, dynamo_l
     assert len(hits) == 3
 
     assert ledger.release_lock(lease)
-    assert ledger.acquire_lock(DB, "writer-2", ttl_seconds=3600) is not None
+    assert ledger.acquire_lock(DB, "writer-2", lease_seconds=3600) is not None
     with pytest.raises(StaleFencingTokenError):
         publish_next_version(store, ledger, lease, database=DB, settings=settings,
                              sources=[_delta(store, "d9", 5, 9)])

@@ -79,7 +79,7 @@ def test_stale_lease_is_refused_before_any_work(store, ledger, lease, settings, 
     current = _publish(store, ledger, lease, settings, make_delta("d1", 30)).version
     keys = _version_keys(store)
     assert ledger.release_lock(lease)
-    newer = ledger.acquire_lock(DB, "writer-2", ttl_seconds=3600)
+    newer = ledger.acquire_lock(DB, "writer-2", lease_seconds=3600)
     assert newer is not None
 
     with pytest.raises(StaleFencingTokenError):
@@ -96,7 +96,7 @@ def test_lease_lost_during_the_build_refuses_the_publish_and_cleans_up(store, le
 
     def lose_the_lock():  # another worker takes over while this one is uploading
         assert ledger.release_lock(lease)
-        assert ledger.acquire_lock(DB, "writer-2", ttl_seconds=3600) is not None
+        assert ledger.acquire_lock(DB, "writer-2", lease_seconds=3600) is not None
 
     store.before_upload[segments_prefix(DB)] = lose_the_lock
     with pytest.raises(StaleFencingTokenError):

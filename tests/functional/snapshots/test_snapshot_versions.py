@@ -106,7 +106,7 @@ def test_rollback_to_an_unknown_version_or_with_a_stale_lease_is_refused(store, 
     with pytest.raises(VersionNotFoundError, match="nope"):
         rollback(store, ledger, lease, database=DB, version="nope")
     ledger.release_lock(lease)
-    assert ledger.acquire_lock(DB, "writer-2", ttl_seconds=3600) is not None
+    assert ledger.acquire_lock(DB, "writer-2", lease_seconds=3600) is not None
     with pytest.raises(StaleFencingTokenError):
         rollback(store, ledger, lease, database=DB, version=v1.version)
     assert ledger.get_published(DB).version == v2.version

@@ -10,7 +10,7 @@ from embedding_ingest.snapshots import ids_present, publish_next_version, read_m
 from embedding_ingest.steps.compact import process_chunk
 from embedding_ingest.steps.exceptions import EmbeddingCountMismatchError, StepInputError
 from embedding_ingest.steps.final_merge import final_merge
-from embedding_ingest.steps.lease import HeldLock
+from embedding_ingest.steps.lease import LOCK_WAIT_INTERVAL_SECONDS, HeldLock
 from embedding_ingest.stores.exceptions import (
     CorruptObjectError,
     LockNotAcquiredError,
@@ -95,6 +95,36 @@ def test_a_busy_lock_raises_a_transient_error_and_publishes_nothing(ctx, two_chu
     assert ctx.ledger.get_published("lines") is None
     # What the workflow sees: a transient error under the very name its lock-wait Retry matches.
     assert busy.value.transient and type(busy.value).__name__ == LOCK_BUSY_ERROR
+    assert "last heartbeat 20" in str(busy.value) and "by the holder's clock" in str(busy.value)
+
+
+def test_the_retries_of_one_execution_take_over_a_lease_unchanged_for_a_whole_lease(ctx, two_chunks):
+    """Each invocation is one look, each Retry wait (LOCK_WAIT_INTERVAL_SECONDS) its clock: a 300 s lease
+    left unchanged is taken over at the fourth look (after 3 waits), with a larger fencing token."""
+    _, chunks = two_chunks
+    dead = ctx.ledger.acquire_lock("lines", "crashed-merge", 300)
+    looks = 0
+    while True:
+        looks += 1
+        try:
+            result = final_merge(merge_event(chunks), ctx)["final_merge_result"]
+            break
+        except LockNotAcquiredError as busy:
+            unchanged = (looks - 1) * LOCK_WAIT_INTERVAL_SECONDS
+            assert f"unchanged here for {unchanged} s of its 300 s lease" in str(busy)
+    assert looks == 1 + 300 // LOCK_WAIT_INTERVAL_SECONDS
+    assert ctx.ledger.get_published("lines").fencing_token > dead.fencing_token
+    assert result["added_embeddings"] > 0
+
+
+def test_a_holder_that_renews_between_looks_is_never_taken_over(ctx, two_chunks):
+    _, chunks = two_chunks
+    holder = ctx.ledger.acquire_lock("lines", "live-merge", 300)
+    for _ in range(10):
+        with pytest.raises(LockNotAcquiredError, match="unchanged here for 0 s"):
+            final_merge(merge_event(chunks), ctx)
+        holder = ctx.ledger.heartbeat(holder)
+    assert ctx.ledger.current_lease("lines") == holder
 
 
 def test_a_failing_merge_raises_and_releases_the_lock(ctx, two_chunks):
@@ -124,20 +154,20 @@ def test_nothing_to_merge_is_an_input_error(ctx, chunks):
         final_merge(merge_event(chunks), ctx)
 
 
-def test_the_heartbeat_keeps_the_lease_alive(ctx):
-    with HeldLock(ctx.ledger, "lines", "owner-a", ttl_seconds=0.3) as held:
+def test_the_heartbeat_renews_the_lease(ctx):
+    with HeldLock(ctx.ledger, "lines", "owner-a", lease_seconds=0.3) as held:
         first = held.lease
         wait_until(lambda: held.beats >= 2 or held.lost is not None)
         current = ctx.ledger.current_lease("lines")
         assert held.lost is None
         assert (current.owner, current.fencing_token) == ("owner-a", first.fencing_token)
-        assert held.lease.expires_at > first.expires_at
+        assert current.rvn != first.rvn  # what a waiter watches: it moved, so the holder lives
     assert ctx.ledger.current_lease("lines") is None
 
 
 def test_a_lease_taken_over_by_another_writer_is_refused_and_not_released(ctx, two_chunks):
     _, chunks = two_chunks
-    with HeldLock(ctx.ledger, "lines", "owner-a", ttl_seconds=0.3) as held:
+    with HeldLock(ctx.ledger, "lines", "owner-a", lease_seconds=0.3) as held:
         stale = held.lease
         ctx.ledger.release_lock(stale)  # e.g. an operator broke the lock; then another writer took it
         ctx.ledger.acquire_lock("lines", "owner-b", 60)

@@ -138,8 +138,8 @@ def test_the_published_version_cannot_be_forgotten(ledger: SqliteLedger) -> None
     assert ledger.get_published("lines").version == "v1"
 
 
-def test_lock_ttl_must_be_positive(ledger: SqliteLedger) -> None:
-    with pytest.raises(InvalidInputError, match="ttl"):
+def test_a_lock_lease_must_be_positive(ledger: SqliteLedger) -> None:
+    with pytest.raises(InvalidInputError, match="lease_seconds"):
         ledger.acquire_lock("lines", "me", 0)
     assert ledger.current_lease("lines") is None
 
@@ -176,3 +176,22 @@ def test_short_lived_threads_do_not_leak_file_handles(ledger: SqliteLedger) -> N
     # SQLite keeps a few closed connections' descriptors for reuse (POSIX lock rules), so the
     # count is small and bounded, not zero; a leak would leave at least one per thread (24+).
     assert handles() < 12, f"{handles()} handles still open on {ledger.path} after 24 finished threads"
+
+
+def test_a_lease_written_before_record_versions_can_be_watched_and_taken_over(tmp_path: Path) -> None:
+    """A ledger upgraded while a lock was held (an expires_at row, no rvn): the lease reads back with a
+    fixed record version, which a waiter can watch and take over."""
+    path = tmp_path / "old.sqlite3"
+    SqliteLedger(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO locks (name, owner, fencing_token, expires_at) "
+                     "VALUES ('lines', 'old', 7, 1e9)")
+    ledger = SqliteLedger(path)
+    try:
+        held = ledger.current_lease("lines")
+        assert (held.owner, held.fencing_token, held.rvn) == ("old", 7, "legacy-7")
+        assert ledger.acquire_lock("lines", "new", 30) is None
+        taken = ledger.acquire_lock("lines", "new", 30, takeover_rvn=held.rvn)
+        assert taken is not None and taken.fencing_token == 8
+    finally:
+        ledger.close()

@@ -13,6 +13,7 @@ from embedding_ingest.cli import (
     data_commands,
     definition_commands,
     demo,
+    lock_commands,
     published_commands,
     receipt_commands,
     run_commands,
@@ -57,4 +58,5 @@ aws_commands.register(app)
 schedule_commands.register(app)
 console_commands.register(app)
 definition_commands.register(app)
+lock_commands.register(app)
 case_insensitive(app)  # again at call time, for commands registered after this line

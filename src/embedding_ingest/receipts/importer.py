@@ -23,6 +23,7 @@ from embedding_ingest.providers.tokens import fit_with_context
 from embedding_ingest.receipts.context import EDGE, line_context_parts, word_contexts
 from embedding_ingest.receipts.exceptions import ReceiptFileError
 from embedding_ingest.receipts.hashing import content_hash
+from embedding_ingest.receipts.living import label_metadata, line_metadata, place_metadata
 from embedding_ingest.receipts.models import Receipt
 from embedding_ingest.receipts.validation import (
     DEFAULT_BOX_TOLERANCE,
@@ -137,18 +138,22 @@ def read_receipts(path: Path | str, *, tolerance: float = DEFAULT_BOX_TOLERANCE)
 def build_items(receipt: Receipt, model: str | None = None) -> list[EmbeddingItem]:
     """Every line, then every word, of a receipt as an item to embed (text with layout context), each
     with the content hash of what is embedded (embed_text and `model`; receipts/hashing.py)."""
-    common: dict[str, Any] = {"image_id": receipt.image_id, "receipt_id": receipt.receipt_number}
     # Chroma refuses None metadata values, so unknown values are left out rather than nulled.
-    if receipt.merchant_name is not None:
-        common["merchant_name"] = receipt.merchant_name
+    common: dict[str, Any] = {"image_id": receipt.image_id, "receipt_id": receipt.receipt_number,
+                              **place_metadata(receipt)}
     if receipt.source is not None:
         common["source"] = receipt.source
 
     items: list[EmbeddingItem] = []
     line_parts = line_context_parts(receipt)
+    words_valid: dict[int, set[str]] = {}
+    for word in receipt.words:
+        words_valid.setdefault(word.line_id, set()).update(
+            label.label for label in word.labels if label.status == "validated")
     for line in receipt.lines:
         metadata = {**common, "line_id": line.line_id, "text": line.text,
-                    **line.geometry.model_dump()}
+                    **line.geometry.model_dump(),
+                    **line_metadata(line.section, (), words_valid.get(line.line_id, ()))}
         above, own, below = line_parts[line.line_id]
         fitted = fit_with_context([above], own, [below], separator="\n")
         items.append(EmbeddingItem(
@@ -163,7 +168,8 @@ def build_items(receipt: Receipt, model: str | None = None) -> list[EmbeddingIte
     for word in receipt.words:
         context = neighbours[word.word_id]
         metadata = {**common, "line_id": word.line_id, "word_id": word.word_id, "text": word.text,
-                    **word.geometry.model_dump(), "left": context.left[0], "right": context.right[0]}
+                    **word.geometry.model_dump(), "left": context.left[0], "right": context.right[0],
+                    **label_metadata(word.labels)}
         fitted = fit_with_context(context.before, word.text, context.right, separator=" ")
         items.append(EmbeddingItem(
             item_id=receipt.word_item_id(word), kind=ItemKind.WORD, image_id=receipt.image_id,

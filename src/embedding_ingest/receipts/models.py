@@ -7,6 +7,8 @@ original system (fractions of the image, origin bottom-left, y up):
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from embedding_ingest.receipts.ids import line_item_id, word_item_id
@@ -50,11 +52,36 @@ class NormalizedBox(_Frozen):
         )
 
 
+LabelStatus = Literal["validated", "invalid", "pending", "needs_review"]
+LABEL_STATUSES: tuple[str, ...] = ("validated", "invalid", "pending", "needs_review")
+
+
+class WordLabel(_Frozen):
+    """One label on a word or line (issue 23), as a label-validation system reports it. `label` is
+    upper case A-Z, 0-9 and _ (it becomes the metadata key `label_<LABEL>`); `validated_at` is the
+    ISO-8601 text as given."""
+
+    label: str
+    status: LabelStatus
+    proposed_by: str | None = None
+    validated_at: str | None = None
+
+
+class Place(_Frozen):
+    """What a place lookup found for the receipt's merchant (issue 23); any part may be unknown."""
+
+    merchant_name: str | None = None
+    phone: str | None = None
+    address: str | None = None
+    website: str | None = None
+
+
 class ReceiptLine(_Frozen):
     line_id: int = Field(ge=0)
     text: str
     bbox: PixelBox
     geometry: NormalizedBox
+    section: str | None = None  # "header", "items", "totals", ... (published as section_label)
 
 
 class ReceiptWord(_Frozen):
@@ -63,6 +90,7 @@ class ReceiptWord(_Frozen):
     text: str
     bbox: PixelBox
     geometry: NormalizedBox
+    labels: tuple[WordLabel, ...] = ()
 
 
 class ReceiptFields(_Frozen):
@@ -87,11 +115,15 @@ class Receipt(_Frozen):
     lines: tuple[ReceiptLine, ...]
     words: tuple[ReceiptWord, ...]
     fields: ReceiptFields = ReceiptFields()
+    place: Place | None = None
 
     @property
     def merchant_name(self) -> str | None:
-        company = self.fields.company
-        return company.strip() if company and company.strip() else None
+        """The place lookup's merchant name when it has one, else the labelled company (issue 23)."""
+        for name in (self.place.merchant_name if self.place else None, self.fields.company):
+            if name and name.strip():
+                return name.strip()
+        return None
 
     def line_item_id(self, line: ReceiptLine) -> str:
         return line_item_id(self.image_id, self.receipt_number, line.line_id)

@@ -7,8 +7,10 @@ Two levels of fault (issue 10: a receipt survives its worst item):
   rejected whole.
 - item level: a line or word with a wrong shape, an unusable id, text that is blank, invisible-only or
   unencodable (receipts/text.py), a box that is inverted, unmeasurably small, or outside the image by
-  more than the tolerance, a word naming a line the receipt lacks. Only that item is skipped, with
-  its reason (SkippedItem); words of a skipped line keep their place.
+  more than the tolerance, a word naming a line the receipt lacks, a line's `section` or a word's
+  `labels` that are malformed (receipts/labels_input.py). Only that item is skipped, with its reason
+  (SkippedItem); words of a skipped line keep their place. A malformed part of `place` is left out
+  and reported the same way (item "place"); the receipt keeps the rest.
 Boxes outside the image by at most the tolerance (default 2% of the image side: several OCR engines
 report boxes a pixel or so past the edge) are clamped to the image and reported (ClampedBox).
 Text is normalised once here (NFC, lone surrogates -> U+FFFD, control characters removed).
@@ -24,6 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 
 from embedding_ingest.receipts.exceptions import InvalidItemIdError
 from embedding_ingest.receipts.ids import check_image_id, check_number, shortened
+from embedding_ingest.receipts.labels_input import RawLabel, check_labels, check_place, check_section
+from embedding_ingest.receipts.labels_input import json_type as _json_type
 from embedding_ingest.receipts.models import (
     NormalizedBox,
     PixelBox,
@@ -99,14 +103,19 @@ class _Shape(BaseModel):
     model_config = ConfigDict(extra="ignore")  # unknown keys are tolerated, never used
 
 
-class _RawLine(_Shape):
+class _RawItem(_Shape):
     line_id: StrictInt
     text: StrictStr
     bbox: list[Number]
 
 
-class _RawWord(_RawLine):
+class _RawLine(_RawItem):
+    section: StrictStr | None = None
+
+
+class _RawWord(_RawItem):
     word_id: StrictInt
+    labels: list[RawLabel] | None = None
 
 
 class _RawFields(_Shape):
@@ -127,6 +136,7 @@ class _RawRecord(_Shape):
     lines: list[Any]  # each item is checked on its own (item-level faults skip only that item)
     words: list[Any]
     fields: _RawFields | None = None
+    place: Any = None  # checked part by part: a bad part is left out, not the receipt
 
 
 def decode_record(raw: bytes, line_number: int) -> tuple[dict[str, Any] | None, list[RecordError]]:
@@ -181,13 +191,14 @@ def check_record(record: dict[str, Any], line_number: int, *, tolerance: float =
         return errors.found
 
     items = _ItemChecker(errors, raw.width, raw.height, tolerance)
+    place = check_place(raw.place, lambda field, problem: items.skip("place", "place", field, problem))
     lines = items.check_all(raw.lines, "lines", _RawLine)
     items.known_lines = {line.line_id for line in lines} | items.skipped_line_ids
     words = items.check_all(raw.words, "words", _RawWord)
     if errors.found:
         return errors.found
     try:
-        receipt = _build_receipt(raw, receipt_number, lines, words)
+        receipt = _build_receipt(raw, receipt_number, lines, words).model_copy(update={"place": place})
     except ValidationError as exc:  # only reachable through float extremes the checks above miss
         errors.add(RECORD, f"cannot be represented: {exc.errors(include_url=False)[0]['msg']}")
         return errors.found
@@ -210,7 +221,7 @@ class _ItemChecker:
                                         receipt_id=self.errors.receipt_id, field=field or where,
                                         item=item, problem=problem))
 
-    def check_all(self, raws: list[Any], name: str, shape: type[_RawLine]) -> list[Any]:
+    def check_all(self, raws: list[Any], name: str, shape: type[_RawItem]) -> list[Any]:
         kept, first_at = [], {}
         id_name = "line_id" if shape is _RawLine else "word_id"
         for index, value in enumerate(raws):
@@ -229,7 +240,7 @@ class _ItemChecker:
                 self.skipped_line_ids.add(item_id)
         return kept
 
-    def check_one(self, value: Any, where: str, shape: type[_RawLine]) -> _RawLine | None:
+    def check_one(self, value: Any, where: str, shape: type[_RawItem]) -> _RawItem | None:
         label = where.replace("lines[", "line at lines[").replace("words[", "word at words[")
         try:
             item = shape.model_validate(value)
@@ -258,7 +269,17 @@ class _ItemChecker:
         box = self.check_box(where, label, item.bbox)
         if box is None:
             return None
-        return item.model_copy(update={"text": text, "bbox": box})
+        update: dict[str, Any] = {"text": text, "bbox": box}
+        problem = None
+        if isinstance(item, _RawLine) and item.section is not None:
+            update["section"], problem = check_section(item.section)
+            field = f"{where}.section"
+        elif isinstance(item, _RawWord) and item.labels:
+            update["labels"], field, problem = check_labels(item.labels, f"{where}.labels")
+        if problem is not None:
+            self.skip(where, label, field, problem)
+            return None
+        return item.model_copy(update=update)
 
     def check_box(self, where: str, label: str, bbox: list[float]) -> list[float] | None:
         field, width, height = f"{where}.bbox", self.width, self.height
@@ -309,12 +330,13 @@ def _build_receipt(raw: _RawRecord, receipt_number: int, raw_lines: list[_RawLin
     lines = []
     for line in raw_lines:
         box, geometry = place(line.bbox)
-        lines.append(ReceiptLine(line_id=line.line_id, text=line.text, bbox=box, geometry=geometry))
+        lines.append(ReceiptLine(line_id=line.line_id, text=line.text, bbox=box, geometry=geometry,
+                                 section=line.section))
     words = []
     for word in raw_words:
         box, geometry = place(word.bbox)
         words.append(ReceiptWord(word_id=word.word_id, line_id=word.line_id, text=word.text,
-                                 bbox=box, geometry=geometry))
+                                 bbox=box, geometry=geometry, labels=tuple(word.labels or ())))
     fields = raw.fields.model_dump() if raw.fields is not None else {}
     if fields.get("company") is not None:
         fields["company"] = normalize_text(fields["company"])
@@ -371,12 +393,6 @@ def _describe(detail: Any) -> str:
     if message is None:
         message = detail["msg"][:1].lower() + detail["msg"][1:]
     return f"{message}, got {_json_type(detail['input'])} {_short(detail['input'])}"
-
-
-def _json_type(value: object) -> str:
-    names = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
-             dict: "object", type(None): "null"}
-    return names.get(type(value), type(value).__name__)
 
 
 def _short(value: object, limit: int = 40) -> str:

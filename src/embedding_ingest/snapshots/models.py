@@ -36,6 +36,22 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
+def check_metadata_value(value: Any) -> str | None:
+    """Why Chroma 1.5.9 would refuse `value` as a metadata value, or None: a string, number or bool,
+    or a non-empty array whose elements are all of one of those types (checked against chromadb 1.5.9's
+    add/update, issue 23 research: [] and mixed arrays are refused, None only means "delete" in update)."""
+    if isinstance(value, _SCALARS):
+        return None
+    if isinstance(value, list):
+        if not value:
+            return "is an empty array (Chroma refuses them; leave the key out)"
+        first = type(value[0])
+        if first not in _SCALARS or any(type(element) is not first for element in value):
+            return "must be an array of strings, numbers or bools, all of one type"
+        return None
+    return f"must be a string, number, bool or array of them, got {type(value).__name__}"
+
+
 @dataclass(frozen=True)
 class RecordPage:
     """A bounded slice of a collection: row i of every field belongs to ids[i]."""
@@ -88,9 +104,10 @@ class RecordPage:
             if not isinstance(metadata, dict):
                 raise InvalidInputError(f"{where}: record {item_id!r} metadata is not a mapping")
             for name, value in metadata.items():
-                if not isinstance(name, str) or not isinstance(value, _SCALARS):
-                    raise InvalidInputError(f"{where}: record {item_id!r} metadata {name!r} must be a "
-                                            f"string, number or bool, got {type(value).__name__}")
+                problem = "its key is not a string" if not isinstance(name, str) else \
+                    check_metadata_value(value)
+                if problem is not None:
+                    raise InvalidInputError(f"{where}: record {item_id!r} metadata {name!r} {problem}")
 
 
 class SnapshotManifest(BaseModel):

@@ -65,6 +65,11 @@ ACTIVE_BATCH_STATUSES: tuple[BatchStatus, ...] = (
 )
 
 
+# What Chroma 1.5.9 holds as a metadata value: a scalar, or a non-empty array of one scalar type
+# (issue 23: valid_labels). Checked in full by snapshots.models.check_metadata_value.
+MetadataValue = str | int | float | bool | list[str] | list[int] | list[float] | list[bool]
+
+
 class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -80,7 +85,7 @@ class EmbeddingItem(_Record):
     word_id: int | None = None
     text: str  # the item's own text (Chroma document)
     embed_text: str  # text-with-context sent to the provider
-    metadata: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
     embedding_status: EmbeddingStatus = EmbeddingStatus.NONE
     batch_id: str | None = None  # set while PENDING (and kept on SUCCESS)
     attempts: int = 0

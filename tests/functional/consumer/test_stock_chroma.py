@@ -5,14 +5,10 @@ exactly as open_snapshot does (same vectors, same where filter)."""
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 
 import chromadb
 import pytest
+from chroma_server import cli_process, served
 from chromadb.config import Settings as ChromaSettings
 
 from embedding_ingest import open_snapshot
@@ -20,11 +16,8 @@ from embedding_ingest.snapshots.chroma_io import open_client
 from embedding_ingest.snapshots.pull import pull_version
 
 
-def _cli(ws, *args, code=0, **extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHROMA", "EMBEDDING", "DYNAMODB"))}
-    env.update({"EMBEDDING_INGEST_HOME": str(ws.settings.home), **extra})
-    return subprocess.Popen([sys.executable, "-m", "embedding_ingest.cli", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _cli(ws, *args):
+    return cli_process(ws.settings.home, *args)
 
 
 def _run(ws, *args, code=0):
@@ -38,12 +31,6 @@ def _ranked(result) -> list[list[tuple[float, str]]]:
     """Per query, (distance to 4 places, id) nearest first: equal distances may come in any order."""
     return [sorted((round(d, 4), i) for i, d in zip(ids, distances, strict=True))
             for ids, distances in zip(result["ids"], result["distances"], strict=True)]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -115,29 +102,7 @@ def test_a_failed_pull_leaves_the_previous_pull_whole(layered_workspace, tmp_pat
 
 def test_serve_answers_chroma_http_clients_like_open_snapshot(layered_workspace, probe, tmp_path):
     queries, where, expected, _ = probe
-    port = _free_port()
-    server = _cli(layered_workspace, "snapshots", "serve", "line", "--port", str(port),
-                  "--dir", str(tmp_path / "served"))
-    try:
-        client = None
-        deadline = time.monotonic() + 60
-        while client is None:
-            assert server.poll() is None, server.communicate()
-            try:
-                client = chromadb.HttpClient(host="127.0.0.1", port=port)
-                client.heartbeat()
-            except Exception:
-                client = None
-                assert time.monotonic() < deadline, "chroma server did not come up"
-                time.sleep(0.3)
+    with served(layered_workspace.settings.home, "line", tmp_path / "served") as client:
         collection = client.get_collection("lines")
         got = collection.query(query_embeddings=queries, n_results=6, where=where)
         assert _ranked(got) == _ranked(expected)
-    finally:
-        server.terminate()
-        try:
-            server.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.communicate()
-    assert server.returncode is not None

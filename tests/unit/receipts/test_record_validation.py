@@ -105,6 +105,21 @@ ITEM_CASES = [
     (set_in(["lines", 1, "line_id"], -3), "lines[1].line_id", "negative", 1, 2),
     (set_in(["lines", 1, "line_id"], "1"), "lines[1].line_id", "must be an integer", 1, 2),
     (set_in(["words", 0], "HELLO"), "words[0]", "must be a JSON object", 2, 3),
+    # issue 23: living-metadata inputs are item-level too
+    (set_in(["lines", 0, "section"], 3), "lines[0].section", "must be a string, got integer 3", 1, 4),
+    (set_in(["lines", 0, "section"], "  "), "lines[0].section", "must not be blank", 1, 4),
+    (set_in(["words", 2, "labels"], "TOTAL"), "words[2].labels", "must be a JSON array", 2, 3),
+    (set_in(["words", 2, "labels"], [{"label": "total", "status": "validated"}]), "words[2].labels[0].label",
+     "A-Z, 0-9 and _", 2, 3),
+    (set_in(["words", 2, "labels"], [{"status": "validated"}]), "words[2].labels[0].label",
+     "required but missing", 2, 3),
+    (set_in(["words", 2, "labels"], [{"label": "TOTAL", "status": "ok"}]), "words[2].labels[0].status",
+     "one of validated, invalid, pending, needs_review", 2, 3),
+    (set_in(["words", 2, "labels"], [{"label": "TOTAL", "status": "validated", "validated_at": "yesterday"}]),
+     "words[2].labels[0].validated_at", "ISO-8601", 2, 3),
+    (set_in(["words", 2, "labels"], [{"label": "DATE", "status": "validated"},
+                                     {"label": "DATE", "status": "invalid"}]),
+     "words[2].labels[1].label", "given twice (also at words[2].labels[0])", 2, 3),
 ]
 
 
@@ -240,3 +255,25 @@ def test_no_record_crashes_validation(data):
         assert all(s.line_number == 9 and s.field and s.problem for s in outcome.skipped)
     else:
         assert outcome and all(e.line_number == 9 and e.field and e.problem for e in outcome)
+
+
+def test_place_section_and_labels_are_read_and_a_bad_place_part_is_left_out(tmp_path):
+    labels = [{"label": "GRAND_TOTAL", "status": "validated", "proposed_by": "llm",
+               "validated_at": "2026-12-01T10:00:00Z"}, {"label": "AMOUNT", "status": "invalid"}]
+    value = good("r-1", place={"merchant_name": "Hello Shop Sdn Bhd", "phone": 60312345678,
+                               "address": "1 Jalan  Ampang", "website": "   "})
+    value["lines"][1]["section"] = "totals"
+    value["words"][3]["labels"] = labels
+    parse = read_receipts(write(tmp_path, [value]))
+
+    (receipt,) = parse.receipts
+    assert receipt.place.merchant_name == receipt.merchant_name == "Hello Shop Sdn Bhd"
+    place = receipt.place
+    assert (place.phone, place.address, place.website) == (None, "1 Jalan  Ampang", None)
+    assert [line.section for line in receipt.lines] == [None, "totals"]
+    assert [label.label for label in receipt.words[3].labels] == ["GRAND_TOTAL", "AMOUNT"]
+    (skipped,) = parse.skipped_items  # the phone part only: the receipt and its items stay whole
+    assert (skipped.item, skipped.field) == ("place", "place.phone")
+    assert skipped.message == ("line 1 (receipt 'r-1'): place.phone: must be a string, got integer "
+                               "60312345678; left out")
+    assert (len(receipt.lines), len(receipt.words)) == (2, 4)

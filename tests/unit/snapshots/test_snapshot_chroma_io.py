@@ -125,3 +125,21 @@ def test_record_page_names_an_empty_id():
     page = make_page(["good", ""])
     with pytest.raises(InvalidInputError, match="record #1"):
         page.validate(DIMS, "delta x")
+
+
+def test_record_pages_carry_metadata_arrays_as_chroma_takes_them(tmp_path):
+    """Issue 23: non-empty arrays of one scalar type pass (and round-trip through Chroma); an empty or
+    mixed array, or a nested value, is refused naming the record and key, before Chroma sees it."""
+    good = {"valid_labels": ["DATE", "GRAND_TOTAL"], "counts": [1, 2], "label_DATE": True}
+    page = RecordPage(ids=["a"], embeddings=np.ones((1, DIMS), np.float32), metadatas=[good], documents=["x"])
+    page.validate(DIMS, "page")
+    with chroma_io.open_client(tmp_path / "c") as client:
+        col = chroma_io.create_collection(client, "words", "cheap")
+        chroma_io.upsert_pages(client, col, [page], dimensions=DIMS, where="arrays")
+        assert col.get(ids=["a"])["metadatas"][0] == good
+    for bad, problem in (([], "empty array"), (["A", 1], "all of one type"), ([["A"]], "all of one type"),
+                         ({"a": 1}, "got dict")):
+        page = RecordPage(ids=["a"], embeddings=np.ones((1, DIMS), np.float32), metadatas=[{"k": bad}],
+                          documents=["x"])
+        with pytest.raises(InvalidInputError, match=f"record 'a' metadata 'k' .*{problem}"):
+            page.validate(DIMS, "page")

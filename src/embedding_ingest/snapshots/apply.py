@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from embedding_ingest.config import Settings
-from embedding_ingest.snapshots import chroma_io
+from embedding_ingest.snapshots import chroma_io, chroma_sqlite
 from embedding_ingest.snapshots.archive import materialize
 from embedding_ingest.snapshots.build import MERGE_PAGE_SIZE, check_source_counts
 from embedding_ingest.snapshots.exceptions import SnapshotCountMismatchError
@@ -57,9 +57,7 @@ def build_tail(store: ObjectStore, sources: Sequence[SnapshotManifest], current:
     deletions: dict[str, str] = {}
     with contextlib.ExitStack() as stack:
         # Read straight from SQLite: opening a current segment in Chroma would load its whole index.
-        held = [chroma_io.StoredRecords(path) for path in current]
-        for records in held:
-            stack.callback(records.close)
+        held = [stack.enter_context(chroma_sqlite.StoredRecords(path, database)) for path in current]
         target_client = stack.enter_context(chroma_io.open_client(work))
         target = chroma_io.create_collection(target_client, database, "quality", settings)
         for source in sources:
@@ -86,7 +84,7 @@ def build_tail(store: ObjectStore, sources: Sequence[SnapshotManifest], current:
     return plan
 
 
-def _published(held: Sequence[chroma_io.StoredRecords], ids: Sequence[str]) -> dict[str, tuple[int, str]]:
+def _published(held: Sequence[chroma_sqlite.StoredRecords], ids: Sequence[str]) -> dict[str, tuple[int, str]]:
     """id -> (index of the current segment holding it, its revision)."""
     found: dict[str, tuple[int, str]] = {}
     for index, records in enumerate(held):

@@ -24,13 +24,13 @@ import hashlib
 import json
 import os
 import shutil
-import sqlite3
 import tempfile
 from pathlib import Path
 
 from embedding_ingest.config import Settings, StorageMode
 from embedding_ingest.snapshots.archive import materialize, read_manifest
 from embedding_ingest.snapshots.chroma_io import iter_pages
+from embedding_ingest.snapshots.chroma_sqlite import DB_FILE, integrity_problem
 from embedding_ingest.snapshots.models import SegmentRef, SnapshotManifest, manifest_key
 from embedding_ingest.stores.exceptions import CorruptObjectError, ObjectNotFoundError
 from embedding_ingest.stores.ports import ObjectStore
@@ -64,7 +64,6 @@ def record_path(settings: Settings, database: str, segment_id: str) -> Path:
     return settings.cache_dir / database / "records" / f"{segment_id}.json"
 
 
-_CHROMA_DB = "chroma.sqlite3"
 _DIGEST_PAGE = 2000
 
 
@@ -121,8 +120,8 @@ def entry_problem(settings: Settings, database: str, segment: SegmentRef, path: 
     a record of another sha256; given the content_digest of the segment's archive (verify downloads
     it), also a database SQLite's quick_check rejects, or other records (ids, vectors, documents,
     metadata) than the archive's."""
-    if not (path / _CHROMA_DB).is_file():
-        return f"no {_CHROMA_DB}"
+    if not (path / DB_FILE).is_file():
+        return f"no {DB_FILE}"
     record = read_record(settings, database, segment.segment_id)
     if record is None:
         return "no integrity record beside the entry"
@@ -132,10 +131,9 @@ def entry_problem(settings: Settings, database: str, segment: SegmentRef, path: 
     if expected_digest is None:
         return None
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{path / _CHROMA_DB}?mode=ro", uri=True)) as db:
-            verdict = db.execute("PRAGMA quick_check").fetchone()[0]
-        if verdict != "ok":
-            return f"{_CHROMA_DB} fails SQLite's quick_check ({verdict})"
+        problem = integrity_problem(path)
+        if problem is not None:
+            return problem
         if content_digest(path, database) != expected_digest:
             return "its records (ids, vectors, documents, metadata) differ from the segment's archive"
     except Exception as exc:  # unreadable by SQLite or Chroma is the finding

@@ -21,7 +21,6 @@ import contextlib
 import functools
 import gc
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -235,48 +234,3 @@ def ensure_released(persist_dir: Path, timeout: float = RELEASE_TIMEOUT_SECONDS)
                                 f"(e.g. {held[0]}) {timeout:g} s after its last client closed; "
                                 "refusing to pack an open Chroma directory")
 
-
-class StoredRecords:
-    """Membership, revisions and count of a closed persist directory, read-only from its chroma.sqlite3
-    without opening it in Chroma. Touching a collection through Chroma loads its whole HNSW index
-    (measured: +70 MB and 0.4 s for 10,000 x 1536-d; the index of 100,000 is ~650 MB), which a publish
-    that only asks "which of these ids are published, at which revision?" must not pay: that was the
-    part of FinalMerge that grew with the published base (bench/final_merge.py). Relies on Chroma's
-    metadata segment tables (`embeddings`, `embedding_metadata`; chromadb 1.5.9)."""
-
-    _STEP = 500  # ids per statement (SQLite's default host-parameter limit is 32,766)
-
-    def __init__(self, persist_dir: Path) -> None:
-        self._db = sqlite3.connect(f"file:{Path(persist_dir) / 'chroma.sqlite3'}?mode=ro", uri=True)
-        row = self._db.execute("SELECT s.id FROM segments s WHERE s.scope = 'METADATA'").fetchone()
-        self._segment = row[0] if row else ""
-
-    def count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM embeddings WHERE segment_id = ?",
-                                    (self._segment,)).fetchone()[0])
-
-    def revisions(self, ids: Sequence[str], key: str = "revision") -> dict[str, str]:
-        """id -> its `key` metadata ("" when it has none) for those of `ids` the directory holds."""
-        found: dict[str, str] = {}
-        for start in range(0, len(ids), self._STEP):
-            chunk = list(ids[start:start + self._STEP])
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(
-                "SELECT e.embedding_id, m.string_value FROM embeddings e LEFT JOIN embedding_metadata m "
-                f"ON m.id = e.id AND m.key = ? WHERE e.segment_id = ? AND e.embedding_id IN ({marks})",
-                (key, self._segment, *chunk))
-            for item_id, value in rows:
-                found[item_id] = value if isinstance(value, str) else ""
-        return found
-
-    def close(self) -> None:
-        self._db.close()
-
-
-def stored_count(persist_dir: Path) -> int:
-    """Records in a closed persist directory (StoredRecords: without loading its index)."""
-    records = StoredRecords(persist_dir)
-    try:
-        return records.count()
-    finally:
-        records.close()

@@ -42,3 +42,9 @@ class VersionNotFoundError(TerminalError):
 
 class SnapshotBusyError(TransientError):
     """A persist directory still has open file handles; packing it now could corrupt it (lesson 6)."""
+
+
+class ChromaFormatError(TerminalError):
+    """A Chroma persist directory the SQLite reader (snapshots/chroma_sqlite.py) cannot answer for: another
+    chromadb or schema migration level than it was written for, or the collection or its metadata
+    segment missing. Retrying cannot help; the message names what was found and what is supported."""

@@ -11,7 +11,7 @@ import numpy as np
 
 from embedding_ingest.config import Settings
 from embedding_ingest.exceptions import InvalidInputError
-from embedding_ingest.snapshots import cache, chroma_io
+from embedding_ingest.snapshots import cache, chroma_io, chroma_sqlite
 from embedding_ingest.snapshots.exceptions import ModelMismatchError, NothingPublishedError
 from embedding_ingest.snapshots.flat import iter_pages
 from embedding_ingest.snapshots.models import QueryHit, RecordPage
@@ -59,11 +59,8 @@ def published_revisions(store: ObjectStore, version: SnapshotVersion, ids: Seque
     for persist_dir in version_segments(store, version, settings):
         # From SQLite: opening a segment in Chroma loads its whole index just to look ids up (for
         # MarkBatchesComplete after a 20,000 x 1536-d publish: 2.7 s instead of well under one).
-        records = chroma_io.StoredRecords(persist_dir)
-        try:
+        with chroma_sqlite.StoredRecords(persist_dir, version.database) as records:
             found.update(records.revisions(wanted))
-        finally:
-            records.close()
     return found
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from embedding_ingest.config import Settings
-from embedding_ingest.snapshots import cache, chroma_io
+from embedding_ingest.snapshots import cache, chroma_io, chroma_sqlite
 from embedding_ingest.snapshots.archive import materialize, pack_dir, read_manifest, upload_snapshot
 from embedding_ingest.snapshots.build import MERGE_PAGE_SIZE
 from embedding_ingest.snapshots.exceptions import SnapshotConflictError, SnapshotCountMismatchError
@@ -137,8 +137,8 @@ def local_segments(store: ObjectStore, settings: Settings, manifest: VersionMani
 
 
 def _count_of(persist_dir: Path, collection: str) -> int:
-    """From SQLite (chroma_io.StoredRecords), so checking a big base does not load its index."""
-    return chroma_io.stored_count(persist_dir)
+    """From SQLite (chroma_sqlite.StoredRecords), so checking a big base does not load its index."""
+    return chroma_sqlite.stored_count(persist_dir, collection)
 
 
 def _check_count(persist_dir: Path, collection: str, segment: SegmentRef) -> None:

@@ -45,8 +45,8 @@ def demo(workspace_dir: Path = typer.Option(  # not `workspace`: that is the mod
          output: OutputFormat = OutputOption) -> None:
     """Import bundled receipts, submit lines and words, run both workflows, show what was published."""
     from embedding_ingest.backends import embedding_model
+    from embedding_ingest.consumer import open_snapshot
     from embedding_ingest.receipts.importer import import_receipts
-    from embedding_ingest.snapshots import query_published
     from embedding_ingest.submission.submit import submit
 
     home = workspace_dir or Path(os.environ.get("EMBEDDING_INGEST_HOME", ".embedding-ingest")) / "demo"
@@ -61,7 +61,14 @@ def demo(workspace_dir: Path = typer.Option(  # not `workspace`: that is the mod
                  f"{report.words_added} words  (workspace {home})")
     summary: dict[str, Any] = {"workspace": str(home), "receipts_imported": report.receipts_imported}
     provider = workspace.provider()
-    settings = workspace.settings().model_copy(update={"embedding_model": provider.model})
+
+    def nearest(kind: ItemKind, text: str) -> list[dict[str, Any]]:
+        """The example query through the consumer API, as `embedding-ingest query` asks it."""
+        with open_snapshot(kind, settings=workspace.settings()) as snap:
+            got = snap.query(query_texts=[text], n_results=3, include=["documents", "distances"])
+        return [{"id": i, "text": doc or "", "distance": d}
+                for i, doc, d in zip(got["ids"][0], got["documents"][0], got["distances"][0], strict=True)]
+
     for kind in ItemKind:
         submitted = guarded(output, lambda k=kind: submit(k, workspace.ledger(), provider,
                                                           max_items_per_batch=max_items_per_batch))
@@ -70,16 +77,14 @@ def demo(workspace_dir: Path = typer.Option(  # not `workspace`: that is the mod
         runs = _run_until_published(kind, output)
         published = workspace.ledger().get_published(kind.database)
         query = EXAMPLE_QUERIES[kind]
-        hits = guarded(output, lambda k=kind, q=query: query_published(
-            workspace.objects(), workspace.ledger(), k.database, provider.embed([q])[0], 3, settings))
+        results = guarded(output, lambda k=kind, q=query: nearest(k, q))
         summary[kind.database] = {
             "batches_submitted": len(submitted.batches), "items_submitted": submitted.items_submitted,
             "executions": [{"name": e["name"], "status": e["status"], "error": e.get("error"),
                             "summary": e["summary"]} for e in runs["executions"]],
             "summary": runs["summary"], "published_version": published.version if published else None,
             "published_embeddings": published.count if published else 0,
-            "example_query": query, "results": [{"id": h.id, "text": h.document, "distance": h.distance}
-                                                for h in hits]}
+            "example_query": query, "results": results}
 
     def render(s: dict[str, Any]) -> list[Any]:
         out = [table("Published snapshots", ["database", "version", "embeddings", "submitted", "executions"],

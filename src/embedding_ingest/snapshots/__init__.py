@@ -1,5 +1,5 @@
 """The Chroma snapshot lifecycle: build, archive, merge, publish (layered: a version is a list of
-segments), pull, query, compact, roll back, prune."""
+segments), pull, compact, roll back, prune (queries: consumer.Snapshot)."""
 
 from embedding_ingest.snapshots.archive import materialize, read_manifest
 from embedding_ingest.snapshots.build import merge_snapshots, write_snapshot
@@ -9,7 +9,6 @@ from embedding_ingest.snapshots.models import (
     MANIFEST_NAME,
     Profile,
     PublishOutcome,
-    QueryHit,
     RecordPage,
     SegmentRef,
     SnapshotManifest,
@@ -27,7 +26,6 @@ from embedding_ingest.snapshots.query import (
     ids_present,
     iter_published_pages,
     pull_published,
-    query_published,
     version_segments,
 )
 from embedding_ingest.snapshots.segments import read_version, segments_prefix
@@ -37,7 +35,6 @@ __all__ = [
     "MANIFEST_NAME",
     "Profile",
     "PublishOutcome",
-    "QueryHit",
     "RecordPage",
     "SegmentRef",
     "SnapshotManifest",
@@ -52,7 +49,6 @@ __all__ = [
     "prune_versions",
     "publish_next_version",
     "pull_published",
-    "query_published",
     "read_manifest",
     "read_version",
     "rollback",

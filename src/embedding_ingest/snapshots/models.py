@@ -4,7 +4,7 @@ prefix), and the results of publishing and querying."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -199,10 +199,3 @@ class PublishOutcome:
     replaced_embeddings: int = 0  # published ids whose record a newer one replaced
     superseded: int = 0  # source entries that lost to a newer entry for the same id (not applied)
     received: int | None = None  # records + deletions read from the sources (None: not recorded)
-
-
-class QueryHit(NamedTuple):
-    id: str
-    distance: float
-    document: str
-    metadata: dict[str, Any]

@@ -7,17 +7,18 @@ import pytest
 from snapshot_pages import DIMS, make_pages
 
 from embedding_ingest.config import StorageMode
+from embedding_ingest.consumer import Snapshot
 from embedding_ingest.snapshots import (
     ids_present,
     materialize,
     publish_next_version,
-    query_published,
     read_manifest,
     rollback,
     versions_prefix,
     write_snapshot,
 )
 from embedding_ingest.stores.exceptions import CorruptObjectError, StaleFencingTokenError
+from embedding_ingest.stores.records import ItemKind
 
 DB = "lines"
 MODEL = "test-model-16"
@@ -48,8 +49,8 @@ def test_publish_rollback_and_prune_on_s3_and_dynamodb(s3_object_store, dynamo_l
     rollback(store, ledger, lease, database=DB, version=versions[1].version)
     current = ledger.get_published(DB)
     assert ids_present(store, current, ["d0-00000", "d2-00000"], settings) == {"d0-00000"}
-    hits = query_published(store, ledger, DB, [1.0] * DIMS, 3, settings)
-    assert len(hits) == 3
+    with Snapshot(ItemKind.LINE, store=store, ledger=ledger, settings=settings) as snapshot:
+        assert len(snapshot.query(query_embeddings=[1.0] * DIMS, n_results=3)["ids"][0]) == 3
 
     assert ledger.release_lock(lease)
     assert ledger.acquire_lock(DB, "writer-2", lease_seconds=3600) is not None

@@ -18,7 +18,6 @@ from embedding_ingest.snapshots import (
     prune_versions,
     publish_next_version,
     pull_published,
-    query_published,
     read_manifest,
     read_version,
     rollback,
@@ -116,15 +115,17 @@ def test_a_query_merges_the_nearest_records_of_every_segment(store, ledger, leas
     records = _vectors(store, ledger.get_published(DB), layered)
 
     for target in ("line-00003", "line-00100"):
-        hits = query_published(store, ledger, DB, records[target].tolist(), 8, layered)
-        assert hits[0].id == target and hits[0].distance == pytest.approx(0.0, abs=1e-5)
-        assert len(hits) == 8 and [h.distance for h in hits] == sorted(h.distance for h in hits)
+        with Snapshot(ItemKind.LINE, store=store, ledger=ledger, settings=layered) as snapshot:
+            got = snapshot.query(query_embeddings=records[target], n_results=8)
+        hit_ids, distances = got["ids"][0], got["distances"][0]
+        assert hit_ids[0] == target and distances[0] == pytest.approx(0.0, abs=1e-5)
+        assert len(hit_ids) == 8 and distances == sorted(distances)
         # The same 8 as a brute-force cosine search over every record.
         ids = sorted(records)
         matrix = np.stack([records[i] for i in ids])
         query = records[target]
         cosine = 1 - matrix @ query / (np.linalg.norm(matrix, axis=1) * np.linalg.norm(query))
-        assert {h.id for h in hits} == {ids[i] for i in np.argsort(cosine)[:8]}
+        assert set(hit_ids) == {ids[i] for i in np.argsort(cosine)[:8]}
 
 
 def test_too_many_segments_are_compacted_into_one(store, ledger, lease, layered, make_delta):

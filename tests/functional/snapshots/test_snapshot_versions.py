@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import shutil
 
-import numpy as np
 import pytest
 
 from embedding_ingest.config import StorageMode
+from embedding_ingest.consumer import Snapshot
 from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.snapshots import (
     chroma_io,
@@ -18,7 +18,6 @@ from embedding_ingest.snapshots import (
     prune_versions,
     publish_next_version,
     pull_published,
-    query_published,
     read_manifest,
     read_version,
     rollback,
@@ -30,6 +29,7 @@ from embedding_ingest.snapshots.exceptions import (
     VersionNotFoundError,
 )
 from embedding_ingest.stores.exceptions import StaleFencingTokenError
+from embedding_ingest.stores.records import ItemKind
 
 DB = "lines"
 
@@ -167,25 +167,27 @@ def _vector_of(store, ledger, settings, item_id):
 def test_query_finds_a_record_by_its_own_vector(store, ledger, lease, settings, make_delta):
     _publish_n(store, ledger, lease, settings, make_delta, 2, size=100)
     vector = _vector_of(store, ledger, settings, "line-00123")
-    hits = query_published(store, ledger, DB, vector.tolist(), 5, settings)
+    with Snapshot(ItemKind.LINE, store=store, ledger=ledger, settings=settings) as snapshot:
+        got = snapshot.query(query_embeddings=vector, n_results=5)
 
-    assert len(hits) == 5
-    assert hits[0].id == "line-00123"
-    assert hits[0].distance == pytest.approx(0.0, abs=1e-5)
-    assert hits[0].document == "text of line-00123"
-    assert hits[0].metadata["n"] == 23
-    assert [h.distance for h in hits] == sorted(h.distance for h in hits)
+    assert len(got["ids"][0]) == 5
+    assert got["ids"][0][0] == "line-00123"
+    assert got["distances"][0][0] == pytest.approx(0.0, abs=1e-5)
+    assert got["documents"][0][0] == "text of line-00123"
+    assert got["metadatas"][0][0]["n"] == 23
+    assert got["distances"][0] == sorted(got["distances"][0])
 
 
 def test_query_refuses_another_model_or_width(store, ledger, lease, settings, make_delta):
     with pytest.raises(NothingPublishedError):
-        query_published(store, ledger, DB, [0.0] * 16, 3, settings)
+        Snapshot(ItemKind.LINE, store=store, ledger=ledger, settings=settings)
     _publish_n(store, ledger, lease, settings, make_delta, 1)
-    other_model = settings.model_copy(update={"embedding_model": "text-embedding-3-small"})
-    with pytest.raises(ModelMismatchError, match="text-embedding-3-small"):
-        query_published(store, ledger, DB, np.ones(16).tolist(), 3, other_model)
-    with pytest.raises(InvalidInputError, match="16 dimensions"):
-        query_published(store, ledger, DB, [1.0] * 8, 3, settings)
+    with Snapshot(ItemKind.LINE, store=store, ledger=ledger, settings=settings) as snapshot:
+        # A text is embedded with the snapshot's own model; no encoder here makes test-model-16's.
+        with pytest.raises(ModelMismatchError, match="test-model-16"):
+            snapshot.query(query_texts=["TOTAL"], n_results=3)
+        with pytest.raises(InvalidInputError, match=r"needs \(k, 16\) vectors"):
+            snapshot.query(query_embeddings=[1.0] * 8, n_results=3)
 
 
 def _ids_present_in_child(root, version, ids, settings):

@@ -12,9 +12,10 @@ from pipeline import receipts_file
 
 from embedding_ingest.backends import LOCAL_DEFAULT_MODEL
 from embedding_ingest.config import Settings
+from embedding_ingest.consumer import Snapshot
 from embedding_ingest.providers.local import LocalBatchProvider
 from embedding_ingest.receipts.importer import import_receipts
-from embedding_ingest.snapshots import iter_published_pages, query_published
+from embedding_ingest.snapshots import iter_published_pages
 from embedding_ingest.steps.context import StepContext
 from embedding_ingest.steps.contracts import GROUPING_THRESHOLD_CHUNKS
 from embedding_ingest.steps.registry import HANDLERS
@@ -123,9 +124,10 @@ def test_real_receipts_go_from_submission_to_a_queryable_published_snapshot(ctx,
     # A line's own vector finds that line first (pick one whose vector no other line shares).
     shared = Counter(vector.tobytes() for vector in published.values())
     line_id = next(i for i, vector in sorted(published.items()) if shared[vector.tobytes()] == 1)
-    hits = query_published(ctx.objects, ctx.ledger, "lines", published[line_id].tolist(), 3, ctx.settings)
-    assert hits[0].id == line_id
-    assert hits[0].document == ctx.ledger.get_items([line_id])[line_id].text
+    with Snapshot(ItemKind.LINE, store=ctx.objects, ledger=ctx.ledger, settings=ctx.settings) as snapshot:
+        got = snapshot.query(query_embeddings=published[line_id], n_results=3)
+    assert got["ids"][0][0] == line_id
+    assert got["documents"][0][0] == ctx.ledger.get_items([line_id])[line_id].text
 
     # Nothing is left to do: the next execution finds no batches.
     assert run_line_execution("exec-4", ctx) == {"outcome": "no_batches"}

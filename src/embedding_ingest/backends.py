@@ -42,14 +42,12 @@ def aws_client(service: str, settings: Settings):  # boto3 stays out of handlers
                        budget_seconds=settings.call_budget_seconds)
 
 
-_boto3_client = aws_client  # the older private name, still used by callers
-
 
 def build_object_store(settings: Settings) -> ObjectStore:
     if settings.uses_aws_objects:
         from embedding_ingest.stores.s3_objects import S3ObjectStore
 
-        return S3ObjectStore(_boto3_client("s3", settings), settings.chromadb_bucket)
+        return S3ObjectStore(aws_client("s3", settings), settings.chromadb_bucket)
     from embedding_ingest.stores.local_objects import LocalObjectStore
 
     settings.objects_dir.mkdir(parents=True, exist_ok=True)
@@ -60,7 +58,7 @@ def build_ledger(settings: Settings) -> Ledger:
     if settings.uses_aws_ledger:
         from embedding_ingest.stores.dynamo_ledger import DynamoLedger
 
-        return DynamoLedger(_boto3_client("dynamodb", settings), settings.dynamodb_table_name)
+        return DynamoLedger(aws_client("dynamodb", settings), settings.dynamodb_table_name)
     from embedding_ingest.stores.sqlite_ledger import SqliteLedger
 
     settings.home.mkdir(parents=True, exist_ok=True)

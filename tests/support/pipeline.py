@@ -22,7 +22,7 @@ from embedding_ingest.pipeline.definitions import build_definition, local_resour
 from embedding_ingest.pipeline.engine_store import WorkflowEngine
 from embedding_ingest.pipeline.run import run_execution
 from embedding_ingest.receipts.importer import import_receipts
-from embedding_ingest.snapshots import chroma_io, pull_published
+from embedding_ingest.snapshots import chroma_io, version_segments
 from embedding_ingest.steps.context import StepContext
 from embedding_ingest.steps.registry import HANDLERS
 from embedding_ingest.stores.records import EmbeddingStatus, ExecutionRecord, ItemKind
@@ -110,12 +110,11 @@ class Workspace:
     def published_ids(self, kind: ItemKind) -> list[str]:
         """Every id in the published snapshot of `kind` over all its segments, with repeats if there
         were any (an id in two segments shows up twice)."""
-        pulled = pull_published(self.objects, self.ledger, kind.database, self.settings)
-        if pulled is None:
+        version = self.ledger.get_published(kind.database)
+        if version is None:
             return []
-        version, segment_dirs = pulled
         ids: list[str] = []
-        for persist_dir in segment_dirs:
+        for persist_dir in version_segments(self.objects, version, self.settings):
             with chroma_io.open_client(persist_dir) as client:
                 collection = chroma_io.get_collection(client, version.database)
                 ids.extend(chroma_io.iter_ids(client, collection))

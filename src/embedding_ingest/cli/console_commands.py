@@ -49,7 +49,7 @@ def build_console(backend: Backend, *, allow_actions: bool, token: str | None):
     if backend is Backend.AWS:
         from embedding_ingest.aws.stepfunctions import StepFunctionsBackend
 
-        source = StepFunctionsSource(StepFunctionsBackend(backends._boto3_client("stepfunctions", settings)))
+        source = StepFunctionsSource(StepFunctionsBackend(backends.aws_client("stepfunctions", settings)))
     else:
         source = LocalSource(workspace.ledger())
     return Console(source=source, ledger=workspace.ledger(), objects=workspace.objects(), settings=settings,

@@ -25,7 +25,6 @@ from embedding_ingest.snapshots.publish import (
 from embedding_ingest.snapshots.query import (
     ids_present,
     iter_published_pages,
-    pull_published,
     version_segments,
 )
 from embedding_ingest.snapshots.segments import read_version, segments_prefix
@@ -48,7 +47,6 @@ __all__ = [
     "pointer_key",
     "prune_versions",
     "publish_next_version",
-    "pull_published",
     "read_manifest",
     "read_version",
     "rollback",

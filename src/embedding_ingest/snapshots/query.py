@@ -12,7 +12,7 @@ from embedding_ingest.snapshots import cache, chroma_sqlite
 from embedding_ingest.snapshots.flat import iter_pages
 from embedding_ingest.snapshots.models import RecordPage
 from embedding_ingest.snapshots.segments import read_version
-from embedding_ingest.stores.ports import Ledger, ObjectStore
+from embedding_ingest.stores.ports import ObjectStore
 from embedding_ingest.stores.records import SnapshotVersion
 
 
@@ -20,16 +20,6 @@ def version_segments(store: ObjectStore, version: SnapshotVersion, settings: Set
     """The local (cached) persist dir of each segment of `version`, in the version's order."""
     manifest = read_version(store, version)
     return [cache.fetch(store, settings, version.database, segment) for segment in manifest.segments]
-
-
-def pull_published(store: ObjectStore, ledger: Ledger, database: str, settings: Settings
-                   ) -> tuple[SnapshotVersion, list[Path]] | None:
-    """The current version of `database` and the local persist dirs of its segments (each holds a
-    collection named after the database; no id is in two of them); None if nothing is published."""
-    current = ledger.get_published(database)
-    if current is None:
-        return None
-    return current, version_segments(store, current, settings)
 
 
 def iter_published_pages(store: ObjectStore, version: SnapshotVersion, settings: Settings,

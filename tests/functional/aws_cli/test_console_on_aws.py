@@ -20,7 +20,7 @@ def client(deployed):
     sfn, arns = deployed
     sfn.start_execution(stateMachineArn=arns["line"], name="aws-run-1", input='{"note": "<b>x</b>"}')
     settings = Settings()
-    source = StepFunctionsSource(StepFunctionsBackend(backends._boto3_client("stepfunctions", settings)))
+    source = StepFunctionsSource(StepFunctionsBackend(backends.aws_client("stepfunctions", settings)))
     console = Console(source=source, ledger=backends.build_ledger(settings),
                       objects=backends.build_object_store(settings), settings=settings,
                       allow_actions=True, token="t")

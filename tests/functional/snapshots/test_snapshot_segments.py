@@ -17,11 +17,11 @@ from embedding_ingest.snapshots import (
     iter_published_pages,
     prune_versions,
     publish_next_version,
-    pull_published,
     read_manifest,
     read_version,
     rollback,
     segments_prefix,
+    version_segments,
     versions_prefix,
     write_snapshot,
 )
@@ -103,7 +103,7 @@ def test_a_new_version_downloads_none_of_the_segments_it_shares(store, ledger, l
 
     archives = [read_manifest(store, s.key).archive_key for s in read_version(store, v3).segments]
     assert [store.downloads[a] for a in archives] == [1, 0, 0]  # the base once; the new ones never
-    _, paths = pull_published(store, ledger, DB, layered)
+    paths = version_segments(store, ledger.get_published(DB), layered)
     assert [store.downloads[a] for a in archives] == [1, 0, 0]
     assert [sum(len(p) for p in iter_pages(path, DB)) for path in paths] == [40, 10, 10]
     assert read_version(store, v2).segments == read_version(store, v3).segments[:2]

@@ -17,10 +17,10 @@ from embedding_ingest.snapshots import (
     pointer_key,
     prune_versions,
     publish_next_version,
-    pull_published,
     read_manifest,
     read_version,
     rollback,
+    version_segments,
     versions_prefix,
 )
 from embedding_ingest.snapshots.exceptions import (
@@ -116,12 +116,13 @@ def test_cached_versions_are_not_downloaded_again(store, ledger, lease, settings
     v1, v2 = _publish_n(store, ledger, lease, settings, make_delta, 2)
     assert store.downloads[_archive(store, v1)] == 0  # v2 was built from the cached v1
 
-    pulled_version, paths = pull_published(store, ledger, DB, settings)
+    pulled_version = ledger.get_published(DB)
+    version_segments(store, pulled_version, settings)
     assert pulled_version == v2 and store.downloads[_archive(store, v2)] == 0
 
     shutil.rmtree(settings.cache_dir)  # a fresh machine: one download, then cache hits
     for _ in range(2):
-        _, paths = pull_published(store, ledger, DB, settings)
+        paths = version_segments(store, ledger.get_published(DB), settings)
         assert sum(len(p) for path in paths for p in iter_pages(path, DB)) == 20
     assert store.downloads[_archive(store, v2)] == 1
 
@@ -151,7 +152,8 @@ def test_a_cache_entry_whose_files_were_deleted_is_fetched_again(store, ledger, 
     cached = settings.cache_dir / DB / "segments" / _segment_ids(store, v1).pop()
     for child in cached.iterdir():
         shutil.rmtree(child) if child.is_dir() else child.unlink()
-    version, paths = pull_published(store, ledger, DB, settings)
+    version = ledger.get_published(DB)
+    paths = version_segments(store, version, settings)
     assert version == v1 and paths == [cached]
     assert sum(len(page.ids) for page in iter_pages(cached, DB)) == v1.count
     assert store.downloads[_archive(store, v1)] == 1

@@ -87,7 +87,8 @@ def summarize_execution(described: dict[str, Any], *, events: Sequence[dict[str,
     Keys: status, workflow, batches_listed, batches_polled ({provider status: count}),
     deltas_written, embeddings_in_deltas, embeddings_published, published_version, total_embeddings,
     batches_marked_complete, items_released, release_reasons ([{batch_id, released, problems,
-    first_problem}]), batches_still_active, published (bool), message (one sentence), next (the one
+    first_problem}]), batches_still_active, published (bool), mirror_error and prune_error (what
+    failed after the publish without failing it, or None), message (one sentence), next (the one
     command to run next, or None), and for a failed run failed_state, error and cause."""
     status = str(described.get("status") or "")
     workflow = _workflow_of(described)
@@ -119,6 +120,7 @@ def summarize_execution(described: dict[str, Any], *, events: Sequence[dict[str,
                             for p in results if p.get("released_count") or p.get("problem_count")],
         "batches_still_active": waiting if batches_still_active is None else batches_still_active,
         "published": bool(final.get("snapshot_version")),
+        "mirror_error": final.get("mirror_error"), "prune_error": final.get("prune_error"),
     }
     if status != "SUCCEEDED":
         summary.update(failed_state=failed_state(events or []), error=described.get("error"),
@@ -149,6 +151,8 @@ def _explain(s: dict[str, Any], polls: list[dict[str, Any]], name: str) -> tuple
                         f"{s.get('embeddings_deleted', 0)} deleted")
         if s["items_released"]:
             message += f"; {s['items_released']} items released for resubmission"
+        for problem in (s["mirror_error"], s["prune_error"]):
+            message += f"; {problem}" if problem else ""
         if active:
             return message + f"; {_batches(active)} still active", again
         return message, None

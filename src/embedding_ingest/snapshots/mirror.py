@@ -6,7 +6,8 @@ It is rebuilt from the version (`snapshots pull` into a local work dir, which re
 pull when the version is unchanged) and uploaded after the pointer moved; files that no longer belong
 are deleted last. `latest/plain.json` is written after the files and names the version and every
 file with its size, so a consumer can tell a complete download from one made during an update.
-Best effort, like the pointer mirror: a failure is logged, never fails the publish it follows."""
+Best effort, like the pointer mirror: a failure is logged and returned (publish records it on its
+result), never fails the publish it follows."""
 
 from __future__ import annotations
 
@@ -63,17 +64,25 @@ def write_plain_mirror(store: ObjectStore, ledger: Ledger, settings: Settings, d
                         time.perf_counter() - started)
 
 
-def refresh_plain_mirror(store: ObjectStore, ledger: Ledger, settings: Settings, database: str) -> None:
-    """write_plain_mirror when SNAPSHOT_PUBLISH_PLAIN is on; failures are logged, never raised."""
+def refresh_plain_mirror(store: ObjectStore, ledger: Ledger, settings: Settings, database: str) -> str | None:
+    """write_plain_mirror when SNAPSHOT_PUBLISH_PLAIN is on. A failure is logged and returned as one
+    line (None: refreshed, or not asked for), never raised."""
     if not settings.snapshot_publish_plain:
-        return
+        return None
     try:
         report = write_plain_mirror(store, ledger, settings, database)
     except Exception as exc:  # a mirror for people and tools: never fail the committed publish
-        log.warning("could not refresh the plain Chroma mirror of %s: %s", database, exc)
-        return
+        problem = one_line(f"could not refresh the plain Chroma mirror {plain_prefix(database)}", exc)
+        log.warning("%s", problem)
+        return problem
     if report is not None:
         log.info("plain Chroma mirror of %s is version %s (%d files, %d bytes, %.1f s)", database,
                  report.version, report.files, report.bytes, report.seconds)
+    return None
+
+
+def one_line(what: str, error: BaseException) -> str:
+    """"{what}: {ErrorType}: {message}" on one line, for a failure recorded rather than raised."""
+    return " ".join(f"{what}: {type(error).__name__}: {error}".split())
 
 

@@ -199,3 +199,6 @@ class PublishOutcome:
     replaced_embeddings: int = 0  # published ids whose record a newer one replaced
     superseded: int = 0  # source entries that lost to a newer entry for the same id (not applied)
     received: int | None = None  # records + deletions read from the sources (None: not recorded)
+    # After the pointer moved, what failed without failing the publish (one line each; None: nothing):
+    mirror_error: str | None = None  # latest/pointer.json or the plain mirror not refreshed
+    prune_error: str | None = None  # old versions and cached segments not pruned (next publish retries)

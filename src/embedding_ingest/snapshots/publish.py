@@ -10,6 +10,7 @@ version it built on (lesson 9: no lost updates, no late writer winning). The obj
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import tempfile
@@ -24,7 +25,7 @@ from embedding_ingest.snapshots.apply import TailPlan, build_tail, rewrite_witho
 from embedding_ingest.snapshots.archive import read_manifest
 from embedding_ingest.snapshots.build import check_compatible
 from embedding_ingest.snapshots.exceptions import SnapshotCountMismatchError, VersionNotFoundError
-from embedding_ingest.snapshots.mirror import refresh_plain_mirror
+from embedding_ingest.snapshots.mirror import one_line, refresh_plain_mirror
 from embedding_ingest.snapshots.models import (
     PublishOutcome,
     SegmentRef,
@@ -98,6 +99,8 @@ def publish_next_version(store: ObjectStore, ledger: Ledger, lease: Lease, *, da
     and metadata), and is ignored otherwise; a source deletion removes a published id whose revision
     is not newer. Counts are checked: published = previous + added - deleted. Applying the same
     sources again (a rerun) returns the version they made; older entries never undo newer ones.
+    What fails after the pointer moved (the object-store mirrors, pruning) does not fail the publish:
+    it is on the outcome (`mirror_error`, `prune_error`) and in the log.
     Raises StaleFencingTokenError / PointerConflictError (lost the lock or the race),
     SnapshotCountMismatchError, ModelMismatchError."""
     _check_lease(ledger, lease, database)
@@ -147,11 +150,13 @@ def publish_next_version(store: ObjectStore, ledger: Ledger, lease: Lease, *, da
             database, model, dimensions, segments, sources=wanted, added=len(plan.incoming),
             added_ids_digest=digest, deleted=len(plan.deleted), replaced=len(plan.replaced),
             received=plan.received, **_store_tombstones(store, database, plan, base)))
-        published = _publish_manifest(store, ledger, lease, manifest, current)
+        published, pointer_error = _publish_manifest(store, ledger, lease, manifest, current)
         if built is not None and cache.cache_enabled(settings):
             cache.install(settings, database, segments[-1], built)
-    _tidy(store, ledger, database, settings)
-    return _outcome(published, plan, digest)
+    prune_error, plain_error = _tidy(store, ledger, database, settings)
+    mirror_error = "; ".join(problem for problem in (pointer_error, plain_error) if problem) or None
+    return dataclasses.replace(_outcome(published, plan, digest), mirror_error=mirror_error,
+                               prune_error=prune_error)
 
 
 def _tombstones(store: ObjectStore, base: VersionManifest | None) -> dict[str, str]:
@@ -226,32 +231,33 @@ def compact_published(store: ObjectStore, ledger: Ledger, lease: Lease, *, datab
         manifest = write_version(store, new_version_manifest(
             database, base.model, base.dimensions, [segment], sources=base.sources,
             added=base.added or 0, added_ids_digest=base.added_ids_digest or ids_digest(set())))
-        published = _publish_manifest(store, ledger, lease, manifest, current)
+        published, _ = _publish_manifest(store, ledger, lease, manifest, current)  # logged
         if cache.cache_enabled(settings):
             cache.install(settings, database, segment, built)
-    _tidy(store, ledger, database, settings)
+    _tidy(store, ledger, database, settings)  # logged: compacting changes no record
     return published
 
 
 def _publish_manifest(store: ObjectStore, ledger: Ledger, lease: Lease, manifest: VersionManifest,
-                      current: SnapshotVersion | None) -> SnapshotVersion:
+                      current: SnapshotVersion | None) -> tuple[SnapshotVersion, str | None]:
+    """Move the pointer to `manifest`: the published version, and the pointer mirror's problem."""
     version = manifest.key.rstrip("/").rsplit("/", 1)[-1]
     published = SnapshotVersion(database=manifest.database, version=version, key=manifest.key,
                                 count=manifest.count, dimensions=manifest.dimensions, model=manifest.model,
                                 published_at=time.time(), fencing_token=lease.fencing_token,
                                 parent_version=current.version if current else None)
-    _move_pointer(store, ledger, lease, published, current, manifest.segments)
-    return published
+    return published, _move_pointer(store, ledger, lease, published, current, manifest.segments)
 
 
 def _move_pointer(store: ObjectStore, ledger: Ledger, lease: Lease, new: SnapshotVersion,
-                  current: SnapshotVersion | None, segments: Sequence[SegmentRef] = ()) -> None:
+                  current: SnapshotVersion | None, segments: Sequence[SegmentRef] = ()) -> str | None:
+    """The conditional pointer move, then its mirror (whose problem, if any, is returned)."""
     try:
         ledger.publish_version(new, expected_current=current.version if current else None, lease=lease)
     except (StaleFencingTokenError, PointerConflictError):
         _drop_refused(store, ledger, new, segments)
         raise
-    write_pointer_mirror(store, new)
+    return write_pointer_mirror(store, new)
 
 
 def _drop_refused(store: ObjectStore, ledger: Ledger, new: SnapshotVersion, segments: Sequence[SegmentRef]
@@ -271,8 +277,9 @@ def _drop_refused(store: ObjectStore, ledger: Ledger, new: SnapshotVersion, segm
             store.delete_prefix(segment.key)
 
 
-def write_pointer_mirror(store: ObjectStore, version: SnapshotVersion) -> None:
-    """Best-effort mirror of the ledger's pointer; never moves back to an older fencing token."""
+def write_pointer_mirror(store: ObjectStore, version: SnapshotVersion) -> str | None:
+    """Best-effort mirror of the ledger's pointer; never moves back to an older fencing token. A
+    failure is logged and returned as one line (None: written, or a newer version's already is)."""
     key = pointer_key(version.database)
     body = version.model_dump(mode="json")
     for _ in range(3):
@@ -280,30 +287,39 @@ def write_pointer_mirror(store: ObjectStore, version: SnapshotVersion) -> None:
         try:
             if info is None:
                 store.put_json(key, body, if_none_match=True)
-                return
+                return None
             existing = store.get_json(key)
             if int(existing.get("fencing_token", -1)) > version.fencing_token:
-                return
+                return None
             store.put_json(key, body, if_match=info.etag)
-            return
+            return None
         except PreconditionFailedError:
             continue
         except Exception as exc:  # the mirror is informational: never fail a committed publish
-            log.warning("could not write %s: %s", key, exc)
-            return
+            problem = one_line(f"could not write {key}", exc)
+            log.warning("%s", problem)
+            return problem
+    problem = f"could not write {key}: it changed under each of 3 conditional writes"
+    log.warning("%s", problem)
+    return problem
 
 
-def _tidy(store: ObjectStore, ledger: Ledger, database: str, settings: Settings) -> None:
-    """Prune after a committed publish. Failing here must not fail the publish (a retry would
-    publish again), so problems are logged and left for the next publish."""
+def _tidy(store: ObjectStore, ledger: Ledger, database: str, settings: Settings
+          ) -> tuple[str | None, str | None]:
+    """Prune after a committed publish, then refresh the plain mirror (SNAPSHOT_PUBLISH_PLAIN only).
+    Failing here must not fail the publish (a retry would publish again), so each problem is logged
+    and returned as one line: (prune problem, plain mirror problem). The next publish prunes the
+    versions still kept beyond the limit; objects of a version the ledger already forgot stay."""
+    prune_error = None
     try:
         prune_versions(store, ledger, database=database, keep=settings.snapshot_versions_kept)
         if cache.cache_enabled(settings):
             kept = referenced_segments(store, ledger.list_versions(database))
             cache.prune(settings, database, {segment.segment_id for segment in kept.values()})
-    except Exception as exc:
-        log.warning("pruning %s after publish failed (will retry next publish): %s", database, exc)
-    refresh_plain_mirror(store, ledger, settings, database)  # SNAPSHOT_PUBLISH_PLAIN only
+    except Exception as exc:  # recorded on the publish outcome; the next publish prunes again
+        prune_error = one_line(f"pruning {database} after publish failed", exc)
+        log.warning("%s", prune_error)
+    return prune_error, refresh_plain_mirror(store, ledger, settings, database)
 
 
 def prune_versions(store: ObjectStore, ledger: Ledger, *, database: str, keep: int) -> list[str]:
@@ -349,5 +365,5 @@ def rollback(store: ObjectStore, ledger: Ledger, lease: Lease, *, database: str,
         return current
     moved = target.model_copy(update={"published_at": time.time(), "fencing_token": lease.fencing_token,
                                       "parent_version": current.version if current else None})
-    _move_pointer(store, ledger, lease, moved, current)
+    _move_pointer(store, ledger, lease, moved, current)  # a pointer mirror problem is logged
     return moved

@@ -249,6 +249,9 @@ class FinalMergeOutcome(Result):
     deleted_embeddings: int = 0  # published ids removed by deletions (issue 10)
     replaced_embeddings: int = 0  # published ids given a newer record (changed items re-embedded)
     message: str
+    # Failed after the version was published, without failing it (PublishOutcome; None: nothing):
+    mirror_error: str | None = None  # latest/pointer.json or the plain Chroma mirror not refreshed
+    prune_error: str | None = None  # old versions not pruned (the next publish retries)
 
 
 class FinalMergeResult(Result):

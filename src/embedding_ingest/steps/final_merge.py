@@ -77,5 +77,6 @@ def _result(batch_id: str, database: str, published: PublishOutcome, started: fl
                                 deleted_embeddings=published.deleted_embeddings,
                                 replaced_embeddings=published.replaced_embeddings,
                                 processing_time_seconds=round(time.monotonic() - started, 3),
-                                message=message)
+                                message=message, mirror_error=published.mirror_error,
+                                prune_error=published.prune_error)
     return FinalMergeResult(final_merge_result=outcome).model_dump(mode="json")

@@ -14,7 +14,8 @@ from asl_local.clock import RealClock
 from asl_local.errors import StatesFailure
 from asl_local.invokers import InProcessInvoker
 from embedding_ingest.pipeline.definitions import build_definition, local_resource_arn
-from embedding_ingest.pipeline.engine_store import WorkflowEngine
+from embedding_ingest.pipeline.engine_store import WorkflowEngine, describe_execution
+from embedding_ingest.pipeline.report import summarize_execution
 from embedding_ingest.stores.exceptions import StoreUnavailableError
 from embedding_ingest.stores.records import ExecutionStatus
 from embedding_ingest.stores.sqlite_ledger import SqliteLedger
@@ -179,3 +180,20 @@ def test_final_state_data_keeps_final_merge_result_and_mark_complete_result(tmp_
 
     output = assert_everything_published(record, lambdas)
     assert {"final_merge_result", "mark_complete_result", "poll_results"} <= set(output)
+
+
+def test_what_failed_after_the_publish_reaches_the_execution_summary(tmp_path):
+    problems = {"mirror_error": "could not write lines/snapshot/latest/pointer.json: PermissionError: denied",
+                "prune_error": "pruning lines after publish failed: PermissionError: denied"}
+    lambdas = ContractLambdas(batches=3, final_merge_problems=problems)
+
+    record, _, _ = run(tmp_path, lambdas)
+
+    output = assert_everything_published(record, lambdas)
+    assert {key: output["final_merge_result"][key] for key in problems} == problems
+    summary = summarize_execution(describe_execution(record))
+    assert summary["published"] and {key: summary[key] for key in problems} == problems
+    assert summary["message"].endswith(f"; {problems['mirror_error']}; {problems['prune_error']}")
+    clean = summarize_execution(describe_execution(run(tmp_path / "clean", ContractLambdas(batches=3))[0]))
+    assert (clean["mirror_error"], clean["prune_error"]) == (None, None)
+    assert clean["message"] == summary["message"].split("; could not write")[0]

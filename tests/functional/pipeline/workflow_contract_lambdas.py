@@ -60,6 +60,7 @@ class ContractLambdas:
     chunks_to_s3: bool = False
     groups_to_s3: bool = True
     poll_results_to_s3: bool = False
+    final_merge_problems: dict[str, str] = field(default_factory=dict)  # mirror_error, prune_error
     objects: dict[str, Any] = field(default_factory=dict)  # stands in for the bucket
     events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
@@ -174,7 +175,8 @@ class ContractLambdas:
             batch_id=parsed.batch_id, database=parsed.database,
             snapshot_key=f"{parsed.database}/snapshot/latest/", snapshot_version="v-0001",
             total_embeddings=added, added_embeddings=added, processing_time_seconds=0.1,
-            message="Final merge completed successfully").model_dump(mode="json")}
+            message="Final merge completed successfully", **self.final_merge_problems
+        ).model_dump(mode="json")}
 
     def chunk_groups(self, event: dict[str, Any]) -> dict[str, Any]:
         if event.get("operation") == "load_groups_from_s3":

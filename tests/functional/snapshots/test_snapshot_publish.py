@@ -1,9 +1,11 @@
 """Publishing versions with a real SqliteLedger and LocalObjectStore: building on the previous
-version, fencing, pointer compare-and-swap, re-runs, the mirror pointer and model checks."""
+version, fencing, pointer compare-and-swap, re-runs, the mirror pointer and model checks, and what
+fails after the pointer moved (recorded on the outcome, never failing the publish)."""
 
 from __future__ import annotations
 
 import pytest
+from refusing_store import RefusingObjectStore
 
 from embedding_ingest.snapshots import (
     ids_present,
@@ -17,6 +19,7 @@ from embedding_ingest.snapshots import (
     versions_prefix,
 )
 from embedding_ingest.snapshots.exceptions import ModelMismatchError
+from embedding_ingest.snapshots.mirror import PLAIN_MANIFEST, plain_prefix
 from embedding_ingest.snapshots.segments import version_id_of
 from embedding_ingest.stores.exceptions import PointerConflictError, StaleFencingTokenError
 
@@ -147,3 +150,45 @@ def test_published_records_keep_their_values(store, ledger, lease, settings, mak
     assert document == "text of line-00007"
     assert metadata == {"n": 7, "tag": "t1", "even": False}
     assert vector.shape == (16,)
+
+
+# -- what fails after the pointer moved is on the outcome, and the publish stands -----------------
+def test_a_failed_prune_is_on_the_outcome_and_the_publish_stands(tmp_path, ledger, lease, settings,
+                                                                 make_delta):
+    refusing = RefusingObjectStore(tmp_path / "objects", refuse_deletes=[versions_prefix(DB)])
+    outcomes = [_publish(refusing, ledger, lease, settings, make_delta(f"d{i}", 5, start=10 * i))
+                for i in range(settings.snapshot_versions_kept + 1)]
+
+    assert [o.prune_error for o in outcomes[:-1]] == [None] * settings.snapshot_versions_kept
+    last = outcomes[-1]
+    assert last.prune_error.startswith("pruning lines after publish failed: PermissionError: ")
+    assert refusing.refused[0] in last.prune_error and "\n" not in last.prune_error
+    assert last.mirror_error is None
+    assert ledger.get_published(DB) == last.version and last.total_embeddings == 20
+
+
+def test_a_failed_pointer_mirror_is_on_the_outcome_and_the_publish_stands(tmp_path, ledger, lease, settings,
+                                                                          make_delta):
+    refusing = RefusingObjectStore(tmp_path / "objects", refuse_writes=[pointer_key(DB)])
+
+    outcome = _publish(refusing, ledger, lease, settings, make_delta("d1", 5))
+
+    assert outcome.mirror_error == (f"could not write {pointer_key(DB)}: PermissionError: [Errno 13] "
+                                    f"Permission denied: '{pointer_key(DB)}'")
+    assert outcome.prune_error is None
+    assert ledger.get_published(DB) == outcome.version and not refusing.exists(pointer_key(DB))
+
+
+def test_a_failed_plain_mirror_is_on_the_outcome_and_the_publish_stands(tmp_path, ledger, lease, settings,
+                                                                        make_delta):
+    plain = settings.model_copy(update={"snapshot_publish_plain": True})
+    manifest = plain_prefix(DB) + PLAIN_MANIFEST
+    refusing = RefusingObjectStore(tmp_path / "objects", refuse_writes=[manifest])
+
+    outcome = _publish(refusing, ledger, lease, plain, make_delta("d1", 5))
+
+    assert outcome.mirror_error.startswith(f"could not refresh the plain Chroma mirror {plain_prefix(DB)}: "
+                                           "PermissionError: ")
+    assert manifest in outcome.mirror_error and refusing.refused == [manifest]
+    assert ledger.get_published(DB) == outcome.version
+    assert refusing.get_json(pointer_key(DB))["version"] == outcome.version.version  # pointer mirror: fine

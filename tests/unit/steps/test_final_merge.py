@@ -1,12 +1,20 @@
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import pytest
+from refusing_store import RefusingObjectStore
 from steps_world import polled
 
 from embedding_ingest.pipeline.policies import LOCK_BUSY_ERROR
-from embedding_ingest.snapshots import ids_present, publish_next_version, read_manifest
+from embedding_ingest.snapshots import (
+    ids_present,
+    pointer_key,
+    publish_next_version,
+    read_manifest,
+    versions_prefix,
+)
 from embedding_ingest.steps.compact import process_chunk
 from embedding_ingest.steps.exceptions import EmbeddingCountMismatchError, StepInputError
 from embedding_ingest.steps.final_merge import final_merge
@@ -56,6 +64,28 @@ def test_final_merge_publishes_every_intermediate_under_the_lock(ctx, two_chunks
     assert result["total_embeddings"] == result["added_embeddings"] == 9 == current.count
     assert ids_present(ctx.objects, current, item_ids, ctx.settings) == set(item_ids)
     assert ctx.ledger.current_lease("lines") is None  # released
+
+
+def test_what_failed_after_the_publish_is_in_the_result(ctx, two_chunks):
+    """The publish stands; the pointer mirror and pruning that failed after it are in the result."""
+    item_ids, chunks = two_chunks
+    refusing = RefusingObjectStore(ctx.objects.root, refuse_writes=[pointer_key("lines")],
+                                   refuse_deletes=[versions_prefix("lines")])
+    keep_one = dataclasses.replace(ctx, objects=refusing,
+                                   settings=ctx.settings.model_copy(update={"snapshot_versions_kept": 1}))
+    first = final_merge(merge_event(chunks), keep_one)["final_merge_result"]
+    items, _, later = polled(ctx, 5)
+    more = process_chunk({"chunk_index": 0, "batch_id": "exec-2", "delta_results": [
+        {k: later[k] for k in ("batch_id", "delta_key", "embedding_count", "database", "collection")}]}, ctx)
+
+    second = final_merge({**merge_event([more]), "batch_id": "exec-2"}, keep_one)["final_merge_result"]
+
+    assert first["prune_error"] is None  # one version: nothing to prune yet
+    mirror_error = f"could not write {pointer_key('lines')}: PermissionError"
+    assert first["mirror_error"].startswith(mirror_error) and second["mirror_error"].startswith(mirror_error)
+    assert second["prune_error"].startswith("pruning lines after publish failed: PermissionError")
+    assert (second["snapshot_version"], second["total_embeddings"]) == (
+        ctx.ledger.get_published("lines").version, len(item_ids) + len(items))
 
 
 def test_final_merge_twice_publishes_nothing_new(ctx, two_chunks):

@@ -21,7 +21,7 @@ from embedding_ingest.cli import (
     snapshot_commands,
     workspace,
 )
-from embedding_ingest.cli.entry import CliApp, case_insensitive
+from embedding_ingest.cli.entry import CliApp
 from embedding_ingest.cli.output import DEBUG_VARIABLE, UTC_VARIABLE
 
 app = CliApp(name="embedding-ingest", no_args_is_help=True, add_completion=False,
@@ -59,4 +59,3 @@ schedule_commands.register(app)
 console_commands.register(app)
 definition_commands.register(app)
 lock_commands.register(app)
-case_insensitive(app)  # again at call time, for commands registered after this line

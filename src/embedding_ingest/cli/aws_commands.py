@@ -21,7 +21,8 @@ def template(output_file: Path | None = typer.Option(None, "--output-file", "-f"
                                                   help="Fix the image in the template instead of the "
                                                        "ImageUri parameter"),
              output: OutputFormat = typer.Option(OutputFormat.JSON, "--output", "-o",
-                                                 help="json (the only form of a template)")) -> None:
+                                                 help="json (the only form of a template)",
+                                                 case_sensitive=False)) -> None:
     """Print (or write) the CloudFormation template: bucket, ledger table, the seven step functions,
     the submit and start-execution functions on EventBridge Scheduler schedules, their roles, both
     state machines, optional EFS for the snapshot cache, and alarms with their SNS topic."""

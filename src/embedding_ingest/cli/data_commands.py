@@ -25,7 +25,7 @@ batches_app = typer.Typer(help="Batch summaries.", no_args_is_help=True)
 EXIT_SOME_REJECTED = 3
 
 
-def submit(kind: ItemKind = typer.Argument(..., help="line or word"),
+def submit(kind: ItemKind = typer.Argument(..., help="line or word", case_sensitive=False),
            max_items_per_batch: int = typer.Option(None, "--max-items-per-batch", min=1,
                                                    help="Requests per batch (default 1000, max 50000)"),
            max_batches: int = typer.Option(None, "--max-batches", min=1),
@@ -52,8 +52,9 @@ def submit(kind: ItemKind = typer.Argument(..., help="line or word"),
 
 
 @batches_app.command("list")
-def list_batches(status: list[BatchStatus] = typer.Option(None, "--status", help="Filter by status"),
-                 kind: ItemKind = typer.Option(None, "--type", help="line or word"),
+def list_batches(status: list[BatchStatus] = typer.Option(None, "--status", help="Filter by status",
+                                                          case_sensitive=False),
+                 kind: ItemKind = typer.Option(None, "--type", help="line or word", case_sensitive=False),
                  output: OutputFormat = OutputOption) -> None:
     """Batch summaries, oldest first."""
     guarded(output, workspace.require_workspace)
@@ -69,11 +70,13 @@ def list_batches(status: list[BatchStatus] = typer.Option(None, "--status", help
 
 
 @batches_app.command("reset")
-def reset_batches(status: BatchStatus = typer.Option(..., "--status", help="Status to set"),
+def reset_batches(status: BatchStatus = typer.Option(..., "--status", help="Status to set",
+                                                     case_sensitive=False),
                   ids: list[str] = typer.Option(None, "--ids",
                                                 help="Batch ids: --ids A,B or --ids A --ids B"),
                   from_status: list[BatchStatus] = typer.Option(None, "--from-status",
-                                                                help="Only batches currently in these"),
+                                                                help="Only batches currently in these",
+                                                                case_sensitive=False),
                   all_batches: bool = typer.Option(False, "--all", help="Every batch, closed ones included"),
                   output: OutputFormat = OutputOption) -> None:
     """Set the status of batch summaries (the reference's reset-batch-status)."""

@@ -1,35 +1,19 @@
-"""The command line's outer edge: enum options match case-insensitively, and no expected error prints
-a traceback (one line, exit 1; a configuration error exits 2). `--debug` or EMBEDDING_INGEST_DEBUG=1
-shows the traceback too."""
+"""The command line's outer edge: no expected error prints a traceback (one line, exit 1; a
+configuration error exits 2). `--debug` or EMBEDDING_INGEST_DEBUG=1 shows the traceback too. (Enum
+options match case-insensitively by their own `case_sensitive=False`.)"""
 
 from __future__ import annotations
 
-import inspect
 import sys
 import traceback
 from typing import Any
 
 import typer
-from typer.models import ArgumentInfo, OptionInfo
 
 from embedding_ingest.cli.output import EXIT_CONFIGURATION, OutputFormat, debugging, emit_json, stderr
 from embedding_ingest.exceptions import ConfigurationError, EmbeddingIngestError
 
 EXIT_INTERRUPTED = 130
-
-
-def case_insensitive(app: typer.Typer) -> None:
-    """Make every choice (enum) parameter of every command under `app` match case-insensitively:
-    `--status failed` means FAILED. Idempotent; run before the click command is built."""
-    for command in app.registered_commands:
-        if command.callback is None:
-            continue
-        for parameter in inspect.signature(command.callback).parameters.values():
-            if isinstance(parameter.default, (OptionInfo, ArgumentInfo)):
-                parameter.default.case_sensitive = False
-    for group in app.registered_groups:
-        if group.typer_instance is not None:
-            case_insensitive(group.typer_instance)
 
 
 def _wants_json(argv: list[str]) -> bool:
@@ -63,7 +47,6 @@ class CliApp(typer.Typer):
     """A Typer app that runs its commands behind `report_unhandled`."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        case_insensitive(self)
         command = typer.main.get_command(self)
         argv = list(kwargs.get("args") or sys.argv[1:])
         try:
@@ -74,4 +57,4 @@ class CliApp(typer.Typer):
             sys.exit(report_unhandled(error, argv))
 
 
-__all__ = ["CliApp", "OutputFormat", "case_insensitive", "report_unhandled"]
+__all__ = ["CliApp", "OutputFormat", "report_unhandled"]

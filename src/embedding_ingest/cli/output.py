@@ -39,7 +39,8 @@ class OutputFormat(StrEnum):
     JSON = "json"
 
 
-OutputOption = typer.Option(OutputFormat.TABLE, "--output", "-o", help="table (default) or json")
+OutputOption = typer.Option(OutputFormat.TABLE, "--output", "-o", help="table (default) or json",
+                            case_sensitive=False)
 
 stdout = Console()
 stderr = Console(stderr=True)

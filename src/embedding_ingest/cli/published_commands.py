@@ -37,7 +37,7 @@ def _json_filter(value: str | None, option: str) -> dict[str, Any] | None:
     return parsed
 
 
-def query(kind: ItemKind = typer.Argument(..., help="line or word"),
+def query(kind: ItemKind = typer.Argument(..., help="line or word", case_sensitive=False),
           text: str = typer.Argument(..., help="Text to search for"),
           n: int = typer.Option(10, "-n", "--n-results", min=1),
           where: str | None = typer.Option(None, "--where", help="Chroma metadata filter as JSON, e.g. "
@@ -83,7 +83,7 @@ def _default_served_dir(kind: ItemKind) -> Path:
 
 
 @snapshots_app.command("pull")
-def pull(kind: ItemKind = typer.Argument(..., help="line or word"),
+def pull(kind: ItemKind = typer.Argument(..., help="line or word", case_sensitive=False),
          directory: Path = typer.Argument(..., help="Where to write the Chroma persist directory"),
          version: str | None = typer.Option(None, "--version", help="A kept version (default: current)"),
          output: OutputFormat = OutputOption) -> None:
@@ -117,7 +117,7 @@ def chroma_executable() -> str:
 
 
 @snapshots_app.command("serve")
-def serve(kind: ItemKind = typer.Argument(..., help="line or word"),
+def serve(kind: ItemKind = typer.Argument(..., help="line or word", case_sensitive=False),
           host: str = typer.Option("127.0.0.1", "--host"),
           port: int = typer.Option(8000, "--port", min=1, max=65535),
           directory: Path | None = typer.Option(None, "--dir", help="Pulled directory to serve "
@@ -148,7 +148,8 @@ def serve(kind: ItemKind = typer.Argument(..., help="line or word"),
 
 
 @snapshots_app.command("verify")
-def verify(kind: ItemKind | None = typer.Argument(None, help="line or word (default: both)"),
+def verify(kind: ItemKind | None = typer.Argument(None, help="line or word (default: both)",
+                                                  case_sensitive=False),
            all_versions: bool = typer.Option(False, "--all-versions", help="Every kept version, not only "
                                              "the current one"),
            repair_cache: bool = typer.Option(False, "--repair-cache", help="Drop bad local cache entries"),

@@ -43,7 +43,8 @@ class Backend(StrEnum):
 
 
 BackendOption = typer.Option(Backend.LOCAL, "--backend",
-                             help="local engine (default) or aws (the deployed state machines)")
+                             help="local engine (default) or aws (the deployed state machines)",
+                             case_sensitive=False)
 
 
 def _aws():
@@ -118,7 +119,7 @@ def _until_idle(workflow: ItemKind, backend: Backend, interval: float | None, ma
                           on_execution=said, backend=_aws() if backend is Backend.AWS else None).as_json()
 
 
-def start_execution(workflow: ItemKind = typer.Argument(..., help="line or word"),
+def start_execution(workflow: ItemKind = typer.Argument(..., help="line or word", case_sensitive=False),
                     name: str = typer.Option(None, "--name", help="Execution name (= the run's batch_id); "
                                              "default KIND-TIMESTAMP-RANDOM"),
                     until_idle: bool = typer.Option(False, "--until-idle",
@@ -180,7 +181,8 @@ def _local_described(name: str, output: OutputFormat) -> tuple[dict[str, Any], l
 
 def describe_execution(name: str = typer.Argument(..., help="Execution name or ARN"),
                        backend: Backend = BackendOption,
-                       workflow: ItemKind = typer.Option(None, "--workflow", help="line or word (aws)"),
+                       workflow: ItemKind = typer.Option(None, "--workflow", help="line or word (aws)",
+                                                         case_sensitive=False),
                        output: OutputFormat = OutputOption) -> None:
     """Status, input and output of an execution (DescribeExecution shape) and its summary."""
     from embedding_ingest.pipeline.report import summarize_execution
@@ -219,7 +221,8 @@ def get_execution_history(name: str = typer.Argument(..., help="Execution name o
                                                            help="Only *Failed events, with the state that "
                                                                 "failed, the error and the cause"),
                           backend: Backend = BackendOption,
-                          workflow: ItemKind = typer.Option(None, "--workflow", help="line or word (aws)"),
+                          workflow: ItemKind = typer.Option(None, "--workflow", help="line or word (aws)",
+                                                            case_sensitive=False),
                           output: OutputFormat = OutputOption) -> None:
     """History events of an execution (GetExecutionHistory shape, paged with --max-results and
     --next-token as the AWS CLI pages them)."""
@@ -245,8 +248,9 @@ def get_execution_history(name: str = typer.Argument(..., help="Execution name o
              + (" --reverse-order" if reverse_order else ""))
 
 
-def list_executions(workflow: ItemKind = typer.Option(None, "--workflow", help="line or word"),
-                    status: ExecutionStatus = typer.Option(None, "--status"),
+def list_executions(workflow: ItemKind = typer.Option(None, "--workflow", help="line or word",
+                                                      case_sensitive=False),
+                    status: ExecutionStatus = typer.Option(None, "--status", case_sensitive=False),
                     max_results: int = typer.Option(None, "--max-results", min=1),
                     backend: Backend = BackendOption,
                     output: OutputFormat = OutputOption) -> None:

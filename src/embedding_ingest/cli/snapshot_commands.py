@@ -22,7 +22,7 @@ definitions_app = typer.Typer(help="State machine definitions (ASL).", no_args_i
 
 
 @snapshots_app.command("list")
-def list_versions(database: ItemKind = typer.Argument(..., help="line or word"),
+def list_versions(database: ItemKind = typer.Argument(..., help="line or word", case_sensitive=False),
                   output: OutputFormat = OutputOption) -> None:
     """Kept versions of a database's snapshot, newest first; the current one is marked."""
     guarded(output, workspace.require_workspace)
@@ -39,7 +39,7 @@ def list_versions(database: ItemKind = typer.Argument(..., help="line or word"),
 
 
 @snapshots_app.command("rollback")
-def rollback_version(database: ItemKind = typer.Argument(..., help="line or word"),
+def rollback_version(database: ItemKind = typer.Argument(..., help="line or word", case_sensitive=False),
                      version: str = typer.Argument(...), output: OutputFormat = OutputOption) -> None:
     """Point the published snapshot back at a kept VERSION (under the database's lock).
 
@@ -74,9 +74,10 @@ def rollback_version(database: ItemKind = typer.Argument(..., help="line or word
 
 
 @definitions_app.command("render")
-def render(kind: ItemKind = typer.Argument(..., help="line or word"),
+def render(kind: ItemKind = typer.Argument(..., help="line or word", case_sensitive=False),
            output: OutputFormat = typer.Option(OutputFormat.JSON, "--output", "-o",
-                                               help="json (default: the ASL document) or table (its states)")
+                                               help="json (default: the ASL document) or table (its states)",
+                                               case_sensitive=False)
            ) -> None:
     """Print the ASL definition of a workflow (local resource ARNs)."""
     from embedding_ingest.pipeline.definitions import build_definition, local_resource_arn

@@ -1,5 +1,6 @@
 """What every part of DynamoLedger shares: the client (rebuilt after pickling), error translation,
-the record <-> attribute codec, and paged query / batch / transaction helpers.
+the record <-> attribute mapping (on boto3's TypeSerializer/TypeDeserializer), and paged query /
+batch / transaction helpers.
 
 Records are stored as native attributes (readable in the console, usable in conditions); dict and
 list fields are JSON strings; None fields are absent so `attribute_not_exists` means "unset".
@@ -12,9 +13,11 @@ import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from functools import cache
 from typing import Any, TypeVar, get_origin
 
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 from pydantic import BaseModel
 
@@ -42,26 +45,25 @@ _TRANSIENT_REASONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThro
 
 
 # -- codec -------------------------------------------------------------------------------------
-def encode_value(value: Any) -> dict[str, Any]:
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, int | float):
-        return {"N": repr(value)}
-    if isinstance(value, str):
-        return {"S": value}
-    raise TypeError(f"cannot store {type(value).__name__} {value!r} as a DynamoDB attribute")
+# boto3's own codec. It refuses Python floats (not every float is an exact decimal); ours (epoch
+# seconds) go as the Decimal of their repr, the shortest decimal that reads back as the same float,
+# which is what the hand-written codec it replaced sent. Numbers come back as Decimal, which the
+# records' int and float fields accept. Cost, measured in CPU time per EmbeddingItem: encode 13.5 ->
+# 23.8 us, decode 19.5 -> 20.8 us, next to 61 us for botocore to parse that item out of a Query page
+# (and a network round trip per page or write): no reason to keep a codec of our own.
+_SERIALIZER = TypeSerializer()
+_DESERIALIZER = TypeDeserializer()
 
 
-def decode_value(attribute: dict[str, Any]) -> Any:
-    (kind, raw), = attribute.items()
-    if kind == "N":
-        number = float(raw)
-        return int(raw) if raw.lstrip("-").isdigit() else number
-    if kind in ("S", "BOOL"):
-        return raw
-    if kind == "NULL":
-        return None
-    raise TypeError(f"unexpected DynamoDB attribute type {kind}")
+def attribute_value(value: Any) -> dict[str, Any]:
+    """The DynamoDB attribute value ({"S": ...}, {"N": ...}, {"BOOL": ...}...) of a Python value.
+    Raises TypeError for a value DynamoDB cannot hold (boto3's message)."""
+    return _SERIALIZER.serialize(Decimal(repr(value)) if isinstance(value, float) else value)
+
+
+def plain_value(attribute: dict[str, Any]) -> Any:
+    """The Python value of a DynamoDB attribute value (numbers as Decimal)."""
+    return _DESERIALIZER.deserialize(attribute)
 
 
 @cache
@@ -79,7 +81,7 @@ def record_attributes(record: BaseModel) -> Attributes:
         if name in json_fields:
             attributes[name] = {"S": json.dumps(value, sort_keys=True, separators=(",", ":"))}
         else:
-            attributes[name] = encode_value(value)
+            attributes[name] = attribute_value(value)
     return attributes
 
 
@@ -88,7 +90,7 @@ def record_from(model: type[M], item: Attributes) -> M:
     data = {}
     for name in model.model_fields:
         if name in item:
-            value = decode_value(item[name])
+            value = plain_value(item[name])
             data[name] = json.loads(value) if name in json_fields else value
     return model.model_validate(data)
 

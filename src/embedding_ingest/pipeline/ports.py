@@ -9,7 +9,8 @@ closed by `close()`. Lazily, because an AWS run that succeeds needs none of them
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from embedding_ingest import backends
 from embedding_ingest.config import Settings
@@ -28,34 +29,29 @@ class RunPorts:
     def __init__(self, settings: Settings, *, ledger: Ledger | None = None,
                  objects: ObjectStore | None = None, provider: BatchProvider | None = None) -> None:
         self.settings = settings
-        self._ledger = ledger
-        self._objects = objects
-        self._provider = provider
-        self._built_ledger = False
+        self._given: dict[str, Any] = {"ledger": ledger, "objects": objects, "provider": provider}
+        self._built: dict[str, Any] = {}
         self._context: StepContext | None = None
         self._lock = threading.RLock()
 
+    def _port(self, name: str, build: Callable[[Settings], Any]) -> Any:
+        with self._lock:
+            port = self._given[name] if self._given[name] is not None else self._built.get(name)
+            if port is None:
+                port = self._built[name] = build(self.settings)
+            return port
+
     @property
     def ledger(self) -> Ledger:
-        with self._lock:
-            if self._ledger is None:
-                self._ledger = backends.build_ledger(self.settings)
-                self._built_ledger = True
-            return self._ledger
+        return self._port("ledger", backends.build_ledger)
 
     @property
     def objects(self) -> ObjectStore:
-        with self._lock:
-            if self._objects is None:
-                self._objects = backends.build_object_store(self.settings)
-            return self._objects
+        return self._port("objects", backends.build_object_store)
 
     @property
     def provider(self) -> BatchProvider:
-        with self._lock:
-            if self._provider is None:
-                self._provider = backends.build_provider(self.settings)
-            return self._provider
+        return self._port("provider", backends.build_provider)
 
     def step_context(self) -> StepContext:
         """The StepContext of the steps run in this process (one, reused)."""
@@ -68,8 +64,9 @@ class RunPorts:
             return self._context
 
     def close(self) -> None:
-        """Close the ledger if it was built here (a given one stays open for its owner)."""
+        """Close the ledger if it was built here (a given one stays open for its owner); ports built
+        here are forgotten, so a later use builds them afresh."""
         with self._lock:
-            if self._built_ledger and self._ledger is not None:
-                self._ledger.close()
-                self._ledger, self._built_ledger, self._context = None, False, None
+            built, self._built, self._context = self._built, {}, None
+        if "ledger" in built:
+            built["ledger"].close()

@@ -116,6 +116,7 @@ def test_the_reader_answers_as_chromas_get(several, name):
     with StoredRecords(persist, name) as records:
         count = records.count()
         by_key = {key: records.revisions(candidates, key) for key in keys}
+        every = list(records.all_revisions())
 
     chroma_count, metadatas = _as_chroma_answers(persist, name)
     assert count == chroma_count == len(metadatas)
@@ -124,6 +125,7 @@ def test_the_reader_answers_as_chromas_get(several, name):
         expected = {item_id: meta[key] if isinstance(meta.get(key), str) else ""
                     for item_id, meta in metadatas.items()}
         assert by_key[key] == expected, key
+    assert every == sorted(by_key["revision"].items())  # all of them, in id order (the id index's input)
     assert stored_count(persist, name) == chroma_count
 
 

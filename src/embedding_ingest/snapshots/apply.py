@@ -11,9 +11,10 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from embedding_ingest.config import Settings
-from embedding_ingest.snapshots import chroma_io, chroma_sqlite
+from embedding_ingest.snapshots import chroma_io
 from embedding_ingest.snapshots.archive import materialize
 from embedding_ingest.snapshots.build import MERGE_PAGE_SIZE, check_source_counts
 from embedding_ingest.snapshots.exceptions import SnapshotCountMismatchError
@@ -46,18 +47,23 @@ class TailPlan:
         return bool(self.written or self.deleted or self.tombstones_changed)
 
 
-def build_tail(store: ObjectStore, sources: Sequence[SnapshotManifest], current: Sequence[Path],
+class RevisionReader(Protocol):
+    """What a publish asks of a current segment (id_index.IdIndex, chroma_sqlite.StoredRecords)."""
+
+    def revisions(self, ids: Sequence[str]) -> dict[str, str]: ...
+
+
+def build_tail(store: ObjectStore, sources: Sequence[SnapshotManifest], held: Sequence[RevisionReader],
                work: Path, *, database: str, dimensions: int, settings: Settings,
                scratch: Path, tombstones: dict[str, str] | None = None) -> TailPlan:
     """Build at `work` a "quality" segment of the sources' records that are newer than what the
-    `current` segments hold and than the current `tombstones` (revisions.py), and plan the removals
-    from current segments and the new version's tombstones."""
+    current segments hold (`held`: one reader per segment, in the version's order; their id indexes,
+    so no segment's vectors are read) and than the current `tombstones` (revisions.py), and plan the
+    removals from current segments and the new version's tombstones."""
     plan = TailPlan(tombstones=dict(tombstones or {}))
     tail_revisions: dict[str, str] = {}
     deletions: dict[str, str] = {}
     with contextlib.ExitStack() as stack:
-        # Read straight from SQLite: opening a current segment in Chroma would load its whole index.
-        held = [stack.enter_context(chroma_sqlite.StoredRecords(path, database)) for path in current]
         target_client = stack.enter_context(chroma_io.open_client(work))
         target = chroma_io.create_collection(target_client, database, "quality", settings)
         for source in sources:
@@ -78,13 +84,13 @@ def build_tail(store: ObjectStore, sources: Sequence[SnapshotManifest], current:
                 deletions[item_id] = revision
         _apply_deletions(deletions, held, target, plan, tail_revisions)
         count = target.count()
-        del target, held
+        del target
     if count != len(plan.written):
         raise SnapshotCountMismatchError(f"new segment of {database}", len(plan.written), count)
     return plan
 
 
-def _published(held: Sequence[chroma_sqlite.StoredRecords], ids: Sequence[str]) -> dict[str, tuple[int, str]]:
+def _published(held: Sequence[RevisionReader], ids: Sequence[str]) -> dict[str, tuple[int, str]]:
     """id -> (index of the current segment holding it, its revision)."""
     found: dict[str, tuple[int, str]] = {}
     for index, records in enumerate(held):

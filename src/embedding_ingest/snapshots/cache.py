@@ -162,6 +162,16 @@ def check_store_holds(store: ObjectStore, segment: SegmentRef) -> tuple[Snapshot
     return manifest, info.etag
 
 
+def archive_vouched(store: ObjectStore, settings: Settings, database: str, segment: SegmentRef
+                    ) -> tuple[bool, str]:
+    """(whether the stored archive's bytes are known to match the segment's sha256 without reading
+    them, its current etag): check_store_holds, then the etag must be the one the manifest recorded at
+    upload or the one this cache recorded when it checked the bytes."""
+    manifest, etag = check_store_holds(store, segment)
+    record = (read_record(settings, database, segment.segment_id) or {}) if cache_enabled(settings) else {}
+    return etag in {manifest.archive_etag, record.get("archive_etag")} - {None}, etag
+
+
 def _move_in(source: Path, final: Path) -> Path:
     """Rename `source` to `final` unless another process got there first (then theirs is kept)."""
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -189,9 +199,8 @@ def fetch(store: ObjectStore, settings: Settings, database: str, segment: Segmen
     raises CorruptObjectError naming its key, however warm the cache (issue 21)."""
     etag: str | None = None
     if verify:
-        manifest, etag = check_store_holds(store, segment)
-        record = read_record(settings, database, segment.segment_id) or {}
-        if etag not in {manifest.archive_etag, record.get("archive_etag")} - {None}:
+        vouched, etag = archive_vouched(store, settings, database, segment)
+        if not vouched:
             evict(settings, database, segment)
     hit = cached(settings, database, segment)
     if hit is not None:
@@ -236,6 +245,10 @@ def prune(settings: Settings, database: str, keep: set[str]) -> list[str]:
         if entry.is_dir() and not entry.name.startswith(".") and entry.name not in keep:
             shutil.rmtree(entry, ignore_errors=True)
             dropped.append(entry.name)
+    indexes = settings.cache_dir / database / "ids"  # id_index.py: {segment_id}-{sha}.sqlite3/.etag
+    for index in sorted(indexes.iterdir()) if indexes.is_dir() else []:
+        if not index.name.startswith(".") and index.name.split("-", 1)[0] not in keep:
+            index.unlink(missing_ok=True)
     records = settings.cache_dir / database / "records"
     for record in sorted(records.glob("*.json")) if records.is_dir() else []:
         if record.stem not in keep:

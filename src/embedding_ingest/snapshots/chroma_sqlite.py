@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import chromadb
@@ -131,6 +131,15 @@ class StoredRecords:
             for item_id, value in rows:
                 found[item_id] = value if isinstance(value, str) else ""
         return found
+
+    def all_revisions(self, key: str = "revision") -> Iterator[tuple[str, str]]:
+        """(id, its `key` metadata or "") of every record, in id order (id_index.build reads these)."""
+        rows = self._db.execute(
+            "SELECT e.embedding_id, m.string_value FROM embeddings e LEFT JOIN embedding_metadata m "
+            "ON m.id = e.id AND m.key = ? WHERE e.segment_id = ? ORDER BY e.embedding_id",
+            (key, self._segment))
+        for item_id, value in rows:
+            yield item_id, value if isinstance(value, str) else ""
 
     def close(self) -> None:
         self._db.close()

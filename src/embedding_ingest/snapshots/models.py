@@ -150,6 +150,11 @@ class SegmentRef(BaseModel):
     key: str
     count: int = Field(ge=0)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")  # of its archive, so also its identity
+    # Its id index (id_index.py): key, sha256 and size of the SQLite file; None for segments published
+    # before indexes existed.
+    ids_key: str | None = None
+    ids_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    ids_bytes: int | None = Field(default=None, ge=0)
 
     @property
     def segment_id(self) -> str:

@@ -11,18 +11,20 @@ version it built on (lesson 9: no lost updates, no late writer winning). The obj
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from embedding_ingest.config import Settings
 from embedding_ingest.exceptions import InvalidInputError
-from embedding_ingest.snapshots import cache
+from embedding_ingest.snapshots import cache, id_index
 from embedding_ingest.snapshots.apply import TailPlan, build_tail, rewrite_without
 from embedding_ingest.snapshots.archive import read_manifest
+from embedding_ingest.snapshots.base_segments import BaseSegments
 from embedding_ingest.snapshots.build import check_compatible
 from embedding_ingest.snapshots.exceptions import SnapshotCountMismatchError, VersionNotFoundError
 from embedding_ingest.snapshots.mirror import one_line, refresh_plain_mirror
@@ -35,6 +37,7 @@ from embedding_ingest.snapshots.models import (
 from embedding_ingest.snapshots.revisions import check_tombstones, tombstones_key
 from embedding_ingest.snapshots.segments import (
     compact,
+    index_file,
     local_segments,
     needs_compaction,
     new_version_manifest,
@@ -116,22 +119,22 @@ def publish_next_version(store: ObjectStore, ledger: Ledger, lease: Lease, *, da
         model, dimensions = check_compatible(manifests)
     else:
         model, dimensions = settings.embedding_model, settings.embedding_dimensions
-    segments = list(base.segments) if base is not None else []
-    with tempfile.TemporaryDirectory(dir=cache.scratch_root(settings, database), prefix="publish-") as tmp:
+    with tempfile.TemporaryDirectory(dir=cache.scratch_root(settings, database), prefix="publish-") as tmp, \
+            BaseSegments(store, settings, base, Path(tmp)) as held:
         scratch = Path(tmp)
-        current_dirs = local_segments(store, settings, base, scratch) if base is not None else []
         tail = scratch / "tail"
-        plan = build_tail(store, manifests, current_dirs, tail, database=database, dimensions=dimensions,
+        plan = build_tail(store, manifests, held.readers, tail, database=database, dimensions=dimensions,
                           settings=settings, scratch=scratch, tombstones=_tombstones(store, base))
         digest = ids_digest(plan.incoming)
         if current is not None and not plan.changes_anything():  # everything is published already
             return _outcome(current, plan, digest)
-        segments, current_dirs = _without_removed(store, plan, segments, current_dirs, scratch,
+        segments, current_dirs = _without_removed(store, plan, held, scratch,
                                                   database=database, dimensions=dimensions, model=model)
         built: Path | None = None
         if plan.written:
-            parts = [*zip(current_dirs, (s.count for s in segments), strict=True), (tail, len(plan.written))]
-            if needs_compaction([count for _, count in parts], settings):
+            counts = [*(s.count for s in segments), len(plan.written)]
+            if needs_compaction(counts, settings):
+                parts = [*zip((d() for d in current_dirs), counts, strict=False), (tail, len(plan.written))]
                 built, part_sources = scratch / "compacted", [s.key for s in segments] + wanted
                 count = compact(parts, built, database=database, dimensions=dimensions)
                 segments = []
@@ -153,10 +156,18 @@ def publish_next_version(store: ObjectStore, ledger: Ledger, lease: Lease, *, da
         published, pointer_error = _publish_manifest(store, ledger, lease, manifest, current)
         if built is not None and cache.cache_enabled(settings):
             cache.install(settings, database, segments[-1], built)
+        _install_indexes(settings, database, segments, scratch)
     prune_error, plain_error = _tidy(store, ledger, database, settings)
     mirror_error = "; ".join(problem for problem in (pointer_error, plain_error) if problem) or None
     return dataclasses.replace(_outcome(published, plan, digest), mirror_error=mirror_error,
                                prune_error=prune_error)
+
+
+def _install_indexes(settings: Settings, database: str, segments: Sequence[SegmentRef],
+                     scratch: Path) -> None:
+    """Keep the id indexes this publish built in the cache (those it did not build are already there)."""
+    for segment in segments:
+        id_index.install(settings, database, segment, index_file(scratch, segment))
 
 
 def _tombstones(store: ObjectStore, base: VersionManifest | None) -> dict[str, str]:
@@ -185,25 +196,28 @@ def _outcome(version: SnapshotVersion, plan: TailPlan, digest: str) -> PublishOu
                           superseded=plan.superseded, received=plan.received)
 
 
-def _without_removed(store: ObjectStore, plan: TailPlan, segments: list[SegmentRef], dirs: list[Path],
-                     scratch: Path, *, database: str, dimensions: int, model: str
-                     ) -> tuple[list[SegmentRef], list[Path]]:
+def _without_removed(store: ObjectStore, plan: TailPlan, held: BaseSegments, scratch: Path, *,
+                     database: str, dimensions: int, model: str
+                     ) -> tuple[list[SegmentRef], list[Callable[[], Path]]]:
     """The current segments with replaced and deleted ids taken out: each affected segment is
-    rewritten as a new (content-addressed) segment; one left empty is dropped."""
-    kept_segments, kept_dirs = [], []
-    for index, (segment, path) in enumerate(zip(segments, dirs, strict=True)):
+    rewritten as a new (content-addressed) segment; one left empty is dropped. Returns the segments
+    and, for each, how to get its local persist dir (only the affected ones are fetched here)."""
+    kept_segments: list[SegmentRef] = []
+    kept_dirs: list[Callable[[], Path]] = []
+    for index, segment in enumerate(held.segments):
         doomed = plan.removals.get(index)
         if not doomed:
             kept_segments.append(segment)
-            kept_dirs.append(path)
+            kept_dirs.append(functools.partial(held.dir, index))
             continue
         work = scratch / f"rewritten-{index}"
-        count = rewrite_without(path, work, database=database, ids=doomed, expected=segment.count)
+        count = rewrite_without(held.dir(index), work, database=database, ids=doomed,
+                                expected=segment.count)
         if count == 0:
             continue
         kept_segments.append(upload_segment(store, work, scratch, database=database, count=count,
                                             dimensions=dimensions, model=model, sources=[segment.key]))
-        kept_dirs.append(work)
+        kept_dirs.append(functools.partial(Path, work))
     return kept_segments, kept_dirs
 
 
@@ -234,6 +248,7 @@ def compact_published(store: ObjectStore, ledger: Ledger, lease: Lease, *, datab
         published, _ = _publish_manifest(store, ledger, lease, manifest, current)  # logged
         if cache.cache_enabled(settings):
             cache.install(settings, database, segment, built)
+        _install_indexes(settings, database, [segment], scratch)
     _tidy(store, ledger, database, settings)  # logged: compacting changes no record
     return published
 

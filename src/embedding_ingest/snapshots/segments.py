@@ -22,7 +22,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from embedding_ingest.config import Settings
-from embedding_ingest.snapshots import cache, chroma_io, chroma_sqlite
+from embedding_ingest.snapshots import cache, chroma_io, chroma_sqlite, id_index
 from embedding_ingest.snapshots.archive import materialize, pack_dir, read_manifest, upload_snapshot
 from embedding_ingest.snapshots.build import MERGE_PAGE_SIZE
 from embedding_ingest.snapshots.exceptions import SnapshotConflictError, SnapshotCountMismatchError
@@ -56,6 +56,8 @@ def version_id_of(database: str, model: str, dimensions: int, segments: Sequence
     parts: list = [database, model, dimensions, [s.sha256 for s in segments]]
     if tombstones_key is not None:
         parts.append(tombstones_key)
+    if any(s.ids_sha256 for s in segments):  # versions from before id indexes keep their ids
+        parts.append(["ids", [s.ids_sha256 or "" for s in segments]])
     identity = json.dumps(parts, separators=(",", ":"))
     return hashlib.sha256(identity.encode()).hexdigest()[:VERSION_ID_LENGTH]
 
@@ -121,19 +123,23 @@ def local_segments(store: ObjectStore, settings: Settings, manifest: VersionMani
     """A local persist dir for each segment, its record count checked: the cached ones when the cache
     is used (checked against the store's manifest, see cache.fetch; an entry holding other than its
     count is fetched again), else fresh downloads."""
-    dirs = []
-    for n, segment in enumerate(manifest.segments):
-        if not cache.cache_enabled(settings):
-            path = materialize(store, segment.key, scratch / f"segment-{n}")
-            _check_count(path, manifest.database, segment)
-        else:
-            path = cache.fetch(store, settings, manifest.database, segment, verify=True)
-            if _count_of(path, manifest.database) != segment.count:
-                cache.evict(settings, manifest.database, segment)
-                path = cache.fetch(store, settings, manifest.database, segment, verify=True)
-                _check_count(path, manifest.database, segment)
-        dirs.append(path)
-    return dirs
+    return [local_segment(store, settings, manifest.database, segment, scratch / f"segment-{n}")
+            for n, segment in enumerate(manifest.segments)]
+
+
+def local_segment(store: ObjectStore, settings: Settings, database: str, segment: SegmentRef,
+                  dest: Path) -> Path:
+    """One segment of local_segments (`dest` is used only without a cache)."""
+    if not cache.cache_enabled(settings):
+        path = materialize(store, segment.key, dest)
+        _check_count(path, database, segment)
+        return path
+    path = cache.fetch(store, settings, database, segment, verify=True)
+    if _count_of(path, database) != segment.count:
+        cache.evict(settings, database, segment)
+        path = cache.fetch(store, settings, database, segment, verify=True)
+        _check_count(path, database, segment)
+    return path
 
 
 def _count_of(persist_dir: Path, collection: str) -> int:
@@ -183,7 +189,8 @@ def compact(parts: Sequence[tuple[Path, int]], work: Path, *, database: str, dim
 
 def upload_segment(store: ObjectStore, persist_dir: Path, scratch: Path, *, database: str, count: int,
                    dimensions: int, model: str, sources: list[str]) -> SegmentRef:
-    """Pack a closed segment and commit it at its content-addressed prefix."""
+    """Pack a closed segment and commit it at its content-addressed prefix, with its id index
+    (id_index.py; the index file is left at `index_file(scratch, segment)` for the cache)."""
     archive_path = scratch / "segment.tar"
     sha256, size = pack_dir(persist_dir, archive_path)
     prefix = f"{segments_prefix(database)}{sha256[:SEGMENT_ID_LENGTH]}/"
@@ -192,7 +199,25 @@ def upload_segment(store: ObjectStore, persist_dir: Path, scratch: Path, *, data
                         count=count, dimensions=dimensions, model=model, profile="quality", sources=sources)
     finally:
         archive_path.unlink(missing_ok=True)
-    return SegmentRef(key=prefix, count=count, sha256=sha256)
+    return attach_index(store, SegmentRef(key=prefix, count=count, sha256=sha256), persist_dir, scratch,
+                        database=database)
+
+
+def index_file(scratch: Path, segment: SegmentRef) -> Path:
+    return scratch / f"ids-{segment.segment_id}.sqlite3"
+
+
+def attach_index(store: ObjectStore, segment: SegmentRef, persist_dir: Path, scratch: Path, *,
+                 database: str) -> SegmentRef:
+    """`segment` with the id index of its closed persist dir built, checked against its count, and
+    committed beside it. Its etag goes to `{index file}.etag` for id_index.install."""
+    built = index_file(scratch, segment)
+    indexed = id_index.build(persist_dir, database, built)
+    if indexed != segment.count:
+        raise SnapshotCountMismatchError(f"id index of segment {segment.key!r}", segment.count, indexed)
+    key, ids_sha256, ids_bytes, etag = id_index.upload(store, segment.key, built)
+    built.with_suffix(".etag").write_text(etag or "")
+    return segment.model_copy(update={"ids_key": key, "ids_sha256": ids_sha256, "ids_bytes": ids_bytes})
 
 
 def new_version_manifest(database: str, model: str, dimensions: int, segments: list[SegmentRef], *,

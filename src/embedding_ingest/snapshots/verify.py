@@ -1,5 +1,5 @@
 """Integrity of published versions: re-read every object a version is made of (its manifest, each
-segment's manifest and archive) and check sha256, sizes and record counts; check the local segment
+segment's manifest, archive and id index) and check sha256, sizes and record counts; check the local segment
 cache against the same facts. Problems are collected, not raised, so one run names every bad object.
 `check_version` is the raising form, used before a rollback moves the pointer."""
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from embedding_ingest.config import Settings
-from embedding_ingest.snapshots import cache, chroma_io
+from embedding_ingest.snapshots import cache, chroma_io, id_index
 from embedding_ingest.snapshots.archive import materialize, read_manifest
 from embedding_ingest.snapshots.exceptions import SnapshotCountMismatchError
 from embedding_ingest.snapshots.models import SegmentRef, manifest_key
@@ -83,6 +83,10 @@ def verify_segment(store: ObjectStore, segment: SegmentRef, scratch: Path,
         problems.append(_problem_of(exc, manifest.archive_key))
     finally:
         shutil.rmtree(target, ignore_errors=True)
+    try:
+        id_index.check_stored(store, segment, scratch)
+    except Exception as exc:  # as above, about the index object
+        problems.append(_problem_of(exc, segment.ids_key or segment.key))
     return problems
 
 

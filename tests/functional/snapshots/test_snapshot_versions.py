@@ -210,4 +210,7 @@ def test_processes_share_the_cache_safely(store, ledger, lease, settings, make_d
         results = list(pool.map(_ids_present_in_child, [store.root] * 4, [version] * 4, [probe] * 4,
                                 [settings] * 4))
     assert results == [{"line-00000", "line-00049"}] * 4
-    assert _cached_segments(settings) == _segment_ids(store, version)
+    # ids_present reads id indexes only (issue 21): each cached once, whole; no segment fetched.
+    indexes = sorted((settings.cache_dir / DB / "ids").glob("*.sqlite3"))
+    assert {p.name.split("-")[0] for p in indexes} == _segment_ids(store, version)
+    assert not (settings.cache_dir / DB / "segments").exists()

@@ -3,6 +3,9 @@
 - AWS: a botocore `before-send` hook on a boto3 session answers a chosen share of calls itself, with
   the status, headers and body S3 or DynamoDB would send (the request never reaches moto), so the
   SDK's retry logic, our adapters' error translation and the workflow's Retry all see the real thing.
+- AWS, "done but reply lost": a `before-send` hook delivers the first attempt of every chosen write
+  to the service itself, drops the answer and raises the read timeout a lost reply causes, so the SDK
+  sends the very same request again (RepliesLost).
 - OpenAI: an httpx transport for the `openai` SDK that answers a share of requests with 429 (with
   Retry-After) or 500 before they reach the fake server.
 
@@ -20,6 +23,8 @@ from typing import Any
 
 import httpx
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ReadTimeoutError
+from botocore.httpsession import URLLib3Session
 
 # (HTTP status, error code, message) as each service sends them
 S3_TRANSIENT = ((503, "SlowDown", "Please reduce your request rate."),
@@ -84,6 +89,57 @@ class AwsFaults:
             self.injected[service, operation, code] += 1
         make = _dynamodb_error if service == "dynamodb" else _s3_error
         return make(request.url, status, code, message)
+
+
+# Every call of the project's S3 and DynamoDB adapters that changes something.
+WRITE_OPERATIONS = {
+    "s3": frozenset({"PutObject", "DeleteObject", "DeleteObjects", "CopyObject", "CreateMultipartUpload",
+                     "UploadPart", "CompleteMultipartUpload"}),
+    "dynamodb": frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}),
+}
+
+
+class RepliesLost:
+    """Attach to a boto3 Session: the first attempt of every write in `operations` (service -> names)
+    reaches the service and takes effect, but its reply is lost (botocore's ReadTimeoutError), so the
+    SDK's retry sends the same request again, as it would on AWS. `delivered` counts the writes so
+    repeated, by (service, operation, HTTP status of the lost reply).
+
+    DynamoDB makes a repeated TransactWriteItems idempotent by its ClientRequestToken (which botocore
+    fills in once per call, so every retry carries the same): "Any subsequent calls with the same client
+    token return successfully without making any changes" for ten minutes (TransactWriteItems API
+    reference). moto applies it again instead, so the repeat of a transaction that landed is answered
+    here as DynamoDB answers it."""
+
+    def __init__(self, operations: dict[str, frozenset[str]] = WRITE_OPERATIONS) -> None:
+        self.operations = operations
+        self.enabled = True
+        self.delivered: Counter[tuple[str, str, int]] = Counter()
+        self._http = URLLib3Session()
+        self._landed_transactions: dict[str, AWSResponse] = {}  # invocation id -> the lost reply
+        self._lock = threading.Lock()
+
+    def attach(self, session: Any) -> None:
+        session.events.register("before-send", self._before_send)
+
+    def _before_send(self, request: Any, event_name: str, **_: Any) -> AWSResponse | None:
+        _, service, operation = event_name.split(".", 2)
+        retries = request.context.get("retries", {})
+        invocation = retries.get("invocation-id", "")
+        if not (self.enabled and operation in self.operations.get(service, ())):
+            return None
+        if retries.get("attempt", 1) != 1:
+            with self._lock:
+                landed = self._landed_transactions.pop(invocation, None)
+            return landed  # None: the repeat goes to the service
+        lost = self._http.send(request)  # done: the write lands on the service
+        request.reset_stream()  # the SDK sends the same body again
+        with self._lock:
+            self.delivered[service, operation, lost.status_code] += 1
+            if operation == "TransactWriteItems" and lost.status_code == 200:
+                self._landed_transactions[invocation] = AWSResponse(
+                    request.url, 200, {"Content-Type": "application/x-amz-json-1.0"}, _Body(lost.content))
+        raise ReadTimeoutError(endpoint_url=request.url)
 
 
 class OpenAIFaults(httpx.BaseTransport):

@@ -4,6 +4,7 @@ executions newest first; GSI2 finds one by name."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
 from embedding_ingest.stores.dynamo_base import Attributes, DynamoBase, record_attributes, record_from
@@ -28,8 +29,13 @@ def _execution_attributes(record: ExecutionRecord) -> Attributes:
 
 class DynamoExecutions(DynamoBase):
     def create_execution(self, record: ExecutionRecord) -> None:
-        created = self._conditional("put_item", Item=_execution_attributes(record),
-                                    ConditionExpression="attribute_not_exists(PK)")
+        # This call's own token: the SDK's repeat of the same request (its reply lost) carries it and
+        # finds its own write, while any other start of this execution is refused.
+        token = uuid.uuid4().hex
+        item = {**_execution_attributes(record), "put_token": {"S": token}}
+        created = self._conditional("put_item", Item=item,
+                                    ConditionExpression="attribute_not_exists(PK) OR put_token = :token",
+                                    ExpressionAttributeValues={":token": {"S": token}})
         if created is None:
             raise ExecutionAlreadyExistsError(f"execution already exists: {record.execution_arn}")
 

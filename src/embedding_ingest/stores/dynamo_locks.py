@@ -114,15 +114,21 @@ class DynamoLocks(DynamoBase):
         return renewed
 
     def _free(self, name: str, condition: dict[str, Any]) -> bool:
-        """Remove the holder (the item and its fencing token stay) with a new rvn, if `condition` holds."""
-        values = {**condition.get("ExpressionAttributeValues", {}), ":rvn": {"S": new_rvn()}}
+        """Remove the holder (the item and its fencing token stay) with a new rvn, if `condition` holds.
+        A false condition on a lock left free at that very rvn is our own write, repeated by the SDK
+        after its reply was lost: it counts as done."""
+        freed_at = new_rvn()
+        values = {**condition.get("ExpressionAttributeValues", {}), ":rvn": {"S": freed_at}}
         names = {**condition.get("ExpressionAttributeNames", {}), "#owner": "owner"}
         response = self._conditional(
             "update_item", Key=lease_key(name),
             UpdateExpression="REMOVE #owner, acquired_at, heartbeat_at SET rvn = :rvn",
             ConditionExpression=condition["ConditionExpression"], ExpressionAttributeNames=names,
             ExpressionAttributeValues=values)
-        return response is not None
+        if response is not None:
+            return True
+        now = self._get(lease_key(name))
+        return now is not None and "owner" not in now and now.get("rvn") == {"S": freed_at}
 
     def release_lock(self, lease: Lease) -> bool:
         return self._free(lease.name, _holder_condition(lease))

@@ -30,7 +30,7 @@ class AwsState:
     home: Path
 
 
-# The one case that waits for a crashed holder's lease to run out on DynamoDB (test_crash_matrix_aws):
+# The cases whose crashed holder's lease is taken over on DynamoDB (test_crash_matrix_aws, one per workflow):
 # each call is an HTTP round trip here, so its lease is twice the embedded cases' short one.
 AWS_EXPIRING_LEASE_SECONDS = 4
 

@@ -5,7 +5,9 @@ published twice, no orphaned lock, no batch COMPLETED before its items are publi
 
 The points are the line workflow's from the embedded dry run (scenarios.enumerate_injection_points,
 computed once per process anyway); test_the_aws_dry_run_sees_the_same_points checks that the S3 +
-DynamoDB adapters produce exactly those points, so none of them is missed here.
+DynamoDB adapters produce exactly those points, so none of them is missed here. The word workflow runs
+the same steps on the same adapters except where its kind shows: its poll (word results, the words
+delta) and its own lock and published pointer; its cases are those points (_word_case).
 """
 
 from __future__ import annotations
@@ -38,37 +40,47 @@ from embedding_ingest.stores.records import ItemKind
 
 pytestmark = pytest.mark.slow
 
-KIND = ItemKind.LINE  # the word workflow runs the same steps on the same adapters
+KIND = ItemKind.LINE  # every point of the writing steps; the word workflow's at _word_case
 WRITING_STEPS = ("embedding-line-poll", "embedding-vector-compact/final_merge",
                  "embedding-mark-batches-complete")
+FINAL_MERGE = "embedding-vector-compact/final_merge"
 
 
 def _chosen(point: WritePoint) -> bool:
     return point.method == ENTRY or point.step in WRITING_STEPS
 
 
+def _word_case(point: WritePoint, when: str) -> bool:
+    """The word workflow's own points: its poll's entry and each of its writes landed ("before" a
+    poll write leaves what the previous point left: the poll writes nothing between them), taking over
+    the words lock, and the words pointer's publish on both sides. The rest is the line cases'."""
+    if point.step == "embedding-word-poll":
+        return point.method == ENTRY or when == "after"
+    return point.step == FINAL_MERGE and (point.method == "publish_version" or (
+        point.method == "acquire_lock" and when == "after"))
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "aws_injection" not in metafunc.fixturenames:
         return
-    cases = [(point, when) for point, when in enumerate_injection_points(KIND) if _chosen(point)]
-    entries = sum(1 for point, _ in cases if point.method == ENTRY)
-    record_injection_points(metafunc.config, "test_crash_on_aws_at", len(cases),
+    cases = [(KIND, point, when) for point, when in enumerate_injection_points(KIND) if _chosen(point)]
+    entries = sum(1 for _, point, _ in cases if point.method == ENTRY)
+    words = [(ItemKind.WORD, point, when) for point, when in enumerate_injection_points(ItemKind.WORD)
+             if _word_case(point, when)]
+    record_injection_points(metafunc.config, "test_crash_on_aws_at", len(cases) + len(words),
                             f"line workflow on S3 + DynamoDB: {entries} step entries, before/after "
-                            f"{(len(cases) - entries) // 2} writes of poll, final merge and mark-complete")
-    metafunc.parametrize("aws_injection", cases, ids=[point.case_id(when) for point, when in cases])
+                            f"{(len(cases) - entries) // 2} writes of poll, final merge and mark-complete; "
+                            f"word workflow: {len(words)} points of its poll, lock and pointer")
+    cases += words
+    metafunc.parametrize("aws_injection", cases,
+                         ids=[f"{kind.value}-{point.case_id(when)}" for kind, point, when in cases])
 
 
 @functools.cache
-def _template(endpoint: MotoEndpoint) -> AwsState:
-    root = Path(tempfile.mkdtemp(prefix="reliability-aws-template-"))
+def _template(endpoint: MotoEndpoint, kind: ItemKind = KIND) -> AwsState:
+    root = Path(tempfile.mkdtemp(prefix=f"reliability-aws-template-{kind.value}-"))
     atexit.register(shutil.rmtree, root, True)
-    return prepare_aws_template(root, endpoint, KIND)
-
-
-@pytest.fixture
-def aws_case(moto_endpoint: MotoEndpoint, tmp_path: Path) -> AwsState:
-    # each case's bucket and table stay on the worker's server (small; dropping them costs ~10% per case)
-    return copy_state(_template(moto_endpoint), tmp_path, moto_endpoint)
+    return prepare_aws_template(root, endpoint, kind)
 
 
 def test_the_aws_dry_run_sees_the_same_points(moto_endpoint, tmp_path):
@@ -84,13 +96,14 @@ def test_the_aws_dry_run_sees_the_same_points(moto_endpoint, tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
-def test_crash_on_aws_at(aws_injection: tuple[WritePoint, str], aws_case: AwsState, moto_endpoint,
+def test_crash_on_aws_at(aws_injection: tuple[ItemKind, WritePoint, str], moto_endpoint,
                         tmp_path: Path) -> None:
-    point, when = aws_injection
-    # One case leaves the dead holder's lease to the rerun, which takes it over on DynamoDB (its
-    # transaction conditioned on the record version it watched); the others free it at once.
-    takeover = (point.step, point.method, when) == ("embedding-vector-compact/final_merge", "acquire_lock",
-                                                    "after")
+    kind, point, when = aws_injection
+    # each case's bucket and table stay on the worker's server (small; dropping them costs ~10% per case)
+    state = copy_state(_template(moto_endpoint, kind), tmp_path, moto_endpoint)
+    # One case per workflow leaves the dead holder's lease to the rerun, which takes it over on DynamoDB
+    # (its transaction conditioned on the record version it watched); the others free it at once.
+    takeover = (point.step, point.method, when) == (FINAL_MERGE, "acquire_lock", "after")
     lease = {"LOCK_TTL_SECONDS": AWS_EXPIRING_LEASE_SECONDS} if takeover else {}
-    ws = aws_workspace(tmp_path, moto_endpoint, aws_case, **lease)
-    crash_and_rerun(ws, KIND, point, when, takeover=takeover).ledger.close()
+    ws = aws_workspace(tmp_path, moto_endpoint, state, **lease)
+    crash_and_rerun(ws, kind, point, when, takeover=takeover).ledger.close()

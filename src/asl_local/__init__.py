@@ -10,14 +10,25 @@ virtual so that a one-hour Wait takes no time). It depends on nothing but jsonpa
 Layout: `engine/` (one module per state type, the compiler and the runner), `intrinsics/` (parser and
 functions), `paths` (JSONPath), `templates` (payload templates: paths and intrinsics), `history`,
 `limits` (payload and history quotas), `clock`, `invokers`, `timestamps`, `names` (execution names),
+`arns` (state machine, execution and function ARNs),
 `store` (the store protocol, its records, the in-memory store), `errors`.
 """
 
+from asl_local.arns import (
+    DEFAULT_ACCOUNT,
+    DEFAULT_REGION,
+    StatesArn,
+    execution_arn,
+    lambda_function_arn,
+    parse_states_arn,
+    state_machine_arn,
+)
 from asl_local.clock import Clock, RealClock, VirtualClock
-from asl_local.engine import LocalEngine, compile_definition, execution_arn, state_machine_arn
+from asl_local.engine import LocalEngine, compile_definition
 from asl_local.errors import (
     AslError,
     ExecutionAlreadyExists,
+    InvalidArn,
     InvalidDefinitionError,
     InvalidExecutionInput,
     InvalidName,
@@ -25,7 +36,13 @@ from asl_local.errors import (
     UnsupportedDefinitionError,
 )
 from asl_local.history import to_aws_history, to_describe_execution
-from asl_local.invokers import InProcessInvoker, Invoker, ProcessPoolInvoker
+from asl_local.invokers import (
+    InProcessInvoker,
+    Invocation,
+    Invoker,
+    ProcessPoolInvoker,
+    current_invocation,
+)
 from asl_local.store import (
     ExecutionRecord,
     ExecutionStatus,
@@ -35,6 +52,8 @@ from asl_local.store import (
 )
 
 __all__ = [
+    "DEFAULT_ACCOUNT",
+    "DEFAULT_REGION",
     "AslError",
     "Clock",
     "ExecutionAlreadyExists",
@@ -44,18 +63,24 @@ __all__ = [
     "HistoryEvent",
     "InMemoryExecutionStore",
     "InProcessInvoker",
+    "InvalidArn",
     "InvalidDefinitionError",
     "InvalidExecutionInput",
     "InvalidName",
+    "Invocation",
     "Invoker",
     "LocalEngine",
     "ProcessPoolInvoker",
     "RealClock",
+    "StatesArn",
     "StatesFailure",
     "UnsupportedDefinitionError",
     "VirtualClock",
     "compile_definition",
+    "current_invocation",
     "execution_arn",
+    "lambda_function_arn",
+    "parse_states_arn",
     "state_machine_arn",
     "to_aws_history",
     "to_describe_execution",

@@ -11,6 +11,9 @@ The StartExecution errors are named after the error codes AWS returns for the sa
 
 from __future__ import annotations
 
+import traceback
+from pathlib import Path
+
 STATES_ALL = "States.ALL"
 STATES_RUNTIME = "States.Runtime"
 STATES_DATA_LIMIT = "States.DataLimitExceeded"
@@ -61,6 +64,10 @@ class InvalidName(AslError):  # noqa: N818 - AWS's error code for StartExecution
     """An execution name StartExecution would refuse (names.py has the rule)."""
 
 
+class InvalidArn(AslError):  # noqa: N818 - AWS's error code for a malformed ARN
+    """A state machine or execution ARN that is not one (arns.parse_states_arn has the forms)."""
+
+
 class InvalidExecutionInput(AslError):  # noqa: N818 - AWS's error code for StartExecution
     """An execution input that is not JSON, or over the payload quota."""
 
@@ -84,17 +91,32 @@ class StatesFailure(Exception):  # noqa: N818 - an ASL failure travelling as dat
 class RemoteTaskError(Exception):
     """A task function failed in another process; carries the original class name and message so the
     error name seen by Retry/Catch is the same as in-process (and nothing has to unpickle the task
-    function's own exception classes)."""
+    function's own exception classes). `stack_trace` is the function's traceback as
+    `traceback.format_tb` lines (what Lambda's Python runtime reports as `stackTrace`)."""
 
-    def __init__(self, error_name: str, message: str) -> None:
+    def __init__(self, error_name: str, message: str, stack_trace: list[str] | None = None) -> None:
         super().__init__(message)
         self.error_name = error_name
         self.message = message
+        self.stack_trace = list(stack_trace or [])
 
 
 def error_name_of(exc: BaseException) -> str:
     """The ASL error name of an exception raised by a task function: its class name."""
     return exc.error_name if isinstance(exc, RemoteTaskError) else type(exc).__name__
+
+
+_ENGINE_DIR = str(Path(__file__).resolve().parent)
+
+
+def stack_trace_of(exc: BaseException) -> list[str]:
+    """The function's own traceback lines (`traceback.format_list`), for a local or a remote failure:
+    the engine's frames are left out, as Lambda's runtime leaves out its own."""
+    if isinstance(exc, RemoteTaskError):
+        return exc.stack_trace
+    frames = [frame for frame in traceback.extract_tb(exc.__traceback__)
+              if not str(Path(frame.filename).resolve()).startswith(_ENGINE_DIR)]
+    return traceback.format_list(frames)
 
 
 class FunctionNotFoundError(AslError):

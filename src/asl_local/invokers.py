@@ -6,20 +6,56 @@ A failure is an exception whose class name is the ASL error name.
 
 from __future__ import annotations
 
+import contextvars
 import multiprocessing
 import signal
 import threading
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 from asl_local.errors import (
     FunctionNotFoundError,
     RemoteTaskError,
     TaskProcessCrashedError,
     error_name_of,
+    stack_trace_of,
 )
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What Lambda's context object tells a function about the call it serves: `request_id`
+    (context.aws_request_id), `function_name`, `invoked_function_arn`, and the execution that made
+    the call. The engine sets it around each invocation (current_invocation() reads it, in the calling
+    thread and, through ProcessPoolInvoker, in a worker process), so a function's log lines can carry
+    the request id the history records."""
+
+    request_id: str
+    function_name: str
+    invoked_function_arn: str
+    execution_arn: str
+
+
+_invocation: contextvars.ContextVar[Invocation | None] = contextvars.ContextVar("invocation", default=None)
+
+
+def current_invocation() -> Invocation | None:
+    """The invocation the calling code runs in (None outside any Task call)."""
+    return _invocation.get()
+
+
+def call_as(invocation: Invocation | None, function: Callable[[], T]) -> T:
+    """`function()` with current_invocation() returning `invocation` while it runs."""
+    token = _invocation.set(invocation)
+    try:
+        return function()
+    finally:
+        _invocation.reset(token)
 
 
 def function_name_of(resource: str) -> str:
@@ -65,13 +101,14 @@ def ignore_interrupts() -> None:
 
 
 def run_in_worker(target: Callable[..., Any], function_name: str, payload: dict[str, Any],
-                  target_args: tuple[Any, ...]) -> tuple[str, Any]:
-    """Process-pool entry point. Failures come back as plain data (error name, message) so that no
-    exception class has to survive pickling."""
+                  target_args: tuple[Any, ...], invocation: Invocation | None = None) -> tuple[str, Any]:
+    """Process-pool entry point. Failures come back as plain data (error name, message, traceback
+    lines) so that no exception class has to survive pickling. `invocation` is the caller's
+    current_invocation(), set again here for the function to read."""
     try:
-        return "ok", target(function_name, payload, *target_args)
+        return "ok", call_as(invocation, lambda: target(function_name, payload, *target_args))
     except Exception as exc:  # noqa: BLE001 - every failure is reported to the engine as data
-        return "error", (error_name_of(exc), str(exc))
+        return "error", (error_name_of(exc), str(exc), stack_trace_of(exc))
 
 
 class ProcessPoolInvoker:
@@ -111,7 +148,7 @@ class ProcessPoolInvoker:
         pool = self._executor()
         try:
             status, value = pool.submit(run_in_worker, self._target, name, payload,
-                                        self._target_args).result()
+                                        self._target_args, current_invocation()).result()
         except BrokenProcessPool as exc:
             with self._lock:  # the next call gets a fresh pool
                 if self._pool is pool:

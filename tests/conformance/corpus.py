@@ -74,10 +74,11 @@ def agrees(expected: dict[str, Any], actual: dict[str, Any]) -> bool:
     """`actual` matches `expected` on every key `expected` states (a cause only when it is stated)."""
     return all(actual.get(key) == value for key, value in expected.items())
 
-def run_on_engine(case: Case) -> dict[str, Any]:
+def run_on_engine(case: Case, store: InMemoryExecutionStore | None = None) -> dict[str, Any]:
+    """The case's outcome on the local engine; its execution is kept in `store` when one is given."""
     clock = VirtualClock()
     corpus_handlers.SLEEP[0] = clock.advance
-    engine = LocalEngine(InMemoryExecutionStore(), InProcessInvoker(HANDLERS), clock=clock)
+    engine = LocalEngine(store or InMemoryExecutionStore(), InProcessInvoker(HANDLERS), clock=clock)
     try:
         record = engine.start_execution(case.id, case.definition, "run", case.input)
     except UnsupportedDefinitionError:
@@ -111,6 +112,7 @@ class MotoCorpusServer:
             lambdas.create_function(FunctionName=name, Runtime="python3.11", Role=self.role_arn,
                                     Handler="placeholder.handler", Code={"ZipFile": _placeholder_zip()})
         self._runs = 0
+        self.last_execution_arn: str | None = None  # of the latest run(): its history stays readable
 
     def _client(self, service: str) -> Any:
         return boto3.client(service, region_name=REGION, endpoint_url=f"http://127.0.0.1:{self.port}",
@@ -126,6 +128,7 @@ class MotoCorpusServer:
             return outcome("INVALID")
         arn = self.sfn.start_execution(stateMachineArn=machine, name="run",
                                        input=json.dumps(case.input))["executionArn"]
+        self.last_execution_arn = arn
         deadline = time.monotonic() + EXECUTION_DEADLINE_SECONDS
         while (described := self.sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
             if time.monotonic() > deadline:

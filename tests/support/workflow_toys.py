@@ -14,7 +14,7 @@ from sleep_recorder import SleepRecorder
 
 from asl_local.clock import RealClock
 from asl_local.engine import LocalEngine
-from asl_local.invokers import InProcessInvoker, Invoker
+from asl_local.invokers import InProcessInvoker, Invoker, current_invocation
 from asl_local.store import InMemoryExecutionStore
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "asl"
@@ -107,4 +107,8 @@ def toy_process_target(function_name: str, payload: dict[str, Any], tag: str) ->
         raise CorruptObjectError(payload["key"], "checksum mismatch")
     if function_name == "die":
         os._exit(3)
+    if function_name == "invocation":
+        invocation = current_invocation()
+        return {"pid": os.getpid(), "request_id": invocation.request_id,
+                "function_name": invocation.function_name, "arn": invocation.invoked_function_arn}
     raise ToyInputError(f"unknown toy function {function_name!r}")

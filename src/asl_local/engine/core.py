@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from asl_local.arns import DEFAULT_ACCOUNT, DEFAULT_REGION
 from asl_local.clock import Clock
 from asl_local.errors import STATES_TIMEOUT, StatesFailure
 from asl_local.history import HistoryRecorder
@@ -66,6 +67,8 @@ class Run:
     max_map_threads: int
     deadline: float | None = None  # the execution's TimeoutSeconds as an epoch time
     timeout_seconds: float | None = None
+    region: str = DEFAULT_REGION  # of the engine's ARNs, and TaskScheduled's `region`
+    account: str = DEFAULT_ACCOUNT
     rng_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def jitter(self, upper: float) -> float:

@@ -8,6 +8,7 @@ import json
 import random
 from typing import Any
 
+from asl_local.arns import DEFAULT_ACCOUNT, DEFAULT_REGION, execution_arn, state_machine_arn
 from asl_local.clock import Clock, RealClock
 from asl_local.engine.compile import compile_definition
 from asl_local.engine.core import Branch, ExecutionTimedOut, Run, iso_time
@@ -24,20 +25,8 @@ from asl_local.limits import MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES, payload_byte
 from asl_local.names import validate_execution_name
 from asl_local.store import ExecutionRecord, ExecutionStatus, ExecutionStore
 
-REGION = "us-east-1"
-ACCOUNT = "000000000000"
 # Readers of the store (a UI polling it) see a running execution's events at most this late.
 HISTORY_FLUSH_SECONDS = 0.5
-
-
-def state_machine_arn(state_machine: str) -> str:
-    """The ARN of the state machine named `state_machine` (in the engine's fixed region and account)."""
-    return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{state_machine}"
-
-
-def execution_arn(state_machine: str, name: str) -> str:
-    """The ARN of execution `name` of the state machine named `state_machine`."""
-    return f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{state_machine}:{name}"
 
 
 class LocalEngine:
@@ -47,11 +36,15 @@ class LocalEngine:
     `clock` is the engine's time (history timestamps, Wait, Retry back-off, timeouts): a RealClock by
     default, a VirtualClock in tests so a 1-hour Wait takes no time (a RealClock with a no-op
     `sleep_function` makes waits instant and keeps timestamps real). `rng` drives JitterStrategy FULL
-    and States.MathRandom."""
+    and States.MathRandom. `region` and `account` go into the ARNs it makes (arns.py: by default
+    Step Functions Local's us-east-1 and 123456789012) and into TaskScheduled events."""
 
     def __init__(self, store: ExecutionStore, invoker: Invoker, *, clock: Clock | None = None,
                  rng: random.Random | None = None, max_map_threads: int = 64,
-                 max_history_events: int = MAX_HISTORY_EVENTS) -> None:
+                 max_history_events: int = MAX_HISTORY_EVENTS, region: str = DEFAULT_REGION,
+                 account: str = DEFAULT_ACCOUNT) -> None:
+        self.region = region
+        self.account = account
         self.store = store
         self.invoker = invoker
         self._clock: Clock = clock if clock is not None else RealClock()
@@ -80,11 +73,12 @@ class LocalEngine:
         timeout = definition.get("TimeoutSeconds") if isinstance(definition, dict) else None
         validate_execution_name(name)
         data = self._parse_input(input, name)
-        arn = execution_arn(state_machine, name)
+        arn = execution_arn(state_machine, name, region=self.region, account=self.account)
         clock = self._clock
         start = clock.now()
         record = ExecutionRecord(execution_arn=arn, name=name,
-                                 state_machine_arn=state_machine_arn(state_machine),
+                                 state_machine_arn=state_machine_arn(state_machine, region=self.region,
+                                                                     account=self.account),
                                  status=ExecutionStatus.RUNNING, start_date=start, input=to_json(data))
         existing = self.store.create_execution(record)
         if existing is not None:
@@ -97,9 +91,10 @@ class LocalEngine:
         run = Run(history=history, invoker=self.invoker, clock=clock,
                   rng=self._rng, max_map_threads=self._max_map_threads,
                   execution={"Id": arn, "Name": name, "Input": data, "StartTime": iso_time(start),
-                             "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/local-engine"},
+                             "RoleArn": f"arn:aws:iam::{self.account}:role/local-engine"},
                   state_machine={"Id": record.state_machine_arn, "Name": state_machine},
-                  deadline=None if timeout is None else start + timeout, timeout_seconds=timeout)
+                  deadline=None if timeout is None else start + timeout, timeout_seconds=timeout,
+                  region=self.region, account=self.account)
         branch = Branch(run, 0)
         final = dataclasses.replace(record, status=ExecutionStatus.ABORTED)
         try:

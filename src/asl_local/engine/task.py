@@ -1,4 +1,5 @@
-"""Task: invoke a function through the engine's invoker (a Lambda-shaped call), with TimeoutSeconds.
+"""Task: invoke a Lambda function through the engine's invoker, with TimeoutSeconds; as a function ARN
+Resource or through the optimized integration arn:aws:states:::lambda:invoke (lambda_invoke.py).
 
 Each attempt evaluates Parameters afresh (so $$.State.RetryCount counts), invokes, then applies
 ResultSelector, ResultPath and OutputPath; any failure on the way is retried and caught (AWS).
@@ -19,14 +20,19 @@ from asl_local.engine.core import (
     failure_details,
 )
 from asl_local.engine.error_handling import ErrorHandling
+from asl_local.engine.lambda_invoke import (
+    function_failure,
+    integration_for,
+    request_id_for,
+    result_too_large,
+)
 from asl_local.errors import (
     STATES_RUNTIME,
     STATES_TIMEOUT,
     StatesFailure,
-    error_name_of,
 )
 from asl_local.intrinsics.functions import is_integer
-from asl_local.invokers import function_name_of
+from asl_local.invokers import Invocation, call_as, function_name_of
 from asl_local.limits import check_payload, to_json
 from asl_local.paths import apply_result_path, select_for
 from asl_local.templates import evaluate_template
@@ -41,7 +47,7 @@ class TaskState(ErrorHandling, State):
     def __init__(self, name: str, spec: dict[str, Any]) -> None:
         super().__init__(name, spec)
         self.resource: str = spec["Resource"]
-        self.function_name = function_name_of(self.resource)
+        self.integration = integration_for(self.resource)
         self.parameters = spec.get("Parameters")
         self.result_selector = spec.get("ResultSelector")
         self.init_error_handling(spec)
@@ -52,7 +58,8 @@ class TaskState(ErrorHandling, State):
             payload = evaluate_template(self.parameters, data, context, state=self.name, field="Parameters",
                                         rng=branch.run.rng)
         check_payload(payload, state=self.name, what="input after Parameters")
-        result = self._invoke(branch, payload, self._timeout(data, context))
+        result = self._invoke(branch, payload, self._seconds(data, context, "TimeoutSeconds"),
+                              self._seconds(data, context, "HeartbeatSeconds"))
         if self.result_selector is not None:
             result = evaluate_template(self.result_selector, result, context, state=self.name,
                                        field="ResultSelector", rng=branch.run.rng)
@@ -61,54 +68,60 @@ class TaskState(ErrorHandling, State):
         check_payload(output, state=self.name, what="output")
         return output
 
-    def _timeout(self, data: Any, context: dict[str, Any]) -> float | None:
-        if "TimeoutSecondsPath" in self.spec:
-            value = select_for(self.spec["TimeoutSecondsPath"], data, context, state=self.name,
-                               field="TimeoutSecondsPath")
+    def _seconds(self, data: Any, context: dict[str, Any], key: str) -> float | None:
+        if f"{key}Path" in self.spec:
+            value = select_for(self.spec[f"{key}Path"], data, context, state=self.name, field=f"{key}Path")
             if not is_integer(value) or value < 1:
-                raise StatesFailure(STATES_RUNTIME, f"State '{self.name}': TimeoutSecondsPath must select a "
+                raise StatesFailure(STATES_RUNTIME, f"State '{self.name}': {key}Path must select a "
                                                     f"positive integer, got {to_json(value)[:80]}")
             return float(value)
-        return float(self.spec["TimeoutSeconds"]) if "TimeoutSeconds" in self.spec else None
+        return float(self.spec[key]) if key in self.spec else None
 
-    def _invoke(self, branch: Branch, payload: Any, timeout: float | None) -> Any:
-        # A Lambda function ARN as Resource (the only kind the engine runs): AWS records the call as
-        # LambdaFunction* events, not the Task* events of service integrations.
-        run = branch.run
-        branch.record("LambdaFunctionScheduled", {"resource": self.resource, "input": to_json(payload),
-                                                  "inputDetails": {"truncated": False},
-                                                  **({"timeoutInSeconds": int(timeout)} if timeout else {})})
-        branch.record("LambdaFunctionStarted")
+    def _invoke(self, branch: Branch, payload: Any, timeout: float | None, heartbeat: float | None) -> Any:
+        """One invocation, recorded as AWS records it: Scheduled, Started, then Succeeded, Failed or
+        TimedOut (Task* for lambda:invoke, LambdaFunction* for a function ARN; lambda_invoke.py)."""
+        run, style = branch.run, self.integration
+        prefix, details = style.event_prefix, style.details()
+        scheduled = branch.record(f"{prefix}Scheduled",
+                                  style.scheduled(payload, timeout, heartbeat, run.region))
+        request_id = request_id_for(run.execution["Id"], scheduled)
+
+        def failed(failure: StatesFailure) -> StatesFailure:
+            branch.record(f"{prefix}Failed", {**details, **failure_details(failure)})
+            return failure
+
+        try:
+            call = style.request(payload, run.region, run.account)
+        except StatesFailure as failure:  # a FunctionName Lambda would refuse: the call never starts
+            raise failed(failure) from None
+        branch.record(f"{prefix}Started", details or None)
+        invocation = Invocation(request_id, function_name_of(call.target), call.function_arn,
+                                run.execution["Id"])
         remaining = run.remaining()
         limit = timeout if remaining is None else min(timeout or remaining, remaining)
         try:
             # A JSON round trip each way: the function gets its own copy of plain JSON data, as a Lambda
             # would, and cannot hand back anything Step Functions could not hold.
+            event = json.loads(to_json(call.event))
             result = run.clock.call_with_timeout(
-                lambda: run.invoker.invoke(self.resource, json.loads(to_json(payload))), limit)
+                lambda: call_as(invocation, lambda: run.invoker.invoke(call.target, event)), limit)
         except TaskTimedOut:
             if remaining is not None and (timeout is None or remaining < timeout):
                 raise ExecutionTimedOut(run.timeout_seconds or 0) from None
             failure = StatesFailure(STATES_TIMEOUT, f"Task '{self.name}' did not finish within its "
                                                     f"TimeoutSeconds of {timeout:g} seconds.")
-            branch.record("LambdaFunctionTimedOut", failure_details(failure))
+            branch.record(f"{prefix}TimedOut", {**details, **failure_details(failure)})
             raise failure from None
         except Exception as exc:  # noqa: BLE001 - any function error becomes data named by its class
-            error = error_name_of(exc)
-            failure = StatesFailure(error, to_json({"errorMessage": str(exc), "errorType": error}))
-            branch.record("LambdaFunctionFailed", failure_details(failure))
-            raise failure from None
+            raise failed(function_failure(exc, request_id, call.function_arn)) from None
         try:
-            result = json.loads(to_json(result))
-            check_payload(result, state=self.name, what="result")
-        except StatesFailure as failure:
-            branch.record("LambdaFunctionFailed", failure_details(failure))
-            raise
+            result = style.result(json.loads(to_json(result)), call, request_id, run.clock.now())
         except (TypeError, ValueError) as exc:
-            failure = StatesFailure(STATES_RUNTIME, f"State '{self.name}': {self.function_name} returned "
-                                                    f"a value that is not JSON: {exc}")
-            branch.record("LambdaFunctionFailed", failure_details(failure))
-            raise failure from None
-        branch.record("LambdaFunctionSucceeded", {"output": to_json(result),
-                                                  "outputDetails": {"truncated": False}})
+            raise failed(StatesFailure(STATES_RUNTIME, f"State '{self.name}': {invocation.function_name} "
+                                                       f"returned a value that is not JSON: {exc}")) from None
+        too_large = result_too_large(result, style.size_label())
+        if too_large is not None:
+            raise failed(too_large)
+        branch.record(f"{prefix}Succeeded", {**details, "output": to_json(result),
+                                             "outputDetails": {"truncated": False}})
         return result

@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 from asl_local.engine.choice import OPERATORS, PATH_COMPARISONS, RULE_KEYS, rule_operator
 from asl_local.engine.error_handling import CATCHER_FIELDS, RETRIER_FIELDS
+from asl_local.engine.lambda_invoke import LAMBDA_INVOKE, integration_of, split_function_name
 from asl_local.errors import (
     STATES_ALL,
     InvalidDefinitionError,
@@ -147,11 +148,12 @@ def check_task(spec: dict[str, Any], at: str) -> None:
     resource = spec.get("Resource")
     if not isinstance(resource, str) or not resource:
         invalid(at, "Task needs a Resource")
-    if resource.startswith("arn:aws:states:::"):
-        refuse(at, f"service integration {resource!r} is not supported; use a function ARN as Resource")
-    if ":activity:" in resource:
+    integration = integration_of(resource)
+    if integration is not None:
+        check_integration(resource, integration, spec.get("Parameters"), at)
+    elif ":activity:" in resource:
         refuse(at, f"activity {resource!r} is not supported by the local engine (no activity worker can "
-                   "poll it here); use a Lambda function ARN as Resource")
+                   "poll it here); use arn:aws:states:::lambda:invoke or a Lambda function ARN")
     for key in ("TimeoutSeconds", "HeartbeatSeconds"):
         check_one_of(spec, (key, f"{key}Path"), at, required=False)
         check_whole_number(spec, key, at, minimum=1)
@@ -159,6 +161,54 @@ def check_task(spec: dict[str, Any], at: str) -> None:
             check_reference_path(spec[f"{key}Path"], at, f"{key}Path")
     if "HeartbeatSeconds" in spec and spec["HeartbeatSeconds"] >= spec.get("TimeoutSeconds", MAX_SECONDS):
         invalid(at, "HeartbeatSeconds must be smaller than TimeoutSeconds")
+
+
+# Invoke's request fields the optimized integration passes on (https://docs.aws.amazon.com/step-functions/
+# latest/dg/connect-lambda.html; Lambda API reference, Invoke).
+LAMBDA_INVOKE_FIELDS = frozenset({"FunctionName", "Payload", "Qualifier", "ClientContext", "InvocationType",
+                                  "LogType"})
+
+
+def check_integration(resource: str, integration: tuple[str, str], parameters: Any, at: str) -> None:
+    """A service integration: only request-response lambda:invoke runs here. What AWS rejects at
+    CreateStateMachine is invalid (Lambda has no .sync form; lambda: has no other action), what it
+    accepts but the engine cannot do (callbacks, other services) is refused, naming the resource."""
+    action, pattern = integration
+    if action.startswith("lambda:") and (action != LAMBDA_INVOKE or pattern.startswith(".sync")):
+        # AWS's words (InvalidDefinition at CreateStateMachine).
+        invalid(at, f"The resource provided {resource} is not recognized. The value is not a valid "
+                    "resource ARN, or the resource is not available in this region.")
+    if pattern == ".waitForTaskToken":
+        refuse(at, f"{resource!r}: the callback pattern (.waitForTaskToken) is not supported by the local "
+                   "engine: nothing here can call SendTaskSuccess with the task token")
+    if action != LAMBDA_INVOKE:
+        refuse(at, f"service integration {resource!r} is not supported by the local engine; it runs "
+                   "arn:aws:states:::lambda:invoke and Lambda function ARNs")
+    if not isinstance(parameters, dict):
+        invalid(at, "The field 'FunctionName' is required but was missing (lambda:invoke needs "
+                    "Parameters with FunctionName)")
+    fields = {key.removesuffix(".$") for key in parameters}
+    unknown = sorted(fields - LAMBDA_INVOKE_FIELDS)
+    if unknown:
+        invalid(at, f"The field '{unknown[0]}' is not supported by Step Functions (lambda:invoke takes "
+                    f"{', '.join(sorted(LAMBDA_INVOKE_FIELDS))})")
+    if "FunctionName" not in fields:
+        invalid(at, "The field 'FunctionName' is required but was missing")
+    if len(fields) != len(parameters):
+        invalid(at, "a field is given both as a value and as a path (.$)")
+    name = parameters.get("FunctionName")
+    if isinstance(name, str) and split_function_name(name) is None:
+        invalid(at, f"FunctionName {name!r} is not a function name, name:qualifier or function ARN")
+    if "InvocationType.$" in parameters or parameters.get("InvocationType", "RequestResponse") != \
+            "RequestResponse":
+        refuse(at, "lambda:invoke with an InvocationType other than RequestResponse (Event, DryRun) is "
+                   "not supported by the local engine")
+    if "LogType.$" in parameters or parameters.get("LogType", "None") != "None":
+        refuse(at, "lambda:invoke with LogType Tail is not supported by the local engine (no log tail "
+                   "is returned); read the function's logs instead")
+    if "ClientContext" in fields:
+        refuse(at, "lambda:invoke with ClientContext is not supported by the local engine (functions "
+                   "get no client context)")
 
 
 def check_wait(spec: dict[str, Any], at: str) -> None:

@@ -34,7 +34,13 @@ def test_retry_gives_up_after_max_attempts_and_the_error_names_the_exception():
     record = engine.start_execution("line", fixture("retry_then_succeed"), "giveup", {})
 
     assert (record.status, record.error) == (ExecutionStatus.FAILED, "TransientToyError")
-    assert json.loads(record.cause) == {"errorMessage": "busy 2", "errorType": "TransientToyError"}
+    # Lambda's error payload; only the function's own frames (the engine's are left out, as Lambda's
+    # runtime leaves out its own).
+    cause = json.loads(record.cause)
+    assert list(cause) == ["errorMessage", "errorType", "requestId", "stackTrace"]
+    assert (cause["errorMessage"], cause["errorType"]) == ("busy 2", "TransientToyError")
+    [frame] = cause["stackTrace"]
+    assert "workflow_toys.py" in frame and "raise self.failures.pop(0)" in frame
     assert flaky.calls == 3
     assert len(sleep.delays) == 2
 
@@ -96,7 +102,10 @@ def test_oversized_result_is_data_limit_exceeded_and_not_caught_by_states_all():
     record = engine.start_execution("line", fixture("data_limit"), "toobig", {})
 
     assert (record.status, record.error) == (ExecutionStatus.FAILED, "States.DataLimitExceeded")
-    assert "Huge" in record.cause
+    # AWS's words; a function ARN Resource names the function (lambda:invoke says 'lambda').
+    assert record.cause == ("The state/task 'arn:aws:lambda:us-east-1:000000000000:function:sized' "
+                            "returned a result with a size exceeding the maximum number of bytes "
+                            "service limit.")
 
 
 def test_result_just_under_the_limit_passes():

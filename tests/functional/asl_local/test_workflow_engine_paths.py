@@ -87,7 +87,7 @@ def test_context_object_exposes_execution_state_and_map_item():
     output = json.loads(record.output)
     assert output["name"] == "ctx-run"
     assert output["id"] == record.execution_arn
-    assert output["id"] == "arn:aws:states:us-east-1:000000000000:execution:word-ingest:ctx-run"
+    assert output["id"] == "arn:aws:states:us-east-1:123456789012:execution:word-ingest:ctx-run"
     assert output["input"] == {"letters": ["x", "y"]}
     assert output["started"].endswith("Z")
     assert output["state"] == "Describe"

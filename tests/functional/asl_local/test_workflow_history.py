@@ -65,8 +65,8 @@ def test_describe_execution_is_aws_shaped_for_success_and_failure():
     described_ok = to_describe_execution(ledger.get_execution(ok.execution_arn))
     described_bad = engine.describe_execution("bad")
 
-    assert described_ok["executionArn"] == "arn:aws:states:us-east-1:000000000000:execution:word-ingest:ok"
-    assert described_ok["stateMachineArn"] == "arn:aws:states:us-east-1:000000000000:stateMachine:word-ingest"
+    assert described_ok["executionArn"] == "arn:aws:states:us-east-1:123456789012:execution:word-ingest:ok"
+    assert described_ok["stateMachineArn"] == "arn:aws:states:us-east-1:123456789012:stateMachine:word-ingest"
     assert described_ok["status"] == "SUCCEEDED"
     assert json.loads(described_ok["output"])["result"]["total"] == 2
     assert described_ok["stopDate"] >= described_ok["startDate"]

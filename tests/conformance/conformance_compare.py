@@ -137,8 +137,9 @@ def event_types(outcome: Outcome) -> Counter:
 
 
 def failed_functions(outcome: Outcome) -> int:
-    """Failed Lambda invocations (a Lambda function ARN as Task Resource: LambdaFunctionFailed)."""
-    return sum(event["type"] == "LambdaFunctionFailed" for event in outcome.events)
+    """Failed Lambda invocations: TaskFailed (lambda:invoke, our definitions) or LambdaFunctionFailed
+    (a function ARN as Resource)."""
+    return sum(event["type"] in ("TaskFailed", "LambdaFunctionFailed") for event in outcome.events)
 
 
 def published_records(workspace: Workspace, kind: ItemKind) -> dict[str, tuple[str, dict, tuple]]:

@@ -145,7 +145,7 @@ def test_the_history_filter_keeps_failed_events_only(browser, site, artifacts):
     css(browser, "#history-failed-only")[0].click()
     wait_for(browser, lambda d: len(css(d, "#history-table tr.event")) == 2, "the failed-only history")
     types = [r.get_attribute("data-type") for r in css(browser, "#history-table tr.event")]
-    assert types == ["LambdaFunctionFailed", "ExecutionFailed"]
+    assert types == ["TaskFailed", "ExecutionFailed"]
     css(browser, "#history-table tr.event")[0].click()  # expands its details
     wait_for(browser, lambda d: css(d, "#history-table tr.event-details pre"), "expanded details")
     assert HOSTILE_CAUSE.split("<")[0].strip() in css(browser, "#history-table tr.event-details pre")[0].text

@@ -47,7 +47,7 @@ def until_lock_free(ws: Workspace) -> Callable[[float], None]:
 
 def history_errors(ws: Workspace, record: ExecutionRecord) -> list[str]:
     return [event.details.get("error", "") for event in ws.ledger.get_events(record.execution_arn)
-            if event.type == "LambdaFunctionFailed"]
+            if event.type == "TaskFailed"]
 
 
 def test_two_executions_publish_disjoint_batches_and_lose_no_pointer_update(tmp_path: Path) -> None:

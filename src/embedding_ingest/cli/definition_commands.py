@@ -55,15 +55,17 @@ def _lambda_style(function: Callable[..., Any]) -> Callable[[Any], Any]:
 
 
 def _task_functions(node: Any) -> set[str]:
-    """Function names of every Task whose Resource is a Lambda function ARN (nested Map/Parallel
-    included); other resources are left to the engine, which refuses them at load with its reason."""
-    from asl_local.invokers import function_name_of, is_lambda_function_arn
+    """Function names of every Task that names its Lambda function (a function ARN as Resource, or
+    lambda:invoke's FunctionName; nested Map/Parallel included); other resources are left to the
+    engine, which refuses them at load with its reason."""
+    from asl_local.engine.lambda_invoke import function_name_in
 
     found: set[str] = set()
     if isinstance(node, dict):
         resource = node.get("Resource")
-        if node.get("Type") == "Task" and isinstance(resource, str) and is_lambda_function_arn(resource):
-            found.add(function_name_of(resource))
+        name = function_name_in(resource, node.get("Parameters")) if isinstance(resource, str) else None
+        if node.get("Type") == "Task" and name:
+            found.add(name)
         for value in node.values():
             found |= _task_functions(value)
     elif isinstance(node, list):

@@ -37,6 +37,27 @@ def state_names(events: Sequence[dict[str, Any]]) -> dict[int, str]:
     return names
 
 
+def task_functions(events: Sequence[dict[str, Any]]) -> dict[int, str]:
+    """Event id -> the Lambda function its task invocation called, for every Task*/LambdaFunction*
+    event: the function ARN's name, or lambda:invoke's FunctionName from its TaskScheduled parameters
+    (the events themselves say only `resource: "invoke"`)."""
+    by_id = {e["id"]: e for e in events}
+    found: dict[int, str] = {}
+    for event in events:
+        current, seen = event, 0
+        while current is not None and seen < 8 and not current["type"].endswith("StateEntered"):
+            details = event_details(current)
+            if current["type"] in ("TaskScheduled", "LambdaFunctionScheduled"):
+                try:
+                    name = json.loads(details.get("parameters") or "{}").get("FunctionName")
+                except (ValueError, AttributeError):
+                    name = None
+                found[event["id"]] = str(name or details.get("resource") or "").rsplit(":", 1)[-1]
+                break
+            current, seen = by_id.get(current.get("previousEventId")), seen + 1
+    return found
+
+
 def failed_events(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The *Failed events, each with `stateName` added: the state that failed (error and cause are in
     its details, as AWS puts them). ExecutionFailed names the step whose Catch ended the run."""
@@ -69,11 +90,13 @@ def history_table(title: str, events: Sequence[dict[str, Any]], *, failed_only: 
                      [[e["id"], when(e.get("timestamp")), e["type"], e.get("stateName"),
                        event_details(e).get("error"), event_details(e).get("cause")] for e in events])
     names = state_names(events)
+    functions = task_functions(events)
 
     def detail(event: dict[str, Any]) -> str:
         details = event_details(event)
-        # A Lambda ARN's function name says it all (the ARN is in the JSON).
-        return str(details.get("error") or str(details.get("resource") or "").rsplit(":", 1)[-1])
+        # The function's name says it all (its ARN, or lambda:invoke's parameters, are in the JSON).
+        return str(details.get("error") or functions.get(event["id"])
+                   or str(details.get("resource") or "").rsplit(":", 1)[-1])
 
     return table(title, ["id", "prev", "time", "type", "state", "error / resource"],
                  [[e["id"], e.get("previousEventId"), when(e.get("timestamp")), e["type"],

@@ -1,7 +1,10 @@
 """Builds the line and word ingestion state machines (ASL) of the reference.
 
 Data flow, and why it is shaped so:
-- Each Task gets exactly its contract event (steps/contracts.py) through Parameters.
+- Each Task calls its Lambda through the optimized integration (arn:aws:states:::lambda:invoke) and
+  gets exactly its contract event (steps/contracts.py) as the Payload; what it hands on is the
+  function's result (the Payload of Invoke's response), so every contract is the same as with a
+  function ARN as Resource.
 - Results that wrap one key ({"chunked_data": ...}) are lifted into the state data under that key by a
   ResultSelector listing the contract's fields, so the state keeps the reference's structure and the
   execution output ends with final_merge_result and mark_complete_result (lesson 4).
@@ -20,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from asl_local.arns import lambda_function_arn
 from embedding_ingest.pipeline.policies import catch_to, fail_fast_catch, fail_state, retry_policy
 from embedding_ingest.pipeline.state_names import WorkflowKind, failed_state, names_for
 from embedding_ingest.steps.contracts import (
@@ -32,6 +36,9 @@ from embedding_ingest.steps.contracts import (
     MarkCompleteOutcome,
 )
 
+# The optimized integration (https://docs.aws.amazon.com/step-functions/latest/dg/connect-lambda.html):
+# what AWS recommends, and what records the Task* events the reference's runbook filters on.
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 LIST_PENDING = "embedding-list-pending"
 POLL = {"line": "embedding-line-poll", "word": "embedding-word-poll"}
 SPLIT_CHUNKS = "embedding-split-chunks"
@@ -48,7 +55,8 @@ GROUP_CONCURRENCY = 6
 
 
 def local_resource_arn(function_name: str) -> str:
-    return f"arn:aws:lambda:us-east-1:000000000000:function:{function_name}"
+    """The function's ARN as the local engine knows it (asl_local's default region and account)."""
+    return lambda_function_arn(function_name)
 
 
 def _fields_of(model: type[BaseModel], at: str) -> dict[str, str]:
@@ -56,15 +64,24 @@ def _fields_of(model: type[BaseModel], at: str) -> dict[str, str]:
     return {f"{name}.$": f"{at}.{name}" for name in model.model_fields}
 
 
-def _task(resource: str, comment: str, *, parameters: dict[str, Any] | None, on_error: str,
+def _task(function_arn: str, comment: str, *, parameters: dict[str, Any] | None, on_error: str,
           result_selector: dict[str, Any] | None = None, result_path: str | None = "$",
           next_state: str | None = None) -> dict[str, Any]:
-    spec: dict[str, Any] = {"Type": "Task", "Comment": comment, "Resource": resource}
-    if parameters is not None:
-        spec["Parameters"] = parameters
+    """A Task calling `function_arn` through the optimized Lambda integration: `parameters` become the
+    Payload (None: the whole state input). The task's result is Invoke's response, the function's
+    result under `Payload`, so a `result_selector` reads from `$.Payload...`; without one the step's
+    output is the Payload itself (OutputPath), as before the integration. OutputPath goes only with
+    ResultPath `$`: after another ResultPath it would select from the merged state."""
+    payload = {"Payload": parameters} if parameters is not None else {"Payload.$": "$"}
+    spec: dict[str, Any] = {"Type": "Task", "Comment": comment, "Resource": LAMBDA_INVOKE,
+                            "Parameters": {"FunctionName": function_arn, **payload}}
     if result_selector is not None:
         spec["ResultSelector"] = result_selector
     spec["ResultPath"] = result_path
+    if result_selector is None:
+        if result_path != "$":
+            raise ValueError(f"{comment!r}: a Task without ResultSelector must have ResultPath '$'")
+        spec["OutputPath"] = "$.Payload"
     spec["Retry"] = retry_policy()
     spec["Catch"] = catch_to(on_error)
     spec.update({"Next": next_state} if next_state else {"End": True})
@@ -91,8 +108,8 @@ def _single_task_processor(name: str, resource: str, comment: str) -> dict[str, 
 def build_definition(kind: WorkflowKind, resource_for: Callable[[str], str], *,
                      max_batches: int | None = None) -> dict[str, Any]:
     """The state machine of the `kind` ("line" | "word") ingestion workflow. `resource_for` maps a
-    function name to its Task Resource (a Lambda ARN); `max_batches` caps the batches one execution
-    takes (None: the list step's setting)."""
+    function name to the FunctionName its Tasks invoke (a Lambda ARN); `max_batches` caps the batches
+    one execution takes (None: the list step's setting)."""
     n = names_for(kind)
     database = f"{kind}s"
     states: dict[str, Any] = {}
@@ -140,7 +157,8 @@ def build_definition(kind: WorkflowKind, resource_for: Callable[[str], str], *,
 
     add_task(n.split, SPLIT_CHUNKS, "Deltas into chunks of 10; offloaded to S3 when large",
              parameters={"batch_id.$": "$$.Execution.Name", "poll_results.$": "$.poll_results"},
-             result_selector=_fields_of(ChunkedData, "$.chunked_data"), result_path="$.chunked_data",
+             result_selector=_fields_of(ChunkedData, "$.Payload.chunked_data"),
+             result_path="$.chunked_data",
              next_state=n.check_chunks)
     states[n.check_chunks] = {
         "Type": "Choice",
@@ -154,7 +172,8 @@ def build_definition(kind: WorkflowKind, resource_for: Callable[[str], str], *,
                          "batch_id.$": "$.chunked_data.batch_id",
                          "chunks_s3_key.$": "$.chunked_data.chunks_s3_key",
                          "chunks_s3_bucket.$": "$.chunked_data.chunks_s3_bucket"},
-             result_selector=_fields_of(ChunkedData, "$.chunked_data"), result_path="$.chunked_data",
+             result_selector=_fields_of(ChunkedData, "$.Payload.chunked_data"),
+             result_path="$.chunked_data",
              next_state=n.normalize_chunks)
     states[n.normalize_chunks] = {
         "Type": "Pass", "Comment": "Keep only what the merges need",
@@ -194,7 +213,8 @@ def build_definition(kind: WorkflowKind, resource_for: Callable[[str], str], *,
     add_task(n.create_groups, CREATE_CHUNK_GROUPS, "Groups of chunk results, always offloaded",
              parameters={"batch_id.$": "$.batch_id", "chunk_results.$": "$.chunk_results",
                          "group_size.$": "$.group_size", "poll_results.$": "$.poll_results"},
-             result_selector=_fields_of(ChunkGroups, "$.chunk_groups"), result_path="$.chunk_groups",
+             result_selector=_fields_of(ChunkGroups, "$.Payload.chunk_groups"),
+             result_path="$.chunk_groups",
              next_state=n.check_groups)
     states[n.check_groups] = {
         "Type": "Choice",
@@ -208,7 +228,8 @@ def build_definition(kind: WorkflowKind, resource_for: Callable[[str], str], *,
                          "poll_results_s3_key.$": "$.chunk_groups.poll_results_s3_key",
                          "poll_results_s3_bucket.$": "$.chunk_groups.poll_results_s3_bucket",
                          "poll_results.$": "$.chunk_groups.poll_results"},
-             result_selector=_fields_of(ChunkGroups, "$.chunk_groups"), result_path="$.chunk_groups",
+             result_selector=_fields_of(ChunkGroups, "$.Payload.chunk_groups"),
+             result_path="$.chunk_groups",
              next_state=n.merge_groups)
     states[n.merge_groups] = _inline_map(
         "One merged intermediate per group", items_path="$.chunk_groups.groups",
@@ -245,12 +266,12 @@ def build_definition(kind: WorkflowKind, resource_for: Callable[[str], str], *,
     add_task(n.final_merge, VECTOR_COMPACT, "Publish the next snapshot version under the lock",
              parameters={"batch_id.$": "$.batch_id", "database": database, "operation": "final_merge",
                          "chunk_results.$": "$.chunk_results", **poll_refs},
-             result_selector=_fields_of(FinalMergeOutcome, "$.final_merge_result"),
+             result_selector=_fields_of(FinalMergeOutcome, "$.Payload.final_merge_result"),
              result_path="$.final_merge_result", next_state=n.mark_complete)
     add_task(n.mark_complete, MARK_BATCHES_COMPLETE, "Items in the published version -> SUCCESS",
-             parameters={"database": database,
+             parameters={"database": database, "execution_id.$": "$$.Execution.Name",
                          "snapshot_version.$": "$.final_merge_result.snapshot_version", **poll_refs},
-             result_selector=_fields_of(MarkCompleteOutcome, "$.mark_complete_result"),
+             result_selector=_fields_of(MarkCompleteOutcome, "$.Payload.mark_complete_result"),
              result_path="$.mark_complete_result", next_state=n.succeeded)
     states[n.succeeded] = {"Type": "Succeed"}
 
@@ -260,5 +281,5 @@ def build_definition(kind: WorkflowKind, resource_for: Callable[[str], str], *,
 
 
 def render_definition(kind: WorkflowKind, *, max_batches: int | None = None) -> str:
-    """The definition as JSON text, with local Lambda ARNs as resources."""
+    """The definition as JSON text, with local Lambda ARNs as function names."""
     return json.dumps(build_definition(kind, local_resource_arn, max_batches=max_batches), indent=2)

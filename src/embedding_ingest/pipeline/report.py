@@ -65,6 +65,8 @@ def listed_batch_ids(events: Sequence[dict[str, Any]], objects: ObjectStore | No
             result = json.loads(_details(event).get("output") or "null")
         except json.JSONDecodeError:
             continue
+        if isinstance(result, dict) and "StatusCode" in result and "Payload" in result:
+            result = result["Payload"]  # lambda:invoke: the function's result inside Invoke's response
         if not isinstance(result, dict) or "batch_indices" not in result:
             continue
         if result.get("pending_batches") is not None:

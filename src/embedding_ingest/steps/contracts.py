@@ -261,6 +261,7 @@ class FinalMergeResult(Result):
 # -- 16. MarkBatchesComplete ------------------------------------------------------------------
 class MarkCompleteEvent(Event):
     database: str
+    execution_id: str | None = None  # for its log lines (the runbook filters them by execution)
     snapshot_version: str | None = None
     poll_results: list[PollOutcome] | None = None
     poll_results_s3_key: str | None = None

@@ -138,8 +138,9 @@ def test_a_service_integration_is_refused_for_what_it_is_not_for_a_missing_handl
     cli, _, env = project
     integration = tmp_path / "integration.json"
     integration.write_text(json.dumps({"StartAt": "T", "States": {"T": {
-        "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
-        "Parameters": {"FunctionName": "double"}, "End": True}}}))
+        "Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage",  # lambda:invoke runs; SQS does not
+        "Parameters": {"QueueUrl": "https://sqs.example/q", "MessageBody.$": "$"},
+        "End": True}}}))
 
     done = cli.run("definitions", "run", str(integration), "--handlers", "my_handlers:HANDLERS",
                    code=1, **env)

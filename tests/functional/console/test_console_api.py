@@ -76,7 +76,7 @@ def test_history_names_each_event_state_and_filters_failed_events(client):
     entered = [e for e in events if e["type"] == "TaskStateEntered"]
     assert [e["stateName"] for e in entered] == ["ListPendingWordBatches"]
     failed = client.get(f"/api/executions/{FAILED}/history?failed_only=true").json()
-    assert [e["type"] for e in failed["events"]] == ["LambdaFunctionFailed", "ExecutionFailed"]
+    assert [e["type"] for e in failed["events"]] == ["TaskFailed", "ExecutionFailed"]
     assert failed["events"][0]["stateName"] == "ListPendingWordBatches"
 
 
@@ -102,7 +102,7 @@ def test_selecting_a_state_gives_its_error_input_and_events(client):
     assert "<script>" in fail["cause"]  # kept verbatim in JSON; the page shows it as text
     task = client.get(f"/api/executions/{FAILED}/states/ListPendingWordBatches").json()
     assert task["status"] == "caught" and task["input"] == "{}"
-    assert "LambdaFunctionFailed" in [e["type"] for e in task["events"]]
+    assert "TaskFailed" in [e["type"] for e in task["events"]]
     unknown = client.get(f"/api/executions/{FAILED}/states/Nope")
     assert unknown.status_code == 404 and "no state named 'Nope'" in unknown.json()["message"]
 

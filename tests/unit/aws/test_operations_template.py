@@ -111,7 +111,7 @@ def test_the_submit_function_runs_the_submit_handler_with_ledger_and_key_but_no_
     assert not any(a.startswith(("s3:", "states:", "lambda:")) for a in actions)
 
 
-def test_every_state_machine_task_resource_is_a_function_of_this_stack(template):
+def test_every_state_machine_task_invokes_a_function_of_this_stack(template):
     step_ids = {f.logical_id for f in FUNCTIONS}
     role = template["Resources"]["StateMachineRole"]
     (invoke,) = [s for s in _statements(role) if s["Sid"] == "InvokeSteps"]
@@ -122,9 +122,11 @@ def test_every_state_machine_task_resource_is_a_function_of_this_stack(template)
         tasks = _tasks(props["Definition"]["States"])
         assert tasks
         for task in tasks:
-            (name,) = re.fullmatch(r"\$\{(\w+)\}", task["Resource"]).groups()
+            assert task["Resource"] == "arn:aws:states:::lambda:invoke"
+            function = task["Parameters"]["FunctionName"]
+            (name,) = re.fullmatch(r"\$\{(\w+)\}", function).groups()
             logical_id, attribute = props["DefinitionSubstitutions"][name]["Fn::GetAtt"]
-            assert logical_id in step_ids and attribute == "Arn", task["Resource"]
+            assert logical_id in step_ids and attribute == "Arn", function
             assert template["Resources"][logical_id]["Type"] == "AWS::Lambda::Function"
 
 

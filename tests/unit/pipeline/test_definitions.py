@@ -54,7 +54,8 @@ def test_line_definition_follows_the_reference_flow():
     states = build_definition("line", local_resource_arn)["States"]
 
     assert states["ListPendingBatches"]["Parameters"] == {
-        "batch_type": "line", "execution_id.$": "$$.Execution.Name", "max_batches": None}
+        "FunctionName": local_resource_arn("embedding-list-pending"),
+        "Payload": {"batch_type": "line", "execution_id.$": "$$.Execution.Name", "max_batches": None}}
     assert states["CheckPendingBatches"]["Choices"][0] == {
         "Variable": "$.total_batches", "NumericGreaterThan": 0, "Next": "NormalizePendingBatches"}
     assert states[states["CheckPendingBatches"]["Default"]]["Type"] == "Succeed"
@@ -73,10 +74,12 @@ def test_line_definition_follows_the_reference_flow():
         {"Variable": "$.total_chunks", "NumericGreaterThan": 4, "Next": "CreateChunkGroups"}]
     assert states["CheckChunkGroupCount"]["Default"] == "PrepareFinalMerge"
     assert states["CheckChunksSource"]["Default"] == "NormalizeChunkData"
-    assert states["FinalMerge"]["Parameters"]["database"] == "lines"
+    assert states["FinalMerge"]["Parameters"]["Payload"]["database"] == "lines"
     assert states["FinalMerge"]["ResultPath"] == "$.final_merge_result"
-    assert states["MarkBatchesComplete"]["Parameters"]["snapshot_version.$"] == (
+    assert states["MarkBatchesComplete"]["Parameters"]["Payload"]["snapshot_version.$"] == (
         "$.final_merge_result.snapshot_version")
+    # its log lines carry the execution (the runbook's MarkBatchesComplete log filter)
+    assert states["MarkBatchesComplete"]["Parameters"]["Payload"]["execution_id.$"] == "$$.Execution.Name"
     assert states["MarkBatchesComplete"]["ResultPath"] == "$.mark_complete_result"
 
 
@@ -92,9 +95,9 @@ def test_word_definition_differs_only_in_names_poll_function_and_database():
         assert name in word["States"]
     assert len(word["States"]) == len(line["States"])
     poll_task = word["States"]["PollWordBatches"]["ItemProcessor"]["States"]["PollWordBatch"]
-    assert poll_task["Resource"].endswith(":function:embedding-word-poll")
-    assert word["States"]["WordFinalMerge"]["Parameters"]["database"] == "words"
-    assert word["States"]["MarkWordBatchesComplete"]["Parameters"]["database"] == "words"
+    assert poll_task["Parameters"]["FunctionName"].endswith(":function:embedding-word-poll")
+    assert word["States"]["WordFinalMerge"]["Parameters"]["Payload"]["database"] == "words"
+    assert word["States"]["MarkWordBatchesComplete"]["Parameters"]["Payload"]["database"] == "words"
 
 
 @pytest.mark.parametrize("kind", ["line", "word"])
@@ -162,21 +165,40 @@ def test_transient_error_names_cover_every_transient_class_in_the_project():
     assert "InvalidInputError" not in names and "TerminalError" not in names
 
 
-def test_resources_come_from_resource_for_and_max_batches_is_passed():
+def test_function_names_come_from_resource_for_and_max_batches_is_passed():
     definition = build_definition("line", lambda name: f"local:{name}", max_batches=250)
-    resources = {s["Resource"] for s in all_states(definition).values() if s["Type"] == "Task"}
+    tasks = [s for s in all_states(definition).values() if s["Type"] == "Task"]
 
-    assert resources == {"local:embedding-list-pending", "local:embedding-line-poll",
-                         "local:embedding-split-chunks", "local:embedding-vector-compact",
-                         "local:embedding-create-chunk-groups", "local:embedding-mark-batches-complete"}
-    assert definition["States"]["ListPendingBatches"]["Parameters"]["max_batches"] == 250
+    assert {task["Resource"] for task in tasks} == {"arn:aws:states:::lambda:invoke"}
+    assert {task["Parameters"]["FunctionName"] for task in tasks} == {
+        "local:embedding-list-pending", "local:embedding-line-poll", "local:embedding-split-chunks",
+        "local:embedding-vector-compact", "local:embedding-create-chunk-groups",
+        "local:embedding-mark-batches-complete"}
+    assert definition["States"]["ListPendingBatches"]["Parameters"]["Payload"]["max_batches"] == 250
+
+
+@pytest.mark.parametrize("kind", ["line", "word"])
+def test_every_step_hands_on_the_functions_result_not_invokes_response(kind):
+    """lambda:invoke's result is Invoke's response: a ResultSelector reads under $.Payload, and a step
+    without one keeps only the Payload (OutputPath, never after a ResultPath other than $)."""
+    for name, task in all_states(build_definition(kind, local_resource_arn)).items():
+        if task["Type"] != "Task":
+            continue
+        payload = task["Parameters"].get("Payload", task["Parameters"].get("Payload.$"))
+        assert payload is not None, name
+        if "ResultSelector" in task:
+            assert all(path.startswith("$.Payload.") for path in task["ResultSelector"].values()), name
+            assert "OutputPath" not in task, name
+        else:
+            assert (task["ResultPath"], task["OutputPath"]) == ("$", "$.Payload"), name
 
 
 def test_render_definition_uses_local_lambda_arns():
     rendered = json.loads(render_definition("word"))
 
     task = rendered["States"]["ListPendingWordBatches"]
-    assert task["Resource"] == "arn:aws:lambda:us-east-1:000000000000:function:embedding-list-pending"
+    assert task["Parameters"]["FunctionName"] == (
+        "arn:aws:lambda:us-east-1:123456789012:function:embedding-list-pending")
 
 
 def test_unknown_kind_is_refused():

@@ -140,7 +140,8 @@ def test_the_reader_sees_each_update_and_deletion(several):
 
 
 def test_a_directory_copied_and_changed_reads_as_its_own(several, tmp_path):
-    """What publish does to a segment (apply.rewrite_without): copy it, delete ids through Chroma."""
+    """What publish does to a segment (metadata_update.rewrite_segment): copy it, delete ids through
+    Chroma."""
     persist, _ = several
     copy = tmp_path / "copy"
     shutil.copytree(persist, copy)

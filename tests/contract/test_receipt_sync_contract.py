@@ -191,3 +191,49 @@ def test_a_receipt_id_longer_than_the_ledgers_keys_is_rejected_alone_and_the_res
     words = [i.item_id for i in ledger.find_items(ItemKind.WORD, EmbeddingStatus.NONE)
              if i.image_id == longest]
     assert [len(word_id.encode()) for word_id in words] == [1024]  # the longest key the ledger holds
+
+
+def test_metadata_only_changes_are_versioned_found_and_claimed_once(ledger):
+    """Issue 23 on every ledger: a changed metadata hash with unchanged content raises the item's
+    metadata_version and leaves it pending; queueing puts only published (SUCCESS) items in a metadata
+    batch, marks them queued (a rerun queues nothing more), and a newer change made meanwhile stays
+    pending for a later batch."""
+    from embedding_ingest.submission.metadata_updates import queue_metadata_updates
+
+    def labelled(n: int, merchant: str) -> EmbeddingItem:
+        plain = item(n, f"T{n}")
+        return plain.model_copy(update={"metadata": {**plain.metadata, "merchant_name": merchant},
+                                        "metadata_hash": None})
+
+    ledger.sync_receipts([("img-1", 1, [labelled(0, "A"), labelled(1, "A")])])
+    ids = [item(n, "").item_id for n in range(2)]
+    assert [i.metadata_version for i in ledger.receipt_items("img-1", 1)] == [1, 1]
+    assert ledger.find_metadata_pending(ItemKind.LINE) == []  # new items carry theirs when embedded
+    _succeed(ledger, ids)  # published, as MarkBatchesComplete leaves them
+
+    (change,) = ledger.sync_receipts([("img-1", 1, [labelled(0, "B"), labelled(1, "A")])])
+    assert (change.metadata_changed, change.unchanged, change.place_changed) == ([ids[0]], 2, 1)
+    pending = ledger.find_metadata_pending(ItemKind.LINE)
+    assert [(i.item_id, i.metadata_version, i.metadata["merchant_name"]) for i in pending] == [
+        (ids[0], 2, "B")]
+
+    (batch,) = queue_metadata_updates(ItemKind.LINE, ledger)
+    assert (batch.operation, batch.metadata_items, batch.item_count) == (BatchOperation.METADATA,
+                                                                         [f"{ids[0]}@2"], 1)
+    assert ledger.find_metadata_pending(ItemKind.LINE) == []
+    assert queue_metadata_updates(ItemKind.LINE, ledger) == []
+    ledger.sync_receipts([("img-1", 1, [labelled(0, "C"), labelled(1, "A")])])
+    ledger.claim_metadata(batch, [(ids[0], 2)])  # a rerun of the old claim: the newer change stays pending
+    still = ledger.find_metadata_pending(ItemKind.LINE)
+    assert [(i.item_id, i.metadata_version) for i in still] == [(ids[0], 3)]
+    assert ledger.get_items([ids[0]])[ids[0]].embedding_status is EmbeddingStatus.SUCCESS
+
+
+def _succeed(ledger, ids: list[str]) -> None:
+    """Claim `ids` into an embedding batch and mark them published, as a real run would."""
+    from embedding_ingest.stores.records import BatchSummary, BatchType
+
+    summary = BatchSummary(batch_id="embed-1", batch_type=BatchType.LINE_EMBEDDING, submitted_at=1.0,
+                           item_count=len(ids))
+    ledger.claim_batch(summary, ids)
+    assert ledger.mark_items_succeeded("embed-1", ids) == len(ids)

@@ -271,21 +271,25 @@ def crashing_context(ctx: StepContext, switch: CrashSwitch) -> StepContext:
 
 def step_label(function_name: str, payload: Any, ctx: StepContext) -> str:
     """"function/operation" (or the function alone). A poll of a deletion batch writes what a poll of an
-    embedding batch writes, in another order and with other content; ".../deletions" tells them apart,
-    so that the two Map iterations of one poll step do not share (and race for) the same points."""
+    embedding batch writes, in another order and with other content; ".../deletions" tells them apart
+    (".../metadata" a metadata batch's, issue 23), so that the Map iterations of one poll step do not
+    share (and race for) the same points."""
     operation = payload.get("operation") if isinstance(payload, dict) else None
     label = f"{function_name}/{operation}" if operation else function_name
-    if function_name.endswith("-poll") and _polls_a_deletion_batch(payload, ctx):
-        label += "/deletions"
+    if function_name.endswith("-poll"):
+        label += _POLLED.get(_polled_operation(payload, ctx), "")
     return label
 
 
-def _polls_a_deletion_batch(payload: Any, ctx: StepContext) -> bool:
+_POLLED = {BatchOperation.DELETE: "/deletions", BatchOperation.METADATA: "/metadata"}
+
+
+def _polled_operation(payload: Any, ctx: StepContext) -> BatchOperation | None:
     try:
         summary = ctx.ledger.get_batch(resolve_batch(PollEvent.model_validate(payload), ctx).batch_id)
     except Exception:  # a bad event: the handler itself says what is wrong with it
-        return False
-    return summary is not None and summary.operation is BatchOperation.DELETE
+        return None
+    return summary.operation if summary is not None else None
 
 
 def labelled_handlers(ctx: StepContext, switch: CrashSwitch) -> dict[str, Callable[[dict], dict]]:

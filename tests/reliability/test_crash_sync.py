@@ -1,10 +1,12 @@
-"""Crashes while updates and deletions travel through the workflow (issue 10): a corrected file is
-synced (two lines changed, one receipt gone), so one execution polls an embedding batch of the changed
-items and a deletion batch, merges both into one delta chain, and publishes replacements and
-deletions under the lock. The process dies at each step's start and before and after every write of
-PollBatches, FinalMerge and MarkBatchesComplete; a new execution must then leave the snapshot exactly
-as a clean run does: every changed id once with its new text, every deleted id gone, nothing else
-touched, the ledger settled (changed items SUCCESS, deleted items forgotten, every batch COMPLETED)."""
+"""Crashes while updates, deletions and metadata updates travel through the workflow (issues 10, 23):
+a corrected file is synced (two lines changed, one receipt gone, both kept receipts' merchant
+corrected and a section given), so one execution polls an embedding batch of the changed items, a
+deletion batch and a metadata batch, merges them into one delta chain, and publishes replacements,
+deletions and metadata rewrites under the lock. The process dies at each step's start and before and
+after every write of PollBatches, FinalMerge and MarkBatchesComplete; a new execution must then leave
+the snapshot exactly as a clean run does: every changed id once with its new text, every deleted id
+gone, every record with the corrected metadata, nothing else touched, the ledger settled (changed
+items SUCCESS, deleted items forgotten, every batch COMPLETED)."""
 
 from __future__ import annotations
 
@@ -21,24 +23,27 @@ from injection_report import record_injection_points
 from pipeline import make_workspace, receipts_file
 from scenarios import SETTINGS, copy_of, expire_orphaned_lease, restarted, run_to_crash, run_with_switch
 
+from embedding_ingest.living_keys import living_part
 from embedding_ingest.snapshots import iter_published_pages
 from embedding_ingest.stores.records import BatchStatus, EmbeddingStatus, ItemKind
 
 pytestmark = pytest.mark.slow
 KIND = ItemKind.LINE
 FINAL_MERGE = "embedding-vector-compact/final_merge"
-STEPS = ("embedding-line-poll", "embedding-line-poll/deletions", FINAL_MERGE,
-         "embedding-mark-batches-complete")
+STEPS = ("embedding-line-poll", "embedding-line-poll/deletions", "embedding-line-poll/metadata",
+         FINAL_MERGE, "embedding-mark-batches-complete")
 
 
-def published(ws) -> dict[str, str]:
-    """id -> document of the current line snapshot; an id in two segments fails."""
-    found: dict[str, str] = {}
+def published(ws) -> dict[str, tuple[str, dict]]:
+    """id -> (document, living metadata and its version) of the current line snapshot; an id in two
+    segments fails."""
+    found: dict[str, tuple[str, dict]] = {}
     version = ws.ledger.get_published(KIND.database)
     for page in iter_published_pages(ws.objects, version, ws.settings):
-        for item_id, document in zip(page.ids, page.documents, strict=True):
+        for item_id, document, metadata in zip(page.ids, page.documents, page.metadatas, strict=True):
             assert item_id not in found, f"{item_id} published twice"
-            found[item_id] = document
+            found[item_id] = (document, {**living_part(metadata),
+                                         "metadata_version": metadata.get("metadata_version")})
     return found
 
 
@@ -55,6 +60,9 @@ def template() -> tuple[Path, dict[str, str]]:
     records = [json.loads(line) for line in original.read_text().splitlines()]
     for line in records[0]["lines"][2:4]:
         line["text"] += " (fixed)"
+    for record in records[:2]:  # metadata only (issue 23), on changed and unchanged lines alike
+        record["fields"]["company"] = f"CORRECTED {record['receipt_id']}"
+    records[1]["lines"][0]["section"] = "header"
     corrected = root / "corrected.jsonl"
     corrected.write_text("".join(json.dumps(r) + "\n" for r in records[:2]))
     report = ws.import_receipts(corrected, sync=True)
@@ -65,6 +73,8 @@ def template() -> tuple[Path, dict[str, str]]:
     clean = copy_of(ws.settings.home, clean_root)
     assert clean.run(KIND).status.value == "SUCCEEDED"
     expected = published(clean)
+    assert {living["merchant_name"] for _, living in expected.values()} == {
+        f"CORRECTED {record['receipt_id']}" for record in records[:2]}
     clean.ledger.close()
     shutil.rmtree(clean_root, ignore_errors=True)
     return ws.settings.home, expected

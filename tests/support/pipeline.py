@@ -27,6 +27,7 @@ from embedding_ingest.steps.context import StepContext
 from embedding_ingest.steps.registry import HANDLERS
 from embedding_ingest.stores.records import EmbeddingStatus, ExecutionRecord, ItemKind
 from embedding_ingest.submission.deletions import queue_deletions
+from embedding_ingest.submission.metadata_updates import queue_metadata_updates
 from embedding_ingest.submission.submit import SubmitReport, submit
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -68,6 +69,7 @@ class Workspace:
                                  tolerance=self.settings.receipt_box_tolerance)
         for kind in ItemKind:
             queue_deletions(kind, self.ledger)
+            queue_metadata_updates(kind, self.ledger)
         return report
 
     def submit(self, kind: ItemKind, *, max_items_per_batch: int = 50, **kwargs: Any) -> SubmitReport:

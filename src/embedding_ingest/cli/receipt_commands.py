@@ -20,6 +20,7 @@ from embedding_ingest.cli.output import (
     when,
 )
 from embedding_ingest.exceptions import InvalidInputError
+from embedding_ingest.receipts.importer import describe_metadata_changes
 from embedding_ingest.stores.records import ItemKind
 
 SHOWN_IN_TABLES = 50  # rows of skipped items / clamped boxes in the table view (JSON lists every one)
@@ -41,11 +42,11 @@ def import_receipts(file: Path = typer.Argument(..., exists=True, dir_okay=False
     def run():
         report = run_import(file, workspace.ledger(), model=embedding_model(settings), sync=sync,
                             tolerance=settings.receipt_box_tolerance)
-        return report, _queue_deletions()
+        return report, *_queue_batches()
 
-    report, queued = guarded(output, run)
-    emit({**report.model_dump(mode="json"), "deletion_batches": queued}, output,
-         lambda _: _render_import(report, queued))
+    report, queued, metadata_batches = guarded(output, run)
+    emit({**report.model_dump(mode="json"), "deletion_batches": queued, "metadata_batches": metadata_batches},
+         output, lambda _: _render_import(report, queued, metadata_batches))
     if report.errors:
         raise typer.Exit(EXIT_SOME_REJECTED)
 
@@ -67,7 +68,7 @@ def delete_receipts(receipt_ids: list[str] = typer.Argument(None, help="receipt_
 
     def run():
         unknown, report = run_delete(workspace.ledger(), ids)
-        return unknown, report, _queue_deletions()
+        return unknown, report, _queue_batches()[0]
 
     unknown, report, queued = guarded(output, run)
     result = {"receipts_deleted": report.receipts_deleted, "lines_removed": report.lines_removed,
@@ -100,14 +101,17 @@ def show_batch(batch_id: str = typer.Argument(...), output: OutputFormat = Outpu
         else "no output line with a custom_id outside this batch"])
 
 
-def _queue_deletions() -> list[str]:
+def _queue_batches() -> tuple[list[str], list[str]]:
+    """Ids of the deletion batches and metadata batches (issue 23) queued for the next run."""
     from embedding_ingest.submission.deletions import queue_deletions
+    from embedding_ingest.submission.metadata_updates import queue_metadata_updates
 
     ledger = workspace.ledger()
-    return [summary.batch_id for kind in ItemKind for summary in queue_deletions(kind, ledger)]
+    return ([summary.batch_id for kind in ItemKind for summary in queue_deletions(kind, ledger)],
+            [summary.batch_id for kind in ItemKind for summary in queue_metadata_updates(kind, ledger)])
 
 
-def _render_import(r, queued: list[str]) -> list:
+def _render_import(r, queued: list[str], metadata_batches: list[str]) -> list:
     counts = [("records read", r.records_read), ("receipts imported", r.receipts_imported),
               ("receipts rejected", r.receipts_rejected), ("lines added", r.lines_added),
               ("words added", r.words_added), ("unchanged (not paid again)", r.items_already_present),
@@ -127,6 +131,9 @@ def _render_import(r, queued: list[str]) -> list:
         parts.append(f"[yellow]--sync deleted nothing:[/] {r.sync_deletions_refused}")
     if queued:
         parts.append(f"deletion batch(es) queued for the next workflow run: {', '.join(queued)}")
+    if (said := describe_metadata_changes(r)) is not None:
+        parts.append(said + (f" ({len(metadata_batches)} metadata batch(es) queued for the next workflow run)"
+                             if metadata_batches else ""))
     if r.errors:
         parts.append(table("Rejected records", ["line", "receipt", "field", "problem"],
                            [[e.line_number, e.receipt_id, e.field, e.problem] for e in r.errors]))

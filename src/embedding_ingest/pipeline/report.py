@@ -112,6 +112,8 @@ def summarize_execution(described: dict[str, Any], *, events: Sequence[dict[str,
         # issue 10: published ids removed by deletions, and given a newer record (changed items)
         "embeddings_deleted": int(final.get("deleted_embeddings") or 0),
         "embeddings_replaced": int(final.get("replaced_embeddings") or 0),
+        # issue 23: published records given new living metadata without re-embedding (no token)
+        "metadata_updates_published": int(final.get("metadata_updated") or 0),
         "published_version": final.get("snapshot_version"),
         "total_embeddings": final.get("total_embeddings"),
         "batches_marked_complete": int(marked.get("batches_marked") or 0),
@@ -151,6 +153,8 @@ def _explain(s: dict[str, Any], polls: list[dict[str, Any]], name: str) -> tuple
         if s.get("embeddings_deleted") or s.get("embeddings_replaced"):
             message += (f"; {s.get('embeddings_replaced', 0)} replaced by newer text, "
                         f"{s.get('embeddings_deleted', 0)} deleted")
+        if s.get("metadata_updates_published"):
+            message += f"; {s['metadata_updates_published']} metadata updates (no tokens)"
         if s["items_released"]:
             message += f"; {s['items_released']} items released for resubmission"
         for problem in (s["mirror_error"], s["prune_error"]):
@@ -197,7 +201,8 @@ def aggregate(summaries: Sequence[dict[str, Any]], *, workflow: str, stopped_bec
     versions = [s["published_version"] for s in summaries if s.get("published_version")]
     totals = {key: sum(int(s.get(key) or 0) for s in summaries)
               for key in ("deltas_written", "embeddings_in_deltas", "embeddings_published",
-                          "embeddings_deleted", "embeddings_replaced", "batches_marked_complete",
+                          "embeddings_deleted", "embeddings_replaced", "metadata_updates_published",
+                          "batches_marked_complete",
                           "items_released")}
     statuses = Counter(s.get("status") for s in summaries)
     result: dict[str, Any] = {

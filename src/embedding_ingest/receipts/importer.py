@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from embedding_ingest.living_keys import metadata_hash
 from embedding_ingest.providers.tokens import fit_with_context
 from embedding_ingest.receipts.context import EDGE, line_context_parts, word_contexts
 from embedding_ingest.receipts.exceptions import ReceiptFileError
@@ -86,6 +87,13 @@ class ImportReport(BaseModel):
     boxes_clamped: int = 0
     skipped_items: list[SkippedItem] = []
     clamped_boxes: list[ClampedBox] = []
+    # issue 23: items whose text is unchanged but whose living metadata changed; each becomes a metadata
+    # update of the published snapshot (no provider call, no token), counted by what changed
+    lines_metadata_changed: int = 0
+    words_metadata_changed: int = 0
+    items_relabelled: int = 0
+    items_place_changed: int = 0
+    items_section_changed: int = 0
 
 
 def read_receipts(path: Path | str, *, tolerance: float = DEFAULT_BOX_TOLERANCE) -> ImportParse:
@@ -149,7 +157,7 @@ def build_items(receipt: Receipt, model: str | None = None) -> list[EmbeddingIte
     words_valid: dict[int, set[str]] = {}
     for word in receipt.words:
         words_valid.setdefault(word.line_id, set()).update(
-            label.label for label in word.labels if label.status == "validated")
+            label.label for label in word.labels or () if label.status == "validated")
     for line in receipt.lines:
         metadata = {**common, "line_id": line.line_id, "text": line.text,
                     **line.geometry.model_dump(),
@@ -162,20 +170,22 @@ def build_items(receipt: Receipt, model: str | None = None) -> list[EmbeddingIte
             embed_text=fitted.text, metadata=metadata, tokens=fitted.tokens, truncated=fitted.truncated,
             # On the full, untruncated input (as agreed for issues 10/11): a change to the token fitting
             # alone must not make every long item look changed.
-            content_hash=content_hash(fitted.full, model),
+            content_hash=content_hash(fitted.full, model), metadata_hash=metadata_hash(metadata),
+            labels_given=False,  # a receipt file gives no line labels (labels apply does)
         ))
     neighbours = word_contexts(receipt)
     for word in receipt.words:
         context = neighbours[word.word_id]
         metadata = {**common, "line_id": word.line_id, "word_id": word.word_id, "text": word.text,
                     **word.geometry.model_dump(), "left": context.left[0], "right": context.right[0],
-                    **label_metadata(word.labels)}
+                    **label_metadata(word.labels or ())}
         fitted = fit_with_context(context.before, word.text, context.right, separator=" ")
         items.append(EmbeddingItem(
             item_id=receipt.word_item_id(word), kind=ItemKind.WORD, image_id=receipt.image_id,
             receipt_number=receipt.receipt_number, line_id=word.line_id, word_id=word.word_id,
             text=word.text, embed_text=fitted.text, metadata=metadata, tokens=fitted.tokens,
             truncated=fitted.truncated, content_hash=content_hash(fitted.full, model),
+            metadata_hash=metadata_hash(metadata), labels_given=word.labels is not None,
         ))
     return items
 
@@ -239,10 +249,26 @@ def _count(report: ImportReport, changes: Sequence[ReceiptChanges]) -> None:
         for kind, prefix in ((ItemKind.LINE, "lines"), (ItemKind.WORD, "words")):
             for name, ids in (("added", change.added), ("changed", change.changed),
                               ("removed", change.removed),
-                              ("requeued_by_neighbours", change.requeued_by_neighbours)):
+                              ("requeued_by_neighbours", change.requeued_by_neighbours),
+                              ("metadata_changed", change.metadata_changed)):
                 field = f"{prefix}_{name}"
                 setattr(report, field, getattr(report, field) + change.count(ids, kind))
         report.items_already_present += change.unchanged
+        report.items_relabelled += change.relabelled
+        report.items_place_changed += change.place_changed
+        report.items_section_changed += change.section_changed
+
+
+def describe_metadata_changes(report: ImportReport) -> str | None:
+    """One line on the metadata-only changes of an import ("12 words relabelled, 279 items' place
+    corrected; no tokens needed"), or None when there were none."""
+    if not report.lines_metadata_changed + report.words_metadata_changed:
+        return None
+    parts = [f"{n} {what}" for n, what in ((report.items_relabelled, "item(s) relabelled"),
+                                           (report.items_place_changed, "item(s)' merchant/place corrected"),
+                                           (report.items_section_changed, "line(s)' section changed")) if n]
+    total = report.lines_metadata_changed + report.words_metadata_changed
+    return f"{', '.join(parts) or f'{total} item(s) with new metadata'}; no tokens needed (metadata updates)"
 
 
 def _file_lines(path: Path) -> Iterator[tuple[int, bytes]]:
@@ -269,5 +295,6 @@ def _conflicting_duplicate(record: dict[str, Any], line_number: int, first_line:
     )
 
 
-__all__ = ["EDGE", "ImportParse", "ImportReport", "build_items", "delete_receipts", "import_receipts",
-           "read_receipts"]
+__all__ = ["EDGE", "ImportParse", "ImportReport", "build_items", "delete_receipts",
+           "describe_metadata_changes",
+           "import_receipts", "read_receipts"]

@@ -16,37 +16,14 @@ and `$contains` on them; it refuses empty arrays and None, so an unknown value i
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+from embedding_ingest.living_keys import LABEL_KEY_PREFIX, SECTION_KEY
 from embedding_ingest.receipts.models import Receipt, WordLabel
 
-PLACE_KEYS = ("merchant_name", "normalized_phone_10", "normalized_full_address", "website")
-LABEL_KEYS = ("label_status", "valid_labels", "invalid_labels", "label_proposed_by", "label_validated_at")
-SECTION_KEY = "section_label"
-LABEL_KEY_PREFIX = "label_"
 _WHITESPACE = re.compile(r"\s+")
-
-
-def is_living_key(name: str) -> bool:
-    """Whether a metadata key is living metadata (may change without re-embedding)."""
-    return (name in PLACE_KEYS or name in LABEL_KEYS or name == SECTION_KEY
-            or name.startswith(LABEL_KEY_PREFIX))
-
-
-def living_part(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """The living keys of a metadata mapping."""
-    return {name: value for name, value in metadata.items() if is_living_key(name)}
-
-
-def metadata_hash(metadata: Mapping[str, Any]) -> str:
-    """sha256 of the canonical JSON of the living part of `metadata`: equal iff the living keys and
-    values are equal (key order does not matter; arrays are kept sorted by the builders)."""
-    canonical = json.dumps(living_part(metadata), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def normalize_phone(phone: str | None) -> str | None:
@@ -111,8 +88,3 @@ def line_metadata(section: str | None, own: Sequence[WordLabel],
     if section:
         metadata[SECTION_KEY] = section
     return metadata
-
-
-def dropped_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """Living keys `old` has and `new` lacks: an update must clear them (Chroma's update merges)."""
-    return sorted(name for name in old if is_living_key(name) and name not in new)

@@ -90,7 +90,7 @@ class ReceiptWord(_Frozen):
     text: str
     bbox: PixelBox
     geometry: NormalizedBox
-    labels: tuple[WordLabel, ...] = ()
+    labels: tuple[WordLabel, ...] | None = None  # None: not given (the ledger's labels are kept)
 
 
 class ReceiptFields(_Frozen):

@@ -336,7 +336,8 @@ def _build_receipt(raw: _RawRecord, receipt_number: int, raw_lines: list[_RawLin
     for word in raw_words:
         box, geometry = place(word.bbox)
         words.append(ReceiptWord(word_id=word.word_id, line_id=word.line_id, text=word.text,
-                                 bbox=box, geometry=geometry, labels=tuple(word.labels or ())))
+                                 bbox=box, geometry=geometry,
+                                 labels=None if word.labels is None else tuple(word.labels)))
     fields = raw.fields.model_dump() if raw.fields is not None else {}
     if fields.get("company") is not None:
         fields["company"] = normalize_text(fields["company"])

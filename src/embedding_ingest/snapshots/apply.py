@@ -19,6 +19,12 @@ from embedding_ingest.snapshots.archive import materialize
 from embedding_ingest.snapshots.build import MERGE_PAGE_SIZE, check_source_counts
 from embedding_ingest.snapshots.exceptions import SnapshotCountMismatchError
 from embedding_ingest.snapshots.flat import iter_pages
+from embedding_ingest.snapshots.metadata_update import (
+    MetadataPlan,
+    MetadataUpdates,
+    plan_updates,
+    read_updates,
+)
 from embedding_ingest.snapshots.models import SnapshotManifest
 from embedding_ingest.snapshots.revisions import newer, read_deletions, record_revision
 from embedding_ingest.stores.ports import ObjectStore
@@ -38,19 +44,22 @@ class TailPlan:
     superseded: int = 0  # source entries that lost to a newer entry for the same id
     tombstones: dict[str, str] = field(default_factory=dict)  # of the new version (revisions.py)
     tombstones_changed: bool = False
+    metadata: MetadataPlan = field(default_factory=MetadataPlan)  # issue 23 (metadata_update.py)
 
     @property
     def new_ids(self) -> set[str]:
         return self.written - self.replaced
 
     def changes_anything(self) -> bool:
-        return bool(self.written or self.deleted or self.tombstones_changed)
+        return bool(self.written or self.deleted or self.tombstones_changed or self.metadata.updated)
 
 
 class RevisionReader(Protocol):
     """What a publish asks of a current segment (id_index.IdIndex, chroma_sqlite.StoredRecords)."""
 
     def revisions(self, ids: Sequence[str]) -> dict[str, str]: ...
+
+    def metadata_versions(self, ids: Sequence[str]) -> dict[str, int]: ...
 
 
 def build_tail(store: ObjectStore, sources: Sequence[SnapshotManifest], held: Sequence[RevisionReader],
@@ -63,6 +72,7 @@ def build_tail(store: ObjectStore, sources: Sequence[SnapshotManifest], held: Se
     plan = TailPlan(tombstones=dict(tombstones or {}))
     tail_revisions: dict[str, str] = {}
     deletions: dict[str, str] = {}
+    updates = MetadataUpdates()
     with contextlib.ExitStack() as stack:
         target_client = stack.enter_context(chroma_io.open_client(work))
         target = chroma_io.create_collection(target_client, database, "quality", settings)
@@ -72,6 +82,7 @@ def build_tail(store: ObjectStore, sources: Sequence[SnapshotManifest], held: Se
                 seen = _apply_records(source, source_dir, held, target_client, target, plan,
                                       tail_revisions, dimensions=dimensions)
                 found = read_deletions(source_dir)
+                updates.merge(read_updates(source_dir))
             finally:
                 shutil.rmtree(source_dir, ignore_errors=True)
             check_source_counts(source, seen, len(found))
@@ -83,6 +94,8 @@ def build_tail(store: ObjectStore, sources: Sequence[SnapshotManifest], held: Se
                         continue
                 deletions[item_id] = revision
         _apply_deletions(deletions, held, target, plan, tail_revisions)
+        plan.metadata = plan_updates(updates, held, target, plan.written, plan.removals,
+                                     target_client.get_max_batch_size())
         count = target.count()
         del target
     if count != len(plan.written):
@@ -164,20 +177,3 @@ def _apply_deletions(deletions: dict[str, str], held, target, plan: TailPlan,
             plan.tombstones_changed = True
     if doomed_tail:
         target.delete(ids=doomed_tail)
-
-
-def rewrite_without(segment_dir: Path, work: Path, *, database: str, ids: set[str], expected: int) -> int:
-    """Copy a segment to `work` without `ids` (all present in it); returns its new count, checked."""
-    shutil.copytree(segment_dir, work)
-    with chroma_io.open_client(work) as client:
-        collection = chroma_io.get_collection(client, database)
-        doomed = sorted(ids)
-        step = client.get_max_batch_size()
-        for start in range(0, len(doomed), step):
-            collection.delete(ids=doomed[start:start + step])
-        count = collection.count()
-        del collection
-    if count != expected - len(ids):
-        raise SnapshotCountMismatchError(f"segment {segment_dir.name} without {len(ids)} ids",
-                                         expected - len(ids), count)
-    return count

@@ -76,7 +76,7 @@ def upload_snapshot(store: ObjectStore, prefix: str, archive_path: Path, *, sha2
                     collection: str, count: int, dimensions: int, model: str, profile: Profile,
                     sources: list[str], added: int | None = None,
                     added_ids_digest: str | None = None, deletions: int = 0,
-                    superseded: int = 0) -> SnapshotManifest:
+                    superseded: int = 0, metadata_updates: int = 0) -> SnapshotManifest:
     """Archive first, manifest last. The archive key is content-addressed, so an existing object
     there already holds these exact bytes and losing the create race is success."""
     check_prefix(prefix)
@@ -88,7 +88,8 @@ def upload_snapshot(store: ObjectStore, prefix: str, archive_path: Path, *, sha2
                                 count=count, dimensions=dimensions, model=model, sha256=sha256,
                                 archive_bytes=size, profile=profile, created_at=time.time(),
                                 sources=list(sources), added=added, added_ids_digest=added_ids_digest,
-                                deletions=deletions, superseded=superseded, archive_etag=etag)
+                                deletions=deletions, superseded=superseded, archive_etag=etag,
+                                metadata_updates=metadata_updates)
     try:
         store.put_json(manifest_key(prefix), manifest.model_dump(mode="json"), if_none_match=True)
     except PreconditionFailedError:

@@ -6,6 +6,7 @@ difference (lesson 4), and both read sources a page at a time (lesson 12)."""
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -22,6 +23,7 @@ from embedding_ingest.snapshots.exceptions import (
     SnapshotCountMismatchError,
 )
 from embedding_ingest.snapshots.flat import FlatWriter, iter_pages
+from embedding_ingest.snapshots.metadata_update import MetadataUpdates, read_updates
 from embedding_ingest.snapshots.models import Profile, RecordPage, SnapshotManifest, check_prefix
 from embedding_ingest.snapshots.revisions import read_deletions
 from embedding_ingest.stores.exceptions import ObjectNotFoundError
@@ -40,7 +42,8 @@ def existing_manifest(store: ObjectStore, prefix: str) -> SnapshotManifest | Non
 def write_snapshot(store: ObjectStore, prefix: str, pages: Iterable[RecordPage], *, collection: str,
                    dimensions: int, model: str, profile: Profile = "cheap",
                    settings: Settings | None = None,
-                   deletions: Mapping[str, str] | None = None) -> SnapshotManifest:
+                   deletions: Mapping[str, str] | None = None,
+                   metadata_updates: MetadataUpdates | None = None) -> SnapshotManifest:
     """Build a snapshot of `pages` in a temp dir and commit it at `prefix`. For a repeated id the newer
     revision wins (later pages on a tie). `deletions` ({id: revision}, "flat" profile only) travel
     with the records (revisions.py). `settings` only tunes the "quality" profile."""
@@ -56,7 +59,9 @@ def write_snapshot(store: ObjectStore, prefix: str, pages: Iterable[RecordPage],
         persist_dir = Path(tmp) / "chroma"
         if profile == "flat":
             entries = ((page, f"snapshot {prefix!r} page {n}") for n, page in enumerate(pages))
-            counts = _write_flat(persist_dir, collection, dimensions, entries, deletions or {})
+            updates = [metadata_updates] if metadata_updates else []
+            counts = _write_flat(persist_dir, collection, dimensions, itertools.chain(entries, updates),
+                                 deletions or {})
             return _pack_and_upload(store, prefix, persist_dir, Path(tmp), collection=collection,
                                     dimensions=dimensions, model=model, profile=profile, sources=[],
                                     **counts)
@@ -74,14 +79,16 @@ def write_snapshot(store: ObjectStore, prefix: str, pages: Iterable[RecordPage],
 
 
 def _write_flat(persist_dir: Path, collection: str, dimensions: int,
-                pages: Iterable[tuple[RecordPage, str] | dict[str, str]],
+                pages: Iterable[tuple[RecordPage, str] | dict[str, str] | MetadataUpdates],
                 deletions: Mapping[str, str]) -> dict[str, int]:
-    """Write pages (and deletion maps met among them, applied in order) as a flat directory; returns
-    the manifest's count, deletions and superseded."""
+    """Write pages (and deletion maps and metadata updates met among them, applied in order) as a
+    flat directory; returns the manifest's count, deletions, superseded and metadata updates."""
     writer = FlatWriter(persist_dir, collection, dimensions)
     try:
         for entry in pages:
-            if isinstance(entry, dict):
+            if isinstance(entry, MetadataUpdates):
+                writer.metadata.merge(entry)
+            elif isinstance(entry, dict):
                 writer.delete(entry)
             else:
                 writer.add(*entry)
@@ -93,11 +100,12 @@ def _write_flat(persist_dir: Path, collection: str, dimensions: int,
     count = writer.close()
     if count != unique:
         raise SnapshotCountMismatchError(f"flat snapshot {persist_dir}", unique, count)
-    return {"count": count, "deletions": len(writer.deletions), "superseded": writer.superseded}
+    return {"count": count, "deletions": len(writer.deletions), "superseded": writer.superseded,
+            "metadata_updates": len(writer.metadata)}
 
 
 def _source_pages(store: ObjectStore, manifests: Sequence[SnapshotManifest], scratch: Path
-                  ) -> Iterator[tuple[RecordPage, str] | dict[str, str]]:
+                  ) -> Iterator[tuple[RecordPage, str] | dict[str, str] | MetadataUpdates]:
     """Each source's pages, then its deletions, one source on disk at a time, each source's counts
     checked."""
     for manifest in manifests:
@@ -108,10 +116,12 @@ def _source_pages(store: ObjectStore, manifests: Sequence[SnapshotManifest], scr
                 seen += len(page)
                 yield page, f"source {manifest.key!r} page {n}"
             deletions = read_deletions(source_dir)
+            updates = read_updates(source_dir)
         finally:
             shutil.rmtree(source_dir, ignore_errors=True)
         check_source_counts(manifest, seen, len(deletions))
         yield deletions
+        yield updates
 
 
 def check_source_counts(manifest: SnapshotManifest, records: int, deletions: int) -> None:

@@ -141,6 +141,30 @@ class StoredRecords:
         for item_id, value in rows:
             yield item_id, value if isinstance(value, str) else ""
 
+    def all_metadata_versions(self) -> Iterator[tuple[str, int]]:
+        """(id, its `metadata_version`) of every record that has one, in id order (issue 23)."""
+        rows = self._db.execute(
+            "SELECT e.embedding_id, m.int_value FROM embeddings e JOIN embedding_metadata m "
+            "ON m.id = e.id AND m.key = 'metadata_version' WHERE e.segment_id = ? ORDER BY e.embedding_id",
+            (self._segment,))
+        for item_id, value in rows:
+            if isinstance(value, int):
+                yield item_id, value
+
+    def metadata_versions(self, ids: Sequence[str]) -> dict[str, int]:
+        """id -> its `metadata_version` (0 when it has none; issue 23) for those of `ids` held here."""
+        found: dict[str, int] = {}
+        for start in range(0, len(ids), _STEP):
+            chunk = list(ids[start:start + _STEP])
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                "SELECT e.embedding_id, m.int_value FROM embeddings e LEFT JOIN embedding_metadata m "
+                "ON m.id = e.id AND m.key = 'metadata_version' WHERE e.segment_id = ? "
+                f"AND e.embedding_id IN ({marks})", (self._segment, *chunk))
+            for item_id, value in rows:
+                found[item_id] = value if isinstance(value, int) else 0
+        return found
+
     def close(self) -> None:
         self._db.close()
 

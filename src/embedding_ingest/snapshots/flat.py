@@ -6,7 +6,8 @@ A flat directory holds
 - `flat.json`: {"format": "flat-v1", "collection", "count", "dimensions"};
 - `embeddings.f32`: count x dimensions little-endian float32, row-major;
 - `records.jsonl`: one {"id", "document", "metadata"} per row, in row order;
-- `deletions.json` (only when there are any): {id: revision} of ids to delete (revisions.py).
+- `deletions.json` (only when there are any): {id: revision} of ids to delete (revisions.py);
+- `metadata.jsonl` (only when there are any): metadata updates (metadata_update.py, issue 23).
 It is packed, hashed and uploaded like a Chroma directory (archive.py), so the manifest, the
 content-addressed archive and the verification on download are the same for both layouts.
 """
@@ -21,6 +22,7 @@ import numpy as np
 
 from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.snapshots import chroma_io
+from embedding_ingest.snapshots.metadata_update import MetadataUpdates, write_updates
 from embedding_ingest.snapshots.models import RecordPage
 from embedding_ingest.snapshots.revisions import newer, record_revision, write_deletions
 from embedding_ingest.stores.exceptions import CorruptObjectError
@@ -52,6 +54,7 @@ class FlatWriter:
         self._revisions: list[str] = []
         self._dead: set[int] = set()
         self.deletions: dict[str, str] = {}  # id -> revision of the deletion that won
+        self.metadata = MetadataUpdates()  # the newest metadata update per id (issue 23)
         self.superseded = 0
         self._vectors = (self.dir / EMBEDDINGS).open("w+b")
 
@@ -131,8 +134,10 @@ class FlatWriter:
                 out.write(json.dumps({"id": item_id, "document": self._documents[row],
                                       "metadata": self._metadatas[row]}, separators=(",", ":")) + "\n")
         write_deletions(self.dir, self.deletions)
+        write_updates(self.dir, self.metadata)
         header = {"format": FORMAT, "collection": self.collection, "count": len(ids),
-                  "dimensions": self.dimensions, "deletions": len(self.deletions)}
+                  "dimensions": self.dimensions, "deletions": len(self.deletions),
+                  "metadata_updates": len(self.metadata)}
         (self.dir / HEADER).write_text(json.dumps(header), encoding="utf-8")
         return len(ids)
 

@@ -7,11 +7,12 @@ with it by `delete_prefix(segment.key)`):
     revisions(n INTEGER PRIMARY KEY, revision TEXT NOT NULL UNIQUE)      -- one row per batch revision
     ids(id TEXT PRIMARY KEY, revision INTEGER NOT NULL, metadata_version INTEGER) WITHOUT ROWID
 
-`metadata_version` is NULL until metadata-only updates (issue 23) set it. MarkBatchesComplete, `ids_present`
-and publish's replace/skip decisions read these instead of fetching and unpacking the segment (issue 21:
-an archived 1536-d record is ~7 KB, its index row ~70 B; 100,000 ids = 7 MB, looked up in IN-lists of
-500, measured 11,000 lookups in 28 ms). Segments published before indexes existed have none
-(SegmentRef.ids_key is None): readers fall back to the segment itself, and the next publish attaches one.
+`metadata_version` is each record's (issue 23; NULL for records published before versions
+existed). MarkBatchesComplete, `ids_present` and publish's replace/skip decisions read these instead
+of fetching and unpacking the segment (issue 21: an archived 1536-d record is ~7 KB, its index row
+~70 B; 100,000 ids = 7 MB, looked up in IN-lists of 500, measured 11,000 lookups in 28 ms).
+Segments published before indexes existed have none (SegmentRef.ids_key is None): readers fall back
+to the segment itself, and the next publish attaches one.
 """
 
 from __future__ import annotations
@@ -78,6 +79,14 @@ def build(persist_dir: Path, collection: str, out: Path) -> int:
         db.executemany("INSERT INTO ids (id, revision) VALUES (?, ?)", rows)
         db.executemany("INSERT INTO revisions (n, revision) VALUES (?, ?)",
                        [(n, revision) for revision, n in numbers.items()])
+        # issue 23: each record's metadata version (NULL for records published before versions)
+        versions: list[tuple[int, str]] = []
+        for item_id, version in records.all_metadata_versions():
+            versions.append((version, item_id))
+            if len(versions) >= 10_000:
+                db.executemany("UPDATE ids SET metadata_version = ? WHERE id = ?", versions)
+                versions.clear()
+        db.executemany("UPDATE ids SET metadata_version = ? WHERE id = ?", versions)
         count = int(db.execute("SELECT COUNT(*) FROM ids").fetchone()[0])
         db.commit()
     return count
@@ -101,6 +110,17 @@ class IdIndex:
             rows = self._db.execute("SELECT i.id, v.revision FROM ids i JOIN revisions v "
                                     f"ON v.n = i.revision WHERE i.id IN ({marks})", chunk)
             found.update(rows)
+        return found
+
+    def metadata_versions(self, ids: Sequence[str]) -> dict[str, int]:
+        """id -> metadata_version (0 when the record has none) for those of `ids` the segment holds."""
+        found: dict[str, int] = {}
+        for start in range(0, len(ids), _STEP):
+            chunk = list(ids[start:start + _STEP])
+            marks = ",".join("?" * len(chunk))
+            for item_id, version in self._db.execute(
+                    f"SELECT id, metadata_version FROM ids WHERE id IN ({marks})", chunk):
+                found[item_id] = version if isinstance(version, int) else 0
         return found
 
     def close(self) -> None:

@@ -133,6 +133,8 @@ class SnapshotManifest(BaseModel):
     # dropped because a newer one for the same id won (count in = count + deletions + superseded).
     deletions: int = Field(default=0, ge=0)
     superseded: int = Field(default=0, ge=0)
+    # Issue 23: metadata updates this (flat) snapshot carries (snapshots/metadata_update.py)
+    metadata_updates: int = Field(default=0, ge=0)
     # The store's own checksum of the archive as uploaded (S3's ETag, the local store's md5), so a
     # writer can tell the stored bytes are still these without downloading them. None: not recorded
     # (written before it existed, or another writer uploaded the same bytes first).
@@ -185,6 +187,7 @@ class VersionManifest(BaseModel):
     # deleted id stay out. None: no tombstones.
     tombstones_key: str | None = None
     tombstones: int = 0
+    metadata_updated: int = 0  # issue 23: published records whose living metadata this publish updated
 
     @model_validator(mode="after")
     def _counts_add_up(self) -> VersionManifest:
@@ -207,3 +210,4 @@ class PublishOutcome:
     # After the pointer moved, what failed without failing the publish (one line each; None: nothing):
     mirror_error: str | None = None  # latest/pointer.json or the plain mirror not refreshed
     prune_error: str | None = None  # old versions and cached segments not pruned (next publish retries)
+    metadata_updated: int = 0  # published records given newer living metadata (issue 23)

@@ -22,11 +22,12 @@ from pathlib import Path
 from embedding_ingest.config import Settings
 from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.snapshots import cache, id_index
-from embedding_ingest.snapshots.apply import TailPlan, build_tail, rewrite_without
+from embedding_ingest.snapshots.apply import TailPlan, build_tail
 from embedding_ingest.snapshots.archive import read_manifest
 from embedding_ingest.snapshots.base_segments import BaseSegments
 from embedding_ingest.snapshots.build import check_compatible
 from embedding_ingest.snapshots.exceptions import SnapshotCountMismatchError, VersionNotFoundError
+from embedding_ingest.snapshots.metadata_update import rewrite_segment
 from embedding_ingest.snapshots.mirror import one_line, refresh_plain_mirror
 from embedding_ingest.snapshots.models import (
     PublishOutcome,
@@ -87,7 +88,7 @@ def _previous_outcome(current: SnapshotVersion, manifest: VersionManifest, sourc
     if sources and sorted(manifest.sources) == sources and manifest.added is not None:
         return PublishOutcome(current, current.count, manifest.added, manifest.added_ids_digest or "",
                               deleted_embeddings=manifest.deleted, replaced_embeddings=manifest.replaced,
-                              received=manifest.received)
+                              received=manifest.received, metadata_updated=manifest.metadata_updated)
     if not sources:
         return PublishOutcome(current, current.count, 0, ids_digest(set()))
     return None
@@ -152,7 +153,8 @@ def publish_next_version(store: ObjectStore, ledger: Ledger, lease: Lease, *, da
         manifest = write_version(store, new_version_manifest(
             database, model, dimensions, segments, sources=wanted, added=len(plan.incoming),
             added_ids_digest=digest, deleted=len(plan.deleted), replaced=len(plan.replaced),
-            received=plan.received, **_store_tombstones(store, database, plan, base)))
+            received=plan.received, metadata_updated=plan.metadata.updated,
+            **_store_tombstones(store, database, plan, base)))
         published, pointer_error = _publish_manifest(store, ledger, lease, manifest, current)
         if built is not None and cache.cache_enabled(settings):
             cache.install(settings, database, segments[-1], built)
@@ -193,25 +195,28 @@ def _store_tombstones(store: ObjectStore, database: str, plan: TailPlan, base: V
 def _outcome(version: SnapshotVersion, plan: TailPlan, digest: str) -> PublishOutcome:
     return PublishOutcome(version, version.count, len(plan.incoming), digest,
                           deleted_embeddings=len(plan.deleted), replaced_embeddings=len(plan.replaced),
-                          superseded=plan.superseded, received=plan.received)
+                          superseded=plan.superseded, received=plan.received,
+                          metadata_updated=plan.metadata.updated)
 
 
 def _without_removed(store: ObjectStore, plan: TailPlan, held: BaseSegments, scratch: Path, *,
                      database: str, dimensions: int, model: str
                      ) -> tuple[list[SegmentRef], list[Callable[[], Path]]]:
-    """The current segments with replaced and deleted ids taken out: each affected segment is
-    rewritten as a new (content-addressed) segment; one left empty is dropped. Returns the segments
-    and, for each, how to get its local persist dir (only the affected ones are fetched here)."""
+    """The current segments with replaced and deleted ids taken out and metadata updates applied
+    (issue 23): each affected segment is rewritten as a new (content-addressed) segment; one left
+    empty is dropped. Returns the segments and, for each, how to get its local persist dir (only the
+    affected ones are fetched here)."""
     kept_segments: list[SegmentRef] = []
     kept_dirs: list[Callable[[], Path]] = []
     for index, segment in enumerate(held.segments):
-        doomed = plan.removals.get(index)
-        if not doomed:
+        doomed = plan.removals.get(index, set())
+        changed = plan.metadata.changes.get(index, {})
+        if not doomed and not changed:
             kept_segments.append(segment)
             kept_dirs.append(functools.partial(held.dir, index))
             continue
         work = scratch / f"rewritten-{index}"
-        count = rewrite_without(held.dir(index), work, database=database, ids=doomed,
+        count = rewrite_segment(held.dir(index), work, database=database, remove=doomed, updates=changed,
                                 expected=segment.count)
         if count == 0:
             continue

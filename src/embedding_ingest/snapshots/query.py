@@ -5,8 +5,9 @@ once, whichever versions share it. Queries go through the consumer API (consumer
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 from embedding_ingest.config import Settings
 from embedding_ingest.snapshots import cache, chroma_sqlite, id_index
@@ -15,6 +16,8 @@ from embedding_ingest.snapshots.models import RecordPage
 from embedding_ingest.snapshots.segments import read_version
 from embedding_ingest.stores.ports import ObjectStore
 from embedding_ingest.stores.records import SnapshotVersion
+
+T = TypeVar("T")
 
 
 def version_segments(store: ObjectStore, version: SnapshotVersion, settings: Settings) -> list[Path]:
@@ -41,10 +44,23 @@ def published_revisions(store: ObjectStore, version: SnapshotVersion, ids: Seque
     """id -> revision ("" when it has none) of those of `ids` the published `version` holds. Read from
     each segment's id index (id_index.py: a small SQLite file, cached), never its vectors; a segment
     published before indexes existed is read from its fetched copy (chroma_sqlite.StoredRecords)."""
+    return _read_published(store, version, ids, settings, lambda reader, wanted: reader.revisions(wanted))
+
+
+def published_metadata_versions(store: ObjectStore, version: SnapshotVersion, ids: Sequence[str],
+                                settings: Settings) -> dict[str, int]:
+    """id -> metadata_version (0 when it has none; issue 23) of those of `ids` the published `version`
+    holds, read as published_revisions reads revisions."""
+    return _read_published(store, version, ids, settings,
+                           lambda reader, wanted: reader.metadata_versions(wanted))
+
+
+def _read_published(store: ObjectStore, version: SnapshotVersion, ids: Sequence[str], settings: Settings,
+                    read: Callable[[Any, list[str]], Mapping[str, T]]) -> dict[str, T]:
     if not ids:
         return {}
     wanted = list(dict.fromkeys(ids))
-    found: dict[str, str] = {}
+    found: dict[str, T] = {}
     database = version.database
     with tempfile.TemporaryDirectory(dir=cache.scratch_root(settings, database), prefix="ids-") as tmp:
         for segment in read_version(store, version).segments:
@@ -55,7 +71,7 @@ def published_revisions(store: ObjectStore, version: SnapshotVersion, ids: Seque
                 path = cache.fetch(store, settings, database, segment)
                 reader = chroma_sqlite.StoredRecords(path, database)
             try:
-                found.update(reader.revisions(wanted))
+                found.update(read(reader, wanted))
             finally:
                 reader.close()
     return found

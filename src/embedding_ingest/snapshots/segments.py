@@ -223,10 +223,12 @@ def attach_index(store: ObjectStore, segment: SegmentRef, persist_dir: Path, scr
 def new_version_manifest(database: str, model: str, dimensions: int, segments: list[SegmentRef], *,
                          sources: list[str], added: int, added_ids_digest: str, deleted: int = 0,
                          replaced: int = 0, received: int | None = None,
-                         tombstones_key: str | None = None, tombstones: int = 0) -> VersionManifest:
+                         tombstones_key: str | None = None, tombstones: int = 0,
+                         metadata_updated: int = 0) -> VersionManifest:
     version = version_id_of(database, model, dimensions, segments, tombstones_key)
     return VersionManifest(key=f"{versions_prefix(database)}{version}/", database=database,
                            count=sum(s.count for s in segments), dimensions=dimensions, model=model,
                            segments=segments, created_at=time.time(), sources=sources, added=added,
                            added_ids_digest=added_ids_digest, deleted=deleted, replaced=replaced,
-                           received=received, tombstones_key=tombstones_key, tombstones=tombstones)
+                           received=received, tombstones_key=tombstones_key, tombstones=tombstones,
+                           metadata_updated=metadata_updated)

@@ -248,6 +248,7 @@ class FinalMergeOutcome(Result):
     processing_time_seconds: float
     deleted_embeddings: int = 0  # published ids removed by deletions (issue 10)
     replaced_embeddings: int = 0  # published ids given a newer record (changed items re-embedded)
+    metadata_updated: int = 0  # published records given newer living metadata, not re-embedded (issue 23)
     message: str
     # Failed after the version was published, without failing it (PublishOutcome; None: nothing):
     mirror_error: str | None = None  # latest/pointer.json or the plain Chroma mirror not refreshed

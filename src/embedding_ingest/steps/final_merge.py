@@ -62,7 +62,8 @@ def final_merge(event: dict, ctx: StepContext) -> dict:
                                                   "total": outcome.total_embeddings,
                                                   "added": outcome.added_embeddings,
                                                   "deleted": outcome.deleted_embeddings,
-                                                  "replaced": outcome.replaced_embeddings})
+                                                  "replaced": outcome.replaced_embeddings,
+                                                  "metadata_updated": outcome.metadata_updated})
         message = "Already published by an earlier run" if rerun else "Final merge completed successfully"
         return _result(batch_id, database, outcome, started, message)
 
@@ -76,6 +77,7 @@ def _result(batch_id: str, database: str, published: PublishOutcome, started: fl
                                 added_embeddings=published.added_embeddings,
                                 deleted_embeddings=published.deleted_embeddings,
                                 replaced_embeddings=published.replaced_embeddings,
+                                metadata_updated=published.metadata_updated,
                                 processing_time_seconds=round(time.monotonic() - started, 3),
                                 message=message, mirror_error=published.mirror_error,
                                 prune_error=published.prune_error)

@@ -3,16 +3,18 @@
 Only what the published snapshot really holds is marked SUCCESS (lesson 7): an id whose published
 record carries this batch's revision or a newer one (an older record of a re-embedded item does not
 count). A deletion batch's items are forgotten once the published version lacks them (or holds a newer
-record). A batch closes only when every item it still has pending is settled. The rest stays
-PENDING and is reported, and the batch stays active, so the next execution polls and publishes it
-again. Running twice is harmless:
-the second run finds nothing pending and the summaries already closed.
+record). A metadata batch (issue 23) is settled item by item once the published version holds the
+item at the batch's metadata version or newer, or no longer holds it (deleted or replaced: its newer
+record carries newer metadata). A batch closes only when every item it still has pending is settled.
+The rest stays PENDING and is reported, and the batch stays active, so the next execution polls and
+publishes it again. Running twice is harmless: the second run finds nothing pending and the
+summaries already closed.
 """
 
 from __future__ import annotations
 
 from embedding_ingest.snapshots.exceptions import VersionNotFoundError
-from embedding_ingest.snapshots.query import published_revisions
+from embedding_ingest.snapshots.query import published_metadata_versions, published_revisions
 from embedding_ingest.snapshots.revisions import revision_of
 from embedding_ingest.steps.context import StepContext
 from embedding_ingest.steps.contracts import (
@@ -26,6 +28,7 @@ from embedding_ingest.steps.keys import database_name
 from embedding_ingest.steps.logs import logger, step_log_context
 from embedding_ingest.steps.offload import load_poll_outcomes, parse_event, successful_polls
 from embedding_ingest.steps.poll import kind_of
+from embedding_ingest.steps.poll_deletions import parse_metadata_items
 from embedding_ingest.stores.exceptions import BatchNotFoundError
 from embedding_ingest.stores.records import (
     BatchOperation,
@@ -56,11 +59,16 @@ def mark_batches_complete(event: dict, ctx: StepContext) -> dict:
     summaries = {batch_id: _summary(ctx, batch_id) for batch_id in ingested}
     pending = {batch_id: _pending_ids(ctx, summary) for batch_id, summary in summaries.items()}
     # One lookup in the published snapshot for every batch (opening it per batch cost ~0.2 s each).
-    wanted = [item_id for ids in pending.values() for item_id in ids]
+    wanted = [item_id for batch_id, ids in pending.items() for item_id in ids
+              if summaries[batch_id].operation is not BatchOperation.METADATA]
     published = published_revisions(ctx.objects, version, wanted, ctx.settings) if version and wanted else {}
+    wanted = [item_id for batch_id, ids in pending.items() for item_id in ids
+              if summaries[batch_id].operation is BatchOperation.METADATA]
+    versions = published_metadata_versions(ctx.objects, version, wanted, ctx.settings) \
+        if version and wanted else {}
     for batch_id, result in ingested.items():
         with step_log_context(batch_id=batch_id):
-            settled = _settled(summaries[batch_id], pending[batch_id], published)
+            settled = _settled(summaries[batch_id], pending[batch_id], published, versions)
             marked, unpublished = _settle_batch(ctx, result, version, summaries[batch_id], pending[batch_id],
                                                 settled)
         report.items_marked += marked
@@ -101,15 +109,22 @@ def _summary(ctx: StepContext, batch_id: str) -> BatchSummary:
 
 
 def _pending_ids(ctx: StepContext, summary: BatchSummary) -> list[str]:
-    """Items the batch still has to settle: PENDING ones, or DELETING ones of a deletion batch."""
+    """Items the batch still has to settle: PENDING ones, DELETING ones of a deletion batch, or the
+    items of a metadata batch."""
+    if summary.operation is BatchOperation.METADATA:
+        return sorted(parse_metadata_items(summary))
     kind = kind_of(summary.batch_type)
     status = (EmbeddingStatus.DELETING if summary.operation is BatchOperation.DELETE
               else EmbeddingStatus.PENDING)
     return [i.item_id for i in ctx.ledger.find_items(kind, status, batch_id=summary.batch_id)]
 
 
-def _settled(summary: BatchSummary, pending: list[str], published: dict[str, str]) -> set[str]:
+def _settled(summary: BatchSummary, pending: list[str], published: dict[str, str],
+             versions: dict[str, int]) -> set[str]:
     """Which pending ids the published version settles (snapshots/revisions.py)."""
+    if summary.operation is BatchOperation.METADATA:
+        wanted = parse_metadata_items(summary)
+        return {i for i in pending if i not in versions or versions[i] >= wanted[i]}
     revision = revision_of(summary.submitted_at, summary.batch_id)
     if summary.operation is BatchOperation.DELETE:
         return {i for i in pending if i not in published or published[i] > revision}
@@ -124,6 +139,8 @@ def _settle_batch(ctx: StepContext, result: PollResult, version: SnapshotVersion
         marked = 0
     elif summary.operation is BatchOperation.DELETE:
         marked = ctx.ledger.forget_deleted(result.batch_id, sorted(present))
+    elif summary.operation is BatchOperation.METADATA:
+        marked = len(present)  # nothing to record per item: its version was marked queued when claimed
     else:
         marked = ctx.ledger.mark_items_succeeded(result.batch_id, sorted(present))
     unpublished = sorted(set(pending) - present)

@@ -25,7 +25,7 @@ from embedding_ingest.steps.exceptions import (
 )
 from embedding_ingest.steps.logs import logger, step_log_context
 from embedding_ingest.steps.offload import parse_event, pick, read_offloaded
-from embedding_ingest.steps.poll_deletions import poll_deletions
+from embedding_ingest.steps.poll_deletions import poll_deletions, poll_metadata
 from embedding_ingest.steps.poll_ingest import ingest_finished_batch
 from embedding_ingest.stores.exceptions import BatchNotFoundError
 from embedding_ingest.stores.records import (
@@ -111,6 +111,8 @@ def _poll_summary(summary: BatchSummary, ctx: StepContext) -> PollResult:
 
     if summary.operation is BatchOperation.DELETE:  # issue 10: no provider batch behind it
         return poll_deletions(summary, ctx, kind, base)
+    if summary.operation is BatchOperation.METADATA:  # issue 23: nor behind this one
+        return poll_metadata(summary, ctx, kind, base)
     # ListPendingBatches polls the least recently polled first and leaves a poll in flight alone.
     polled_at = time.time()
     ctx.ledger.update_batch(summary.batch_id, poll_started_at=polled_at)

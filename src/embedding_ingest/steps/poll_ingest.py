@@ -20,6 +20,7 @@ from embedding_ingest.providers.batch_files import (
     parse_error_file,
 )
 from embedding_ingest.snapshots import RecordPage, write_snapshot
+from embedding_ingest.snapshots.metadata_update import VERSION_KEY
 from embedding_ingest.snapshots.revisions import REVISION, revision_of
 from embedding_ingest.steps.context import StepContext
 from embedding_ingest.steps.contracts import PROBLEM_TEXT_LIMIT
@@ -156,6 +157,8 @@ def _page(ids: list[str], vectors: list[np.ndarray], items: dict[str, EmbeddingI
           model: str, revision: str) -> RecordPage:
     embeddings = np.asarray(vectors, dtype=np.float32).reshape(len(ids), dimensions)
     # The revision orders this record against other copies of its id (snapshots/revisions.py).
-    metadatas = [{**items[i].metadata, "model": model, REVISION: revision} for i in ids]
+    # metadata_version orders this record's living metadata against metadata updates (issue 23).
+    metadatas = [{**items[i].metadata, "model": model, REVISION: revision,
+                  VERSION_KEY: items[i].metadata_version} for i in ids]
     return RecordPage(ids=list(ids), embeddings=embeddings, metadatas=metadatas,
                       documents=[items[i].text for i in ids])

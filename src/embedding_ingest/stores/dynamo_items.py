@@ -29,6 +29,7 @@ from embedding_ingest.stores.dynamo_schema import (
     embedding_status_partition,
     is_canonical_item_id,
     item_key,
+    metadata_pending_partition,
 )
 from embedding_ingest.stores.exceptions import ClaimConflictError
 from embedding_ingest.stores.records import (
@@ -63,6 +64,9 @@ def item_attributes(item: EmbeddingItem) -> Attributes:
     if item.batch_id is not None:
         attributes["GSI3PK"] = {"S": batch_items_partition(item.batch_id)}
         attributes["GSI3SK"] = {"S": item.item_id}
+    if item.metadata_pending:
+        attributes["GSI1PK"] = {"S": metadata_pending_partition(item.kind)}
+        attributes["GSI1SK"] = {"S": item.item_id}
     return attributes
 
 

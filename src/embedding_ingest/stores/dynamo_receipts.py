@@ -35,9 +35,16 @@ from embedding_ingest.stores.dynamo_schema import (
     batch_items_partition,
     embedding_status_partition,
     item_key,
+    metadata_pending_partition,
 )
 from embedding_ingest.stores.receipt_sync import ReceiptChanges, SyncPlan, plan_receipt_sync
-from embedding_ingest.stores.records import BatchOperation, BatchSummary, EmbeddingItem, EmbeddingStatus
+from embedding_ingest.stores.records import (
+    BatchOperation,
+    BatchSummary,
+    EmbeddingItem,
+    EmbeddingStatus,
+    ItemKind,
+)
 
 ONE_TRANSACTION_LIMIT = 100  # DynamoDB's TransactWriteItems maximum (see module doc)
 
@@ -115,6 +122,35 @@ class DynamoReceipts(DynamoBase):
             if raw.get("embedding_status", {}).get("S") != EmbeddingStatus.DELETING.value:
                 keys.add((raw["image_id"]["S"], int(raw["receipt_number"]["N"])))
         return sorted(keys)
+
+    # -- metadata batches (issue 23) -----------------------------------------------------------------
+    def receipt_items(self, image_id: str, receipt_number: int) -> list[EmbeddingItem]:
+        found = [record_from(EmbeddingItem, raw) for raw in self._visible(self._receipt_raws(image_id,
+                                                                                            receipt_number))]
+        return sorted(found, key=lambda item: item.item_id)
+
+    def find_metadata_pending(self, kind: ItemKind) -> list[EmbeddingItem]:
+        raws = self._query(IndexName="GSI1", KeyConditionExpression="GSI1PK = :p",
+                           ExpressionAttributeValues={":p": {"S": metadata_pending_partition(kind)}})
+        found = [record_from(EmbeddingItem, raw) for raw in self._visible(list(raws))]
+        return sorted((item for item in found if item.metadata_pending), key=lambda item: item.item_id)
+
+    def claim_metadata(self, summary: BatchSummary, versions: Sequence[tuple[str, int]]) -> None:
+        """Summary first, then each item marked queued (conditional on its version, so a newer change
+        made meanwhile stays pending); a crash between leaves the rest for the rerun's same batch."""
+        if summary.operation is not BatchOperation.METADATA or not versions:
+            raise InvalidInputError(f"batch {summary.batch_id!r}: a metadata batch needs "
+                                    "operation=metadata and at least one item")
+        self._conditional("put_item", Item=summary_attributes(summary),
+                          ConditionExpression="attribute_not_exists(PK)")
+
+        def queued(pair: tuple[str, int]) -> bool:
+            return self._conditional(
+                "update_item", Key=item_key(pair[0]),
+                UpdateExpression="SET metadata_queued = :v REMOVE GSI1PK, GSI1SK",
+                ConditionExpression="metadata_version = :v",
+                ExpressionAttributeValues={":v": {"N": str(pair[1])}}) is not None
+        self._parallel(queued, list(versions))
 
     # -- deletion batches ---------------------------------------------------------------------------
     def claim_deletions(self, summary: BatchSummary, item_ids: Sequence[str]) -> None:

@@ -6,6 +6,7 @@ CloudFormation template) and the key shapes of every entity in it.
 | batch summary    | BATCH#{batch_id}    | STATUS                              | GSI1 status, age     |
 | line / word      | IMAGE#{image_id}    | RECEIPT#{n}#LINE#{l}[#WORD#{w}]     | GSI2 embedding status|
 |                  |                     | (numbers :05d)                      | GSI3 batch members   |
+|                  |                     |                                     | GSI1 metadata pending|
 | lock lease       | LOCK#{name}         | LEASE (has the TTL attribute)       |                      |
 | fencing counter  | LOCK#{name}         | FENCE (no TTL: never resets)        |                      |
 | snapshot pointer | SNAPSHOT#{database} | POINTER                             |                      |
@@ -100,6 +101,12 @@ def is_canonical_item_id(item_id: str) -> bool:
 
 def embedding_status_partition(kind: ItemKind | str, status: EmbeddingStatus | str) -> str:
     return f"EMBEDDING#{ItemKind(kind).value}#{EmbeddingStatus(status).value}"
+
+
+def metadata_pending_partition(kind: ItemKind | str) -> str:
+    """GSI1 partition of items whose metadata update waits to be queued (issue 23; sparse: the
+    attributes exist only while metadata_version > metadata_queued)."""
+    return f"METADATA_PENDING#{ItemKind(kind).value}"
 
 
 def batch_items_partition(batch_id: str) -> str:

@@ -127,6 +127,15 @@ class ItemLedger(Protocol):
         """Record deletion batch `summary` (operation=delete) and put the DELETING items without a
         batch in it, all or nothing; a rerun is a no-op. Raises InvalidInputError otherwise."""
 
+    def receipt_items(self, image_id: str, receipt_number: int) -> list[EmbeddingItem]:
+        """Every item of one receipt (DELETING ones too), by id; [] for an unknown receipt."""
+
+    def find_metadata_pending(self, kind: ItemKind) -> list[EmbeddingItem]:
+        """Items of `kind` with a metadata change not yet queued (issue 23), by id."""
+
+    def claim_metadata(self, summary: BatchSummary, versions: Sequence[tuple[str, int]]) -> None:
+        """Store a metadata batch and mark its (item_id, metadata_version) pairs queued; idempotent."""
+
     def forget_deleted(self, batch_id: str, item_ids: Sequence[str]) -> int:
         """Drop DELETING items of deletion batch `batch_id` (their ids left the published version)."""
 

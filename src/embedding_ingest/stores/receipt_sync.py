@@ -11,6 +11,16 @@ A receipt's import hands the ledger the complete set of items the receipt now ha
   later carries its id to the next published version (steps/poll_deletions.py).
 An item that was DELETING and comes back counts as added. Items imported before hashes existed
 (content_hash None) are compared by embed_text and get their hash filled in without a state change.
+
+Living metadata (issue 23; living_keys.py) has its own hash. An item whose content is unchanged but
+whose metadata_hash differs keeps its embedding and gets metadata_version + 1: a *metadata update*,
+queued as a metadata batch (submission/metadata_updates.py) once the item is published (SUCCESS),
+never a provider call. An item that will be embedded (new, changed, back from DELETING, or not yet
+submitted) carries its metadata with its embedding: its version counts as queued already.
+Labels have two sources: the receipt file and `labels apply` (submission/labels.py). An item whose
+labels were not given (`labels_given` False: a word without `labels` in the file, every line of a
+file) keeps the label keys the ledger has; a line's `valid_labels` is then recomputed as its own
+validated labels (its `label_<L>: true` keys) and its words' `valid_labels`.
 The result is the same for every ledger adapter; each applies the plan atomically per receipt.
 """
 
@@ -18,7 +28,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from embedding_ingest.living_keys import LABEL_KEY_PREFIX, PLACE_KEYS, SECTION_KEY, living_part, metadata_hash
 from embedding_ingest.stores.records import EmbeddingItem, EmbeddingStatus, ItemKind
 
 
@@ -34,6 +46,12 @@ class ReceiptChanges:
     removed: list[str] = field(default_factory=list)
     # changed items whose own text is the same: only their context (a neighbouring row or word) moved
     requeued_by_neighbours: list[str] = field(default_factory=list)
+    # issue 23: unchanged content, changed living metadata (a metadata update, no tokens), and which
+    # part changed: labels, place (merchant, phone, address, website), section
+    metadata_changed: list[str] = field(default_factory=list)
+    relabelled: int = 0
+    place_changed: int = 0
+    section_changed: int = 0
 
     def count(self, ids: list[str], kind: ItemKind) -> int:
         """How many of `ids` are of `kind` (word ids carry '#WORD#')."""
@@ -57,6 +75,7 @@ class SyncPlan:
 def plan_receipt_sync(image_id: str, receipt_number: int, existing: Mapping[str, EmbeddingItem],
                       incoming: Sequence[EmbeddingItem]) -> SyncPlan:
     """Compare a receipt's items in the ledger (`existing`, by id) with its new items."""
+    incoming = carry_labels(existing, incoming)
     plan = SyncPlan(changes=ReceiptChanges(image_id, receipt_number))
     changes = plan.changes
     assert changes is not None
@@ -65,20 +84,26 @@ def plan_receipt_sync(image_id: str, receipt_number: int, existing: Mapping[str,
         seen.add(item.item_id)
         old = existing.get(item.item_id)
         if old is None:
-            plan.insert.append(item)
+            plan.insert.append(_embedded_with_metadata(item, 1))
             changes.added.append(item.item_id)
         elif old.embedding_status is EmbeddingStatus.DELETING:
-            plan.overwrite.append(item)
+            plan.overwrite.append(_embedded_with_metadata(item, old.metadata_version + 1))
             changes.added.append(item.item_id)
         elif old.content_hash == item.content_hash or (old.content_hash is None
                                                         and old.embed_text == item.embed_text):
             # Nothing embedded changed: keep the embedding state; refresh what is stored beside it.
-            fresh = {"content_hash": item.content_hash, "metadata": item.metadata, "text": item.text}
+            fresh: dict[str, Any] = {"content_hash": item.content_hash, "metadata": item.metadata,
+                                     "text": item.text, "metadata_hash": _hash_of(item)}
+            if _hash_of(old) != fresh["metadata_hash"]:
+                fresh["metadata_version"] = old.metadata_version + 1
+                if old.embedding_status in (EmbeddingStatus.NONE, EmbeddingStatus.FAILED):
+                    fresh["metadata_queued"] = fresh["metadata_version"]  # its embedding will carry it
+                _count_metadata_change(changes, item.item_id, old.metadata, item.metadata)
             if any(getattr(old, name) != value for name, value in fresh.items()):
                 plan.overwrite.append(old.model_copy(update=fresh))
             changes.unchanged += 1
         else:
-            plan.overwrite.append(item)
+            plan.overwrite.append(_embedded_with_metadata(item, old.metadata_version + 1))
             changes.changed.append(item.item_id)
             if old.text == item.text:
                 changes.requeued_by_neighbours.append(item.item_id)
@@ -90,5 +115,67 @@ def plan_receipt_sync(image_id: str, receipt_number: int, existing: Mapping[str,
     changes.changed.sort()
     changes.removed.sort()
     changes.requeued_by_neighbours.sort()
+    changes.metadata_changed.sort()
     plan.remove.sort()
     return plan
+
+
+def _hash_of(item: EmbeddingItem) -> str:
+    """The item's metadata hash (computed for items stored before hashes existed)."""
+    return item.metadata_hash or metadata_hash(item.metadata)
+
+
+def _embedded_with_metadata(item: EmbeddingItem, version: int) -> EmbeddingItem:
+    """An item about to be embedded: its record will carry this metadata version."""
+    return item.model_copy(update={"metadata_hash": _hash_of(item), "metadata_version": version,
+                                   "metadata_queued": version})
+
+
+def _count_metadata_change(changes: ReceiptChanges, item_id: str, old: Mapping[str, Any],
+                           new: Mapping[str, Any]) -> None:
+    before, after = living_part(old), living_part(new)
+    moved = {name for name in before.keys() | after.keys() if before.get(name) != after.get(name)}
+    changes.metadata_changed.append(item_id)
+    changes.relabelled += any(name.startswith(LABEL_KEY_PREFIX) or name.endswith("_labels") for name in moved)
+    changes.place_changed += any(name in PLACE_KEYS for name in moved)
+    changes.section_changed += SECTION_KEY in moved
+
+
+_LINE_UNION = "valid_labels"
+
+
+def _is_label_key(name: str) -> bool:
+    return name.startswith(LABEL_KEY_PREFIX) or name in ("valid_labels", "invalid_labels")
+
+
+def carry_labels(existing: Mapping[str, EmbeddingItem], incoming: Sequence[EmbeddingItem]
+                 ) -> list[EmbeddingItem]:
+    """`incoming` with the ledger's labels kept where none were given, and each line's valid_labels
+    recomputed from its own and its words' (module doc)."""
+    carried: list[EmbeddingItem] = []
+    for item in incoming:
+        old = existing.get(item.item_id)
+        if not item.labels_given and old is not None and old.embedding_status is not EmbeddingStatus.DELETING:
+            kept = {k: v for k, v in old.metadata.items()
+                    if _is_label_key(k) and not (item.word_id is None and k == _LINE_UNION)}
+            metadata = {**{k: v for k, v in item.metadata.items() if not _is_label_key(k)}, **kept}
+            item = item.model_copy(update={"metadata": metadata, "metadata_hash": None})
+        carried.append(item)
+    words_valid: dict[int, set[str]] = {}
+    for item in carried:
+        if item.word_id is not None:
+            words_valid.setdefault(item.line_id, set()).update(item.metadata.get(_LINE_UNION, ()))
+    result = []
+    for item in carried:
+        metadata = item.metadata
+        if item.word_id is None:
+            own = {k.removeprefix(LABEL_KEY_PREFIX) for k, v in metadata.items()
+                   if k.startswith(LABEL_KEY_PREFIX) and v is True}
+            union = sorted(own | words_valid.get(item.line_id, set()))
+            metadata = {k: v for k, v in metadata.items() if k != _LINE_UNION}
+            if union:
+                metadata[_LINE_UNION] = union
+        if metadata != item.metadata or item.metadata_hash is None:
+            item = item.model_copy(update={"metadata": metadata, "metadata_hash": metadata_hash(metadata)})
+        result.append(item)
+    return result

@@ -97,11 +97,26 @@ class EmbeddingItem(_Record):
     # Issue 10: sha256 of exactly what is embedded (embed_text and model; receipts/sync.py). None for
     # items imported before hashes existed: the next import of their receipt fills it in.
     content_hash: str | None = None
+    # Issue 23: sha256 of the living metadata (living_keys.metadata_hash); a per-item counter raised
+    # with every new hash (records carry it as `metadata_version`: the newest wins, without clocks);
+    # and the highest version already on its way to the snapshot (in a metadata batch, or carried by
+    # an embedding). metadata_version > metadata_queued: a metadata update is waiting to be queued.
+    metadata_hash: str | None = None
+    metadata_version: int = 0
+    metadata_queued: int = 0
+    # Not stored: whether this item's own labels were given (a word's `labels` in the receipt file, or
+    # `labels apply`). False: a sync keeps the labels the ledger has (stores/receipt_sync.py).
+    labels_given: bool = Field(default=True, exclude=True)
+
+    @property
+    def metadata_pending(self) -> bool:
+        return self.metadata_version > self.metadata_queued
 
 
 class BatchOperation(StrEnum):
     EMBED = "embed"  # items sent to the provider; their vectors are published
     DELETE = "delete"  # items that left their receipts; their ids are removed from the published version
+    METADATA = "metadata"  # issue 23: living metadata of published items changed; no provider, no token
 
 
 class BatchSummary(_Record):
@@ -128,6 +143,8 @@ class BatchSummary(_Record):
     operation: BatchOperation = BatchOperation.EMBED  # issue 10: deletion batches travel the same way
     # Output lines whose custom_id was not an item of this batch (kept, not only logged; issue 10).
     unknown_custom_ids: list[str] = Field(default_factory=list)
+    # A metadata batch's items as "item_id@metadata_version" (issue 23): what it must publish.
+    metadata_items: list[str] = Field(default_factory=list)
 
 
 class Lease(_Record):

@@ -35,7 +35,10 @@ CREATE TABLE IF NOT EXISTS items (
     metadata TEXT NOT NULL,
     tokens INTEGER,
     truncated INTEGER NOT NULL DEFAULT 0,
-    content_hash TEXT
+    content_hash TEXT,
+    metadata_hash TEXT,
+    metadata_version INTEGER NOT NULL DEFAULT 0,
+    metadata_queued INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS items_by_kind_status ON items (kind, status, item_id);
 CREATE INDEX IF NOT EXISTS items_by_batch ON items (batch_id, status);
@@ -99,12 +102,18 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("items", "tokens", "INTEGER"),  # issue 11: token fitting
     ("items", "truncated", "INTEGER NOT NULL DEFAULT 0"),
     ("items", "content_hash", "TEXT"),  # issue 10: incremental sync
+    ("items", "metadata_hash", "TEXT"),  # issue 23: living metadata
+    ("items", "metadata_version", "INTEGER NOT NULL DEFAULT 0"),
+    ("items", "metadata_queued", "INTEGER NOT NULL DEFAULT 0"),
     ("locks", "rvn", "TEXT"),  # issue 24: leases judged by record version
     ("locks", "record", "TEXT"),  # issue 24: the Lease (lease and heartbeat lengths, holder's times)
 )
 # Indexes over added columns or for later features, created once the columns exist.
 AFTER_ADDED_COLUMNS = (
     "CREATE INDEX IF NOT EXISTS items_by_receipt ON items (image_id, receipt_number)",  # issue 10
+    # issue 23: the few items whose metadata update is waiting to be queued
+    "CREATE INDEX IF NOT EXISTS items_metadata_pending ON items (kind, item_id) "
+    "WHERE metadata_version > metadata_queued",
 )
 
 

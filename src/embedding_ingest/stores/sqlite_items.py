@@ -25,7 +25,8 @@ from embedding_ingest.stores.records import (
 from embedding_ingest.stores.sqlite_base import SqliteConnections, chunks, filtered_select, placeholders
 
 _ITEM_COLUMNS = ("item_id, kind, status, batch_id, attempts, last_error, image_id, receipt_number, "
-                 "line_id, word_id, text, embed_text, metadata, tokens, truncated, content_hash")
+                 "line_id, word_id, text, embed_text, metadata, tokens, truncated, content_hash, "
+                 "metadata_hash, metadata_version, metadata_queued")
 _ITEM_PLACEHOLDERS = placeholders(_ITEM_COLUMNS.count(",") + 1)
 ITEM_COLUMN_COUNT = _ITEM_COLUMNS.count(",") + 1
 _ADD_CHUNK = 1_000
@@ -36,7 +37,8 @@ def _item_row(item: EmbeddingItem) -> tuple[Any, ...]:
     return (item.item_id, item.kind.value, item.embedding_status.value, item.batch_id, item.attempts,
             item.last_error, item.image_id, item.receipt_number, item.line_id, item.word_id,
             item.text, item.embed_text, json.dumps(item.metadata, sort_keys=True), item.tokens,
-            int(item.truncated), item.content_hash)
+            int(item.truncated), item.content_hash, item.metadata_hash, item.metadata_version,
+            item.metadata_queued)
 
 
 def _item_from_row(row: sqlite3.Row) -> EmbeddingItem:
@@ -46,7 +48,8 @@ def _item_from_row(row: sqlite3.Row) -> EmbeddingItem:
         image_id=row["image_id"], receipt_number=row["receipt_number"], line_id=row["line_id"],
         word_id=row["word_id"], text=row["text"], embed_text=row["embed_text"],
         metadata=json.loads(row["metadata"]), tokens=row["tokens"], truncated=bool(row["truncated"]),
-        content_hash=row["content_hash"])
+        content_hash=row["content_hash"], metadata_hash=row["metadata_hash"],
+        metadata_version=row["metadata_version"], metadata_queued=row["metadata_queued"])
 
 
 def _summary_from_row(row: sqlite3.Row) -> BatchSummary:

@@ -9,7 +9,13 @@ from collections.abc import Sequence
 
 from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.stores.receipt_sync import ReceiptChanges, plan_receipt_sync
-from embedding_ingest.stores.records import BatchOperation, BatchSummary, EmbeddingItem, EmbeddingStatus
+from embedding_ingest.stores.records import (
+    BatchOperation,
+    BatchSummary,
+    EmbeddingItem,
+    EmbeddingStatus,
+    ItemKind,
+)
 from embedding_ingest.stores.sqlite_base import SqliteConnections, chunks, placeholders
 from embedding_ingest.stores.sqlite_items import (
     _ITEM_COLUMNS,
@@ -84,6 +90,38 @@ class SqliteReceipts(SqliteConnections):
                  summary.model_dump_json()))
             conn.executemany("UPDATE items SET batch_id = ? WHERE item_id = ? AND status = 'DELETING' "
                              "AND batch_id IS NULL", [(summary.batch_id, i) for i in ids])
+
+    def receipt_items(self, image_id: str, receipt_number: int) -> list[EmbeddingItem]:
+        with self._read(f"reading receipt {image_id!r} #{receipt_number}") as conn:
+            return [_item_from_row(row) for row in conn.execute(
+                f"SELECT {_ITEM_COLUMNS} FROM items WHERE image_id = ? AND receipt_number = ? "
+                "ORDER BY item_id",
+                (image_id, receipt_number))]
+
+    def find_metadata_pending(self, kind: ItemKind) -> list[EmbeddingItem]:
+        """Items of `kind` whose metadata update is not queued yet (metadata_version >
+        metadata_queued), by id."""
+        with self._read("finding metadata updates") as conn:
+            return [_item_from_row(row) for row in conn.execute(
+                f"SELECT {_ITEM_COLUMNS} FROM items WHERE kind = ? AND metadata_version > metadata_queued "
+                "ORDER BY item_id", (kind.value,))]
+
+    def claim_metadata(self, summary: BatchSummary, versions: Sequence[tuple[str, int]]) -> None:
+        """Record a metadata batch and mark each (item, version) queued, in one transaction; an item
+        whose version moved on meanwhile stays pending (its newer version goes in a later batch).
+        A rerun is a no-op."""
+        if summary.operation is not BatchOperation.METADATA or not versions:
+            raise InvalidInputError(f"batch {summary.batch_id!r}: a metadata batch needs "
+                                    "operation=metadata and at least one item")
+        with self._write(f"claiming metadata batch {summary.batch_id!r}") as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO batches (batch_id, batch_type, status, submitted_at, record) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (summary.batch_id, summary.batch_type.value, summary.status.value, summary.submitted_at,
+                 summary.model_dump_json()))
+            conn.executemany("UPDATE items SET metadata_queued = ? WHERE item_id = ? "
+                             "AND metadata_version = ? AND metadata_queued < ?",
+                             [(v, i, v, v) for i, v in versions])
 
     def forget_deleted(self, batch_id: str, item_ids: Sequence[str]) -> int:
         """Remove DELETING items of deletion batch `batch_id` from the ledger (their ids are gone from

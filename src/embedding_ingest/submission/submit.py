@@ -38,6 +38,7 @@ from embedding_ingest.stores.records import (
 )
 from embedding_ingest.submission.budgets import Enqueued, enqueued_for, price_per_million
 from embedding_ingest.submission.deletions import queue_deletions
+from embedding_ingest.submission.metadata_updates import queue_metadata_updates
 from embedding_ingest.submission.packing import PackedBatch, pack_requests
 
 _BATCH_NAMESPACE = uuid.UUID("5b0f7a52-7d0c-4c55-9a61-2f1f3c1b9e11")
@@ -76,6 +77,7 @@ class SubmitReport(BaseModel):
     price_per_million_usd: float = 0.0
     priced_as: str = ""  # the model whose batch price estimated_cost_usd uses
     deletion_batches: list[str] = Field(default_factory=list)  # issue 10: removals queued (deletions.py)
+    metadata_batches: list[str] = Field(default_factory=list)  # issue 23: metadata updates queued
 
     @property
     def items_submitted(self) -> int:
@@ -183,6 +185,8 @@ def submit(kind: ItemKind, ledger: Ledger, provider: BatchProvider, *, settings:
                           price_per_million_usd=price, priced_as=priced_as)
     if not dry_run:  # deletions waiting for a batch (a crash after import, say) go too (issue 10)
         report.deletion_batches = [summary.batch_id for summary in queue_deletions(kind, ledger)]
+        # issue 23: metadata changes of items published since (or left by a crash) go too
+        report.metadata_batches = [summary.batch_id for summary in queue_metadata_updates(kind, ledger)]
 
     def record(outcome: SubmittedBatch | RefusedBatch) -> None:
         if isinstance(outcome, RefusedBatch):

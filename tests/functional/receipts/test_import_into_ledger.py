@@ -89,7 +89,9 @@ def test_report_serialises_with_stable_keys(sroie_slice, ledger):
                           "errors", "tokens", "truncated_items", "lines_changed", "words_changed",
                           "lines_requeued_by_neighbours", "words_requeued_by_neighbours", "lines_removed",
                           "words_removed", "receipts_deleted", "sync_deletions_refused", "items_skipped",
-                          "boxes_clamped", "skipped_items", "clamped_boxes"]
+                          "boxes_clamped", "skipped_items", "clamped_boxes", "lines_metadata_changed",
+                          "words_metadata_changed", "items_relabelled", "items_place_changed",
+                          "items_section_changed"]
     assert list(data["errors"][0]) == ["line_number", "receipt_id", "field", "problem", "message"]
     assert data["errors"][0]["message"].startswith("line 3 (receipt id unreadable): <record>: not valid JSON")
     assert ImportReport.model_validate_json(report.model_dump_json()) == report

@@ -4,11 +4,10 @@ keys each item publishes, and the hash that tells a metadata-only change from no
 import pytest
 from receipt_builders import record
 
+from embedding_ingest.living_keys import dropped_keys, metadata_hash
 from embedding_ingest.receipts.importer import build_items
 from embedding_ingest.receipts.living import (
-    dropped_keys,
     label_metadata,
-    metadata_hash,
     normalize_address,
     normalize_phone,
 )

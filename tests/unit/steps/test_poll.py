@@ -48,7 +48,8 @@ def test_completed_batch_becomes_one_delta_and_items_stay_pending(ctx, tmp_path)
     assert document == items[2].text
     # The revision orders this record against other copies of its id (newer submission wins).
     assert metadata == {**items[2].metadata, "model": ctx.provider.model,
-                        "revision": revision_of(summary.submitted_at, summary.batch_id)}
+                        "revision": revision_of(summary.submitted_at, summary.batch_id),
+                        "metadata_version": items[2].metadata_version}  # issue 23
     assert vector == pytest.approx(ctx.provider.embed([items[2].embed_text])[0], abs=1e-6)
     # Not SUCCESS before publish (lesson 7), not COMPLETED before publish either.
     assert {s for s, _ in statuses(ctx, items).values()} == {EmbeddingStatus.PENDING}

@@ -96,7 +96,7 @@ def run(work: Path, *, base: int, dimensions: int, with_query: bool = False) -> 
                    extra={"plain_mirror_bytes": mirror.bytes}),
             *extra,
             Figure("compaction_seconds", compaction, "s",
-                   detail=f"folding {folded} into one (amortised: runs when "
-                          f"more than {big_ws.settings.snapshot_max_segments} segments or a tail over "
-                          f"{big_ws.settings.snapshot_compact_ratio:.0%} of the base)",
+                   detail=f"compact_published of {folded} (bounded merges: at most "
+                          f"{big_ws.settings.snapshot_merge_factor} segments and "
+                          f"{big_ws.settings.snapshot_max_segment_bytes / 2**30:.1f} GiB each)",
                    extra={"compaction_seconds": compaction})]

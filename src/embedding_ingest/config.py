@@ -53,11 +53,18 @@ class Settings(BaseSettings):
     # exceed Step Functions' 256 KB. 60 keeps every state under 64 KB (bench/), 250 is the hard cap.
     max_batches_per_execution: int = Field(default=60, alias="MAX_BATCHES_PER_EXECUTION", gt=0, le=250)
     snapshot_versions_kept: int = Field(default=4, alias="SNAPSHOT_VERSIONS_KEPT", gt=0)
-    # A published version is a list of segments; a publish adds one small segment, and folds them all into
-    # one when there would be more than SNAPSHOT_MAX_SEGMENTS or the segments beside the largest hold more
-    # than SNAPSHOT_COMPACT_RATIO times its records (reads query every segment, so keep them few).
+    # A published version is a list of segments; a publish adds one small segment and does at most one
+    # bounded merge (snapshots/merge_policy.py): the SNAPSHOT_MERGE_FACTOR smallest segments of the lowest
+    # size tier (tiers grow by that factor above SNAPSHOT_MERGE_FLOOR_BYTES) if they fit in
+    # SNAPSHOT_MAX_SEGMENT_BYTES, or the smallest that fit past SNAPSHOT_MAX_SEGMENTS (a soft cap: reads
+    # query every segment). 2.5 GiB, estimated, not measured at that size: a merge needs inputs + output +
+    # its archive on local disk, about 3x, within VectorCompact's 10,240 MB /tmp at 80%; Chroma holds the
+    # output's HNSW data in RAM (4 x dims + 140 B of the ~8.3 KB archived per 1536-d line, ~0.76 of the
+    # archive: ~2.0 GB) plus ~0.3 GB of process, near 80% of its default 3,008 MB.
     snapshot_max_segments: int = Field(default=8, alias="SNAPSHOT_MAX_SEGMENTS", gt=0)
-    snapshot_compact_ratio: float = Field(default=0.25, alias="SNAPSHOT_COMPACT_RATIO", ge=0)
+    snapshot_merge_factor: int = Field(default=4, alias="SNAPSHOT_MERGE_FACTOR", ge=2)
+    snapshot_merge_floor_bytes: int = Field(default=64 * 2**20, alias="SNAPSHOT_MERGE_FLOOR_BYTES", gt=0)
+    snapshot_max_segment_bytes: int = Field(default=5 * 2**29, alias="SNAPSHOT_MAX_SEGMENT_BYTES", gt=0)
     # Published snapshot for stock Chroma (issue 12): also keep {database}/snapshot/latest/ as a plain
     # Chroma persist directory in the object store after each publish, for consumers that download a
     # prefix (the reference's layout). Off by default: it uploads the whole collection every publish.

@@ -25,7 +25,8 @@ from embedding_ingest.stores.ports import ObjectStore
 class BaseSegments:
     """Open with `with BaseSegments(store, settings, base, scratch) as current:`; then
     `current.segments` (the checked refs, with indexes), `current.readers` (one IdIndex per segment,
-    same order) and `current.dir(n)` (a local persist dir of segment n, fetched on first use).
+    same order), `current.sizes` (archive bytes) and `current.dir(n)` (a local persist dir of segment
+    n, fetched on first use).
     Raises ObjectNotFoundError / CorruptObjectError naming a missing or damaged object, and
     SnapshotCountMismatchError when an index disagrees with its segment's count."""
 
@@ -35,6 +36,7 @@ class BaseSegments:
         self._database = base.database if base is not None else ""
         self.segments: list[SegmentRef] = list(base.segments) if base is not None else []
         self.readers: list[id_index.IdIndex] = []
+        self.sizes: list[int] = []  # archive bytes of each segment (merge_policy)
         self._dirs: dict[int, Path] = {}
 
     def __enter__(self) -> BaseSegments:
@@ -64,7 +66,8 @@ class BaseSegments:
 
     def _checked(self, n: int) -> SegmentRef:
         segment = self.segments[n]
-        vouched, _ = cache.archive_vouched(self._store, self._settings, self._database, segment)
+        vouched, _, size = cache.archive_vouched(self._store, self._settings, self._database, segment)
+        self.sizes.append(size)
         if not vouched:
             self.dir(n)  # downloads the archive and checks it against its sha256
         if segment.ids_key is None:  # published before id indexes: attach one now

@@ -163,13 +163,13 @@ def check_store_holds(store: ObjectStore, segment: SegmentRef) -> tuple[Snapshot
 
 
 def archive_vouched(store: ObjectStore, settings: Settings, database: str, segment: SegmentRef
-                    ) -> tuple[bool, str]:
+                    ) -> tuple[bool, str, int]:
     """(whether the stored archive's bytes are known to match the segment's sha256 without reading
-    them, its current etag): check_store_holds, then the etag must be the one the manifest recorded at
-    upload or the one this cache recorded when it checked the bytes."""
+    them, its current etag, its size): check_store_holds, then the etag must be the one the manifest
+    recorded at upload or the one this cache recorded when it checked the bytes."""
     manifest, etag = check_store_holds(store, segment)
     record = (read_record(settings, database, segment.segment_id) or {}) if cache_enabled(settings) else {}
-    return etag in {manifest.archive_etag, record.get("archive_etag")} - {None}, etag
+    return etag in {manifest.archive_etag, record.get("archive_etag")} - {None}, etag, manifest.archive_bytes
 
 
 def _move_in(source: Path, final: Path) -> Path:
@@ -199,7 +199,7 @@ def fetch(store: ObjectStore, settings: Settings, database: str, segment: Segmen
     raises CorruptObjectError naming its key, however warm the cache (issue 21)."""
     etag: str | None = None
     if verify:
-        vouched, etag = archive_vouched(store, settings, database, segment)
+        vouched, etag, _ = archive_vouched(store, settings, database, segment)
         if not vouched:
             evict(settings, database, segment)
     hit = cached(settings, database, segment)

@@ -21,12 +21,13 @@ from pathlib import Path
 
 from embedding_ingest.config import Settings
 from embedding_ingest.exceptions import InvalidInputError
-from embedding_ingest.snapshots import cache, id_index
+from embedding_ingest.snapshots import cache
 from embedding_ingest.snapshots.apply import TailPlan, build_tail
 from embedding_ingest.snapshots.archive import read_manifest
 from embedding_ingest.snapshots.base_segments import BaseSegments
 from embedding_ingest.snapshots.build import check_compatible
 from embedding_ingest.snapshots.exceptions import SnapshotCountMismatchError, VersionNotFoundError
+from embedding_ingest.snapshots.merge_policy import dir_bytes, plan_merge
 from embedding_ingest.snapshots.metadata_update import rewrite_segment
 from embedding_ingest.snapshots.mirror import one_line, refresh_plain_mirror
 from embedding_ingest.snapshots.models import (
@@ -37,10 +38,9 @@ from embedding_ingest.snapshots.models import (
 )
 from embedding_ingest.snapshots.revisions import check_tombstones, tombstones_key
 from embedding_ingest.snapshots.segments import (
+    add_tail,
     compact,
-    index_file,
-    local_segments,
-    needs_compaction,
+    install_built,
     new_version_manifest,
     read_version,
     referenced_segments,
@@ -129,20 +129,14 @@ def publish_next_version(store: ObjectStore, ledger: Ledger, lease: Lease, *, da
         digest = ids_digest(plan.incoming)
         if current is not None and not plan.changes_anything():  # everything is published already
             return _outcome(current, plan, digest)
-        segments, current_dirs = _without_removed(store, plan, held, scratch,
-                                                  database=database, dimensions=dimensions, model=model)
-        built: Path | None = None
+        segments, current_dirs, sizes = _without_removed(store, plan, held, scratch, database=database,
+                                                         dimensions=dimensions, model=model)
+        built: list[tuple[SegmentRef, Path]] = []
         if plan.written:
-            counts = [*(s.count for s in segments), len(plan.written)]
-            if needs_compaction(counts, settings):
-                parts = [*zip((d() for d in current_dirs), counts, strict=False), (tail, len(plan.written))]
-                built, part_sources = scratch / "compacted", [s.key for s in segments] + wanted
-                count = compact(parts, built, database=database, dimensions=dimensions)
-                segments = []
-            else:
-                built, part_sources, count = tail, wanted, len(plan.written)
-            segments.append(upload_segment(store, built, scratch, database=database, count=count,
-                                           dimensions=dimensions, model=model, sources=part_sources))
+            parts = [*zip(segments, current_dirs, strict=True), (None, functools.partial(Path, tail))]
+            segments, built = add_tail(store, parts, [*sizes, dir_bytes(tail)], scratch, settings,
+                                       database=database, dimensions=dimensions, model=model,
+                                       tail_count=len(plan.written), sources=wanted)
         previous = current.count if current is not None else 0
         expected = previous + len(plan.new_ids) - len(plan.deleted)
         total = sum(s.count for s in segments)
@@ -156,20 +150,11 @@ def publish_next_version(store: ObjectStore, ledger: Ledger, lease: Lease, *, da
             received=plan.received, metadata_updated=plan.metadata.updated,
             **_store_tombstones(store, database, plan, base)))
         published, pointer_error = _publish_manifest(store, ledger, lease, manifest, current)
-        if built is not None and cache.cache_enabled(settings):
-            cache.install(settings, database, segments[-1], built)
-        _install_indexes(settings, database, segments, scratch)
+        install_built(settings, database, built, segments, scratch)
     prune_error, plain_error = _tidy(store, ledger, database, settings)
     mirror_error = "; ".join(problem for problem in (pointer_error, plain_error) if problem) or None
     return dataclasses.replace(_outcome(published, plan, digest), mirror_error=mirror_error,
                                prune_error=prune_error)
-
-
-def _install_indexes(settings: Settings, database: str, segments: Sequence[SegmentRef],
-                     scratch: Path) -> None:
-    """Keep the id indexes this publish built in the cache (those it did not build are already there)."""
-    for segment in segments:
-        id_index.install(settings, database, segment, index_file(scratch, segment))
 
 
 def _tombstones(store: ObjectStore, base: VersionManifest | None) -> dict[str, str]:
@@ -201,19 +186,21 @@ def _outcome(version: SnapshotVersion, plan: TailPlan, digest: str) -> PublishOu
 
 def _without_removed(store: ObjectStore, plan: TailPlan, held: BaseSegments, scratch: Path, *,
                      database: str, dimensions: int, model: str
-                     ) -> tuple[list[SegmentRef], list[Callable[[], Path]]]:
+                     ) -> tuple[list[SegmentRef], list[Callable[[], Path]], list[int]]:
     """The current segments with replaced and deleted ids taken out and metadata updates applied
     (issue 23): each affected segment is rewritten as a new (content-addressed) segment; one left
-    empty is dropped. Returns the segments and, for each, how to get its local persist dir (only the
-    affected ones are fetched here)."""
+    empty is dropped. Returns the segments, for each how to get its local persist dir (only the
+    affected ones are fetched here), and their sizes in bytes."""
     kept_segments: list[SegmentRef] = []
     kept_dirs: list[Callable[[], Path]] = []
+    kept_sizes: list[int] = []
     for index, segment in enumerate(held.segments):
         doomed = plan.removals.get(index, set())
         changed = plan.metadata.changes.get(index, {})
         if not doomed and not changed:
             kept_segments.append(segment)
             kept_dirs.append(functools.partial(held.dir, index))
+            kept_sizes.append(held.sizes[index])
             continue
         work = scratch / f"rewritten-{index}"
         count = rewrite_segment(held.dir(index), work, database=database, remove=doomed, updates=changed,
@@ -223,39 +210,44 @@ def _without_removed(store: ObjectStore, plan: TailPlan, held: BaseSegments, scr
         kept_segments.append(upload_segment(store, work, scratch, database=database, count=count,
                                             dimensions=dimensions, model=model, sources=[segment.key]))
         kept_dirs.append(functools.partial(Path, work))
-    return kept_segments, kept_dirs
+        kept_sizes.append(dir_bytes(work))
+    return kept_segments, kept_dirs, kept_sizes
 
 
 def compact_published(store: ObjectStore, ledger: Ledger, lease: Lease, *, database: str,
                       settings: Settings) -> SnapshotVersion | None:
-    """Fold the current version's segments into one base segment and publish that as the next version
-    (same records). Returns the current version unchanged when it has one segment or fewer, None when
-    nothing is published."""
+    """Merge the current version's segments, in bounded merges (merge_policy.plan_merge with
+    compact=True: at most SNAPSHOT_MERGE_FACTOR segments and SNAPSHOT_MAX_SEGMENT_BYTES per merge,
+    full segments never), each published as the next version (same records, same tombstones), until
+    no merge is left. Returns the version then current (unchanged when nothing could be merged), None
+    when nothing is published."""
     _check_lease(ledger, lease, database)
-    current = ledger.get_published(database)
-    if current is None:
-        return None
-    base = read_version(store, current)
-    if len(base.segments) <= 1:
-        return current
-    with tempfile.TemporaryDirectory(dir=cache.scratch_root(settings, database), prefix="compact-") as tmp:
-        scratch = Path(tmp)
-        dirs = local_segments(store, settings, base, scratch)
-        built = scratch / "compacted"
-        count = compact(list(zip(dirs, (s.count for s in base.segments), strict=True)), built,
-                        database=database, dimensions=base.dimensions)
-        segment = upload_segment(store, built, scratch, database=database, count=count,
-                                 dimensions=base.dimensions, model=base.model,
-                                 sources=[s.key for s in base.segments])
-        manifest = write_version(store, new_version_manifest(
-            database, base.model, base.dimensions, [segment], sources=base.sources,
-            added=base.added or 0, added_ids_digest=base.added_ids_digest or ids_digest(set())))
-        published, _ = _publish_manifest(store, ledger, lease, manifest, current)  # logged
-        if cache.cache_enabled(settings):
-            cache.install(settings, database, segment, built)
-        _install_indexes(settings, database, [segment], scratch)
-    _tidy(store, ledger, database, settings)  # logged: compacting changes no record
-    return published
+    while True:
+        current = ledger.get_published(database)
+        if current is None:
+            return None
+        base = read_version(store, current)
+        scratch_root = cache.scratch_root(settings, database)
+        with tempfile.TemporaryDirectory(dir=scratch_root, prefix="compact-") as tmp, \
+                BaseSegments(store, settings, base, Path(tmp)) as held:
+            scratch = Path(tmp)
+            chosen = plan_merge(held.sizes, settings, compact=True)
+            if not chosen:
+                return current
+            built = scratch / "merged"
+            count = compact([(held.dir(i), held.segments[i].count) for i in chosen], built,
+                            database=database, dimensions=base.dimensions)
+            segment = upload_segment(store, built, scratch, database=database, count=count,
+                                     dimensions=base.dimensions, model=base.model,
+                                     sources=[held.segments[i].key for i in chosen])
+            segments = [s for i, s in enumerate(held.segments) if i not in chosen] + [segment]
+            manifest = write_version(store, new_version_manifest(
+                database, base.model, base.dimensions, segments, sources=base.sources,
+                added=base.added or 0, added_ids_digest=base.added_ids_digest or ids_digest(set()),
+                tombstones_key=base.tombstones_key, tombstones=base.tombstones))
+            _publish_manifest(store, ledger, lease, manifest, current)  # the mirror's problem is logged
+            install_built(settings, database, [(segment, built)], segments, scratch)
+        _tidy(store, ledger, database, settings)  # logged: compacting changes no record
 
 
 def _publish_manifest(store: ObjectStore, ledger: Ledger, lease: Lease, manifest: VersionManifest,

@@ -4,19 +4,20 @@ Chroma snapshot stored content-addressed at `{db}/snapshot/segments/{segment_id}
 A publish builds one small segment of the records that are new or newer than the published ones, and
 rewrites the segments that held a replaced or deleted id without it (apply.py), so no id is ever in
 two segments and a re-run changes nothing; reads union (ids) or merge (queries) over the segments.
-When the segments beside the largest grow too many or too big, they are folded into one base segment
-(a copy of the largest with the others upserted into it), so reads stay fast and the cost of a big
-index rebuild is paid once in a while instead of on every publish. Counts are checked at every step
-(lesson 4): a version's count is the sum of its segments' counts, and each segment holds exactly the
-unique ids that went into it."""
+Segments of similar size are merged a few at a time (merge_policy.py: tiered, bounded by a maximum
+segment size, at most one merge per publish; a merge is a copy of the largest part with the others
+upserted into it), so reads stay fast and no step ever folds the whole collection on local disk.
+Counts are checked at every step (lesson 4): a version's count is the sum of its segments' counts,
+and each segment holds exactly the unique ids that went into it."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -27,6 +28,7 @@ from embedding_ingest.snapshots.archive import materialize, pack_dir, read_manif
 from embedding_ingest.snapshots.build import MERGE_PAGE_SIZE
 from embedding_ingest.snapshots.exceptions import SnapshotConflictError, SnapshotCountMismatchError
 from embedding_ingest.snapshots.flat import iter_pages
+from embedding_ingest.snapshots.merge_policy import plan_merge
 from embedding_ingest.snapshots.models import (
     SEGMENT_ID_LENGTH,
     SegmentRef,
@@ -39,6 +41,7 @@ from embedding_ingest.stores.ports import ObjectStore
 from embedding_ingest.stores.records import SnapshotVersion
 
 VERSION_ID_LENGTH = 24
+log = logging.getLogger(__name__)
 
 
 def versions_prefix(database: str) -> str:
@@ -118,18 +121,11 @@ def referenced_segments(store: ObjectStore, versions: Sequence[SnapshotVersion])
 
 
 # -- local copies -----------------------------------------------------------------------------------
-def local_segments(store: ObjectStore, settings: Settings, manifest: VersionManifest,
-                   scratch: Path) -> list[Path]:
-    """A local persist dir for each segment, its record count checked: the cached ones when the cache
-    is used (checked against the store's manifest, see cache.fetch; an entry holding other than its
-    count is fetched again), else fresh downloads."""
-    return [local_segment(store, settings, manifest.database, segment, scratch / f"segment-{n}")
-            for n, segment in enumerate(manifest.segments)]
-
-
 def local_segment(store: ObjectStore, settings: Settings, database: str, segment: SegmentRef,
                   dest: Path) -> Path:
-    """One segment of local_segments (`dest` is used only without a cache)."""
+    """A local persist dir of `segment`, its record count checked: the cached one when the cache is used
+    (checked against the store, see cache.fetch(verify=True); an entry holding other than its count is
+    fetched again), else a fresh download into `dest`."""
     if not cache.cache_enabled(settings):
         path = materialize(store, segment.key, dest)
         _check_count(path, database, segment)
@@ -154,16 +150,6 @@ def _check_count(persist_dir: Path, collection: str, segment: SegmentRef) -> Non
 
 
 # -- building segments ------------------------------------------------------------------------------
-def needs_compaction(counts: Sequence[int], settings: Settings) -> bool:
-    """Fold the segments into one when there are too many, or when the ones beside the largest hold
-    more than the configured share of its records."""
-    if len(counts) <= 1:
-        return False
-    base = max(counts)
-    tail = sum(counts) - base
-    return len(counts) > settings.snapshot_max_segments or tail > settings.snapshot_compact_ratio * base
-
-
 def compact(parts: Sequence[tuple[Path, int]], work: Path, *, database: str, dimensions: int) -> int:
     """One segment at `work` holding every part's records: a copy of the largest part (its index is
     kept) with the others upserted into it. Parts hold disjoint ids, so the count must be their sum."""
@@ -218,6 +204,47 @@ def attach_index(store: ObjectStore, segment: SegmentRef, persist_dir: Path, scr
     key, ids_sha256, ids_bytes, etag = id_index.upload(store, segment.key, built)
     built.with_suffix(".etag").write_text(etag or "")
     return segment.model_copy(update={"ids_key": key, "ids_sha256": ids_sha256, "ids_bytes": ids_bytes})
+
+
+def install_built(settings: Settings, database: str, built: Sequence[tuple[SegmentRef, Path]],
+                  segments: Sequence[SegmentRef], scratch: Path) -> None:
+    """Move the segments a publish built (with their local dirs), and the id indexes it built (in
+    `scratch`), into the cache (the others are there already)."""
+    if cache.cache_enabled(settings):
+        for segment, path in built:
+            cache.install(settings, database, segment, path)
+    for segment in segments:
+        id_index.install(settings, database, segment, index_file(scratch, segment))
+
+
+def add_tail(store: ObjectStore, parts: list[tuple[SegmentRef | None, Callable[[], Path]]],
+             sizes: list[int], scratch: Path, settings: Settings, *, database: str, dimensions: int,
+             model: str, tail_count: int, sources: list[str]
+             ) -> tuple[list[SegmentRef], list[tuple[SegmentRef, Path]]]:
+    """The new version's segments: the current ones and the tail (the last of `parts`, ref None, of
+    `tail_count` records), with at most one bounded merge (merge_policy.plan_merge over `sizes`, bytes)
+    of some of them; what is built is uploaded. Returns the segments and those built here with their
+    local dirs."""
+    chosen = set(plan_merge(sizes, settings))
+    tail_index = len(parts) - 1
+    segments: list[SegmentRef] = []
+    built: list[tuple[SegmentRef, Path]] = []
+    if tail_index not in chosen:
+        tail = parts[tail_index][1]()
+        built.append((upload_segment(store, tail, scratch, database=database, count=tail_count,
+                                     dimensions=dimensions, model=model, sources=sources), tail))
+    if chosen:
+        picked = [(parts[i][0], parts[i][1], sizes[i]) for i in sorted(chosen)]
+        merged = scratch / "merged"
+        count = compact([(get_dir(), ref.count if ref else tail_count) for ref, get_dir, _ in picked],
+                        merged, database=database, dimensions=dimensions)
+        merged_sources = [ref.key for ref, _, _ in picked if ref] + (sources if tail_index in chosen else [])
+        built.append((upload_segment(store, merged, scratch, database=database, count=count,
+                                     dimensions=dimensions, model=model, sources=merged_sources), merged))
+        log.info("merged %d segments of %s (%d bytes) into one of %d records", len(picked), database,
+                 sum(size for _, _, size in picked), count)
+    segments = [ref for i, (ref, _) in enumerate(parts) if ref is not None and i not in chosen]
+    return [*segments, *(segment for segment, _ in built)], built
 
 
 def new_version_manifest(database: str, model: str, dimensions: int, segments: list[SegmentRef], *,

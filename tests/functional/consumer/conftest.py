@@ -28,7 +28,7 @@ def ingest_lines():
 def layered_workspace(tmp_path_factory) -> Workspace:
     """Lines of 6 receipts published in two versions; the second is two segments (no compaction)."""
     tmp = tmp_path_factory.mktemp("consumer")
-    ws = make_workspace(tmp, dimensions=64, SNAPSHOT_COMPACT_RATIO=100.0, HNSW_EF_CONSTRUCTION=64)
+    ws = make_workspace(tmp, dimensions=64, SNAPSHOT_MERGE_FACTOR=100, HNSW_EF_CONSTRUCTION=64)
     ingest(ws, tmp, 4, 0)
     ingest(ws, tmp, 2, 4)
     return ws

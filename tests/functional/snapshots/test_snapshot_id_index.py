@@ -45,7 +45,7 @@ def test_published_revisions_read_only_the_id_indexes_whatever_the_width(tmp_pat
         counting = type(store)(work / "objects")  # the fixture's counting store, one per width
         ledger = SqliteLedger(work / "ledger.sqlite3")
         chosen = settings.model_copy(update={"chroma_root": work / "cache", "embedding_dimensions": dims,
-                                             "snapshot_compact_ratio": 100.0})
+                                             "snapshot_merge_factor": 100})
         lease = ledger.acquire_lock(DB, "writer", lease_seconds=3600)
         for n, ids in enumerate((range(0, 200), range(200, 300))):
             source = _revisioned_delta(counting, f"d{n}", ids, dims, chosen.embedding_model)
@@ -75,7 +75,7 @@ def test_published_revisions_read_only_the_id_indexes_whatever_the_width(tmp_pat
 
 def test_segments_without_an_index_are_read_then_indexed_by_the_next_publish(store, ledger, lease, settings,
                                                                             make_delta):
-    layered = settings.model_copy(update={"snapshot_compact_ratio": 100.0})
+    layered = settings.model_copy(update={"snapshot_merge_factor": 100})
     publish_next_version(store, ledger, lease, database=DB, sources=[make_delta("d1", 30)], settings=layered)
     version = ledger.get_published(DB)
     key = manifest_key(version.key)
@@ -97,7 +97,7 @@ def test_segments_without_an_index_are_read_then_indexed_by_the_next_publish(sto
 
 def test_a_damaged_id_index_in_the_store_stops_a_publish_with_a_warm_cache(store, ledger, lease, settings,
                                                                             make_delta):
-    layered = settings.model_copy(update={"snapshot_compact_ratio": 100.0})
+    layered = settings.model_copy(update={"snapshot_merge_factor": 100})
     first = publish_next_version(store, ledger, lease, database=DB, sources=[make_delta("d1", 30)],
                                  settings=layered).version
     index_key = read_version(store, first).segments[0].ids_key

@@ -17,7 +17,7 @@ DB = "lines"
 
 @pytest.fixture
 def layered(settings):
-    return settings.model_copy(update={"snapshot_compact_ratio": 100.0, "snapshot_max_segments": 5,
+    return settings.model_copy(update={"snapshot_merge_factor": 100, "snapshot_max_segments": 5,
                                        "snapshot_versions_kept": 10})
 
 

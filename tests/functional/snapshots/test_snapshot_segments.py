@@ -35,7 +35,7 @@ DB = "lines"
 @pytest.fixture
 def layered(settings):
     """Compaction only by segment count, so small test publishes stay layered."""
-    return settings.model_copy(update={"snapshot_compact_ratio": 100.0, "snapshot_max_segments": 3,
+    return settings.model_copy(update={"snapshot_merge_factor": 100, "snapshot_max_segments": 3,
                                        "snapshot_versions_kept": 10})
 
 
@@ -143,15 +143,26 @@ def test_too_many_segments_are_compacted_into_one(store, ledger, lease, layered,
     assert read_manifest(store, compacted.segments[0].key).profile == "quality"
 
 
-def test_a_large_tail_relative_to_the_base_is_compacted(store, ledger, lease, settings, make_delta):
-    tight = settings.model_copy(update={"snapshot_compact_ratio": 0.25, "snapshot_max_segments": 8})
-    _publish(store, ledger, lease, tight, make_delta("d1", 100))
-    small = _publish(store, ledger, lease, tight, make_delta("d2", 20, start=100)).version
-    big = _publish(store, ledger, lease, tight, make_delta("d3", 10, start=200)).version
+def test_merges_take_similar_small_segments_and_never_a_full_one(store, ledger, lease, settings, make_delta):
+    """Tiered, bounded merging (issue 21): with the maximum just under twice the base's archive, the
+    base is full and never merged (nor downloaded); the small tails are merged once there are F = 2 of
+    them; an explicit compaction then finds nothing it may merge."""
+    base_version = _publish(store, ledger, lease, settings, make_delta("d0", 100)).version
+    base = read_version(store, base_version).segments[0]
+    size = read_manifest(store, base.key).archive_bytes
+    tiered = settings.model_copy(update={"snapshot_merge_factor": 2, "snapshot_merge_floor_bytes": size,
+                                         "snapshot_max_segment_bytes": 2 * size - 1})
+    one_tail = _publish(store, ledger, lease, tiered, make_delta("d1", 5, start=100)).version
+    merged = _publish(store, ledger, lease, tiered, make_delta("d2", 6, start=200)).version
 
-    assert len(read_version(store, small).segments) == 2  # tail 20 <= 25% of 100
-    assert len(read_version(store, big).segments) == 1  # tail 30 > 25%: folded
-    assert big.count == 130
+    assert [s.count for s in read_version(store, one_tail).segments] == [100, 5]
+    segments = read_version(store, merged).segments
+    assert segments[0] == base and [s.count for s in segments] == [100, 11] and merged.count == 111
+    assert store.downloads[read_manifest(store, base.key).archive_key] == 0
+    assert compact_published(store, ledger, lease, database=DB, settings=tiered) == merged
+    expected = [*range(100), *range(100, 105), *range(200, 206)]
+    assert sorted(i for p in iter_published_pages(store, merged, tiered) for i in p.ids) == [
+        f"line-{i:05d}" for i in expected]
 
 
 def test_prune_deletes_only_segments_no_kept_version_uses(store, ledger, lease, layered, make_delta):

@@ -43,6 +43,13 @@ def _publish_n(store, ledger, lease, settings, make_delta, n, size=10):
     return versions
 
 
+@pytest.fixture
+def settings(settings):
+    """Every publish merges its tail into the one segment (F = 2: two segments of one tier), so each
+    version here is one segment, as these lifecycle tests read it."""
+    return settings.model_copy(update={"snapshot_merge_factor": 2})
+
+
 def _stored_versions(store) -> set[str]:
     return {info.key.split("/")[3] for info in store.list(versions_prefix(DB))}
 

@@ -1,4 +1,4 @@
-"""The layered-version rules that need no Chroma: when segments are folded, how a version is named,
+"""The layered-version rules that need no Chroma: which segments a merge folds, how a version is named,
 and that a version manifest's count must be the sum of its segments'."""
 
 from __future__ import annotations
@@ -8,36 +8,54 @@ from pydantic import ValidationError
 
 from embedding_ingest.config import Settings
 from embedding_ingest.snapshots import SegmentRef, VersionManifest
-from embedding_ingest.snapshots.segments import needs_compaction, version_id_of
+from embedding_ingest.snapshots.merge_policy import plan_merge, tier
+from embedding_ingest.snapshots.segments import version_id_of
 
 
 def _segment(n: int, count: int) -> SegmentRef:
     return SegmentRef(key=f"lines/snapshot/segments/{n}/", count=count, sha256=f"{n:064x}")
 
 
-@pytest.mark.parametrize(("counts", "folded"), [
-    ([], False),
-    ([100_000], False),
-    ([100_000, 1_000], False),  # the bench case: a small tail stays a segment of its own
-    ([100_000] + [1_000] * 7, False),  # 8 segments, tail 7% of the base
-    ([100_000] + [1_000] * 8, True),  # a 9th segment
-    ([100, 100], True),  # tail as big as the base
-    ([1_000, 250], False),  # exactly the ratio
-    ([1_000, 251], True),
-    ([10, 5_000], False),  # the largest is the base, wherever it is
+POLICY = {"SNAPSHOT_MERGE_FACTOR": 4, "SNAPSHOT_MERGE_FLOOR_BYTES": 100, "SNAPSHOT_MAX_SEGMENT_BYTES": 10_000,
+          "SNAPSHOT_MAX_SEGMENTS": 8}
+
+
+@pytest.mark.parametrize(("sizes", "merged"), [
+    ([], []),
+    ([50] * 3, []),  # three of tier 0: not yet F
+    ([50] * 4, [0, 1, 2, 3]),
+    ([6_000, 50, 60, 70, 80], [1, 2, 3, 4]),  # a full segment (>= half the maximum) is never merged again
+    ([50, 60, 70, 80, 90], [0, 1, 2, 3]),  # the F smallest of the tier
+    ([500, 500, 500, 500, 50, 50, 50, 50], [4, 5, 6, 7]),  # the lowest tier first
+    ([4_000, 4_000, 3_000, 3_000], []),  # one tier, but together over the maximum
+    ([3_000] * 9, [0, 1, 2]),  # over the soft cap: the smallest that fit in one maximum segment
+    ([6_000] * 9, []),  # all full: nothing can be merged, whatever the count
+    ([100_000, 1_000] + [60] * 2, []),  # the bench case: a small tail stays a segment of its own
 ])
-def test_segments_are_folded_past_the_count_or_the_tail_ratio(counts, folded):
-    settings = Settings(SNAPSHOT_MAX_SEGMENTS=8, SNAPSHOT_COMPACT_RATIO=0.25)
-    assert needs_compaction(counts, settings) is folded
+def test_a_merge_takes_the_smallest_f_of_the_lowest_tier_within_the_maximum(sizes, merged):
+    assert plan_merge(sizes, Settings(**POLICY)) == merged
+
+
+def test_an_explicit_compaction_merges_what_fits_below_f():
+    settings = Settings(**POLICY)
+    assert plan_merge([50, 60], settings) == []
+    assert plan_merge([50, 60], settings, compact=True) == [0, 1]
+    assert plan_merge([6_000, 60], settings, compact=True) == []  # one open segment: nothing to merge
+
+
+def test_tiers_grow_by_the_merge_factor_above_the_floor():
+    settings = Settings(**POLICY)
+    assert [tier(size, settings) for size in (0, 399, 400, 1_599, 1_600, 6_400)] == [0, 0, 1, 1, 2, 3]
 
 
 def test_the_policy_is_read_from_the_documented_variables(monkeypatch):
-    monkeypatch.setenv("SNAPSHOT_MAX_SEGMENTS", "2")
-    monkeypatch.setenv("SNAPSHOT_COMPACT_RATIO", "1.5")
+    for name, value in POLICY.items():
+        monkeypatch.setenv(name, str(value))
     settings = Settings()
-    assert (settings.snapshot_max_segments, settings.snapshot_compact_ratio) == (2, 1.5)
-    assert needs_compaction([100, 100], settings) is False
-    assert needs_compaction([100, 100, 1], settings) is True
+    assert (settings.snapshot_merge_factor, settings.snapshot_merge_floor_bytes,
+            settings.snapshot_max_segment_bytes, settings.snapshot_max_segments) == (4, 100, 10_000, 8)
+    defaults = Settings.model_fields
+    assert defaults["snapshot_max_segment_bytes"].default == 5 * 2**29  # 2.5 GiB
 
 
 def test_a_version_id_names_its_segments_in_order():

@@ -72,13 +72,23 @@ def embedding_model(settings: Settings) -> str:
     return LOCAL_DEFAULT_MODEL if settings.provider == "local" else OPENAI_DEFAULT_MODEL
 
 
+def embedding_dimensions(settings: Settings, model: str | None = None) -> int:
+    """The width vectors of `model` (default: the configured one) will have: EMBEDDING_DIMENSIONS, else
+    the model's native width. Raises ConfigurationError (one line naming the setting) for a width the
+    model cannot make (providers/models.py: any for ada-002, above the native one for the others)."""
+    from embedding_ingest.providers.models import resolve_dimensions
+
+    model = model or embedding_model(settings)
+    default = LOCAL_DEFAULT_DIMENSIONS if settings.provider == "local" else OPENAI_DEFAULT_DIMENSIONS
+    return resolve_dimensions(model, settings.embedding_dimensions, default=default)
+
+
 def build_provider(settings: Settings) -> BatchProvider:
     if settings.provider == "local":
         from embedding_ingest.providers.local import LocalBatchProvider
 
-        return LocalBatchProvider(settings.home / "provider",
-                                  model=settings.embedding_model or LOCAL_DEFAULT_MODEL,
-                                  dimensions=settings.embedding_dimensions or LOCAL_DEFAULT_DIMENSIONS,
+        return LocalBatchProvider(settings.home / "provider", model=embedding_model(settings),
+                                  dimensions=embedding_dimensions(settings),
                                   polls_per_stage=settings.local_polls_per_stage,
                                   latency_seconds=settings.local_latency_seconds)
     if settings.provider == "openai":
@@ -88,11 +98,11 @@ def build_provider(settings: Settings) -> BatchProvider:
 
         from embedding_ingest.providers.openai_batch import OpenAIBatchProvider, openai_call_budget
 
+        dimensions = embedding_dimensions(settings)  # a width the model cannot make fails before any call
         budget = openai_call_budget(settings.call_budget_seconds)
         client = openai.OpenAI(api_key=settings.openai_api_key, base_url=settings.openai_base_url,
                                timeout=budget.request_timeout)
-        return OpenAIBatchProvider(client, model=settings.embedding_model or OPENAI_DEFAULT_MODEL,
-                                   dimensions=settings.embedding_dimensions or OPENAI_DEFAULT_DIMENSIONS,
+        return OpenAIBatchProvider(client, model=embedding_model(settings), dimensions=dimensions,
                                    max_attempts=budget.attempts, max_wait_seconds=budget.max_wait)
     raise ConfigurationError(f"unknown EMBEDDING_PROVIDER {settings.provider!r} (expected local or openai)")
 

@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     call_budget_seconds: float | None = Field(default=None, alias="CALL_BUDGET_SECONDS", gt=0)
     lock_ttl_seconds: int = Field(default=LOCK_LEASE_DEFAULT_SECONDS, alias="LOCK_TTL_SECONDS", gt=0,
                                   le=LOCK_LEASE_MAX_SECONDS)
+    # Issue 19: how many times an item may come back for a provider reason (a batch expired, cancelled or
+    # vanished, a queue limit, a gone output file) before it is FAILED; these never spend its attempts.
+    max_provider_retries: int = Field(default=10, alias="MAX_PROVIDER_RETRIES", ge=0)
 
     # -- OpenAI at its real limits (issue 11): tokens, queue budgets, cost --------------------------
     # Local provider: a batch completes this many seconds after creation, like OpenAI's (0 = done at

@@ -6,7 +6,7 @@ from __future__ import annotations
 from test_ledger_contract import line, summary
 
 from embedding_ingest.stores.ports import Ledger
-from embedding_ingest.stores.records import EmbeddingStatus
+from embedding_ingest.stores.records import EmbeddingStatus, ReleaseCause
 
 
 def test_items_keep_their_token_count_and_truncation(ledger: Ledger) -> None:
@@ -29,13 +29,14 @@ def test_batches_keep_tokens_billed_tokens_polled_at_and_listed_status(ledger: L
         42, 40, 1234.5, 1234.5, "completed")
 
 
-def test_a_release_that_spares_the_attempt_leaves_attempts_unchanged(ledger: Ledger) -> None:
+def test_a_release_for_a_provider_reason_spares_the_attempt(ledger: Ledger) -> None:
     ledger.add_items([line(1), line(2)])
     ledger.claim_batch(summary("b1", 2), [line(1).item_id, line(2).item_id])
-    assert ledger.release_items("b1", {line(1).item_id: "token_limit_exceeded"}, spend_attempt=False) == 1
+    assert ledger.release_items("b1", {line(1).item_id: "token_limit_exceeded"},
+                                cause=ReleaseCause.PROVIDER) == 1
     assert ledger.release_items("b1", {line(2).item_id: "bad input"}) == 1
     got = ledger.get_items([line(1).item_id, line(2).item_id])
-    assert [(i.embedding_status, i.attempts, i.batch_id) for i in got.values()] == [
-        (EmbeddingStatus.NONE, 0, None), (EmbeddingStatus.NONE, 1, None)]
+    assert [(i.embedding_status, i.attempts, i.provider_retries, i.batch_id) for i in got.values()] == [
+        (EmbeddingStatus.NONE, 0, 1, None), (EmbeddingStatus.NONE, 1, 0, None)]
     # released again (already NONE): nothing changes
-    assert ledger.release_items("b1", {line(1).item_id: "again"}, spend_attempt=False) == 0
+    assert ledger.release_items("b1", {line(1).item_id: "again"}, cause=ReleaseCause.PROVIDER) == 0

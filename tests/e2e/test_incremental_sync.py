@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 from pipeline import make_workspace, receipts_file
+from provider_files import read_file
 
 from embedding_ingest.receipts.importer import build_items, read_receipts
 from embedding_ingest.snapshots import iter_published_pages
@@ -31,7 +32,7 @@ def provider_requests(ws) -> dict[str, list[str]]:
     """provider batch id -> custom_ids it was asked to embed."""
     provider = ws.ctx.provider
     return {b["id"]: [json.loads(line)["custom_id"]
-                      for line in provider.download(b["input_file_id"]).decode().splitlines() if line]
+                      for line in read_file(provider, b["input_file_id"]).decode().splitlines() if line]
             for b in provider.engine.list_batches()}
 
 

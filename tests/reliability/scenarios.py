@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 from crash_injection import ENTRY, Crash, CrashSwitch, When, WritePoint, crashing_context, labelled_handlers
 from pipeline import Workspace, make_workspace, no_sleep, receipts_file
+from provider_files import read_file
 
 from asl_local.clock import RealClock
 from asl_local.invokers import InProcessInvoker
@@ -179,7 +180,7 @@ def orphaned_lease(ws: Workspace, database: str) -> Lease | None:
 
 # -- submission ------------------------------------------------------------------------------------------
 def custom_ids_of(provider, input_file_id: str) -> list[str]:
-    lines = provider.download(input_file_id).decode().splitlines()
+    lines = read_file(provider, input_file_id).decode().splitlines()
     return [json.loads(line)["custom_id"] for line in lines if line.strip()]
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from pipeline import Workspace, make_workspace, receipts_file
+from provider_files import read_file
 from published_checks import assert_nothing_marked_early
 from scenarios import submit_in_batches
 
@@ -102,7 +103,7 @@ def test_malformed_output_lines_release_their_items_with_the_line_named(tmp_path
 def test_a_bad_embedding_is_rejected_and_its_item_released(tmp_path: Path, edit, problem: str) -> None:
     ws, before, bad, good = published_then_two_batches(tmp_path)
     asked = items_of(ws, bad)
-    victim = json.loads(ws.ctx.provider.download(finished(ws, bad).output_file_id).splitlines()[2])
+    victim = json.loads(read_file(ws.ctx.provider, finished(ws, bad).output_file_id).splitlines()[2])
     rewrite_output(ws, bad, lambda lines: [*lines[:2], with_embedding(lines[2], edit), *lines[3:]])
     record = ws.run(KIND)
     assert record.status.value == "SUCCEEDED", record.cause

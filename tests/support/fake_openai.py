@@ -1,21 +1,30 @@
 """A small OpenAI API for tests: the Batch API subset we use, over real HTTP on 127.0.0.1.
 
 The real `openai` SDK talks to it unchanged (base_url + any key). Batches run on the local provider's
-engine, so the fake and LocalBatchProvider compute identical files and walk identical statuses.
-Test controls: `fail_next` (answer the next N matching requests with 429/500/...), `set_faults`
-(default fault plan for new batches: outcome failed/expired, failing custom_ids, polls per stage),
-per-batch `local_*` metadata keys, and `calls` (every request seen, for asserting what a client did).
+engine (providers/local_batches.py), so the fake and LocalBatchProvider compute identical files and walk
+identical statuses, and the engine follows the spec: native widths per model and `dimensions` (refused
+for ada-002), `encoding_format`, `usage`, partial output on cancel and expiry, time-based progress.
+What the fake adds is OpenAI's HTTP surface: a new file id per upload, 401 `invalid_api_key` for a wrong
+key, and every reply checked against OpenAI's published schemas (openai_schema_check.py): a reply that
+breaks them is recorded, and the autouse fixture below fails the test that received it.
+
+Test controls: `fail_next` (answer the next N matching requests with a status, error type/code and
+headers), `set_account` (a sticky quota or key problem), `set_faults` (default fault plan of new
+batches), per-batch `local_*` metadata keys, `vanish` (forget a batch), `expire_file` (delete a file),
+`clock` (a FakeClock driving the clock walk: tests never sleep), `break_next_reply` (corrupt a reply on
+purpose), and `calls` (every request seen, for asserting what a client did).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,9 +32,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import numpy as np
 import openai
+import pytest
+from openai_schema_check import output_line_problems, problems
 
+from embedding_ingest.providers.batch_files import embedding_value, split_lines
 from embedding_ingest.providers.exceptions import (
     ProviderRequestError,
     UnknownProviderBatchError,
@@ -33,16 +44,21 @@ from embedding_ingest.providers.exceptions import (
 )
 from embedding_ingest.providers.faults import FaultPlan
 from embedding_ingest.providers.local_batches import LocalBatchEngine
+from embedding_ingest.providers.local_results import NO_DIMENSIONS_MESSAGE
+from embedding_ingest.providers.models import native_dimensions, takes_dimensions
 from embedding_ingest.providers.tokens import count_tokens
 
 API_KEY = "sk-test-not-a-real-key"
+# What OpenAI answers (help.openai.com/en/articles/6891831; mattvr/ShellGPT#23).
+QUOTA_MESSAGE = ("You exceeded your current quota, please check your plan and billing details. For more "
+                 "information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.")
 
 
 class ApiError(Exception):
     def __init__(self, status: int, message: str, error_type: str = "invalid_request_error",
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, code: str | None = None) -> None:
         super().__init__(message)
-        self.status, self.message, self.error_type = status, message, error_type
+        self.status, self.message, self.error_type, self.code = status, message, error_type, code
         self.headers = headers or {}
 
 
@@ -53,7 +69,10 @@ class InjectedFailure:
     method: str | None  # None matches any
     path_prefix: str | None
     after_handling: bool  # do the work, then answer the error: a response lost on the way back
-    retry_after: str | None = None  # the Retry-After header sent with the error
+    headers: dict[str, str] = field(default_factory=dict)
+    error_type: str | None = None
+    code: str | None = None
+    message: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,14 +82,41 @@ class Call:
     status: int
 
 
+class FakeClock:
+    """A clock tests move by hand: `now()` for the engine, `advance(seconds)` to let time pass."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self._now = time.time() if start is None else start
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += seconds
+
+
+_LIVE_FAKES: weakref.WeakSet[FakeOpenAI] = weakref.WeakSet()
+
+
 class FakeOpenAI:
-    def __init__(self, root: Path, *, dimensions: int = 1536, faults: FaultPlan | None = None) -> None:
-        self.engine = LocalBatchEngine(root, default_dimensions=dimensions, faults=faults)
+    def __init__(self, root: Path, *, dimensions: int = 1536, faults: FaultPlan | None = None,
+                 clock: FakeClock | None = None) -> None:
+        """`dimensions`: the width of models without a native one (the local encoder's)."""
+        self.clock = clock
+        self.engine = LocalBatchEngine(root, default_dimensions=dimensions, faults=faults,
+                                       now=clock.now if clock is not None else time.time)
         self.calls: list[Call] = []
+        self.schema_problems: list[str] = []
         self._failures: list[InjectedFailure] = []
+        self._account: dict[str, bool] = {"quota_exhausted": False, "key_revoked": False}
+        self._breakers: list[tuple[str, Callable[[Any], Any]]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        _LIVE_FAKES.add(self)
 
     # -- test controls ----------------------------------------------------------------------------
     def fail_next(
@@ -82,16 +128,55 @@ class FakeOpenAI:
         path: str | None = None,
         after_handling: bool = False,
         retry_after: str | None = None,
+        headers: dict[str, str] | None = None,
+        error_type: str | None = None,
+        code: str | None = None,
+        message: str | None = None,
     ) -> None:
         """Answer the next `times` requests matching method and path prefix (e.g. "/v1/batches") with
-        `status` (and a Retry-After header if given); with `after_handling` the request takes effect
-        first (the client just never hears)."""
+        `status`, the error body's `type`/`code`/`message` and extra `headers` (`retry_after` is the
+        Retry-After header); with `after_handling` the request takes effect first (the client just
+        never hears)."""
+        extra = dict(headers or {})
+        if retry_after is not None:
+            extra["Retry-After"] = retry_after
         with self._lock:
-            self._failures.append(InjectedFailure(status, times, method, path, after_handling, retry_after))
+            self._failures.append(InjectedFailure(status, times, method, path, after_handling, extra,
+                                                  error_type, code, message))
+
+    def fail_with_quota(self, times: int = 1, **options: Any) -> None:
+        """The next `times` requests get OpenAI's 429 `insufficient_quota` (billing, not a rate limit)."""
+        self.fail_next(times, status=429, error_type="insufficient_quota", code="insufficient_quota",
+                       message=QUOTA_MESSAGE, **options)
+
+    def set_account(self, *, quota_exhausted: bool = False, key_revoked: bool = False) -> None:
+        """A sticky account problem: every request gets 429 insufficient_quota or 401 invalid_api_key."""
+        with self._lock:
+            self._account = {"quota_exhausted": quota_exhausted, "key_revoked": key_revoked}
 
     def set_faults(self, **changes: Any) -> None:
         """Change the fault plan new batches start with (FaultPlan fields)."""
         self.engine.faults = self.engine.faults.model_copy(update=changes)
+
+    def vanish(self, batch_id: str) -> None:
+        """Forget a batch: from now on the API answers 404 for it."""
+        self.engine.forget_batch(batch_id)
+
+    def expire_file(self, file_id: str) -> None:
+        """Delete a file, as OpenAI does with batch output 30 days after completion (404 from then on)."""
+        self.engine.delete_file(file_id)
+
+    def break_next_reply(self, path_prefix: str, mutate: Callable[[Any], Any]) -> None:
+        """Pass the next JSON reply to a path starting with `path_prefix` through `mutate` before it is
+        sent (and checked): the way to prove a reply off the spec fails a test."""
+        with self._lock:
+            self._breakers.append((path_prefix, mutate))
+
+    def take_schema_problems(self) -> list[str]:
+        """The replies that broke the spec so far (and forget them)."""
+        with self._lock:
+            found, self.schema_problems = self.schema_problems, []
+        return found
 
     def calls_to(self, method: str, path: str) -> list[Call]:
         with self._lock:
@@ -142,11 +227,30 @@ class FakeOpenAI:
         with self._lock:
             self.calls.append(Call(method, path, status))
 
+    def _check(self, where: str, found: list[str]) -> None:
+        if found:
+            with self._lock:
+                self.schema_problems.extend(f"{where}: {problem}" for problem in found)
+
+    def _broken(self, path: str, payload: Any) -> Any:
+        with self._lock:
+            for index, (prefix, mutate) in enumerate(self._breakers):
+                if path.startswith(prefix):
+                    del self._breakers[index]
+                    return mutate(payload)
+        return payload
+
     def handle(
         self, method: str, path: str, query: dict[str, str], headers: Any, body: bytes
-    ) -> tuple[int, Any]:
-        if headers.get("Authorization") != f"Bearer {API_KEY}":
-            raise ApiError(401, "Incorrect API key provided.", "authentication_error")
+    ) -> tuple[int, Any, str | None]:
+        """(status, payload, schema of the payload or None for file content)."""
+        key = (headers.get("Authorization") or "").removeprefix("Bearer ")
+        if key != API_KEY or self._account["key_revoked"]:
+            shown = f"{key[:3]}*****{key[-4:]}" if len(key) > 8 else "(none)"
+            raise ApiError(401, f"Incorrect API key provided: {shown}. You can find your API key at "
+                           "https://platform.openai.com/account/api-keys.", code="invalid_api_key")
+        if self._account["quota_exhausted"]:
+            raise ApiError(429, QUOTA_MESSAGE, "insufficient_quota", code="insufficient_quota")
         injected = self._take_failure(method, path)
         if injected is not None and not injected.after_handling:
             raise _injected_error(injected)
@@ -157,18 +261,22 @@ class FakeOpenAI:
 
     def _route(
         self, method: str, path: str, query: dict[str, str], headers: Any, body: bytes
-    ) -> tuple[int, Any]:
+    ) -> tuple[int, Any, str | None]:
         parts = path.strip("/").split("/")
         if parts[:1] != ["v1"]:
             raise ApiError(404, f"unknown path {path}")
         route = (method, *parts[1:])
         match route:
             case ("POST", "files"):
-                return 200, self._upload(headers, body)
+                return 200, self._upload(headers, body), "OpenAIFile"
             case ("GET", "files", file_id):
-                return 200, self.engine.file_object(file_id)
+                return 200, self.engine.file_object(file_id), "OpenAIFile"
             case ("GET", "files", file_id, "content"):
-                return 200, self.engine.file_content(file_id)
+                content = self.engine.file_content(file_id)
+                if self.engine.file_object(file_id)["purpose"] == "batch_output":
+                    for line_no, line in enumerate(split_lines(content), start=1):
+                        self._check(f"GET {path} line {line_no}", output_line_problems(line))
+                return 200, content, None
             case ("POST", "batches"):
                 request = json.loads(body)
                 batch, _ = self.engine.create_batch(
@@ -178,15 +286,15 @@ class FakeOpenAI:
                     metadata=request.get("metadata"),
                     batch_id=f"batch_{uuid.uuid4().hex}",
                 )
-                return 200, batch
+                return 200, batch, "Batch"
             case ("GET", "batches"):
-                return 200, self._list_batches(query)
+                return 200, self._list_batches(query), "ListBatchesResponse"
             case ("GET", "batches", batch_id):
-                return 200, self.engine.retrieve_batch(batch_id)
+                return 200, self.engine.retrieve_batch(batch_id), "Batch"
             case ("POST", "batches", batch_id, "cancel"):
-                return 200, self.engine.cancel_batch(batch_id)
+                return 200, self.engine.cancel_batch(batch_id), "Batch"
             case ("POST", "embeddings"):
-                return 200, self._embeddings(json.loads(body))
+                return 200, self._embeddings(json.loads(body)), "CreateEmbeddingResponse"
         raise ApiError(404, f"no route for {method} {path}")
 
     def _upload(self, headers: Any, body: bytes) -> dict[str, Any]:
@@ -199,9 +307,9 @@ class FakeOpenAI:
         if "file" not in fields or "purpose" not in fields:
             raise ApiError(400, "multipart upload needs 'file' and 'purpose' fields")
         filename, content = fields["file"]
-        return self.engine.upload(
-            content, filename=filename or "upload.jsonl", purpose=fields["purpose"][1].decode()
-        )
+        # A new file per upload, as OpenAI makes (no source says identical uploads are deduplicated).
+        return self.engine.upload(content, filename=filename or "upload.jsonl",
+                                  purpose=fields["purpose"][1].decode(), file_id=f"file-{uuid.uuid4().hex}")
 
     def _list_batches(self, query: dict[str, str]) -> dict[str, Any]:
         batches = self.engine.list_batches()
@@ -223,25 +331,20 @@ class FakeOpenAI:
         texts = [texts] if isinstance(texts, str) else texts
         if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t for t in texts):
             raise ApiError(400, "input must be a non-empty string or a list of non-empty strings")
-        vectors = self.engine.embed(texts, request.get("dimensions"))
-        base64_format = request.get("encoding_format") == "base64"
-        data = [
-            {
-                "object": "embedding",
-                "index": index,
-                "embedding": base64.b64encode(vector.astype("<f4").tobytes()).decode()
-                if base64_format
-                else vector.astype(np.float64).tolist(),
-            }
-            for index, vector in enumerate(vectors)
-        ]
+        model = request.get("model")
+        dimensions = request.get("dimensions")
+        if dimensions is not None and not takes_dimensions(model):
+            raise ApiError(400, NO_DIMENSIONS_MESSAGE)
+        encoding_format = request.get("encoding_format", "float")
+        if encoding_format not in ("float", "base64"):
+            raise ApiError(400, f"encoding_format must be float or base64, got {encoding_format!r}",
+                           code="invalid_value")
+        vectors = self.engine.embed(texts, dimensions or native_dimensions(model))
+        data = [{"object": "embedding", "index": index, "embedding": embedding_value(vector, encoding_format)}
+                for index, vector in enumerate(vectors)]
         tokens = sum(count_tokens(text) for text in texts)
-        return {
-            "object": "list",
-            "data": data,
-            "model": request.get("model"),
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        }
+        return {"object": "list", "data": data, "model": model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -257,10 +360,11 @@ class _Handler(BaseHTTPRequestHandler):
         query = {key: values[-1] for key, values in parse_qs(split.query).items()}
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         extra_headers: dict[str, str] = {}
+        schema: str | None = "ErrorResponse"
         try:
-            status, payload = self.fake.handle(method, split.path, query, self.headers, body)
+            status, payload, schema = self.fake.handle(method, split.path, query, self.headers, body)
         except ApiError as exc:
-            status, payload = exc.status, _error_body(exc.message, exc.error_type)
+            status, payload = exc.status, _error_body(exc.message, exc.error_type, exc.code)
             extra_headers = exc.headers
         except (UnknownProviderBatchError, UnknownProviderFileError) as exc:
             status, payload = 404, _error_body(str(exc), "invalid_request_error")
@@ -269,6 +373,9 @@ class _Handler(BaseHTTPRequestHandler):
         except (json.JSONDecodeError, ValueError) as exc:
             status, payload = 400, _error_body(f"bad request body: {exc}", "invalid_request_error")
         self.fake._record(method, split.path, status)
+        if schema is not None:
+            payload = self.fake._broken(split.path, payload)
+            self.fake._check(f"{method} {split.path} ({status})", problems(schema, payload))
         raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         self.send_response(status)
         self.send_header(
@@ -287,18 +394,19 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve("POST")
 
 
-_INJECTED_TYPES = {429: "rate_limit_error", 400: "invalid_request_error", 401: "authentication_error",
-                   403: "permission_error", 404: "invalid_request_error"}
+_INJECTED_TYPES = {429: "rate_limit_error", 400: "invalid_request_error", 401: "invalid_request_error",
+                   403: "permission_error", 404: "invalid_request_error", 408: "timeout", 409: "conflict"}
 
 
 def _injected_error(failure: InjectedFailure) -> ApiError:
     status = failure.status
-    headers = {"Retry-After": failure.retry_after} if failure.retry_after is not None else {}
-    return ApiError(status, f"injected HTTP {status}", _INJECTED_TYPES.get(status, "server_error"), headers)
+    return ApiError(status, failure.message or f"injected HTTP {status}",
+                    failure.error_type or _INJECTED_TYPES.get(status, "server_error"), failure.headers,
+                    failure.code)
 
 
-def _error_body(message: str, error_type: str) -> dict[str, Any]:
-    return {"error": {"message": message, "type": error_type, "param": None, "code": None}}
+def _error_body(message: str, error_type: str, code: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
 
 
 @contextmanager
@@ -309,3 +417,12 @@ def running_fake_openai(root: Path, **options: Any) -> Iterator[FakeOpenAI]:
         yield fake
     finally:
         fake.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fake_openai_replies_follow_the_spec() -> Iterator[None]:
+    """Fails the test during which any fake sent a reply off OpenAI's published schemas."""
+    yield
+    found = [problem for fake in list(_LIVE_FAKES) for problem in fake.take_schema_problems()]
+    if found:
+        pytest.fail("the fake OpenAI sent replies off the spec:\n  " + "\n  ".join(found[:20]), pytrace=False)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 # Batch API limits (tooling notes): per input file.
 MAX_REQUESTS_PER_BATCH = 50_000
-MAX_BYTES_PER_BATCH_FILE = 200 * 1024 * 1024
+# "The file can contain up to 50,000 requests, and can be up to 200 MB in size" (Batch guide; openai-openapi
+# CreateBatchRequest). OpenAI does not say whether MB is 10^6 or 2^20 bytes; 200,000,000 is within both
+# readings (a real "File is too large." at 2^20-based sizes: bespokelabsai/curator#111, #113).
+MAX_BYTES_PER_BATCH_FILE = 200_000_000
 
 
 class ProviderBatchStatus(StrEnum):
@@ -28,10 +33,10 @@ class ProviderBatchStatus(StrEnum):
 
 FINISHED_PROVIDER_STATUSES = frozenset({ProviderBatchStatus.COMPLETED, ProviderBatchStatus.FAILED,
                                         ProviderBatchStatus.EXPIRED, ProviderBatchStatus.CANCELLED})
-# Batch-level error codes meaning "your organisation's queue is full", not "this input is bad": the
-# batch failed at validation only because of what else was enqueued (OpenAI batch errors.data[].code).
-QUEUE_LIMIT_ERROR_CODES = frozenset({"token_limit_exceeded", "request_limit_exceeded",
-                                     "batch_limit_exceeded", "rate_limit_exceeded"})
+# The one queue-limit code with evidence (openai/openai-python#2084: `token_limit_exceeded`, line None,
+# "Enqueued token limit reached ..."). Whatever the code, a batch error naming no input line is not about
+# any request's content (steps/poll.py), so an unknown queue-limit code spends no attempt either.
+QUEUE_LIMIT_ERROR_CODES = frozenset({"token_limit_exceeded"})
 
 
 class RequestCounts(BaseModel):
@@ -51,6 +56,11 @@ class ProviderBatch(BaseModel):
     request_counts: RequestCounts = Field(default_factory=RequestCounts)
     errors: list[str] = Field(default_factory=list)  # batch-level errors (validation failures)
     error_codes: list[str] = Field(default_factory=list)  # their codes, e.g. "token_limit_exceeded"
+    # Input lines (1-based) the batch-level errors name, with their error; an error without a line is
+    # not about any request (a queue limit, say) and is only counted.
+    line_errors: dict[int, str] = Field(default_factory=dict)
+    errors_without_line: int = 0  # batch-level errors that name no line (queue limits and the like)
+    input_tokens: int | None = None  # usage.input_tokens (batches created after 2025-09-07 carry it)
     metadata: dict[str, str] = Field(default_factory=dict)
     created_at: float | None = None  # epoch seconds
 
@@ -62,13 +72,25 @@ class ProviderBatch(BaseModel):
 
 @runtime_checkable
 class BatchProvider(Protocol):
+    """The Batch API subset the pipeline uses. `dimensions` is the width of every vector it returns."""
+
     name: str  # "local" | "openai"
     model: str
     dimensions: int
 
     def submit(self, batch_id: str, requests_jsonl: bytes, metadata: Mapping[str, str]) -> ProviderBatch:
-        """Upload the JSONL input and create the batch. Idempotent on `batch_id`: if a batch carrying
-        metadata batch_id already exists, it is returned instead of creating a second one."""
+        """find_live, else upload and create (one call, for callers that keep no file id between)."""
+
+    def upload(self, batch_id: str, requests_jsonl: bytes) -> str:
+        """Upload a JSONL input file (checked against the per-file limits); its file id."""
+
+    def find_live(self, batch_id: str) -> ProviderBatch | None:
+        """The batch made for `batch_id` that did not end failed/expired/cancelled, if any."""
+
+    def create(self, batch_id: str, input_file_id: str, metadata: Mapping[str, str]) -> ProviderBatch:
+        """Create the batch for an uploaded file. Idempotent on `batch_id`: if a live batch carrying
+        metadata batch_id exists, it is returned instead of creating a second one. Raises
+        UnknownProviderFileError when the file is gone."""
 
     def retrieve(self, provider_batch_id: str) -> ProviderBatch:
         """Raises UnknownProviderBatchError."""
@@ -77,10 +99,11 @@ class BatchProvider(Protocol):
         """Every batch created at or after `created_after` (epoch seconds), newest first: the Batch
         API's paginated listing (OpenAI `GET /v1/batches`), one call per page. Read-only: polls nothing."""
 
-    def download(self, file_id: str) -> bytes:
-        """The raw content of an output or error file."""
+    def open_file(self, file_id: str) -> AbstractContextManager[Iterator[bytes]]:
+        """An output, error or input file's content as chunks of bytes, streamed while consumed (never
+        held whole). Raises UnknownProviderFileError on entering for a file the provider does not have."""
 
     def cancel(self, provider_batch_id: str) -> ProviderBatch: ...
 
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        """Synchronous embeddings with the same model (for queries)."""
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Synchronous embeddings with the same model and width (for queries): float32, (len, dims)."""

@@ -20,6 +20,9 @@ def describe_batch_error(error: Mapping[str, Any]) -> str:
 def to_provider_batch(batch: Mapping[str, Any]) -> ProviderBatch:
     errors = batch.get("errors") or {}
     counts = batch.get("request_counts") or {}
+    data = errors.get("data") or []
+    usage = batch.get("usage") or {}
+    input_tokens = usage.get("input_tokens")
     return ProviderBatch(
         provider_batch_id=batch["id"],
         status=ProviderBatchStatus(batch["status"]),
@@ -29,8 +32,13 @@ def to_provider_batch(batch: Mapping[str, Any]) -> ProviderBatch:
         request_counts=RequestCounts(
             **{key: counts.get(key) or 0 for key in ("total", "completed", "failed")}
         ),
-        errors=[describe_batch_error(error) for error in errors.get("data") or []],
-        error_codes=[str(error["code"]) for error in errors.get("data") or [] if error.get("code")],
+        errors=[describe_batch_error(error) for error in data],
+        error_codes=[str(error["code"]) for error in data if error.get("code")],
+        line_errors={error["line"]: describe_batch_error(error) for error in data
+                     if isinstance(error.get("line"), int) and not isinstance(error.get("line"), bool)},
+        errors_without_line=sum(1 for error in data if not isinstance(error.get("line"), int)),
+        input_tokens=input_tokens if isinstance(input_tokens, int) and not isinstance(input_tokens, bool)
+        else None,
         created_at=batch.get("created_at"),
         metadata={str(key): str(value) for key, value in (batch.get("metadata") or {}).items()},
     )

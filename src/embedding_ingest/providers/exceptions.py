@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from embedding_ingest.exceptions import TerminalError, TransientError
+from embedding_ingest.exceptions import ConfigurationError, TerminalError, TransientError
 
 
 class ProviderTransientError(TransientError):
@@ -27,3 +27,8 @@ class UnknownProviderFileError(ProviderRequestError):
     def __init__(self, file_id: str) -> None:
         super().__init__(f"provider does not know file {file_id!r}")
         self.file_id = file_id
+
+
+class ProviderAccountError(ConfigurationError):
+    """The provider refuses the account itself (quota or billing exhausted, a revoked or wrong key):
+    nothing any item did, and no retry or other batch can get past it. One line; nothing was changed."""

@@ -2,7 +2,8 @@
 
 Set as provider defaults, or per batch through submit metadata (so an end-to-end run can make one
 batch expire and another fail): `local_outcome`, `local_fail_custom_ids` (comma-separated),
-`local_fail_every`, `local_polls_per_stage`, `local_latency_seconds`, `local_failure_code`.
+`local_fail_every`, `local_polls_per_stage`, `local_latency_seconds`, `local_failure_code`,
+`local_cancelled_code`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ META_FAIL_EVERY = "local_fail_every"
 META_POLLS_PER_STAGE = "local_polls_per_stage"
 META_LATENCY_SECONDS = "local_latency_seconds"
 META_FAILURE_CODE = "local_failure_code"
+META_CANCELLED_CODE = "local_cancelled_code"
 
 
 class FaultPlan(BaseModel):
@@ -37,6 +39,11 @@ class FaultPlan(BaseModel):
     latency_seconds: float | None = Field(default=None, ge=0)
     # The batch-level error code of outcome="failed" (e.g. "token_limit_exceeded": a queue-limit refusal).
     failure_code: str = "injected_failure"
+    # A batch-level error with no `line` (a queue-limit refusal): set to False to name line 1 instead.
+    failure_without_line: bool = True
+    # Requests a cancelled batch never ran: in no file (None), or in the error file with `response: null`
+    # and this error code. OpenAI documents neither form, so both are exercised.
+    cancelled_code: str | None = None
 
     def with_metadata(self, metadata: Mapping[str, str]) -> FaultPlan:
         """These defaults overridden by any `local_*` keys of a batch's metadata."""
@@ -57,6 +64,8 @@ class FaultPlan(BaseModel):
             changes["latency_seconds"] = metadata[META_LATENCY_SECONDS]
         if metadata.get(META_FAILURE_CODE):
             changes["failure_code"] = metadata[META_FAILURE_CODE]
+        if metadata.get(META_CANCELLED_CODE):
+            changes["cancelled_code"] = metadata[META_CANCELLED_CODE]
         if not changes:
             return self
         try:
@@ -71,5 +80,6 @@ class FaultPlan(BaseModel):
 
     def injected_failure(self) -> InputLineError:
         return InputLineError(
-            None, "batch failed by fault injection (local_outcome=failed)", None, self.failure_code,
+            None if self.failure_without_line else 1,
+            "batch failed by fault injection (local_outcome=failed)", None, self.failure_code,
         )

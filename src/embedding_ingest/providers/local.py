@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+
+import numpy as np
 
 from embedding_ingest.providers.base import ProviderBatch
 from embedding_ingest.providers.batch_files import EMBEDDINGS_URL, check_batch_limits
 from embedding_ingest.providers.batch_objects import to_provider_batch
 from embedding_ingest.providers.encoder import DEFAULT_DIMENSIONS, LOCAL_MODEL_NAME
+from embedding_ingest.providers.exceptions import UnknownProviderBatchError
 from embedding_ingest.providers.faults import BatchOutcome, FaultPlan
 from embedding_ingest.providers.local_batches import LocalBatchEngine
 
@@ -61,12 +65,32 @@ class LocalBatchProvider:
         )
 
     def submit(self, batch_id: str, requests_jsonl: bytes, metadata: Mapping[str, str]) -> ProviderBatch:
+        """find_live, else upload and create."""
         check_batch_limits(requests_jsonl)
-        input_file = self.engine.upload(requests_jsonl, filename=f"{batch_id}.jsonl", purpose="batch")
+        existing = self.find_live(batch_id)
+        if existing is not None:
+            return existing
+        return self.create(batch_id, self.upload(batch_id, requests_jsonl), metadata)
+
+    def upload(self, batch_id: str, requests_jsonl: bytes) -> str:
+        check_batch_limits(requests_jsonl)
+        return self.engine.upload(requests_jsonl, filename=f"{batch_id}.jsonl", purpose="batch")["id"]
+
+    def find_live(self, batch_id: str) -> ProviderBatch | None:
+        for attempt in itertools.count():
+            try:
+                batch = self.engine.batch_object(local_provider_batch_id(batch_id, attempt))
+            except UnknownProviderBatchError:
+                return None
+            if batch["status"] not in REPLACEABLE_STATUSES:
+                return to_provider_batch(batch)
+        raise AssertionError("unreachable")  # itertools.count() never ends
+
+    def create(self, batch_id: str, input_file_id: str, metadata: Mapping[str, str]) -> ProviderBatch:
         batch_metadata = {**metadata, "batch_id": batch_id}
         for attempt in itertools.count():
             batch, created = self.engine.create_batch(
-                input_file_id=input_file["id"],
+                input_file_id=input_file_id,
                 endpoint=EMBEDDINGS_URL,
                 completion_window="24h",
                 metadata=batch_metadata,
@@ -88,11 +112,14 @@ class LocalBatchProvider:
             listed.append(to_provider_batch(batch))
         return listed
 
-    def download(self, file_id: str) -> bytes:
-        return self.engine.file_content(file_id)
+    @contextmanager
+    def open_file(self, file_id: str) -> Iterator[Iterator[bytes]]:
+        """The file's content in chunks, read as they are consumed. Raises UnknownProviderFileError."""
+        with self.engine.open_file_content(file_id) as handle:
+            yield iter(lambda: handle.read(1 << 20), b"")
 
     def cancel(self, provider_batch_id: str) -> ProviderBatch:
         return to_provider_batch(self.engine.cancel_batch(provider_batch_id))
 
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        return self.engine.embed(list(texts)).tolist()
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self.engine.embed(list(texts), self.dimensions)

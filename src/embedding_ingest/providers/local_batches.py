@@ -7,8 +7,15 @@ can submit and another retrieve, and concurrent retrieves never tear a record.
 
 A batch advances one stage per `polls_per_stage` retrieves (0 = straight to the end):
 validating -> in_progress -> finalizing -> completed, with faults injected from a `FaultPlan`; or, when
-the plan sets `latency_seconds`, by the clock: it is in_progress until that many seconds after its
-creation and finished from then on, whoever looks (a retrieve or the listing).
+the plan sets `latency_seconds`, by the clock (`now`, injectable so tests never sleep): it is in_progress
+until that many seconds after its creation and finished from then on, whoever looks (a retrieve or the
+listing), and expired (with partial output) once past its 24 h `expires_at`, as OpenAI's are.
+
+As OpenAI does (openai-openapi `Batch`; the Batch guide): a request without `dimensions` gets its model's
+native width (providers/models.py) and one with `dimensions` for a model that takes none fails with
+HTTP 400; `encoding_format` is honoured per request; a finished batch carries `usage`; a cancelled or
+expired batch has the output of the requests that ran; never-ran requests of a cancelled batch are in no
+file, or (FaultPlan.cancelled_code) in the error file with `response: null`.
 """
 
 from __future__ import annotations
@@ -16,9 +23,10 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -51,8 +59,10 @@ def _digest(*parts: str, size: int = 12) -> str:
 
 
 class LocalBatchEngine:
-    def __init__(self, root: Path, *, default_dimensions: int, faults: FaultPlan | None = None) -> None:
+    def __init__(self, root: Path, *, default_dimensions: int, faults: FaultPlan | None = None,
+                 now: Callable[[], float] = time.time) -> None:
         self.root = Path(root)
+        self.now = now
         self.default_dimensions = default_dimensions
         self.faults = faults or FaultPlan()
         self._files = self.root / "files"
@@ -62,9 +72,11 @@ class LocalBatchEngine:
         self._encoders: dict[int, HashedNgramEncoder] = {}
 
     # -- files ------------------------------------------------------------------------------------
-    def upload(self, content: bytes, *, filename: str, purpose: str) -> dict[str, Any]:
-        """Content-addressed, so uploading the same bytes twice yields the same file."""
-        file_id = f"file-{_digest(purpose, hashlib.sha256(content).hexdigest())}"
+    def upload(self, content: bytes, *, filename: str, purpose: str, file_id: str | None = None
+               ) -> dict[str, Any]:
+        """Store a file as `file_id`; without one, content-addressed (the same bytes, the same file: the
+        local provider's choice; OpenAI makes a new file per upload, so the fake passes a fresh id)."""
+        file_id = file_id or f"file-{_digest(purpose, hashlib.sha256(content).hexdigest())}"
         return self._store_file(file_id, content, filename=filename, purpose=purpose)
 
     def _store_file(self, file_id: str, content: bytes, *, filename: str, purpose: str) -> dict[str, Any]:
@@ -72,7 +84,7 @@ class LocalBatchEngine:
             "id": file_id,
             "object": "file",
             "bytes": len(content),
-            "created_at": int(time.time()),
+            "created_at": int(self.now()),
             "filename": filename,
             "purpose": purpose,
             "status": "processed",
@@ -94,6 +106,22 @@ class LocalBatchEngine:
     def file_content(self, file_id: str) -> bytes:
         return self._file_path(file_id).read_bytes()
 
+    @contextmanager
+    def open_file_content(self, file_id: str) -> Iterator[IO[bytes]]:
+        """The file's content as an open binary file (read it in pieces). Raises UnknownProviderFileError."""
+        try:
+            handle = self._file_path(file_id).open("rb")
+        except FileNotFoundError:
+            raise UnknownProviderFileError(file_id) from None
+        with handle:
+            yield handle
+
+    def delete_file(self, file_id: str) -> None:
+        """Forget a file (OpenAI deletes batch files 30 days after completion); unknown ids are ignored."""
+        if _SAFE_ID.match(file_id):
+            (self._files / f"{file_id}.json").unlink(missing_ok=True)
+            (self._files / file_id).unlink(missing_ok=True)
+
     # -- batches ----------------------------------------------------------------------------------
     def _record_path(self, batch_id: str) -> Path:
         if not _SAFE_ID.match(batch_id):
@@ -105,6 +133,14 @@ class LocalBatchEngine:
             return load_json(self._record_path(batch_id))
         except FileNotFoundError:
             raise UnknownProviderBatchError(batch_id) from None
+
+    def batch_object(self, batch_id: str) -> dict[str, Any]:
+        """The batch as it stands, without polling it. Raises UnknownProviderBatchError."""
+        return self._load(batch_id)["batch"]
+
+    def forget_batch(self, batch_id: str) -> None:
+        """Make a batch unknown, as batches that vanish at OpenAI are (404 from then on)."""
+        self._record_path(batch_id).unlink(missing_ok=True)
 
     def create_batch(
         self,
@@ -126,7 +162,7 @@ class LocalBatchEngine:
             raise ProviderRequestError(
                 "metadata takes at most 16 keys of <= 64 chars with values of <= 512 chars"
             )
-        now = int(time.time())
+        now = int(self.now())
         batch = {
             "id": batch_id,
             "object": "batch",
@@ -155,7 +191,7 @@ class LocalBatchEngine:
             "batch": batch,
             "faults": faults.model_dump(mode="json"),
             "stage_polls": 0,
-            "seq": time.time_ns(),
+            "seq": time.time_ns(),  # listing order only: real time, so it never repeats
         }
         created = create_exclusive(self._record_path(batch_id), dump_json(record))
         return self._load(batch_id)["batch"], created
@@ -180,7 +216,7 @@ class LocalBatchEngine:
             if batch["status"] not in CANCELLABLE_STATUSES:
                 raise ProviderRequestError(f"batch {batch_id!r} is {batch['status']} and cannot be cancelled")
             record["cancelled_from"] = batch["status"]
-            batch["status"], batch["cancelling_at"] = "cancelling", int(time.time())
+            batch["status"], batch["cancelling_at"] = "cancelling", int(self.now())
             atomic_write(path, dump_json(record))
         return batch
 
@@ -213,6 +249,7 @@ class LocalBatchEngine:
         return self._encoders[dimensions]
 
     def embed(self, texts: Sequence[str], dimensions: int | None = None) -> np.ndarray:
+        """float32 rows of `dimensions` (None: the engine's default width)."""
         return self.encoder(dimensions).encode(texts)
 
     # -- the status walk --------------------------------------------------------------------------
@@ -237,13 +274,16 @@ class LocalBatchEngine:
         due = batch["created_at"] + (faults.latency_seconds or 0)
         if batch["status"] == "validating":
             self._advance(record, faults)
-        while batch["status"] not in TERMINAL_STATUSES and (time.time() >= due or batch["status"] ==
+        expires = batch["expires_at"]
+        if batch["status"] == "in_progress" and self.now() >= expires and due > expires:
+            self._expire(record, faults)
+        while batch["status"] not in TERMINAL_STATUSES and (self.now() >= due or batch["status"] ==
                                                              "cancelling"):
             self._advance(record, faults)
 
     def _advance(self, record: dict[str, Any], faults: FaultPlan) -> None:
         batch = record["batch"]
-        now = int(time.time())
+        now = int(self.now())
         status = batch["status"]
         if status == "validating":
             requests, errors = parse_request_file(
@@ -261,8 +301,7 @@ class LocalBatchEngine:
             batch.update(status="in_progress", in_progress_at=now, model=requests[0].model)
             batch["request_counts"]["total"] = len(requests)
         elif status == "in_progress" and faults.outcome == "expired":
-            self._finish(batch, faults, "expired", executed_share=0.5, unexecuted_code="batch_expired")
-            batch["expired_at"] = now
+            self._expire(record, faults)
         elif status == "in_progress":
             batch.update(status="finalizing", finalizing_at=now)
         elif status == "finalizing":
@@ -271,8 +310,15 @@ class LocalBatchEngine:
         elif status == "cancelling":
             # Cancelled while running: half ran (partial output), the rest simply never ran (in no file).
             share = 0.0 if record.get("cancelled_from") == "validating" else 0.5
-            self._finish(batch, faults, "cancelled", executed_share=share, unexecuted_code=None)
+            self._finish(batch, faults, "cancelled", executed_share=share,
+                         unexecuted_code=faults.cancelled_code)
             batch["cancelled_at"] = now
+
+    def _expire(self, record: dict[str, Any], faults: FaultPlan) -> None:
+        """Past the completion window: half ran (their output is kept), the rest never will."""
+        batch = record["batch"]
+        self._finish(batch, faults, "expired", executed_share=0.5, unexecuted_code="batch_expired")
+        batch["expired_at"] = int(self.now())
 
     def _finish(
         self,
@@ -314,3 +360,7 @@ class LocalBatchEngine:
             "completed": results.completed,
             "failed": results.failed,
         }
+        # openai-openapi `BatchUsage`: what the requests that ran consumed (embeddings have no output tokens).
+        batch["usage"] = {"input_tokens": results.input_tokens, "input_tokens_details": {"cached_tokens": 0},
+                          "output_tokens": 0, "output_tokens_details": {"reasoning_tokens": 0},
+                          "total_tokens": results.input_tokens}

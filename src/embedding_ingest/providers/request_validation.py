@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from embedding_ingest.providers.batch_files import EMBEDDINGS_URL
+from embedding_ingest.providers.batch_files import EMBEDDINGS_URL, ENCODING_FORMATS, EncodingFormat
 
 MAX_REPORTED_ERRORS = 100
 
@@ -19,6 +19,7 @@ class EmbeddingRequest:
     model: str
     text: str
     dimensions: int | None
+    encoding_format: EncodingFormat = "float"  # OpenAI's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,10 @@ def _line_problem(obj: Any, endpoint: str) -> tuple[str, str | None] | None:
         isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions <= 0
     ):
         return f"body.dimensions must be a positive integer, got {dimensions!r}", "body.dimensions"
+    encoding_format = body.get("encoding_format", "float")
+    if encoding_format not in ENCODING_FORMATS:
+        return (f"body.encoding_format must be one of {', '.join(ENCODING_FORMATS)}, got {encoding_format!r}",
+                "body.encoding_format")
     return None
 
 
@@ -67,7 +72,7 @@ def parse_request_file(
     errors: list[InputLineError] = []
     seen: dict[str, int] = {}
     models: set[str] = set()
-    for line_no, raw in enumerate(data.splitlines(), start=1):
+    for line_no, raw in enumerate(data.split(b"\n"), start=1):
         if not raw.strip():
             continue
         try:
@@ -94,7 +99,8 @@ def parse_request_file(
         body = obj["body"]
         models.add(body["model"])
         requests.append(
-            EmbeddingRequest(line_no, custom_id, body["model"], body["input"], body.get("dimensions"))
+            EmbeddingRequest(line_no, custom_id, body["model"], body["input"], body.get("dimensions"),
+                             body.get("encoding_format", "float"))
         )
     if len(models) > 1:
         errors.append(

@@ -14,16 +14,6 @@ class UnknownOperationError(InvalidInputError):
     """An event's `operation` names no sub-handler of the Lambda it was sent to."""
 
 
-class ProviderBatchNotFoundError(TerminalError):
-    """The provider does not know the batch our ledger says we submitted."""
-
-    def __init__(self, batch_id: str, provider_batch_id: str, provider: str) -> None:
-        super().__init__(f"batch {batch_id!r}: provider {provider!r} does not know provider batch "
-                         f"{provider_batch_id!r}")
-        self.batch_id = batch_id
-        self.provider_batch_id = provider_batch_id
-
-
 class BatchTypeMismatchError(InvalidInputError):
     """A batch of one kind (line/word) reached a step of the other kind."""
 

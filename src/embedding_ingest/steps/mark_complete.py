@@ -39,6 +39,9 @@ from embedding_ingest.stores.records import (
 )
 
 STEP = "embedding-mark-batches-complete"
+# A batch closes with the provider's word for how it ended (a cancelled batch's partial output is
+# published like a completed one's: issue 19).
+_CLOSED_AS = {"expired": BatchStatus.EXPIRED, "cancelled": BatchStatus.CANCELLED}
 
 
 def mark_batches_complete(event: dict, ctx: StepContext) -> dict:
@@ -149,7 +152,7 @@ def _settle_batch(ctx: StepContext, result: PollResult, version: SnapshotVersion
             "count": len(unpublished), "sample": unpublished[:5],
             "version": version.version if version else None})
         return marked, len(unpublished)
-    closed = BatchStatus.EXPIRED if result.batch_status == "expired" else BatchStatus.COMPLETED
+    closed = _CLOSED_AS.get(result.batch_status, BatchStatus.COMPLETED)
     if summary.status is not closed:
         ctx.ledger.update_batch(result.batch_id, status=closed)
     return marked, 0

@@ -3,26 +3,31 @@
 Summary statuses written here:
 - provider still working -> the matching active status, provider_status kept verbatim;
 - results ingested into a delta -> FINALIZING (still active, so a run that fails to publish is
-  picked up again by the next listing); COMPLETED/EXPIRED come only after publish (mark complete);
-- nothing left to ingest -> closed at once (lesson 8); failed/cancelled -> closed, items released.
+  picked up again by the next listing); COMPLETED/EXPIRED/CANCELLED come only after publish (mark
+  complete). Completed, expired and cancelled batches alike: whatever their output holds is ingested;
+- nothing left to ingest -> closed at once (lesson 8); failed -> closed, items released;
+- the provider answers 404 for the batch -> still active ("wait") until that has lasted
+  NOT_FOUND_POLLS polls and NOT_FOUND_GRACE_SECONDS, then closed FAILED ("not_found"), items released
+  (issue 19: a one-off 404 only delays; a batch that vanished must not stall everything).
+
+Every release names its cause (records.ReleaseCause): only a request refused for its content spends an
+attempt; everything the provider did or failed to do counts a provider retry (MAX_PROVIDER_RETRIES).
 """
 
 from __future__ import annotations
 
 import time
 
+import orjson
 from pydantic import TypeAdapter
 
 from embedding_ingest.metrics import TOKENS_BILLED, record_metric
-from embedding_ingest.providers.base import QUEUE_LIMIT_ERROR_CODES, ProviderBatch, ProviderBatchStatus
+from embedding_ingest.providers.base import ProviderBatch, ProviderBatchStatus
+from embedding_ingest.providers.batch_files import split_lines
 from embedding_ingest.providers.exceptions import UnknownProviderBatchError, UnknownProviderFileError
 from embedding_ingest.steps.context import StepContext
 from embedding_ingest.steps.contracts import PendingBatchRef, PollAction, PollEvent, PollManifest, PollResult
-from embedding_ingest.steps.exceptions import (
-    BatchTypeMismatchError,
-    ProviderBatchNotFoundError,
-    StepInputError,
-)
+from embedding_ingest.steps.exceptions import BatchTypeMismatchError, StepInputError
 from embedding_ingest.steps.logs import logger, step_log_context
 from embedding_ingest.steps.offload import parse_event, pick, read_offloaded
 from embedding_ingest.steps.poll_deletions import poll_deletions, poll_metadata
@@ -36,10 +41,14 @@ from embedding_ingest.stores.records import (
     BatchType,
     EmbeddingStatus,
     ItemKind,
+    ReleaseCause,
 )
 
 STEP = "embedding-poll"
 POLL_MANIFEST = TypeAdapter(PollManifest)
+NOT_FOUND_POLLS = 3  # polls in a row answered 404 ...
+NOT_FOUND_GRACE_SECONDS = 600.0  # ... over at least this long, before the batch counts as vanished
+NOT_FOUND_STATUS = "not_found"  # provider_status of a batch closed as vanished
 
 _STILL_WORKING = {
     ProviderBatchStatus.VALIDATING: BatchStatus.VALIDATING,
@@ -47,12 +56,12 @@ _STILL_WORKING = {
     ProviderBatchStatus.FINALIZING: BatchStatus.FINALIZING,
     ProviderBatchStatus.CANCELLING: BatchStatus.CANCELING,
 }
-_GAVE_UP = {ProviderBatchStatus.FAILED: BatchStatus.FAILED,
-            ProviderBatchStatus.CANCELLED: BatchStatus.CANCELLED}
 _CLOSED_ACTIONS: dict[BatchStatus, PollAction] = {
     BatchStatus.COMPLETED: "nothing_to_ingest", BatchStatus.EXPIRED: "nothing_to_ingest",
-    BatchStatus.FAILED: "batch_failed", BatchStatus.CANCELLED: "batch_failed",
+    BatchStatus.FAILED: "batch_failed", BatchStatus.CANCELLED: "nothing_to_ingest",
 }
+_CLOSED_EMPTY = {ProviderBatchStatus.EXPIRED: BatchStatus.EXPIRED,
+                 ProviderBatchStatus.CANCELLED: BatchStatus.CANCELLED}
 
 
 def kind_of(batch_type: BatchType) -> ItemKind:
@@ -116,38 +125,30 @@ def _poll_summary(summary: BatchSummary, ctx: StepContext) -> PollResult:
     # ListPendingBatches polls the least recently polled first and leaves a poll in flight alone.
     polled_at = time.time()
     ctx.ledger.update_batch(summary.batch_id, poll_started_at=polled_at)
-    batch = _retrieve(summary, ctx, polled_at)
+    try:
+        batch = ctx.provider.retrieve(summary.provider_batch_id or "")
+    except UnknownProviderBatchError:
+        return _not_found(summary, ctx, kind, base, polled_at)
+    found = {"not_found_polls": 0, "not_found_since": None} if summary.not_found_polls else {}
     if batch.status in _STILL_WORKING:
         ctx.ledger.update_batch(summary.batch_id, status=_STILL_WORKING[batch.status],
-                                provider_status=batch.status.value, polled_at=polled_at)
+                                provider_status=batch.status.value, polled_at=polled_at, **found)
         return PollResult(**base, batch_status=batch.status.value, action="wait")
 
-    if batch.status in _GAVE_UP:
-        details = f": {'; '.join(batch.errors)}" if batch.errors else ""
-        reason = f"provider batch {batch.status.value}{details}"
-        # Refused for a full queue (token_limit_exceeded...), not for its content: the items did
-        # nothing wrong, so they go back without spending an attempt and the next submit retries.
-        queue_limit = bool(QUEUE_LIMIT_ERROR_CODES.intersection(batch.error_codes))
-        pending = ctx.ledger.find_items(kind, EmbeddingStatus.PENDING, batch_id=summary.batch_id)
-        released = ctx.ledger.release_items(summary.batch_id, {i.item_id: reason for i in pending},
-                                            spend_attempt=not queue_limit)
-        ctx.ledger.update_batch(summary.batch_id, status=_GAVE_UP[batch.status],
-                                provider_status=batch.status.value, last_error=reason, polled_at=polled_at)
+    if batch.status is ProviderBatchStatus.FAILED:
+        released = _release_failed_batch(ctx, summary, batch, kind)
+        ctx.ledger.update_batch(summary.batch_id, status=BatchStatus.FAILED,
+                                provider_status=batch.status.value, last_error=_failure_reason(batch),
+                                polled_at=polled_at, **found)
         return PollResult(**base, batch_status=batch.status.value, action="batch_failed",
                           released_count=released)
 
-    # completed or expired: whatever was paid for is ingested (lesson 10).
-    try:
-        outcome = ingest_finished_batch(ctx, summary, batch, kind)
-    except UnknownProviderFileError as exc:
-        # The batch stays active for the next run; its summary says why it is stuck meanwhile.
-        ctx.ledger.update_batch(summary.batch_id, last_error=f"provider batch {batch.provider_batch_id} is "
-                                f"{batch.status.value} but its results cannot be read: {exc}",
-                                polled_at=polled_at)
-        raise
+    # completed, expired or cancelled: whatever was paid for is ingested (lesson 10, issue 19).
+    outcome = ingest_finished_batch(ctx, summary, batch, kind)
     changes: dict = {"provider_status": batch.status.value, "polled_at": polled_at,
-                     "billed_tokens": outcome.billed_tokens}
-    record_metric(TOKENS_BILLED, outcome.billed_tokens, workflow=kind.value)
+                     "billed_tokens": batch.input_tokens if batch.input_tokens is not None
+                     else outcome.billed_tokens, **found}
+    record_metric(TOKENS_BILLED, changes["billed_tokens"], workflow=kind.value)
     if outcome.unknown_custom_ids:  # kept durably, not only logged (issue 10)
         changes["unknown_custom_ids"] = outcome.unknown_custom_ids
     if outcome.released:
@@ -156,7 +157,8 @@ def _poll_summary(summary: BatchSummary, ctx: StepContext) -> PollResult:
     common = {**base, "batch_status": batch.status.value, "results_count": outcome.results_count,
               "released_count": len(outcome.released), **outcome.problems_for_result()}
     if outcome.delta_key is None:
-        closed = BatchStatus.EXPIRED if batch.status is ProviderBatchStatus.EXPIRED else BatchStatus.COMPLETED
+        closed = BatchStatus.EXPIRED if outcome.output_gone else _CLOSED_EMPTY.get(batch.status,
+                                                                                    BatchStatus.COMPLETED)
         ctx.ledger.update_batch(summary.batch_id, status=closed, **changes)
         return PollResult(**common, action="nothing_to_ingest")
     ctx.ledger.update_batch(summary.batch_id, status=BatchStatus.FINALIZING, **changes)
@@ -165,11 +167,76 @@ def _poll_summary(summary: BatchSummary, ctx: StepContext) -> PollResult:
                       storage="s3_delta")
 
 
-def _retrieve(summary: BatchSummary, ctx: StepContext, polled_at: float) -> ProviderBatch:
-    provider_id = summary.provider_batch_id or ""
+def _not_found(summary: BatchSummary, ctx: StepContext, kind: ItemKind, base: dict, polled_at: float
+               ) -> PollResult:
+    """The provider answers 404 for the batch: wait out a one-off, close a batch that is really gone."""
+    polls = summary.not_found_polls + 1
+    since = summary.not_found_since or polled_at
+    provider_id = summary.provider_batch_id
+    if polls < NOT_FOUND_POLLS or polled_at - since < NOT_FOUND_GRACE_SECONDS:
+        note = (f"provider {ctx.provider.name} answers 404 for batch {provider_id} ({polls} of "
+                f"{NOT_FOUND_POLLS} polls, for {polled_at - since:.0f} of {NOT_FOUND_GRACE_SECONDS:.0f} s); "
+                "it is closed as vanished after both")
+        ctx.ledger.update_batch(summary.batch_id, not_found_polls=polls, not_found_since=since,
+                                last_error=note, polled_at=polled_at)
+        return PollResult(**base, batch_status=NOT_FOUND_STATUS, action="wait")
+    reason = (f"provider batch {provider_id} vanished (404 on {polls} polls over {polled_at - since:.0f} s); "
+              "the request never ran")
+    pending = ctx.ledger.find_items(kind, EmbeddingStatus.PENDING, batch_id=summary.batch_id)
+    released = ctx.ledger.release_items(summary.batch_id, {i.item_id: reason for i in pending},
+                                        cause=ReleaseCause.PROVIDER,
+                                        provider_retry_limit=ctx.settings.max_provider_retries)
+    ctx.ledger.update_batch(summary.batch_id, status=BatchStatus.FAILED, provider_status=NOT_FOUND_STATUS,
+                            not_found_polls=polls, not_found_since=since, last_error=reason,
+                            polled_at=polled_at)
+    logger.warning("provider batch vanished; items released", extra={"released": released})
+    return PollResult(**base, batch_status=NOT_FOUND_STATUS, action="batch_failed", released_count=released)
+
+
+def _failure_reason(batch: ProviderBatch) -> str:
+    details = f": {'; '.join(batch.errors)}" if batch.errors else ""
+    return f"provider batch {batch.status.value}{details}"
+
+
+def _release_failed_batch(ctx: StepContext, summary: BatchSummary, batch: ProviderBatch, kind: ItemKind
+                          ) -> int:
+    """A batch that failed validation: the requests on the lines its errors name are refused for their
+    content (an attempt each); every other request was not at fault (an error without a line, such as a
+    queue limit, or a neighbour's bad line failing the whole file): a provider retry each."""
+    pending = ctx.ledger.find_items(kind, EmbeddingStatus.PENDING, batch_id=summary.batch_id)
+    blamed = _custom_ids_on_lines(ctx, batch) if batch.line_errors else {}
+    neighbour = f"{_failure_reason(batch)} (not because of this request)"
+    content = {i.item_id: f"provider batch failed: {blamed[i.item_id]}"
+               for i in pending if i.item_id in blamed}
+    provider = {i.item_id: neighbour for i in pending if i.item_id not in blamed}
+    released = 0
+    for cause, group in ((ReleaseCause.CONTENT, content), (ReleaseCause.PROVIDER, provider)):
+        if group:
+            released += ctx.ledger.release_items(summary.batch_id, group, cause=cause,
+                                                 provider_retry_limit=ctx.settings.max_provider_retries)
+    return released
+
+
+def _custom_ids_on_lines(ctx: StepContext, batch: ProviderBatch) -> dict[str, str]:
+    """custom_id -> error, for the input lines the batch's errors name (the input file streamed once).
+    A gone input file names nobody: every request is then treated as not at fault."""
+    found: dict[str, str] = {}
     try:
-        return ctx.provider.retrieve(provider_id)
-    except UnknownProviderBatchError as exc:
-        error = ProviderBatchNotFoundError(summary.batch_id, provider_id, ctx.provider.name)
-        ctx.ledger.update_batch(summary.batch_id, last_error=str(error), polled_at=polled_at)
-        raise error from exc
+        with ctx.provider.open_file(batch.input_file_id or "") as chunks:
+            for line_no, raw in enumerate(split_lines(chunks), start=1):
+                if line_no in batch.line_errors:
+                    custom_id = _custom_id(raw)
+                    if custom_id is not None:
+                        found[custom_id] = batch.line_errors[line_no]
+    except UnknownProviderFileError:
+        logger.warning("input file of a failed batch is gone; no request is blamed",
+                       extra={"file_id": batch.input_file_id})
+    return found
+
+
+def _custom_id(raw: bytes) -> str | None:
+    try:
+        value = orjson.loads(raw).get("custom_id")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None

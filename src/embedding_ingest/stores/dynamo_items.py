@@ -33,11 +33,14 @@ from embedding_ingest.stores.dynamo_schema import (
 )
 from embedding_ingest.stores.exceptions import ClaimConflictError
 from embedding_ingest.stores.records import (
+    DEFAULT_MAX_PROVIDER_RETRIES,
     MAX_ATTEMPTS,
     BatchSummary,
     EmbeddingItem,
     EmbeddingStatus,
     ItemKind,
+    ReleaseCause,
+    release_outcome,
 )
 
 _SHOWN_IDS = 5  # ids named in an error message
@@ -248,30 +251,73 @@ class DynamoItems(DynamoBase):
                               ConditionExpression="attribute_exists(PK)")
 
     # -- after the provider answered ----------------------------------------------------------
-    def release_items(self, batch_id: str, errors: Mapping[str, str], *, spend_attempt: bool = True) -> int:
+    def release_items(self, batch_id: str, errors: Mapping[str, str], *,
+                      cause: ReleaseCause = ReleaseCause.CONTENT,
+                      provider_retry_limit: int = DEFAULT_MAX_PROVIDER_RETRIES) -> int:
         current = self.get_items(list(errors))
         pending = [item for item in current.values()
                    if item.embedding_status is EmbeddingStatus.PENDING and item.batch_id == batch_id]
 
         def release(item: EmbeddingItem) -> bool:
-            attempts = item.attempts + (1 if spend_attempt else 0)
-            status = EmbeddingStatus.FAILED if attempts >= MAX_ATTEMPTS else EmbeddingStatus.NONE
+            status, attempts, retries, reason = release_outcome(
+                item.attempts, item.provider_retries, ReleaseCause(cause), provider_retry_limit,
+                str(errors[item.item_id]), item.kind)
             # A FAILED item keeps the batch it failed in (and its by-batch index entry); NONE is free.
             keep_batch = status is EmbeddingStatus.FAILED
+            seen_retries = ("provider_retries = :seenp" if item.provider_retries else
+                            "(attribute_not_exists(provider_retries) OR provider_retries = :seenp)")
             return self._conditional(
                 "update_item", Key=item_key(item.item_id),
-                UpdateExpression="SET embedding_status = :s, attempts = :a, last_error = :e, GSI2PK = :g2"
+                UpdateExpression="SET embedding_status = :s, attempts = :a, provider_retries = :p, "
+                                 "last_error = :e, GSI2PK = :g2"
                                  + ("" if keep_batch else " REMOVE batch_id, GSI3PK, GSI3SK"),
-                # `attempts = :seen` makes a concurrent second release of the same item a no-op
-                ConditionExpression="embedding_status = :pending AND batch_id = :b AND attempts = :seen",
+                # the counters as read make a concurrent second release of the same item a no-op
+                ConditionExpression="embedding_status = :pending AND batch_id = :b AND attempts = :seen AND "
+                                    + seen_retries,
                 ExpressionAttributeValues={
-                    ":s": {"S": status.value}, ":a": {"N": str(attempts)},
-                    ":e": {"S": str(errors[item.item_id])},
+                    ":s": {"S": status.value}, ":a": {"N": str(attempts)}, ":p": {"N": str(retries)},
+                    ":e": {"S": reason},
                     ":g2": {"S": embedding_status_partition(item.kind, status)},
                     ":pending": {"S": EmbeddingStatus.PENDING.value}, ":b": {"S": batch_id},
-                    ":seen": {"N": str(item.attempts)}}) is not None
+                    ":seen": {"N": str(item.attempts)},
+                    ":seenp": {"N": str(item.provider_retries)}}) is not None
 
         return sum(self._parallel(release, pending))
+
+    def requeue_items(self, kind: ItemKind, status: EmbeddingStatus, reason: str, *,
+                      limit: int | None = None) -> int:
+        status = EmbeddingStatus(status)
+        if status not in (EmbeddingStatus.SUCCESS, EmbeddingStatus.FAILED):
+            raise InvalidInputError(f"only SUCCESS or FAILED items are requeued, not {status}")
+
+        def requeue(item: EmbeddingItem) -> bool:
+            return self._conditional(
+                "update_item", Key=item_key(item.item_id),
+                UpdateExpression="SET embedding_status = :none, attempts = :zero, provider_retries = :zero, "
+                                 "last_error = :e, GSI2PK = :g2 REMOVE batch_id, GSI3PK, GSI3SK",
+                ConditionExpression="embedding_status = :was",
+                ExpressionAttributeValues={
+                    ":none": {"S": EmbeddingStatus.NONE.value}, ":zero": {"N": "0"}, ":e": {"S": reason},
+                    ":g2": {"S": embedding_status_partition(item.kind, EmbeddingStatus.NONE)},
+                    ":was": {"S": status.value}}) is not None
+
+        return sum(self._parallel(requeue, self.find_items(kind, status, limit=limit)))
+
+    def provider_retry_counts(self, kind: ItemKind) -> dict[str, int]:
+        counts = {"items": 0, "retries": 0, "failed": 0}
+        for status in (EmbeddingStatus.NONE, EmbeddingStatus.PENDING, EmbeddingStatus.FAILED):
+            for raw in self._query(
+                    IndexName="GSI2", KeyConditionExpression="GSI2PK = :p",
+                    FilterExpression="provider_retries > :zero",
+                    ProjectionExpression="attempts, provider_retries",
+                    ExpressionAttributeValues={":p": {"S": embedding_status_partition(kind, status)},
+                                               ":zero": {"N": "0"}}):
+                if status is EmbeddingStatus.FAILED:
+                    counts["failed"] += int(raw.get("attempts", {"N": "0"})["N"]) < MAX_ATTEMPTS
+                else:
+                    counts["items"] += 1
+                    counts["retries"] += int(raw["provider_retries"]["N"])
+        return counts
 
     def mark_items_succeeded(self, batch_id: str, item_ids: Sequence[str]) -> int:
         current = self.get_items(item_ids)

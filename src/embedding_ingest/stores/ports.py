@@ -12,6 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 from embedding_ingest.stores.exceptions import CorruptObjectError
 from embedding_ingest.stores.receipt_sync import ReceiptChanges
 from embedding_ingest.stores.records import (
+    DEFAULT_MAX_PROVIDER_RETRIES,
     BatchStatus,
     BatchSummary,
     BatchType,
@@ -23,6 +24,7 @@ from embedding_ingest.stores.records import (
     ItemKind,
     Lease,
     ObjectInfo,
+    ReleaseCause,
     SnapshotVersion,
 )
 
@@ -104,11 +106,23 @@ class ItemLedger(Protocol):
         All or nothing: raises ClaimConflictError if any item is not NONE. Re-claiming the same
         batch with the same items (a rerun) is a no-op."""
 
-    def release_items(self, batch_id: str, errors: Mapping[str, str], *, spend_attempt: bool = True) -> int:
-        """Items PENDING in `batch_id` go back to NONE with the reason and attempts+1 (FAILED once
-        attempts reach MAX_ATTEMPTS). Items not PENDING in that batch are ignored (idempotent).
-        `spend_attempt=False` (the provider refused the batch for a queue limit, not for its content)
-        releases them with attempts unchanged."""
+    def release_items(self, batch_id: str, errors: Mapping[str, str], *,
+                      cause: ReleaseCause = ReleaseCause.CONTENT,
+                      provider_retry_limit: int = DEFAULT_MAX_PROVIDER_RETRIES) -> int:
+        """Items PENDING in `batch_id` go back to NONE with the reason, counted by `cause`
+        (records.release_outcome): CONTENT spends an attempt (FAILED once attempts reach MAX_ATTEMPTS),
+        PROVIDER counts a provider retry (FAILED past `provider_retry_limit`). Items not PENDING in that
+        batch are ignored (idempotent). Returns how many were released."""
+
+    def requeue_items(self, kind: ItemKind, status: EmbeddingStatus, reason: str, *,
+                      limit: int | None = None) -> int:
+        """Up to `limit` SUCCESS or FAILED items of `kind` back to NONE, attempts and provider_retries
+        reset, batch cleared, `reason` recorded (a model migration, or `items requeue --failed`). Returns
+        how many moved; a rerun moves the rest."""
+
+    def provider_retry_counts(self, kind: ItemKind) -> dict[str, int]:
+        """{"items": items not yet embedded (NONE/PENDING) that had provider-side failures, "retries":
+        their provider retries in all, "failed": items FAILED by the provider-retry bound}."""
 
     def mark_items_succeeded(self, batch_id: str, item_ids: Sequence[str]) -> int:
         """PENDING items of `batch_id` -> SUCCESS. Idempotent; returns how many changed."""

@@ -40,7 +40,35 @@ class EmbeddingStatus(StrEnum):
     DELETING = "DELETING"
 
 
-MAX_ATTEMPTS = 3
+MAX_ATTEMPTS = 3  # releases whose cause is the item's own content (ReleaseCause.CONTENT)
+DEFAULT_MAX_PROVIDER_RETRIES = 10  # MAX_PROVIDER_RETRIES: releases for a provider reason, before FAILED
+
+
+class ReleaseCause(StrEnum):
+    """Why an item goes back without its embedding (issue 19). Only CONTENT spends one of its
+    MAX_ATTEMPTS; PROVIDER (the request never ran: expired, cancelled, queue limit, a vanished batch or
+    file; or it failed on the provider's side: 5xx, a rejected output line) counts a provider retry."""
+
+    CONTENT = "content"
+    PROVIDER = "provider"
+
+
+def release_outcome(attempts: int, provider_retries: int, cause: ReleaseCause, provider_retry_limit: int,
+                    reason: str, kind: ItemKind) -> tuple[EmbeddingStatus, int, int, str]:
+    """(status, attempts, provider_retries, last_error) of an item released for `cause`: the one rule
+    every ledger adapter applies. Past its bound the item is FAILED, and the reason says how to retry it."""
+    if cause is ReleaseCause.CONTENT:
+        attempts += 1
+        if attempts >= MAX_ATTEMPTS:
+            return EmbeddingStatus.FAILED, attempts, provider_retries, reason
+        return EmbeddingStatus.NONE, attempts, provider_retries, reason
+    provider_retries += 1
+    if provider_retries > provider_retry_limit:
+        return (EmbeddingStatus.FAILED, attempts, provider_retries,
+                f"gave up after {provider_retries} provider-side failures (MAX_PROVIDER_RETRIES="
+                f"{provider_retry_limit}), the last: {reason}; `embedding-ingest items requeue {kind.value} "
+                "--failed` queues it again")
+    return EmbeddingStatus.NONE, attempts, provider_retries, reason
 
 
 class BatchStatus(StrEnum):
@@ -88,7 +116,8 @@ class EmbeddingItem(_Record):
     metadata: dict[str, MetadataValue] = Field(default_factory=dict)
     embedding_status: EmbeddingStatus = EmbeddingStatus.NONE
     batch_id: str | None = None  # set while PENDING (and kept on SUCCESS)
-    attempts: int = 0
+    attempts: int = 0  # releases blamed on the item's content (ReleaseCause.CONTENT)
+    provider_retries: int = 0  # releases for a provider reason (issue 19; ReleaseCause.PROVIDER)
     last_error: str | None = None
     # Token fitting (issue 11): cl100k_base tokens of embed_text (None: imported before counting) and
     # whether embed_text was shortened to stay within the model's 8,192-token input limit.
@@ -145,6 +174,11 @@ class BatchSummary(_Record):
     unknown_custom_ids: list[str] = Field(default_factory=list)
     # A metadata batch's items as "item_id@metadata_version" (issue 23): what it must publish.
     metadata_items: list[str] = Field(default_factory=list)
+    # Issue 19: the width its requests asked for (None: recorded before widths were), and how many polls
+    # in a row the provider answered 404 for it, since when (a batch that vanished at the provider).
+    dimensions: int | None = None
+    not_found_polls: int = 0
+    not_found_since: float | None = None
 
 
 class Lease(_Record):

@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS items (
     content_hash TEXT,
     metadata_hash TEXT,
     metadata_version INTEGER NOT NULL DEFAULT 0,
-    metadata_queued INTEGER NOT NULL DEFAULT 0
+    metadata_queued INTEGER NOT NULL DEFAULT 0,
+    provider_retries INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS items_by_kind_status ON items (kind, status, item_id);
 CREATE INDEX IF NOT EXISTS items_by_batch ON items (batch_id, status);
@@ -107,6 +108,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("items", "metadata_queued", "INTEGER NOT NULL DEFAULT 0"),
     ("locks", "rvn", "TEXT"),  # issue 24: leases judged by record version
     ("locks", "record", "TEXT"),  # issue 24: the Lease (lease and heartbeat lengths, holder's times)
+    ("items", "provider_retries", "INTEGER NOT NULL DEFAULT 0"),  # issue 19: releases for provider reasons
 )
 # Indexes over added columns or for later features, created once the columns exist.
 AFTER_ADDED_COLUMNS = (

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.stores.exceptions import BatchNotFoundError, ClaimConflictError
 from embedding_ingest.stores.records import (
+    DEFAULT_MAX_PROVIDER_RETRIES,
     MAX_ATTEMPTS,
     BatchStatus,
     BatchSummary,
@@ -21,12 +22,14 @@ from embedding_ingest.stores.records import (
     EmbeddingItem,
     EmbeddingStatus,
     ItemKind,
+    ReleaseCause,
+    release_outcome,
 )
 from embedding_ingest.stores.sqlite_base import SqliteConnections, chunks, filtered_select, placeholders
 
 _ITEM_COLUMNS = ("item_id, kind, status, batch_id, attempts, last_error, image_id, receipt_number, "
                  "line_id, word_id, text, embed_text, metadata, tokens, truncated, content_hash, "
-                 "metadata_hash, metadata_version, metadata_queued")
+                 "metadata_hash, metadata_version, metadata_queued, provider_retries")
 _ITEM_PLACEHOLDERS = placeholders(_ITEM_COLUMNS.count(",") + 1)
 ITEM_COLUMN_COUNT = _ITEM_COLUMNS.count(",") + 1
 _ADD_CHUNK = 1_000
@@ -38,7 +41,7 @@ def _item_row(item: EmbeddingItem) -> tuple[Any, ...]:
             item.last_error, item.image_id, item.receipt_number, item.line_id, item.word_id,
             item.text, item.embed_text, json.dumps(item.metadata, sort_keys=True), item.tokens,
             int(item.truncated), item.content_hash, item.metadata_hash, item.metadata_version,
-            item.metadata_queued)
+            item.metadata_queued, item.provider_retries)
 
 
 def _item_from_row(row: sqlite3.Row) -> EmbeddingItem:
@@ -49,7 +52,8 @@ def _item_from_row(row: sqlite3.Row) -> EmbeddingItem:
         word_id=row["word_id"], text=row["text"], embed_text=row["embed_text"],
         metadata=json.loads(row["metadata"]), tokens=row["tokens"], truncated=bool(row["truncated"]),
         content_hash=row["content_hash"], metadata_hash=row["metadata_hash"],
-        metadata_version=row["metadata_version"], metadata_queued=row["metadata_queued"])
+        metadata_version=row["metadata_version"], metadata_queued=row["metadata_queued"],
+        provider_retries=row["provider_retries"])
 
 
 def _summary_from_row(row: sqlite3.Row) -> BatchSummary:
@@ -158,18 +162,49 @@ class SqliteItemsAndBatches(SqliteConnections):
                 "UPDATE items SET status = 'PENDING', batch_id = ? WHERE item_id = ? AND status = 'NONE'",
                 [(summary.batch_id, i) for i in ids])
 
-    def release_items(self, batch_id: str, errors: Mapping[str, str], *, spend_attempt: bool = True) -> int:
+    def release_items(self, batch_id: str, errors: Mapping[str, str], *,
+                      cause: ReleaseCause = ReleaseCause.CONTENT,
+                      provider_retry_limit: int = DEFAULT_MAX_PROVIDER_RETRIES) -> int:
         # FAILED items keep their last batch_id (where they failed); NONE items are free again.
-        step = 1 if spend_attempt else 0
-        sql = (f"UPDATE items SET attempts = attempts + {step}, last_error = ?, "
-               f"status = CASE WHEN attempts + {step} >= ? THEN 'FAILED' ELSE 'NONE' END, "
-               f"batch_id = CASE WHEN attempts + {step} >= ? THEN batch_id ELSE NULL END "
-               "WHERE item_id = ? AND batch_id = ? AND status = 'PENDING'")
+        ids = list(errors)
+        updates = []
         with self._write(f"releasing items of batch {batch_id!r}") as conn:
-            before = conn.total_changes
-            conn.executemany(sql, [(str(reason), MAX_ATTEMPTS, MAX_ATTEMPTS, item_id, batch_id)
-                                   for item_id, reason in errors.items()])
-            return conn.total_changes - before
+            for part in chunks(ids):
+                for row in conn.execute(
+                        "SELECT item_id, kind, attempts, provider_retries FROM items WHERE item_id IN "
+                        f"({placeholders(len(part))}) AND batch_id = ? AND status = 'PENDING'",
+                        (*part, batch_id)):
+                    status, attempts, retries, reason = release_outcome(
+                        row["attempts"], row["provider_retries"], ReleaseCause(cause), provider_retry_limit,
+                        str(errors[row["item_id"]]), ItemKind(row["kind"]))
+                    keep = status is EmbeddingStatus.FAILED
+                    updates.append((status.value, attempts, retries, reason, keep, row["item_id"], batch_id))
+            conn.executemany(
+                "UPDATE items SET status = ?, attempts = ?, provider_retries = ?, last_error = ?, "
+                "batch_id = CASE WHEN ? THEN batch_id ELSE NULL END "
+                "WHERE item_id = ? AND batch_id = ? AND status = 'PENDING'", updates)
+        return len(updates)
+
+    def requeue_items(self, kind: ItemKind, status: EmbeddingStatus, reason: str, *,
+                      limit: int | None = None) -> int:
+        if EmbeddingStatus(status) not in (EmbeddingStatus.SUCCESS, EmbeddingStatus.FAILED):
+            raise InvalidInputError(f"only SUCCESS or FAILED items are requeued, not {status}")
+        sql = ("UPDATE items SET status = 'NONE', batch_id = NULL, attempts = 0, provider_retries = 0, "
+               "last_error = ? WHERE item_id IN (SELECT item_id FROM items WHERE kind = ? AND status = ? "
+               "ORDER BY item_id" + (" LIMIT ?" if limit is not None else "") + ")")
+        params: tuple[Any, ...] = (reason, ItemKind(kind).value, EmbeddingStatus(status).value)
+        with self._write(f"requeueing {status} {kind} items") as conn:
+            return conn.execute(sql, params + ((limit,) if limit is not None else ())).rowcount
+
+    def provider_retry_counts(self, kind: ItemKind) -> dict[str, int]:
+        with self._read("counting provider retries") as conn:
+            row = conn.execute(
+                "SELECT SUM(status IN ('NONE', 'PENDING')) AS items, "
+                "SUM(CASE WHEN status IN ('NONE', 'PENDING') THEN provider_retries ELSE 0 END) AS retries, "
+                "SUM(status = 'FAILED' AND attempts < ?) AS failed "
+                "FROM items WHERE kind = ? AND provider_retries > 0", (MAX_ATTEMPTS, ItemKind(kind).value)
+            ).fetchone()
+        return {key: int(row[key] or 0) for key in ("items", "retries", "failed")}
 
     def mark_items_succeeded(self, batch_id: str, item_ids: Sequence[str]) -> int:
         with self._write(f"marking items of batch {batch_id!r} succeeded") as conn:

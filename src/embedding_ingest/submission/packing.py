@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.providers.base import MAX_BYTES_PER_BATCH_FILE, MAX_REQUESTS_PER_BATCH
-from embedding_ingest.providers.batch_files import encode_request
+from embedding_ingest.providers.batch_files import EncodingFormat, encode_request
 from embedding_ingest.providers.tokens import MAX_INPUT_TOKENS, fit_text
 from embedding_ingest.stores.records import EmbeddingItem
 
@@ -47,9 +47,12 @@ def within_input_limit(item: EmbeddingItem) -> EmbeddingItem:
 
 
 def pack_requests(items: Sequence[EmbeddingItem], model: str, *, max_items: int,
+                  dimensions: int | None = None, encoding_format: EncodingFormat = "base64",
                   max_bytes: int = MAX_BYTES_PER_BATCH_FILE,
                   max_tokens: int | None = None) -> PackedBatch:
-    """The longest prefix of `items` within `max_items` (and 50,000), `max_bytes` and `max_tokens`.
+    """The longest prefix of `items` within `max_items` (and 50,000), `max_bytes` and `max_tokens`,
+    each request asking for `dimensions` (None: the model's native width; providers.models decides)
+    in `encoding_format`.
 
     May return no items (the first one alone exceeds `max_tokens`: no room in the budget). Raises
     DuplicateCustomIdError if an item_id repeats, InvalidInputError if one request alone exceeds
@@ -65,7 +68,7 @@ def pack_requests(items: Sequence[EmbeddingItem], model: str, *, max_items: int,
                                          "must be unique within a batch")
         seen.add(item.item_id)
         item = within_input_limit(item)
-        line = encode_request(item, model, None)
+        line = encode_request(item, model, dimensions, encoding_format)
         if len(line) > max_bytes:
             raise InvalidInputError(f"item {item.item_id}: request of {len(line)} bytes exceeds the "
                                     f"{max_bytes}-byte batch file limit on its own")

@@ -17,6 +17,7 @@ entry point (CLI, demo, the scheduler's Lambda); its budgets come from Settings.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -25,11 +26,15 @@ from pydantic import BaseModel, Field
 
 from embedding_ingest.config import Settings
 from embedding_ingest.exceptions import InvalidInputError, TerminalError
-from embedding_ingest.providers.base import MAX_BYTES_PER_BATCH_FILE, BatchProvider
+from embedding_ingest.providers.base import MAX_BYTES_PER_BATCH_FILE, BatchProvider, ProviderBatch
+from embedding_ingest.providers.exceptions import ProviderAccountError, UnknownProviderFileError
+from embedding_ingest.providers.models import request_dimensions
 from embedding_ingest.providers.tokens import MAX_INPUT_TOKENS
 from embedding_ingest.stores.exceptions import ClaimConflictError
 from embedding_ingest.stores.ports import Ledger
 from embedding_ingest.stores.records import (
+    ACTIVE_BATCH_STATUSES,
+    BatchOperation,
     BatchStatus,
     BatchSummary,
     EmbeddingItem,
@@ -41,6 +46,7 @@ from embedding_ingest.submission.deletions import queue_deletions
 from embedding_ingest.submission.metadata_updates import queue_metadata_updates
 from embedding_ingest.submission.packing import PackedBatch, pack_requests
 
+log = logging.getLogger(__name__)
 _BATCH_NAMESPACE = uuid.UUID("5b0f7a52-7d0c-4c55-9a61-2f1f3c1b9e11")
 _MAX_CLAIM_RACES = 20
 
@@ -103,14 +109,32 @@ class SubmitReport(BaseModel):
 
 
 def batch_id_for(kind: ItemKind, items: Sequence[EmbeddingItem]) -> str:
-    """Deterministic: the same items at the same attempt count (and the same content: a changed item
-    re-embedded is a new batch, not the old one again) always make the same batch."""
+    """Deterministic: the same items at the same attempt and provider-retry counts (and the same
+    content: a changed item re-embedded is a new batch, not the old one again) always make the same
+    batch. Both counters count: a release that spends no attempt must still give the next batch a new id
+    (issue 19), else it would collide with the closed one."""
     digest = hashlib.sha256(kind.value.encode())
     for item in sorted(items, key=lambda i: i.item_id):
-        digest.update(f"\n{item.item_id}\t{item.attempts}".encode())
+        retries = f"\tp{item.provider_retries}" if item.provider_retries else ""  # ids of before stay put
+        digest.update(f"\n{item.item_id}\t{item.attempts}{retries}".encode())
         if item.content_hash is not None:
             digest.update(f"\t{item.content_hash}".encode())
     return str(uuid.uuid5(_BATCH_NAMESPACE, digest.hexdigest()))
+
+
+def next_batch_id(ledger: Ledger, kind: ItemKind, items: Sequence[EmbeddingItem]) -> str:
+    """batch_id_for, or the first of its successors (one more "generation" hashed in) that names no
+    closed batch: items queued again with counters reset (`items requeue`, a migration, a receipt
+    deleted and re-added) would otherwise compute the id of the batch that embedded them before, and a
+    claim under a closed batch is polled by nothing. Deterministic for a given ledger state, so racing
+    submitters and a rerun after a crash still agree (an active batch of that id is the rerun's)."""
+    batch_id = batch_id_for(kind, items)
+    for generation in range(1, 1000):
+        existing = ledger.get_batch(batch_id)
+        if existing is None or existing.status in ACTIVE_BATCH_STATUSES:
+            return batch_id
+        batch_id = str(uuid.uuid5(_BATCH_NAMESPACE, f"{batch_id}\ngeneration {generation}"))
+    raise InvalidInputError(f"no free batch id for {len(items)} {kind.value} items after 1000 tries")
 
 
 def _receipt_refs(items: Sequence[EmbeddingItem]) -> list[str]:
@@ -119,12 +143,19 @@ def _receipt_refs(items: Sequence[EmbeddingItem]) -> list[str]:
 
 def _send(ledger: Ledger, provider: BatchProvider, summary: BatchSummary, packed: PackedBatch,
           *, resumed: bool) -> SubmittedBatch | RefusedBatch:
-    """Hand a claimed batch to the provider. A terminal refusal (bad input, limits) must not block
-    every later submit: the batch is closed FAILED and its items go back to NONE with the reason
-    (FAILED after MAX_ATTEMPTS). Transient errors propagate; the claim is resumed next run."""
+    """Hand a claimed batch to the provider: upload its input once (the file id is kept on the summary,
+    so a create that fails transiently is resumed without a second upload; again only if the provider
+    lost the file), then create the batch. An account error (quota, a refused key) propagates with the
+    claim left as it is: nothing was the items' fault. Any other terminal refusal (bad input, limits)
+    must not block every later submit: the batch is closed FAILED and its items go back to NONE with
+    the reason (FAILED after MAX_ATTEMPTS). Transient errors propagate; the claim is resumed next run."""
+    metadata = {"batch_id": summary.batch_id, "batch_type": summary.batch_type.value}
     try:
-        provider_batch = provider.submit(summary.batch_id, packed.jsonl, {
-            "batch_id": summary.batch_id, "batch_type": summary.batch_type.value})
+        provider_batch = provider.find_live(summary.batch_id) if resumed else None
+        if provider_batch is None:
+            provider_batch = _create(ledger, provider, summary, packed, metadata)
+    except ProviderAccountError:
+        raise
     except TerminalError as exc:
         reason = f"provider refused batch {summary.batch_id}: {exc}"
         ledger.release_items(summary.batch_id, dict.fromkeys(packed.item_ids, reason))
@@ -138,20 +169,40 @@ def _send(ledger: Ledger, provider: BatchProvider, summary: BatchSummary, packed
                           truncated=packed.truncated, resumed=resumed)
 
 
+def _create(ledger: Ledger, provider: BatchProvider, summary: BatchSummary, packed: PackedBatch,
+            metadata: dict[str, str]) -> ProviderBatch:
+    file_id = summary.input_file_id
+    for upload_again in (False, True):
+        if file_id is None or upload_again:
+            file_id = provider.upload(summary.batch_id, packed.jsonl)
+            ledger.update_batch(summary.batch_id, input_file_id=file_id)
+        try:
+            return provider.create(summary.batch_id, file_id, metadata)
+        except UnknownProviderFileError:
+            if upload_again:
+                raise
+            log.warning("input file %s of batch %s is gone at the provider; uploading it again", file_id,
+                        summary.batch_id)
+    raise AssertionError("unreachable")
+
+
 def _resume_unsent(kind: ItemKind, ledger: Ledger, provider: BatchProvider
                    ) -> list[SubmittedBatch | RefusedBatch]:
-    """Finish batches a crashed submit claimed but never handed to the provider (their tokens are
-    already counted as enqueued)."""
+    """Finish batches a crashed (or refused-for-now) submit claimed but never handed to the provider
+    (their tokens are already counted as enqueued), with the width and format they were claimed with."""
     resumed = []
     for summary in ledger.list_batches(statuses=[BatchStatus.PENDING], batch_type=kind.batch_type):
-        if summary.provider_batch_id is not None:
+        if summary.provider_batch_id is not None or summary.operation is not BatchOperation.EMBED:
             continue
         items = ledger.find_items(kind, EmbeddingStatus.PENDING, batch_id=summary.batch_id)
         if not items:
             ledger.update_batch(summary.batch_id, status=BatchStatus.FAILED,
                                 last_error="claimed batch has no pending items left; nothing to submit")
             continue
-        packed = pack_requests(items, provider.model, max_items=len(items))
+        model = summary.model or provider.model
+        dimensions = summary.dimensions or provider.dimensions
+        packed = pack_requests(items, model, max_items=len(items),
+                               dimensions=request_dimensions(model, dimensions))
         resumed.append(_send(ledger, provider, summary, packed, resumed=True))
     return resumed
 
@@ -212,6 +263,7 @@ def submit(kind: ItemKind, ledger: Ledger, provider: BatchProvider, *, settings:
         room_tokens = settings.openai_enqueued_token_limit - enqueued.tokens
         room_requests = settings.openai_enqueued_request_limit - enqueued.requests
         packed = pack_requests(candidates, provider.model, max_items=min(max_items, max(room_requests, 0)),
+                               dimensions=request_dimensions(provider.model, provider.dimensions),
                                max_bytes=max_bytes, max_tokens=min(token_cap, room_tokens))
         if not packed.items:
             report.budget_exhausted = ("OPENAI_ENQUEUED_REQUEST_LIMIT" if room_requests <= 0
@@ -219,10 +271,10 @@ def submit(kind: ItemKind, ledger: Ledger, provider: BatchProvider, *, settings:
             report.items_waiting_for_budget = (len(pool) - planned if pool is not None else
                                                ledger.count_items(kind).get(EmbeddingStatus.NONE, 0))
             break
-        summary = BatchSummary(batch_id=batch_id_for(kind, packed.items), batch_type=kind.batch_type,
+        summary = BatchSummary(batch_id=next_batch_id(ledger, kind, packed.items), batch_type=kind.batch_type,
                                status=BatchStatus.PENDING, submitted_at=time.time(),
                                item_count=len(packed.items), receipt_refs=_receipt_refs(packed.items),
-                               model=provider.model, tokens=packed.tokens)
+                               model=provider.model, dimensions=provider.dimensions, tokens=packed.tokens)
         if pool is not None:
             planned += len(packed.items)
             outcome: SubmittedBatch | RefusedBatch = SubmittedBatch(

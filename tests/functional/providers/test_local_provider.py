@@ -7,6 +7,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from provider_files import read_file
 
 from embedding_ingest.providers.base import ProviderBatchStatus
 from embedding_ingest.providers.batch_files import OutputRecord, iter_output_records, parse_error_file
@@ -27,9 +28,9 @@ def provider(tmp_path) -> LocalBatchProvider:
 
 
 def outputs(provider, batch) -> dict[str, list[float]]:
-    records = list(iter_output_records(provider.download(batch.output_file_id), dimensions=DIMS))
+    records = list(iter_output_records(read_file(provider, batch.output_file_id), dimensions=DIMS))
     assert all(isinstance(record, OutputRecord) for record in records), records
-    return {record.custom_id: record.embedding for record in records}
+    return {record.custom_id: record.embedding.tolist() for record in records}
 
 
 def test_names_its_model_and_dimensions(provider):
@@ -73,9 +74,9 @@ def test_failing_requests_land_in_the_error_file_and_the_rest_in_the_output(tmp_
     batch = provider.submit("b", make_requests(7), {})
     walk(provider, batch.provider_batch_id)
     done = provider.retrieve(batch.provider_batch_id)
-    errors = parse_error_file(provider.download(done.error_file_id))
+    errors = parse_error_file(read_file(provider, done.error_file_id))
     assert sorted(errors) == ["item-0", "item-2", "item-5"]  # item-0 by id, every 3rd request by position
-    assert all(reason.startswith("status_code 400") for reason in errors.values())
+    assert all(f.reason.startswith("status_code 400") and f.content for f in errors.values())
     assert sorted(outputs(provider, done)) == ["item-1", "item-3", "item-4", "item-6"]
     assert (done.request_counts.completed, done.request_counts.failed) == (4, 3)
 
@@ -86,7 +87,7 @@ def test_a_completed_batch_where_everything_failed_has_no_output_file(tmp_path, 
     assert walk(provider, batch.provider_batch_id) == ["completed"]
     done = provider.retrieve(batch.provider_batch_id)
     assert done.output_file_id is None
-    assert len(parse_error_file(provider.download(done.error_file_id))) == 3
+    assert len(parse_error_file(read_file(provider, done.error_file_id))) == 3
 
 
 def test_failed_outcome_fails_the_batch_without_files_and_metadata_overrides_per_batch(
@@ -115,10 +116,10 @@ def test_expired_batch_keeps_the_results_it_has_and_reports_the_rest_as_batch_ex
     )
     assert walk(provider, batch.provider_batch_id) == ["in_progress", "expired"]
     expired = provider.retrieve(batch.provider_batch_id)
-    errors = parse_error_file(provider.download(expired.error_file_id))
+    errors = parse_error_file(read_file(provider, expired.error_file_id))
     assert sorted(outputs(provider, expired)) == ["item-0", "item-2"]
-    assert errors["item-1"].startswith("status_code 400")
-    assert {errors[f"item-{n}"].split(":")[0] for n in (3, 4, 5)} == {"batch_expired"}
+    assert errors["item-1"].reason.startswith("status_code 400")
+    assert {errors[f"item-{n}"].reason.split(":")[0] for n in (3, 4, 5)} == {"batch_expired"}
     assert (
         expired.request_counts.total,
         expired.request_counts.completed,
@@ -192,7 +193,7 @@ def test_unknown_batches_and_files_are_named_in_the_error(provider):
     with pytest.raises(UnknownProviderBatchError):
         provider.cancel("batch_nope")
     with pytest.raises(UnknownProviderFileError, match="file-missing"):
-        provider.download("file-missing")
+        read_file(provider, "file-missing")
 
 
 def test_empty_input_and_bad_fault_options_are_refused_at_submit(provider, make_requests):
@@ -211,7 +212,7 @@ def _finish_in_this_process(provider_bytes: bytes, provider_batch_id: str) -> tu
         statuses.append(provider.retrieve(provider_batch_id).status.value)
     batch = provider.retrieve(provider_batch_id)
     ids = sorted(
-        r.custom_id for r in iter_output_records(provider.download(batch.output_file_id), dimensions=DIMS)
+        r.custom_id for r in iter_output_records(read_file(provider, batch.output_file_id), dimensions=DIMS)
     )
     return statuses[-1], ids
 

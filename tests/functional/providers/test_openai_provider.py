@@ -5,12 +5,14 @@ import logging
 import numpy as np
 import pytest
 from fake_openai import API_KEY
+from provider_files import read_file
 from tenacity import wait_none
 
 from embedding_ingest.providers.base import ProviderBatchStatus
 from embedding_ingest.providers.batch_files import OutputRecord, iter_output_records, parse_error_file
 from embedding_ingest.providers.exceptions import (
     BatchLimitError,
+    ProviderAccountError,
     ProviderRequestError,
     ProviderTransientError,
     UnknownProviderBatchError,
@@ -32,9 +34,9 @@ def requests(make_requests):
 
 
 def outputs(provider, batch) -> dict[str, list[float]]:
-    records = list(iter_output_records(provider.download(batch.output_file_id), dimensions=DIMS))
+    records = list(iter_output_records(read_file(provider, batch.output_file_id), dimensions=DIMS))
     assert all(isinstance(record, OutputRecord) for record in records), records
-    return {record.custom_id: record.embedding for record in records}
+    return {record.custom_id: record.embedding.tolist() for record in records}
 
 
 def statuses(fake, method, path) -> list[int]:
@@ -52,7 +54,7 @@ def test_walks_every_stage_and_the_output_parses_back_to_the_submitted_ids(
     submitted = openai_provider.submit("batch-1", data, {"kind": "line"})
     assert submitted.status is ProviderBatchStatus.VALIDATING
     assert submitted.metadata == {"kind": "line", "batch_id": "batch-1"}
-    assert openai_provider.download(submitted.input_file_id) == data  # the upload arrived byte for byte
+    assert read_file(openai_provider, submitted.input_file_id) == data  # the upload arrived byte for byte
 
     assert walk(openai_provider, submitted.provider_batch_id) == ["in_progress", "finalizing", "completed"]
     done = openai_provider.retrieve(submitted.provider_batch_id)
@@ -65,7 +67,7 @@ def test_failed_requests_come_back_in_the_error_file(openai_provider, requests, 
     batch = openai_provider.submit("b", requests(4), {"local_fail_custom_ids": "item-1,item-3"})
     walk(openai_provider, batch.provider_batch_id)
     done = openai_provider.retrieve(batch.provider_batch_id)
-    errors = parse_error_file(openai_provider.download(done.error_file_id))
+    errors = parse_error_file(read_file(openai_provider, done.error_file_id))
     assert sorted(errors) == ["item-1", "item-3"]
     assert sorted(outputs(openai_provider, done)) == ["item-0", "item-2"]
 
@@ -84,9 +86,9 @@ def test_expired_batches_keep_partial_results(openai_provider, fake_openai, requ
     assert walk(openai_provider, batch.provider_batch_id) == ["in_progress", "expired"]
     expired = openai_provider.retrieve(batch.provider_batch_id)
     assert sorted(outputs(openai_provider, expired)) == ["item-0", "item-1"]
-    errors = parse_error_file(openai_provider.download(expired.error_file_id))
+    errors = parse_error_file(read_file(openai_provider, expired.error_file_id))
     assert sorted(errors) == ["item-2", "item-3"]
-    assert all(reason.startswith("batch_expired") for reason in errors.values())
+    assert all(f.reason.startswith("batch_expired") and not f.content for f in errors.values())
 
 
 def test_cancel_goes_through_cancelling_to_cancelled(openai_provider, requests, walk):
@@ -177,7 +179,7 @@ def test_unknown_batches_and_files(openai_provider, fake_openai):
     with pytest.raises(UnknownProviderBatchError):
         openai_provider.cancel("batch_missing")
     with pytest.raises(UnknownProviderFileError, match="file-missing"):
-        openai_provider.download("file-missing")
+        read_file(openai_provider, "file-missing")
     assert len(fake_openai.calls_to("GET", "/v1/batches/batch_missing")) == 1  # a 404 is not retried
 
 
@@ -193,7 +195,7 @@ def test_the_api_key_never_reaches_logs_or_errors(fake_openai, requests, caplog)
     wrong_key_client = __import__("openai").OpenAI(api_key="sk-wrong-secret", base_url=fake_openai.base_url)
     caplog.set_level(logging.DEBUG)
     provider = OpenAIBatchProvider(wrong_key_client, dimensions=DIMS, max_attempts=2, wait=wait_none())
-    with pytest.raises(ProviderRequestError, match="AuthenticationError") as caught:
+    with pytest.raises(ProviderAccountError, match="refused the API key .401 invalid_api_key") as caught:
         provider.retrieve("batch_x")
     good = OpenAIBatchProvider(fake_openai.client(), dimensions=DIMS, max_attempts=2, wait=wait_none())
     fake_openai.fail_next(5, status=500)

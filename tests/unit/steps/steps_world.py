@@ -52,16 +52,16 @@ def make_items(count: int, *, kind: ItemKind = ItemKind.LINE,
 
 
 def submit_batch(ctx: StepContext, items: Sequence[EmbeddingItem], *, metadata: dict | None = None,
-                 submitted_at: float | None = None) -> BatchSummary:
+                 submitted_at: float | None = None, encoding_format: str = "base64") -> BatchSummary:
     """Claim `items` as one batch and hand it to the provider (what submission does)."""
     ctx.ledger.add_items(items)
     kind = items[0].kind
     batch_id = str(uuid.uuid4())
     summary = BatchSummary(batch_id=batch_id, batch_type=kind.batch_type, status=BatchStatus.PENDING,
                            submitted_at=submitted_at if submitted_at is not None else time.time(),
-                           item_count=len(items), model=ctx.provider.model)
+                           item_count=len(items), model=ctx.provider.model, dimensions=DIMENSIONS)
     ctx.ledger.claim_batch(summary, [i.item_id for i in items])
-    jsonl = b"".join(encode_request(i, ctx.provider.model, None) for i in items)
+    jsonl = b"".join(encode_request(i, ctx.provider.model, DIMENSIONS, encoding_format) for i in items)
     accepted = ctx.provider.submit(batch_id, jsonl, metadata or {})
     return ctx.ledger.update_batch(batch_id, provider_batch_id=accepted.provider_batch_id)
 

@@ -94,12 +94,30 @@ def test_a_queue_limit_refusal_releases_items_without_spending_an_attempt(ctx):
     assert all("token_limit_exceeded" in i.last_error for i in released)
 
 
-def test_a_batch_failed_for_its_content_still_spends_an_attempt(ctx):
+def test_a_batch_failed_for_its_content_spends_an_attempt_of_the_item_on_the_named_line_only(ctx):
+    items = make_items(3)
+    items[1] = items[1].model_copy(update={"embed_text": ""})  # the API refuses an empty input
+    summary = submit_batch(ctx, items)
+    result = poll_batch(ctx, summary)
+    assert (result["action"], result["released_count"]) == ("batch_failed", 3)
+    released = ctx.ledger.get_items([i.item_id for i in items])
+    culprit = released[items[1].item_id]
+    assert (culprit.attempts, culprit.provider_retries) == (1, 0)
+    assert "line 2: invalid_request: body.input must be a non-empty string" in culprit.last_error
+    for neighbour in (items[0], items[2]):  # failed with the file, not for what they asked
+        item = released[neighbour.item_id]
+        assert (item.embedding_status, item.attempts, item.provider_retries) == (EmbeddingStatus.NONE, 0, 1)
+        assert "not because of this request" in item.last_error
+
+
+def test_a_batch_error_naming_no_line_spends_no_attempt_whatever_its_code(ctx):
     items = make_items(2)
-    summary = submit_batch(ctx, items, metadata={"local_outcome": "failed"})
+    summary = submit_batch(ctx, items, metadata={"local_outcome": "failed",
+                                                 "local_failure_code": "some_new_queue_limit"})
     poll_batch(ctx, summary)
     released = ctx.ledger.get_items([i.item_id for i in items]).values()
-    assert {(i.embedding_status, i.attempts) for i in released} == {(EmbeddingStatus.NONE, 1)}
+    assert {(i.embedding_status, i.attempts, i.provider_retries) for i in released} == {
+        (EmbeddingStatus.NONE, 0, 1)}
 
 
 def test_a_batch_another_execution_is_polling_right_now_goes_last(ctx):

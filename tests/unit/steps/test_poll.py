@@ -15,11 +15,7 @@ from steps_world import (
 
 from embedding_ingest.snapshots import read_manifest
 from embedding_ingest.snapshots.revisions import revision_of
-from embedding_ingest.steps.exceptions import (
-    OffloadedIndexError,
-    ProviderBatchNotFoundError,
-    StepInputError,
-)
+from embedding_ingest.steps.exceptions import OffloadedIndexError, StepInputError
 from embedding_ingest.steps.poll import poll
 from embedding_ingest.stores.records import BatchStatus, EmbeddingStatus, ItemKind
 
@@ -88,10 +84,10 @@ def test_batches_still_at_the_provider_wait(ctx, polls_per_stage, retrieves_befo
     assert {s for s, _ in statuses(ctx, items).values()} == {EmbeddingStatus.PENDING}
 
 
-def test_cancelling_batch_waits_and_cancelled_batch_releases_everything(ctx):
+def test_a_batch_cancelled_before_anything_ran_releases_everything_without_spending(ctx):
     items = make_items(4)
     summary = submit_batch(ctx, items, metadata={"local_polls_per_stage": "2"})
-    ctx.provider.cancel(summary.provider_batch_id)
+    ctx.provider.cancel(summary.provider_batch_id)  # still validating: nothing will run
 
     waiting = poll_batch(ctx, summary)
     assert (waiting["action"], waiting["batch_status"]) == ("wait", "cancelling")
@@ -99,11 +95,13 @@ def test_cancelling_batch_waits_and_cancelled_batch_releases_everything(ctx):
 
     done = poll_batch(ctx, summary)
 
-    assert (done["action"], done["batch_status"], done["released_count"]) == ("batch_failed", "cancelled", 4)
+    assert (done["action"], done["batch_status"], done["released_count"]) == (
+        "nothing_to_ingest", "cancelled", 4)
     assert ctx.ledger.get_batch(summary.batch_id).status is BatchStatus.CANCELLED
-    released = statuses(ctx, items)
-    assert {s for s, _ in released.values()} == {EmbeddingStatus.NONE}
-    assert all("cancelled" in reason for _, reason in released.values())
+    released = ctx.ledger.get_items([i.item_id for i in items]).values()
+    assert {(i.embedding_status, i.attempts, i.provider_retries) for i in released} == {
+        (EmbeddingStatus.NONE, 0, 1)}
+    assert {i.last_error for i in released} == {"batch cancelled before this request ran"}
 
 
 def test_failed_batch_releases_every_item_with_the_reason(ctx):
@@ -152,7 +150,7 @@ def test_requests_in_the_error_file_are_released_and_the_rest_ingested(ctx, tmp_
 
 def test_bad_output_lines_are_rejected_by_line_number_and_the_rest_ingested(ctx, tmp_path, caplog):
     items = make_items(6)
-    summary = submit_batch(ctx, items)
+    summary = submit_batch(ctx, items, encoding_format="float")
     ctx.provider.retrieve(summary.provider_batch_id)  # let it finish, then damage its output file
     by_id = {}
 
@@ -209,14 +207,16 @@ def test_nothing_left_to_ingest_closes_the_batch_at_once(ctx):
     assert again["action"] == "nothing_to_ingest"  # closed: a rerun changes nothing
 
 
-def test_unknown_provider_batch_raises_and_records_the_error(ctx):
+def test_an_unknown_provider_batch_waits_and_records_the_404(ctx):
     summary = submit_batch(ctx, make_items(1))
     ctx.ledger.update_batch(summary.batch_id, provider_batch_id="batch_doesnotexist")
 
-    with pytest.raises(ProviderBatchNotFoundError, match=f"{summary.batch_id}.*batch_doesnotexist"):
-        poll({"batch_id": summary.batch_id, "openai_batch_id": "batch_doesnotexist"}, ctx)
+    result = poll({"batch_id": summary.batch_id, "openai_batch_id": "batch_doesnotexist"}, ctx)
 
-    assert "batch_doesnotexist" in ctx.ledger.get_batch(summary.batch_id).last_error
+    assert (result["action"], result["batch_status"]) == ("wait", "not_found")
+    after = ctx.ledger.get_batch(summary.batch_id)
+    assert "answers 404 for batch batch_doesnotexist (1 of 3 polls" in after.last_error
+    assert after.status is BatchStatus.PENDING and after.not_found_polls == 1
 
 
 def test_batch_is_found_inline_or_through_the_manifest(ctx):

@@ -80,6 +80,7 @@ class Call:
     method: str
     path: str  # without the query string
     status: int
+    body: bytes = b""  # the request body of a JSON request (not of file uploads)
 
 
 class FakeClock:
@@ -223,9 +224,9 @@ class FakeOpenAI:
                     return failure
         return None
 
-    def _record(self, method: str, path: str, status: int) -> None:
+    def _record(self, method: str, path: str, status: int, body: bytes = b"") -> None:
         with self._lock:
-            self.calls.append(Call(method, path, status))
+            self.calls.append(Call(method, path, status, body))
 
     def _check(self, where: str, found: list[str]) -> None:
         if found:
@@ -372,7 +373,8 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload = 400, _error_body(str(exc), "invalid_request_error")
         except (json.JSONDecodeError, ValueError) as exc:
             status, payload = 400, _error_body(f"bad request body: {exc}", "invalid_request_error")
-        self.fake._record(method, split.path, status)
+        json_body = body if self.headers.get("Content-Type", "").startswith("application/json") else b""
+        self.fake._record(method, split.path, status, json_body)
         if schema is not None:
             payload = self.fake._broken(split.path, payload)
             self.fake._check(f"{method} {split.path} ({status})", problems(schema, payload))

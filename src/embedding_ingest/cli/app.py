@@ -14,6 +14,7 @@ from embedding_ingest.cli import (
     definition_commands,
     demo,
     lock_commands,
+    migrate_commands,
     published_commands,
     receipt_commands,
     run_commands,
@@ -59,3 +60,4 @@ schedule_commands.register(app)
 console_commands.register(app)
 definition_commands.register(app)
 lock_commands.register(app)
+migrate_commands.register(app)  # issue 19

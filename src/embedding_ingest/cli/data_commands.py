@@ -12,12 +12,13 @@ from embedding_ingest.cli.output import (
     emit,
     fail,
     guarded,
+    hint,
     progress,
     table,
     when,
 )
 from embedding_ingest.exceptions import InvalidInputError
-from embedding_ingest.stores.records import BatchStatus, ItemKind
+from embedding_ingest.stores.records import BatchStatus, BatchType, ItemKind
 
 receipts_app = typer.Typer(help="Import and delete receipts.", no_args_is_help=True)
 batches_app = typer.Typer(help="Batch summaries.", no_args_is_help=True)
@@ -79,17 +80,32 @@ def reset_batches(status: BatchStatus = typer.Option(..., "--status", help="Stat
                                                                 case_sensitive=False),
                   all_batches: bool = typer.Option(False, "--all", help="Every batch, closed ones included"),
                   output: OutputFormat = OutputOption) -> None:
-    """Set the status of batch summaries (the reference's reset-batch-status)."""
+    """Set the status of batch summaries (the reference's reset-batch-status). To a closed status
+    (FAILED, CANCELLED, ...) the batch's PENDING items go back to NONE, no attempt spent, after the
+    batch is cancelled at the provider if it still runs there (best effort)."""
+    from embedding_ingest.submission.batch_reset import reset_batches as reset
+
     if not (ids or from_status or all_batches):
         # Resetting every batch would re-open closed ones (COMPLETED, FAILED...): say so explicitly.
         raise fail(InvalidInputError("name the batches: --ids, --from-status, or --all"), output, code=2)
     ids = list(dict.fromkeys(i.strip() for given in ids or [] for i in given.split(",") if i.strip()))
     ledger = workspace.ledger()
     targets = ids or [b.batch_id for b in ledger.list_batches(statuses=from_status or None)]
-    changed = guarded(output, lambda: [ledger.update_batch(batch_id, status=status) for batch_id in targets])
-    emit({"status": status.value, "batch_ids": [b.batch_id for b in changed], "count": len(changed)}, output,
-         lambda r: table(f"Reset {r['count']} batches to {r['status']}", ["batch_id"],
-                         [[i] for i in r["batch_ids"]]))
+    changed = guarded(output, lambda: reset(ledger, workspace.provider(), targets, status,
+                                            provider_retry_limit=workspace.settings().max_provider_retries))
+    emit({"status": status.value, "batch_ids": [b.batch_id for b in changed], "count": len(changed),
+          "items_released": sum(b.released for b in changed), "batches": changed}, output,
+         lambda r: table(f"Reset {r['count']} batches to {r['status']}; {r['items_released']} items back to "
+                         "NONE", ["batch_id", "items released", "provider"],
+                         [[b.batch_id, b.released, b.note or ""] for b in r["batches"]]))
+    released_kinds = sorted({batch_kind(ledger, b.batch_id) for b in changed if b.released})
+    if released_kinds:
+        hint(output, " && ".join(f"embedding-ingest submit {kind}" for kind in released_kinds))
+
+
+def batch_kind(ledger, batch_id: str) -> str:
+    summary = ledger.get_batch(batch_id)
+    return "line" if summary.batch_type is BatchType.LINE_EMBEDDING else "word"
 
 
 def ls(prefix: str = typer.Argument("", help="Key prefix"), output: OutputFormat = OutputOption) -> None:
@@ -109,13 +125,31 @@ def status(output: OutputFormat = OutputOption) -> None:
     ledger = workspace.ledger()
     counts = {kind.value: {str(k): v for k, v in ledger.count_items(kind).items()} for kind in ItemKind}
     usage = usage_by_kind(ledger.list_batches(), workspace.settings())
-    emit({"items": counts, "usage": [row.model_dump(mode="json") for row in usage]}, output,
-         lambda r: [table("Items", ["kind", "status", "count"],
-                          [[kind, s, n] for kind, by in r["items"].items() for s, n in sorted(by.items())]),
-                    table("Tokens and cost", ["kind", "batches", "tokens submitted", "tokens billed",
-                                              "cost so far (USD)"],
-                          [[u["kind"], u["batches"], u["tokens_submitted"], u["tokens_billed"],
-                            f"{u['cost_usd']:.6f}"] for u in r["usage"]])])
+    # Issue 19: provider-side failures (they spend no attempt, but are bounded) and model migrations.
+    retries = {kind.value: ledger.provider_retry_counts(kind) for kind in ItemKind}
+    migrations = {kind.value: migration.model_dump(mode="json")
+                  for kind in ItemKind if (migration := ledger.get_migration(kind)) is not None}
+    emit({"items": counts, "usage": [row.model_dump(mode="json") for row in usage],
+          "provider_retries": retries, "migrations": migrations}, output, _render_status)
+
+
+def _render_status(r: dict) -> list:
+    tables = [table("Items", ["kind", "status", "count"],
+                    [[kind, s, n] for kind, by in r["items"].items() for s, n in sorted(by.items())]),
+              table("Tokens and cost", ["kind", "batches", "tokens submitted", "tokens billed",
+                                        "cost so far (USD)"],
+                    [[u["kind"], u["batches"], u["tokens_submitted"], u["tokens_billed"],
+                      f"{u['cost_usd']:.6f}"] for u in r["usage"]]),
+              table("Provider-side failures (no attempt spent; bounded by MAX_PROVIDER_RETRIES)",
+                    ["kind", "items waiting again", "their retries", "FAILED by the bound"],
+                    [[kind, c["items"], c["retries"], c["failed"]]
+                     for kind, c in r["provider_retries"].items()])]
+    if r["migrations"]:
+        tables.append(table("Model migrations", ["kind", "state", "from", "to"],
+                            [[kind, m["state"], f"{m['from_model']}/{m['from_dimensions']}",
+                              f"{m['to_model']}/{m['to_dimensions']}"]
+                             for kind, m in r["migrations"].items()]))
+    return tables
 
 
 def register(app: typer.Typer) -> None:

@@ -99,9 +99,15 @@ async def reset_batch(request: Request) -> JSONResponse:
     batch_id, status = _field(body, "batch_id"), _field(body, "status", BatchStatus)
 
     def reset():
+        from embedding_ingest.backends import build_provider
+        from embedding_ingest.submission.batch_reset import reset_batches
+
         if console.ledger.get_batch(batch_id) is None:
             raise ApiError(404, "BatchDoesNotExist", f"no batch {batch_id!r}")
-        return console.ledger.update_batch(batch_id, status=status)
+        # as `batches reset` does: a closed status cancels it at the provider and releases its items
+        reset_batches(console.ledger, build_provider(console.settings), [batch_id], status,
+                      provider_retry_limit=console.settings.max_provider_retries)
+        return console.ledger.get_batch(batch_id)
 
     return JSONResponse((await run_in_threadpool(reset)).model_dump(mode="json"))
 

@@ -64,11 +64,14 @@ class RevisionReader(Protocol):
 
 def build_tail(store: ObjectStore, sources: Sequence[SnapshotManifest], held: Sequence[RevisionReader],
                work: Path, *, database: str, dimensions: int, settings: Settings,
-               scratch: Path, tombstones: dict[str, str] | None = None) -> TailPlan:
+               scratch: Path, tombstones: dict[str, str] | None = None, with_records: bool = True
+               ) -> TailPlan:
     """Build at `work` a "quality" segment of the sources' records that are newer than what the
     current segments hold (`held`: one reader per segment, in the version's order; their id indexes,
     so no segment's vectors are read) and than the current `tombstones` (revisions.py), and plan the
-    removals from current segments and the new version's tombstones."""
+    removals from current segments and the new version's tombstones. `with_records=False` applies the
+    sources' deletions and metadata updates only (their records are of another model: a migration's
+    live pointer, issue 19)."""
     plan = TailPlan(tombstones=dict(tombstones or {}))
     tail_revisions: dict[str, str] = {}
     deletions: dict[str, str] = {}
@@ -80,7 +83,7 @@ def build_tail(store: ObjectStore, sources: Sequence[SnapshotManifest], held: Se
             source_dir = materialize(store, source.key, scratch / "source")
             try:
                 seen = _apply_records(source, source_dir, held, target_client, target, plan,
-                                      tail_revisions, dimensions=dimensions)
+                                      tail_revisions, dimensions=dimensions) if with_records else source.count
                 found = read_deletions(source_dir)
                 updates.merge(read_updates(source_dir))
             finally:

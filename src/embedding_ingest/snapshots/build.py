@@ -148,8 +148,11 @@ def _pack_and_upload(store: ObjectStore, prefix: str, persist_dir: Path, scratch
 
 def check_compatible(manifests: Sequence[SnapshotManifest], *, model: str | None = None,
                      dimensions: int | None = None) -> tuple[str, int]:
-    """All sources must share one model and width (empty snapshots of width 0 fit anything)."""
-    for manifest in manifests:
+    """All sources must share one model and width (empty snapshots of width 0 fit anything). Sources
+    without records (a deletion batch's delta) carry no vectors of any model and fit anything too, so
+    deletions stamped with one model can be applied to a version of another (issue 19)."""
+    holding = [manifest for manifest in manifests if manifest.count > 0] or list(manifests[:1])
+    for manifest in holding:
         if model is None:
             model = manifest.model
         elif manifest.model != model:

@@ -36,6 +36,7 @@ from embedding_ingest.snapshots.models import (
     VersionManifest,
     check_prefix,
 )
+from embedding_ingest.snapshots.pointers import other_pointers_versions, pinned_versions
 from embedding_ingest.snapshots.revisions import check_tombstones, tombstones_key
 from embedding_ingest.snapshots.segments import (
     add_tail,
@@ -95,7 +96,8 @@ def _previous_outcome(current: SnapshotVersion, manifest: VersionManifest, sourc
 
 
 def publish_next_version(store: ObjectStore, ledger: Ledger, lease: Lease, *, database: str,
-                         sources: Sequence[str], settings: Settings) -> PublishOutcome:
+                         sources: Sequence[str], settings: Settings, pointer: str | None = None,
+                         records: bool = True) -> PublishOutcome:
     """Publish the sources onto the current version of `database` as its next version, under `lease`.
 
     The contract (snapshots/revisions.py): a source record is added when its id is not published,
@@ -105,16 +107,23 @@ def publish_next_version(store: ObjectStore, ledger: Ledger, lease: Lease, *, da
     sources again (a rerun) returns the version they made; older entries never undo newer ones.
     What fails after the pointer moved (the object-store mirrors, pruning) does not fail the publish:
     it is on the outcome (`mirror_error`, `prune_error`) and in the log.
+    `pointer` publishes to another pointer of the database (a migration's staging one; ports.py);
+    `records=False` applies only the sources' deletions (a migration's live pointer: issue 19), so
+    records of another model never reach it.
     Raises StaleFencingTokenError / PointerConflictError (lost the lock or the race),
     SnapshotCountMismatchError, ModelMismatchError."""
     _check_lease(ledger, lease, database)
     wanted = sorted({check_prefix(s) for s in sources})
-    current = ledger.get_published(database)
+    current = ledger.get_published(database, pointer=pointer)
     base = read_version(store, current) if current is not None else None
     if current is not None and (again := _previous_outcome(current, base, wanted)) is not None:
         return again
     manifests = [read_manifest(store, prefix) for prefix in wanted]
-    if current is not None:
+    if not records:
+        if current is None:
+            raise InvalidInputError(f"{pointer or database}: nothing published to apply deletions to")
+        model, dimensions = current.model, current.dimensions
+    elif current is not None:
         model, dimensions = check_compatible(manifests, model=current.model, dimensions=current.dimensions)
     elif manifests:
         model, dimensions = check_compatible(manifests)
@@ -125,7 +134,8 @@ def publish_next_version(store: ObjectStore, ledger: Ledger, lease: Lease, *, da
         scratch = Path(tmp)
         tail = scratch / "tail"
         plan = build_tail(store, manifests, held.readers, tail, database=database, dimensions=dimensions,
-                          settings=settings, scratch=scratch, tombstones=_tombstones(store, base))
+                          settings=settings, scratch=scratch, tombstones=_tombstones(store, base),
+                          with_records=records)
         digest = ids_digest(plan.incoming)
         if current is not None and not plan.changes_anything():  # everything is published already
             return _outcome(current, plan, digest)
@@ -149,9 +159,9 @@ def publish_next_version(store: ObjectStore, ledger: Ledger, lease: Lease, *, da
             added_ids_digest=digest, deleted=len(plan.deleted), replaced=len(plan.replaced),
             received=plan.received, metadata_updated=plan.metadata.updated,
             **_store_tombstones(store, database, plan, base)))
-        published, pointer_error = _publish_manifest(store, ledger, lease, manifest, current)
+        published, pointer_error = _publish_manifest(store, ledger, lease, manifest, current, pointer=pointer)
         install_built(settings, database, built, segments, scratch)
-    prune_error, plain_error = _tidy(store, ledger, database, settings)
+    prune_error, plain_error = _tidy(store, ledger, database, settings, pointer=pointer)
     mirror_error = "; ".join(problem for problem in (pointer_error, plain_error) if problem) or None
     return dataclasses.replace(_outcome(published, plan, digest), mirror_error=mirror_error,
                                prune_error=prune_error)
@@ -251,36 +261,42 @@ def compact_published(store: ObjectStore, ledger: Ledger, lease: Lease, *, datab
 
 
 def _publish_manifest(store: ObjectStore, ledger: Ledger, lease: Lease, manifest: VersionManifest,
-                      current: SnapshotVersion | None) -> tuple[SnapshotVersion, str | None]:
+                      current: SnapshotVersion | None, *, pointer: str | None = None
+                      ) -> tuple[SnapshotVersion, str | None]:
     """Move the pointer to `manifest`: the published version, and the pointer mirror's problem."""
     version = manifest.key.rstrip("/").rsplit("/", 1)[-1]
     published = SnapshotVersion(database=manifest.database, version=version, key=manifest.key,
                                 count=manifest.count, dimensions=manifest.dimensions, model=manifest.model,
                                 published_at=time.time(), fencing_token=lease.fencing_token,
                                 parent_version=current.version if current else None)
-    return published, _move_pointer(store, ledger, lease, published, current, manifest.segments)
+    return published, _move_pointer(store, ledger, lease, published, current, manifest.segments,
+                                    pointer=pointer)
 
 
 def _move_pointer(store: ObjectStore, ledger: Ledger, lease: Lease, new: SnapshotVersion,
-                  current: SnapshotVersion | None, segments: Sequence[SegmentRef] = ()) -> str | None:
-    """The conditional pointer move, then its mirror (whose problem, if any, is returned)."""
+                  current: SnapshotVersion | None, segments: Sequence[SegmentRef] = (), *,
+                  pointer: str | None = None) -> str | None:
+    """The conditional pointer move, then its mirror (whose problem, if any, is returned; the mirror
+    is the live pointer's only, for people and tools)."""
     try:
-        ledger.publish_version(new, expected_current=current.version if current else None, lease=lease)
+        ledger.publish_version(new, expected_current=current.version if current else None, lease=lease,
+                               pointer=pointer)
     except (StaleFencingTokenError, PointerConflictError):
-        _drop_refused(store, ledger, new, segments)
+        _drop_refused(store, ledger, new, segments, pointer=pointer)
         raise
-    return write_pointer_mirror(store, new)
+    return write_pointer_mirror(store, new) if pointer is None else None
 
 
-def _drop_refused(store: ObjectStore, ledger: Ledger, new: SnapshotVersion, segments: Sequence[SegmentRef]
-                  ) -> None:
+def _drop_refused(store: ObjectStore, ledger: Ledger, new: SnapshotVersion, segments: Sequence[SegmentRef],
+                  *, pointer: str | None = None) -> None:
     """A refused version and its segments are referenced by nothing, unless a kept version uses them."""
-    kept = ledger.list_versions(new.database)
+    kept = ledger.list_versions(new.database, pointer=pointer)
     if any(v.version == new.version for v in kept):
         return
     store.delete_prefix(new.key)
     try:
-        in_use = referenced_segments(store, kept)
+        in_use = referenced_segments(store, [*kept, *other_pointers_versions(ledger, new.database,
+                                                                            pointer)])
     except Exception as exc:  # cannot tell what is shared: keep them (the refusal is what matters)
         log.warning("refused publish of %s left its segments behind: %s", new.version, exc)
         return
@@ -316,43 +332,52 @@ def write_pointer_mirror(store: ObjectStore, version: SnapshotVersion) -> str | 
     return problem
 
 
-def _tidy(store: ObjectStore, ledger: Ledger, database: str, settings: Settings
-          ) -> tuple[str | None, str | None]:
-    """Prune after a committed publish, then refresh the plain mirror (SNAPSHOT_PUBLISH_PLAIN only).
-    Failing here must not fail the publish (a retry would publish again), so each problem is logged
-    and returned as one line: (prune problem, plain mirror problem). The next publish prunes the
-    versions still kept beyond the limit; objects of a version the ledger already forgot stay."""
+def _tidy(store: ObjectStore, ledger: Ledger, database: str, settings: Settings, *,
+          pointer: str | None = None) -> tuple[str | None, str | None]:
+    """Prune after a committed publish, then refresh the plain mirror (SNAPSHOT_PUBLISH_PLAIN only; the
+    live pointer only). Failing here must not fail the publish (a retry would publish again), so each
+    problem is logged and returned as one line: (prune problem, plain mirror problem). The next publish
+    prunes the versions still kept beyond the limit; objects of a version the ledger already forgot stay."""
     prune_error = None
     try:
-        prune_versions(store, ledger, database=database, keep=settings.snapshot_versions_kept)
+        prune_versions(store, ledger, database=database, keep=settings.snapshot_versions_kept,
+                       pointer=pointer)
         if cache.cache_enabled(settings):
-            kept = referenced_segments(store, ledger.list_versions(database))
+            kept = referenced_segments(store, [*ledger.list_versions(database, pointer=pointer),
+                                               *other_pointers_versions(ledger, database, pointer)])
             cache.prune(settings, database, {segment.segment_id for segment in kept.values()})
     except Exception as exc:  # recorded on the publish outcome; the next publish prunes again
         prune_error = one_line(f"pruning {database} after publish failed", exc)
         log.warning("%s", prune_error)
+    if pointer is not None:
+        return prune_error, None
     return prune_error, refresh_plain_mirror(store, ledger, settings, database)
 
 
-def prune_versions(store: ObjectStore, ledger: Ledger, *, database: str, keep: int) -> list[str]:
-    """Forget all but the newest `keep` versions (never the current one) and delete the segments no
-    kept version uses. Returns the versions removed. The ledger forgets a version before its objects
-    go, so nothing can point at a deleted archive."""
+def prune_versions(store: ObjectStore, ledger: Ledger, *, database: str, keep: int,
+                   pointer: str | None = None) -> list[str]:
+    """Forget all but the newest `keep` versions of the pointer (never its current one, nor one a
+    migration may roll back to) and delete the segments no kept version of any pointer uses. Returns
+    the versions removed. The ledger forgets a version before its objects go, so nothing can point at
+    a deleted archive."""
     if keep < 1:
         raise InvalidInputError(f"prune_versions keeps at least one version, got keep={keep}")
-    versions = ledger.list_versions(database)
-    current = ledger.get_published(database)
-    doomed = [v for v in versions[keep:] if current is None or v.version != current.version]
+    versions = ledger.list_versions(database, pointer=pointer)
+    current = ledger.get_published(database, pointer=pointer)
+    pinned = pinned_versions(ledger, database) if pointer is None else set()
+    doomed = [v for v in versions[keep:]
+              if (current is None or v.version != current.version) and v.version not in pinned]
     if not doomed:
         return []
-    in_use = referenced_segments(store, [v for v in versions if v not in doomed])
+    in_use = referenced_segments(store, [*(v for v in versions if v not in doomed),
+                                         *other_pointers_versions(ledger, database, pointer)])
     removed = []
     for old in doomed:
         try:
             segments = read_version(store, old).segments
         except ObjectNotFoundError:
             segments = []
-        ledger.forget_version(database, old.version)
+        ledger.forget_version(database, old.version, pointer=pointer)
         if old.key not in in_use:  # a version from before segments is itself its only segment
             store.delete_prefix(old.key)
         for segment in segments:
@@ -363,12 +388,14 @@ def prune_versions(store: ObjectStore, ledger: Ledger, *, database: str, keep: i
 
 
 def rollback(store: ObjectStore, ledger: Ledger, lease: Lease, *, database: str,
-             version: str) -> SnapshotVersion:
-    """Point `database` back at a kept older `version` (under the lease, by the same CAS). The target's
-    objects are downloaded and checked first (snapshots.verify.check_version): a rollback that raises
-    has moved nothing."""
+             version: str, from_pointer: str | None = None) -> SnapshotVersion:
+    """Point `database` back at a kept older `version` (under the lease, by the same CAS), or, with
+    `from_pointer`, at a version of another pointer (a migration's switch to its staging version). The
+    target's objects are downloaded and checked first (snapshots.verify.check_version): a rollback
+    that raises has moved nothing."""
     _check_lease(ledger, lease, database)
-    target = next((v for v in ledger.list_versions(database) if v.version == version), None)
+    target = next((v for v in ledger.list_versions(database, pointer=from_pointer) if v.version == version),
+                  None)
     if target is None:
         raise VersionNotFoundError(database, version)
     check_version(store, target)  # every object whole, before anything moves

@@ -13,7 +13,8 @@ from __future__ import annotations
 import time
 
 from embedding_ingest.metrics import ITEMS_PUBLISHED, record_metric
-from embedding_ingest.snapshots import PublishOutcome, publish_next_version
+from embedding_ingest.migration.pointers import publish_run
+from embedding_ingest.snapshots import PublishOutcome
 from embedding_ingest.steps.compact import source_manifests
 from embedding_ingest.steps.context import StepContext
 from embedding_ingest.steps.contracts import FinalMergeEvent, FinalMergeOutcome, FinalMergeResult
@@ -46,14 +47,15 @@ def final_merge(event: dict, ctx: StepContext) -> dict:
                       ctx.settings.lock_ttl_seconds, watch=watch) as held:
             assert held.lease is not None
             lease_token = held.lease.fencing_token
-            outcome = publish_next_version(ctx.objects, ctx.ledger, held.lease, database=database,
-                                           sources=sources, settings=ctx.settings)
+            # To the live pointer, or during a model migration to the staging one (migration/pointers.py)
+            outcome = publish_run(ctx.objects, ctx.ledger, held.lease, database=database, sources=sources,
+                                  settings=ctx.settings)
         # A rerun reported from a version made before `received` was recorded falls back to `added`.
         received = outcome.received if outcome.received is not None else outcome.added_embeddings
         if received != expected:
             raise EmbeddingCountMismatchError(
                 f"publish of {sources} as {database} version {outcome.version.version}", expected, received)
-        # publish_next_version recognises a rerun (same sources as the current version) and returns
+        # publish_run recognises a rerun (same sources as the current version) and returns
         # that version instead of publishing again; its fencing token tells the two apart.
         rerun = outcome.version.fencing_token != lease_token
         if not rerun:

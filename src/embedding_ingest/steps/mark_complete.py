@@ -13,6 +13,9 @@ summaries already closed.
 
 from __future__ import annotations
 
+from embedding_ingest.migration.pointers import settling_versions
+from embedding_ingest.migration.state import building, kind_of_database
+from embedding_ingest.migration.switch import try_switch
 from embedding_ingest.snapshots.exceptions import VersionNotFoundError
 from embedding_ingest.snapshots.query import published_metadata_versions, published_revisions
 from embedding_ingest.snapshots.revisions import revision_of
@@ -25,11 +28,12 @@ from embedding_ingest.steps.contracts import (
 )
 from embedding_ingest.steps.exceptions import StepInputError
 from embedding_ingest.steps.keys import database_name
+from embedding_ingest.steps.lease import HeldLock, unique_owner
 from embedding_ingest.steps.logs import logger, step_log_context
 from embedding_ingest.steps.offload import load_poll_outcomes, parse_event, successful_polls
 from embedding_ingest.steps.poll import kind_of
 from embedding_ingest.steps.poll_deletions import parse_metadata_items
-from embedding_ingest.stores.exceptions import BatchNotFoundError
+from embedding_ingest.stores.exceptions import BatchNotFoundError, LockNotAcquiredError
 from embedding_ingest.stores.records import (
     BatchOperation,
     BatchStatus,
@@ -56,22 +60,26 @@ def mark_batches_complete(event: dict, ctx: StepContext) -> dict:
             raise StepInputError(f"{STEP}: batch {result.batch_id!r} belongs to {result.database!r}, "
                                  f"not {database!r}")
         ingested.setdefault(result.batch_id, result)
-    version = _version(ctx, database, request.snapshot_version)
+    migrating = building(ctx.ledger, database) is not None
+    # During a migration the run published to the staging pointer: each batch settles against its own.
+    version = ctx.ledger.get_published(database) if migrating else _version(ctx, database,
+                                                                           request.snapshot_version)
 
-    report = MarkCompleteOutcome(batches_marked=0, snapshot_version=version.version if version else None)
+    reported = (request.snapshot_version if migrating else None) or (version.version if version else None)
+    report = MarkCompleteOutcome(batches_marked=0, snapshot_version=reported)
     summaries = {batch_id: _summary(ctx, batch_id) for batch_id in ingested}
     pending = {batch_id: _pending_ids(ctx, summary) for batch_id, summary in summaries.items()}
-    # One lookup in the published snapshot for every batch (opening it per batch cost ~0.2 s each).
-    wanted = [item_id for batch_id, ids in pending.items() for item_id in ids
-              if summaries[batch_id].operation is not BatchOperation.METADATA]
-    published = published_revisions(ctx.objects, version, wanted, ctx.settings) if version and wanted else {}
-    wanted = [item_id for batch_id, ids in pending.items() for item_id in ids
-              if summaries[batch_id].operation is BatchOperation.METADATA]
-    versions = published_metadata_versions(ctx.objects, version, wanted, ctx.settings) \
-        if version and wanted else {}
+    against = {batch_id: settling_versions(ctx.ledger, database, summary, version)
+               for batch_id, summary in summaries.items()}
+    # One lookup in each published snapshot for every batch (opening it per batch cost ~0.2 s each).
+    published, versions = _published(ctx, summaries, pending, against)
     for batch_id, result in ingested.items():
         with step_log_context(batch_id=batch_id):
-            settled = _settled(summaries[batch_id], pending[batch_id], published, versions)
+            settled = set(pending[batch_id])
+            for settling in against[batch_id]:
+                key = settling.version if settling is not None else None
+                settled &= _settled(summaries[batch_id], pending[batch_id], published.get(key, {}),
+                                    versions.get(key, {}))
             marked, unpublished = _settle_batch(ctx, result, version, summaries[batch_id], pending[batch_id],
                                                 settled)
         report.items_marked += marked
@@ -85,7 +93,44 @@ def mark_batches_complete(event: dict, ctx: StepContext) -> dict:
         "database": database, "version": report.snapshot_version, "batches_marked": report.batches_marked,
         "items_marked": report.items_marked, "items_not_published": report.items_not_published,
         "incomplete_batch_ids": report.incomplete_batch_ids})
+    if migrating and report.batches_marked:
+        _switch_if_done(ctx, database)
     return MarkCompleteResult(mark_complete_result=report).model_dump(mode="json")
+
+
+def _switch_if_done(ctx: StepContext, database: str) -> None:
+    """A migration switches the live pointer once its last batch settles (migration/switch.py). A
+    busy lock is left to the next run (or `migrate`): the switch is never urgent."""
+    kind = kind_of_database(database)
+    try:
+        with HeldLock(ctx.ledger, database, unique_owner("migration-switch", database),
+                      ctx.settings.lock_ttl_seconds) as held:
+            assert held.lease is not None
+            check = try_switch(ctx.objects, ctx.ledger, held.lease, kind, ctx.settings)
+    except LockNotAcquiredError:
+        logger.info("migration switch left for later: the lock is busy", extra={"database": database})
+        return
+    logger.info("migration switch", extra={"database": database, "switched": check.switched,
+                                           "waiting_for": check.waiting_for})
+
+
+def _published(ctx: StepContext, summaries: dict[str, BatchSummary], pending: dict[str, list[str]],
+               against: dict[str, list[SnapshotVersion | None]]
+               ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, int]]]:
+    """Per version id: {id: revision} of the pending ids of embedding and deletion batches, and {id:
+    metadata_version} of those of metadata batches (issue 23), each version asked once."""
+    wanted: dict[str, tuple[SnapshotVersion, list[str], list[str]]] = {}
+    for batch_id, settling in against.items():
+        metadata = summaries[batch_id].operation is BatchOperation.METADATA
+        for version in settling:
+            if version is not None:
+                entry = wanted.setdefault(version.version, (version, [], []))
+                entry[2 if metadata else 1].extend(pending[batch_id])
+    revisions = {key: published_revisions(ctx.objects, version, ids, ctx.settings) if ids else {}
+                 for key, (version, ids, _) in wanted.items()}
+    versions = {key: published_metadata_versions(ctx.objects, version, ids, ctx.settings) if ids else {}
+                for key, (version, _, ids) in wanted.items()}
+    return revisions, versions
 
 
 def _version(ctx: StepContext, database: str, wanted: str | None) -> SnapshotVersion | None:

@@ -285,7 +285,7 @@ class DynamoItems(DynamoBase):
         return sum(self._parallel(release, pending))
 
     def requeue_items(self, kind: ItemKind, status: EmbeddingStatus, reason: str, *,
-                      limit: int | None = None) -> int:
+                      limit: int | None = None, item_ids: Sequence[str] | None = None) -> int:
         status = EmbeddingStatus(status)
         if status not in (EmbeddingStatus.SUCCESS, EmbeddingStatus.FAILED):
             raise InvalidInputError(f"only SUCCESS or FAILED items are requeued, not {status}")
@@ -301,7 +301,12 @@ class DynamoItems(DynamoBase):
                     ":g2": {"S": embedding_status_partition(item.kind, EmbeddingStatus.NONE)},
                     ":was": {"S": status.value}}) is not None
 
-        return sum(self._parallel(requeue, self.find_items(kind, status, limit=limit)))
+        if item_ids is not None:
+            chosen = [item for item in self.get_items(item_ids).values()
+                      if item.kind is ItemKind(kind) and item.embedding_status is status][:limit]
+        else:
+            chosen = self.find_items(kind, status, limit=limit)
+        return sum(self._parallel(requeue, chosen))
 
     def provider_retry_counts(self, kind: ItemKind) -> dict[str, int]:
         counts = {"items": 0, "retries": 0, "failed": 0}

@@ -14,10 +14,12 @@ from embedding_ingest.stores.dynamo_batches import DynamoBatches
 from embedding_ingest.stores.dynamo_executions import DynamoExecutions
 from embedding_ingest.stores.dynamo_items import DynamoItems
 from embedding_ingest.stores.dynamo_locks import DynamoLocks
+from embedding_ingest.stores.dynamo_migrations import DynamoMigrations
 from embedding_ingest.stores.dynamo_receipts import DynamoReceipts
 
 
-class DynamoLedger(DynamoItems, DynamoReceipts, DynamoBatches, DynamoLocks, DynamoExecutions):
+class DynamoLedger(DynamoItems, DynamoReceipts, DynamoBatches, DynamoLocks, DynamoMigrations,
+                   DynamoExecutions):
     """`DynamoLedger(boto3.client("dynamodb"), "table-name")`. Picklable: the client is rebuilt
     from its endpoint and region in the receiving process."""
 

@@ -33,6 +33,7 @@ from embedding_ingest.stores.exceptions import LockLostError, PointerConflictErr
 from embedding_ingest.stores.records import (
     Lease,
     SnapshotVersion,
+    check_staging_pointer,
     heartbeat_interval,
     holder_time,
     new_rvn,
@@ -159,12 +160,14 @@ class DynamoLocks(DynamoBase):
         self._call("delete_item", Key=lock_wait_key(name, waiter))
 
     # -- snapshot pointer -------------------------------------------------------------------------
-    def get_published(self, database: str) -> SnapshotVersion | None:
-        raw = self._get(pointer_key(database))
+    # A staging pointer ("lines+<id>", ports.SnapshotLedger) is one more PK of the same shape.
+    def get_published(self, database: str, *, pointer: str | None = None) -> SnapshotVersion | None:
+        raw = self._get(pointer_key(pointer or database))
         return record_from(SnapshotVersion, raw) if raw is not None else None
 
     def publish_version(self, version: SnapshotVersion, *, expected_current: str | None,
-                        lease: Lease) -> None:
+                        lease: Lease, pointer: str | None = None) -> None:
+        key = pointer or version.database
         if lease.name != version.database:
             raise StaleFencingTokenError(
                 f"lease is for lock {lease.name!r}, but publishing {version.database!r} needs that lock")
@@ -189,10 +192,10 @@ class DynamoLocks(DynamoBase):
             expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(stale_fields)))
         reasons = self._transact([
             {"ConditionCheck": {"Key": lease_key(lease.name), **check}},
-            {"Update": {"Key": pointer_key(version.database), "UpdateExpression": expression,
+            {"Update": {"Key": pointer_key(key), "UpdateExpression": expression,
                         "ConditionExpression": pointer_condition,
                         "ExpressionAttributeNames": names, "ExpressionAttributeValues": pointer_values}},
-            {"Put": {"Item": {**version_key(version.database, version.version), **fields}}},
+            {"Put": {"Item": {**version_key(key, version.version), **fields}}},
         ])
         if reasons is None:
             return
@@ -200,17 +203,23 @@ class DynamoLocks(DynamoBase):
             raise StaleFencingTokenError(
                 f"publishing {version.database} {version.version}: lease of {lease.owner!r} with token "
                 f"{lease.fencing_token} is no longer the current holder of the lock")
-        current = self.get_published(version.database)
+        current = self.get_published(version.database, pointer=pointer)
         raise PointerConflictError(
-            f"publishing {version.database} {version.version}: expected current version "
+            f"publishing {key} {version.version}: expected current version "
             f"{expected_current!r}, found {current.version if current else None!r}")
 
-    def list_versions(self, database: str) -> list[SnapshotVersion]:
+    def list_versions(self, database: str, *, pointer: str | None = None) -> list[SnapshotVersion]:
         raws = self._query(KeyConditionExpression="PK = :p AND begins_with(SK, :v)",
-                           ExpressionAttributeValues={":p": pointer_key(database)["PK"],
+                           ExpressionAttributeValues={":p": pointer_key(pointer or database)["PK"],
                                                       ":v": {"S": "VERSION#"}}, ConsistentRead=True)
         versions = [record_from(SnapshotVersion, raw) for raw in raws]
         return sorted(versions, key=lambda v: (v.published_at, v.version), reverse=True)
 
-    def forget_version(self, database: str, version: str) -> None:
-        self._call("delete_item", Key=version_key(database, version))
+    def forget_version(self, database: str, version: str, *, pointer: str | None = None) -> None:
+        self._call("delete_item", Key=version_key(pointer or database, version))
+
+    def forget_pointer(self, pointer: str) -> None:
+        check_staging_pointer(pointer)
+        for version in self.list_versions(pointer, pointer=pointer):
+            self.forget_version(pointer, version.version, pointer=pointer)
+        self._call("delete_item", Key=pointer_key(pointer))

@@ -11,6 +11,7 @@ CloudFormation template) and the key shapes of every entity in it.
 | fencing counter  | LOCK#{name}         | FENCE (no TTL: never resets)        |                      |
 | snapshot pointer | SNAPSHOT#{database} | POINTER                             |                      |
 | snapshot version | SNAPSHOT#{database} | VERSION#{version}                   |                      |
+| model migration  | MIGRATION#{kind}    | MIGRATION                           |                      |
 | execution        | EXECUTION#{arn}     | EXECUTION                           | GSI1 newest, GSI2 name|
 | history event    | EXECUTION#{arn}     | EVENT#{id:010d}                     |                      |
 
@@ -147,6 +148,10 @@ def pointer_key(database: str) -> Key:
 
 def version_key(database: str, version: str) -> Key:
     return _key(f"SNAPSHOT#{database}", f"VERSION#{version}")
+
+
+def migration_key(kind: str) -> Key:
+    return _key(f"MIGRATION#{kind}", "MIGRATION")
 
 
 def execution_key(arn: str) -> Key:

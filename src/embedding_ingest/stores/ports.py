@@ -23,6 +23,8 @@ from embedding_ingest.stores.records import (
     HistoryEvent,
     ItemKind,
     Lease,
+    MigrationRecord,
+    MigrationState,
     ObjectInfo,
     ReleaseCause,
     SnapshotVersion,
@@ -115,10 +117,10 @@ class ItemLedger(Protocol):
         batch are ignored (idempotent). Returns how many were released."""
 
     def requeue_items(self, kind: ItemKind, status: EmbeddingStatus, reason: str, *,
-                      limit: int | None = None) -> int:
-        """Up to `limit` SUCCESS or FAILED items of `kind` back to NONE, attempts and provider_retries
-        reset, batch cleared, `reason` recorded (a model migration, or `items requeue --failed`). Returns
-        how many moved; a rerun moves the rest."""
+                      limit: int | None = None, item_ids: Sequence[str] | None = None) -> int:
+        """Up to `limit` SUCCESS or FAILED items of `kind` (only those of `item_ids`, if given) back to
+        NONE, attempts and provider_retries reset, batch cleared, `reason` recorded (a model migration,
+        or `items requeue --failed`). Returns how many moved; a rerun moves the rest."""
 
     def provider_retry_counts(self, kind: ItemKind) -> dict[str, int]:
         """{"items": items not yet embedded (NONE/PENDING) that had provider-side failures, "retries":
@@ -205,18 +207,35 @@ class LockLedger(Protocol):
 
 @runtime_checkable
 class SnapshotLedger(Protocol):
-    def get_published(self, database: str) -> SnapshotVersion | None: ...
+    """The published pointer of each database, and its history. `pointer` names another pointer of
+    the same database (a model migration's staging pointer, "lines+<id>"; default: the database's own,
+    the one queries read); its versions keep `database` as theirs, and the lock is still `database`'s."""
+
+    def get_published(self, database: str, *, pointer: str | None = None) -> SnapshotVersion | None: ...
 
     def publish_version(self, version: SnapshotVersion, *, expected_current: str | None,
-                        lease: Lease) -> None:
-        """One atomic, conditional write: `lease` must be the current holder of the lock
-        named `version.database` (else StaleFencingTokenError) and the current version must equal
-        `expected_current` (else PointerConflictError). Also records the version in the history."""
+                        lease: Lease, pointer: str | None = None) -> None:
+        """One atomic, conditional write: `lease` must be the current holder of the lock named
+        `version.database` (else StaleFencingTokenError) and the current version of the pointer must
+        equal `expected_current` (else PointerConflictError). Also records the version in the pointer's
+        history."""
 
-    def list_versions(self, database: str) -> list[SnapshotVersion]:
+    def list_versions(self, database: str, *, pointer: str | None = None) -> list[SnapshotVersion]:
         """Known versions, newest first."""
 
-    def forget_version(self, database: str, version: str) -> None: ...
+    def forget_version(self, database: str, version: str, *, pointer: str | None = None) -> None: ...
+
+    def forget_pointer(self, pointer: str) -> None:
+        """Drop a staging pointer and its history (never a database's own pointer: InvalidInputError)."""
+
+
+@runtime_checkable
+class MigrationLedger(Protocol):
+    def get_migration(self, kind: ItemKind) -> MigrationRecord | None: ...
+
+    def save_migration(self, record: MigrationRecord, *, expected_state: MigrationState | None) -> None:
+        """Write `record` if the kind's current record is in `expected_state` (None: there is none, or
+        it ended: SWITCHED or ROLLED_BACK), else raise PointerConflictError. One conditional write."""
 
 
 @runtime_checkable
@@ -239,7 +258,8 @@ class ExecutionLedger(Protocol):
 
 
 @runtime_checkable
-class Ledger(ItemLedger, BatchLedger, LockLedger, SnapshotLedger, ExecutionLedger, Protocol):
+class Ledger(ItemLedger, BatchLedger, LockLedger, SnapshotLedger, MigrationLedger, ExecutionLedger,
+             Protocol):
     """Everything durable except blobs. Adapters: SQLite (embedded default), DynamoDB."""
 
     def close(self) -> None: ...

@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from embedding_ingest.exceptions import InvalidInputError
+
 
 class ItemKind(StrEnum):
     LINE = "line"
@@ -234,6 +236,54 @@ class SnapshotVersion(_Record):
     published_at: float
     fencing_token: int
     parent_version: str | None = None
+
+
+class MigrationState(StrEnum):
+    """Where a model migration stands (issue 19; embedding_ingest/migration/). Each change is a write
+    conditional on the state before it, so a rerun after a crash picks up where it stopped."""
+
+    REQUEUING = "REQUEUING"  # items go back to NONE for re-embedding; nothing is submitted meanwhile
+    BUILDING = "BUILDING"  # new-model batches publish to the staging pointer; queries read the live one
+    SWITCHED = "SWITCHED"  # the live pointer moved to the staging version (rollback: back to before_switch)
+    ROLLED_BACK = "ROLLED_BACK"
+
+
+class MigrationRecord(_Record):
+    """One kind's model migration: from the live version's model and width to the target's, built
+    beside it under the `staging` pointer (a pointer of the same database, so collections and objects
+    are shared) and switched to when every item is embedded with the target."""
+
+    kind: ItemKind
+    state: MigrationState
+    from_model: str
+    from_dimensions: int
+    to_model: str
+    to_dimensions: int
+    staging: str  # the ledger pointer key of the version being built ("lines+<id>")
+    started_at: float  # epoch seconds
+    updated_at: float
+    previous_version: str | None = None  # the live version when the migration started
+    before_switch: str | None = None  # the live version the switch replaced (a rollback returns to it)
+    switched_version: str | None = None
+    requeued: int = 0  # items sent back to NONE for re-embedding
+
+
+ENDED_MIGRATION_STATES = frozenset({MigrationState.SWITCHED, MigrationState.ROLLED_BACK})
+
+
+def migration_state_matches(current: MigrationState | None, expected: MigrationState | None) -> bool:
+    """The save_migration condition every ledger applies: `expected` None accepts no record or an
+    ended one (a new migration may start), any other state only itself."""
+    if expected is None:
+        return current is None or current in ENDED_MIGRATION_STATES
+    return current is expected
+
+
+def check_staging_pointer(pointer: str) -> str:
+    """A staging pointer is "<database>+<id>"; a database's own pointer is never dropped."""
+    if "+" not in pointer:
+        raise InvalidInputError(f"{pointer!r} is a database's own pointer, not a staging one")
+    return pointer
 
 
 class ExecutionStatus(StrEnum):

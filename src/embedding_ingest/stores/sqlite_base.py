@@ -79,6 +79,12 @@ CREATE TABLE IF NOT EXISTS versions (
     PRIMARY KEY (database, version)
 ) WITHOUT ROWID;
 
+CREATE TABLE IF NOT EXISTS migrations (
+    kind TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    record TEXT NOT NULL
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS executions (
     execution_arn TEXT PRIMARY KEY,
     name TEXT NOT NULL,

@@ -15,10 +15,15 @@ from embedding_ingest.stores.exceptions import (
     StaleFencingTokenError,
 )
 from embedding_ingest.stores.records import (
+    ItemKind,
     Lease,
+    MigrationRecord,
+    MigrationState,
     SnapshotVersion,
+    check_staging_pointer,
     heartbeat_interval,
     holder_time,
+    migration_state_matches,
     new_rvn,
 )
 from embedding_ingest.stores.sqlite_base import SqliteConnections
@@ -127,49 +132,75 @@ class SqliteCoordination(SqliteConnections):
             conn.execute("DELETE FROM lock_waits WHERE name = ? AND waiter = ?", (name, waiter))
 
     # -- published snapshot pointer -------------------------------------------------------------
-    def get_published(self, database: str) -> SnapshotVersion | None:
-        with self._read(f"reading the published version of {database!r}") as conn:
+    # A staging pointer ("lines+<id>", ports.SnapshotLedger) is one more key of the same two tables.
+    def get_published(self, database: str, *, pointer: str | None = None) -> SnapshotVersion | None:
+        key = pointer or database
+        with self._read(f"reading the published version of {key!r}") as conn:
             row = conn.execute(
                 "SELECT v.record FROM published p JOIN versions v "
                 "ON v.database = p.database AND v.version = p.version WHERE p.database = ?",
-                (database,)).fetchone()
+                (key,)).fetchone()
         return None if row is None else SnapshotVersion.model_validate_json(row["record"])
 
     def publish_version(self, version: SnapshotVersion, *, expected_current: str | None,
-                        lease: Lease) -> None:
+                        lease: Lease, pointer: str | None = None) -> None:
         database = version.database
-        with self._write(f"publishing {database!r} version {version.version!r}") as conn:
+        key = pointer or database
+        with self._write(f"publishing {key!r} version {version.version!r}") as conn:
             row = self._lock_row(conn, database)
             if lease.name != database or not _holds(row, lease):
                 current_token = row["fencing_token"] if row is not None else None
                 raise StaleFencingTokenError(
-                    f"publish of {database!r} version {version.version!r} refused: lease "
+                    f"publish of {key!r} version {version.version!r} refused: lease "
                     f"{lease.name!r}/{lease.owner!r} token {lease.fencing_token} is not the current "
                     f"holder of lock {database!r} (current token {current_token})")
-            pointer = conn.execute("SELECT version FROM published WHERE database = ?",
-                                   (database,)).fetchone()
-            current = pointer["version"] if pointer is not None else None
+            current_row = conn.execute("SELECT version FROM published WHERE database = ?", (key,)).fetchone()
+            current = current_row["version"] if current_row is not None else None
             if current != expected_current:
                 raise PointerConflictError(
-                    f"publish of {database!r} version {version.version!r} refused: the published "
+                    f"publish of {key!r} version {version.version!r} refused: the published "
                     f"version is {current!r}, expected {expected_current!r}")
             conn.execute("INSERT OR REPLACE INTO versions (database, version, published_at, record) "
                          "VALUES (?, ?, ?, ?)",
-                         (database, version.version, version.published_at, version.model_dump_json()))
+                         (key, version.version, version.published_at, version.model_dump_json()))
             conn.execute("INSERT OR REPLACE INTO published (database, version) VALUES (?, ?)",
-                         (database, version.version))
+                         (key, version.version))
 
-    def list_versions(self, database: str) -> list[SnapshotVersion]:
-        with self._read(f"listing versions of {database!r}") as conn:
+    def list_versions(self, database: str, *, pointer: str | None = None) -> list[SnapshotVersion]:
+        key = pointer or database
+        with self._read(f"listing versions of {key!r}") as conn:
             rows = conn.execute("SELECT record FROM versions WHERE database = ? "
-                                "ORDER BY published_at DESC, version DESC", (database,)).fetchall()
+                                "ORDER BY published_at DESC, version DESC", (key,)).fetchall()
         return [SnapshotVersion.model_validate_json(row["record"]) for row in rows]
 
-    def forget_version(self, database: str, version: str) -> None:
-        with self._write(f"forgetting {database!r} version {version!r}") as conn:
-            pointer = conn.execute("SELECT version FROM published WHERE database = ?",
-                                   (database,)).fetchone()
-            if pointer is not None and pointer["version"] == version:
+    def forget_version(self, database: str, version: str, *, pointer: str | None = None) -> None:
+        key = pointer or database
+        with self._write(f"forgetting {key!r} version {version!r}") as conn:
+            current = conn.execute("SELECT version FROM published WHERE database = ?", (key,)).fetchone()
+            if current is not None and current["version"] == version:
                 raise InvalidInputError(
-                    f"cannot forget {database!r} version {version!r}: it is the published version")
-            conn.execute("DELETE FROM versions WHERE database = ? AND version = ?", (database, version))
+                    f"cannot forget {key!r} version {version!r}: it is the published version")
+            conn.execute("DELETE FROM versions WHERE database = ? AND version = ?", (key, version))
+
+    def forget_pointer(self, pointer: str) -> None:
+        check_staging_pointer(pointer)
+        with self._write(f"forgetting pointer {pointer!r}") as conn:
+            conn.execute("DELETE FROM published WHERE database = ?", (pointer,))
+            conn.execute("DELETE FROM versions WHERE database = ?", (pointer,))
+
+    # -- model migrations (issue 19) ------------------------------------------------------------
+    def get_migration(self, kind: ItemKind) -> MigrationRecord | None:
+        with self._read(f"reading the migration of {kind}") as conn:
+            row = conn.execute("SELECT record FROM migrations WHERE kind = ?",
+                               (ItemKind(kind).value,)).fetchone()
+        return None if row is None else MigrationRecord.model_validate_json(row["record"])
+
+    def save_migration(self, record: MigrationRecord, *, expected_state: MigrationState | None) -> None:
+        with self._write(f"saving the migration of {record.kind}") as conn:
+            row = conn.execute("SELECT state FROM migrations WHERE kind = ?", (record.kind.value,)).fetchone()
+            state = MigrationState(row["state"]) if row is not None else None
+            if not migration_state_matches(state, expected_state):
+                raise PointerConflictError(f"migration of {record.kind.value} is {state}, expected "
+                                           f"{expected_state}: someone else moved it on")
+            conn.execute("INSERT OR REPLACE INTO migrations (kind, state, record) VALUES (?, ?, ?)",
+                         (record.kind.value, record.state.value, record.model_dump_json()))

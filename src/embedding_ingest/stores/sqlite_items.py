@@ -186,15 +186,21 @@ class SqliteItemsAndBatches(SqliteConnections):
         return len(updates)
 
     def requeue_items(self, kind: ItemKind, status: EmbeddingStatus, reason: str, *,
-                      limit: int | None = None) -> int:
+                      limit: int | None = None, item_ids: Sequence[str] | None = None) -> int:
         if EmbeddingStatus(status) not in (EmbeddingStatus.SUCCESS, EmbeddingStatus.FAILED):
             raise InvalidInputError(f"only SUCCESS or FAILED items are requeued, not {status}")
-        sql = ("UPDATE items SET status = 'NONE', batch_id = NULL, attempts = 0, provider_retries = 0, "
-               "last_error = ? WHERE item_id IN (SELECT item_id FROM items WHERE kind = ? AND status = ? "
-               "ORDER BY item_id" + (" LIMIT ?" if limit is not None else "") + ")")
+        update = ("UPDATE items SET status = 'NONE', batch_id = NULL, attempts = 0, provider_retries = 0, "
+                  "last_error = ? WHERE kind = ? AND status = ? AND item_id IN ")
         params: tuple[Any, ...] = (reason, ItemKind(kind).value, EmbeddingStatus(status).value)
         with self._write(f"requeueing {status} {kind} items") as conn:
-            return conn.execute(sql, params + ((limit,) if limit is not None else ())).rowcount
+            if item_ids is not None:
+                ids = list(dict.fromkeys(item_ids))[:limit]
+                return sum(conn.execute(update + f"({placeholders(len(part))})", (*params, *part)).rowcount
+                           for part in chunks(ids))
+            chosen = ("(SELECT item_id FROM items WHERE kind = ? AND status = ? ORDER BY item_id"
+                      + (" LIMIT ?)" if limit is not None else ")"))
+            extra = params[1:] + ((limit,) if limit is not None else ())
+            return conn.execute(update + chosen, params + extra).rowcount
 
     def provider_retry_counts(self, kind: ItemKind) -> dict[str, int]:
         with self._read("counting provider retries") as conn:

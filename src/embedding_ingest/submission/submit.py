@@ -44,6 +44,7 @@ from embedding_ingest.stores.records import (
 from embedding_ingest.submission.budgets import Enqueued, enqueued_for, price_per_million
 from embedding_ingest.submission.deletions import queue_deletions
 from embedding_ingest.submission.metadata_updates import queue_metadata_updates
+from embedding_ingest.submission.model_guard import check_submit_model
 from embedding_ingest.submission.packing import PackedBatch, pack_requests
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,8 @@ def _send(ledger: Ledger, provider: BatchProvider, summary: BatchSummary, packed
         provider_batch = provider.find_live(summary.batch_id) if resumed else None
         if provider_batch is None:
             provider_batch = _create(ledger, provider, summary, packed, metadata)
-    except ProviderAccountError:
+    except ProviderAccountError as exc:  # the next submit resumes the claim (and reuses its upload)
+        ledger.update_batch(summary.batch_id, last_error=f"not sent yet: {exc}")
         raise
     except TerminalError as exc:
         reason = f"provider refused batch {summary.batch_id}: {exc}"
@@ -218,7 +220,8 @@ def submit(kind: ItemKind, ledger: Ledger, provider: BatchProvider, *, settings:
     model still at the provider: OPENAI_ENQUEUED_TOKEN_LIMIT and OPENAI_ENQUEUED_REQUEST_LIMIT; the
     first batch that would pass either is not made and the report counts the items left waiting.
     `dry_run` plans the same batches (items, tokens, estimated cost) and changes nothing.
-    Raises InvalidInputError for a non-positive cap; provider transient errors propagate."""
+    Raises ModelChangeError when the provider's model or width is not the kind's (model_guard.py),
+    InvalidInputError for a non-positive cap; provider transient errors propagate."""
     settings = settings or Settings()
     max_items = max_items_per_batch or settings.max_items_per_batch
     token_cap = max_tokens_per_batch or settings.max_tokens_per_batch
@@ -227,6 +230,7 @@ def submit(kind: ItemKind, ledger: Ledger, provider: BatchProvider, *, settings:
     if token_cap < MAX_INPUT_TOKENS:  # else an item of 8,192 tokens could never be packed
         raise InvalidInputError(f"max_tokens_per_batch must be at least {MAX_INPUT_TOKENS:,} (one whole "
                                 f"input), got {token_cap:,}")
+    check_submit_model(kind, ledger, provider.model, provider.dimensions)  # before anything is claimed
     price, priced_as = price_per_million(provider.model, settings)
     enqueued = enqueued_for(ledger, provider.model)
     report = SubmitReport(kind=kind, model=provider.model, dry_run=dry_run,

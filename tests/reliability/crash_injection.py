@@ -250,7 +250,8 @@ class CrashingLedger:
 
 
 class CrashingProvider:
-    """The real provider; `submit` (the side effect that costs money) is a recorded write."""
+    """The real provider; what changes its state (an upload, a batch created: the side effects that
+    cost money; a cancel) is a numbered write."""
 
     def __init__(self, inner: Any, switch: CrashSwitch) -> None:
         self._inner = inner
@@ -262,6 +263,16 @@ class CrashingProvider:
     def submit(self, batch_id: str, requests_jsonl: bytes, metadata: Any) -> Any:
         return self._switch.write("provider.submit",
                                   lambda: self._inner.submit(batch_id, requests_jsonl, metadata))
+
+    def upload(self, batch_id: str, requests_jsonl: bytes) -> str:
+        return self._switch.write("provider.upload", lambda: self._inner.upload(batch_id, requests_jsonl))
+
+    def create(self, batch_id: str, input_file_id: str, metadata: Any) -> Any:
+        return self._switch.write("provider.create",
+                                  lambda: self._inner.create(batch_id, input_file_id, metadata))
+
+    def cancel(self, provider_batch_id: str) -> Any:
+        return self._switch.write("provider.cancel", lambda: self._inner.cancel(provider_batch_id))
 
 
 def crashing_context(ctx: StepContext, switch: CrashSwitch) -> StepContext:

@@ -4,11 +4,13 @@ exactly as a broken or hostile Batch API would hand it over."""
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pipeline import Workspace, make_workspace, receipts_file
 from provider_files import read_file
@@ -53,9 +55,14 @@ def rewrite_output(ws: Workspace, summary: BatchSummary,
 
 
 def with_embedding(line: bytes, edit: Callable[[list[float]], list[float]]) -> bytes:
+    """The line with its embedding edited, in the format it came in (base64 float32 or numbers)."""
     record = json.loads(line)
     data = record["response"]["body"]["data"][0]
-    data["embedding"] = edit(data["embedding"])
+    if isinstance(data["embedding"], str):
+        values = np.frombuffer(base64.b64decode(data["embedding"]), dtype="<f4").tolist()
+        data["embedding"] = base64.b64encode(np.asarray(edit(values), dtype="<f4").tobytes()).decode()
+    else:
+        data["embedding"] = edit(data["embedding"])
     return json.dumps(record).encode() + b"\n"  # json writes NaN as the bare token NaN
 
 
@@ -131,8 +138,9 @@ def test_a_truncated_output_file_keeps_what_is_whole_and_releases_the_rest(tmp_p
     assert asked <= set(ws.published_ids(KIND))
 
 
-def test_a_missing_output_file_fails_that_poll_by_name_and_keeps_its_items_pending(tmp_path: Path) -> None:
+def test_a_missing_output_file_releases_its_items_for_free_and_the_rest_proceeds(tmp_path: Path) -> None:
     ws, before, bad, good = published_then_two_batches(tmp_path)
+    asked = items_of(ws, bad)
     file_id = finished(ws, bad).output_file_id
     for path in (ws.ctx.provider.root / "files").glob(f"{file_id}*"):
         path.unlink()
@@ -140,15 +148,14 @@ def test_a_missing_output_file_fails_that_poll_by_name_and_keeps_its_items_pendi
     with metrics_sink(lambda name, value, workflow: counted.append((name, value))):
         record = ws.run(KIND)
     assert record.status.value == "SUCCEEDED", record.cause
-    failure = next(r for r in ws.output(record)["poll_results"] if r.get("action") == "poll_failed")
-    assert failure["error"]["Error"] == "UnknownProviderFileError" and file_id in failure["error"]["Cause"]
-    # caught by the workflow so the rest proceeds, but counted: the stack alarms on PollFailures
-    assert [value for name, value in counted if name == POLL_FAILURES] == [1.0]
+    assert poll_result(ws, record, bad.batch_id)["released_count"] == len(asked)
+    assert not [name for name, _ in counted if name == POLL_FAILURES]  # handled, not a poll failure
     assert_rest_proceeded(ws, before, good)
-    assert len(ws.ledger.find_items(KIND, EmbeddingStatus.PENDING, batch_id=bad.batch_id)) == bad.item_count
-    summary = ws.ledger.get_batch(bad.batch_id)
-    assert summary.status not in (BatchStatus.COMPLETED, BatchStatus.FAILED)
-    assert file_id in (summary.last_error or ""), "the batch itself says what is wrong"
+    back = ws.ledger.get_items(sorted(asked)).values()  # issue 19: a gone file is no item's fault
+    assert {(i.embedding_status, i.attempts, i.provider_retries) for i in back} == {
+        (EmbeddingStatus.NONE, 0, 1)}
+    assert all(i.last_error.startswith("output file gone (404") for i in back)
+    assert ws.ledger.get_batch(bad.batch_id).status is BatchStatus.EXPIRED
 
 
 def test_a_summary_naming_an_unknown_provider_batch_is_reported_and_the_rest_proceeds(tmp_path: Path) -> None:
@@ -156,9 +163,8 @@ def test_a_summary_naming_an_unknown_provider_batch_is_reported_and_the_rest_pro
     ws.ledger.update_batch(bad.batch_id, provider_batch_id="batch_nobodyknows")
     record = ws.run(KIND)
     assert record.status.value == "SUCCEEDED", record.cause
-    failure = next(r for r in ws.output(record)["poll_results"] if r.get("action") == "poll_failed")
-    assert failure["error"]["Error"] == "ProviderBatchNotFoundError"
-    assert bad.batch_id in failure["error"]["Cause"] and "batch_nobodyknows" in failure["error"]["Cause"]
+    result = poll_result(ws, record, bad.batch_id)
+    assert (result["action"], result["batch_status"]) == ("wait", "not_found")  # a one-off 404 only delays
     summary = ws.ledger.get_batch(bad.batch_id)
     assert "batch_nobodyknows" in (summary.last_error or ""), "the batch itself says what is wrong"
     assert len(ws.ledger.find_items(KIND, EmbeddingStatus.PENDING, batch_id=bad.batch_id)) == bad.item_count

@@ -20,7 +20,7 @@ from crash_injection import Crash
 from pipeline import Workspace, make_workspace, no_sleep, receipts_file
 from provider_files import read_file
 
-from asl_local.engine.runner import LocalEngine
+from asl_local.clock import RealClock
 from asl_local.invokers import InProcessInvoker
 from embedding_ingest.backends import build_step_context
 from embedding_ingest.consumer.snapshot import open_snapshot
@@ -28,6 +28,7 @@ from embedding_ingest.migration import start
 from embedding_ingest.migration.start import start_or_resume
 from embedding_ingest.migration.switch import plan_rollback, roll_back, try_switch
 from embedding_ingest.pipeline.definitions import build_definition, local_resource_arn
+from embedding_ingest.pipeline.engine_store import WorkflowEngine
 from embedding_ingest.providers.batch_files import OutputRecord, iter_output_records
 from embedding_ingest.steps.context import StepContext
 from embedding_ingest.steps.lease import HeldLock, unique_owner
@@ -74,7 +75,7 @@ def run_dying(ws: Workspace, ledger: DiesAt) -> None:
     """One execution whose steps see the dying ledger (the engine keeps the real one)."""
     ctx = StepContext(objects=ws.objects, ledger=ledger, provider=ws.ctx.provider, settings=ws.settings)
     handlers = {name: (lambda payload, h=handler: h(payload, ctx)) for name, handler in HANDLERS.items()}
-    engine = LocalEngine(ws.ledger, InProcessInvoker(handlers), sleep=no_sleep)
+    engine = WorkflowEngine(ws.ledger, InProcessInvoker(handlers), clock=RealClock(sleep_function=no_sleep))
     with pytest.raises(Crash):
         record = engine.start_execution("line", build_definition("line", local_resource_arn),
                                         f"dies-{next(_names)}", {})

@@ -1,7 +1,7 @@
-"""Crashes inside submission: at its entry and before/after every ledger write and every provider submit
-(so between a claim and the provider call, and between the provider accepting a batch and our
-recording it). A second submit must finish the job: no item lost or in two batches, no second
-provider batch; then the workflow publishes every item once.
+"""Crashes inside submission: at its entry and before/after every ledger write and every provider upload
+and batch create (so between a claim and the provider call, between an upload and its record, and
+between the provider accepting a batch and our recording it). A second submit must finish the job: no
+item lost or in two batches, no second provider batch; then the workflow publishes every item once.
 """
 
 from __future__ import annotations
@@ -58,13 +58,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "injection" in metafunc.fixturenames:
         points = submission_points()
         record_injection_points(metafunc.config, "test_crash_in_submission", len(points),
-                                f"entry + before/after {len(points) // 2} ledger writes and provider submits")
+                                f"entry + before/after {len(points) // 2} ledger writes and provider calls")
         metafunc.parametrize("injection", points, ids=[p.case_id(when) for p, when in points])
 
 
-def test_dry_run_sees_a_claim_a_provider_submit_and_a_record_per_batch() -> None:
+def test_dry_run_sees_a_claim_an_upload_its_record_a_create_and_its_record_per_batch() -> None:
     methods = [point.method for point, when in submission_points() if when == "before"][1:]
-    assert methods == ["claim_batch", "provider.submit", "update_batch"] * BATCHES
+    # issue 19: the input file id is recorded between upload and create, so a resumed submit reuses it
+    assert methods == ["claim_batch", "provider.upload", "update_batch", "provider.create",
+                       "update_batch"] * BATCHES
 
 
 def test_crash_in_submission(injection: tuple[WritePoint, str], tmp_path: Path) -> None:

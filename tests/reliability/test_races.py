@@ -67,7 +67,7 @@ def test_two_executions_publish_disjoint_batches_and_lose_no_pointer_update(tmp_
 
     claim_all, send_x = threading.Event(), threading.Event()
     takes_rest = CrashSwitch(hold_until={"claim_batch": claim_all})  # selects every item, claims late
-    claims_x = CrashSwitch(hold_until={"provider.submit": send_x})  # claims X (older), sends late
+    claims_x = CrashSwitch(hold_until={"provider.upload": send_x})  # claims X (older), sends late
     merging = threading.Barrier(2, timeout=WAIT)
     listed = {1: threading.Event(), 2: threading.Event()}
 
@@ -94,7 +94,7 @@ def test_two_executions_publish_disjoint_batches_and_lose_no_pointer_update(tmp_
         rest = pool.submit(submitter, takes_rest, len(every_item))
         assert takes_rest.arrival("claim_batch").wait(WAIT)
         x = pool.submit(submitter, claims_x, half)
-        assert claims_x.arrival("provider.submit").wait(WAIT)
+        assert claims_x.arrival("provider.upload").wait(WAIT)
         claim_all.set()  # loses to X's claim, selects again and sends Y
         assert rest.result(timeout=WAIT).items_submitted == len(every_item) - half
         first = pool.submit(execute, 1)

@@ -76,7 +76,10 @@ def test_batches_reset_sets_the_status_of_chosen_batches_and_list_filters_by_it(
 
     reset = cli.json("batches", "reset", "--status", "FAILED", "--ids", batch_ids[0], "--ids", batch_ids[1])
 
-    assert reset == {"status": "FAILED", "batch_ids": batch_ids[:2], "count": 2}
+    assert {key: reset[key] for key in ("status", "batch_ids", "count")} == {
+        "status": "FAILED", "batch_ids": batch_ids[:2], "count": 2}
+    # closed by hand: cancelled at the provider and their items back to NONE for the next submit (issue 19)
+    assert reset["items_released"] == 80 and all(b["cancelled_at_provider"] for b in reset["batches"])
     failed = cli.json("batches", "list", "--status", "FAILED")
     assert (failed["count"], [b["batch_id"] for b in failed["batches"]]) == (2, batch_ids[:2])
 

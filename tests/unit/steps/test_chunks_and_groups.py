@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from steps_world import filler_poll_results
 
+from embedding_ingest.metrics import POLL_FAILURES, metrics_sink
 from embedding_ingest.steps.chunks import load_chunks_from_s3, split_chunks
 from embedding_ingest.steps.contracts import INLINE_PAYLOAD_LIMIT, POLL_RESULTS_INLINE_LIMIT
 from embedding_ingest.steps.exceptions import StepInputError
@@ -29,8 +30,11 @@ def test_only_deltas_are_chunked_ten_at_a_time_each_exactly_once(ctx):
     nothing = dict(delta_results(1, start=900)[0], action="nothing_to_ingest", delta_key=None, delta_id=None)
     polls = [*delta_results(12), *filler_poll_results(3), caught, nothing, *delta_results(11, start=12)]
 
-    result = split_chunks({"batch_id": "exec-1", "poll_results": polls}, ctx)
+    counted = []
+    with metrics_sink(lambda name, value, workflow: counted.append((name, value))):
+        result = split_chunks({"batch_id": "exec-1", "poll_results": polls}, ctx)
 
+    assert counted == [(POLL_FAILURES, 1.0)]  # caught so the rest proceeds, but counted: the stack alarms on it
     data = result["chunked_data"]
     assert (data["total_chunks"], data["use_s3"], data["chunks_s3_key"]) == (3, False, None)
     assert [c["chunk_index"] for c in data["chunks"]] == [0, 1, 2]

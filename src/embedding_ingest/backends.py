@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 
 from embedding_ingest.config import Settings
 from embedding_ingest.exceptions import ConfigurationError
-
-LOCAL_DEFAULT_MODEL = "local-hash-ngram-v1"
-LOCAL_DEFAULT_DIMENSIONS = 384
-OPENAI_DEFAULT_MODEL = "text-embedding-3-small"
-OPENAI_DEFAULT_DIMENSIONS = 1536
+from embedding_ingest.providers.models import (  # noqa: F401 - the CLI's names for the configured model
+    LOCAL_DEFAULT_MODEL,
+    embedding_dimensions,
+    embedding_model,
+)
 
 if TYPE_CHECKING:
     from embedding_ingest.providers.base import BatchProvider
@@ -63,24 +63,6 @@ def build_ledger(settings: Settings) -> Ledger:
 
     settings.home.mkdir(parents=True, exist_ok=True)
     return SqliteLedger(settings.ledger_path)
-
-
-def embedding_model(settings: Settings) -> str:
-    """The model build_provider will embed with (part of each item's content hash, issue 10)."""
-    if settings.embedding_model:
-        return settings.embedding_model
-    return LOCAL_DEFAULT_MODEL if settings.provider == "local" else OPENAI_DEFAULT_MODEL
-
-
-def embedding_dimensions(settings: Settings, model: str | None = None) -> int:
-    """The width vectors of `model` (default: the configured one) will have: EMBEDDING_DIMENSIONS, else
-    the model's native width. Raises ConfigurationError (one line naming the setting) for a width the
-    model cannot make (providers/models.py: any for ada-002, above the native one for the others)."""
-    from embedding_ingest.providers.models import resolve_dimensions
-
-    model = model or embedding_model(settings)
-    default = LOCAL_DEFAULT_DIMENSIONS if settings.provider == "local" else OPENAI_DEFAULT_DIMENSIONS
-    return resolve_dimensions(model, settings.embedding_dimensions, default=default)
 
 
 def build_provider(settings: Settings) -> BatchProvider:

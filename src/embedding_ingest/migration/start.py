@@ -13,12 +13,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from embedding_ingest.backends import embedding_dimensions, embedding_model
 from embedding_ingest.config import Settings
 from embedding_ingest.migration.exceptions import MigrationRefusedError
 from embedding_ingest.migration.state import UNDER_WAY, moved_on, staging_pointer
 from embedding_ingest.migration.switch import active_embed_batches
-from embedding_ingest.providers.models import resolve_dimensions
+from embedding_ingest.providers.models import embedding_dimensions, embedding_model, resolve_dimensions
 from embedding_ingest.stores.ports import Ledger
 from embedding_ingest.stores.records import (
     EmbeddingStatus,

@@ -14,7 +14,13 @@ than a night of rejected vectors).
 
 from __future__ import annotations
 
+from embedding_ingest.config import Settings
 from embedding_ingest.exceptions import ConfigurationError
+
+LOCAL_DEFAULT_MODEL = "local-hash-ngram-v1"
+LOCAL_DEFAULT_DIMENSIONS = 384
+OPENAI_DEFAULT_MODEL = "text-embedding-3-small"
+OPENAI_DEFAULT_DIMENSIONS = 1536
 
 NATIVE_DIMENSIONS: dict[str, int] = {
     "text-embedding-3-small": 1536,
@@ -42,14 +48,15 @@ def resolve_dimensions(model: str, configured: int | None, *, default: int | Non
 
     Unset means the model's native width (else `default`). Raises ConfigurationError, one line naming
     `setting`, for a width the model cannot make: any width for a model that takes no `dimensions`
-    (ada-002: the API refuses the parameter, even at its native 1536), or one above the native width."""
+    (ada-002: the API refuses the parameter, even at its native 1536, so a request never carries it) other
+    than its native one, or one above the native width."""
     native = native_dimensions(model)
     if configured is None:
         width = native if native is not None else default
         if width is None:
             raise ConfigurationError(f"{setting} is not set and {model} has no known native width; set it")
         return width
-    if not takes_dimensions(model):
+    if not takes_dimensions(model) and configured != native:
         raise ConfigurationError(f"{setting}={configured}: {model} takes no `dimensions` (it always makes "
                                  f"{native}-d vectors); unset {setting}")
     if native is not None and configured > native:
@@ -60,3 +67,19 @@ def resolve_dimensions(model: str, configured: int | None, *, default: int | Non
 def request_dimensions(model: str, dimensions: int) -> int | None:
     """The `dimensions` a request for `dimensions`-wide vectors of `model` carries (None: none)."""
     return dimensions if takes_dimensions(model) else None
+
+
+def embedding_model(settings: Settings) -> str:
+    """The model the configured provider embeds with (part of each item's content hash, issue 10)."""
+    if settings.embedding_model:
+        return settings.embedding_model
+    return LOCAL_DEFAULT_MODEL if settings.provider == "local" else OPENAI_DEFAULT_MODEL
+
+
+def embedding_dimensions(settings: Settings, model: str | None = None) -> int:
+    """The width vectors of `model` (default: the configured one) will have: EMBEDDING_DIMENSIONS, else
+    the model's native width. Raises ConfigurationError (one line naming the setting) for a width the
+    model cannot make (resolve_dimensions)."""
+    model = model or embedding_model(settings)
+    default = LOCAL_DEFAULT_DIMENSIONS if settings.provider == "local" else OPENAI_DEFAULT_DIMENSIONS
+    return resolve_dimensions(model, settings.embedding_dimensions, default=default)

@@ -34,7 +34,7 @@ def test_only_deltas_are_chunked_ten_at_a_time_each_exactly_once(ctx):
     with metrics_sink(lambda name, value, workflow: counted.append((name, value))):
         result = split_chunks({"batch_id": "exec-1", "poll_results": polls}, ctx)
 
-    assert counted == [(POLL_FAILURES, 1.0)]  # caught so the rest proceeds, but counted: the stack alarms on it
+    assert counted == [(POLL_FAILURES, 1.0)]  # caught so the rest proceeds, but counted (alarmed)
     data = result["chunked_data"]
     assert (data["total_chunks"], data["use_s3"], data["chunks_s3_key"]) == (3, False, None)
     assert [c["chunk_index"] for c in data["chunks"]] == [0, 1, 2]

@@ -89,8 +89,6 @@ def test_ada_002_refuses_dimensions_as_the_api_does(fake_openai, make_requests, 
     ({"EMBEDDING_MODEL": "text-embedding-ada-002", "EMBEDDING_DIMENSIONS": "512"},
      "EMBEDDING_DIMENSIONS=512: text-embedding-ada-002 takes no `dimensions` (it always makes 1536-d "
      "vectors); unset EMBEDDING_DIMENSIONS"),
-    ({"EMBEDDING_MODEL": "text-embedding-ada-002", "EMBEDDING_DIMENSIONS": "1536"},
-     "EMBEDDING_DIMENSIONS=1536: text-embedding-ada-002 takes no `dimensions`"),
     ({"EMBEDDING_MODEL": "text-embedding-3-small", "EMBEDDING_DIMENSIONS": "2048"},
      "EMBEDDING_DIMENSIONS=2048: text-embedding-3-small makes at most 1536 dimensions"),
 ])
@@ -106,6 +104,10 @@ def test_an_unset_width_is_the_models_native_one(tmp_path):
     settings = Settings(EMBEDDING_INGEST_HOME=str(tmp_path), EMBEDDING_PROVIDER="openai",
                         OPENAI_API_KEY="sk-x", EMBEDDING_MODEL="text-embedding-3-large")
     assert build_provider(settings).dimensions == 3072
+    # ada-002 at its native width is accepted: its requests never carry `dimensions` (refused even at 1536)
+    ada = Settings(EMBEDDING_INGEST_HOME=str(tmp_path), EMBEDDING_PROVIDER="openai", OPENAI_API_KEY="sk-x",
+                   EMBEDDING_MODEL="text-embedding-ada-002", EMBEDDING_DIMENSIONS="1536")
+    assert build_provider(ada).dimensions == 1536
 
 
 # -- base64 --------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from embedding_ingest.stores.records import EmbeddingStatus, ItemKind
 items_app = typer.Typer(help="Lines and words in the ledger.", no_args_is_help=True)
 
 
-def migrate(kind: ItemKind = typer.Argument(..., help="line or word"),
+def migrate(kind: ItemKind = typer.Argument(..., help="line or word", case_sensitive=False),
             model: str = typer.Option(None, "--model", help="Target model (default: EMBEDDING_MODEL)"),
             dimensions: int = typer.Option(None, "--dimensions", min=1,
                                            help="Target width (default: EMBEDDING_DIMENSIONS, else the "
@@ -116,7 +116,7 @@ def _rollback(kind: ItemKind, dry_run: bool, output: OutputFormat) -> None:
 
 
 @items_app.command("requeue")
-def requeue(kind: ItemKind = typer.Argument(..., help="line or word"),
+def requeue(kind: ItemKind = typer.Argument(..., help="line or word", case_sensitive=False),
             failed: bool = typer.Option(False, "--failed", help="Every FAILED item of the kind"),
             output: OutputFormat = OutputOption) -> None:
     """Send FAILED items back to NONE (attempts and provider retries reset), for the next submit."""

@@ -22,7 +22,7 @@ from embedding_ingest.snapshots import (
     rollback,
     write_snapshot,
 )
-from embedding_ingest.snapshots.chroma_io import StoredRecords
+from embedding_ingest.snapshots.chroma_sqlite import StoredRecords
 from embedding_ingest.snapshots.query import published_revisions, version_segments
 from embedding_ingest.snapshots.revisions import check_tombstones
 from embedding_ingest.stores.ports import Ledger, ObjectStore
@@ -168,9 +168,6 @@ def _documents(store: ObjectStore, version: SnapshotVersion, ids: Sequence[str],
                ) -> dict[str, str]:
     found: dict[str, str] = {}
     for persist_dir in version_segments(store, version, settings):
-        records = StoredRecords(persist_dir)
-        try:
+        with StoredRecords(persist_dir, version.database) as records:
             found.update(records.revisions(list(ids), key=DOCUMENT_KEY))
-        finally:
-            records.close()
     return found

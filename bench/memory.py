@@ -7,7 +7,6 @@ from a big parent would report the parent's peak."""
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ if __name__ == "__main__":  # run as the child: make `common` (and through it th
 
 from common import Figure, make_workspace, random_pages
 from embedding_ingest.snapshots import write_snapshot
+from peaks import peak_rss_kib
 
 DATABASE = "lines"
 DELTAS = 10
@@ -36,16 +36,7 @@ def _child(work: Path, dimensions: int) -> None:
                "database": DATABASE, "collection": DATABASE} for i in range(DELTAS)]
     result = process_chunk({"chunk_index": 0, "batch_id": "bench-memory", "operation": "process_chunk",
                             "delta_results": deltas}, ws.ctx)
-    print(json.dumps({"peak_rss_mb": _peak_rss_kib() / 1024, "total": result["total_embeddings"]}))
-
-
-def _peak_rss_kib() -> int:
-    status = Path("/proc/self/status")
-    if status.is_file():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    print(json.dumps({"peak_rss_mb": peak_rss_kib() / 1024, "total": result["total_embeddings"]}))
 
 
 def run(work: Path, *, dimensions: int) -> list[Figure]:

@@ -22,7 +22,7 @@ from common import Figure, make_workspace
 from embedding_ingest.receipts.ids import line_item_id
 from embedding_ingest.stores.records import BatchStatus, BatchSummary, EmbeddingItem, ItemKind
 from embedding_ingest.submission.packing import pack_requests
-from memory import _peak_rss_kib
+from peaks import peak_rss_kib
 
 TARGET_MB = 300.0
 BATCH_ID = "bench-poll"
@@ -69,7 +69,7 @@ def _child(work: Path, dimensions: int, provider_batch_id: str) -> None:
     ws = _workspace(work, dimensions)
     started = time.perf_counter()
     result = poll({"batch_id": BATCH_ID, "openai_batch_id": provider_batch_id}, ws.ctx)
-    print(json.dumps({"peak_rss_mb": _peak_rss_kib() / 1024, "seconds": time.perf_counter() - started,
+    print(json.dumps({"peak_rss_mb": peak_rss_kib() / 1024, "seconds": time.perf_counter() - started,
                       "embeddings": result["embedding_count"], "released": result["released_count"]}))
 
 

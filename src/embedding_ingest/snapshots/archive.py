@@ -112,7 +112,8 @@ def read_manifest(store: ObjectStore, prefix: str) -> SnapshotManifest:
     return manifest
 
 
-def _sha256_of(path: Path) -> str:
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         while chunk := fh.read(_CHUNK):
@@ -151,7 +152,7 @@ def materialize(store: ObjectStore, prefix: str, dest: Path) -> Path:
         if size != manifest.archive_bytes:
             raise CorruptObjectError(manifest.archive_key,
                                      f"archive has {size} bytes, manifest says {manifest.archive_bytes}")
-        actual = _sha256_of(archive_path)
+        actual = sha256_of(archive_path)
         if actual != manifest.sha256:
             raise CorruptObjectError(manifest.archive_key,
                                      f"sha256 {actual} does not match manifest {manifest.sha256}")

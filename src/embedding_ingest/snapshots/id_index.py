@@ -18,7 +18,6 @@ to the segment itself, and the next publish attaches one.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import sqlite3
 import tempfile
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from embedding_ingest.config import Settings
 from embedding_ingest.snapshots import chroma_sqlite
+from embedding_ingest.snapshots.archive import sha256_of
 from embedding_ingest.snapshots.cache import cache_enabled
 from embedding_ingest.snapshots.models import SegmentRef
 from embedding_ingest.stores.exceptions import (
@@ -38,7 +38,6 @@ from embedding_ingest.stores.ports import ObjectStore
 
 FORMAT_VERSION = 1
 _STEP = 500  # ids per statement (SQLite's default host-parameter limit is 32,766)
-_CHUNK = 1024 * 1024
 _SCHEMA = """
 CREATE TABLE revisions (n INTEGER PRIMARY KEY, revision TEXT NOT NULL UNIQUE);
 CREATE TABLE ids (id TEXT PRIMARY KEY, revision INTEGER NOT NULL REFERENCES revisions (n),
@@ -48,14 +47,6 @@ CREATE TABLE ids (id TEXT PRIMARY KEY, revision INTEGER NOT NULL REFERENCES revi
 
 def index_key(segment_prefix: str, sha256: str) -> str:
     return f"{segment_prefix}ids-{sha256[:16]}.sqlite3"
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def build(persist_dir: Path, collection: str, out: Path) -> int:
@@ -130,7 +121,7 @@ class IdIndex:
 def upload(store: ObjectStore, segment_prefix: str, path: Path) -> tuple[str, str, int, str | None]:
     """Commit an index file beside its segment; returns (key, sha256, bytes, etag or None when the
     object was already there: content-addressed, so it holds these bytes unless damaged)."""
-    sha256 = _sha256_of(path)
+    sha256 = sha256_of(path)
     key = index_key(segment_prefix, sha256)
     etag: str | None = None
     with contextlib.suppress(PreconditionFailedError):
@@ -164,7 +155,7 @@ def _download_checked(store: ObjectStore, segment: SegmentRef, dest: Path) -> st
         if size != segment.ids_bytes:
             raise CorruptObjectError(segment.ids_key, f"id index has {size} bytes, the version says "
                                                       f"{segment.ids_bytes}")
-        actual = _sha256_of(staging)
+        actual = sha256_of(staging)
         if actual != segment.ids_sha256:
             raise CorruptObjectError(segment.ids_key, f"sha256 {actual} does not match the version's "
                                                       f"{segment.ids_sha256}")

@@ -11,9 +11,10 @@ import getpass
 import socket
 
 import typer
+from rich.table import Table
 
 from embedding_ingest.cli import workspace
-from embedding_ingest.cli.output import OutputFormat, OutputOption, emit, fail, guarded, hint, stderr, table
+from embedding_ingest.cli.output import OutputFormat, OutputOption, emit, fail, guarded, hint, stderr
 from embedding_ingest.exceptions import EmbeddingIngestError, InvalidInputError
 from embedding_ingest.stores.records import ItemKind, Lease
 
@@ -59,7 +60,29 @@ def _row(name: str, lease: Lease | None) -> dict:
 def _lease_cell(row: dict) -> str | None:
     if row["state"] == "free":
         return None
-    return f"{row['lease_seconds']:g} s, beat {row['heartbeat_seconds']:g} s"
+    return f"{row['lease_seconds']:g}/{row['heartbeat_seconds']:g} s"
+
+
+def _short_owner(owner: str | None) -> str | None:
+    """`final-merge:line-20261129T161500Z:3f2a9c1e`: the owner's trailing hex id cut to 8 characters
+    (json has it whole)."""
+    if owner is None:
+        return None
+    head, _, tail = owner.rpartition(":")
+    return f"{head}:{tail[:8]}" if head and len(tail) > 8 else owner
+
+
+def _locks_table(listed: dict) -> Table:
+    """80 columns: the holder folds, ids are 8 characters (json has them whole), times never wrap."""
+    shown = Table(title="Publish locks (last heartbeat by each holder's own clock)")
+    for name, wide in (("lock", False), ("holder", True), ("token", False), ("rvn", False),
+                       ("lease/beat", False), ("last heartbeat", False)):
+        shown.add_column(name, overflow="fold", no_wrap=not wide)
+    for row in listed["locks"]:
+        token, holder = row.get("fencing_token"), _short_owner(row.get("owner")) or "(free)"
+        shown.add_row(row["name"], holder, "" if token is None else str(token), (row.get("rvn") or "")[:8],
+                      _lease_cell(row) or "", row.get("heartbeat_at") or "")
+    return shown
 
 
 @locks_app.command("list")
@@ -70,10 +93,7 @@ def list_locks(output: OutputFormat = OutputOption) -> None:
     guarded(output, workspace.require_workspace)
     ledger = workspace.ledger()
     rows = guarded(output, lambda: [_row(name, ledger.current_lease(name)) for name in LOCK_NAMES])
-    columns = ["lock", "state", "owner", "token", "rvn", "lease", "last heartbeat (holder's clock)"]
-    emit({"locks": rows}, output, lambda r: table("Publish locks", columns, [
-        [row["name"], row["state"], row.get("owner"), row.get("fencing_token"), (row.get("rvn") or "")[:8],
-         _lease_cell(row), row.get("heartbeat_at")] for row in r["locks"]]))
+    emit({"locks": rows}, output, _locks_table)
     held = [row for row in rows if row["state"] == "held"]
     if held:
         beat = max(row["heartbeat_seconds"] for row in held)

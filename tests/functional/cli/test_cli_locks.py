@@ -48,9 +48,13 @@ def test_locks_list_shows_each_lock_free_or_held_with_its_holders_own_time(setup
     assert (lines["owner"], lines["fencing_token"], lines["rvn"]) == (held.owner, 1, held.rvn)
     assert (lines["lease_seconds"], lines["heartbeat_seconds"]) == (300, 100)
     assert lines["heartbeat_at"] == "2026-11-29T18:13:20Z"  # as the holder's clock had it, never an epoch
-    shown = cli.run("locks", "list", COLUMNS="200")
-    assert "held" in shown.stdout and held.rvn[:8] in shown.stdout and "2026-11-29T18:13:20Z" in shown.stdout
-    assert "300 s, beat 100 s" in shown.stdout
+    shown = cli.run("locks", "list", COLUMNS="80")
+    lines = shown.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    first = next(line for line in lines if line.startswith("│ lines"))
+    for part in ("final-merge:", " 1 ", held.rvn[:8], "300/100 s", "2026-11-29T18:13:20Z"):
+        assert part in first, (part, shown.stdout)
+    assert any(line.startswith("│ words │ (free)") for line in lines)
     assert "next: embedding-ingest locks list" in shown.stderr and "locks break lines" in shown.stderr
 
 

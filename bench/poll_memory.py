@@ -18,6 +18,8 @@ from pathlib import Path
 if __name__ == "__main__":  # run as the child: make `common` (and through it the project) importable
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import numpy as np
+
 from common import Figure, make_workspace
 from embedding_ingest.receipts.ids import line_item_id
 from embedding_ingest.stores.records import BatchStatus, BatchSummary, EmbeddingItem, ItemKind
@@ -42,11 +44,20 @@ def _items(count: int) -> list[EmbeddingItem]:
             for n in range(count)]
 
 
+def _dense(texts, dimensions: int | None) -> np.ndarray:
+    """Unit vectors with every component set, as OpenAI's are (the hashed encoder's vectors of short
+    texts are mostly zeros, which print as "0.0" and would make the float file a fifth of a real one)."""
+    rng = np.random.default_rng(len(texts) * 7919 + (dimensions or 0))
+    vectors = rng.standard_normal((len(texts), dimensions or 1536)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
 def _prepare(work: Path, count: int, dimensions: int, encoding: str) -> dict:
     ws = _workspace(work, dimensions)
     items = _items(count)
     ws.ledger.add_items(items)
     provider = ws.ctx.provider
+    provider.engine.embed = _dense  # the provider writes the spec's lines; only the vectors are OpenAI-like
     packed = pack_requests(items, provider.model, max_items=count, dimensions=dimensions,
                            encoding_format=encoding)
     ws.ledger.claim_batch(BatchSummary(batch_id=BATCH_ID, batch_type=ItemKind.LINE.batch_type,

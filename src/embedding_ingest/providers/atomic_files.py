@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
 def _write_temp(directory: Path, data: bytes) -> Path:
@@ -42,6 +42,31 @@ def create_exclusive(path: Path, data: bytes) -> bool:
         return False
     finally:
         temp.unlink(missing_ok=True)
+    return True
+
+
+@contextmanager
+def scratch_file(directory: Path) -> Iterator[tuple[Path, BinaryIO]]:
+    """A temporary file in `directory`, open for writing; gone on leaving unless linked_exclusive into
+    place first (so a big file is written as it is made, never held in memory)."""
+    fd, name = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield path, handle
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def link_exclusive(handle: BinaryIO, temp: Path, path: Path) -> bool:
+    """Make the finished scratch file `temp` (open as `handle`) appear at `path` whole, only if `path`
+    does not exist yet; False if it did."""
+    handle.flush()
+    os.fsync(handle.fileno())
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        return False
     return True
 
 

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 import numpy as np
 
@@ -35,7 +35,9 @@ from embedding_ingest.providers.atomic_files import (
     create_exclusive,
     dump_json,
     exclusive_lock,
+    link_exclusive,
     load_json,
+    scratch_file,
 )
 from embedding_ingest.providers.batch_files import EMBEDDINGS_URL
 from embedding_ingest.providers.encoder import HashedNgramEncoder
@@ -80,16 +82,25 @@ class LocalBatchEngine:
         return self._store_file(file_id, content, filename=filename, purpose=purpose)
 
     def _store_file(self, file_id: str, content: bytes, *, filename: str, purpose: str) -> dict[str, Any]:
+        create_exclusive(self._files / file_id, content)  # content first: a listed file is always readable
+        return self._describe_file(file_id, len(content), filename=filename, purpose=purpose)
+
+    def _store_written(self, file_id: str, handle: BinaryIO, path: Path, *, filename: str) -> str:
+        """A batch output or error file written to a scratch file, put in place; its id."""
+        link_exclusive(handle, path, self._files / file_id)
+        size = (self._files / file_id).stat().st_size
+        return self._describe_file(file_id, size, filename=filename, purpose="batch_output")["id"]
+
+    def _describe_file(self, file_id: str, size: int, *, filename: str, purpose: str) -> dict[str, Any]:
         file_object = {
             "id": file_id,
             "object": "file",
-            "bytes": len(content),
+            "bytes": size,
             "created_at": int(self.now()),
             "filename": filename,
             "purpose": purpose,
             "status": "processed",
         }
-        create_exclusive(self._files / file_id, content)  # content first: a listed file is always readable
         create_exclusive(self._files / f"{file_id}.json", dump_json(file_object))
         return self.file_object(file_id)
 
@@ -332,28 +343,26 @@ class LocalBatchEngine:
         requests, errors = parse_request_file(self.file_content(batch["input_file_id"]), batch["endpoint"])
         if errors:  # only reachable when cancelled during validation
             requests = []
-        results: BatchResults = run_requests(
-            batch["id"],
-            requests,
-            faults,
-            self.embed,
-            executed=int(len(requests) * executed_share),
-            unexecuted_code=unexecuted_code,
-        )
-        if results.output:
-            batch["output_file_id"] = self._store_file(
-                f"file-{_digest(batch['id'], 'output')}",
-                results.output,
-                filename=f"{batch['id']}_output.jsonl",
-                purpose="batch_output",
-            )["id"]
-        if results.errors:
-            batch["error_file_id"] = self._store_file(
-                f"file-{_digest(batch['id'], 'error')}",
-                results.errors,
-                filename=f"{batch['id']}_error.jsonl",
-                purpose="batch_output",
-            )["id"]
+        with scratch_file(self._files) as (output_path, output), \
+                scratch_file(self._files) as (errors_path, error_file):
+            results: BatchResults = run_requests(
+                batch["id"],
+                requests,
+                faults,
+                self.embed,
+                executed=int(len(requests) * executed_share),
+                unexecuted_code=unexecuted_code,
+                output=output,
+                errors=error_file,
+            )
+            if results.completed:
+                batch["output_file_id"] = self._store_written(
+                    f"file-{_digest(batch['id'], 'output')}", output, output_path,
+                    filename=f"{batch['id']}_output.jsonl")
+            if results.failed:
+                batch["error_file_id"] = self._store_written(
+                    f"file-{_digest(batch['id'], 'error')}", error_file, errors_path,
+                    filename=f"{batch['id']}_error.jsonl")
         batch["status"] = status
         batch["request_counts"] = {
             "total": len(requests),

@@ -1,11 +1,14 @@
-"""Runs a validated batch's requests on the local encoder and renders OpenAI's output and error files."""
+"""Runs a validated batch's requests on the local encoder and writes OpenAI's output and error files.
+
+Lines are written as they are made, a thousand embeddings at a time: a 50,000 x 1536-d output is about
+0.4 GB as base64 and 1.7 GB as floats, which the engine never holds (bench/poll_memory.py builds one)."""
 
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 
@@ -22,14 +25,13 @@ _UNEXECUTED_MESSAGES = {
 }
 # What OpenAI answers a `dimensions` for a model that takes none (ada-002; SciPhi-AI/R2R#768).
 NO_DIMENSIONS_MESSAGE = "This model does not support specifying dimensions."
+_EMBED_CHUNK = 1_000  # requests embedded (and their lines written) at a time
 
 
 @dataclass(frozen=True)
 class BatchResults:
-    output: bytes  # empty when no request succeeded (the batch then has no output file)
-    errors: bytes  # empty when nothing failed
-    completed: int
-    failed: int
+    completed: int  # lines written to the output file (0: the batch has no output file)
+    failed: int  # lines written to the error file (0: no error file)
     input_tokens: int = 0  # summed over the requests that ran (the batch's usage)
 
 
@@ -45,12 +47,14 @@ def run_requests(
     *,
     executed: int,
     unexecuted_code: str | None,
+    output: BinaryIO,
+    errors: BinaryIO,
 ) -> BatchResults:
     """The first `executed` requests run; the rest go to the error file under `unexecuted_code`, or
-    nowhere when it is None (a cancelled batch's requests that never ran appear in no file)."""
-    error_lines: list[bytes] = []
-    to_embed: dict[int | None, list[EmbeddingRequest]] = defaultdict(list)
-    input_tokens = 0
+    nowhere when it is None (a cancelled batch's requests that never ran appear in no file). Output
+    lines are written to `output`, failures to `errors`."""
+    failed = 0
+    ran: list[tuple[str, EmbeddingRequest]] = []
     for position, request in enumerate(requests[:executed], start=1):
         message = None
         if faults.request_fails(position, request.custom_id):
@@ -58,38 +62,39 @@ def run_requests(
         elif request.dimensions is not None and not takes_dimensions(request.model):
             message = NO_DIMENSIONS_MESSAGE
         if message is not None:
-            error_lines.append(
-                failed_request_line(_request_id(batch_id, request.custom_id), request.custom_id, 400, message)
-            )
+            errors.write(failed_request_line(_request_id(batch_id, request.custom_id), request.custom_id, 400,
+                                             message))
+            failed += 1
         else:
-            # No `dimensions`: the model's native width (None: the engine's default, for local models).
-            to_embed[request.dimensions or native_dimensions(request.model)].append(request)
+            ran.append((_request_id(batch_id, request.custom_id), request))
     if unexecuted_code is not None:
-        message = _UNEXECUTED_MESSAGES.get(
-            unexecuted_code, f"This request was not executed ({unexecuted_code})."
-        )
-        error_lines.extend(
-            unexecuted_request_line(
-                _request_id(batch_id, request.custom_id), request.custom_id, unexecuted_code, message
-            )
-            for request in requests[executed:]
-        )
-    output_lines: list[tuple[str, bytes]] = []
-    for dimensions, group in to_embed.items():
-        vectors = embed([request.text for request in group], dimensions)
-        for request, vector in zip(group, vectors, strict=True):
-            request_id = _request_id(batch_id, request.custom_id)
+        message = _UNEXECUTED_MESSAGES.get(unexecuted_code,
+                                           f"This request was not executed ({unexecuted_code}).")
+        for request in requests[executed:]:
+            errors.write(unexecuted_request_line(_request_id(batch_id, request.custom_id), request.custom_id,
+                                                 unexecuted_code, message))
+            failed += 1
+    # Output order is not input order at OpenAI either; a stable shuffle (by request id) keeps readers honest.
+    ran.sort(key=lambda pair: pair[0])
+    input_tokens = 0
+    for start in range(0, len(ran), _EMBED_CHUNK):
+        chunk = ran[start:start + _EMBED_CHUNK]
+        vectors = _embedded(chunk, embed)
+        for (request_id, request), vector in zip(chunk, vectors, strict=True):
             tokens = count_tokens(request.text)
             input_tokens += tokens
-            line = output_line(request_id, request.custom_id, request.model, vector, tokens=tokens,
-                               encoding_format=request.encoding_format)
-            output_lines.append((request_id, line))
-    # Output order is not input order at OpenAI either; a stable shuffle keeps readers honest.
-    output_lines.sort()
-    return BatchResults(
-        output=b"".join(line for _, line in output_lines),
-        errors=b"".join(error_lines),
-        completed=len(output_lines),
-        failed=len(error_lines),
-        input_tokens=input_tokens,
-    )
+            output.write(output_line(request_id, request.custom_id, request.model, vector, tokens=tokens,
+                                     encoding_format=request.encoding_format))
+    return BatchResults(completed=len(ran), failed=failed, input_tokens=input_tokens)
+
+
+def _embedded(chunk: Sequence[tuple[str, EmbeddingRequest]], embed: Embedder) -> list[np.ndarray]:
+    """One vector per request, each of its own width (no `dimensions`: the model's native width; None:
+    the engine's default, for local models)."""
+    widths = [request.dimensions or native_dimensions(request.model) for _, request in chunk]
+    vectors: list[np.ndarray | None] = [None] * len(chunk)
+    for width in dict.fromkeys(widths):
+        rows = [n for n, w in enumerate(widths) if w == width]
+        for n, vector in zip(rows, embed([chunk[n][1].text for n in rows], width), strict=True):
+            vectors[n] = vector
+    return vectors  # type: ignore[return-value]

@@ -156,18 +156,20 @@ def test_a_migration_crashed_three_times_switches_once_every_item_is_embedded_an
     assert query_width(new) == 16 and new.ledger.get_migration(LINE).state is MigrationState.BUILDING
     assert set(new.published_ids(LINE)) >= gone  # the live pointer has not had the deletions yet
 
-    # 3. the rerun publishes and settles, and dies between moving the live pointer and the record
+    # 3. the rerun's FinalMerge publishes the last lines and switches, and dies between moving the live
+    #    pointer and the migration record
     run_dying(new, DiesAt(new.ledger, "save_migration"))
     new = restarted(new)
     assert new.ledger.get_migration(LINE).state is MigrationState.BUILDING
     assert query_width(new) == 8  # the switch itself happened: queries answer from the new version
 
-    with HeldLock(new.ledger, "lines", unique_owner("test", "lines"), 30) as held:
+    with HeldLock(new.ledger, "lines", unique_owner("test", "lines"), 30) as held:  # `migrate` again
         assert try_switch(new.objects, new.ledger, held.lease, LINE, new.settings).switched
     record = new.ledger.get_migration(LINE)
     assert (record.state, record.before_switch) == (MigrationState.SWITCHED, new.ledger.get_published(
         "lines").parent_version)
     assert new.ledger.get_published("lines", pointer=record.staging) is None  # staging pointer dropped
+    assert new.run(LINE).status.value == "SUCCEEDED"  # the next execution settles the switched batches
     kept = new.item_ids(LINE)
     assert new.statuses(LINE) == {"SUCCESS": len(kept)}
     assert sorted(new.published_ids(LINE)) == sorted(kept) and not gone & kept

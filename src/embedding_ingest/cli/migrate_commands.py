@@ -30,15 +30,17 @@ def migrate(kind: ItemKind = typer.Argument(..., help="line or word", case_sensi
         _rollback(kind, dry_run, output)
         return
     from embedding_ingest.migration.start import plan_migration, start_or_resume, target_of
+    from embedding_ingest.submission.budgets import price_per_million
 
     settings, ledger = workspace.settings(), workspace.ledger()
     target = guarded(output, lambda: target_of(settings, model, dimensions))
-    plan = guarded(output, lambda: plan_migration(ledger, kind, settings, target))
+    plan = guarded(output, lambda: plan_migration(ledger, kind, target))
+    price, priced_as = price_per_million(plan.to_model, settings)
     result = {"kind": kind.value, "dry_run": dry_run, "from_model": plan.from_model,
               "from_dimensions": plan.from_dimensions, "to_model": plan.to_model,
               "to_dimensions": plan.to_dimensions, "items_to_embed": plan.items, "tokens": plan.tokens,
-              "price_per_million_usd": plan.price_per_million_usd, "priced_as": plan.priced_as,
-              "estimated_cost_usd": round(plan.cost_usd, 6), "state": plan.state}
+              "price_per_million_usd": price, "priced_as": priced_as,
+              "estimated_cost_usd": round(plan.tokens * price / 1_000_000, 6), "state": plan.state}
     if not dry_run:
         record = guarded(output, lambda: start_or_resume(ledger, kind, target))
         result.update(state=record.state.value, requeued=record.requeued, staging_pointer=record.staging)

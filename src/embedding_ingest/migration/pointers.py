@@ -5,19 +5,26 @@ Outside a migration everything goes to the live pointer, as always. While one is
   queries keep answering from the old version; a changed receipt's new text reaches readers at the
   switch;
 - what every reader must see at once goes to both pointers: deletions and issue 23's metadata updates
-  (`to_both_pointers`).
-Both publishes run under the database's one lock, which the caller holds.
+  (`to_both_pointers`);
+- once the staging version holds every item, the same FinalMerge switches the live pointer to it
+  (migration/switch.py): it already holds the lock and may move pointers, so MarkBatchesComplete then
+  settles the run's batches against the switched live version.
+Everything runs under the database's one lock, which the caller holds.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from embedding_ingest.config import Settings
 from embedding_ingest.migration.state import building
+from embedding_ingest.migration.switch import try_switch
 from embedding_ingest.snapshots import PublishOutcome, publish_next_version
 from embedding_ingest.stores.ports import Ledger, ObjectStore
 from embedding_ingest.stores.records import BatchOperation, BatchSummary, Lease, SnapshotVersion
+
+log = logging.getLogger(__name__)
 
 
 def publish_run(store: ObjectStore, ledger: Ledger, lease: Lease, *, database: str, sources: Sequence[str],
@@ -31,6 +38,9 @@ def publish_run(store: ObjectStore, ledger: Ledger, lease: Lease, *, database: s
     outcome = publish_next_version(store, ledger, lease, database=database, sources=sources,
                                    settings=settings, pointer=migration.staging)
     to_both_pointers(store, ledger, lease, database=database, sources=sources, settings=settings)
+    check = try_switch(store, ledger, lease, migration.kind, settings)
+    log.info("migration of %s: %s", migration.kind.value,
+             "switched to the new version" if check.switched else f"waiting for {check.waiting_for}")
     return outcome
 
 

@@ -5,7 +5,8 @@ record REQUEUING, send every item back to NONE for re-embedding (SUCCESS ones, a
 they get a fresh chance with the new model; counters reset), and record BUILDING. Nothing is submitted
 while the record says REQUEUING (submission.model_guard), so requeueing in chunks is safe to rerun.
 From BUILDING on, submit embeds with the target and the workflows publish to the staging pointer; the
-switch happens when the last batch settles (migration/switch.py), or on a rerun of `migrate`.
+switch happens in the FinalMerge that publishes the last item there (migration/switch.py), or on a rerun
+of `migrate`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from embedding_ingest.stores.records import (
     MigrationRecord,
     MigrationState,
 )
-from embedding_ingest.submission.budgets import price_per_million
 
 REQUEUE_CHUNK = 1_000
 _TO_EMBED = (EmbeddingStatus.NONE, EmbeddingStatus.PENDING, EmbeddingStatus.SUCCESS, EmbeddingStatus.FAILED)
@@ -33,8 +33,8 @@ _TO_EMBED = (EmbeddingStatus.NONE, EmbeddingStatus.PENDING, EmbeddingStatus.SUCC
 
 @dataclass
 class MigrationPlan:
-    """What a migration of `kind` to `to_model`/`to_dimensions` costs: every item not being deleted is
-    embedded again (tokens as counted at import, cl100k_base), at the target's batch price."""
+    """What a migration of `kind` to `to_model`/`to_dimensions` re-embeds: every item not being
+    deleted (tokens as counted at import, cl100k_base; the caller prices them: submission.budgets)."""
 
     kind: ItemKind
     from_model: str | None
@@ -43,13 +43,7 @@ class MigrationPlan:
     to_dimensions: int
     items: int
     tokens: int
-    price_per_million_usd: float
-    priced_as: str
     state: str | None  # the migration record's state, if there is one
-
-    @property
-    def cost_usd(self) -> float:
-        return self.tokens * self.price_per_million_usd / 1_000_000
 
 
 def target_of(settings: Settings, model: str | None, dimensions: int | None) -> tuple[str, int]:
@@ -65,8 +59,7 @@ def target_of(settings: Settings, model: str | None, dimensions: int | None) -> 
                                      setting=setting)
 
 
-def plan_migration(ledger: Ledger, kind: ItemKind, settings: Settings, target: tuple[str, int]
-                   ) -> MigrationPlan:
+def plan_migration(ledger: Ledger, kind: ItemKind, target: tuple[str, int]) -> MigrationPlan:
     live = ledger.get_published(kind.database)
     record = ledger.get_migration(kind)
     tokens = items = 0
@@ -74,9 +67,8 @@ def plan_migration(ledger: Ledger, kind: ItemKind, settings: Settings, target: t
         for item in ledger.find_items(kind, status):
             items += 1
             tokens += item.tokens or 0
-    price, priced_as = price_per_million(target[0], settings)
     return MigrationPlan(kind, live.model if live else None, live.dimensions if live else None, target[0],
-                         target[1], items, tokens, price, priced_as, record.state.value if record else None)
+                         target[1], items, tokens, record.state.value if record else None)
 
 
 def start_or_resume(ledger: Ledger, kind: ItemKind, target: tuple[str, int]) -> MigrationRecord:

@@ -24,11 +24,12 @@ from embedding_ingest.snapshots import (
 )
 from embedding_ingest.snapshots.chroma_sqlite import StoredRecords
 from embedding_ingest.snapshots.query import published_revisions, version_segments
-from embedding_ingest.snapshots.revisions import check_tombstones
+from embedding_ingest.snapshots.revisions import check_tombstones, revision_of
 from embedding_ingest.stores.ports import Ledger, ObjectStore
 from embedding_ingest.stores.records import (
     ACTIVE_BATCH_STATUSES,
     BatchOperation,
+    BatchStatus,
     EmbeddingStatus,
     ItemKind,
     Lease,
@@ -50,14 +51,16 @@ class SwitchCheck:
 
 
 def active_embed_batches(ledger: Ledger, kind: ItemKind) -> int:
+    """Embedding batches of `kind` not closed yet (at the provider, or ingested but not settled)."""
     return sum(1 for batch in ledger.list_batches(statuses=ACTIVE_BATCH_STATUSES, batch_type=kind.batch_type)
                if batch.operation is BatchOperation.EMBED)
 
 
 def try_switch(store: ObjectStore, ledger: Ledger, lease: Lease, kind: ItemKind, settings: Settings
                ) -> SwitchCheck:
-    """Switch the live pointer to the staging version if the migration is BUILDING and every item is
-    embedded with the target and published there; else say what it waits for. Idempotent."""
+    """Switch the live pointer to the staging version if the migration is BUILDING and that version
+    holds every item of the kind: every SUCCESS one, and every PENDING one at its batch's revision (the
+    run publishing the last batch switches before marking it). Else say what it waits for. Idempotent."""
     record = ledger.get_migration(kind)
     if record is None or record.state is not MigrationState.BUILDING:
         return SwitchCheck(waiting_for="no migration is building")
@@ -67,23 +70,41 @@ def try_switch(store: ObjectStore, ledger: Ledger, lease: Lease, kind: ItemKind,
     if staging is not None and live is not None and live.version == staging.version:
         _record_switch(store, ledger, record, live, settings)  # a crash came between switch and record
         return SwitchCheck(switched=True)
-    counts = ledger.count_items(kind)
-    waiting = counts[EmbeddingStatus.NONE] + counts[EmbeddingStatus.PENDING]
-    if waiting:
+    if waiting := ledger.count_items(kind)[EmbeddingStatus.NONE]:
         return SwitchCheck(waiting_for=f"{waiting} {kind.value}s still to embed with {record.to_model}")
-    if (active := active_embed_batches(ledger, kind)) or staging is None:
-        return SwitchCheck(waiting_for=f"{active} {kind.value} batches still active")
-    embedded = [item.item_id for item in ledger.find_items(kind, EmbeddingStatus.SUCCESS)]
-    held = published_revisions(store, staging, embedded, settings)
-    lacking = [item_id for item_id in embedded if item_id not in held]
-    if lacking:  # a straggler settled against another version: embed it again rather than lose it
+    at_provider = [batch for batch in ledger.list_batches(statuses=ACTIVE_BATCH_STATUSES,
+                                                          batch_type=kind.batch_type)
+                   if batch.operation is BatchOperation.EMBED and batch.status is not BatchStatus.FINALIZING]
+    if at_provider or staging is None:
+        return SwitchCheck(waiting_for=f"{len(at_provider)} {kind.value} batches still at the provider")
+    wanted = _wanted_revisions(ledger, kind)
+    held = published_revisions(store, staging, list(wanted), settings)
+    lacking = [item_id for item_id, revision in wanted.items()
+               if item_id not in held or (revision is not None and held[item_id] < revision)]
+    if lacking:
+        # A SUCCESS item settled against another version (a straggler): embed it again, not lose it.
         requeued = ledger.requeue_items(kind, EmbeddingStatus.SUCCESS, _reason(record), item_ids=lacking)
-        return SwitchCheck(waiting_for=f"{requeued} {kind.value}s missing from the new version",
+        return SwitchCheck(waiting_for=f"{len(lacking)} {kind.value}s not in the new version yet",
                            requeued=requeued)
     moved = rollback(store, ledger, lease, database=database, version=staging.version,
-                     from_pointer=record.staging)
+                     from_pointer=record.staging, verify=False)
     _record_switch(store, ledger, record, moved, settings)
     return SwitchCheck(switched=True)
+
+
+def _wanted_revisions(ledger: Ledger, kind: ItemKind) -> dict[str, str | None]:
+    """id -> the revision its record must have at least (None: any) for every item the new version
+    must hold: SUCCESS ones (any: the staging pointer holds nothing older than the migration), PENDING
+    ones at their batch's revision (snapshots/revisions.py)."""
+    wanted: dict[str, str | None] = {item.item_id: None
+                                     for item in ledger.find_items(kind, EmbeddingStatus.SUCCESS)}
+    revisions: dict[str, str] = {}
+    for item in ledger.find_items(kind, EmbeddingStatus.PENDING):
+        if item.batch_id not in revisions:
+            summary = ledger.get_batch(item.batch_id or "")
+            revisions[item.batch_id] = revision_of(summary.submitted_at, summary.batch_id) if summary else "~"
+        wanted[item.item_id] = revisions[item.batch_id]
+    return wanted
 
 
 def _record_switch(store: ObjectStore, ledger: Ledger, record: MigrationRecord, moved: SnapshotVersion,

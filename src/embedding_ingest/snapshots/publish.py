@@ -388,17 +388,19 @@ def prune_versions(store: ObjectStore, ledger: Ledger, *, database: str, keep: i
 
 
 def rollback(store: ObjectStore, ledger: Ledger, lease: Lease, *, database: str,
-             version: str, from_pointer: str | None = None) -> SnapshotVersion:
+             version: str, from_pointer: str | None = None, verify: bool = True) -> SnapshotVersion:
     """Point `database` back at a kept older `version` (under the lease, by the same CAS), or, with
     `from_pointer`, at a version of another pointer (a migration's switch to its staging version). The
-    target's objects are downloaded and checked first (snapshots.verify.check_version): a rollback
-    that raises has moved nothing."""
+    target's objects are downloaded and checked first (snapshots.verify.check_version; `verify=False`
+    skips it for a version this process's publishes have just written and counted): a rollback that
+    raises has moved nothing."""
     _check_lease(ledger, lease, database)
     target = next((v for v in ledger.list_versions(database, pointer=from_pointer) if v.version == version),
                   None)
     if target is None:
         raise VersionNotFoundError(database, version)
-    check_version(store, target)  # every object whole, before anything moves
+    if verify:
+        check_version(store, target)  # every object whole, before anything moves
     current = ledger.get_published(database)
     if current is not None and current.version == version:
         return current

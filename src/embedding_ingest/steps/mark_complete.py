@@ -14,8 +14,7 @@ summaries already closed.
 from __future__ import annotations
 
 from embedding_ingest.migration.pointers import settling_versions
-from embedding_ingest.migration.state import building, kind_of_database
-from embedding_ingest.migration.switch import try_switch
+from embedding_ingest.migration.state import building
 from embedding_ingest.snapshots.exceptions import VersionNotFoundError
 from embedding_ingest.snapshots.query import published_metadata_versions, published_revisions
 from embedding_ingest.snapshots.revisions import revision_of
@@ -28,12 +27,11 @@ from embedding_ingest.steps.contracts import (
 )
 from embedding_ingest.steps.exceptions import StepInputError
 from embedding_ingest.steps.keys import database_name
-from embedding_ingest.steps.lease import HeldLock, unique_owner
 from embedding_ingest.steps.logs import logger, step_log_context
 from embedding_ingest.steps.offload import load_poll_outcomes, parse_event, successful_polls
 from embedding_ingest.steps.poll import kind_of
 from embedding_ingest.steps.poll_deletions import parse_metadata_items
-from embedding_ingest.stores.exceptions import BatchNotFoundError, LockNotAcquiredError
+from embedding_ingest.stores.exceptions import BatchNotFoundError
 from embedding_ingest.stores.records import (
     BatchOperation,
     BatchStatus,
@@ -93,25 +91,7 @@ def mark_batches_complete(event: dict, ctx: StepContext) -> dict:
         "database": database, "version": report.snapshot_version, "batches_marked": report.batches_marked,
         "items_marked": report.items_marked, "items_not_published": report.items_not_published,
         "incomplete_batch_ids": report.incomplete_batch_ids})
-    if migrating and report.batches_marked:
-        _switch_if_done(ctx, database)
     return MarkCompleteResult(mark_complete_result=report).model_dump(mode="json")
-
-
-def _switch_if_done(ctx: StepContext, database: str) -> None:
-    """A migration switches the live pointer once its last batch settles (migration/switch.py). A
-    busy lock is left to the next run (or `migrate`): the switch is never urgent."""
-    kind = kind_of_database(database)
-    try:
-        with HeldLock(ctx.ledger, database, unique_owner("migration-switch", database),
-                      ctx.settings.lock_ttl_seconds) as held:
-            assert held.lease is not None
-            check = try_switch(ctx.objects, ctx.ledger, held.lease, kind, ctx.settings)
-    except LockNotAcquiredError:
-        logger.info("migration switch left for later: the lock is busy", extra={"database": database})
-        return
-    logger.info("migration switch", extra={"database": database, "switched": check.switched,
-                                           "waiting_for": check.waiting_for})
 
 
 def _published(ctx: StepContext, summaries: dict[str, BatchSummary], pending: dict[str, list[str]],

@@ -24,7 +24,8 @@ N_RESULTS = 10
 INCLUDE = ["metadatas", "documents", "distances"]
 
 
-def _publish(ws, prefix: str, pages, dimensions: int) -> None:
+def publish(ws, prefix: str, pages, dimensions: int) -> None:
+    """Publish `pages` as the next version of `lines` (under the lock, as FinalMerge would)."""
     write_snapshot(ws.objects, prefix, pages, collection=DATABASE, dimensions=dimensions,
                    model=ws.ctx.provider.model, profile="flat")
     lease = ws.ledger.acquire_lock(DATABASE, "bench-query", 3600)
@@ -47,7 +48,7 @@ def _queries(snap, count: int, dimensions: int) -> np.ndarray:
 def run(work: Path, *, base: int, dimensions: int) -> list[Figure]:
     ws = make_workspace(work / "ws", dimensions=dimensions)
     with stopwatch() as build_time:
-        _publish(ws, "intermediate/bench-query-base/merged/", random_pages(base, dimensions, prefix="base"),
+        publish(ws, "intermediate/bench-query-base/merged/", random_pages(base, dimensions, prefix="base"),
                  dimensions)
     return measure(ws, work, base=base, dimensions=dimensions, built_in=build_time[0])
 
@@ -57,7 +58,7 @@ def measure(ws, work: Path, *, base: int, dimensions: int, built_in: float) -> l
     with stopwatch() as build_time:
         for n in range(TAILS):
             pages = random_pages(max(1, base // 100), dimensions, prefix=f"tail{n}", seed=20 + n)
-            _publish(ws, f"intermediate/bench-query-tail-{n}/merged/", pages, dimensions)
+            publish(ws, f"intermediate/bench-query-tail-{n}/merged/", pages, dimensions)
     built_in += build_time[0]
     version = ws.ledger.get_published(DATABASE)
     segments = [s.count for s in read_version(ws.objects, version).segments]

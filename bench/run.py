@@ -20,17 +20,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import REPO_ROOT, Figure, machine  # noqa: E402
 
-SCENARIOS = ("e2e", "final_merge", "query", "memory", "payload", "poll_memory", "functions")
+SCENARIOS = ("e2e", "final_merge", "query", "memory", "payload", "poll_memory", "functions",
+             "metadata_update")
 FULL = {"e2e_count": 20_000, "e2e_dims": 1536, "merge_base": 100_000, "merge_dims": 1536,
         "query_base": 100_000, "query_dims": 1536,
         "memory_dims": 1536, "payload_batches": 2000, "poll_count": 50_000, "poll_dims": 1536,
-        "functions_base": 100_000, "functions_dims": 1536, "functions_count": 1000}
+        "functions_base": 100_000, "functions_dims": 1536, "functions_count": 1000,
+        "metadata_base": 100_000, "metadata_changes": 10_000, "metadata_dims": 1536}
 QUICK = {"e2e_count": 5_000, "e2e_dims": 1536, "merge_base": 20_000, "merge_dims": 384,
          "query_base": 20_000, "query_dims": 384,
          "memory_dims": 1536, "payload_batches": 200, "poll_count": 5_000, "poll_dims": 1536,
-         "functions_base": 20_000, "functions_dims": 384, "functions_count": 1000}
+         "functions_base": 20_000, "functions_dims": 384, "functions_count": 1000,
+         "metadata_base": 20_000, "metadata_changes": 2_000, "metadata_dims": 384}
 RESULT_KEYS = ("e2e_ratio", "final_merge_ratio", "query_ratio", "chunk_peak_rss_mb", "max_payload_kb",
-               "poll_peak_rss_mb")
+               "poll_peak_rss_mb", "metadata_update_ratio")
 
 
 def run_scenario(name: str, work: Path, sizes: dict, chosen: tuple[str, ...] = SCENARIOS) -> list[Figure]:
@@ -60,6 +63,10 @@ def run_scenario(name: str, work: Path, sizes: dict, chosen: tuple[str, ...] = S
         import functions
         return functions.run(work, base=sizes["functions_base"], count=sizes["functions_count"],
                              dimensions=sizes["functions_dims"])
+    if name == "metadata_update":
+        import metadata_update
+        return metadata_update.run(work, base=sizes["metadata_base"], changes=sizes["metadata_changes"],
+                                   dimensions=sizes["metadata_dims"])
     raise ValueError(name)
 
 
@@ -100,13 +107,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll-count", type=int, help="requests in the output file PollBatches ingests")
     parser.add_argument("--functions-base", type=int, help="published records before the sizing run")
     parser.add_argument("--functions-dims", type=int, help="vector width of the sizing run")
+    parser.add_argument("--metadata-base", type=int, help="records published before the label changes")
+    parser.add_argument("--metadata-changes", type=int, help="label changes applied onto them")
+    parser.add_argument("--metadata-dims", type=int, help="vector width of the metadata figure")
     parser.add_argument("--results", type=Path, default=REPO_ROOT / "bench" / "results.json")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args(argv)
 
     sizes = dict(QUICK if args.quick else FULL)
     for key in ("e2e_count", "merge_base", "merge_dims", "query_base", "query_dims", "payload_batches",
-                "poll_count", "functions_base", "functions_dims"):
+                "poll_count", "functions_base", "functions_dims", "metadata_base", "metadata_changes",
+                "metadata_dims"):
         if getattr(args, key) is not None:
             sizes[key] = getattr(args, key)
     info = machine()

@@ -12,6 +12,7 @@ from pipeline import make_workspace, receipts_file
 
 from embedding_ingest.snapshots import iter_published_pages, read_version
 from embedding_ingest.stores.records import BatchOperation, BatchStatus, ItemKind
+from embedding_ingest.submission.budgets import usage_by_kind
 
 pytestmark = pytest.mark.slow
 
@@ -28,6 +29,11 @@ def published(ws, kind: ItemKind) -> dict[str, tuple[str, np.ndarray, dict]]:
 def provider_batches(ws) -> int:
     """Batches the provider was ever asked to embed (its own record of requests)."""
     return len(ws.ctx.provider.engine.list_batches())
+
+
+def billed_tokens(ws) -> list:
+    """What `embedding-ingest status` shows as batches, tokens submitted and billed, and cost."""
+    return usage_by_kind(ws.ledger.list_batches(), ws.settings)
 
 
 def run_all(ws) -> None:
@@ -50,7 +56,7 @@ def test_a_merchant_correction_and_a_relabel_are_published_without_re_embedding(
         ws.submit(kind, max_items_per_batch=1000)
     run_all(ws)
     before = {kind: published(ws, kind) for kind in ItemKind}
-    asked = provider_batches(ws)
+    asked, billed = provider_batches(ws), billed_tokens(ws)
 
     # The issue's new user: only fields.company corrected (both receipts), plus one word labelled and
     # one line given a section.
@@ -76,6 +82,7 @@ def test_a_merchant_correction_and_a_relabel_are_published_without_re_embedding(
     run_all(ws)
 
     assert provider_batches(ws) == asked, "a metadata-only change must not reach the provider"
+    assert billed_tokens(ws) == billed, "status must show no new tokens billed"
     for kind in ItemKind:
         after = published(ws, kind)
         assert set(after) == set(before[kind])

@@ -13,6 +13,7 @@ from embedding_ingest.cli import (
     data_commands,
     definition_commands,
     demo,
+    label_commands,
     lock_commands,
     migrate_commands,
     published_commands,
@@ -61,3 +62,4 @@ console_commands.register(app)
 definition_commands.register(app)
 lock_commands.register(app)
 migrate_commands.register(app)  # issue 19
+label_commands.register(app)  # issue 23

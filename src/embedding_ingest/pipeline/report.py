@@ -214,6 +214,8 @@ def aggregate(summaries: Sequence[dict[str, Any]], *, workflow: str, stopped_bec
     }
     runs = f"{len(summaries)} {'execution' if len(summaries) == 1 else 'executions'}"
     deleted = f", {totals['embeddings_deleted']} deleted" if totals["embeddings_deleted"] else ""
+    if totals["metadata_updates_published"]:  # issue 23
+        deleted += f", {totals['metadata_updates_published']} metadata updates (no tokens)"
     published = (f"published {totals['embeddings_published']} embeddings{deleted} ({workflow}s version "
                  f"{versions[-1]})" if versions else "published nothing")
     if stopped_because in ("failed", "stalled"):

@@ -107,7 +107,7 @@ def read_receipts(path: Path | str, *, tolerance: float = DEFAULT_BOX_TOLERANCE)
     records_read = rejected = duplicates = unreadable = 0
     # (image_id, receipt_number) -> (line number, canonical JSON) of the receipt accepted first
     accepted: dict[tuple[str, int], tuple[int, str]] = {}
-    for line_number, raw in _file_lines(path):
+    for line_number, raw in file_lines(path):
         records_read += 1
         record, problems = decode_record(raw, line_number)
         if record is not None:
@@ -271,9 +271,10 @@ def describe_metadata_changes(report: ImportReport) -> str | None:
     return f"{', '.join(parts) or f'{total} item(s) with new metadata'}; no tokens needed (metadata updates)"
 
 
-def _file_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(1-based line number, bytes) of each non-blank line; decoding is per line, so one bad line
-    cannot hide the others."""
+def file_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, bytes) of each non-blank line of a JSONL file, a leading BOM dropped;
+    decoding is per line, so one bad line cannot hide the others. Raises ReceiptFileError when the
+    file cannot be opened."""
     try:
         handle = path.open("rb")
     except OSError as exc:

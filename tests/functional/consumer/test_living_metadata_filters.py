@@ -68,6 +68,9 @@ def labelled(tmp_path_factory):
         "valid_date": {wid_of(first, 2)},
         "acme_core": {wid_of(first, -1), wid_of(first, 2)},
         "phone_lines": first_lines,
+        "address_lines": first_lines,
+        "documents_with_total": {line_item_id(r["receipt_id"], 1, line["line_id"])
+                                 for r in records for line in r["lines"] if "TOTAL" in line["text"]},
         "header_lines": {line_item_id(first["receipt_id"], 1, n) for n in range(3)},
         # a line's valid_labels are its words' validated labels
         "lines_with_date": {line_item_id(first["receipt_id"], 1, first["words"][2]["line_id"])},
@@ -83,6 +86,9 @@ QUERIES = {  # name -> (kind, where): the original readers' filters (issue 23)
     "acme_core": ("words", {"$and": [{"merchant_name": "Acme Trading Sdn Bhd"},
                                      {"label_status": {"$in": CORE}}]}),
     "phone_lines": ("lines", {"normalized_phone_10": "0321428888"}),
+    "address_lines": ("lines", {"normalized_full_address": "1 JALAN AMPANG"}),
+    # "anything whose document $contains a string" (where_document; case-sensitive substring)
+    "documents_with_total": ("lines", {"$document": {"$contains": "TOTAL"}}),
     "header_lines": ("lines", {"section_label": "header"}),
     "lines_with_date": ("lines", {"valid_labels": {"$contains": "DATE"}}),
     # Chroma 1.5.9 semantics readers must know (README): $in never matches an array, and metadata
@@ -94,10 +100,11 @@ QUERIES = {  # name -> (kind, where): the original readers' filters (issue 23)
 
 def _ask(collection, where, vector):
     """The ids a filtered nearest-neighbour query (n_results 10, as the label validator asks) and a
-    filtered get return; both must agree."""
-    near = collection.query(query_embeddings=[vector], n_results=10, where=where, include=[])["ids"][0] \
+    filtered get return; both must agree. {"$document": F} stands for where_document=F."""
+    filters = {"where_document": where["$document"]} if "$document" in where else {"where": where}
+    near = collection.query(query_embeddings=[vector], n_results=10, include=[], **filters)["ids"][0] \
         if collection.count() else []
-    every = collection.get(where=where, include=[])["ids"]
+    every = collection.get(include=[], **filters)["ids"]
     assert set(near) <= set(every) and (len(near) == 10 or set(near) == set(every)), where
     return set(every)
 

@@ -107,3 +107,13 @@ class BatchProvider(Protocol):
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Synchronous embeddings with the same model and width (for queries): float32, (len, dims)."""
+
+
+def submit_in_steps(provider: BatchProvider, batch_id: str, requests_jsonl: bytes,
+                    metadata: Mapping[str, str]) -> ProviderBatch:
+    """The port's `submit` for every provider: the live batch already made for `batch_id` if any, else
+    upload and create."""
+    existing = provider.find_live(batch_id)
+    if existing is not None:
+        return existing
+    return provider.create(batch_id, provider.upload(batch_id, requests_jsonl), metadata)

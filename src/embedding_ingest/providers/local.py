@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embedding_ingest.providers.base import ProviderBatch
+from embedding_ingest.providers.base import ProviderBatch, submit_in_steps
 from embedding_ingest.providers.batch_files import EMBEDDINGS_URL, check_batch_limits
 from embedding_ingest.providers.batch_objects import to_provider_batch
 from embedding_ingest.providers.encoder import DEFAULT_DIMENSIONS, LOCAL_MODEL_NAME
@@ -66,11 +66,8 @@ class LocalBatchProvider:
 
     def submit(self, batch_id: str, requests_jsonl: bytes, metadata: Mapping[str, str]) -> ProviderBatch:
         """find_live, else upload and create."""
-        check_batch_limits(requests_jsonl)
-        existing = self.find_live(batch_id)
-        if existing is not None:
-            return existing
-        return self.create(batch_id, self.upload(batch_id, requests_jsonl), metadata)
+        check_batch_limits(requests_jsonl)  # before any call
+        return submit_in_steps(self, batch_id, requests_jsonl, metadata)
 
     def upload(self, batch_id: str, requests_jsonl: bytes) -> str:
         check_batch_limits(requests_jsonl)

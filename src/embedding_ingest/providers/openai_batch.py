@@ -30,7 +30,7 @@ from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attemp
 from tenacity.wait import wait_base
 
 from embedding_ingest.exceptions import ConfigurationError
-from embedding_ingest.providers.base import ProviderBatch
+from embedding_ingest.providers.base import ProviderBatch, submit_in_steps
 from embedding_ingest.providers.batch_files import BASE64_DTYPE, EMBEDDINGS_URL, check_batch_limits
 from embedding_ingest.providers.batch_objects import to_provider_batch
 from embedding_ingest.providers.exceptions import (
@@ -170,11 +170,8 @@ class OpenAIBatchProvider:
     # -- the BatchProvider port -------------------------------------------------------------------
     def submit(self, batch_id: str, requests_jsonl: bytes, metadata: Mapping[str, str]) -> ProviderBatch:
         """find_live, else upload and create: one call for callers that keep no file id between."""
-        check_batch_limits(requests_jsonl)
-        existing = self.find_live(batch_id)
-        if existing is not None:
-            return existing
-        return self.create(batch_id, self.upload(batch_id, requests_jsonl), metadata)
+        check_batch_limits(requests_jsonl)  # before any call
+        return submit_in_steps(self, batch_id, requests_jsonl, metadata)
 
     def upload(self, batch_id: str, requests_jsonl: bytes) -> str:
         """POST /v1/files (purpose batch); the new file's id. Every upload makes a new file."""

@@ -31,9 +31,15 @@ DELETION_PROVIDER_PREFIX = "deletion:"
 
 def deletion_batch_id(kind: ItemKind, item_ids: list[str]) -> str:
     """Deterministic: the same ids always make the same deletion batch (a rerun re-finds it)."""
-    digest = hashlib.sha256(f"delete\n{kind.value}".encode())
-    for item_id in sorted(item_ids):
-        digest.update(f"\n{item_id}".encode())
+    return batch_id_of("delete", kind, item_ids)
+
+
+def batch_id_of(operation: str, kind: ItemKind, entries: list[str]) -> str:
+    """The id of a batch no provider makes (deletions; metadata updates, issue 23): a uuid5 of the
+    operation, the kind and the sorted entries, so the same entries always make the same batch."""
+    digest = hashlib.sha256(f"{operation}\n{kind.value}".encode())
+    for entry in sorted(entries):
+        digest.update(f"\n{entry}".encode())
     return str(uuid.uuid5(_NAMESPACE, digest.hexdigest()))
 
 

@@ -14,9 +14,7 @@ embedding, and one still PENDING is queued by the first queue run after it is pu
 
 from __future__ import annotations
 
-import hashlib
 import time
-import uuid
 
 from embedding_ingest.stores.ports import Ledger
 from embedding_ingest.stores.records import (
@@ -26,8 +24,8 @@ from embedding_ingest.stores.records import (
     EmbeddingStatus,
     ItemKind,
 )
+from embedding_ingest.submission.deletions import batch_id_of
 
-_NAMESPACE = uuid.UUID("8d0f3c52-6b1e-4c8f-a2d7-3e9b5f140c61")
 # Ids and versions travel in the batch summary (a DynamoDB item holds at most 400 KB): 2,000 entries
 # of ~60 bytes stay near 120 KB.
 MAX_METADATA_PER_BATCH = 2_000
@@ -36,10 +34,7 @@ METADATA_PROVIDER_PREFIX = "metadata:"
 
 def metadata_batch_id(kind: ItemKind, entries: list[str]) -> str:
     """Deterministic: the same (id, version) pairs always make the same batch (a rerun re-finds it)."""
-    digest = hashlib.sha256(f"metadata\n{kind.value}".encode())
-    for entry in sorted(entries):
-        digest.update(f"\n{entry}".encode())
-    return str(uuid.uuid5(_NAMESPACE, digest.hexdigest()))
+    return batch_id_of("metadata", kind, entries)
 
 
 def queue_metadata_updates(kind: ItemKind, ledger: Ledger) -> list[BatchSummary]:

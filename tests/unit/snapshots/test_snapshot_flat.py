@@ -90,3 +90,29 @@ def test_flat_merge_counts_unique_ids_and_chroma_merge_reads_flat_sources(store,
     for item_id, (vector, doc, meta) in flat_records.items():
         np.testing.assert_allclose(chroma_records[item_id][0], vector, rtol=1e-6)
         assert chroma_records[item_id][1:] == (doc, meta)
+
+
+def test_metadata_updates_travel_in_flat_deltas_and_merge_newest_first(store, tmp_path):
+    """Issue 23: a delta's metadata updates (metadata.jsonl) survive packing and a flat merge, where the
+    newest metadata_version per id wins whatever the order of the sources; a damaged line is named."""
+    from embedding_ingest.snapshots.metadata_update import FILE_NAME, MetadataUpdates, read_updates
+
+    def delta(prefix, entries):
+        updates = MetadataUpdates()
+        for item_id, version, merchant in entries:
+            updates.add(item_id, version, {"merchant_name": merchant, "text": "not living: dropped"})
+        return write_snapshot(store, prefix, [], collection="lines", dimensions=DIMS, model="m",
+                              profile="flat", metadata_updates=updates)
+
+    newer = delta("deltas/newer/", [("a", 3, "A3"), ("b", 1, "B1")])
+    older = delta("deltas/older/", [("a", 2, "A2"), ("c", 1, "C1")])
+    assert (newer.metadata_updates, newer.count, newer.deletions) == (2, 0, 0)
+    merged = merge_snapshots(store, [newer.key, older.key], "intermediate/m/", collection="lines",
+                             profile="flat")
+    assert merged.metadata_updates == 3
+    found = read_updates(materialize(store, merged.key, tmp_path / "merged"))
+    assert found.entries == {"a": (3, {"merchant_name": "A3"}), "b": (1, {"merchant_name": "B1"}),
+                             "c": (1, {"merchant_name": "C1"})}
+    (tmp_path / "merged" / FILE_NAME).write_text('{"id": "a", "metadata_version": "x"}\n')
+    with pytest.raises(CorruptObjectError, match="bad metadata update at line 1"):
+        read_updates(tmp_path / "merged")

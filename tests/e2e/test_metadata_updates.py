@@ -129,3 +129,34 @@ def test_a_merchant_correction_and_a_relabel_are_published_without_re_embedding(
     line_now = published(ws, ItemKind.LINE)
     assert not any("valid_labels" in m for _, _, m in line_now.values())
     assert provider_batches(ws) == asked
+
+
+def test_on_s3_and_dynamodb_a_merchant_correction_is_published_by_the_next_execution(tmp_path, moto_endpoint):
+    """The same flow on the production adapters (S3ObjectStore, DynamoLedger on moto's server): the
+    metadata batch is found through DynamoDB's sparse index and published by the next execution."""
+    from moto_server import unique_name
+
+    from embedding_ingest.stores.dynamo_schema import ensure_table
+
+    bucket, table = unique_name("meta"), unique_name("meta")
+    moto_endpoint.client("s3").create_bucket(Bucket=bucket)
+    ensure_table(moto_endpoint.client("dynamodb"), table)
+    ws = make_workspace(tmp_path, CHROMADB_BUCKET=bucket, DYNAMODB_TABLE_NAME=table,
+                        AWS_ENDPOINT_URL=moto_endpoint.url)
+    source = receipts_file(tmp_path, 1, start=161)  # a small real receipt
+    ws.import_receipts(source)
+    ws.submit(ItemKind.LINE, max_items_per_batch=1000)
+    assert ws.run_until_idle(ItemKind.LINE)[-1].status.value == "SUCCEEDED"
+    asked = provider_batches(ws)
+    (record,) = [json.loads(line) for line in source.read_text().splitlines()]
+    record["fields"]["company"] = "CORRECTED ON AWS"
+    report = ws.import_receipts(write(tmp_path / "corrected.jsonl", [record]))
+    assert report.lines_metadata_changed == len(record["lines"])
+
+    assert ws.run_until_idle(ItemKind.LINE)[-1].status.value == "SUCCEEDED"
+    lines = published(ws, ItemKind.LINE)
+    assert {m["merchant_name"] for _, _, m in lines.values()} == {"CORRECTED ON AWS"}
+    assert provider_batches(ws) == asked
+    assert {b.status for b in ws.ledger.list_batches(batch_type=ItemKind.LINE.batch_type)} == {
+        BatchStatus.COMPLETED}
+    ws.ledger.close()

@@ -27,10 +27,15 @@ def test_a_batch_keeps_the_latency_read_when_it_was_submitted(tmp_path, make_req
 
 
 def test_the_listing_shows_a_batch_finished_once_its_time_has_come(tmp_path, make_requests):
+    # The engine's clock (its injectable `now`) is held still, then moved 2.1 s on instead of sleeping
+    # (created_at has whole-second resolution, as OpenAI's, so 1 s of latency is due within 2 s); held
+    # still, a slow submit on a loaded machine cannot make the batch due before the first look.
     local = provider(tmp_path, 1)
+    clock = [float(int(time.time()))]
+    local.engine.now = lambda: clock[0]
     batch = local.submit("b", make_requests(3), {})
     assert [b.status.value for b in local.list_batches(created_after=0)] == ["in_progress"]
-    time.sleep(2.1)  # created_at has whole-second resolution, as OpenAI's
+    clock[0] += 2.1
     (listed,) = local.list_batches(created_after=0)
     assert listed.status.value == "completed" and listed.request_counts.completed == 3
     assert local.retrieve(batch.provider_batch_id).output_file_id == listed.output_file_id

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     aws_region: str | None = Field(default=None,
                                    validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
 
+    # The deployment stage (the template's Stage, dev by default there too): `batches reset ... STAGE`
+    # checks it.
+    stage: str = Field(default="dev", alias="EMBEDDING_INGEST_STAGE", pattern=r"^[a-z0-9-]{0,16}$")
+
     provider: str = Field(default="local", alias="EMBEDDING_PROVIDER")  # "local" | "openai"
     # None = the provider's default (local: local-hash-ngram-v1 / 384; openai: text-embedding-3-small / 1536).
     embedding_model: str | None = Field(default=None, alias="EMBEDDING_MODEL")

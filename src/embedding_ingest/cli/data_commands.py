@@ -71,7 +71,10 @@ def list_batches(status: list[BatchStatus] = typer.Option(None, "--status", help
 
 
 @batches_app.command("reset")
-def reset_batches(status: BatchStatus = typer.Option(..., "--status", help="Status to set",
+def reset_batches(stage: str = typer.Argument(None, metavar="[STAGE]",
+                                              help="The stage (EMBEDDING_INGEST_STAGE, default dev); alone, "
+                                                   "it selects the batches failed executions left"),
+                  status: BatchStatus = typer.Option(..., "--status", help="Status to set",
                                                      case_sensitive=False),
                   ids: list[str] = typer.Option(None, "--ids",
                                                 help="Batch ids: --ids A,B or --ids A --ids B"),
@@ -80,17 +83,28 @@ def reset_batches(status: BatchStatus = typer.Option(..., "--status", help="Stat
                                                                 case_sensitive=False),
                   all_batches: bool = typer.Option(False, "--all", help="Every batch, closed ones included"),
                   output: OutputFormat = OutputOption) -> None:
-    """Set the status of batch summaries (the reference's reset-batch-status). To a closed status
-    (FAILED, CANCELLED, ...) the batch's PENDING items go back to NONE, no attempt spent, after the
+    """Set the status of batch summaries (the reference's reset-batch-status; `batches reset --status
+    PENDING dev` resets the batches failed executions left: a last_error, not COMPLETED). To a closed
+    status (FAILED, CANCELLED, ...) the batch's PENDING items go back to NONE, no attempt spent, after the
     batch is cancelled at the provider if it still runs there (best effort)."""
     from embedding_ingest.submission.batch_reset import reset_batches as reset
 
-    if not (ids or from_status or all_batches):
+    configured = workspace.settings().stage
+    if stage is not None and stage != configured:
+        raise fail(InvalidInputError(f"stage {stage!r} is not this workspace's stage {configured!r} "
+                                     "(EMBEDDING_INGEST_STAGE)"), output, code=2)
+    if not (ids or from_status or all_batches or stage is not None):
         # Resetting every batch would re-open closed ones (COMPLETED, FAILED...): say so explicitly.
-        raise fail(InvalidInputError("name the batches: --ids, --from-status, or --all"), output, code=2)
+        raise fail(InvalidInputError("name the batches: --ids, --from-status, or --all (or the stage alone, "
+                                     "for those failed executions left)"), output, code=2)
     ids = list(dict.fromkeys(i.strip() for given in ids or [] for i in given.split(",") if i.strip()))
     ledger = workspace.ledger()
-    targets = ids or [b.batch_id for b in ledger.list_batches(statuses=from_status or None)]
+    left_by_failures = not (ids or from_status or all_batches)
+    if left_by_failures:
+        targets = [b.batch_id for b in ledger.list_batches()
+                   if b.last_error and b.status is not BatchStatus.COMPLETED]
+    else:
+        targets = ids or [b.batch_id for b in ledger.list_batches(statuses=from_status or None)]
     changed = guarded(output, lambda: reset(ledger, workspace.provider(), targets, status,
                                             provider_retry_limit=workspace.settings().max_provider_retries))
     emit({"status": status.value, "batch_ids": [b.batch_id for b in changed], "count": len(changed),
@@ -101,6 +115,11 @@ def reset_batches(status: BatchStatus = typer.Option(..., "--status", help="Stat
     released_kinds = sorted({batch_kind(ledger, b.batch_id) for b in changed if b.released})
     if released_kinds:
         hint(output, " && ".join(f"embedding-ingest submit {kind}" for kind in released_kinds))
+    elif changed:  # back to an open status: the next execution takes them
+        kinds = sorted({batch_kind(ledger, b.batch_id) for b in changed})
+        hint(output, " && ".join(f"embedding-ingest start-execution {kind}" for kind in kinds))
+    elif left_by_failures:
+        hint(output, "no batch was left by a failed execution; embedding-ingest batches list")
 
 
 def batch_kind(ledger, batch_id: str) -> str:

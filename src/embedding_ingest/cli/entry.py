@@ -10,7 +10,9 @@ from typing import Any
 
 import typer
 
+from embedding_ingest.cli import query
 from embedding_ingest.cli.output import EXIT_CONFIGURATION, OutputFormat, debugging, emit_json, stderr
+from embedding_ingest.cli.query import QueryError, add_query_options
 from embedding_ingest.exceptions import ConfigurationError, EmbeddingIngestError
 
 EXIT_INTERRUPTED = 130
@@ -40,15 +42,17 @@ def report_unhandled(error: BaseException, argv: list[str]) -> int:
     else:
         stderr.print(f"{kind if expected else 'error'}: {message}", markup=False, highlight=False,
                      soft_wrap=True)
-    return EXIT_CONFIGURATION if isinstance(error, ConfigurationError) else 1
+    return EXIT_CONFIGURATION if isinstance(error, (ConfigurationError, QueryError)) else 1
 
 
 class CliApp(typer.Typer):
     """A Typer app that runs its commands behind `report_unhandled`."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        add_query_options(self)
         command = typer.main.get_command(self)
         argv = list(kwargs.get("args") or sys.argv[1:])
+        query.ARGV[:] = argv
         try:
             return command(*args, **kwargs)
         except SystemExit:

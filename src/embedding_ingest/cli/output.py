@@ -9,7 +9,6 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 import typer
@@ -27,6 +26,8 @@ from rich.table import Table
 from rich.text import Text
 
 from asl_local.errors import AslError
+from embedding_ingest.cli import query
+from embedding_ingest.cli.formats import OutputFormat
 from embedding_ingest.exceptions import ConfigurationError, EmbeddingIngestError
 
 EXIT_CONFIGURATION = 2  # a bad setting or usage, as click exits for a bad option
@@ -34,13 +35,8 @@ DEBUG_VARIABLE = "EMBEDDING_INGEST_DEBUG"
 UTC_VARIABLE = "EMBEDDING_INGEST_UTC"
 
 
-class OutputFormat(StrEnum):
-    TABLE = "table"
-    JSON = "json"
-
-
-OutputOption = typer.Option(OutputFormat.TABLE, "--output", "-o", help="table (default) or json",
-                            case_sensitive=False)
+OutputOption = typer.Option(OutputFormat.TABLE, "--output", "-o",
+                            help="table (default), json, or text (as the AWS CLI's)", case_sensitive=False)
 
 stdout = Console()
 stderr = Console(stderr=True)
@@ -97,7 +93,14 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
 
 
 def emit(value: Any, output: OutputFormat, render: Callable[[Any], Any]) -> None:
-    """Print `value` as JSON, or whatever rich renderable(s) `render(value)` returns."""
+    """Print `value` as JSON, or whatever rich renderable(s) `render(value)` returns; under --query, the
+    query's result as JSON, text or a generic table (cli/query.py); `--output text` as the AWS CLI."""
+    if query.active() or output is OutputFormat.TEXT:
+        value = query.apply(json.loads(json.dumps(to_jsonable(value), default=str)))
+        render = query.generic_table
+    if output is OutputFormat.TEXT:
+        sys.stdout.write(query.to_text(value) + "\n")
+        return
     if output is OutputFormat.JSON:
         emit_json(value)
         return
@@ -110,7 +113,7 @@ def emit(value: Any, output: OutputFormat, render: Callable[[Any], Any]) -> None
 def progress(output: OutputFormat, description: str,
              total: int | None = None) -> Iterator[Callable[..., None]]:
     """A progress bar on stderr for long work (silent with --output json); yields advance(n=1, **fields)."""
-    if output is OutputFormat.JSON or not stderr.is_terminal:
+    if output is not OutputFormat.TABLE or not stderr.is_terminal:
         yield lambda *args, **kwargs: None
         return
     columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

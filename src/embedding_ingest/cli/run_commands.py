@@ -10,6 +10,15 @@ from rich.live import Live
 from rich.table import Table
 
 from embedding_ingest.cli import workspace
+from embedding_ingest.cli.arn_options import (
+    ExecutionArnOption,
+    ExecutionDoesNotExist,
+    StateMachineArnOption,
+    execution_from,
+    given,
+    workflow_from,
+    workflow_of_execution_arn,
+)
 from embedding_ingest.cli.execution_views import (
     describe_table,
     executions_table,
@@ -47,12 +56,14 @@ BackendOption = typer.Option(Backend.LOCAL, "--backend",
                              case_sensitive=False)
 
 
-def _aws():
-    """The Step Functions backend; ConfigurationError (exit 2) when no AWS region is configured."""
+def _aws(state_machine_arn: str | None = None, workflow: ItemKind | None = None):
+    """The Step Functions backend (with the state machine ARN given for `workflow`, if any);
+    ConfigurationError (exit 2) when no AWS region is configured."""
     from embedding_ingest import backends
     from embedding_ingest.aws.stepfunctions import StepFunctionsBackend
 
-    return StepFunctionsBackend(backends.aws_client("stepfunctions", workspace.settings()))
+    arns = {workflow.value: state_machine_arn} if state_machine_arn and workflow else None
+    return StepFunctionsBackend(backends.aws_client("stepfunctions", workspace.settings()), arns)
 
 
 def _aws_find(backend, name: str, workflow: ItemKind | None, action):
@@ -96,7 +107,7 @@ def _local_run(workflow: ItemKind, name: str | None, output: OutputFormat) -> di
     from embedding_ingest.pipeline.run import run_execution
 
     board = StageBoard()
-    if output is OutputFormat.JSON or not stderr.is_terminal:
+    if output is not OutputFormat.TABLE or not stderr.is_terminal:
         return run_execution(workflow, workspace.settings(), name=name, observer=board)
     with Live(board.render(), console=stderr, refresh_per_second=4) as live:
         def observe(stage: str, outcome: str, result: Any) -> None:
@@ -107,19 +118,22 @@ def _local_run(workflow: ItemKind, name: str | None, output: OutputFormat) -> di
 
 
 def _until_idle(workflow: ItemKind, backend: Backend, interval: float | None, max_runs: int | None,
-                output: OutputFormat) -> dict[str, Any]:
+                output: OutputFormat, state_machine_arn: str | None = None) -> dict[str, Any]:
     from embedding_ingest.pipeline.run import run_until_idle
 
     def said(described: dict[str, Any]) -> None:
-        if output is not OutputFormat.JSON:
+        if output is OutputFormat.TABLE:
             stderr.print(f"{described['name']}: {described['status']}, {described['summary']['message']}",
                          markup=False, highlight=False, soft_wrap=True)
 
+    aws = _aws(state_machine_arn, workflow) if backend is Backend.AWS else None
     return run_until_idle(workflow, workspace.settings(), interval=interval, max_runs=max_runs,
-                          on_execution=said, backend=_aws() if backend is Backend.AWS else None).as_json()
+                          on_execution=said, backend=aws).as_json()
 
 
-def start_execution(workflow: ItemKind = typer.Argument(..., help="line or word", case_sensitive=False),
+def start_execution(workflow: ItemKind = typer.Argument(None, help="line or word (or --state-machine-arn)",
+                                                    case_sensitive=False),
+                    state_machine_arn: str = StateMachineArnOption,
                     name: str = typer.Option(None, "--name", help="Execution name (= the run's batch_id); "
                                              "default KIND-TIMESTAMP-RANDOM"),
                     until_idle: bool = typer.Option(False, "--until-idle",
@@ -136,11 +150,13 @@ def start_execution(workflow: ItemKind = typer.Argument(..., help="line or word"
                     output: OutputFormat = OutputOption) -> None:
     """Run a workflow to completion (on the local engine, or on AWS with --backend aws) and say what it
     did; with --until-idle, run it until no batch of KIND is active."""
+    workflow = given(output, lambda: workflow_from(workflow, state_machine_arn))
     if until_idle:
         if name is not None:
             raise fail(InvalidInputError("--name names one execution; --until-idle starts several"),
                        output, EXIT_CONFIGURATION)
-        result = guarded(output, lambda: _until_idle(workflow, backend, interval, max_runs, output))
+        result = guarded(output, lambda: _until_idle(workflow, backend, interval, max_runs, output,
+                                                     state_machine_arn))
         emit(result, output, idle_tables)
         hint(output, result["summary"]["next"])
         if result["summary"]["failed"]:
@@ -154,7 +170,8 @@ def start_execution(workflow: ItemKind = typer.Argument(..., help="line or word"
         from embedding_ingest.pipeline.run import run_execution
 
         described = guarded(output, lambda: run_execution(workflow, workspace.settings(), name=run_name,
-                                                          wait=wait, backend=_aws()))
+                                                          wait=wait,
+                                                          backend=_aws(state_machine_arn, workflow)))
     else:
         described = guarded(output, lambda: _local_run(workflow, run_name, output))
     emit(described, output, describe_table)
@@ -165,27 +182,30 @@ def start_execution(workflow: ItemKind = typer.Argument(..., help="line or word"
 
 def _local_described(name: str, output: OutputFormat) -> tuple[dict[str, Any], list[dict[str, Any]], str]:
     """DescribeExecution, the history events and the workflow ("line", "word", or another state
-    machine's name for a `definitions run` execution) of a local execution; exits 1 if there is none."""
+    machine's name for a `definitions run` execution) of a local execution, by name or ARN (any
+    account); exits 1 if there is none (ExecutionDoesNotExist, as AWS answers)."""
     from embedding_ingest.pipeline import engine_store  # its describe_execution is not the command below
 
     guarded(output, workspace.require_workspace)
     ledger = workspace.ledger()
-    record = ledger.get_execution(name)
+    record = given(output, lambda: engine_store.find_execution(ledger, name))
     if record is None:
-        emit({"error": "ExecutionDoesNotExist", "message": f"no execution named {name!r}"}, output,
-             lambda r: r["message"])
-        raise typer.Exit(1)
+        raise fail(ExecutionDoesNotExist(f"Execution Does Not Exist: {name!r}"), output, EXIT_CONFIGURATION)
     events = engine_store.execution_history(ledger.get_events(record.execution_arn))["events"]
     return engine_store.describe_execution(record), events, record.workflow
 
 
-def describe_execution(name: str = typer.Argument(..., help="Execution name or ARN"),
+def describe_execution(name: str = typer.Argument(None, help="Execution name or ARN"),
+                       execution_arn: str = ExecutionArnOption,
                        backend: Backend = BackendOption,
                        workflow: ItemKind = typer.Option(None, "--workflow", help="line or word (aws)",
                                                          case_sensitive=False),
                        output: OutputFormat = OutputOption) -> None:
     """Status, input and output of an execution (DescribeExecution shape) and its summary."""
     from embedding_ingest.pipeline.report import summarize_execution
+
+    name = given(output, lambda: execution_from(name, execution_arn))
+    workflow = workflow or workflow_of_execution_arn(name)
 
     if backend is Backend.AWS:
         aws = guarded(output, _aws)
@@ -211,7 +231,8 @@ def _workflow_of(described: dict[str, Any]) -> ItemKind:
     return ItemKind.WORD if machine.startswith("word") else ItemKind.LINE
 
 
-def get_execution_history(name: str = typer.Argument(..., help="Execution name or ARN"),
+def get_execution_history(name: str = typer.Argument(None, help="Execution name or ARN"),
+                          execution_arn: str = ExecutionArnOption,
                           max_results: int = typer.Option(None, "--max-results", min=1,
                                                           help="At most N events; nextToken gives the rest"),
                           next_token: str = typer.Option(None, "--next-token",
@@ -226,6 +247,8 @@ def get_execution_history(name: str = typer.Argument(..., help="Execution name o
                           output: OutputFormat = OutputOption) -> None:
     """History events of an execution (GetExecutionHistory shape, paged with --max-results and
     --next-token as the AWS CLI pages them)."""
+    name = given(output, lambda: execution_from(name, execution_arn))
+    workflow = workflow or workflow_of_execution_arn(name)
     if backend is Backend.AWS:
         aws = guarded(output, _aws)
         events = guarded(output, lambda: _aws_find(aws, name, workflow, lambda w: aws.history(name, w)))
@@ -250,6 +273,7 @@ def get_execution_history(name: str = typer.Argument(..., help="Execution name o
 
 def list_executions(workflow: ItemKind = typer.Option(None, "--workflow", help="line or word",
                                                       case_sensitive=False),
+                    state_machine_arn: str = StateMachineArnOption,
                     status: ExecutionStatus = typer.Option(None, "--status", case_sensitive=False),
                     max_results: int = typer.Option(None, "--max-results", min=1),
                     backend: Backend = BackendOption,
@@ -257,8 +281,10 @@ def list_executions(workflow: ItemKind = typer.Option(None, "--workflow", help="
     """Executions, newest first (ListExecutions shape)."""
     from embedding_ingest.pipeline import engine_store
 
+    workflow = given(output, lambda: workflow_from(workflow, state_machine_arn, required=False))
+
     if backend is Backend.AWS:
-        aws = guarded(output, _aws)
+        aws = guarded(output, lambda: _aws(state_machine_arn, workflow))
         kinds = [workflow] if workflow else list(ItemKind)
         executions = guarded(output, lambda: sorted(
             (e for kind in kinds for e in aws.list(kind.value, status=status.value if status else None,

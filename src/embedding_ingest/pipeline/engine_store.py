@@ -82,6 +82,49 @@ def execution_history(events: Iterable[HistoryEvent]) -> dict[str, Any]:
     return to_aws_history(_engine_event(event) for event in events)
 
 
+class InvalidArn(InvalidInputError):  # noqa: N818 - AWS's error code, as asl_local.InvalidArn
+    """A state machine or execution ARN that is not one (the engine's InvalidArn, as ours)."""
+
+
+def same_state_machine(ours: str, given: str) -> bool:
+    """Whether a state machine name from an ARN (`line-ingest-sf-dev-1554303`, as the reference's
+    Pulumi stack names it, or the template's `line-ingest-dev`) designates our `line-ingest`."""
+    return given == ours or (ours in _WORKFLOWS and given.startswith(f"{ours}-"))
+
+
+def workflow_of_arn(state_machine_arn: str) -> str:
+    """The workflow ("line", "word") a state machine ARN designates (any region or account; its name
+    `line-ingest...` or `word-ingest...`), or another state machine's own name. Raises InvalidArn for
+    what is no state machine ARN."""
+    try:
+        parsed = asl_local.parse_states_arn(state_machine_arn, expect="stateMachine")
+    except asl_local.InvalidArn as exc:
+        raise InvalidArn(str(exc)) from exc
+    for machine, workflow in _WORKFLOWS.items():
+        if same_state_machine(machine, parsed.state_machine):
+            return workflow
+    return parsed.state_machine
+
+
+def find_execution(ledger: ExecutionLedger, name_or_arn: str) -> ExecutionRecord | None:
+    """The execution `name_or_arn` designates: by its exact ARN or name (ExecutionLedger.get_execution),
+    else by the state machine and execution names an ARN holds, whatever its region and account
+    (executions started before the local account changed keep their 000000000000 ARNs). Raises
+    InvalidArn for an ARN that is no execution ARN."""
+    record = ledger.get_execution(name_or_arn)
+    if record is not None or not name_or_arn.startswith("arn:"):
+        return record
+    try:
+        parsed = asl_local.parse_states_arn(name_or_arn, expect="execution")
+    except asl_local.InvalidArn as exc:
+        raise InvalidArn(str(exc)) from exc
+    record = ledger.get_execution(parsed.execution or "")
+    if record is not None and same_state_machine(record.state_machine_arn.rsplit(":", 1)[-1],
+                                                 parsed.state_machine):
+        return record
+    return None
+
+
 class LedgerExecutionStore:
     """asl_local's ExecutionStore over the product's ExecutionLedger: the engine's records in, the
     ledger's out, and back. Thread-safe as the ledger is."""
@@ -90,6 +133,10 @@ class LedgerExecutionStore:
         self.ledger = ledger
 
     def create_execution(self, record: asl_local.ExecutionRecord) -> asl_local.ExecutionRecord | None:
+        # The same execution under another account's ARN (a workspace older than the account change).
+        same = find_execution(self.ledger, record.execution_arn)
+        if same is not None and same.execution_arn != record.execution_arn:
+            return to_engine_record(same)
         try:
             self.ledger.create_execution(to_ledger_record(record))
         except ExecutionAlreadyExistsError:
@@ -103,7 +150,7 @@ class LedgerExecutionStore:
         self.ledger.update_execution(to_ledger_record(record))
 
     def get_execution(self, name_or_arn: str) -> asl_local.ExecutionRecord | None:
-        record = self.ledger.get_execution(name_or_arn)
+        record = find_execution(self.ledger, name_or_arn)
         return None if record is None else to_engine_record(record)
 
     def append_events(self, execution_arn: str, events: Sequence[asl_local.HistoryEvent]) -> None:

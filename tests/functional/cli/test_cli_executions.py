@@ -51,7 +51,7 @@ def test_describe_execution_by_name_or_arn_and_a_clear_error_for_an_unknown_one(
 
     assert cli.json("describe-execution", "line-run-1") == started["line"]
     assert cli.json("describe-execution", started["word"]["executionArn"]) == started["word"]
-    missing = cli.json("describe-execution", "no-such-run", code=1)
+    missing = cli.json("describe-execution", "no-such-run", code=2)
     assert missing["error"] == "ExecutionDoesNotExist" and "no-such-run" in missing["message"]
 
 

@@ -67,7 +67,9 @@ class Settings(BaseSettings):
     # archive: ~2.0 GB) plus ~0.3 GB of process, near 80% of its default 3,008 MB.
     snapshot_max_segments: int = Field(default=8, alias="SNAPSHOT_MAX_SEGMENTS", gt=0)
     snapshot_merge_factor: int = Field(default=4, alias="SNAPSHOT_MERGE_FACTOR", ge=2)
-    snapshot_merge_floor_bytes: int = Field(default=64 * 2**20, alias="SNAPSHOT_MERGE_FLOOR_BYTES", gt=0)
+    # 16 MiB: a tail of 1,000 x 1536-d archives to ~8 MB; with 64 MiB a 100,000 x 384-d base (~215 MB)
+    # shared tier 0 with 1,000-record tails and was rewritten to take in three of them (bench, 2026-12-07).
+    snapshot_merge_floor_bytes: int = Field(default=16 * 2**20, alias="SNAPSHOT_MERGE_FLOOR_BYTES", gt=0)
     snapshot_max_segment_bytes: int = Field(default=5 * 2**29, alias="SNAPSHOT_MAX_SEGMENT_BYTES", gt=0)
     # Published snapshot for stock Chroma (issue 12): also keep {database}/snapshot/latest/ as a plain
     # Chroma persist directory in the object store after each publish, for consumers that download a

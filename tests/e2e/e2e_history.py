@@ -59,9 +59,14 @@ def task_calls(events: list[dict[str, Any]], state: str) -> list[tuple[str, dict
 
 
 def task_output(events: list[dict[str, Any]], state: str) -> dict[str, Any]:
-    """The result a top-level Task state's function returned (its last successful call)."""
+    """The result a top-level Task state's function returned (its last successful call).
+
+    Through arn:aws:states:::lambda:invoke the TaskSucceeded output is Lambda's Invoke response, whose
+    Payload is what the function returned; a bare function ARN records the return value itself.
+    """
     succeeded = [d for phase, d in task_calls(events, state) if phase == "Succeeded"]
-    return json.loads(succeeded[-1]["output"])
+    output = json.loads(succeeded[-1]["output"])
+    return output["Payload"] if isinstance(output, dict) and "StatusCode" in output else output
 
 
 def largest_payload(events: list[dict[str, Any]]) -> tuple[int, str]:

@@ -59,7 +59,10 @@ def test_a_step_failing_twice_with_a_transient_error_is_retried_and_the_run_succ
     failed = [d for phase, d in calls if phase == "Failed"]
     assert [f["error"] for f in failed] == ["LockNotAcquiredError"] * 2
     assert all(LOCK_HELD in f["cause"] for f in failed)
-    assert COMPACT in [d for phase, d in calls if phase == "Scheduled"][0]["resource"]
+    scheduled = [d for phase, d in calls if phase == "Scheduled"][0]
+    # The optimized integration records resource "invoke" of type "lambda"; the function is a parameter.
+    assert (scheduled["resourceType"], scheduled["resource"]) == ("lambda", "invoke")
+    assert COMPACT in json.loads(scheduled["parameters"])["FunctionName"]
     assert len(sleep.delays) == 2  # one backoff wait before each retry
     assert_published_exactly_once(ws, LINE, submitted)
 

@@ -42,9 +42,11 @@ class Settings(BaseSettings):
     aws_region: str | None = Field(default=None,
                                    validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
 
-    # The deployment stage (the template's Stage, dev by default there too): `batches reset ... STAGE`
-    # checks it.
+    # The deployment stage (the template's Stage, dev by default there too): local function log groups
+    # are named as deployed, /aws/lambda/<function>-<stage>; `batches reset ... STAGE` checks it.
     stage: str = Field(default="dev", alias="EMBEDDING_INGEST_STAGE", pattern=r"^[a-z0-9-]{0,16}$")
+    # Local function logs are kept this long (the deployed log groups' LogRetentionDays default).
+    log_retention_days: int = Field(default=365, alias="LOG_RETENTION_DAYS", gt=0)
 
     provider: str = Field(default="local", alias="EMBEDDING_PROVIDER")  # "local" | "openai"
     # None = the provider's default (local: local-hash-ngram-v1 / 384; openai: text-embedding-3-small / 1536).
@@ -119,6 +121,11 @@ class Settings(BaseSettings):
     @property
     def objects_dir(self) -> Path:
         return self.home / "objects"
+
+    @property
+    def log_store_path(self) -> Path:
+        """The local function logs (stores/log_store.py)."""
+        return self.home / "logs.sqlite3"
 
     @property
     def ledger_path(self) -> Path:

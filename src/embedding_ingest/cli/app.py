@@ -15,7 +15,9 @@ from embedding_ingest.cli import (
     demo,
     label_commands,
     lock_commands,
+    logs_commands,
     migrate_commands,
+    object_commands,
     published_commands,
     receipt_commands,
     run_commands,
@@ -63,3 +65,5 @@ definition_commands.register(app)
 lock_commands.register(app)
 migrate_commands.register(app)  # issue 19
 label_commands.register(app)  # issue 23
+logs_commands.register(app)  # issue 25
+object_commands.register(app)  # issue 25

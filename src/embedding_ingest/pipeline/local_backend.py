@@ -19,6 +19,7 @@ from embedding_ingest.config import Settings
 from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.pipeline.definitions import build_definition, local_resource_arn
 from embedding_ingest.pipeline.engine_store import WorkflowEngine, describe_execution, execution_history
+from embedding_ingest.pipeline.function_logs import function_logs
 from embedding_ingest.pipeline.ports import RunPorts
 from embedding_ingest.steps.context import StepContext
 from embedding_ingest.steps.logs import configure_json_logging
@@ -78,25 +79,32 @@ class ObservedInvoker:
 
 
 @functools.lru_cache(maxsize=4)
+def _worker_settings(settings_json: str) -> Settings:
+    return Settings.model_validate_json(settings_json)
+
+
+@functools.lru_cache(maxsize=4)
 def _worker_context(settings_json: str) -> StepContext:
     # Built once per worker process and settings: reopening SQLite and Chroma per call is wasteful.
     from embedding_ingest.backends import build_step_context
 
-    return build_step_context(Settings.model_validate_json(settings_json))
+    return build_step_context(_worker_settings(settings_json))
 
 
 def invoke_in_worker(function_name: str, payload: dict, settings_json: str) -> dict:
     """Run one step in a pool's worker process (the pool's target: module-level, so it pickles), on
     ports built from the settings. The steps' logs go to stderr as JSON lines (level from LOG_LEVEL,
-    default WARNING)."""
+    default WARNING), and from INFO up to the workspace's log store (pipeline.function_logs)."""
     if multiprocessing.parent_process() is not None:
         configure_json_logging(os.environ.get("LOG_LEVEL", "WARNING").upper())
-    return handler_for(function_name)(payload, _worker_context(settings_json))
+    with function_logs(_worker_settings(settings_json), function_name):
+        return handler_for(function_name)(payload, _worker_context(settings_json))
 
 
 class LocalSteps:
     """The engine's Invoker for the product's steps: CPU_HEAVY_FUNCTIONS in the worker pool, every other
-    step in the calling thread on the run's own ports. Raises StepInputError for an unknown function."""
+    step in the calling thread on the run's own ports; either way its logs go to the log store.
+    Raises StepInputError for an unknown function."""
 
     def __init__(self, ports: RunPorts, pool: ProcessPoolInvoker) -> None:
         self._ports = ports
@@ -106,7 +114,8 @@ class LocalSteps:
         name = function_name_of(resource)
         if name in self._pool.process_functions:
             return self._pool.invoke(resource, payload)
-        return handler_for(name)(payload, self._ports.step_context())
+        with function_logs(self._ports.settings, name):
+            return handler_for(name)(payload, self._ports.step_context())
 
 
 class LocalBackend:

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from embedding_ingest.config import Settings
 from embedding_ingest.pipeline.backend import ExecutionBackend
-from embedding_ingest.pipeline.local_backend import LocalBackend, TaskObserver
 from embedding_ingest.pipeline.ports import RunPorts
 from embedding_ingest.pipeline.report import aggregate, record_failure_on_batches, summarize_execution
 from embedding_ingest.stores.records import ACTIVE_BATCH_STATUSES, ItemKind
 
 if TYPE_CHECKING:
+    from embedding_ingest.pipeline.local_backend import TaskObserver
     from embedding_ingest.providers.base import BatchProvider
     from embedding_ingest.stores.ports import Ledger, ObjectStore
 
@@ -127,6 +127,11 @@ def open_loop(settings: Settings, *, backend: ExecutionBackend | None = None, le
     `observer`, `engine_sleep` and `max_workers`) when None. The ledger, object store and provider
     are the ones given (the caller keeps closing them) or are built from `settings` when first needed
     and closed when the block ends."""
+    # Imported here, not at the top: the local backend brings the steps and chromadb (~1 s of CPU), which
+    # every CLI process would pay at start (cli.schedule_commands imports this module) though most
+    # commands never run an execution.
+    from embedding_ingest.pipeline.local_backend import LocalBackend
+
     ports = RunPorts(settings, ledger=ledger, objects=objects, provider=provider)
     try:
         if backend is None:

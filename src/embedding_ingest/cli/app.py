@@ -26,11 +26,15 @@ from embedding_ingest.cli import (
     workspace,
 )
 from embedding_ingest.cli.entry import CliApp
+from embedding_ingest.cli.errors import EXIT_CODES_HELP
 from embedding_ingest.cli.output import DEBUG_VARIABLE, UTC_VARIABLE
 
 app = CliApp(name="embedding-ingest", no_args_is_help=True, add_completion=False,
              pretty_exceptions_enable=False,
-             help="Receipt line/word embeddings: OpenAI Batch API -> published ChromaDB snapshots.")
+             help="Receipt line/word embeddings: OpenAI Batch API -> published ChromaDB snapshots. "
+                  "The job in order: receipts import, submit, start-execution --until-idle, query.",
+             epilog="Errors are one line: error: WHAT (WHY); try: COMMAND. " + EXIT_CODES_HELP
+                    + " Commands that change something end with a `next:` line saying what to run next.")
 
 
 @app.callback()

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import typer
 
+from embedding_ingest.cli.entry import Panel
+from embedding_ingest.cli.errors import CliError
 from embedding_ingest.cli.output import OutputFormat, fail
-from embedding_ingest.exceptions import InvalidInputError
 
 aws_app = typer.Typer(help="Deploy to AWS: CloudFormation template (see src/embedding_ingest/aws/).",
                       no_args_is_help=True)
@@ -29,7 +30,8 @@ def template(output_file: Path | None = typer.Option(None, "--output-file", "-f"
     from embedding_ingest.aws.deploy.template import build_template
 
     if output is not OutputFormat.JSON:
-        raise fail(InvalidInputError("a CloudFormation template prints as json only"), output, 2)
+        raise fail(CliError("a CloudFormation template prints as json only",
+                            try_="embedding-ingest aws template --output json"), output)
     document = build_template(image_uri_param=image_uri is None, image_uri=image_uri)
     text = json.dumps(document, indent=2) + "\n"
     if output_file is None:
@@ -41,4 +43,5 @@ def template(output_file: Path | None = typer.Option(None, "--output-file", "-f"
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(aws_app, name="aws")
+    app.add_typer(aws_app, name="aws", rich_help_panel=Panel.SETUP,
+                  short_help="Deploy to AWS: the CloudFormation template.")

@@ -12,7 +12,9 @@ import webbrowser
 import typer
 
 from embedding_ingest.cli import workspace
-from embedding_ingest.cli.output import OutputFormat, guarded, stderr
+from embedding_ingest.cli.entry import Panel
+from embedding_ingest.cli.errors import CliError
+from embedding_ingest.cli.output import OutputFormat, fail, guarded, stderr
 from embedding_ingest.cli.run_commands import Backend, BackendOption
 
 DEFAULT_PORT = 8470
@@ -34,9 +36,9 @@ def _check_port_free(host: str, port: int) -> None:
         try:
             probe.bind((host.strip("[]"), port))
         except OSError as exc:
-            stderr.print(f"[red]error:[/] cannot listen on {host}:{port}: {exc.strerror} "
-                         "(pick another with --port)")
-            raise typer.Exit(2) from None
+            raise fail(CliError(f"cannot listen on {host}:{port} ({exc.strerror})",
+                                try_=f"embedding-ingest console --port {port + 1}"),
+                       OutputFormat.TABLE) from None
 
 
 def build_console(backend: Backend, *, allow_actions: bool, token: str | None):
@@ -58,7 +60,7 @@ def build_console(backend: Backend, *, allow_actions: bool, token: str | None):
 
 def console(host: str = typer.Option("127.0.0.1", "--host",
                                      help="Address to listen on (default: this machine only)"),
-            port: int = typer.Option(DEFAULT_PORT, "--port", min=1, max=65535),
+            port: int = typer.Option(DEFAULT_PORT, "--port", min=1, max=65535, help="Port to listen on"),
             open_browser: bool = typer.Option(False, "--open", help="Open the console in a browser"),
             backend: Backend = BackendOption,
             allow_actions: bool = typer.Option(
@@ -73,9 +75,9 @@ def console(host: str = typer.Option("127.0.0.1", "--host",
     from embedding_ingest.console.app import LOOPBACK_HOSTS, create_app
 
     if allow_actions and backend is Backend.AWS:
-        stderr.print("[red]error:[/] --allow-actions works on the local backend only: with --backend aws "
-                     "the console is read-only")
-        raise typer.Exit(2)
+        raise fail(CliError("--allow-actions works on the local backend only (with --backend aws the "
+                            "console is read-only)", try_="embedding-ingest console --backend aws"),
+                   OutputFormat.TABLE)
     _check_port_free(host, port)
     if backend is Backend.LOCAL:  # a console over nothing would create an empty workspace: refuse
         guarded(OutputFormat.TABLE, workspace.require_workspace)
@@ -105,4 +107,5 @@ def console(host: str = typer.Option("127.0.0.1", "--host",
 
 
 def register(app: typer.Typer) -> None:
-    app.command("console")(console)
+    app.command("console", rich_help_panel=Panel.MONITOR,
+                short_help="The web console: graph, dashboard, batches.")(console)

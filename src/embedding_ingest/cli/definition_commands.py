@@ -8,6 +8,7 @@ import importlib
 import inspect
 import json
 import re
+import shlex
 import sys
 import time
 import uuid
@@ -18,10 +19,9 @@ from typing import Any
 import typer
 
 from embedding_ingest.cli import workspace
-from embedding_ingest.cli.output import OutputFormat, OutputOption, emit_json, guarded, stderr
+from embedding_ingest.cli.errors import EXIT_EXECUTION_FAILED
+from embedding_ingest.cli.output import OutputFormat, OutputOption, emit_json, guarded, hint, stderr
 from embedding_ingest.exceptions import InvalidInputError
-
-EXIT_EXECUTION_FAILED = 4
 
 
 def _load_handlers(spec: str | None) -> dict[str, Callable[[Any], Any]]:
@@ -125,6 +125,8 @@ def run_definition(
         sys.stdout.write(json.dumps(json.loads(record.output), indent=2, ensure_ascii=False) + "\n")
     stderr.print(f"execution [bold]{record.name}[/] {record.status.value}"
                  + (f": {record.error}: {record.cause}" if record.error else ""), highlight=False)
+    hint(output, f"embedding-ingest get-execution-history {shlex.quote(record.name)}"
+                 + ("" if record.status.value == "SUCCEEDED" else " --failed-only"))
     if record.status.value != "SUCCEEDED":
         raise typer.Exit(EXIT_EXECUTION_FAILED)
 

@@ -11,7 +11,9 @@ from typing import Any
 import typer
 
 from embedding_ingest.cli import workspace
-from embedding_ingest.cli.output import OutputFormat, OutputOption, emit, guarded, stderr, table
+from embedding_ingest.cli.entry import Panel
+from embedding_ingest.cli.output import OutputFormat, OutputOption, emit, guarded, stderr
+from embedding_ingest.cli.tables import Column, fitted
 from embedding_ingest.stores.records import ItemKind
 
 SAMPLE = "sroie-sample.jsonl"
@@ -41,7 +43,8 @@ def _run_until_published(kind: ItemKind, output: OutputFormat) -> dict[str, Any]
 
 def demo(workspace_dir: Path = typer.Option(  # not `workspace`: that is the module of the CLI's ports
              None, "--workspace", help="Fresh workspace to use (default: $EMBEDDING_INGEST_HOME/demo)"),
-         max_items_per_batch: int = typer.Option(250, "--max-items-per-batch", min=1),
+         max_items_per_batch: int = typer.Option(250, "--max-items-per-batch", min=1, metavar="N",
+                                                 help="Requests per batch (small, to show several batches)"),
          output: OutputFormat = OutputOption) -> None:
     """Import bundled receipts, submit lines and words, run both workflows, show what was published."""
     from embedding_ingest.backends import embedding_model
@@ -87,13 +90,17 @@ def demo(workspace_dir: Path = typer.Option(  # not `workspace`: that is the mod
             "example_query": query, "results": results}
 
     def render(s: dict[str, Any]) -> list[Any]:
-        out = [table("Published snapshots", ["database", "version", "embeddings", "submitted", "executions"],
-                     [[db, s[db]["published_version"], s[db]["published_embeddings"],
-                       s[db]["items_submitted"], len(s[db]["executions"])] for db in ("lines", "words")])]
+        out = [fitted("Published snapshots",
+                      [Column("database"), Column("version"), Column("embeddings", justify="right"),
+                       Column("submitted", justify="right"), Column("executions", justify="right")],
+                      [[db, (s[db]["published_version"] or "")[:12], s[db]["published_embeddings"],
+                        s[db]["items_submitted"], len(s[db]["executions"])] for db in ("lines", "words")])]
         for db in ("lines", "words"):
-            out.append(table(f"{db}: nearest to {s[db]['example_query']!r}", ["#", "distance", "text", "id"],
-                             [[i + 1, f"{r['distance']:.4f}", r["text"], r["id"]]
-                              for i, r in enumerate(s[db]["results"])]))
+            out.append(fitted(f"{db}: nearest to {s[db]['example_query']!r}",
+                              [Column("#", justify="right"), Column("distance"), Column("text", wrap=True),
+                               Column("id", wide_only=True)],
+                              [[i + 1, f"{r['distance']:.4f}", r["text"], r["id"]]
+                               for i, r in enumerate(s[db]["results"])]))
         return out
 
     emit(summary, output, render)
@@ -105,4 +112,4 @@ def demo(workspace_dir: Path = typer.Option(  # not `workspace`: that is the mod
 
 
 def register(app: typer.Typer) -> None:
-    app.command("demo")(demo)
+    app.command("demo", rich_help_panel=Panel.RUN, short_help="The whole job on bundled receipts.")(demo)

@@ -1,24 +1,56 @@
-"""The command line's outer edge: no expected error prints a traceback (one line, exit 1; a
-configuration error exits 2). `--debug` or EMBEDDING_INGEST_DEBUG=1 shows the traceback too. (Enum
-options match case-insensitively by their own `case_sensitive=False`.)"""
+"""The command line's outer edge (`CliApp`, `CliGroup`): every
+error that ends a command is one line, `error: WHAT (WHY); try: COMMAND`, with the exit code of
+errors.exit_code_for (usage errors from click included); Ctrl-C prints one line saying what stopped
+and how to resume (interrupts.py); never a traceback (`--debug` or EMBEDDING_INGEST_DEBUG=1 shows it).
+`--help` is plain text that reflows at any width, flags without a `<bool>`, and the commands listed
+in the order of the job (`Panel`)."""
 
 from __future__ import annotations
 
+import shlex
 import sys
 import traceback
+from collections.abc import Sequence
+from enum import StrEnum
 from typing import Any
 
 import typer
+from typer import _click  # Typer 0.29 ships its own click; pinned in pyproject, tested per error kind
+from typer.core import TyperGroup
 
-from embedding_ingest.cli import query
-from embedding_ingest.cli.output import EXIT_CONFIGURATION, OutputFormat, debugging, emit_json, stderr
-from embedding_ingest.cli.query import QueryError, add_query_options
-from embedding_ingest.exceptions import ConfigurationError, EmbeddingIngestError
+from embedding_ingest.cli import interrupts, output, query
+from embedding_ingest.cli.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    error_line,
+    exit_code_for,
+    usage_message,
+)
+from embedding_ingest.cli.output import debugging, emit_json, print_error, stderr
+from embedding_ingest.cli.query import add_query_options
+from embedding_ingest.exceptions import EmbeddingIngestError
 
-EXIT_INTERRUPTED = 130
+PROGRAM = interrupts.PROGRAM
 
 
-def _wants_json(argv: list[str]) -> bool:
+class Panel(StrEnum):
+    """Where a command is listed in `--help`, in the order of the job. Pass as
+    `app.command(..., rich_help_panel=Panel.RUN)` (or `add_typer(..., rich_help_panel=...)`)."""
+
+    DATA = "Get data in"
+    RUN = "Run the workflows"
+    USE = "Use what is published"
+    MONITOR = "Monitor"
+    SETUP = "Definitions and deployment"
+
+
+# Within a panel, commands listed here come in this order; others follow in registration order.
+ORDER = ("receipts", "submit", "start-execution", "schedule", "demo", "query", "snapshots", "status",
+         "list-executions", "describe-execution", "get-execution-history", "batches", "console", "ls")
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
     pairs = zip(argv, argv[1:], strict=False)
     return any(a in ("--output", "-o") and b.lower() == "json" for a, b in pairs) or any(
         a.lower() == "--output=json" for a in argv)
@@ -29,36 +61,95 @@ def report_unhandled(error: BaseException, argv: list[str]) -> int:
     return the exit code."""
     if debugging():
         traceback.print_exception(error, file=sys.stderr)
-    if isinstance(error, KeyboardInterrupt):
-        stderr.print("interrupted", highlight=False)
-        return EXIT_INTERRUPTED
     expected = isinstance(error, EmbeddingIngestError)
-    kind = type(error).__name__
-    message = str(error) if expected else f"unexpected {kind}: {error}"
-    if not expected and not debugging():
-        message += " (run with --debug for the traceback)"
-    if _wants_json(argv):
-        emit_json({"error": kind, "message": message, "transient": bool(getattr(error, "transient", False))})
+    if expected:
+        message, try_ = str(error), getattr(error, "try_", None)
     else:
-        stderr.print(f"{kind if expected else 'error'}: {message}", markup=False, highlight=False,
-                     soft_wrap=True)
-    return EXIT_CONFIGURATION if isinstance(error, (ConfigurationError, QueryError)) else 1
+        message = f"unexpected {type(error).__name__}: {error}"
+        try_ = None if debugging() else shlex.join([PROGRAM, "--debug", *argv]) + "   (for the traceback)"
+    print_error(error, message, try_, as_json=_wants_json(argv))
+    return exit_code_for(error) if expected else EXIT_FAILED
 
 
-class CliApp(typer.Typer):
-    """A Typer app that runs its commands behind `report_unhandled`."""
+def _usage_error(error: _click.exceptions.UsageError, argv: list[str]) -> int:
+    path = error.ctx.command_path if error.ctx is not None else PROGRAM
+    message = usage_message(error.format_message())
+    if _wants_json(argv):
+        emit_json({"error": "UsageError", "message": message, "try": f"{path} --help", "transient": False})
+    else:
+        stderr.print(error_line(message, f"{path} --help"), markup=False, highlight=False, soft_wrap=True)
+    return EXIT_USAGE
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        add_query_options(self)
-        command = typer.main.get_command(self)
-        argv = list(kwargs.get("args") or sys.argv[1:])
-        query.ARGV[:] = argv
+
+class CliGroup(TyperGroup):
+    """The top-level click group: one-line errors and exit codes for everything a command can end with
+    (usage errors included, which Typer would print as a boxed, multi-line block), and `--help` with
+    the commands in sections (`Panel`), in the order of the job."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        interrupts.install()
+        interrupts.reset()
+        output.invocation[:] = argv
+        query.ARGV[:] = argv  # --query and --output text read it (cli/query.py)
         try:
-            return command(*args, **kwargs)
+            result = super().main(args=argv, prog_name=prog_name or PROGRAM, complete_var=complete_var,
+                                  standalone_mode=False, **extra)
+            code = result if isinstance(result, int) else 0
+        except _click.exceptions.NoArgsIsHelpError as error:
+            error.show()
+            code = EXIT_USAGE
+        except _click.exceptions.UsageError as error:
+            code = _usage_error(error, argv)
+        except _click.exceptions.ClickException as error:  # e.g. a file click could not open
+            stderr.print(error_line(usage_message(error.format_message()), None), markup=False,
+                         highlight=False, soft_wrap=True)
+            code = error.exit_code
+        except typer.Abort:
+            stderr.print("error: aborted", markup=False, highlight=False)
+            code = EXIT_FAILED
+        except (interrupts.Interrupted, KeyboardInterrupt) as stop:
+            stderr.print("\n" + interrupts.interrupted_line(argv, getattr(stop, "by", "Ctrl-C")),
+                         markup=False, highlight=False, soft_wrap=True)
+            code = EXIT_INTERRUPTED
         except SystemExit:
             raise
         except BaseException as error:  # noqa: BLE001 - the outermost edge: report, never a traceback
-            sys.exit(report_unhandled(error, argv))
+            code = report_unhandled(error, argv)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+    def format_commands(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
+        listed = [(name, command) for name in self.list_commands(ctx)
+                  if (command := self.get_command(ctx, name)) is not None and not command.hidden]
+        if not listed:
+            return
+        limit = formatter.width - 6 - max(len(name) for name, _ in listed)
+        sections: dict[str, list[tuple[str, str]]] = {panel.value: [] for panel in Panel}
+        rank = {name: index for index, name in enumerate(ORDER)}
+        for name, command in sorted(listed, key=lambda pair: rank.get(pair[0], len(ORDER))):
+            panel = getattr(command, "rich_help_panel", None) or "Other"
+            sections.setdefault(panel, []).append((name, command.get_short_help_str(limit)))
+        for title, rows in sections.items():
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
 
 
-__all__ = ["CliApp", "OutputFormat", "report_unhandled"]
+class CliApp(typer.Typer):
+    """The `embedding-ingest` app: plain help (no `<bool>` on flags, text reflowed at any width),
+    `CliGroup` at the top, enum options in any case."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("cls", CliGroup)
+        kwargs.setdefault("rich_markup_mode", None)
+        super().__init__(**kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        add_query_options(self)  # every command with --output gets --query (cli/query.py)
+        return typer.main.get_command(self)(*args, **kwargs)
+
+
+__all__ = ["CliApp", "CliGroup", "Panel", "report_unhandled"]

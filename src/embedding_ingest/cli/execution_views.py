@@ -6,12 +6,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from rich.table import Table
+from rich.console import RenderableType
 
-from embedding_ingest.cli.output import counted, table, when
+from embedding_ingest.cli.output import counted, when
+from embedding_ingest.cli.tables import Column, fitted, record
 from embedding_ingest.exceptions import InvalidInputError
 
 
@@ -24,14 +25,20 @@ def event_details(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def state_names(events: Sequence[dict[str, Any]]) -> dict[int, str]:
-    """Event id -> the state it happened in: the nearest *StateEntered up its previousEventId chain."""
+    """Event id -> the state it happened in, as the JSON names it: the event's own details `name`
+    (state entered/exited, Map iteration), else that of the nearest event up its previousEventId chain
+    that has one (a Lambda event -> its Task state; MapStateSucceeded -> the Map, through its last
+    iteration). Execution-level events have no state."""
     by_id = {e["id"]: e for e in events}
     names: dict[int, str] = {}
     for event in events:
+        if event["type"].startswith("Execution"):
+            continue
         current, seen = event, 0
-        while current is not None and seen < len(events):
-            if current["type"].endswith("StateEntered"):
-                names[event["id"]] = str(event_details(current).get("name") or "")
+        while current is not None and seen <= len(events):
+            name = event_details(current).get("name")
+            if name:
+                names[event["id"]] = str(name)
                 break
             current, seen = by_id.get(current.get("previousEventId")), seen + 1
     return names
@@ -84,81 +91,106 @@ def page_offset(name: str, token: str) -> int:
     raise InvalidTokenError(f"--next-token {token!r} was not returned by get-execution-history {name}")
 
 
-def history_table(title: str, events: Sequence[dict[str, Any]], *, failed_only: bool) -> Table:
+def _clock(events: Sequence[dict[str, Any]]) -> tuple[str, Callable[[Any], str | None]]:
+    """A title suffix and a time format for history rows: the time of day alone when every event is
+    on one date (the date goes in the title), else the whole stamp."""
+    stamps = [when(e.get("timestamp")) for e in events if e.get("timestamp") is not None]
+    days = {stamp[:10] for stamp in stamps if stamp}
+    if len(days) == 1:
+        return f" on {days.pop()}", lambda epoch: (when(epoch) or "")[11:] or None
+    return "", when
+
+
+def history_table(title: str, events: Sequence[dict[str, Any]], *, failed_only: bool) -> RenderableType:
+    on_day, clock = _clock(events)
     if failed_only:
-        return table(title, ["id", "time", "type", "state", "error", "cause"],
-                     [[e["id"], when(e.get("timestamp")), e["type"], e.get("stateName"),
-                       event_details(e).get("error"), event_details(e).get("cause")] for e in events])
+        return fitted(title + on_day, [Column("id", justify="right"), Column("time", drop=2), Column("type"),
+                                       Column("state"), Column("error", wrap=True),
+                                       Column("cause", wrap=True, drop=1)],
+                      [[e["id"], clock(e.get("timestamp")), e["type"], e.get("stateName"),
+                        event_details(e).get("error"), event_details(e).get("cause")] for e in events])
     names = state_names(events)
     functions = task_functions(events)
 
-    def detail(event: dict[str, Any]) -> str:
-        details = event_details(event)
+    def detail(event: dict[str, Any]) -> str | None:
         # The function's name says it all (its ARN, or lambda:invoke's parameters, are in the JSON).
-        return str(details.get("error") or functions.get(event["id"])
-                   or str(details.get("resource") or "").rsplit(":", 1)[-1])
+        resource = str(event_details(event).get("resource") or "")
+        return functions.get(event["id"]) or resource.rsplit(":", 1)[-1] or None
 
-    return table(title, ["id", "prev", "time", "type", "state", "error / resource"],
-                 [[e["id"], e.get("previousEventId"), when(e.get("timestamp")), e["type"],
-                   names.get(e["id"]) or "", detail(e)] for e in events])
+    return fitted(title + on_day, [Column("id", justify="right"), Column("prev", justify="right", drop=5),
+                                   Column("time", drop=2), Column("type"), Column("state"),
+                                   Column("error", wrap=True, drop=1), Column("resource", drop=4)],
+                  [[e["id"], e.get("previousEventId"), clock(e.get("timestamp")), e["type"],
+                    names.get(e["id"]), event_details(e).get("error"), detail(e)] for e in events])
 
 
-def summary_rows(summary: dict[str, Any]) -> list[list[Any]]:
+def summary_rows(summary: dict[str, Any]) -> list[tuple[str, Any]]:
     polled = ", ".join(f"{status}: {n}" for status, n in summary.get("batches_polled", {}).items())
-    rows: list[list[Any]] = [
-        ["batches listed", summary.get("batches_listed")],
-        ["batches polled", polled or "none"],
-        ["deltas written", summary.get("deltas_written")],
-        ["embeddings published", summary.get("embeddings_published")],
-        ["published version", summary.get("published_version") or "none"],
-        ["batches marked complete", summary.get("batches_marked_complete")],
-        ["items released", summary.get("items_released")],
-        ["batches still active", summary.get("batches_still_active")],
+    rows: list[tuple[str, Any]] = [
+        ("batches listed", summary.get("batches_listed")),
+        ("batches polled", polled or "none"),
+        ("deltas written", summary.get("deltas_written")),
+        ("embeddings published", summary.get("embeddings_published")),
+        ("published version", summary.get("published_version") or "none"),
+        ("batches marked complete", summary.get("batches_marked_complete")),
+        ("items released", summary.get("items_released")),
+        ("batches still active", summary.get("batches_still_active")),
     ]
     for reason in summary.get("release_reasons", []):
-        rows.append([f"released from {reason['batch_id']}",
-                     f"{reason['released']} items; first problem: {reason.get('first_problem') or '-'}"])
+        rows.append((f"released from {reason['batch_id'][:8]}",
+                     f"{reason['released']} items; first problem: {reason.get('first_problem') or '-'}"))
     if summary.get("failed_state"):
-        rows.append(["failed state", summary["failed_state"]])
+        rows.append(("failed state", summary["failed_state"]))
     return rows
 
 
-def describe_table(described: dict[str, Any]) -> Table:
-    """DescribeExecution plus its summary, as one table titled with the execution ARN."""
-    rows: list[list[Any]] = [["name", described.get("name")], ["status", described.get("status")],
-                             ["startDate", when(described.get("startDate"))],
-                             ["stopDate", when(described.get("stopDate"))]]
+def describe_table(described: dict[str, Any]) -> RenderableType:
+    """DescribeExecution plus its summary, read vertically (the ARN is in --output json)."""
+    rows: list[tuple[str, Any]] = [("name", described.get("name")), ("status", described.get("status")),
+                                   ("started", when(described.get("startDate"))),
+                                   ("stopped", when(described.get("stopDate")))]
     if described.get("error"):
-        rows += [["error", described["error"]], ["cause", described.get("cause")]]
+        rows += [("error", described["error"]), ("cause", described.get("cause"))]
     summary = described.get("summary")
     if summary:
         rows += summary_rows(summary)
-        rows.append(["summary", summary.get("message")])
-    return table(described.get("executionArn", ""), ["field", "value"], rows)
+        rows.append(("summary", summary.get("message")))
+    return record(f"Execution {described.get('name')}", rows)
 
 
-def idle_tables(result: dict[str, Any]) -> list[Table]:
+def idle_tables(result: dict[str, Any]) -> list[RenderableType]:
     """start-execution --until-idle: one row per execution, then the aggregated summary."""
-    runs = table(counted(len(result["executions"]), "execution"),
-                 ["name", "status", "started", "published", "still active"],
-                 [[e.get("name"), e.get("status"), when(e.get("startDate")),
-                   e.get("summary", {}).get("embeddings_published"),
-                   e.get("summary", {}).get("batches_still_active")] for e in result["executions"]])
+    runs = fitted(counted(len(result["executions"]), "execution"),
+                  [Column("name"), Column("status"), Column("published", justify="right"),
+                   Column("still active", justify="right"), Column("started", drop=1)],
+                  [[e.get("name"), e.get("status"), e.get("summary", {}).get("embeddings_published"),
+                    e.get("summary", {}).get("batches_still_active"), when(e.get("startDate"))]
+                   for e in result["executions"]])
     s = result["summary"]
-    totals = table("Summary", ["field", "value"], [
-        ["executions", f"{s['executions']} ({s['succeeded']} succeeded, {s['failed']} failed)"],
-        ["deltas written", s["deltas_written"]],
-        ["embeddings published", s["embeddings_published"]],
-        ["published version", s["published_version"] or "none"],
-        ["batches marked complete", s["batches_marked_complete"]],
-        ["items released", s["items_released"]],
-        ["batches still active", s["batches_still_active"]],
-        ["stopped because", s["stopped_because"]],
-        ["summary", s["message"]]])
+    totals = record("Summary", [
+        ("executions", f"{s['executions']} ({s['succeeded']} succeeded, {s['failed']} failed)"),
+        ("deltas written", s["deltas_written"]),
+        ("embeddings published", s["embeddings_published"]),
+        ("published version", s["published_version"] or "none"),
+        ("batches marked complete", s["batches_marked_complete"]),
+        ("items released", s["items_released"]),
+        ("batches still active", s["batches_still_active"]),
+        ("stopped because", s["stopped_because"]),
+        ("summary", s["message"])])
     return [runs, totals]
 
 
-def executions_table(executions: Sequence[dict[str, Any]]) -> Table:
-    return table("Executions", ["name", "status", "startDate", "stopDate", "error"],
-                 [[e["name"], e["status"], when(e.get("startDate")), when(e.get("stopDate")), e.get("error")]
-                  for e in executions])
+def _duration(execution: dict[str, Any]) -> str | None:
+    start, stop = execution.get("startDate"), execution.get("stopDate")
+    if start is None or stop is None:
+        return None
+    seconds = float(stop) - float(start)
+    return f"{seconds:.1f}s" if seconds < 60 else f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+
+
+def executions_table(executions: Sequence[dict[str, Any]]) -> RenderableType:
+    return fitted(counted(len(executions), "execution"),
+                  [Column("name"), Column("status"), Column("started"),
+                   Column("took", justify="right", drop=2), Column("error", wrap=True, drop=1)],
+                  [[e["name"], e["status"], when(e.get("startDate")), _duration(e), e.get("error")]
+                   for e in executions])

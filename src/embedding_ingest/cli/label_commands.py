@@ -10,7 +10,9 @@ import typer
 
 from embedding_ingest.cli import workspace
 from embedding_ingest.cli.data_commands import EXIT_SOME_REJECTED
-from embedding_ingest.cli.output import OutputFormat, OutputOption, emit, guarded, hint, table
+from embedding_ingest.cli.entry import Panel
+from embedding_ingest.cli.output import OutputFormat, OutputOption, emit, guarded, hint
+from embedding_ingest.cli.tables import Column, fitted
 
 labels_app = typer.Typer(help="Labels of lines and words, applied without re-embedding.",
                          no_args_is_help=True)
@@ -30,8 +32,9 @@ def apply(file: Path = typer.Argument(..., exists=True, dir_okay=False, readable
     emit(report, output, lambda r: [
         describe(r) + (f"; {len(r.metadata_batches)} metadata batch(es) queued"
                        if r.metadata_batches else ""),
-        *([table(f"Skipped lines ({len(r.problems)})", ["line", "field", "problem"],
-                 [[p.line_number, p.field, p.problem] for p in r.problems[:SHOWN_PROBLEMS]])]
+        *([fitted(f"Skipped lines ({len(r.problems)})",
+                  [Column("line", justify="right"), Column("field"), Column("problem", wrap=True)],
+                  [[p.line_number, p.field, p.problem] for p in r.problems[:SHOWN_PROBLEMS]])]
           if r.problems else [])])
     if report.metadata_batches:
         hint(output, "embedding-ingest start-execution line --until-idle (and word)")
@@ -40,4 +43,5 @@ def apply(file: Path = typer.Argument(..., exists=True, dir_okay=False, readable
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(labels_app, name="labels")
+    app.add_typer(labels_app, name="labels", rich_help_panel=Panel.DATA,
+                  short_help="Apply label changes without re-embedding.")

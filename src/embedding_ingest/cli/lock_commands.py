@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from embedding_ingest.cli import workspace
+from embedding_ingest.cli.entry import Panel
 from embedding_ingest.cli.output import OutputFormat, OutputOption, emit, fail, guarded, hint, stderr
 from embedding_ingest.exceptions import EmbeddingIngestError, InvalidInputError
 from embedding_ingest.stores.records import ItemKind, Lease
@@ -143,4 +144,5 @@ def break_lock(database: str = typer.Argument(..., metavar="DATABASE", help="lin
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(locks_app, name="locks")
+    app.add_typer(locks_app, name="locks", rich_help_panel=Panel.MONITOR,
+                  short_help="Publish locks: who holds them; freeing a dead holder's.")

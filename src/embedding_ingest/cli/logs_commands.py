@@ -18,6 +18,8 @@ from typing import Any
 import typer
 
 from embedding_ingest.cli import workspace
+from embedding_ingest.cli.entry import Panel
+from embedding_ingest.cli.errors import CliError
 from embedding_ingest.cli.output import EXIT_CONFIGURATION, OutputFormat, OutputOption, emit, fail, hint, when
 from embedding_ingest.cli.run_commands import Backend, BackendOption
 from embedding_ingest.exceptions import EmbeddingIngestError, InvalidInputError
@@ -89,7 +91,8 @@ def filter_log_events(
         start_time: str = typer.Option(None, "--start-time", help="Epoch ms or ISO-8601, inclusive"),
         end_time: str = typer.Option(None, "--end-time", help="Epoch ms or ISO-8601, inclusive"),
         log_stream_names: list[str] = typer.Option(None, "--log-stream-names", help="Only these streams"),
-        log_stream_name_prefix: str = typer.Option(None, "--log-stream-name-prefix"),
+        log_stream_name_prefix: str = typer.Option(None, "--log-stream-name-prefix",
+                                                   help="Only streams whose name starts with this"),
         backend: Backend = BackendOption,
         output: OutputFormat = OutputOption) -> None:
     """Log events of a function's log group that match a filter pattern, oldest first."""
@@ -100,11 +103,11 @@ def filter_log_events(
                  "stream_prefix": log_stream_name_prefix}
         result = (_from_cloudwatch(log_group_name, query, max_items, starting_token) if backend is Backend.AWS
                   else _from_store(log_group_name, query, max_items, starting_token))
-    except ResourceNotFoundException as error:
-        exit_ = fail(error, output, EXIT_CONFIGURATION)
-        if error.suggestion:
-            hint(output, f"embedding-ingest logs filter-log-events --log-group-name {error.suggestion}")
-        raise exit_ from error
+    except ResourceNotFoundException as error:  # AWS's error code kept in the line, as the AWS CLI says it
+        suggested = (f"embedding-ingest logs filter-log-events --log-group-name {error.suggestion}"
+                     if error.suggestion else "embedding-ingest logs filter-log-events --help")
+        raise fail(CliError(f"{error} (ResourceNotFoundException)", try_=suggested,
+                            name="ResourceNotFoundException"), output, EXIT_CONFIGURATION) from error
     except InvalidInputError as error:  # a bad pattern, time or token
         raise fail(error, output, EXIT_CONFIGURATION) from error
     except EmbeddingIngestError as error:  # CloudWatch Logs failed
@@ -143,4 +146,5 @@ def describe_log_groups(backend: Backend = BackendOption, output: OutputFormat =
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(logs_app, name="logs")
+    app.add_typer(logs_app, name="logs", rich_help_panel=Panel.MONITOR,
+                  short_help="Function logs, as `aws logs filter-log-events` shows them.")

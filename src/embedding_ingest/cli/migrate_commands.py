@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 from embedding_ingest.cli import workspace
+from embedding_ingest.cli.entry import Panel
 from embedding_ingest.cli.output import OutputFormat, OutputOption, emit, guarded, hint, table
 from embedding_ingest.stores.records import EmbeddingStatus, ItemKind
 
@@ -138,5 +139,6 @@ def requeue(kind: ItemKind = typer.Argument(..., help="line or word", case_sensi
 
 
 def register(app: typer.Typer) -> None:
-    app.command("migrate")(migrate)
-    app.add_typer(items_app, name="items")
+    app.command("migrate", rich_help_panel=Panel.RUN,
+                short_help="Change the embedding model: build the new snapshot beside the old.")(migrate)
+    app.add_typer(items_app, name="items", rich_help_panel=Panel.MONITOR)

@@ -21,6 +21,7 @@ from typing import Any
 import typer
 
 from embedding_ingest.cli import workspace
+from embedding_ingest.cli.entry import Panel
 from embedding_ingest.cli.output import OutputFormat, OutputOption, emit, fail, guarded, hint
 from embedding_ingest.exceptions import InvalidInputError
 
@@ -128,4 +129,5 @@ def cp(source: str = typer.Argument(..., help="s3://BUCKET/KEY or KEY"),
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(objects_app, name="objects")
+    app.add_typer(objects_app, name="objects", rich_help_panel=Panel.MONITOR,
+                  short_help="The object store, as `aws s3 ls/cp` show it.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -13,7 +14,7 @@ from typing import Any
 
 import typer
 from pydantic import BaseModel
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -22,24 +23,39 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
 from rich.text import Text
 
 from asl_local.errors import AslError
 from embedding_ingest.cli import query
+from embedding_ingest.cli.errors import (
+    EXIT_CONFIGURATION,  # noqa: F401 - re-exported for commands that import it from here
+    error_line,
+    exit_code_for,
+    one_line,
+)
 from embedding_ingest.cli.formats import OutputFormat
-from embedding_ingest.exceptions import ConfigurationError, EmbeddingIngestError
+from embedding_ingest.cli.tables import Column, fitted
+from embedding_ingest.cli.tables import wide as wide_tables
+from embedding_ingest.exceptions import EmbeddingIngestError
 
-EXIT_CONFIGURATION = 2  # a bad setting or usage, as click exits for a bad option
 DEBUG_VARIABLE = "EMBEDDING_INGEST_DEBUG"
 UTC_VARIABLE = "EMBEDDING_INGEST_UTC"
 
 
 OutputOption = typer.Option(OutputFormat.TABLE, "--output", "-o",
                             help="table (default), json, or text (as the AWS CLI's)", case_sensitive=False)
+WideOption = typer.Option(False, "--wide", help="Tables: every column and whole ids (lines may pass the "
+                                                "terminal's width); json always has everything")
+
+
+def kind_argument(help: str = "line or word", default: Any = ...) -> Any:
+    """The KIND argument (line or word) every command that takes one declares the same way."""
+    return typer.Argument(default, help=help, metavar="KIND", case_sensitive=False, show_default=False)
 
 stdout = Console()
 stderr = Console(stderr=True)
+# The arguments of the running command line (after the program name), set by entry.CliGroup.main.
+invocation: list[str] = []
 
 
 def to_jsonable(value: Any) -> Any:
@@ -82,19 +98,16 @@ def counted(count: int, noun: str) -> str:
     return f"{count} {noun if count == 1 else plural}"
 
 
-def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
-    """A table whose cells wrap (fold) instead of being cut: ids are never shortened."""
-    result = Table(title=title, show_lines=False)
-    for column in columns:
-        result.add_column(column, overflow="fold", no_wrap=column in TIME_COLUMNS)
-    for row in rows:
-        result.add_row(*("" if cell is None else str(cell) for cell in row))
-    return result
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> RenderableType:
+    """A table of free-text columns (times stay on one line), headers never split; for columns with
+    ids or a choice of what to drop at 80 columns, use tables.fitted with tables.Column."""
+    return fitted(title, [Column(name, wrap=name not in TIME_COLUMNS) for name in columns], rows)
 
 
-def emit(value: Any, output: OutputFormat, render: Callable[[Any], Any]) -> None:
-    """Print `value` as JSON, or whatever rich renderable(s) `render(value)` returns; under --query, the
-    query's result as JSON, text or a generic table (cli/query.py); `--output text` as the AWS CLI."""
+def emit(value: Any, output: OutputFormat, render: Callable[[Any], Any], *, wide: bool = False) -> None:
+    """Print `value` as JSON, or whatever rich renderable(s) `render(value)` returns (`wide`: every
+    column and whole ids, see tables.py); under --query, the query's result as JSON, text or a generic
+    table (cli/query.py); `--output text` as the AWS CLI."""
     if query.active() or output is OutputFormat.TEXT:
         value = query.apply(json.loads(json.dumps(to_jsonable(value), default=str)))
         render = query.generic_table
@@ -104,9 +117,10 @@ def emit(value: Any, output: OutputFormat, render: Callable[[Any], Any]) -> None
     if output is OutputFormat.JSON:
         emit_json(value)
         return
-    rendered = render(value)
-    for item in rendered if isinstance(rendered, (list, tuple)) else [rendered]:
-        stdout.print(item)
+    with wide_tables(wide):
+        rendered = render(value)
+        for item in rendered if isinstance(rendered, (list, tuple)) else [rendered]:
+            stdout.print(item, crop=not wide)  # --wide: lines may pass the width (the terminal wraps)
 
 
 @contextmanager
@@ -127,19 +141,41 @@ def progress(output: OutputFormat, description: str,
         yield advance
 
 
-def fail(error: Exception, output: OutputFormat, code: int = 1) -> typer.Exit:
-    """Report an error (JSON on stdout with --output json) and return the Exit to raise."""
-    kind = type(error).__name__
-    if isinstance(error, ConfigurationError):
-        code = EXIT_CONFIGURATION
-    if debugging():
-        traceback.print_exception(error, file=sys.stderr)
-    if output is OutputFormat.JSON:
-        emit_json({"error": kind, "message": str(error),
+def _command_path() -> str:
+    """`embedding-ingest batches reset`: the command running now (click's context), for `try:` hints."""
+    from typer._click.globals import get_current_context
+
+    context = get_current_context(silent=True)
+    return context.command_path if context is not None else "embedding-ingest"
+
+
+def print_error(error: BaseException, message: str, try_: str | None, *, as_json: bool) -> None:
+    """The one error style: `error: WHAT (WHY); try: COMMAND` on stderr, or on stdout under --output json
+    `{"error": CLASS, "message", "try", "transient"}`."""
+    if as_json:
+        kind = getattr(error, "name", None) or type(error).__name__
+        emit_json({"error": kind, "message": one_line(message), "try": try_,
                    "transient": bool(getattr(error, "transient", False))})
     else:
         # One line, whatever the width; the message is data, never rich markup.
-        stderr.print(Text.assemble((kind, "bold red"), f": {error}"), highlight=False, soft_wrap=True)
+        stderr.print(Text.assemble(("error:", "bold red"), error_line(message, try_).removeprefix("error:")),
+                     highlight=False, soft_wrap=True)
+
+
+def fail(error: Exception, output: OutputFormat, code: int | None = None, *,
+         try_: str | None = None) -> typer.Exit:
+    """Report an error in the one style and return the Exit to raise. The exit code is
+    errors.exit_code_for(error) unless `code` is given; `try_` (or the error's own `try_`) is the command
+    to suggest; by default the same command again for a transient error, else `COMMAND --help`."""
+    if debugging():
+        traceback.print_exception(error, file=sys.stderr)
+    code = exit_code_for(error) if code is None else code
+    suggestion = try_ or getattr(error, "try_", None)
+    if suggestion is None and getattr(error, "transient", False):
+        suggestion = shlex.join(["embedding-ingest", *invocation]) + "   (again, in a minute)"
+    elif suggestion is None:
+        suggestion = f"{_command_path()} --help"
+    print_error(error, str(error), suggestion, as_json=output is OutputFormat.JSON)
     return typer.Exit(code)
 
 
@@ -149,10 +185,11 @@ def hint(output: OutputFormat, command: str | None) -> None:
         stderr.print(f"next: {command}", markup=False, highlight=False, soft_wrap=True)
 
 
-def guarded(output: OutputFormat, action: Callable[[], Any]) -> Any:
-    """`action()`, or exit 1 (2 for a configuration error) with the one-line report of an expected error:
-    ours, or the ASL engine's (a definition `definitions run` refuses is the user's to fix, not a bug)."""
+def guarded(output: OutputFormat, action: Callable[[], Any], *, try_: str | None = None) -> Any:
+    """`action()`, or exit with the one-line report of an expected error (exit code from
+    errors.exit_code_for): ours, or the ASL engine's (a definition `definitions run` refuses is the
+    user's to fix, not a bug). `try_` is the command to suggest."""
     try:
         return action()
     except (EmbeddingIngestError, AslError) as error:
-        raise fail(error, output) from error
+        raise fail(error, output, try_=try_) from error

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import typer
 
-from embedding_ingest.cli import workspace
-from embedding_ingest.cli.data_commands import EXIT_SOME_REJECTED, batches_app, receipts_app
+from embedding_ingest.cli import next_steps, workspace
+from embedding_ingest.cli.data_commands import batches_app, receipts_app, resolve_batch_id
+from embedding_ingest.cli.errors import EXIT_REJECTED, CliError
 from embedding_ingest.cli.output import (
     OutputFormat,
     OutputOption,
@@ -16,10 +17,10 @@ from embedding_ingest.cli.output import (
     emit,
     fail,
     guarded,
-    table,
+    hint,
     when,
 )
-from embedding_ingest.exceptions import InvalidInputError
+from embedding_ingest.cli.tables import Column, fitted, record
 from embedding_ingest.receipts.importer import describe_metadata_changes
 from embedding_ingest.stores.records import ItemKind
 
@@ -27,7 +28,9 @@ SHOWN_IN_TABLES = 50  # rows of skipped items / clamped boxes in the table view 
 
 
 @receipts_app.command("import")
-def import_receipts(file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
+def import_receipts(file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True,
+                                                help="JSONL file, one receipt per line "
+                                                     "(format: tests/data/README.md)"),
                     sync: bool = typer.Option(False, "--sync", help="The file is the whole truth: "
                                               "receipts absent from it are deleted"),
                     output: OutputFormat = OutputOption) -> None:
@@ -47,12 +50,14 @@ def import_receipts(file: Path = typer.Argument(..., exists=True, dir_okay=False
     report, queued, metadata_batches = guarded(output, run)
     emit({**report.model_dump(mode="json"), "deletion_batches": queued, "metadata_batches": metadata_batches},
          output, lambda _: _render_import(report, queued, metadata_batches))
+    hint(output, next_steps.overall(workspace.ledger()))
     if report.errors:
-        raise typer.Exit(EXIT_SOME_REJECTED)
+        raise typer.Exit(EXIT_REJECTED)
 
 
 @receipts_app.command("delete")
-def delete_receipts(receipt_ids: list[str] = typer.Argument(None, help="receipt_id values (image ids)"),
+def delete_receipts(receipt_ids: list[str] = typer.Argument(None, help="receipt_id values, as in the file",
+                                                           show_default=False),
                     file: Path = typer.Option(None, "--file", exists=True, dir_okay=False, readable=True,
                                               help="A file of receipt ids, one per line"),
                     output: OutputFormat = OutputOption) -> None:
@@ -64,7 +69,8 @@ def delete_receipts(receipt_ids: list[str] = typer.Argument(None, help="receipt_
     if file is not None:
         ids += [line.strip() for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
     if not ids:
-        raise fail(InvalidInputError("name the receipts: RECEIPT_ID... or --file"), output, code=2)
+        raise fail(CliError("name the receipts to delete", try_="embedding-ingest receipts delete "
+                            "RECEIPT_ID... (or --file FILE)"), output)
 
     def run():
         unknown, report = run_delete(workspace.ledger(), ids)
@@ -75,29 +81,28 @@ def delete_receipts(receipt_ids: list[str] = typer.Argument(None, help="receipt_
               "words_removed": report.words_removed, "unknown_receipt_ids": unknown,
               "deletion_batches": queued}
     emit(result, output, lambda r: [
-        table(f"Deleted {len(r['receipts_deleted'])} receipt(s)", ["lines removed", "words removed",
-                                                                   "deletion batches"],
-              [[r["lines_removed"], r["words_removed"], ", ".join(r["deletion_batches"]) or "-"]]),
+        record(f"Deleted {counted(len(r['receipts_deleted']), 'receipt')}",
+               [("lines removed", r["lines_removed"]), ("words removed", r["words_removed"]),
+                ("deletion batches", ", ".join(r["deletion_batches"]) or "-")]),
         *([f"[yellow]no receipt with id[/] {', '.join(unknown)}"] if unknown else [])])
+    hint(output, next_steps.overall(workspace.ledger()))
     if unknown:
-        raise typer.Exit(EXIT_SOME_REJECTED)
+        raise typer.Exit(EXIT_REJECTED)
 
 
 @batches_app.command("show")
-def show_batch(batch_id: str = typer.Argument(...), output: OutputFormat = OutputOption) -> None:
+def show_batch(batch_id: str = typer.Argument(..., help="Batch id, or a unique prefix of one"),
+               output: OutputFormat = OutputOption) -> None:
     """One batch summary in full, with the output lines whose custom_id was not in the batch."""
     guarded(output, workspace.require_workspace)  # a read-only command never creates a workspace
-    summary = workspace.ledger().get_batch(batch_id)
-    if summary is None:
-        raise fail(InvalidInputError(f"no batch {batch_id!r} (see `embedding-ingest batches list`)"),
-                   output, code=2)
+    summary = workspace.ledger().get_batch(guarded(output, lambda: resolve_batch_id(batch_id)))
     emit(summary, output, lambda s: [
-        table(f"Batch {s.batch_id}", ["field", "value"],
-              # times as in every table (ISO-8601, local or --utc); JSON keeps the epoch seconds
-              [[name, when(value) if name.endswith("_at") else value]
-               for name, value in s.model_dump(mode="json").items() if name != "unknown_custom_ids"]),
-        table(f"{len(s.unknown_custom_ids)} unknown custom_id(s) in the output", ["custom_id"],
-              [[i] for i in s.unknown_custom_ids]) if s.unknown_custom_ids
+        # times as in every table (ISO-8601, local or --utc); JSON keeps the epoch seconds
+        record(None, [(name, when(value) if name.endswith("_at") else
+                       ", ".join(value) if isinstance(value, list) else value)
+                      for name, value in s.model_dump(mode="json").items() if name != "unknown_custom_ids"]),
+        fitted(f"{len(s.unknown_custom_ids)} unknown custom_id(s) in the output", [Column("custom_id")],
+               [[i] for i in s.unknown_custom_ids]) if s.unknown_custom_ids
         else "no output line with a custom_id outside this batch"])
 
 
@@ -119,7 +124,7 @@ def _render_import(r, queued: list[str], metadata_batches: list[str]) -> list:
               ("lines removed", r.lines_removed), ("words removed", r.words_removed),
               ("items skipped", r.items_skipped), ("boxes clamped", r.boxes_clamped),
               ("tokens", r.tokens), ("items truncated", r.truncated_items)]
-    parts: list = [table(f"Import of {r.source_file}", ["", "count"], counts)]
+    parts: list = [record(f"Imported {r.source_file}", [(name, f"{n:,}") for name, n in counts if n])]
     for count, kind, what in ((r.lines_requeued_by_neighbours, "line", "a neighbouring row"),
                               (r.words_requeued_by_neighbours, "word", "a neighbouring word")):
         if count:
@@ -135,18 +140,21 @@ def _render_import(r, queued: list[str], metadata_batches: list[str]) -> list:
         parts.append(said + (f" ({len(metadata_batches)} metadata batch(es) queued for the next workflow run)"
                              if metadata_batches else ""))
     if r.errors:
-        parts.append(table("Rejected records", ["line", "receipt", "field", "problem"],
-                           [[e.line_number, e.receipt_id, e.field, e.problem] for e in r.errors]))
+        parts.append(fitted("Rejected records", [Column("line", justify="right"), Column("receipt_id"),
+                                                 Column("field"), Column("problem", wrap=True)],
+                            [[e.line_number, e.receipt_id, e.field, e.problem] for e in r.errors]))
     if r.skipped_items:
-        parts.append(table(f"Skipped items ({len(r.skipped_items)})", ["line", "receipt", "item", "field",
-                                                                        "problem"],
-                           [[s.line_number, s.receipt_id, s.item, s.field, s.problem]
-                            for s in r.skipped_items[:SHOWN_IN_TABLES]]))
+        parts.append(fitted(f"Skipped items ({len(r.skipped_items)})",
+                            [Column("line", justify="right"), Column("receipt_id"), Column("item"),
+                             Column("field"), Column("problem", wrap=True)],
+                            [[s.line_number, s.receipt_id, s.item, s.field, s.problem]
+                             for s in r.skipped_items[:SHOWN_IN_TABLES]]))
     if r.clamped_boxes:
-        parts.append(table(f"Clamped boxes ({len(r.clamped_boxes)})", ["line", "receipt", "field", "from",
-                                                                        "to"],
-                           [[c.line_number, c.receipt_id, c.field, c.original, c.clamped]
-                            for c in r.clamped_boxes[:SHOWN_IN_TABLES]]))
+        parts.append(fitted(f"Clamped boxes ({len(r.clamped_boxes)})",
+                            [Column("line", justify="right"), Column("receipt_id"), Column("field"),
+                             Column("from", wrap=True), Column("to", wrap=True)],
+                            [[c.line_number, c.receipt_id, c.field, c.original, c.clamped]
+                             for c in r.clamped_boxes[:SHOWN_IN_TABLES]]))
     return parts
 
 

@@ -6,10 +6,10 @@ from enum import StrEnum
 from typing import Any
 
 import typer
+from rich.console import RenderableType
 from rich.live import Live
-from rich.table import Table
 
-from embedding_ingest.cli import workspace
+from embedding_ingest.cli import interrupts, next_steps, workspace
 from embedding_ingest.cli.arn_options import (
     ExecutionArnOption,
     ExecutionDoesNotExist,
@@ -19,6 +19,8 @@ from embedding_ingest.cli.arn_options import (
     workflow_from,
     workflow_of_execution_arn,
 )
+from embedding_ingest.cli.entry import Panel
+from embedding_ingest.cli.errors import EXIT_EXECUTION_FAILED, EXIT_USAGE, CliError
 from embedding_ingest.cli.execution_views import (
     describe_table,
     executions_table,
@@ -29,7 +31,6 @@ from embedding_ingest.cli.execution_views import (
     page_token,
 )
 from embedding_ingest.cli.output import (
-    EXIT_CONFIGURATION,
     OutputFormat,
     OutputOption,
     counted,
@@ -38,12 +39,9 @@ from embedding_ingest.cli.output import (
     guarded,
     hint,
     stderr,
-    table,
 )
-from embedding_ingest.exceptions import InvalidInputError
+from embedding_ingest.cli.tables import Column, fitted
 from embedding_ingest.stores.records import ExecutionStatus, ItemKind
-
-EXIT_EXECUTION_FAILED = 4
 
 
 class Backend(StrEnum):
@@ -51,9 +49,10 @@ class Backend(StrEnum):
     AWS = "aws"
 
 
-BackendOption = typer.Option(Backend.LOCAL, "--backend",
-                             help="local engine (default) or aws (the deployed state machines)",
-                             case_sensitive=False)
+BackendOption = typer.Option(Backend.LOCAL, "--backend", case_sensitive=False, metavar="BACKEND",
+                             help="local engine (default) or aws (the deployed state machines)")
+WorkflowOption = typer.Option(None, "--workflow", case_sensitive=False, metavar="KIND",
+                              help="line or word (aws: which state machine; default: both)")
 
 
 def _aws(state_machine_arn: str | None = None, workflow: ItemKind | None = None):
@@ -90,9 +89,11 @@ class StageBoard:
         row = self.rows.setdefault(stage, [0, 0, 0])
         row[{"started": 0, "succeeded": 1, "failed": 2}[outcome]] += 1
 
-    def render(self) -> Table:
-        return table("Execution progress", ["stage", "started", "succeeded", "failed"],
-                     [[stage, *counts] for stage, counts in self.rows.items()])
+    def render(self) -> RenderableType:
+        return fitted("Execution progress (Ctrl-C stops safely)",
+                      [Column("stage"),
+                       *(Column(h, justify="right") for h in ("started", "succeeded", "failed"))],
+                      [[stage, *counts] for stage, counts in self.rows.items()])
 
 
 def _named(name: str | None) -> str | None:
@@ -132,40 +133,48 @@ def _until_idle(workflow: ItemKind, backend: Backend, interval: float | None, ma
 
 
 def start_execution(workflow: ItemKind = typer.Argument(None, help="line or word (or --state-machine-arn)",
-                                                    case_sensitive=False),
+                                                    metavar="[KIND]", case_sensitive=False,
+                                                    show_default=False),
                     state_machine_arn: str = StateMachineArnOption,
                     name: str = typer.Option(None, "--name", help="Execution name (= the run's batch_id); "
                                              "default KIND-TIMESTAMP-RANDOM"),
                     until_idle: bool = typer.Option(False, "--until-idle",
                                                     help="Run executions back to back until no batch of "
                                                          "KIND is active, then print one summary"),
-                    interval: float = typer.Option(None, "--interval", min=0,
+                    interval: float = typer.Option(None, "--interval", min=0, metavar="SECONDS",
                                                    help="--until-idle: seconds between executions "
                                                         "(default 0 for the local provider, 60 for openai)"),
-                    max_runs: int = typer.Option(None, "--max-runs", min=1,
+                    max_runs: int = typer.Option(None, "--max-runs", min=1, metavar="N",
                                                  help="--until-idle: at most this many executions"),
                     backend: Backend = BackendOption,
                     wait: bool = typer.Option(True, "--wait/--no-wait",
                                               help="aws: wait for the execution to end"),
                     output: OutputFormat = OutputOption) -> None:
     """Run a workflow to completion (on the local engine, or on AWS with --backend aws) and say what it
-    did; with --until-idle, run it until no batch of KIND is active."""
+    did; with --until-idle, run it until no batch of KIND is active. Ctrl-C stops safely: the running
+    execution is recorded ABORTED and the next run resumes its batches."""
     workflow = given(output, lambda: workflow_from(workflow, state_machine_arn))
+    resume = f"embedding-ingest start-execution {workflow.value} --until-idle"
     if until_idle:
         if name is not None:
-            raise fail(InvalidInputError("--name names one execution; --until-idle starts several"),
-                       output, EXIT_CONFIGURATION)
+            raise fail(CliError("--name names one execution (--until-idle starts several)",
+                                try_=resume), output)
+        interrupts.on_interrupt(f"start-execution {workflow.value} --until-idle", resume=resume,
+                                kept="the running execution is recorded ABORTED and its batches stay active")
+        _started(output, f"running {workflow.value} executions until no {workflow.value} batch is active")
         result = guarded(output, lambda: _until_idle(workflow, backend, interval, max_runs, output,
                                                      state_machine_arn))
         emit(result, output, idle_tables)
-        hint(output, result["summary"]["next"])
+        hint(output, result["summary"]["next"] or _after(workflow, backend))
         if result["summary"]["failed"]:
             raise typer.Exit(EXIT_EXECUTION_FAILED)
         return
     if interval is not None or max_runs is not None:
-        raise fail(InvalidInputError("--interval and --max-runs go with --until-idle"), output,
-                   EXIT_CONFIGURATION)
+        raise fail(CliError("--interval and --max-runs go with --until-idle",
+                            try_=f"{resume} --interval SECONDS"), output)
     run_name = guarded(output, lambda: _named(name))
+    interrupts.on_interrupt(f"start-execution {workflow.value}", resume=resume,
+                            kept="the execution is recorded ABORTED and its batches stay active")
     if backend is Backend.AWS:
         from embedding_ingest.pipeline.run import run_execution
 
@@ -173,11 +182,23 @@ def start_execution(workflow: ItemKind = typer.Argument(None, help="line or word
                                                           wait=wait,
                                                           backend=_aws(state_machine_arn, workflow)))
     else:
+        _started(output, f"running one {workflow.value} execution")
         described = guarded(output, lambda: _local_run(workflow, run_name, output))
     emit(described, output, describe_table)
-    hint(output, described["summary"]["next"])
+    hint(output, described["summary"]["next"] or _after(workflow, backend))
     if described["status"] not in ("SUCCEEDED", "RUNNING"):
         raise typer.Exit(EXIT_EXECUTION_FAILED)
+
+
+def _started(output: OutputFormat, what: str) -> None:
+    """One line on a terminal as work starts: what runs, and that Ctrl-C is safe."""
+    if output is not OutputFormat.JSON and stderr.is_terminal:
+        stderr.print(f"{what}; Ctrl-C stops safely", markup=False, highlight=False, soft_wrap=True)
+
+
+def _after(workflow: ItemKind, backend: Backend) -> str | None:
+    """The next step once a run left nothing to do: read from the workspace (local backend)."""
+    return next_steps.for_kind(workspace.ledger(), workflow) if backend is Backend.LOCAL else None
 
 
 def _local_described(name: str, output: OutputFormat) -> tuple[dict[str, Any], list[dict[str, Any]], str]:
@@ -190,7 +211,8 @@ def _local_described(name: str, output: OutputFormat) -> tuple[dict[str, Any], l
     ledger = workspace.ledger()
     record = given(output, lambda: engine_store.find_execution(ledger, name))
     if record is None:
-        raise fail(ExecutionDoesNotExist(f"Execution Does Not Exist: {name!r}"), output, EXIT_CONFIGURATION)
+        raise fail(ExecutionDoesNotExist(f"Execution Does Not Exist: {name!r}"), output, EXIT_USAGE,
+                   try_="embedding-ingest list-executions")
     events = engine_store.execution_history(ledger.get_events(record.execution_arn))["events"]
     return engine_store.describe_execution(record), events, record.workflow
 
@@ -198,8 +220,7 @@ def _local_described(name: str, output: OutputFormat) -> tuple[dict[str, Any], l
 def describe_execution(name: str = typer.Argument(None, help="Execution name or ARN"),
                        execution_arn: str = ExecutionArnOption,
                        backend: Backend = BackendOption,
-                       workflow: ItemKind = typer.Option(None, "--workflow", help="line or word (aws)",
-                                                         case_sensitive=False),
+                       workflow: ItemKind = WorkflowOption,
                        output: OutputFormat = OutputOption) -> None:
     """Status, input and output of an execution (DescribeExecution shape) and its summary."""
     from embedding_ingest.pipeline.report import summarize_execution
@@ -233,17 +254,17 @@ def _workflow_of(described: dict[str, Any]) -> ItemKind:
 
 def get_execution_history(name: str = typer.Argument(None, help="Execution name or ARN"),
                           execution_arn: str = ExecutionArnOption,
-                          max_results: int = typer.Option(None, "--max-results", min=1,
+                          max_results: int = typer.Option(None, "--max-results", min=1, metavar="N",
                                                           help="At most N events; nextToken gives the rest"),
-                          next_token: str = typer.Option(None, "--next-token",
+                          next_token: str = typer.Option(None, "--next-token", metavar="TOKEN",
                                                          help="The nextToken of the previous page"),
-                          reverse_order: bool = typer.Option(False, "--reverse-order"),
+                          reverse_order: bool = typer.Option(False, "--reverse-order",
+                                                             help="Newest event first"),
                           failed_only: bool = typer.Option(False, "--failed-only",
                                                            help="Only *Failed events, with the state that "
                                                                 "failed, the error and the cause"),
                           backend: Backend = BackendOption,
-                          workflow: ItemKind = typer.Option(None, "--workflow", help="line or word (aws)",
-                                                            case_sensitive=False),
+                          workflow: ItemKind = WorkflowOption,
                           output: OutputFormat = OutputOption) -> None:
     """History events of an execution (GetExecutionHistory shape, paged with --max-results and
     --next-token as the AWS CLI pages them)."""
@@ -263,6 +284,9 @@ def get_execution_history(name: str = typer.Argument(None, help="Execution name 
     page: dict[str, Any] = {"events": events[offset:end]}
     if end < len(events):
         page["nextToken"] = page_token(name, end)
+    if failed_only and not page["events"] and output is not OutputFormat.JSON:
+        stderr.print(f"no failed events in {name}", markup=False, highlight=False, soft_wrap=True)
+        return
     emit(page, output, lambda r: history_table(f"{counted(len(r['events']), 'event')} of {name}", r["events"],
                                                failed_only=failed_only))
     if "nextToken" in page:
@@ -271,11 +295,16 @@ def get_execution_history(name: str = typer.Argument(None, help="Execution name 
              + (" --reverse-order" if reverse_order else ""))
 
 
-def list_executions(workflow: ItemKind = typer.Option(None, "--workflow", help="line or word",
+def list_executions(workflow: ItemKind = typer.Option(None, "--workflow", metavar="KIND",
+                                                      help="Only line or word executions",
                                                       case_sensitive=False),
                     state_machine_arn: str = StateMachineArnOption,
-                    status: ExecutionStatus = typer.Option(None, "--status", case_sensitive=False),
-                    max_results: int = typer.Option(None, "--max-results", min=1),
+                    status: ExecutionStatus = typer.Option(None, "--status", metavar="STATUS",
+                                                           case_sensitive=False,
+                                                           help="Only executions in this status: running, "
+                                                                "succeeded, failed, timed_out, aborted"),
+                    max_results: int = typer.Option(None, "--max-results", min=1, metavar="N",
+                                                    help="At most N executions (newest first)"),
                     backend: Backend = BackendOption,
                     output: OutputFormat = OutputOption) -> None:
     """Executions, newest first (ListExecutions shape)."""
@@ -298,10 +327,17 @@ def list_executions(workflow: ItemKind = typer.Option(None, "--workflow", help="
                        if k not in ("input", "output")}
                       for r in records]
     emit({"executions": executions}, output, lambda r: executions_table(r["executions"]))
+    if not executions and backend is Backend.LOCAL:
+        hint(output, "embedding-ingest list-executions" if (workflow or status)
+             else next_steps.overall(workspace.ledger()))
 
 
 def register(app: typer.Typer) -> None:
-    app.command("start-execution")(start_execution)
-    app.command("describe-execution")(describe_execution)
-    app.command("get-execution-history")(get_execution_history)
-    app.command("list-executions")(list_executions)
+    app.command("start-execution", rich_help_panel=Panel.RUN,
+                short_help="Run a workflow: poll, publish (--until-idle).")(start_execution)
+    app.command("describe-execution", rich_help_panel=Panel.MONITOR,
+                short_help="One execution: status and summary.")(describe_execution)
+    app.command("get-execution-history", rich_help_panel=Panel.MONITOR,
+                short_help="An execution's history events.")(get_execution_history)
+    app.command("list-executions", rich_help_panel=Panel.MONITOR,
+                short_help="Executions, newest first.")(list_executions)

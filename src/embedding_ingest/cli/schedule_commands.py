@@ -11,7 +11,8 @@ from contextlib import contextmanager
 import typer
 
 from embedding_ingest.cli import workspace
-from embedding_ingest.cli.output import OutputFormat, fail, stderr
+from embedding_ingest.cli.entry import Panel
+from embedding_ingest.cli.output import OutputFormat, fail
 from embedding_ingest.exceptions import EmbeddingIngestError
 from embedding_ingest.pipeline.run import open_loop
 from embedding_ingest.pipeline.schedule import StopRequest, parse_duration, parse_kinds, run_schedule
@@ -45,7 +46,7 @@ def schedule(every: str = typer.Option("5m", "--every", help="Wait between round
              kinds: str = typer.Option("line,word", "--kinds", help="Workflows to run, comma-separated"),
              submit: bool = typer.Option(True, "--submit/--no-submit",
                                          help="Submit un-embedded items at the start of each round"),
-             max_rounds: int = typer.Option(None, "--max-rounds", min=1,
+             max_rounds: int = typer.Option(None, "--max-rounds", min=1, metavar="N",
                                             help="Stop after this many rounds (default: run until stopped)")
              ) -> None:
     """Run by itself: each round submits new items, runs each workflow until no batch is active, logs
@@ -53,8 +54,7 @@ def schedule(every: str = typer.Option("5m", "--every", help="Wait between round
     try:
         interval, chosen = parse_duration(every), parse_kinds(kinds)
     except EmbeddingIngestError as error:
-        stderr.print(f"error: {error}", markup=False, highlight=False)
-        raise typer.Exit(2) from None
+        raise fail(error, OutputFormat.TABLE) from None
     stop = StopRequest()
     _log(f"schedule: every {every}, kinds {','.join(k.value for k in chosen)}, "
          f"submit {'on' if submit else 'off'} (Ctrl-C or SIGTERM stops after the current step)")
@@ -72,4 +72,5 @@ def schedule(every: str = typer.Option("5m", "--every", help="Wait between round
 
 
 def register(app: typer.Typer) -> None:
-    app.command("schedule")(schedule)
+    app.command("schedule", rich_help_panel=Panel.RUN,
+                short_help="Submit and run by itself, every few minutes.")(schedule)

@@ -3,27 +3,35 @@ verify are in published_commands.py)."""
 
 from __future__ import annotations
 
+import json
+
 import typer
 
-from embedding_ingest.cli import workspace
+from embedding_ingest.cli import next_steps, workspace
+from embedding_ingest.cli.entry import Panel
 from embedding_ingest.cli.output import (
     OutputFormat,
     OutputOption,
+    WideOption,
     emit,
     guarded,
+    hint,
+    kind_argument,
     stderr,
-    table,
     when,
 )
+from embedding_ingest.cli.tables import Column, fitted, record
 from embedding_ingest.stores.records import ItemKind
 
-snapshots_app = typer.Typer(help="Published snapshot versions.", no_args_is_help=True)
-definitions_app = typer.Typer(help="State machine definitions (ASL).", no_args_is_help=True)
+snapshots_app = typer.Typer(help="Published snapshot versions: list, roll back, pull, serve, verify.",
+                            no_args_is_help=True)
+definitions_app = typer.Typer(help="State machine definitions (ASL): render ours, run any.",
+                              no_args_is_help=True)
 
 
 @snapshots_app.command("list")
-def list_versions(database: ItemKind = typer.Argument(..., help="line or word", case_sensitive=False),
-                  output: OutputFormat = OutputOption) -> None:
+def list_versions(database: ItemKind = kind_argument(),
+                  wide: bool = WideOption, output: OutputFormat = OutputOption) -> None:
     """Kept versions of a database's snapshot, newest first; the current one is marked."""
     guarded(output, workspace.require_workspace)
     ledger = workspace.ledger()
@@ -31,16 +39,22 @@ def list_versions(database: ItemKind = typer.Argument(..., help="line or word", 
     versions = ledger.list_versions(database.database)
     rows = [v.model_dump(mode="json") | {"current": bool(current and v.version == current.version)}
             for v in versions]
+    known = [v.version for v in versions]
     emit({"database": database.database, "versions": rows}, output,
-         lambda r: table(f"{r['database']} snapshot versions", ["version", "current", "count", "model",
-                                                                 "published_at", "parent"],
-                         [[v["version"], "*" if v["current"] else "", v["count"], v["model"],
-                           when(v["published_at"]), v["parent_version"]] for v in r["versions"]]))
+         lambda r: fitted(f"{r['database']} snapshot versions (* current)",
+                          [Column("version", ids=known), Column("current"), Column("count", justify="right"),
+                           Column("published"), Column("model", drop=2), Column("parent", ids=known, drop=1)],
+                          [[v["version"], "*" if v["current"] else "", v["count"], when(v["published_at"]),
+                            v["model"], v["parent_version"]] for v in r["versions"]]), wide=wide)
+    if not versions:
+        hint(output, next_steps.for_kind(workspace.ledger(), database) or next_steps.IMPORT)
 
 
 @snapshots_app.command("rollback")
-def rollback_version(database: ItemKind = typer.Argument(..., help="line or word", case_sensitive=False),
-                     version: str = typer.Argument(...), output: OutputFormat = OutputOption) -> None:
+def rollback_version(database: ItemKind = kind_argument(),
+                     version: str = typer.Argument(..., help="A kept version, or a unique prefix of one "
+                                                             "(see snapshots list)"),
+                     output: OutputFormat = OutputOption) -> None:
     """Point the published snapshot back at a kept VERSION (under the database's lock).
 
     Items published only by newer versions stay SUCCESS in the ledger but are not in VERSION: the
@@ -54,10 +68,11 @@ def rollback_version(database: ItemKind = typer.Argument(..., help="line or word
     settings = workspace.settings()
 
     def run():
+        whole = _resolve_version(ledger, database, version)
         with HeldLock(ledger, database.database, unique_owner("cli-rollback", database.database),
                       settings.lock_ttl_seconds) as held:
             moved = rollback(workspace.objects(), ledger, held.lease, database=database.database,
-                             version=version)
+                             version=whole)
             refresh_plain_mirror(workspace.objects(), ledger, settings, database.database)
         succeeded = [item.item_id for item in ledger.find_items(database, EmbeddingStatus.SUCCESS)]
         present = ids_present(workspace.objects(), moved, succeeded, settings)
@@ -68,29 +83,66 @@ def rollback_version(database: ItemKind = typer.Argument(..., help="line or word
         stderr.print(f"[yellow]{missing} item(s) marked SUCCESS are not in version {moved.version}; "
                      "they are searchable again only after rolling forward.[/]")
     emit({"version": moved, "success_items_not_in_version": missing}, output,
-         lambda r: table("Rolled back", ["database", "version", "count", "SUCCESS items not in it"],
-                         [[r["version"].database, r["version"].version, r["version"].count,
-                           r["success_items_not_in_version"]]]))
+         lambda r: record("Rolled back", [("database", r["version"].database),
+                                          ("version", r["version"].version), ("count", r["version"].count),
+                                          ("SUCCESS items not in it", r["success_items_not_in_version"])]))
+    hint(output, f'embedding-ingest query {database.value} "TEXT"   (now answered from {moved.version[:12]})')
+
+
+def _resolve_version(ledger, database: ItemKind, given: str) -> str:
+    """A whole version, or the one kept version it is a unique prefix of (as `snapshots list` shows
+    them); anything else is left to rollback, which names what is wrong."""
+    known = [v.version for v in ledger.list_versions(database.database)]
+    matches = [v for v in known if v.startswith(given)]
+    return matches[0] if given not in known and len(matches) == 1 else given
 
 
 @definitions_app.command("render")
-def render(kind: ItemKind = typer.Argument(..., help="line or word", case_sensitive=False),
-           output: OutputFormat = typer.Option(OutputFormat.JSON, "--output", "-o",
-                                               help="json (default: the ASL document) or table (its states)",
-                                               case_sensitive=False)
+def render(kind: ItemKind = kind_argument(),
+           output: OutputFormat = typer.Option(OutputFormat.JSON, "--output", "-o", case_sensitive=False,
+                                               help="json (default: the ASL document) or table (its states)")
            ) -> None:
     """Print the ASL definition of a workflow (local resource ARNs)."""
     from embedding_ingest.pipeline.definitions import build_definition, local_resource_arn
 
     definition = build_definition(kind.value, local_resource_arn)
-    emit(definition, output, lambda d: table(f"{kind.value} workflow: {len(d['States'])} states from "
-                                             f"{d['StartAt']}", ["state", "type", "next"],
-                                             [[name, spec["Type"], spec.get("Next") or spec.get("Default")
-                                               or ("(end)" if spec.get("End") or spec["Type"] in
-                                                   ("Succeed", "Fail") else "")]
-                                              for name, spec in d["States"].items()]))
+    emit(definition, output, lambda d: fitted(f"{kind.value} workflow: {len(d['States'])} states from "
+                                              f"{d['StartAt']}", [Column("state"), Column("type"),
+                                                                  Column("next", wrap=True)],
+                                              [[name, spec["Type"], _next_states(spec)]
+                                               for name, spec in d["States"].items()]))
+
+
+_OPERATORS = {"Equals": "==", "GreaterThan": ">", "LessThan": "<", "GreaterThanEquals": ">=",
+              "LessThanEquals": "<="}
+
+
+def _condition(rule: dict) -> str:
+    """A Choice rule as a short condition: `$.total_batches > 0`; compound rules by their operator."""
+    for key, value in rule.items():
+        if key in ("Variable", "Next"):
+            continue
+        if key in ("And", "Or", "Not"):
+            return key.lower() + "(...)"
+        operator = next((symbol for suffix, symbol in sorted(_OPERATORS.items(), key=lambda p: -len(p[0]))
+                         if key.removesuffix("Path").endswith(suffix)), key)
+        return f"{rule.get('Variable', '')} {operator} {json.dumps(value)}"
+    return "rule"
+
+
+def _next_states(spec: dict) -> str:
+    """Where a state goes: its Next, or every Choice branch (condition -> state) and the Default, one
+    per line; "(end)" for an end state."""
+    if spec["Type"] == "Choice":
+        branches = [f"{_condition(rule)} -> {rule['Next']}" for rule in spec.get("Choices", [])]
+        return "\n".join([*branches, *([f"otherwise -> {spec['Default']}"] if spec.get("Default") else [])])
+    if spec.get("Next"):
+        return spec["Next"]
+    return "(end)" if spec.get("End") or spec["Type"] in ("Succeed", "Fail") else ""
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(snapshots_app, name="snapshots")
-    app.add_typer(definitions_app, name="definitions")
+    app.add_typer(snapshots_app, name="snapshots", rich_help_panel=Panel.USE,
+                  short_help="Versions: list, roll back, pull, serve, verify.")
+    app.add_typer(definitions_app, name="definitions", rich_help_panel=Panel.SETUP,
+                  short_help="State machine definitions: render, run.")

@@ -10,7 +10,10 @@ from embedding_ingest.exceptions import EmbeddingIngestError
 
 
 class WorkspaceMissingError(EmbeddingIngestError):
-    """A read-only command was pointed at a local workspace that does not exist (it is not created)."""
+    """A read-only command was pointed at a local workspace that does not exist (it is not created).
+    Exits 2 (bad input: the wrong --home, or nothing imported yet)."""
+
+    try_ = "embedding-ingest receipts import FILE"
 
 
 @cache
@@ -23,7 +26,8 @@ def require_workspace() -> None:
     """For read-only commands: refuse, rather than create, a local workspace that does not exist yet."""
     current = settings()
     if not current.uses_aws_ledger and not current.ledger_path.exists():
-        raise WorkspaceMissingError(f"no workspace at {current.home}; run `receipts import` first")
+        raise WorkspaceMissingError(f"no workspace at {current.home} (nothing imported there yet; "
+                                    "--home or EMBEDDING_INGEST_HOME names another)")
 
 
 @cache

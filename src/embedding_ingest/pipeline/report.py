@@ -79,12 +79,16 @@ def listed_batch_ids(events: Sequence[dict[str, Any]], objects: ObjectStore | No
 
 
 def summarize_execution(described: dict[str, Any], *, events: Sequence[dict[str, Any]] | None = None,
-                        batches_still_active: int | None = None) -> dict[str, Any]:
+                        batches_still_active: int | None = None,
+                        items_waiting: int | None = None) -> dict[str, Any]:
     """The `summary` of one execution.
 
     `described` is a DescribeExecution body; `events` (GetExecutionHistory events, oldest first) are
-    needed only to name the failed state of a failed run; `batches_still_active` is the number of
-    batches of this kind active after the run (None: counted from this run's own poll results).
+    needed only for a run that did not succeed (its failed state, the batches it had listed);
+    `batches_still_active` is the number of batches of this kind active after the run (None: counted
+    from this run's own poll results, or for a run that did not finish, the batches it had listed);
+    `items_waiting` the items of this kind not yet submitted (None: unknown), so that `next` never
+    says "submit" when nothing waits.
 
     Keys: status, workflow, batches_listed, batches_polled ({provider status: count}),
     deltas_written, embeddings_in_deltas, embeddings_published, published_version, total_embeddings,
@@ -101,9 +105,16 @@ def summarize_execution(described: dict[str, Any], *, events: Sequence[dict[str,
     results = [p for p in polls if p.get("action") != "poll_failed"]
     waiting = sum(1 for p in polls if p.get("action") in ("wait", "poll_failed"))
 
+    listed = len(polls) if polls else int(output.get("total_batches") or 0)
+    if status not in ("SUCCEEDED", "RUNNING") and events:
+        # No output to read: what it had listed is in ListPendingBatches' result; none was marked
+        # complete (MarkComplete is the last step), so they all stay active.
+        listed = len(listed_batch_ids(events))
+        if batches_still_active is None:
+            batches_still_active = listed
     summary: dict[str, Any] = {
         "status": status, "workflow": workflow,
-        "batches_listed": len(polls) if polls else int(output.get("total_batches") or 0),
+        "batches_listed": listed,
         "batches_polled": dict(sorted(Counter(str(p.get("batch_status")) for p in results).items())),
         "batches_not_polled": len(polls) - len(results),
         "deltas_written": sum(1 for p in results if p.get("delta_key")),
@@ -126,22 +137,28 @@ def summarize_execution(described: dict[str, Any], *, events: Sequence[dict[str,
         "published": bool(final.get("snapshot_version")),
         "mirror_error": final.get("mirror_error"), "prune_error": final.get("prune_error"),
     }
-    if status != "SUCCEEDED":
+    if status == "ABORTED":  # stopped on purpose (Ctrl-C, StopExecution): no state failed
+        summary.update(stopped_in=failed_state(events or []), error=described.get("error"),
+                       cause=described.get("cause"))
+    elif status not in ("SUCCEEDED", "RUNNING"):
         summary.update(failed_state=failed_state(events or []), error=described.get("error"),
                        cause=described.get("cause"))
-    summary["message"], summary["next"] = _explain(summary, polls, described.get("name") or "")
+    summary["message"], summary["next"] = _explain(summary, polls, described.get("name") or "",
+                                                   items_waiting)
     return summary
 
 
-def _explain(s: dict[str, Any], polls: list[dict[str, Any]], name: str) -> tuple[str, str | None]:
+def _explain(s: dict[str, Any], polls: list[dict[str, Any]], name: str,
+             items_waiting: int | None) -> tuple[str, str | None]:
     kind, active = s["workflow"], s["batches_still_active"]
     again = f"embedding-ingest start-execution {kind} --until-idle"
     if s["status"] == "RUNNING":
         return "still running", f"embedding-ingest describe-execution {name}"
     if s["status"] == "ABORTED":  # stopped on purpose: nothing failed, a rerun resumes the batches
-        where = f" in {s['failed_state']}" if s.get("failed_state") else ""
-        return (f"aborted{where} before it finished; its batches are still active",
-                f"embedding-ingest start-execution {kind} --until-idle")
+        where = f" in {s['stopped_in']}" if s.get("stopped_in") else ""
+        held = (f"its {_batches(s['batches_listed'])} stay active" if s["batches_listed"]
+                else "nothing was lost")
+        return f"aborted{where} before it finished; {held} and the next run resumes them", again
     if s["status"] != "SUCCEEDED":
         where = f" in {s['failed_state']}" if s.get("failed_state") else ""
         return (f"{s['status'].lower()}{where}: {s.get('error') or 'unknown error'}",
@@ -166,6 +183,9 @@ def _explain(s: dict[str, Any], polls: list[dict[str, Any]], name: str) -> tuple
         if active:  # listed nothing although batches are active: none accepted by the provider yet
             return (f"published nothing: {_batches(active)} active but none accepted by the provider "
                     f"yet; resume their submission", f"embedding-ingest submit {kind}")
+        if items_waiting == 0:
+            return (f"published nothing: no active {kind} batches to poll, and no {kind} waits to be "
+                    "submitted"), None
         return (f"published nothing: no active {kind} batches to poll",
                 f"embedding-ingest submit {kind}")
     by_action = Counter(str(p.get("action")) for p in polls)

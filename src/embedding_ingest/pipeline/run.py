@@ -70,8 +70,12 @@ class RunLoop:
         if described.get("status") not in ("SUCCEEDED", "RUNNING"):
             events = self.backend.history(described["executionArn"], kind.value)
             record_failure_on_batches(self.ports.ledger, described, events, self.ports.objects)
-        active = self.active_batches(kind) if self.backend.shares_ledger else None
-        described["summary"] = summarize_execution(described, events=events, batches_still_active=active)
+        active = waiting = None
+        if self.backend.shares_ledger:
+            active = self.active_batches(kind)
+            waiting = self.ports.ledger.count_items(kind).get("NONE", 0)
+        described["summary"] = summarize_execution(described, events=events, batches_still_active=active,
+                                                   items_waiting=waiting)
         return described
 
     def run_until_idle(self, kind: ItemKind, *, interval: float | None = None, max_runs: int | None = None,

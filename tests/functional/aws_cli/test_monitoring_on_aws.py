@@ -36,7 +36,7 @@ def test_start_describe_list_and_history_use_the_deployed_state_machine(deployed
 
 def test_an_unknown_execution_is_a_clear_error(deployed):
     result = CliRunner().invoke(app, ["describe-execution", "nope", "--backend", "aws", "--output", "json"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a name that does not exist is bad input
     assert "ExecutionDoesNotExist" in json.loads(result.stdout)["message"]
 
 

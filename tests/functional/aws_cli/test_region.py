@@ -13,7 +13,8 @@ def test_without_a_region_an_aws_command_fails_with_one_line(tmp_path):
     done = fast_cli(tmp_path).run("list-executions", "--backend", "aws", code=2, **NO_PROFILE)
 
     assert done.stderr.strip().splitlines() == [
-        "ConfigurationError: no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION) or pass --region"]
+        "error: no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION) or pass --region; "
+        "try: embedding-ingest list-executions --help"]
 
 
 def test_region_option_is_used(tmp_path, moto_endpoint):

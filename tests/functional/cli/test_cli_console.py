@@ -82,9 +82,9 @@ def test_allow_actions_prints_the_token_the_actions_need(cli):
 
 
 def test_a_missing_workspace_a_busy_port_and_actions_on_aws_are_refused_in_one_line(cli):
-    missing = cli.run("console", "--port", str(free_port()), code=1)
-    assert missing.stderr.strip() == f"WorkspaceMissingError: no workspace at {cli.home}; run `receipts " \
-                                     "import` first"
+    missing = cli.run("console", "--port", str(free_port()), code=2)
+    assert missing.stderr.startswith(f"error: no workspace at {cli.home} (")
+    assert missing.stderr.strip().endswith("; try: embedding-ingest receipts import FILE")
     assert not cli.home.exists()
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -103,7 +103,7 @@ def test_a_definition_without_tasks_needs_no_handlers(project, tmp_path):
 def test_wrong_input_gets_a_one_line_error(project, args, message):
     cli, definition, env = project
 
-    done = cli.run("definitions", "run", str(definition), *args, code=1, **env)
+    done = cli.run("definitions", "run", str(definition), *args, code=2, **env)  # bad input
 
     assert message in " ".join(done.stderr.split())
     assert "Traceback" not in done.stderr
@@ -115,7 +115,7 @@ def test_a_definition_aws_would_reject_is_refused_naming_the_state(project, tmp_
     bad.write_text(json.dumps({"StartAt": "C", "States": {"C": {"Type": "Choice", "Default": "C", "Choices": [
         {"Variable": "$.x", "StringEquals": 1, "Next": "C"}]}}}))
 
-    done = cli.run("definitions", "run", str(bad), code=1)
+    done = cli.run("definitions", "run", str(bad), code=2)
 
     assert "state 'C'" in done.stderr and "StringEquals must be a string" in " ".join(done.stderr.split())
 
@@ -143,7 +143,7 @@ def test_a_service_integration_is_refused_for_what_it_is_not_for_a_missing_handl
         "End": True}}}))
 
     done = cli.run("definitions", "run", str(integration), "--handlers", "my_handlers:HANDLERS",
-                   code=1, **env)
+                   code=2, **env)
 
     assert "service integration" in done.stderr and "no handler" not in done.stderr
 
@@ -153,7 +153,7 @@ def test_a_handlers_module_that_fails_to_import_gets_a_one_line_error(project, t
     (tmp_path / "broken_handlers.py").write_text("raise RuntimeError('API_KEY is not set')\n")
 
     done = cli.run("definitions", "run", str(definition), "--handlers", "broken_handlers:HANDLERS",
-                   code=1, **env)
+                   code=2, **env)
 
     message = " ".join(done.stderr.split())
     assert "cannot import module 'broken_handlers': RuntimeError: API_KEY is not set" in message

@@ -60,10 +60,11 @@ def test_read_only_commands_refuse_a_missing_workspace_and_do_not_create_it(tmp_
     home = tmp_path / "not-yet"
     cli = Cli(home=home, settings={})
 
-    done = cli.run(*command, code=1)
+    done = cli.run(*command, code=2)
 
     assert done.stderr.strip() == (
-        f"WorkspaceMissingError: no workspace at {home}; run `receipts import` first")
+        f"error: no workspace at {home} (nothing imported there yet; --home or EMBEDDING_INGEST_HOME "
+        "names another); try: embedding-ingest receipts import FILE")
     assert not home.exists()
 
 
@@ -84,7 +85,7 @@ def test_any_name_start_execution_accepts_runs_to_a_published_snapshot(tmp_path)
 
 @pytest.mark.parametrize("name", ["", "a b", "run:1", "a/b", "x" * 81])
 def test_names_start_execution_refuses_are_refused_before_anything_runs(cli, name):
-    refused = cli.json("start-execution", "line", "--name", name, code=1)
+    refused = cli.json("start-execution", "line", "--name", name, code=2)  # bad input
 
     assert refused["error"] == "InvalidInputError" and "1-80 characters" in refused["message"]
     assert not (cli.home / "ledger.sqlite3").exists() or cli.json("list-executions") == {"executions": []}

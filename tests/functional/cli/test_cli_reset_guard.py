@@ -13,7 +13,8 @@ def test_reset_without_naming_batches_is_refused_and_changes_nothing(tmp_path, m
     monkeypatch.setenv("EMBEDDING_INGEST_HOME", str(tmp_path / "home"))
     result = CliRunner().invoke(app, ["batches", "reset", "--status", "PENDING", "--output", "json"])
     assert result.exit_code == 2
-    assert "--ids, --from-status, or --all" in json.loads(result.stdout)["message"]
+    refusal = json.loads(result.stdout)
+    assert "name the batches to reset" in refusal["message"] and "--from-status, or --all" in refusal["try"]
 
     listed = CliRunner().invoke(app, ["batches", "reset", "--status", "PENDING", "--all", "--output", "json"])
     assert listed.exit_code == 0 and json.loads(listed.stdout)["count"] == 0

@@ -44,7 +44,7 @@ def test_state_machines_and_executions_are_named_by_arn_in_any_account(started):
 
     # what designates nothing, or is no ARN, is refused as AWS refuses it, in one line, exit 2
     for args, said in (
-            (("describe-execution", "--execution-arn", "arn:..."), "InvalidArn"),
+            (("describe-execution", "--execution-arn", "arn:..."), "Invalid Arn"),
             (("describe-execution", "manual-run-1", "--execution-arn", LOCAL_EXECUTION), "not both"),
             (("describe-execution", "--execution-arn", LOCAL_EXECUTION.replace("manual-run-1", "nope")),
              "Execution Does Not Exist"),

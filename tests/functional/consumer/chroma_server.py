@@ -30,8 +30,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(home: Path, kind: str, directory: Path) -> Iterator[chromadb.api.ClientAPI]:
-    """An HttpClient on `snapshots serve KIND --dir DIRECTORY`, once the server answers (60 s at most)."""
+def served(home: Path, kind: str, directory: Path,
+           ended: dict | None = None) -> Iterator[chromadb.api.ClientAPI]:
+    """An HttpClient on `snapshots serve KIND --dir DIRECTORY`, once the server answers (60 s at most).
+    On exit the server gets SIGTERM (as systemd or a container runtime stops it); `ended`, when given,
+    receives its "port", "returncode" and "stderr"."""
     port = free_port()
     server = cli_process(home, "snapshots", "serve", kind, "--port", str(port), "--dir", str(directory))
     try:
@@ -50,7 +53,9 @@ def served(home: Path, kind: str, directory: Path) -> Iterator[chromadb.api.Clie
     finally:
         server.terminate()
         try:
-            server.communicate(timeout=30)
+            _, err = server.communicate(timeout=60)
         except subprocess.TimeoutExpired:
             server.kill()
-            server.communicate()
+            _, err = server.communicate()
+        if ended is not None:
+            ended.update(port=port, returncode=server.returncode, stderr=err)

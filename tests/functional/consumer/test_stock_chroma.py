@@ -5,6 +5,7 @@ exactly as open_snapshot does (same vectors, same where filter)."""
 from __future__ import annotations
 
 import json
+import socket
 
 import chromadb
 import pytest
@@ -96,13 +97,23 @@ def test_a_failed_pull_leaves_the_previous_pull_whole(layered_workspace, tmp_pat
 
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("precious")
-    out, err = _run(ws, "snapshots", "pull", "line", str(tmp_path / "mine"), code=1)
+    out, err = _run(ws, "snapshots", "pull", "line", str(tmp_path / "mine"), code=2)  # bad input
     assert "not a pulled snapshot" in err and (tmp_path / "mine" / "notes.txt").exists()
 
 
 def test_serve_answers_chroma_http_clients_like_open_snapshot(layered_workspace, probe, tmp_path):
     queries, where, expected, _ = probe
-    with served(layered_workspace.settings.home, "line", tmp_path / "served") as client:
+    ended: dict = {}
+    with served(layered_workspace.settings.home, "line", tmp_path / "served", ended) as client:
         collection = client.get_collection("lines")
         got = collection.query(query_embeddings=queries, n_results=6, where=where)
         assert _ranked(got) == _ranked(expected)
+    assert ended["returncode"] == 130
+    said = [line for line in ended["stderr"].splitlines() if line.strip()]
+    assert said[0].startswith("serving lines version ") and f"at http://127.0.0.1:{ended['port']} " in said[0]
+    assert said[-1].startswith("stopped by SIGTERM: snapshots serve line (nothing is lost: the server "
+                               "stopped")
+    assert "Chroma Cloud" not in ended["stderr"] and "Traceback" not in ended["stderr"]
+    with socket.socket() as probe:  # Chroma's server went with it: nothing listens (TIME_WAIT may linger)
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", ended["port"]))

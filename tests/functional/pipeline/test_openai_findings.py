@@ -137,9 +137,10 @@ def test_3_quota_through_the_cli_is_one_line_and_exit_code_2(tmp_path, fake):
         "EMBEDDING_PROVIDER": "openai", "OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": fake.base_url,
         "EMBEDDING_MODEL": "text-embedding-3-small", "EMBEDDING_DIMENSIONS": "16"})
     done = cli.run("submit", "line", code=2)
-    assert done.stderr.strip().splitlines()[-1].endswith(
+    last = done.stderr.strip().splitlines()[-1]  # one line in the CLI's error style
+    assert last.startswith("error: ") and (
         "OpenAI quota or billing limit reached (429 insufficient_quota): add credit or raise the limit at "
-        "platform.openai.com; nothing was submitted or changed")
+        "platform.openai.com; nothing was submitted or changed; try: ") in last
     assert "Traceback" not in done.stderr
     (claimed,) = ws.ledger.list_batches()  # kept for the next submit, which resumes it
     assert claimed.provider_batch_id is None and "quota" in claimed.last_error

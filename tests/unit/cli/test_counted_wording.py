@@ -18,4 +18,4 @@ def test_one_idle_execution_is_titled_in_the_singular():
                "batches_still_active": 0, "stopped_because": "idle", "message": "idle"}
     runs = idle_tables({"executions": [{"name": "line-1", "status": "SUCCEEDED", "summary": {}}],
                         "summary": summary})[0]
-    assert runs.title == "1 execution"
+    assert runs.renderables[0].plain == "1 execution"  # the title line above the table

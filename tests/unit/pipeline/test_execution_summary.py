@@ -90,7 +90,7 @@ def test_an_aborted_run_says_it_was_stopped_and_to_run_again_not_to_look_for_fai
 
     summary = summarize_execution(described, events=[])
 
-    assert summary["message"] == "aborted before it finished; its batches are still active"
+    assert summary["message"] == "aborted before it finished; nothing was lost and the next run resumes them"
     assert summary["next"] == "embedding-ingest start-execution word --until-idle"
 
 

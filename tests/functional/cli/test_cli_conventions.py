@@ -1,0 +1,150 @@
+"""The command line's conventions, as a user meets them: one error style (`error: WHAT (WHY); try:
+COMMAND`, one line, no traceback), one exit code per outcome (2 bad usage or input, 1 a failed
+operation, 3 rejected records, 4 a failed execution), and `--help` that lists commands in the order of
+the job, describes every option and shows flags as flags.
+
+In-process through typer's CliRunner (the app's own edge handles every error, as in the real script);
+the pseudo-terminal tests of Ctrl-C are in test_cli_interrupt.py."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from embedding_ingest.cli.app import app
+from embedding_ingest.cli.entry import Panel
+
+ONE_LINE_ERROR = re.compile(r"^error: [^\n]+; try: [^\n]+\n$")
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    """Run the CLI in-process on a workspace under tmp_path; returns the click Result."""
+    monkeypatch.setenv("EMBEDDING_INGEST_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.chdir(tmp_path)
+
+    def invoke(*args: str):
+        return CliRunner().invoke(app, list(args))
+
+    return invoke
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["subimt", "line"], "no such command 'subimt' (did you mean 'submit'?); try: embedding-ingest --help"),
+    (["submit", "line", "--dryrun"], "no such option: --dryrun"),
+    (["batches", "list", "--status", "bogus"], "invalid value for '--status': 'bogus' is not one of"),
+    (["submit"], "missing argument 'KIND'"),
+    (["query", "line", "x", "-n", "0"], "try: embedding-ingest query --help"),
+    (["receipts", "import", "/nonexistent.jsonl"], "file '/nonexistent.jsonl' does not exist"),
+])
+def test_bad_usage_is_one_line_and_exits_2(run, args, says):
+    done = run(*args)
+
+    assert done.exit_code == 2, done.output
+    assert ONE_LINE_ERROR.match(done.stderr), done.stderr
+    assert says in done.stderr and "Traceback" not in done.stderr and "Value error" not in done.stderr
+
+
+def test_bad_input_exits_2_with_the_command_to_try(run, tmp_path):
+    missing = run("status")
+    empty_query = run("query", "line", "   ")
+
+    assert missing.exit_code == 2 and ONE_LINE_ERROR.match(missing.stderr)
+    assert missing.stderr.startswith(f"error: no workspace at {tmp_path / 'home'} (")
+    assert missing.stderr.endswith("; try: embedding-ingest receipts import FILE\n")
+    assert not (tmp_path / "home").exists()  # a read-only command never creates one
+    assert empty_query.exit_code == 2 and "query text is empty" in empty_query.stderr
+
+
+def test_a_usage_error_under_output_json_is_json(run):
+    done = run("batches", "list", "--status", "bogus", "--output", "json")
+
+    assert done.exit_code == 2
+    assert json.loads(done.stdout) == {
+        "error": "UsageError", "transient": False, "try": "embedding-ingest batches list --help",
+        "message": "invalid value for '--status': 'bogus' is not one of 'pending', 'validating', "
+                   "'in_progress', 'finalizing', 'completed', 'failed', 'expired', 'canceling', 'cancelled'"}
+
+
+def _definition(tmp_path, states: dict) -> str:
+    path = tmp_path / "machine.json"
+    path.write_text(json.dumps({"StartAt": next(iter(states)), "States": states}))
+    return str(path)
+
+
+def test_a_failed_operation_exits_1(run, tmp_path):
+    machine = _definition(tmp_path, {"Done": {"Type": "Pass", "End": True}})
+    assert run("definitions", "run", machine, "--name", "once").exit_code == 0
+
+    again = run("definitions", "run", machine, "--name", "once")  # the name is taken
+
+    assert again.exit_code == 1
+    assert ONE_LINE_ERROR.match(again.stderr) and "already exists" in again.stderr
+
+
+def test_rejected_records_exit_3_and_the_rest_is_imported(run, tmp_path):
+    good = {"receipt_id": "r-1", "width": 100, "height": 100,
+            "lines": [{"line_id": 1, "text": "TOTAL 5.00", "bbox": [0, 0, 10, 10]}], "words": []}
+    source = tmp_path / "receipts.jsonl"
+    source.write_text(json.dumps(good) + "\n" + json.dumps({"receipt_id": "r-2", "lines": "oops"}) + "\n")
+
+    done = run("receipts", "import", str(source))
+
+    assert done.exit_code == 3, done.output
+    assert "Rejected records" in done.stdout and "r-2" in done.stdout
+    assert "lines added" in done.stdout and "next: embedding-ingest submit line" in done.stderr
+
+
+def test_a_failed_execution_exits_4(run, tmp_path):
+    machine = _definition(tmp_path, {"Broken": {"Type": "Fail", "Error": "Oops", "Cause": "on purpose"}})
+
+    done = run("definitions", "run", machine)
+
+    assert done.exit_code == 4 and "FAILED" in done.stderr and "Traceback" not in done.stderr
+
+
+def _root():
+    return typer.main.get_command(app)
+
+
+def _leaves(command, path=()):
+    if hasattr(command, "commands"):
+        for name, sub in command.commands.items():
+            yield from _leaves(sub, (*path, name))
+    else:
+        yield path, command
+
+
+def test_every_option_and_argument_is_described():
+    undescribed = [(" ".join(path), p.name) for path, command in _leaves(_root()) for p in command.params
+                   if not getattr(p, "help", None)]
+
+    assert undescribed == []
+
+
+def test_help_lists_commands_in_the_order_of_the_job_with_flags_as_flags(run):
+    top = run("--help").stdout
+    submit = run("submit", "--help").stdout
+
+    sections = [line.rstrip(":") for line in top.splitlines() if line.endswith(":") and not line[0].isspace()]
+    assert sections == ["Options", *(panel.value for panel in Panel)]
+    listed = [line.split()[0] for line in top.splitlines() if re.match(r"^  [a-z]", line)]
+    assert [name for name in listed if name in ("receipts", "submit", "start-execution", "query", "status")] \
+        == ["receipts", "submit", "start-execution", "query", "status"]
+    assert "..." not in top.split("Get data in:")[1].split("Errors are one line")[0]  # no cut short help
+    assert "<bool>" not in top + submit and "--dry-run " in submit
+    assert "Usage: embedding-ingest submit [OPTIONS] {KIND}" in submit  # Typer marks it required: {}
+    assert "3 some records rejected" in top and "4 an execution failed" in top
+    assert all(len(line) <= 80 for line in top.splitlines() + submit.splitlines())
+
+
+def test_every_top_level_command_sits_in_a_panel():
+    unplaced = [name for name, command in _root().commands.items()
+                if getattr(command, "rich_help_panel", None) not in {p.value for p in Panel}]
+
+    assert unplaced == []

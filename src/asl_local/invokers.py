@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import multiprocessing
+import os
 import signal
 import threading
 from collections.abc import Callable, Collection, Mapping
@@ -140,6 +141,25 @@ class ProcessPoolInvoker:
                     mp_context=multiprocessing.get_context(self._start_method),
                     initializer=ignore_interrupts)
             return self._pool
+
+    def prestart(self) -> None:
+        """Start every worker now, with SIGINT ignored while they are born (call from the main thread;
+        elsewhere a no-op). A spawned worker is a fresh interpreter that takes a while to import its
+        way to the pool's initializer; Ctrl-C reaches it as well as the parent, and in that while it
+        would die printing a KeyboardInterrupt traceback. An ignored SIGINT is inherited through the
+        exec and Python keeps it ignored, so workers started here never see one. Workers otherwise
+        start lazily, one per task submitted while none is idle, from whichever thread submits
+        (Map iterations), where no handler can be changed."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            pool = self._executor()
+            count = self._max_workers or os.cpu_count() or 1
+            for _ in range(count):  # none is idle yet, so each submit spawns one worker, synchronously
+                pool.submit(os.getpid)
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def invoke(self, resource: str, payload: dict[str, Any]) -> Any:
         name = function_name_of(resource)

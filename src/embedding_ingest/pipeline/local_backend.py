@@ -118,6 +118,14 @@ class LocalSteps:
             return handler_for(name)(payload, self._ports.step_context())
 
 
+def _interactive() -> bool:
+    """Run from a terminal, where Ctrl-C signals every process of the foreground group at once."""
+    try:
+        return os.isatty(0) or os.isatty(2)
+    except OSError:
+        return False
+
+
 class LocalBackend:
     """ExecutionBackend on the asl_local engine: `start` runs an execution to its end in this process.
 
@@ -145,6 +153,8 @@ class LocalBackend:
         ledger = self.ports.ledger
         pool = ProcessPoolInvoker(invoke_in_worker, target_args=(self.ports.settings.model_dump_json(),),
                                   process_functions=CPU_HEAVY_FUNCTIONS, max_workers=self._max_workers)
+        if _interactive():
+            pool.prestart()  # workers that a terminal's Ctrl-C cannot catch while they start up
         steps = LocalSteps(self.ports, pool)
         invoker: Invoker = ObservedInvoker(steps, self._observer) if self._observer else steps
         try:

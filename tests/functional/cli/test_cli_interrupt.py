@@ -1,0 +1,128 @@
+"""Ctrl-C, pressed in a terminal at three moments of `start-execution line --until-idle` (as it
+starts, while batches are polled, while the final merge waits for the publish lock): one line saying
+what stopped, that nothing is lost and the command that resumes; no traceback; exit 130; no execution
+left RUNNING; and running that command publishes every line.
+
+The command runs in a pseudo-terminal (tests/support/terminal.py), so Ctrl-C is the terminal's own:
+SIGINT to the CLI and to every worker process it started."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+import pytest
+from cli_runner import _FOREIGN_SETTINGS, Cli
+from pipeline import receipts_file
+from terminal import start
+
+from embedding_ingest.stores.records import ExecutionStatus
+from embedding_ingest.stores.sqlite_ledger import SqliteLedger
+
+RESUME = "resume: embedding-ingest start-execution line --until-idle"
+
+
+@pytest.fixture(scope="module")
+def submitted(tmp_path_factory):
+    """A workspace with a receipt imported and its lines submitted in several batches (copied per
+    test: import and submit happen once)."""
+    root = tmp_path_factory.mktemp("interrupt")
+    cli = Cli(home=root / "template", settings={"LOCAL_PROVIDER_POLLS_PER_STAGE": "0"})
+    imported = cli.json("receipts", "import", str(receipts_file(root, 1)))
+    cli.json("submit", "line", "--max-items-per-batch", "20")
+    return cli.home, imported["lines_added"]
+
+
+@pytest.fixture
+def home(submitted, tmp_path):
+    template, lines = submitted
+    copy = tmp_path / "home"
+    shutil.copytree(template, copy)
+    return copy, lines
+
+
+def _env(home, **settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_SETTINGS}
+    return {**env, "EMBEDDING_INGEST_HOME": str(home), "LOCAL_PROVIDER_POLLS_PER_STAGE": "0", **settings}
+
+
+def _ledger(home) -> SqliteLedger:
+    return SqliteLedger(home / "ledger.sqlite3")
+
+
+def _entered(home, state: str) -> bool:
+    """A running execution has entered `state` (the engine writes history at least every 0.5 s)."""
+    ledger = _ledger(home)
+    try:
+        return any(e.type.endswith("StateEntered") and state == (e.details or {}).get("name")
+                   for record in ledger.list_executions(status=ExecutionStatus.RUNNING)
+                   for e in ledger.get_events(record.execution_arn))
+    finally:
+        ledger.close()
+
+
+def _stopped_cleanly(session, home) -> None:
+    code = session.finish()
+    screen = session.screen
+    after = screen[screen.index("^C"):] if "^C" in screen else screen
+    lines = [line for line in after.splitlines() if line.strip() and line.strip() != "^C"]
+    assert code == 130, screen[-3000:]
+    assert "Traceback" not in screen and "KeyboardInterrupt" not in screen, screen[-3000:]
+    assert lines[-1].startswith("stopped by Ctrl-C: start-execution line --until-idle (nothing is lost"), \
+        lines
+    assert lines[-1].endswith(RESUME)
+    ledger = _ledger(home)
+    try:
+        assert ledger.list_executions(status=ExecutionStatus.RUNNING) == []
+        assert ledger.current_lease("lines") is None
+    finally:
+        ledger.close()
+
+
+def _resumed_publishes_everything(home, lines: int) -> None:
+    cli = Cli(home=home, settings={"LOCAL_PROVIDER_POLLS_PER_STAGE": "0"})
+    cli.json("start-execution", "line", "--until-idle")
+    counts = cli.json("status")["items"]["line"]
+    assert counts["SUCCESS"] == lines and sum(counts.values()) == lines
+
+
+def test_ctrl_c_as_it_starts(home, tmp_path):
+    path, lines = home
+    session = start(["start-execution", "line", "--until-idle"], _env(path), tmp_path)
+    session.wait_for_text("Ctrl-C stops safely")
+    session.press_ctrl_c()
+
+    _stopped_cleanly(session, path)
+    _resumed_publishes_everything(path, lines)
+
+
+def test_ctrl_c_while_batches_are_polled(home, tmp_path):
+    path, lines = home
+    session = start(["start-execution", "line", "--until-idle"], _env(path), tmp_path)
+    session.wait_until(lambda: _entered(path, "PollBatch"), "a PollBatch task to start")
+    session.press_ctrl_c()
+
+    _stopped_cleanly(session, path)
+    _resumed_publishes_everything(path, lines)
+
+
+def test_ctrl_c_while_the_final_merge_waits_for_the_publish_lock(home, tmp_path):
+    path, lines = home
+    ledger = _ledger(path)
+    held = ledger.acquire_lock("lines", "test-holds-the-lock", 600)
+    try:
+        session = start(["start-execution", "line", "--until-idle"], _env(path), tmp_path)
+        session.wait_until(lambda: _entered(path, "FinalMerge"), "the final merge to start")
+        time.sleep(1)  # let it find the lock taken and wait to retry
+        session.press_ctrl_c()
+        code = session.finish()
+    finally:
+        ledger.release_lock(held)
+        ledger.close()
+    assert code == 130
+    session.exit_code = None  # _stopped_cleanly reads the end again
+    described = Cli(home=path, settings={}).json("list-executions", "--status", "aborted")["executions"]
+    assert len(described) == 1
+    assert "Traceback" not in session.screen and session.screen.rstrip().endswith(RESUME)
+    _resumed_publishes_everything(path, lines)

@@ -16,10 +16,11 @@ def _sections(text: str, sections: tuple[str, ...]) -> list[list[str]]:
     for index, line in enumerate(lines):
         heading = re.match(r"^(#+)\s+(.*)$", line)
         if heading and heading.group(2).startswith(sections):
-            level, body = len(heading.group(1)), []
+            level, body, in_fence = len(heading.group(1)), [], False
             for following in lines[index + 1:]:
+                in_fence ^= following.startswith("```")
                 inner = re.match(r"^(#+)\s", following)
-                if inner and len(inner.group(1)) <= level:
+                if inner and not in_fence and len(inner.group(1)) <= level:  # a shell comment is no heading
                     break
                 body.append(following)
             found.append(body)

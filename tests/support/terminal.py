@@ -9,6 +9,7 @@ import os
 import pty
 import re
 import select
+import signal
 import struct
 import sys
 import termios
@@ -80,6 +81,9 @@ def start(args: list[str], env: dict[str, str], cwd: Path) -> Session:
     if pid == 0:  # the child: the terminal is its stdin/stdout/stderr and controlling terminal
         try:
             os.chdir(cwd)
+            # As an interactive shell does: a SIGINT ignored in the test process (seen in the full suite's
+            # workers) is inherited through exec, and the CLI rightly leaves an ignored SIGINT alone.
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.execve(sys.executable, [sys.executable, "-m", "embedding_ingest.cli", *args], environment)
         finally:
             os._exit(127)

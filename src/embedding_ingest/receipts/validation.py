@@ -36,9 +36,8 @@ from embedding_ingest.receipts.models import (
     ReceiptLine,
     ReceiptWord,
 )
+from embedding_ingest.receipts.problem_text import RECORD, describe, path_of, pixels
 from embedding_ingest.receipts.text import normalize_text, text_problem
-
-RECORD = "<record>"  # the field name used when the record as a whole is at fault
 
 
 class RecordError(BaseModel):
@@ -178,7 +177,7 @@ def check_record(record: dict[str, Any], line_number: int, *, tolerance: float =
         raw = _RawRecord.model_validate(record)
     except ValidationError as exc:
         for detail in exc.errors(include_url=False):
-            errors.add(_path(detail["loc"]), _describe(detail))
+            errors.add(path_of(detail["loc"]), describe(detail))
         return errors.found
 
     _check_id(errors, "receipt_id", check_image_id, raw.receipt_id)
@@ -186,7 +185,7 @@ def check_record(record: dict[str, Any], line_number: int, *, tolerance: float =
     _check_id(errors, "receipt_number", check_number, "receipt_number", receipt_number)
     for name, size in (("width", raw.width), ("height", raw.height)):
         if size <= 0:
-            errors.add(name, f"image {name} must be greater than 0, got {_num(size)}")
+            errors.add(name, f"image {name} must be greater than 0, got {pixels(size)}")
     if errors.found:
         return errors.found
 
@@ -246,7 +245,7 @@ class _ItemChecker:
             item = shape.model_validate(value)
         except ValidationError as exc:
             detail = exc.errors(include_url=False)[0]
-            self.skip(where, label, _path((*where_loc(where), *detail["loc"])), _describe(detail))
+            self.skip(where, label, path_of((*where_loc(where), *detail["loc"])), describe(detail))
             return None
         label = (f"word {item.word_id} of line {item.line_id}" if isinstance(item, _RawWord)
                  else f"line {item.line_id}")
@@ -287,19 +286,19 @@ class _ItemChecker:
             self.skip(where, label, field, f"must be 4 numbers [x0, y0, x1, y1], got {len(bbox)}")
             return None
         x0, y0, x1, y1 = bbox
-        shown = "[" + ", ".join(_num(v) for v in bbox) + "]"
+        shown = "[" + ", ".join(pixels(v) for v in bbox) + "]"
         if x0 >= x1 or y0 >= y1:
-            axis = f"x0 ({_num(x0)}) must be less than x1 ({_num(x1)})" if x0 >= x1 else \
-                f"y0 ({_num(y0)}) must be less than y1 ({_num(y1)})"
+            axis = f"x0 ({pixels(x0)}) must be less than x1 ({pixels(x1)})" if x0 >= x1 else \
+                f"y0 ({pixels(y0)}) must be less than y1 ({pixels(y1)})"
             self.skip(where, label, field, f"inverted box: {axis} in {shown}")
             return None
         slack_x, slack_y = self.tolerance * width, self.tolerance * height
-        beyond = [f"{n} {_num(v)} < 0" for n, v, s in (("x0", x0, slack_x), ("y0", y0, slack_y))
+        beyond = [f"{n} {pixels(v)} < 0" for n, v, s in (("x0", x0, slack_x), ("y0", y0, slack_y))
                   if v < -s]
         far_edges = (("x1", x1, "width", width, slack_x), ("y1", y1, "height", height, slack_y))
-        beyond += [f"{n} {_num(v)} > {ln} {_num(lim)}" for n, v, ln, lim, s in far_edges if v > lim + s]
+        beyond += [f"{n} {pixels(v)} > {ln} {pixels(lim)}" for n, v, ln, lim, s in far_edges if v > lim + s]
         if beyond:
-            self.skip(where, label, field, f"box {shown} lies outside the {_num(width)}x{_num(height)} "
+            self.skip(where, label, field, f"box {shown} lies outside the {pixels(width)}x{pixels(height)} "
                                            f"image by more than {self.tolerance:.0%} ({'; '.join(beyond)})")
             return None
         clamped = [min(max(x0, 0.0), width), min(max(y0, 0.0), height),
@@ -307,7 +306,7 @@ class _ItemChecker:
         if clamped[0] >= clamped[2] or clamped[1] >= clamped[3] or \
                 (clamped[2] - clamped[0]) / width == 0 or (clamped[3] - clamped[1]) / height == 0:
             self.skip(where, label, field,
-                      f"box {shown} is too small to measure on a {_num(width)}x{_num(height)} image")
+                      f"box {shown} is too small to measure on a {pixels(width)}x{pixels(height)} image")
             return None
         if clamped != [float(v) for v in bbox]:
             self.clamped.append(ClampedBox(line_number=self.errors.line_number,
@@ -366,41 +365,3 @@ def _check_id(errors: _Collector, field: str, check: Callable[..., object], *arg
         errors.add(field, f"{exc.problem}, got {exc.value!r}" if exc.echo_value else exc.problem)
         return False
     return True
-
-
-def _path(loc: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path or RECORD
-
-
-# pydantic's words for type errors name our private classes; say it in JSON terms instead
-_EXPECTED = {
-    "model_type": "must be a JSON object",
-    "dict_type": "must be a JSON object",
-    "list_type": "must be a JSON array",
-    "int_type": "must be an integer",
-    "float_type": "must be a number",
-    "finite_number": "must be a finite number",
-    "string_type": "must be a string",
-}
-
-
-def _describe(detail: Any) -> str:
-    if detail["type"] == "missing":
-        return "is required but missing"
-    message = _EXPECTED.get(detail["type"])
-    if message is None:
-        message = detail["msg"][:1].lower() + detail["msg"][1:]
-    return f"{message}, got {_json_type(detail['input'])} {_short(detail['input'])}"
-
-
-def _short(value: object, limit: int = 40) -> str:
-    text = json.dumps(value, default=str)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _num(value: float) -> str:
-    """Pixels as written (50, 130.6), without a float's '.0' or a 300-digit expansion."""
-    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else repr(value)

@@ -17,7 +17,6 @@ from embedding_ingest.snapshots.models import (
 from embedding_ingest.snapshots.publish import (
     compact_published,
     pointer_key,
-    prune_versions,
     publish_next_version,
     rollback,
     versions_prefix,
@@ -27,6 +26,7 @@ from embedding_ingest.snapshots.query import (
     iter_published_pages,
     version_segments,
 )
+from embedding_ingest.snapshots.retention import prune_versions
 from embedding_ingest.snapshots.segments import read_version, segments_prefix
 
 __all__ = [

@@ -29,14 +29,15 @@ from embedding_ingest.snapshots.build import check_compatible
 from embedding_ingest.snapshots.exceptions import SnapshotCountMismatchError, VersionNotFoundError
 from embedding_ingest.snapshots.merge_policy import dir_bytes, plan_merge
 from embedding_ingest.snapshots.metadata_update import rewrite_segment
-from embedding_ingest.snapshots.mirror import one_line, refresh_plain_mirror
+from embedding_ingest.snapshots.mirror import one_line
 from embedding_ingest.snapshots.models import (
     PublishOutcome,
     SegmentRef,
     VersionManifest,
     check_prefix,
 )
-from embedding_ingest.snapshots.pointers import other_pointers_versions, pinned_versions
+from embedding_ingest.snapshots.pointers import other_pointers_versions
+from embedding_ingest.snapshots.retention import tidy_after_publish
 from embedding_ingest.snapshots.revisions import check_tombstones, tombstones_key
 from embedding_ingest.snapshots.segments import (
     add_tail,
@@ -51,7 +52,6 @@ from embedding_ingest.snapshots.segments import (
 )
 from embedding_ingest.snapshots.verify import check_version
 from embedding_ingest.stores.exceptions import (
-    ObjectNotFoundError,
     PointerConflictError,
     PreconditionFailedError,
     StaleFencingTokenError,
@@ -60,7 +60,7 @@ from embedding_ingest.stores.ports import Ledger, ObjectStore
 from embedding_ingest.stores.records import Lease, SnapshotVersion
 
 log = logging.getLogger(__name__)
-__all__ = ["compact_published", "pointer_key", "prune_versions", "publish_next_version", "rollback",
+__all__ = ["compact_published", "pointer_key", "publish_next_version", "rollback",
            "versions_prefix", "write_pointer_mirror"]
 
 
@@ -161,7 +161,7 @@ def publish_next_version(store: ObjectStore, ledger: Ledger, lease: Lease, *, da
             **_store_tombstones(store, database, plan, base)))
         published, pointer_error = _publish_manifest(store, ledger, lease, manifest, current, pointer=pointer)
         install_built(settings, database, built, segments, scratch)
-    prune_error, plain_error = _tidy(store, ledger, database, settings, pointer=pointer)
+    prune_error, plain_error = tidy_after_publish(store, ledger, database, settings, pointer=pointer)
     mirror_error = "; ".join(problem for problem in (pointer_error, plain_error) if problem) or None
     return dataclasses.replace(_outcome(published, plan, digest), mirror_error=mirror_error,
                                prune_error=prune_error)
@@ -257,7 +257,7 @@ def compact_published(store: ObjectStore, ledger: Ledger, lease: Lease, *, datab
                 tombstones_key=base.tombstones_key, tombstones=base.tombstones))
             _publish_manifest(store, ledger, lease, manifest, current)  # the mirror's problem is logged
             install_built(settings, database, [(segment, built)], segments, scratch)
-        _tidy(store, ledger, database, settings)  # logged: compacting changes no record
+        tidy_after_publish(store, ledger, database, settings)  # logged: compacting changes no record
 
 
 def _publish_manifest(store: ObjectStore, ledger: Ledger, lease: Lease, manifest: VersionManifest,
@@ -330,61 +330,6 @@ def write_pointer_mirror(store: ObjectStore, version: SnapshotVersion) -> str | 
     problem = f"could not write {key}: it changed under each of 3 conditional writes"
     log.warning("%s", problem)
     return problem
-
-
-def _tidy(store: ObjectStore, ledger: Ledger, database: str, settings: Settings, *,
-          pointer: str | None = None) -> tuple[str | None, str | None]:
-    """Prune after a committed publish, then refresh the plain mirror (SNAPSHOT_PUBLISH_PLAIN only; the
-    live pointer only). Failing here must not fail the publish (a retry would publish again), so each
-    problem is logged and returned as one line: (prune problem, plain mirror problem). The next publish
-    prunes the versions still kept beyond the limit; objects of a version the ledger already forgot stay."""
-    prune_error = None
-    try:
-        prune_versions(store, ledger, database=database, keep=settings.snapshot_versions_kept,
-                       pointer=pointer)
-        if cache.cache_enabled(settings):
-            kept = referenced_segments(store, [*ledger.list_versions(database, pointer=pointer),
-                                               *other_pointers_versions(ledger, database, pointer)])
-            cache.prune(settings, database, {segment.segment_id for segment in kept.values()})
-    except Exception as exc:  # recorded on the publish outcome; the next publish prunes again
-        prune_error = one_line(f"pruning {database} after publish failed", exc)
-        log.warning("%s", prune_error)
-    if pointer is not None:
-        return prune_error, None
-    return prune_error, refresh_plain_mirror(store, ledger, settings, database)
-
-
-def prune_versions(store: ObjectStore, ledger: Ledger, *, database: str, keep: int,
-                   pointer: str | None = None) -> list[str]:
-    """Forget all but the newest `keep` versions of the pointer (never its current one, nor one a
-    migration may roll back to) and delete the segments no kept version of any pointer uses. Returns
-    the versions removed. The ledger forgets a version before its objects go, so nothing can point at
-    a deleted archive."""
-    if keep < 1:
-        raise InvalidInputError(f"prune_versions keeps at least one version, got keep={keep}")
-    versions = ledger.list_versions(database, pointer=pointer)
-    current = ledger.get_published(database, pointer=pointer)
-    pinned = pinned_versions(ledger, database) if pointer is None else set()
-    doomed = [v for v in versions[keep:]
-              if (current is None or v.version != current.version) and v.version not in pinned]
-    if not doomed:
-        return []
-    in_use = referenced_segments(store, [*(v for v in versions if v not in doomed),
-                                         *other_pointers_versions(ledger, database, pointer)])
-    removed = []
-    for old in doomed:
-        try:
-            segments = read_version(store, old).segments
-        except ObjectNotFoundError:
-            segments = []
-        ledger.forget_version(database, old.version, pointer=pointer)
-        if old.key not in in_use:  # a version from before segments is itself its only segment
-            store.delete_prefix(old.key)
-        for segment in segments:
-            if segment.key not in in_use:
-                store.delete_prefix(segment.key)
-        removed.append(old.version)
-    return removed
 
 
 def rollback(store: ObjectStore, ledger: Ledger, lease: Lease, *, database: str,

@@ -60,10 +60,8 @@ print(len(names))
 def test_the_engines_tests_pass_without_the_product(tmp_path, request):
     report = tmp_path / "report.xml"
     marks = request.config.getoption("markexpr") or ""  # `make test-fast` (-m "not slow") passes it on
-    # The fake OpenAI plugin (tests/conftest.py) imports the product: the engine's tests never use it.
-    args = [*ENGINE_TESTS, "-q", "-p", "no:cacheprovider", "-p", "no:fake_openai",
-            "--basetemp", str(tmp_path / "inner"), "--junitxml", str(report),
-            *(["-m", marks] if marks else [])]
+    args = [*ENGINE_TESTS, "-q", "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "inner"),
+            "--junitxml", str(report), *(["-m", marks] if marks else [])]
     done = python_without_product(f"""
 import pytest
 code = pytest.main({args!r})

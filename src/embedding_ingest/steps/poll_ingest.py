@@ -42,9 +42,9 @@ from embedding_ingest.steps.keys import delta_prefix
 from embedding_ingest.steps.logs import logger
 from embedding_ingest.stores.records import (
     BatchSummary,
-    EmbeddingItem,
     EmbeddingStatus,
     ItemKind,
+    LeanItem,
     ReleaseCause,
 )
 
@@ -76,13 +76,12 @@ class IngestOutcome:
         return {"problem_count": len(self.problems), "first_problem": first}
 
 
-def batch_items(ctx: StepContext, kind: ItemKind, batch_id: str) -> dict[str, EmbeddingItem]:
+def batch_items(ctx: StepContext, kind: ItemKind, batch_id: str) -> dict[str, LeanItem]:
     """Items this batch asked for that still count: PENDING, or SUCCESS from an earlier publish of the
-    same results (so a rerun builds the same delta)."""
-    items = {}
-    for status in (EmbeddingStatus.PENDING, EmbeddingStatus.SUCCESS):
-        items.update({i.item_id: i for i in ctx.ledger.find_items(kind, status, batch_id=batch_id)})
-    return items
+    same results (so a rerun builds the same delta). Only what ingesting needs of each (LeanItem): a
+    full batch's 50,000 items are all held at once (issue 19, poll_peak_rss_mb)."""
+    statuses = (EmbeddingStatus.PENDING, EmbeddingStatus.SUCCESS)
+    return {item.item_id: item for item in ctx.ledger.find_lean_items(kind, batch_id, statuses)}
 
 
 @dataclass
@@ -90,7 +89,7 @@ class _Reading:
     """What one pass over the output file learns beside the pages it yields."""
 
     batch_id: str
-    items: dict[str, EmbeddingItem]
+    items: dict[str, LeanItem]
     outcome: IngestOutcome
     accepted: dict[str, int] = field(default_factory=dict)  # item_id -> output line number
     rejected: dict[str, tuple[str, bool]] = field(default_factory=dict)  # item_id -> (reason, content)
@@ -215,7 +214,7 @@ def _release(ctx: StepContext, batch_id: str, reasons: dict[str, tuple[str, bool
             "sample": dict(list(outcome.released.items())[:5])})
 
 
-def _rejection(record: OutputRecord | LineProblem, items: dict[str, EmbeddingItem],
+def _rejection(record: OutputRecord | LineProblem, items: dict[str, LeanItem],
                accepted: dict[str, int]) -> str | None:
     if isinstance(record, LineProblem):
         who = f"custom_id {record.custom_id!r}: " if record.custom_id else ""
@@ -241,7 +240,7 @@ def _release_reasons(reading: _Reading, failures: dict[str, RequestFailure], bat
         missing = "missing from the output file"
     reasons = {}
     for item_id, item in reading.items.items():
-        if item_id in reading.accepted or item.embedding_status is not EmbeddingStatus.PENDING:
+        if item_id in reading.accepted or item.status is not EmbeddingStatus.PENDING:
             continue
         if item_id in failures:
             failure = failures[item_id]
@@ -251,7 +250,7 @@ def _release_reasons(reading: _Reading, failures: dict[str, RequestFailure], bat
     return reasons
 
 
-def _page(ids: list[str], vectors: list[np.ndarray], items: dict[str, EmbeddingItem], dimensions: int,
+def _page(ids: list[str], vectors: list[np.ndarray], items: dict[str, LeanItem], dimensions: int,
           model: str, revision: str) -> RecordPage:
     embeddings = np.asarray(vectors, dtype=np.float32).reshape(len(ids), dimensions)
     # The revision orders this record against other copies of its id (snapshots/revisions.py).

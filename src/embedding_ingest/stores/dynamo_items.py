@@ -9,7 +9,8 @@ the same claim again completes it, because items already PENDING in this batch a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import json
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from embedding_ingest.exceptions import InvalidInputError
@@ -39,12 +40,17 @@ from embedding_ingest.stores.records import (
     EmbeddingItem,
     EmbeddingStatus,
     ItemKind,
+    LeanItem,
     ReleaseCause,
     release_outcome,
 )
 
 _SHOWN_IDS = 5  # ids named in an error message
 IMPORT_SEQ = "import_seq"  # issue 10: the import that wrote an item (dynamo_receipts.py)
+# What find_lean_items reads of an item: a LeanItem's fields, and what _visible needs to hide items of
+# an uncommitted import. Every name through a placeholder (several are DynamoDB reserved words).
+_LEAN_FIELDS = ("item_id", "embedding_status", "text", "metadata", "metadata_version", "image_id",
+                "receipt_number", IMPORT_SEQ)
 
 
 def marker_key(image_id: str, receipt_number: int) -> Attributes:
@@ -84,6 +90,12 @@ def summary_attributes(summary: BatchSummary) -> Attributes:
     return {**record_attributes(summary), **batch_key(summary.batch_id),
             "GSI1PK": {"S": batch_status_partition(summary.status)},
             "GSI1SK": {"S": batch_sort_key(summary.batch_type, summary.submitted_at, summary.batch_id)}}
+
+
+def _lean_item(raw: Attributes) -> LeanItem:
+    return LeanItem(raw["item_id"]["S"], EmbeddingStatus(raw["embedding_status"]["S"]), raw["text"]["S"],
+                    json.loads(raw["metadata"]["S"]) if "metadata" in raw else {},
+                    int(raw["metadata_version"]["N"]) if "metadata_version" in raw else 0)
 
 
 class DynamoItems(DynamoBase):
@@ -161,6 +173,29 @@ class DynamoItems(DynamoBase):
                 break
         found += [record_from(EmbeddingItem, r) for r in self._visible(page)]
         return found[:limit] if limit is not None else found
+
+    def find_lean_items(self, kind: ItemKind, batch_id: str, statuses: Collection[EmbeddingStatus]
+                        ) -> list[LeanItem]:
+        wanted = [EmbeddingStatus(status).value for status in statuses]
+        if not wanted:
+            return []
+        names = {f"#f{n}": name for n, name in enumerate(_LEAN_FIELDS)}
+        values = {f":s{n}": {"S": status} for n, status in enumerate(wanted)}
+        raws = self._query(
+            IndexName="GSI3", KeyConditionExpression="GSI3PK = :p",
+            FilterExpression=f"#f1 IN ({', '.join(values)}) AND #kind = :k",
+            ProjectionExpression=", ".join(names),
+            ExpressionAttributeNames={**names, "#kind": "kind"},
+            ExpressionAttributeValues={":p": {"S": batch_items_partition(batch_id)},
+                                       ":k": {"S": ItemKind(kind).value}, **values})
+        found: list[LeanItem] = []
+        page: list[Attributes] = []
+        for raw in raws:  # a page at a time, so only a page of full attribute maps is ever held
+            page.append(raw)
+            if len(page) >= 100:
+                found += [_lean_item(r) for r in self._visible(page)]
+                page = []
+        return found + [_lean_item(r) for r in self._visible(page)]
 
     def count_items(self, kind: ItemKind | None = None) -> dict[EmbeddingStatus, int]:
         kinds = [ItemKind(kind)] if kind is not None else list(ItemKind)

@@ -22,6 +22,7 @@ from embedding_ingest.stores.records import (
     ExecutionStatus,
     HistoryEvent,
     ItemKind,
+    LeanItem,
     Lease,
     MigrationRecord,
     MigrationState,
@@ -100,6 +101,11 @@ class ItemLedger(Protocol):
     def find_items(self, kind: ItemKind, status: EmbeddingStatus, *, limit: int | None = None,
                    batch_id: str | None = None) -> list[EmbeddingItem]:
         """Ordered by item_id."""
+
+    def find_lean_items(self, kind: ItemKind, batch_id: str, statuses: Collection[EmbeddingStatus]
+                        ) -> list[LeanItem]:
+        """The items of `kind` in batch `batch_id` whose status is one of `statuses`, as LeanItems (only
+        what ingesting the batch's output needs), ordered by item_id. The same items find_items gives."""
 
     def count_items(self, kind: ItemKind | None = None) -> dict[EmbeddingStatus, int]: ...
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -142,6 +143,21 @@ class EmbeddingItem(_Record):
     @property
     def metadata_pending(self) -> bool:
         return self.metadata_version > self.metadata_queued
+
+
+@dataclass(frozen=True, slots=True)
+class LeanItem:
+    """What ingesting a batch's output needs of one item, and nothing else (ItemLedger.find_lean_items).
+
+    Issue 19: PollBatches holds every item of its batch at once (50,000 for a full batch); as
+    EmbeddingItems they took ~3.5 KB each (~175 MB), this plain slotted record about a seventh of it.
+    `metadata` is the published metadata (as EmbeddingItem.metadata), `text` the Chroma document."""
+
+    item_id: str
+    status: EmbeddingStatus
+    text: str
+    metadata: dict[str, MetadataValue]
+    metadata_version: int
 
 
 class BatchOperation(StrEnum):

@@ -22,6 +22,7 @@ from embedding_ingest.stores.records import (
     EmbeddingItem,
     EmbeddingStatus,
     ItemKind,
+    LeanItem,
     ReleaseCause,
     release_outcome,
 )
@@ -109,6 +110,19 @@ class SqliteItemsAndBatches(SqliteConnections):
             params.append(limit)
         with self._read("finding items") as conn:
             return [_item_from_row(row) for row in conn.execute(sql, params)]
+
+    def find_lean_items(self, kind: ItemKind, batch_id: str, statuses: Collection[EmbeddingStatus]
+                        ) -> list[LeanItem]:
+        wanted = [EmbeddingStatus(status).value for status in statuses]
+        if not wanted:
+            return []
+        sql = ("SELECT item_id, status, text, metadata, metadata_version FROM items "
+               f"WHERE batch_id = ? AND kind = ? AND status IN ({placeholders(len(wanted))}) "
+               "ORDER BY item_id")
+        with self._read(f"reading the items of batch {batch_id!r}") as conn:
+            return [LeanItem(row["item_id"], EmbeddingStatus(row["status"]), row["text"],
+                             json.loads(row["metadata"]), row["metadata_version"])
+                    for row in conn.execute(sql, (batch_id, ItemKind(kind).value, *wanted))]
 
     def count_items(self, kind: ItemKind | None = None) -> dict[EmbeddingStatus, int]:
         counts = dict.fromkeys(EmbeddingStatus, 0)

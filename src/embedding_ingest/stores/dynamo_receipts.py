@@ -19,7 +19,8 @@ of a crashed import until the rerun). receipt_keys without an image id scans the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from embedding_ingest.exceptions import InvalidInputError
@@ -37,6 +38,7 @@ from embedding_ingest.stores.dynamo_schema import (
     item_key,
     metadata_pending_partition,
 )
+from embedding_ingest.stores.exceptions import StoreUnavailableError
 from embedding_ingest.stores.receipt_sync import ReceiptChanges, SyncPlan, plan_receipt_sync
 from embedding_ingest.stores.records import (
     BatchOperation,
@@ -44,9 +46,47 @@ from embedding_ingest.stores.records import (
     EmbeddingItem,
     EmbeddingStatus,
     ItemKind,
+    MetadataValue,
 )
+from embedding_ingest.stores.relabel import MetadataRow, ReceiptLabels, Relabelled, plan_relabel, relabelled
 
 ONE_TRANSACTION_LIMIT = 100  # DynamoDB's TransactWriteItems maximum (see module doc)
+RELABEL_TRIES = 3  # a relabel whose items changed under it reads again, at most this often
+# What relabel reads of an item (MetadataRow), and what _visible needs; names through placeholders
+_RELABEL_FIELDS = ("item_id", "line_id", "word_id", "embedding_status", "metadata", "metadata_hash",
+                   "metadata_version", "metadata_queued", "image_id", "receipt_number", IMPORT_SEQ)
+
+
+def _metadata_row(raw: Attributes) -> MetadataRow:
+    def number(name: str) -> int:
+        return int(raw[name]["N"]) if name in raw else 0
+
+    return MetadataRow(raw["item_id"]["S"], number("line_id"),
+                       int(raw["word_id"]["N"]) if "word_id" in raw else None,
+                       EmbeddingStatus(raw["embedding_status"]["S"]),
+                       json.loads(raw["metadata"]["S"]) if "metadata" in raw else {},
+                       raw["metadata_hash"]["S"] if "metadata_hash" in raw else None,
+                       number("metadata_version"), number("metadata_queued"))
+
+
+def _relabel_operation(before: MetadataRow, after: MetadataRow) -> dict[str, Any]:
+    """One item's new metadata, if its version is still the one read and it is not being deleted
+    (the metadata-pending index entry set or cleared as item_attributes would)."""
+    pending = after.metadata_pending
+    seen = "#v = :was" if before.metadata_version else "(attribute_not_exists(#v) OR #v = :was)"
+    return {"Update": {
+        "Key": item_key(after.item_id),
+        "UpdateExpression": "SET #m = :m, metadata_hash = :h, #v = :v, metadata_queued = :q"
+                            + (", GSI1PK = :g1, GSI1SK = :id" if pending else " REMOVE GSI1PK, GSI1SK"),
+        "ConditionExpression": f"embedding_status <> :deleting AND {seen}",
+        "ExpressionAttributeNames": {"#m": "metadata", "#v": "metadata_version"},
+        "ExpressionAttributeValues": {
+            ":m": {"S": json.dumps(after.metadata, sort_keys=True, separators=(",", ":"))},
+            ":h": {"S": after.metadata_hash or ""}, ":v": {"N": str(after.metadata_version)},
+            ":q": {"N": str(after.metadata_queued)}, ":was": {"N": str(before.metadata_version)},
+            ":deleting": {"S": EmbeddingStatus.DELETING.value},
+            **({":g1": {"S": metadata_pending_partition(after.kind)}, ":id": {"S": after.item_id}}
+               if pending else {})}}}
 
 
 class DynamoReceipts(DynamoBase):
@@ -108,6 +148,34 @@ class DynamoReceipts(DynamoBase):
                     ":g2": {"S": embedding_status_partition(kind, EmbeddingStatus.DELETING)},
                     **({":seq": {"N": str(seq)}} if seq is not None else {})}}})
         return operations
+
+    # -- relabel (issue 23: labels apply) -----------------------------------------------------------
+    def relabel(self, receipts: Sequence[ReceiptLabels]) -> list[Relabelled]:
+        return [self._relabel_one(image_id, number, labels) for image_id, number, labels in receipts]
+
+    def _relabel_one(self, image_id: str, number: int,
+                     labels: Mapping[str, Mapping[str, MetadataValue]]) -> Relabelled:
+        """One read of the receipt (only MetadataRow's attributes), then its changed items in one
+        transaction, each conditional on the metadata version read (more than ONE_TRANSACTION_LIMIT:
+        several, and a crash between them is completed by the rerun). An item changed meanwhile (an
+        import of the same receipt) cancels the write: read again and plan again."""
+        names = {f"#f{n}": name for n, name in enumerate(_RELABEL_FIELDS)}
+        written: list[tuple[MetadataRow, MetadataRow]] = []
+        for _ in range(RELABEL_TRIES):
+            raws = self._query(
+                KeyConditionExpression="PK = :pk AND begins_with(SK, :sk)", ConsistentRead=True,
+                ProjectionExpression=", ".join(names), ExpressionAttributeNames=names,
+                ExpressionAttributeValues={":pk": {"S": f"IMAGE#{image_id}"},
+                                           ":sk": {"S": f"RECEIPT#{number:05d}#LINE#"}})
+            plan = plan_relabel([_metadata_row(raw) for raw in self._visible(list(raws))], labels)
+            for group in chunked(plan.updates, ONE_TRANSACTION_LIMIT):
+                if self._transact([_relabel_operation(*pair) for pair in group]) is not None:
+                    break
+                written += group
+            else:
+                return relabelled(image_id, number, plan, written)
+        raise StoreUnavailableError(f"receipt {image_id!r} #{number}: its items kept changing while being "
+                                    f"relabelled ({RELABEL_TRIES} tries); run again")
 
     def receipt_keys(self, image_id: str | None = None) -> list[tuple[str, int]]:
         if image_id is not None:

@@ -30,6 +30,7 @@ from embedding_ingest.stores.records import (
     ReleaseCause,
     SnapshotVersion,
 )
+from embedding_ingest.stores.relabel import ReceiptLabels, Relabelled
 
 
 class ObjectStore(ABC):
@@ -141,6 +142,13 @@ class ItemLedger(Protocol):
         """Make each (image_id, receipt_number)'s items the given ones (stores/receipt_sync.py):
         add new, re-queue changed (NONE), leave unchanged, mark vanished DELETING. Each receipt lands
         whole or not at all, and a rerun after a failure completes it."""
+
+    def relabel(self, receipts: Sequence[ReceiptLabels]) -> list[Relabelled]:
+        """Give the named items of each (image_id, receipt_number, {item_id: label keys}) those label
+        keys in place of theirs, and their lines the union of validated labels (stores/relabel.py):
+        each receipt read once, only the items whose living metadata changes written (metadata
+        version + 1: a metadata update), each receipt whole or not at all. Unknown or DELETING items
+        are reported, not written. A rerun with the same labels changes nothing."""
 
     def receipt_keys(self, image_id: str | None = None) -> list[tuple[str, int]]:
         """(image_id, receipt_number) of receipts with active (not DELETING) items, sorted."""

@@ -26,7 +26,7 @@ The result is the same for every ledger adapter; each applies the plan atomicall
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,7 +98,7 @@ def plan_receipt_sync(image_id: str, receipt_number: int, existing: Mapping[str,
                 fresh["metadata_version"] = old.metadata_version + 1
                 if old.embedding_status in (EmbeddingStatus.NONE, EmbeddingStatus.FAILED):
                     fresh["metadata_queued"] = fresh["metadata_version"]  # its embedding will carry it
-                _count_metadata_change(changes, item.item_id, old.metadata, item.metadata)
+                count_metadata_change(changes, item.item_id, old.metadata, item.metadata)
             if any(getattr(old, name) != value for name, value in fresh.items()):
                 plan.overwrite.append(old.model_copy(update=fresh))
             changes.unchanged += 1
@@ -131,8 +131,9 @@ def _embedded_with_metadata(item: EmbeddingItem, version: int) -> EmbeddingItem:
                                    "metadata_queued": version})
 
 
-def _count_metadata_change(changes: ReceiptChanges, item_id: str, old: Mapping[str, Any],
-                           new: Mapping[str, Any]) -> None:
+def count_metadata_change(changes: ReceiptChanges, item_id: str, old: Mapping[str, Any],
+                          new: Mapping[str, Any]) -> None:
+    """Record on `changes` that `item_id`'s living metadata went from `old` to `new`, and which part."""
     before, after = living_part(old), living_part(new)
     moved = {name for name in before.keys() | after.keys() if before.get(name) != after.get(name)}
     changes.metadata_changed.append(item_id)
@@ -144,7 +145,8 @@ def _count_metadata_change(changes: ReceiptChanges, item_id: str, old: Mapping[s
 _LINE_UNION = "valid_labels"
 
 
-def _is_label_key(name: str) -> bool:
+def is_label_key(name: str) -> bool:
+    """Whether a metadata key belongs to an item's labels (replaced whole when its labels are given)."""
     return name.startswith(LABEL_KEY_PREFIX) or name in ("valid_labels", "invalid_labels")
 
 
@@ -157,8 +159,8 @@ def carry_labels(existing: Mapping[str, EmbeddingItem], incoming: Sequence[Embed
         old = existing.get(item.item_id)
         if not item.labels_given and old is not None and old.embedding_status is not EmbeddingStatus.DELETING:
             kept = {k: v for k, v in old.metadata.items()
-                    if _is_label_key(k) and not (item.word_id is None and k == _LINE_UNION)}
-            metadata = {**{k: v for k, v in item.metadata.items() if not _is_label_key(k)}, **kept}
+                    if is_label_key(k) and not (item.word_id is None and k == _LINE_UNION)}
+            metadata = {**{k: v for k, v in item.metadata.items() if not is_label_key(k)}, **kept}
             item = item.model_copy(update={"metadata": metadata, "metadata_hash": None})
         carried.append(item)
     words_valid: dict[int, set[str]] = {}
@@ -169,13 +171,20 @@ def carry_labels(existing: Mapping[str, EmbeddingItem], incoming: Sequence[Embed
     for item in carried:
         metadata = item.metadata
         if item.word_id is None:
-            own = {k.removeprefix(LABEL_KEY_PREFIX) for k, v in metadata.items()
-                   if k.startswith(LABEL_KEY_PREFIX) and v is True}
-            union = sorted(own | words_valid.get(item.line_id, set()))
-            metadata = {k: v for k, v in metadata.items() if k != _LINE_UNION}
-            if union:
-                metadata[_LINE_UNION] = union
+            metadata = with_line_union(metadata, words_valid.get(item.line_id, ()))
         if metadata != item.metadata or item.metadata_hash is None:
             item = item.model_copy(update={"metadata": metadata, "metadata_hash": metadata_hash(metadata)})
         result.append(item)
+    return result
+
+
+def with_line_union(metadata: Mapping[str, Any], words_valid: Iterable[str]) -> dict[str, Any]:
+    """A line's metadata with `valid_labels` the union of its own validated labels (its
+    `label_<L>: true` keys) and its words' (`words_valid`); left out when empty."""
+    own = {k.removeprefix(LABEL_KEY_PREFIX) for k, v in metadata.items()
+           if k.startswith(LABEL_KEY_PREFIX) and v is True}
+    union = sorted(own | set(words_valid))
+    result = {k: v for k, v in metadata.items() if k != _LINE_UNION}
+    if union:
+        result[_LINE_UNION] = union
     return result

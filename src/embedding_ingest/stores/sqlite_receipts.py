@@ -4,8 +4,9 @@ forgotten once the published version lacks them)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.stores.receipt_sync import ReceiptChanges, plan_receipt_sync
@@ -15,7 +16,9 @@ from embedding_ingest.stores.records import (
     EmbeddingItem,
     EmbeddingStatus,
     ItemKind,
+    MetadataValue,
 )
+from embedding_ingest.stores.relabel import MetadataRow, ReceiptLabels, Relabelled, plan_relabel, relabelled
 from embedding_ingest.stores.sqlite_base import SqliteConnections, chunks, placeholders
 from embedding_ingest.stores.sqlite_items import (
     _ITEM_COLUMNS,
@@ -52,6 +55,37 @@ class SqliteReceipts(SqliteConnections):
                          [(item_id,) for item_id in plan.remove])
         assert plan.changes is not None
         return plan.changes
+
+    def relabel(self, receipts: Sequence[ReceiptLabels]) -> list[Relabelled]:
+        """Relabel every receipt (stores/relabel.py) in ONE transaction: all of them land or none does."""
+        if not receipts:
+            return []
+        with self._write(f"relabelling {len(receipts)} receipt(s)") as conn:
+            return [self._relabel_one(conn, image_id, number, labels)
+                    for image_id, number, labels in receipts]
+
+    def _relabel_one(self, conn: sqlite3.Connection, image_id: str, number: int,
+                     labels: Mapping[str, Mapping[str, MetadataValue]]) -> Relabelled:
+        rows: dict[str, MetadataRow] = {}
+        for part in chunks(list(labels)):  # every item of the lines the named items are on
+            rows.update((row["item_id"], MetadataRow(
+                row["item_id"], row["line_id"], row["word_id"], EmbeddingStatus(row["status"]),
+                json.loads(row["metadata"]), row["metadata_hash"], row["metadata_version"],
+                row["metadata_queued"])) for row in conn.execute(
+                "SELECT item_id, line_id, word_id, status, metadata, metadata_hash, metadata_version, "
+                "metadata_queued FROM items WHERE image_id = ? AND receipt_number = ? AND line_id IN "
+                "(SELECT line_id FROM items WHERE image_id = ? AND receipt_number = ? AND item_id IN "
+                f"({placeholders(len(part))}))", (image_id, number, image_id, number, *part)))
+        known = any(row.status is not EmbeddingStatus.DELETING for row in rows.values()) or conn.execute(
+            "SELECT 1 FROM items WHERE image_id = ? AND receipt_number = ? AND status != 'DELETING' LIMIT 1",
+            (image_id, number)).fetchone() is not None
+        plan = plan_relabel(rows.values(), labels, receipt_known=known)
+        conn.executemany(
+            "UPDATE items SET metadata = ?, metadata_hash = ?, metadata_version = ?, metadata_queued = ? "
+            "WHERE item_id = ?",
+            [(json.dumps(new.metadata, sort_keys=True), new.metadata_hash, new.metadata_version,
+              new.metadata_queued, new.item_id) for _, new in plan.updates])
+        return relabelled(image_id, number, plan, plan.updates)
 
     def receipt_keys(self, image_id: str | None = None) -> list[tuple[str, int]]:
         """(image_id, receipt_number) of every receipt with items in the active set (not DELETING)."""

@@ -6,9 +6,10 @@ One JSON object per line: `{"receipt_id", "receipt_number" (default 1), "line_id
 "labels": [...]}` (labels as in a receipt file: tests/data/README.md). It *replaces* that item's labels
 (`[]` clears them); a line without `word_id` labels the line itself. A later line for the same item
 wins. A malformed line or an unknown item (not in the ledger, or being deleted) is reported by line
-number and skipped; the rest is applied. Each receipt's changes land in one ledger write (the same
-sync as `receipts import`: stores/receipt_sync.py), so a rerun after a crash completes the job and a
-second run changes nothing.
+number and skipped; the rest is applied. The ledger relabels in place (ItemLedger.relabel,
+stores/relabel.py): each receipt read once, only the items whose metadata changes written (the named
+ones and their lines), each receipt whole; so a rerun after a crash completes the job and a second run
+changes nothing.
 """
 
 from __future__ import annotations
@@ -19,14 +20,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
 
-from embedding_ingest.living_keys import LABEL_KEY_PREFIX
 from embedding_ingest.receipts.exceptions import InvalidItemIdError
 from embedding_ingest.receipts.ids import line_item_id, shortened, word_item_id
 from embedding_ingest.receipts.importer import file_lines
 from embedding_ingest.receipts.labels_input import RawLabel, check_labels, json_type
 from embedding_ingest.receipts.living import label_metadata
 from embedding_ingest.stores.ports import Ledger
-from embedding_ingest.stores.records import EmbeddingItem, EmbeddingStatus, ItemKind
+from embedding_ingest.stores.records import ItemKind
+from embedding_ingest.stores.relabel import Relabelled
 from embedding_ingest.submission.metadata_updates import queue_metadata_updates
 
 RECEIPTS_PER_WRITE = 50
@@ -85,16 +86,16 @@ def apply_labels(path: Path | str, ledger: Ledger) -> LabelsReport:
     keys = sorted(wanted)
     changed: set[str] = set()
     for start in range(0, len(keys), RECEIPTS_PER_WRITE):
-        batch = []
-        for key in keys[start:start + RECEIPTS_PER_WRITE]:
-            items = _relabelled(ledger, key, wanted[key], report)
-            if items is not None:
-                batch.append((key[0], key[1], items))
-        for change in ledger.sync_receipts(batch):
-            words = sum(1 for i in change.metadata_changed if "#WORD#" in i)
+        group = keys[start:start + RECEIPTS_PER_WRITE]
+        relabels = [(key[0], key[1], {item_id: label_metadata(labels)
+                                      for item_id, (_, labels) in wanted[key].items()}) for key in group]
+        for key, done in zip(group, ledger.relabel(relabels), strict=True):
+            _report_unknown(wanted[key], done, report)
+            report.items_labelled += len(wanted[key]) - len(done.unknown)
+            words = sum(1 for i in done.changes.metadata_changed if "#WORD#" in i)
             report.words_relabelled += words
-            report.lines_relabelled += len(change.metadata_changed) - words
-            changed.update(change.metadata_changed)
+            report.lines_relabelled += len(done.changes.metadata_changed) - words
+            changed.update(done.changes.metadata_changed)
     named = {item_id for key in keys for item_id in wanted[key]}
     report.unchanged = report.items_labelled - len(named & changed)
     for kind in ItemKind:
@@ -144,28 +145,11 @@ def _parse(line_number: int, raw: bytes, report: LabelsReport
     return (entry.receipt_id, entry.receipt_number), item_id, labels
 
 
-def _relabelled(ledger: Ledger, key: tuple[str, int], wanted: dict[str, tuple[int, Any]],
-                report: LabelsReport) -> list[EmbeddingItem] | None:
-    """The receipt's active items, the named ones with their new labels (a sync of them changes only
-    metadata); None when no named item is known."""
-    items = {i.item_id: i for i in ledger.receipt_items(*key)
-             if i.embedding_status is not EmbeddingStatus.DELETING}
-    known = False
-    updated = {}
-    for item_id, (line_number, labels) in sorted(wanted.items()):
-        item = items.get(item_id)
-        if item is None:
-            report.problems.append(LabelProblem(
-                line_number=line_number, field="receipt_id" if not items else "word_id" if "#WORD#" in item_id
-                else "line_id", problem=f"no {'word' if '#WORD#' in item_id else 'line'} "
-                                        f"{shortened(item_id)} in the ledger"))
-            continue
-        known = True
-        report.items_labelled += 1
-        kept = {name: value for name, value in item.metadata.items()
-                if not (name.startswith(LABEL_KEY_PREFIX) or name.endswith("_labels"))}
-        updated[item_id] = item.model_copy(update={"metadata": {**kept, **label_metadata(labels)},
-                                                   "labels_given": True, "metadata_hash": None})
-    if not known:
-        return None
-    return [updated.get(item_id, item) for item_id, item in items.items()]
+def _report_unknown(wanted: dict[str, tuple[int, Any]], done: Relabelled, report: LabelsReport) -> None:
+    """A problem for each named item the ledger does not hold (or is deleting), by its line number."""
+    for item_id in done.unknown:
+        word = "#WORD#" in item_id
+        field = "receipt_id" if not done.receipt_known else "word_id" if word else "line_id"
+        report.problems.append(LabelProblem(
+            line_number=wanted[item_id][0], field=field,
+            problem=f"no {'word' if word else 'line'} {shortened(item_id)} in the ledger"))

@@ -27,6 +27,12 @@ def test_batches_keep_tokens_billed_tokens_polled_at_and_listed_status(ledger: L
     got = ledger.get_batch("b1")
     assert (got.tokens, got.billed_tokens, got.polled_at, got.poll_started_at, got.listed_status) == (
         42, 40, 1234.5, 1234.5, "completed")
+    # The console's timeline (issue 20): results read, published, in which version.
+    assert (got.results_at, got.published_at, got.published_version) == (None, None, None)
+    ledger.update_batch("b1", results_at=1234.5, published_at=1240.25, published_version="v1")
+    got = ledger.get_batch("b1")
+    assert (got.results_at, got.published_at, got.published_version, got.billed_tokens) == (
+        1234.5, 1240.25, "v1", 40)
 
 
 def test_a_release_for_a_provider_reason_spares_the_attempt(ledger: Ledger) -> None:

@@ -13,14 +13,30 @@ from pathlib import Path
 
 import pytest
 from browser import chromium, find_chromium, save_screenshot, serve
+from console_browser import (
+    SCREEN,
+    WAIT,
+    box_fill,
+    chart,
+    check_docs_screenshot,
+    click_state,
+    csp_violations,
+    css,
+    graph_geometry,
+    inside,
+    open_execution,
+    state_status,
+    wait_for,
+)
 from console_workspace import FAILED, HOSTILE_CAUSE, HOSTILE_TEXT, SUCCEEDED, console_workspace
+from pipeline import receipts_file
 
 from embedding_ingest.steps.registry import HANDLERS
 from embedding_ingest.stores.records import ItemKind
 
 pytestmark = pytest.mark.slow
 HOSTILE_INPUT = "line-hostile-input"
-WAIT = 60  # generous: CI runs these beside the rest of the suite on 2 cores
+BATCH_PAGE = 20  # views.js BATCH_PAGE
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +67,11 @@ def workspace(tmp_path_factory, executables):
 
     WorkflowEngine(ws.ledger, InProcessInvoker(ws.handlers())).start_execution(
         "line", build_definition("line", local_resource_arn), HOSTILE_INPUT, {"note": HOSTILE_TEXT})
+    # More batches than a page of the batches view holds: two more receipts' lines, a few per batch,
+    # submitted and left waiting (no line execution runs after this).
+    ws.import_receipts(receipts_file(tmp_path_factory.mktemp("more-receipts"), 2, start=10))
+    ws.submit(ItemKind.LINE, max_items_per_batch=4)
+    assert len(ws.ledger.list_batches()) > BATCH_PAGE
     return built
 
 
@@ -64,48 +85,6 @@ def site(workspace):
 def browser(executables):
     with chromium(executables) as driver:
         yield driver
-
-
-def wait_for(driver, condition, what: str):
-    """Wait for `condition`; on timeout say what the page showed (states, execution status, console)."""
-    from selenium.common.exceptions import TimeoutException
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    try:
-        return WebDriverWait(driver, WAIT, poll_frequency=0.1).until(condition)
-    except TimeoutException:
-        shown = driver.execute_script(
-            "return [(document.querySelector('h1') || {}).textContent,"
-            " Array.from(document.querySelectorAll('.error')).map((e) => e.textContent).join(' | '),"
-            " Array.from(document.querySelectorAll('[data-state]')).map("
-            "   (e) => e.getAttribute('data-state') + '=' + e.getAttribute('data-status')).join(' ')]")
-        raise AssertionError(f"timed out waiting for {what}; page showed {shown}; "
-                             f"console: {driver.get_log('browser')}") from None
-
-
-def css(driver, selector: str):
-    from selenium.webdriver.common.by import By
-
-    return driver.find_elements(By.CSS_SELECTOR, selector)
-
-
-def state_status(driver, name: str) -> str | None:
-    # One script call, not find-then-read: the page redraws the graph as events arrive, and an element
-    # found a moment ago may be gone (stale) by the time it is read.
-    return driver.execute_script(
-        "const e = document.querySelector(arguments[0]); return e && e.getAttribute('data-status')",
-        f'[data-state="{name}"]')
-
-
-def box_fill(driver, name: str) -> str | None:
-    return driver.execute_script(
-        "const e = document.querySelector(arguments[0]); return e && getComputedStyle(e).fill",
-        f'[data-state="{name}"] > rect.box')
-
-
-def open_execution(driver, site: str, name: str) -> None:
-    driver.get(f"{site}/#/execution/{name}")
-    wait_for(driver, lambda d: css(d, "#graph-svg") and css(d, "#history-table"), f"the graph of {name}")
 
 
 def test_the_failed_state_is_drawn_failed_and_selecting_it_shows_the_error(browser, site, artifacts):
@@ -232,15 +211,30 @@ def test_an_unknown_execution_says_so_instead_of_an_empty_graph(browser, site):
     assert css(browser, "#graph, #history") == []  # no empty graph frame or history under it
 
 
-def test_the_batches_page_shows_each_batch_tokens(browser, site, workspace):
+def test_the_batches_page_shows_each_batch_tokens_a_page_at_a_time(browser, site, workspace):
     browser.get(f"{site}/#/batches")
     wait_for(browser, lambda d: css(d, "#batches-table"), "the batches table")
     shown = browser.execute_script(
         "return Array.from(document.querySelectorAll('#batches-table tbody tr')).map((r) =>"
         " [r.getAttribute('data-batch'), r.cells[5].textContent, r.cells[6].textContent])")
     ledger = workspace.workspace.ledger
-    expected = [[b.batch_id, str(b.tokens), str(b.billed_tokens)] for b in ledger.list_batches()]
-    assert shown == expected and all(int(tokens) > 0 for _, tokens, _ in shown)
+    expected = [[b.batch_id, str(b.tokens), "" if b.billed_tokens is None else str(b.billed_tokens)]
+                for b in ledger.list_batches()]
+    assert shown == expected[:BATCH_PAGE] and all(int(tokens) > 0 for _, tokens, _ in shown)
+
+    # Paged, BATCH_PAGE at a time: Later through to the last page holds every batch once, in order.
+    ids = ("return Array.from(document.querySelectorAll('#batches-table tbody tr'))"
+           ".map((r) => r.dataset.batch)")
+    pages = [browser.execute_script(ids)]
+    while css(browser, "#batches-later")[0].is_enabled():
+        css(browser, "#batches-later")[0].click()
+        # The view is emptied while the next page loads: wait for rows, and other ones.
+        wait_for(browser, lambda d, seen=pages[-1]: d.execute_script(ids) not in ([], seen), "the next page")
+        pages.append(browser.execute_script(ids))
+    assert len(pages) > 1 and f"offset={BATCH_PAGE * (len(pages) - 1)}" in browser.current_url
+    assert [batch_id for page in pages for batch_id in page] == [b.batch_id for b in ledger.list_batches()]
+    css(browser, "#batches-earlier")[0].click()
+    wait_for(browser, lambda d: d.execute_script(ids) == pages[-2], "the page before")
 
 
 def test_an_action_without_the_token_says_so_at_the_top_of_the_page(browser, workspace):
@@ -254,3 +248,131 @@ def test_an_action_without_the_token_says_so_at_the_top_of_the_page(browser, wor
         assert browser.execute_script(
             "return document.getElementById('action-error').compareDocumentPosition("
             "document.getElementById('executions-table')) & Node.DOCUMENT_POSITION_FOLLOWING")
+
+
+def test_the_graph_fits_pans_and_zooms_and_the_state_panel_stays_in_view(browser, site, artifacts):
+    """One page load: fitted at first, wheel, drag and buttons, Fit again, the state panel in view
+    when a state low in the graph is chosen, and the README's screenshot of this page."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    browser.set_window_size(*SCREEN)
+    open_execution(browser, site, SUCCEEDED)
+    wait_for(browser, lambda d: d.execute_script("return !!document.getElementById('graph').__panzoom"),
+             "pan and zoom on the graph")
+    fitted = graph_geometry(browser)
+    assert inside(fitted["graph"], fitted["pane"]), fitted  # the whole graph on screen at first
+    click_state(browser, "FinalMerge")
+    wait_for(browser, lambda d: css(d, "#state-output"), "FinalMerge's output")
+    browser.execute_script("window.scrollTo(0, document.querySelector('.graph-section').offsetTop - 8)")
+    check_docs_screenshot("console-graph.png", browser.get_screenshot_as_png())
+
+    browser.execute_script("""
+        const pane = document.getElementById('graph'), r = pane.getBoundingClientRect();
+        for (let turn = 0; turn < 4; turn++) {
+          pane.dispatchEvent(new WheelEvent('wheel', {deltaY: -300, clientX: r.left + r.width / 2,
+                                                      clientY: r.top + r.height / 2, bubbles: true,
+                                                      cancelable: true}));
+        }""")
+    wait_for(browser, lambda d: graph_geometry(d)["scale"] > fitted["scale"] * 1.3, "the wheel to zoom in")
+    zoomed = graph_geometry(browser)
+    assert zoomed["nameHeight"] > fitted["nameHeight"] * 1.3  # the text grows with it
+
+    pane = css(browser, "#graph")[0]
+    ActionChains(browser).move_to_element_with_offset(pane, 5, 5).click_and_hold().move_by_offset(90, 60) \
+        .release().perform()
+    dragged = graph_geometry(browser)
+    assert dragged["graph"][0] == pytest.approx(zoomed["graph"][0] + 90, abs=3)
+    assert dragged["graph"][1] == pytest.approx(zoomed["graph"][1] + 60, abs=3)
+
+    css(browser, "#graph-zoom-in")[0].click()
+    assert graph_geometry(browser)["scale"] > dragged["scale"]
+    css(browser, "#graph-fit")[0].click()
+    refitted = graph_geometry(browser)
+    assert refitted["scale"] == pytest.approx(fitted["scale"])
+    assert inside(refitted["graph"], refitted["pane"])
+    save_screenshot(browser, artifacts, "graph-fitted")
+
+    # Scrolled down past the top of the graph's section (where the panel starts), a state chosen: the
+    # panel sticks to the top of the window.
+    browser.execute_script("const section = document.querySelector('.graph-section');"
+                           "window.scrollTo(0, section.getBoundingClientRect().top + window.scrollY + 300)")
+    click_state(browser, "MarkBatchesComplete")
+    section_top, top, bottom, height = browser.execute_script(
+        "const r = document.getElementById('state-detail').getBoundingClientRect();"
+        "return [document.querySelector('.graph-section').getBoundingClientRect().top, r.top, r.bottom,"
+        " window.innerHeight]")
+    assert section_top < -200  # where the panel would be without sticking
+    assert 0 <= top < height and bottom > top + 100, (top, bottom, height)
+    assert csp_violations(browser) == []
+
+
+def test_a_query_link_runs_its_search_and_the_results_are_compact(browser, site, workspace):
+    from urllib.parse import quote
+
+    from embedding_ingest.stores.records import EmbeddingStatus
+
+    published = workspace.workspace.ledger.find_items(ItemKind.LINE, EmbeddingStatus.SUCCESS)
+    wanted = next(item.text for item in published if item.text.isascii() and "<" not in item.text)
+    browser.get(f"{site}/#/query?kind=line&text={quote(wanted)}&n=5")
+    wait_for(browser, lambda d: css(d, "#query-table tr.hit"), "the hits of the linked query")
+    rows = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#query-table tr.hit')).map((r) =>"
+        " [r.getAttribute('data-id'), Array.from(r.cells).map((c) => c.textContent)])")
+    assert len(rows) == 5 and wanted in [cells[2] for _, cells in rows]  # it ran, without a click
+    assert browser.execute_script("return document.getElementById('query-text').value") == wanted
+    receipts = {item.image_id for item in published}
+    for item_id, cells in rows:  # the user's receipt_id and the receipt's number, not a wide id column
+        assert cells[3] in receipts and f"IMAGE#{cells[3]}#RECEIPT#{int(cells[4]):05d}#LINE#" in item_id
+    headers = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#query-table th')).map((t) => t.textContent)")
+    assert headers == ["#", "Distance", "Text", "Receipt", "Receipt number", "Line", "Merchant"]
+
+
+def test_the_dashboard_draws_its_four_charts_from_the_workspace(browser, site, workspace, artifacts):
+    from embedding_ingest.pipeline.engine_store import describe_execution
+    from embedding_ingest.pipeline.report import summarize_execution
+    from embedding_ingest.stores.records import EmbeddingStatus
+
+    ledger = workspace.workspace.ledger
+    browser.set_window_size(*SCREEN)
+    browser.get(f"{site}/#/dashboard")
+    wait_for(browser, lambda d: d.execute_script(
+        "return Array.from(document.querySelectorAll('canvas')).filter((c) => Chart.getChart(c)).length")
+        == 4,
+        "the four charts")
+    charts = {name: chart(browser, name) for name in ("chart-items", "chart-usage", "chart-timeline",
+                                                      "chart-executions")}
+    assert all(drawn["painted"] > 500 for drawn in charts.values())  # drawn, not blank
+
+    items = charts["chart-items"]
+    assert items["labels"] == ["lines", "words"]
+    for dataset in items["datasets"]:
+        status = EmbeddingStatus(dataset["label"])
+        assert dataset["data"] == [ledger.count_items(kind).get(status, 0) for kind in ItemKind]
+
+    batches = ledger.list_batches()
+    usage = charts["chart-usage"]
+    line_tokens = next(d for d in usage["datasets"] if d["label"] == "line tokens")
+    assert sum(line_tokens["data"]) == sum(b.tokens or 0 for b in batches
+                                           if b.batch_type.value.startswith("LINE"))
+
+    timeline = charts["chart-timeline"]
+    assert len(timeline["labels"]) == len(batches)
+    by_label = dict(zip(timeline["labels"], zip(*(d["data"] for d in timeline["datasets"]), strict=True),
+                        strict=True))
+    published = [b for b in batches if b.published_at]
+    assert published and all(b.results_at for b in published)
+    for batch in published:
+        waiting, publishing = by_label[f"line {batch.batch_id[:8]}"]
+        assert waiting[0] == pytest.approx(batch.submitted_at * 1000)
+        assert publishing == pytest.approx([batch.results_at * 1000, batch.published_at * 1000])
+
+    runs = charts["chart-executions"]
+    succeeded = summarize_execution(describe_execution(ledger.get_execution(SUCCEEDED)))
+    published_by = dict(zip(runs["labels"], runs["datasets"][0]["data"], strict=True))
+    assert published_by[SUCCEEDED] == succeeded["embeddings_published"] > 0
+    assert published_by[FAILED] == 0
+    assert csp_violations(browser) == []
+    browser.execute_script("window.scrollTo(0, 0)")
+    check_docs_screenshot("console-dashboard.png", browser.get_screenshot_as_png())
+    save_screenshot(browser, artifacts, "dashboard")

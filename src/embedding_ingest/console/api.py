@@ -254,14 +254,21 @@ def _find_state_type(program: dict[str, Any], state: str) -> str | None:
 
 
 def list_batches(request: Request) -> JSONResponse:
-    """GET /api/batches?status=&type= - batch summaries (oldest first) and item counts by kind/status."""
+    """GET /api/batches?status=&type=&limit=&offset= - batch summaries (oldest first; a page of `limit`
+    from `offset` when limit is given, `next_offset` null on the last page), their total `count`, and
+    item counts by kind/status."""
     ledger = _console(request).ledger
     status = _choice(request, "status", BatchStatus)
     kind = _choice(request, "type", ItemKind)
     batches = ledger.list_batches(statuses=[status] if status else None,
                                   batch_type=kind.batch_type if kind else None)
+    offset = _int(request, "offset", 0, 0, 10_000_000)
+    limit = _int(request, "limit", max(len(batches) - offset, 1), 1, 10_000_000)
+    page = batches[offset:offset + limit]
     counts = {k.value: {s.value: ledger.count_items(k).get(s, 0) for s in EmbeddingStatus} for k in ItemKind}
-    return JSONResponse({"batches": [b.model_dump(mode="json") for b in batches], "count": len(batches),
+    return JSONResponse({"batches": [b.model_dump(mode="json") for b in page], "count": len(batches),
+                         "offset": offset, "limit": limit,
+                         "next_offset": offset + limit if offset + limit < len(batches) else None,
                          "items": counts})
 
 

@@ -27,7 +27,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from embedding_ingest.console import actions, api
+from embedding_ingest.console import actions, api, dashboard
 from embedding_ingest.exceptions import (
     ConfigurationError,
     EmbeddingIngestError,
@@ -145,7 +145,8 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
 def create_app(console: api.Console, *, allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS) -> Starlette:
     """The console app over `console`'s ports. `allowed_hosts` are the host names served besides IP
     addresses (add this machine's names when it listens beyond loopback)."""
-    routes = [Route("/", _index), Route("/api/info", _info), *api.ROUTES, *actions.ROUTES,
+    routes = [Route("/", _index), Route("/api/info", _info), *api.ROUTES, *dashboard.ROUTES,
+              *actions.ROUTES,
               Mount("/static", StaticFiles(directory=STATIC_DIR), name="static")]
     app = Starlette(routes=routes,
                     middleware=[Middleware(SecurityHeaders),

@@ -13,6 +13,8 @@ summaries already closed.
 
 from __future__ import annotations
 
+import time
+
 from embedding_ingest.migration.pointers import settling_versions
 from embedding_ingest.migration.state import building
 from embedding_ingest.snapshots.exceptions import VersionNotFoundError
@@ -179,5 +181,6 @@ def _settle_batch(ctx: StepContext, result: PollResult, version: SnapshotVersion
         return marked, len(unpublished)
     closed = _CLOSED_AS.get(result.batch_status, BatchStatus.COMPLETED)
     if summary.status is not closed:
-        ctx.ledger.update_batch(result.batch_id, status=closed)
+        ctx.ledger.update_batch(result.batch_id, status=closed, published_at=time.time(),
+                                published_version=version.version if version else None)
     return marked, 0

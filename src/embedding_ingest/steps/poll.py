@@ -147,7 +147,8 @@ def _poll_summary(summary: BatchSummary, ctx: StepContext) -> PollResult:
     outcome = ingest_finished_batch(ctx, summary, batch, kind)
     changes: dict = {"provider_status": batch.status.value, "polled_at": polled_at,
                      "billed_tokens": batch.input_tokens if batch.input_tokens is not None
-                     else outcome.billed_tokens, **found}
+                     else outcome.billed_tokens, **found,
+                     "results_at": summary.results_at or polled_at}  # the first read stays (reruns)
     record_metric(TOKENS_BILLED, changes["billed_tokens"], workflow=kind.value)
     if outcome.unknown_custom_ids:  # kept durably, not only logged (issue 10)
         changes["unknown_custom_ids"] = outcome.unknown_custom_ids

@@ -187,6 +187,12 @@ class BatchSummary(_Record):
     polled_at: float | None = None  # epoch seconds; a poll stamps the time it started, once it is done
     poll_started_at: float | None = None  # stamped before asking the provider: > polled_at while in flight
     listed_status: str | None = None
+    # For the console's timeline (issue 20): when a poll first read the provider's results, and when
+    # MarkComplete closed the batch once its items were in a published version (which one). Optional:
+    # records written before these existed load with None.
+    results_at: float | None = None  # epoch seconds
+    published_at: float | None = None  # epoch seconds
+    published_version: str | None = None
     operation: BatchOperation = BatchOperation.EMBED  # issue 10: deletion batches travel the same way
     # Output lines whose custom_id was not an item of this batch (kept, not only logged; issue 10).
     unknown_custom_ids: list[str] = Field(default_factory=list)

@@ -137,6 +137,28 @@ def test_batches_and_item_counts(client, workspace):
     assert body["items"]["line"]["SUCCESS"] == ledger.count_items(ItemKind.LINE)["SUCCESS"]
     assert body["items"]["word"]["NONE"] == ledger.count_items(ItemKind.WORD)["NONE"] > 0
     assert client.get("/api/batches?status=PENDING").json()["batches"] == []
+    # A page of `limit` from `offset`; next_offset is null on the last page.
+    everything = body["batches"]
+    first = client.get("/api/batches?limit=1").json()
+    last = client.get(f"/api/batches?limit=1&offset={len(everything) - 1}").json()
+    assert first["batches"] == everything[:1] and first["next_offset"] == (1 if len(everything) > 1 else None)
+    assert last["batches"] == everything[-1:] and last["next_offset"] is None
+    assert last["count"] == len(everything)
+
+
+def test_the_dashboard_answers_from_the_ledger_and_the_executions(client, workspace):
+    body = client.get("/api/dashboard").json()
+    ledger = workspace.workspace.ledger
+    assert body["items"]["line"]["SUCCESS"] == ledger.count_items(ItemKind.LINE)["SUCCESS"]
+    batches = ledger.list_batches()
+    assert sum(r["tokens_submitted"] for r in body["usage_by_day"]) == sum(b.tokens or 0 for b in batches)
+    # Every published batch has its three moments, in order, and the version it went out in.
+    assert [t["batch_id"] for t in body["timeline"]] == [b.batch_id for b in batches]
+    for moment in body["timeline"]:
+        assert moment["submitted_at"] <= moment["results_at"] <= moment["published_at"]
+        assert moment["published_version"] == ledger.get_published("lines").version
+    published = {e["name"]: e["published"] for e in body["executions"]}
+    assert published[SUCCEEDED] > 0 and published[FAILED] is None  # failed: no summary to read
 
 
 def test_snapshots_mark_the_current_version(client, workspace):

@@ -1,4 +1,4 @@
-// Hash router: #/executions, #/execution/NAME, #/batches, #/snapshots, #/query. Navigating away ends
+// Hash router: #/executions, #/execution/NAME, #/dashboard, #/batches, #/snapshots, #/query. Navigating away ends
 // the previous page's polling (its `live` object stops being alive).
 "use strict";
 
@@ -28,6 +28,7 @@ async function route() {
     else if (page === "batches") await batchesView(root, params, info, live);
     else if (page === "snapshots") await snapshotsView(root, params, info, live);
     else if (page === "query") await queryView(root, params, info, live);
+    else if (page === "dashboard") await dashboardView(root, params, info, live);
     else await executionsView(root, params, info, live);
   } catch (e) {
     if (live.alive()) root.appendChild(errorBox(e));

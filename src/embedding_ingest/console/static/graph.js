@@ -167,3 +167,39 @@ function legend() {
     Object.entries(STATUS_TEXT).map(([status, text]) =>
       h("li", {}, h("span", {class: "swatch status-" + status}), text)));
 }
+
+// Pan and zoom over the drawn graph with Panzoom (vendored): the wheel zooms about the pointer, a drag
+// pans, buttons zoom in, out and fit. `view` outlives redraws of a running execution's graph, so the
+// place the user zoomed to stays; until they move it, each redraw fits the graph to the pane.
+function panZoom(pane, svg, view) {
+  if (view.pz) view.pz.destroy();
+  view.pz = null;
+  if (!svg) return;
+  if (!view.moved) Object.assign(view, fitted(pane, svg));
+  // Panzoom applies startX/startY itself a moment after it starts (and would undo a pan made now).
+  const pz = Panzoom(svg, {canvas: true, maxScale: 4, minScale: 0.05, step: 0.25, cursor: "grab",
+                           startScale: view.scale, startX: view.x, startY: view.y});
+  view.pz = pz;
+  pane.__panzoom = pz;  // for the browser tests
+  svg.addEventListener("panzoomchange", (ev) => {
+    view.scale = ev.detail.scale; view.x = ev.detail.x; view.y = ev.detail.y;
+  });
+  svg.addEventListener("panzoomstart", () => { view.moved = true; });
+}
+
+// Scale and pan that show the whole graph centred in the pane (never enlarged past 1.5x: a small graph
+// stays readable). Panzoom scales an <svg> about its centre: scale(s) translate(x, y) puts its top-left
+// corner at W/2 (1 - s) + s x, hence x = (paneW - W) / 2s to centre it (the same for y).
+function fitted(pane, svg) {
+  const width = svg.width.baseVal.value, height = svg.height.baseVal.value;
+  const scale = Math.max(0.05, Math.min((pane.clientWidth - 16) / width, (pane.clientHeight - 16) / height, 1.5));
+  return {scale: scale, x: (pane.clientWidth - width) / 2 / scale, y: (pane.clientHeight - height) / 2 / scale};
+}
+
+function fitGraph(pane, svg, view) {
+  if (!view.pz) return;
+  const fit = fitted(pane, svg);
+  view.pz.zoom(fit.scale, {animate: false, force: true});
+  view.pz.pan(fit.x, fit.y, {animate: false, force: true});
+  view.moved = false;
+}

@@ -69,8 +69,8 @@ async function executionsView(root, params, info, live) {
 
 // ---- One execution: graph, state detail, history -------------------------------------------------
 async function executionView(root, name, info, live) {
-  const state = {selected: null, failedOnly: false, open: new Set(), status: null,
-                 fit: sessionStorage.getItem("graph-zoom") !== "full"};
+  const state = {selected: null, failedOnly: false, open: new Set(), status: null};
+  const view = {};  // the graph's zoom and pan (graph.js panZoom), kept across redraws
   const header = h("div", {class: "exec-header"});
   const graphBox = h("div", {class: "graph-box", id: "graph"});
   const detail = h("aside", {class: "state-detail", id: "state-detail"},
@@ -79,21 +79,27 @@ async function executionView(root, name, info, live) {
     state.failedOnly = ev.target.checked; drawHistory();
   }});
   const historyBox = h("div", {id: "history"});
-  const zoom = h("button", {id: "graph-zoom", class: "zoom", onclick: () => {
-    state.fit = !state.fit;
-    sessionStorage.setItem("graph-zoom", state.fit ? "fit" : "full");
-    applyZoom();
-  }});
-  const applyZoom = () => {
-    graphBox.classList.toggle("fit", state.fit);
-    zoom.textContent = state.fit ? "Actual size" : "Fit to width";
-  };
-  applyZoom();
+  const zoomButton = (id, label, title, act) => h("button", {id: id, class: "zoom", title: title,
+    "aria-label": title, onclick: () => { if (view.pz) { act(); view.moved = true; } }}, label);
+  const pane = h("div", {class: "graph-pane", id: "graph-pane"},
+    h("div", {class: "graph-tools"}, legend(),
+      h("span", {class: "zoom-buttons"},
+        zoomButton("graph-zoom-in", "+", "Zoom in", () => view.pz.zoomIn({animate: false})),
+        zoomButton("graph-zoom-out", "\u2212", "Zoom out", () => view.pz.zoomOut({animate: false})),
+        h("button", {id: "graph-fit", class: "zoom", title: "Fit the graph to the pane",
+                     onclick: () => { const svg = graphBox.querySelector("svg"); if (svg) fitGraph(graphBox, svg, view); }},
+          "Fit"))),
+    graphBox);
+  graphBox.addEventListener("wheel", (ev) => { if (view.pz) { view.pz.zoomWithWheel(ev); view.moved = true; } },
+                            {passive: false});
+  // The state panel shares a grid row with the graph and the history below it, so it stays in view
+  // (sticky) however far the page is scrolled.
   put(root, header,
-    h("section", {class: "graph-section"},
-      h("div", {class: "graph-pane"}, h("div", {class: "graph-tools"}, legend(), zoom), graphBox), detail),
-    h("section", {}, h("h2", {}, "Event history"),
-      h("label", {class: "filter"}, filter, " Failed events only"), historyBox));
+    h("div", {class: "graph-section"},
+      h("div", {class: "graph-main"}, pane,
+        h("section", {}, h("h2", {}, "Event history"),
+          h("label", {class: "filter"}, filter, " Failed events only"), historyBox)),
+      detail));
   const base = "/api/executions/" + encodeURIComponent(name);
 
   // The summary's figures worth a glance (the rest is in the output below).
@@ -177,7 +183,7 @@ async function executionView(root, name, info, live) {
     state.seenEvents = g.events;
     state.status = g.status;
     if (changed || !graphBox.firstChild) {
-      renderGraph(graphBox, g.graph, selectState, state.selected);
+      panZoom(graphBox, renderGraph(graphBox, g.graph, selectState, state.selected), view);
       graphBox.setAttribute("data-execution-status", g.status);
       await Promise.all([drawHistory(), drawDetail()]);
     }
@@ -211,15 +217,26 @@ async function executionView(root, name, info, live) {
 }
 
 // ---- Batches -----------------------------------------------------------------------------------
+const BATCH_PAGE = 20;
+
 async function batchesView(root, params, info) {
   const status = params.get("status") || "";
-  const query = status ? "?status=" + encodeURIComponent(status) : "";
-  const data = await api("/api/batches" + query);
+  const offset = Number(params.get("offset") || 0);
+  const go = (changes) => {
+    const next = new URLSearchParams({status: status, offset: String(offset)});
+    for (const [k, v] of Object.entries(changes)) next.set(k, v);
+    for (const [k, v] of [...next.entries()]) if (!v || v === "0") next.delete(k);
+    location.hash = "#/batches" + (next.toString() ? "?" + next.toString() : "");
+  };
+  const query = new URLSearchParams({limit: String(BATCH_PAGE), offset: String(offset)});
+  if (status) query.set("status", status);
+  const data = await api("/api/batches?" + query.toString());
   const countRows = Object.entries(data.items).map(([kind, counts]) => h("tr", {},
     h("td", {}, kind), Object.values(counts).map((n) => h("td", {class: "num"}, n))));
   const statuses = Object.keys(Object.values(data.items)[0] || {});
   const rows = data.batches.map((b) => h("tr", {"data-batch": b.batch_id},
-    h("td", {}, b.batch_id), h("td", {}, b.batch_type), h("td", {}, badge(b.status)),
+    h("td", {class: "mono", title: b.batch_id}, b.batch_id.slice(0, 8)), h("td", {}, b.batch_type),
+    h("td", {}, badge(b.status)),
     h("td", {}, b.provider_status || ""), h("td", {class: "num"}, b.item_count),
     h("td", {class: "num"}, b.tokens === undefined || b.tokens === null ? "" : b.tokens),
     h("td", {class: "num"}, b.billed_tokens === undefined || b.billed_tokens === null ? "" : b.billed_tokens),
@@ -235,10 +252,16 @@ async function batchesView(root, params, info) {
     table(["Kind", ...statuses], countRows, {id: "item-counts"}),
     h("h2", {}, "Batch summaries"),
     h("div", {class: "controls"}, select("filter-batch-status", "Status", BATCH_STATUSES, status,
-      (ev) => { location.hash = "#/batches" + (ev.target.value ? "?status=" + ev.target.value : ""); })),
+      (ev) => go({status: ev.target.value, offset: ""}))),
     rows.length ? table(["Batch", "Type", "Status", "Provider status", "Items", "Tokens", "Billed tokens", "Updated",
                          "Last error", ...(info.actions_allowed ? [""] : [])], rows, {id: "batches-table"})
-                : h("p", {class: "muted"}, "No batches."));
+                : h("p", {class: "muted"}, "No batches."),
+    h("div", {class: "pager", id: "batches-pager"},
+      h("button", {id: "batches-earlier", disabled: offset === 0,
+                   onclick: () => go({offset: String(Math.max(0, offset - BATCH_PAGE))})}, "\u2190 Earlier"),
+      h("span", {}, rows.length ? (offset + 1) + "\u2013" + (offset + rows.length) + " of " + data.count : ""),
+      h("button", {id: "batches-later", disabled: data.next_offset === null,
+                   onclick: () => go({offset: String(data.next_offset)})}, "Later \u2192")));
 }
 
 // ---- Snapshots -----------------------------------------------------------------------------------
@@ -264,6 +287,8 @@ async function snapshotsView(root, params, info) {
 }
 
 // ---- Query ---------------------------------------------------------------------------------------
+// #/query?kind=line&text=TOTAL&n=10 runs the search when opened, and a search puts its terms in the
+// address, so results are linkable.
 async function queryView(root, params) {
   const results = h("div", {id: "query-results"});
   const text = h("input", {id: "query-text", type: "search", placeholder: "e.g. total amount",
@@ -274,18 +299,25 @@ async function queryView(root, params) {
   const form = h("form", {class: "controls", onsubmit: async (ev) => {
     ev.preventDefault();
     put(clear(results), h("p", {class: "muted"}, "Searching\u2026"));
+    const q = new URLSearchParams({kind: kind.value, text: text.value, n: n.value});
+    history.replaceState(null, "", "#/query?" + q.toString());  // no hashchange: no re-render
     try {
-      const q = new URLSearchParams({kind: kind.value, text: text.value, n: n.value});
       const found = await api("/api/query?" + q.toString());
+      const word = kind.value === "word";
       put(clear(results), found.results.length
-        ? table(["#", "Distance", "Text", "Merchant", "Receipt", "Id"], found.results.map((r, i) =>
-            h("tr", {class: "hit"}, h("td", {class: "num"}, i + 1), h("td", {class: "num"}, r.distance.toFixed(4)),
-              h("td", {class: "doc"}, r.document), h("td", {}, r.metadata.merchant_name || ""),
-              h("td", {}, r.metadata.image_id ? r.metadata.image_id + " #" + (r.metadata.receipt_id ?? "") : ""),
-              h("td", {class: "mono"}, r.id))))
+        ? [h("p", {class: "muted"}, found.kind + "s nearest to \u201c" + found.text + "\u201d (version " +
+             found.version.slice(0, 12) + ", " + found.model + ")"),
+           table(["#", "Distance", "Text", "Receipt", "Receipt number", "Line", ...(word ? ["Word"] : []), "Merchant"],
+            found.results.map((r, i) => h("tr", {class: "hit", title: r.id, "data-id": r.id},
+              h("td", {class: "num"}, i + 1), h("td", {class: "num"}, r.distance.toFixed(4)),
+              h("td", {class: "doc"}, r.document), h("td", {class: "nowrap"}, r.metadata.image_id ?? ""),
+              h("td", {class: "num"}, r.metadata.receipt_id ?? ""), h("td", {class: "num"}, r.metadata.line_id ?? ""),
+              word ? h("td", {class: "num"}, r.metadata.word_id ?? "") : "",
+              h("td", {}, r.metadata.merchant_name || ""))), {id: "query-table", class: "compact"})]
         : h("p", {class: "muted"}, "No hits."));
     } catch (e) { put(clear(results), errorBox(e)); }
   }}, h("label", {}, "Search ", kind, " for "), text, h("label", {}, " results ", n),
      h("button", {id: "query-submit", type: "submit"}, "Search"));
   put(root, h("h1", {}, "Query the published snapshot"), form, results);
+  if (text.value.trim()) form.requestSubmit();
 }

@@ -22,8 +22,10 @@ from embedding_ingest.snapshots.flat import iter_pages
 from embedding_ingest.snapshots.metadata_update import (
     MetadataPlan,
     MetadataUpdates,
+    newer_published,
     plan_updates,
     read_updates,
+    record_version,
 )
 from embedding_ingest.snapshots.models import SnapshotManifest
 from embedding_ingest.snapshots.revisions import newer, read_deletions, record_revision
@@ -45,6 +47,7 @@ class TailPlan:
     tombstones: dict[str, str] = field(default_factory=dict)  # of the new version (revisions.py)
     tombstones_changed: bool = False
     metadata: MetadataPlan = field(default_factory=MetadataPlan)  # issue 23 (metadata_update.py)
+    incoming_versions: dict[str, int] = field(default_factory=dict)  # metadata_version of replacing records
 
     @property
     def new_ids(self) -> set[str]:
@@ -99,6 +102,8 @@ def build_tail(store: ObjectStore, sources: Sequence[SnapshotManifest], held: Se
         _apply_deletions(deletions, held, target, plan, tail_revisions)
         plan.metadata = plan_updates(updates, held, target, plan.written, plan.removals,
                                      target_client.get_max_batch_size())
+        plan.metadata.newer_published = newer_published(
+            held, plan.removals, {i: v for i, v in plan.incoming_versions.items() if i in plan.replaced})
         count = target.count()
         del target
     if count != len(plan.written):
@@ -144,6 +149,7 @@ def _apply_records(source: SnapshotManifest, source_dir: Path, held, target_clie
             if at is not None:
                 plan.replaced.add(item_id)
                 plan.removals.setdefault(at[0], set()).add(item_id)
+                plan.incoming_versions[item_id] = record_version(page.metadatas[row])
             tail_revisions[item_id] = revision
             chosen.append(row)
         if chosen:

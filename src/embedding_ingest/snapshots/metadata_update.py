@@ -10,6 +10,10 @@ Rules (newest wins per id, as revisions.py does for content):
 - every published record carries `metadata_version` (an int; a record without it is version 0);
 - an update `{id: (version, living metadata)}` applies only to a record whose version is lower, so a
   rerun or an old update arriving late changes nothing;
+- a re-embedded record replacing a published one whose metadata_version is greater keeps the
+  published living keys and version (its new document and vector go in): the newer metadata wins
+  whichever way it arrives; found from the id indexes' versions (newer_published), carried over when
+  the published segment is rewritten without the old record (rewrite_segment, carry_into_tail);
 - `collection.update` merges keys (chromadb 1.5.9: the given keys replace theirs, the others, the
   document and the vector stay; a key set to None is deleted), so living keys the record has and the
   update lacks are sent as None; the update of an unknown id is silently ignored by Chroma, so only
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,14 +120,18 @@ def update_metadata(collection: Any, updates: Mapping[str, tuple[int, dict[str, 
 
 
 def rewrite_segment(segment_dir: Path, work: Path, *, database: str, remove: set[str],
-                    updates: Mapping[str, tuple[int, dict[str, Any]]], expected: int) -> int:
+                    updates: Mapping[str, tuple[int, dict[str, Any]]], expected: int,
+                    carry: Collection[str] = (), carried: MetadataUpdates | None = None) -> int:
     """Copy a closed segment to `work` without the ids in `remove` and with `updates` applied (ids all
-    present in it, none in `remove`): copy-on-write, the published segment is never touched. Returns
-    the new count, checked."""
+    present in it, none in `remove`): copy-on-write, the published segment is never touched. The
+    living metadata of the `carry` ids (among `remove`: replaced by records with an older
+    metadata_version) is added to `carried` before they go. Returns the new count, checked."""
     shutil.copytree(segment_dir, work)
     with chroma_io.open_client(work) as client:
         collection = chroma_io.get_collection(client, database)
         step = client.get_max_batch_size()
+        if carry and carried is not None:
+            _read_living(collection, sorted(carry), step, carried)
         doomed = sorted(remove)
         for start in range(0, len(doomed), step):
             collection.delete(ids=doomed[start:start + step])
@@ -137,6 +145,51 @@ def rewrite_segment(segment_dir: Path, work: Path, *, database: str, remove: set
     return count
 
 
+def _read_living(collection: Any, ids: Sequence[str], batch_size: int, into: MetadataUpdates) -> None:
+    for start in range(0, len(ids), batch_size):
+        got = collection.get(ids=list(ids[start:start + batch_size]), include=["metadatas"])
+        for item_id, metadata in zip(got["ids"], got["metadatas"], strict=True):
+            into.add(item_id, record_version(metadata), metadata or {})
+
+
+def newer_published(held: Sequence[Any], removals: Mapping[int, set[str]], incoming: Mapping[str, int]
+                    ) -> dict[int, set[str]]:
+    """segment index -> the ids leaving it for a new record (`incoming`: id -> the new record's
+    metadata_version) whose published metadata_version is greater (`held`: one reader per segment)."""
+    found: dict[int, set[str]] = {}
+    for index, leaving in removals.items():
+        wanted = sorted(item_id for item_id in leaving if item_id in incoming)
+        for item_id, version in held[index].metadata_versions(wanted).items():
+            if version > incoming[item_id]:
+                found.setdefault(index, set()).add(item_id)
+    return found
+
+
+def carry_into_tail(tail_dir: Path, database: str, carried: MetadataUpdates) -> int:
+    """Give the new tail's records the carried published living metadata where it is newer than
+    theirs (a metadata update applied in the same publish may be newer still). Returns how many."""
+    if not carried:
+        return 0
+    with chroma_io.open_client(tail_dir) as client:
+        tail = chroma_io.get_collection(client, database)
+        done = _update_newer(tail, carried, sorted(carried.entries), client.get_max_batch_size())
+        del tail
+    return done
+
+
+def _update_newer(collection: Any, updates: MetadataUpdates, ids: Sequence[str], batch_size: int) -> int:
+    """Apply to `collection` those of `updates` (for `ids`, all held there) newer than its records."""
+    changes: dict[str, tuple[int, dict[str, Any]]] = {}
+    for start in range(0, len(ids), batch_size):
+        got = collection.get(ids=list(ids[start:start + batch_size]), include=["metadatas"])
+        for item_id, metadata in zip(got["ids"], got["metadatas"], strict=True):
+            if updates.entries[item_id][0] > record_version(metadata):
+                changes[item_id] = updates.entries[item_id]
+    if changes:
+        update_metadata(collection, changes, batch_size)
+    return len(changes)
+
+
 @dataclass
 class MetadataPlan:
     """Where a publish applies its metadata updates: to records of its new tail (done in place), and to
@@ -145,6 +198,10 @@ class MetadataPlan:
     changes: dict[int, dict[str, tuple[int, dict[str, Any]]]] = field(default_factory=dict)
     in_tail: int = 0
     skipped: int = 0  # for ids no longer published, or already at that version or newer
+    # ids replaced by a record with an older metadata_version, by segment (newer_published), and
+    # their published living metadata once read (rewrite_segment; carry_into_tail applies it)
+    newer_published: dict[int, set[str]] = field(default_factory=dict)
+    carried: MetadataUpdates = field(default_factory=MetadataUpdates)
 
     @property
     def updated(self) -> int:
@@ -159,16 +216,8 @@ def plan_updates(updates: MetadataUpdates, held: Sequence[Any], tail: Any,
     nowhere, are skipped: their newer record or their deletion wins."""
     plan = MetadataPlan()
     ids = sorted(updates.entries)
-    in_tail = [item_id for item_id in ids if item_id in written]
-    tail_changes: dict[str, tuple[int, dict[str, Any]]] = {}
-    for start in range(0, len(in_tail), batch_size):
-        got = tail.get(ids=in_tail[start:start + batch_size], include=["metadatas"])
-        for item_id, metadata in zip(got["ids"], got["metadatas"], strict=True):
-            if updates.entries[item_id][0] > record_version(metadata):
-                tail_changes[item_id] = updates.entries[item_id]
-    if tail_changes:
-        update_metadata(tail, tail_changes, batch_size)
-    plan.in_tail = len(tail_changes)
+    plan.in_tail = _update_newer(tail, updates, [item_id for item_id in ids if item_id in written],
+                                 batch_size)
     elsewhere = [item_id for item_id in ids if item_id not in written]
     for index, records in enumerate(held):
         leaving = removals.get(index, set())

@@ -28,7 +28,7 @@ from embedding_ingest.snapshots.base_segments import BaseSegments
 from embedding_ingest.snapshots.build import check_compatible
 from embedding_ingest.snapshots.exceptions import SnapshotCountMismatchError, VersionNotFoundError
 from embedding_ingest.snapshots.merge_policy import dir_bytes, plan_merge
-from embedding_ingest.snapshots.metadata_update import rewrite_segment
+from embedding_ingest.snapshots.metadata_update import carry_into_tail, rewrite_segment
 from embedding_ingest.snapshots.mirror import one_line
 from embedding_ingest.snapshots.models import (
     PublishOutcome,
@@ -142,6 +142,7 @@ def publish_next_version(store: ObjectStore, ledger: Ledger, lease: Lease, *, da
         segments, current_dirs, sizes = _without_removed(store, plan, held, scratch, database=database,
                                                          dimensions=dimensions, model=model)
         built: list[tuple[SegmentRef, Path]] = []
+        carry_into_tail(tail, database, plan.metadata.carried)  # read by _without_removed
         if plan.written:
             parts = [*zip(segments, current_dirs, strict=True), (None, functools.partial(Path, tail))]
             segments, built = add_tail(store, parts, [*sizes, dir_bytes(tail)], scratch, settings,
@@ -214,7 +215,8 @@ def _without_removed(store: ObjectStore, plan: TailPlan, held: BaseSegments, scr
             continue
         work = scratch / f"rewritten-{index}"
         count = rewrite_segment(held.dir(index), work, database=database, remove=doomed, updates=changed,
-                                expected=segment.count)
+                                expected=segment.count, carry=plan.metadata.newer_published.get(index, ()),
+                                carried=plan.metadata.carried)
         if count == 0:
             continue
         kept_segments.append(upload_segment(store, work, scratch, database=database, count=count,

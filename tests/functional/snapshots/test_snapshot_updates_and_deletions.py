@@ -16,6 +16,7 @@ from embedding_ingest.snapshots import (
     read_manifest,
     write_snapshot,
 )
+from embedding_ingest.snapshots.metadata_update import MetadataUpdates
 from embedding_ingest.snapshots.revisions import revision_of
 
 DB = "lines"
@@ -114,3 +115,40 @@ def test_only_flat_snapshots_carry_deletions(store, profile):
     from embedding_ingest.exceptions import InvalidInputError
     with pytest.raises(InvalidInputError, match="only flat snapshots"):
         _delta(store, "bad", ["a"], revision=R1, deleted=["b"], profile=profile)
+
+
+def test_a_re_embedded_record_keeps_the_newer_published_living_metadata(store, ledger, lease, settings):
+    """Issue 23: newest metadata wins however it arrives. A record re-embedded with an older
+    metadata_version than the published one (a metadata update overtook it) goes in with its new
+    document and vector but keeps the published living keys and version; one whose version is newer
+    carries its own."""
+    def delta(name: str, revision: str, version: int, merchant: str, seed: int) -> str:
+        page = RecordPage(ids=["a", "b"], embeddings=np.full((2, DIMS), seed, dtype=np.float32),
+                          metadatas=[{"revision": revision, "metadata_version": version,
+                                      "merchant_name": merchant, "seed": seed}] * 2,
+                          documents=[f"a v{seed}", f"b v{seed}"])
+        prefix = f"{DB}/delta/{DB}/receipt_lines/{name}/"
+        write_snapshot(store, prefix, [page], collection=DB, dimensions=DIMS, model=MODEL, profile="flat")
+        return prefix
+
+    _publish(store, ledger, lease, settings, delta("d1", R1, 1, "Old", 1))
+    relabel = MetadataUpdates()
+    relabel.add("a", 3, {"merchant_name": "New", "label_status": "validated"})
+    update = f"{DB}/delta/{DB}/receipt_lines/m1/"
+    write_snapshot(store, update, [], collection=DB, dimensions=DIMS, model=MODEL, profile="flat",
+                   metadata_updates=relabel)
+    _publish(store, ledger, lease, settings, update)
+
+    outcome = _publish(store, ledger, lease, settings, delta("d2", R2, 2, "Mid", 2))
+
+    assert outcome.replaced_embeddings == 2
+    version = ledger.get_published(DB)
+    found = {item_id: (document, metadata) for page in iter_published_pages(store, version, settings)
+             for item_id, document, metadata in zip(page.ids, page.documents, page.metadatas, strict=True)}
+    a_doc, a_meta = found["a"]
+    b_doc, b_meta = found["b"]
+    assert (a_doc, a_meta["revision"], a_meta["seed"]) == ("a v2", R2, 2)  # the new record went in
+    assert (a_meta["merchant_name"], a_meta["label_status"], a_meta["metadata_version"]) == (
+        "New", "validated", 3)
+    assert (b_doc, b_meta["merchant_name"], b_meta["metadata_version"]) == ("b v2", "Mid", 2)
+    assert "label_status" not in b_meta

@@ -14,10 +14,22 @@ CHECKOV_VERSION := 3.3.30
 CHECKOV := $(TOOLS)/checkov/bin/checkov
 LINT_STACK := build/lint/stack.json
 
-$(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+# Installs go through uv (pinned below; itself from PyPI, into .tools/uv): same pins, and it resolves the
+# rest to the same versions pip does (compared with `pip freeze`), but downloads and installs in parallel.
+# .venv's packages are byte-compiled as pip did (this machine sets PYTHONDONTWRITEBYTECODE, so without it
+# every process would compile them again); checkov's are not (lint runs it once: compiling all of it costs
+# more than the one run saves). Setup + lint from nothing: 151 -> 71 s CPU. --seed keeps pip in .venv.
+UV_VERSION := 0.13.8
+UV := $(TOOLS)/uv/bin/uv
+UV_FLAGS := --quiet --no-python-downloads
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)/uv
+	$(TOOLS)/uv/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(STAMP): pyproject.toml | $(UV)
+	test -x $(PY) || $(UV) venv $(UV_FLAGS) --seed --python $(PYTHON) $(VENV)
+	$(UV) pip install $(UV_FLAGS) --compile-bytecode --python $(PY) -e '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -38,23 +50,25 @@ bench: $(STAMP)
 bench-scale: $(STAMP)
 	$(PY) bench/scale.py
 
-$(CHECKOV):
-	$(PYTHON) -m venv $(TOOLS)/checkov
-	$(TOOLS)/checkov/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+$(CHECKOV): | $(UV)
+	$(UV) venv $(UV_FLAGS) --python $(PYTHON) $(TOOLS)/checkov
+	$(UV) pip install $(UV_FLAGS) --python $(TOOLS)/checkov/bin/python checkov==$(CHECKOV_VERSION)
 
 # ruff, then the layer rules of the README's Architecture section (import-linter's contracts in
 # pyproject.toml; about a second, so no cache is kept), then the rendered CloudFormation template through
 # cfn-lint (which also validates both state machine definitions against the ASL schema) and checkov;
 # checkov's skips, each with its reason, are in each resource's Metadata
 # (src/embedding_ingest/aws/deploy/checkov_skips.py). --skip-download: no call home (checkov would
-# otherwise fetch policy metadata from its vendor's API and fail offline).
+# otherwise fetch policy metadata from its vendor's API and fail offline). cfn-lint and checkov run side by
+# side (each only reads the template); lint fails if either does.
 lint: $(STAMP) $(CHECKOV)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/lint-imports --no-cache --no-logo
 	@mkdir -p $(dir $(LINT_STACK))
 	$(VENV)/bin/embedding-ingest aws template --output-file $(LINT_STACK)
-	$(VENV)/bin/cfn-lint $(LINT_STACK)
-	$(CHECKOV) -f $(LINT_STACK) --framework cloudformation --skip-download --compact --quiet
+	$(VENV)/bin/cfn-lint $(LINT_STACK) & cfn_lint=$$!; \
+	$(CHECKOV) -f $(LINT_STACK) --framework cloudformation --skip-download --compact --quiet; checkov=$$?; \
+	wait $$cfn_lint && exit $$checkov
 
 # Optional, not part of lint or test: AWS Control Tower's proactive controls (cfn-guard rules) over the
 # rendered template. cfn-guard 3.1.1 and the rules come from the npm package below (a registry tarball

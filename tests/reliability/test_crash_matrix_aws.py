@@ -7,13 +7,15 @@ The points are the line workflow's from the embedded dry run (scenarios.enumerat
 computed once per process anyway); test_the_aws_dry_run_sees_the_same_points checks that the S3 +
 DynamoDB adapters produce exactly those points, so none of them is missed here. The word workflow runs
 the same steps on the same adapters except where its kind shows: its poll (word results, the words
-delta) and its own lock and published pointer; its cases are those points (_word_case).
+delta) and its own lock and published pointer; its cases are those points (_word_case). One line case
+(LABELLED_CASE) also carries a metadata batch (issue 23) through the run it crashes.
 """
 
 from __future__ import annotations
 
 import atexit
 import functools
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -36,7 +38,9 @@ from scenarios import (
 )
 from test_crash_matrix import crash_and_rerun
 
-from embedding_ingest.stores.records import ItemKind
+from embedding_ingest.snapshots import iter_published_pages
+from embedding_ingest.stores.records import BatchOperation, BatchStatus, EmbeddingStatus, ItemKind
+from embedding_ingest.submission.labels import apply_labels
 
 pytestmark = pytest.mark.slow
 
@@ -44,6 +48,9 @@ KIND = ItemKind.LINE  # every point of the writing steps; the word workflow's at
 WRITING_STEPS = ("embedding-line-poll", "embedding-vector-compact/final_merge",
                  "embedding-mark-batches-complete")
 FINAL_MERGE = "embedding-vector-compact/final_merge"
+# Issue 23: this case's run also carries a metadata batch (labels applied to published lines): the
+# process dies with labels and records published and nothing settled (_apply_labels)
+LABELLED_CASE = (KIND, FINAL_MERGE, "publish_version", "after")
 
 
 def _chosen(point: WritePoint) -> bool:
@@ -106,4 +113,40 @@ def test_crash_on_aws_at(aws_injection: tuple[ItemKind, WritePoint, str], moto_e
     takeover = (point.step, point.method, when) == (FINAL_MERGE, "acquire_lock", "after")
     lease = {"LOCK_TTL_SECONDS": AWS_EXPIRING_LEASE_SECONDS} if takeover else {}
     ws = aws_workspace(tmp_path, moto_endpoint, state, **lease)
-    crash_and_rerun(ws, kind, point, when, takeover=takeover).ledger.close()
+    labelled = (kind, point.step, point.method, when) == LABELLED_CASE
+    asked = _apply_labels(ws, tmp_path) if labelled else None
+    after = crash_and_rerun(ws, kind, point, when, takeover=takeover)
+    if asked is not None:
+        _assert_labels_published_once(after, *asked)
+    after.ledger.close()
+
+
+def _apply_labels(ws, tmp_path: Path) -> tuple[list[str], int]:
+    """`labels apply` on three published lines (relabelled in place in DynamoDB, one metadata batch);
+    returns their ids and how many provider batches exist."""
+    lines = list(ws.ledger.get_items(sorted(ws.item_ids(KIND, EmbeddingStatus.SUCCESS))[:3]).values())
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(json.dumps({"receipt_id": i.image_id, "receipt_number": i.receipt_number,
+                                          "line_id": i.line_id, "labels": [{"label": "TOTAL",
+                                                                            "status": "validated"}]}) + "\n"
+                              for i in lines))
+    report = apply_labels(labels, ws.ledger)
+    assert (report.lines_relabelled, len(report.metadata_batches)) == (3, 1)
+    return [i.item_id for i in lines], len(ws.ctx.provider.engine.list_batches())
+
+
+def _assert_labels_published_once(ws, ids: list[str], asked: int) -> None:
+    """The labels are on the snapshot at their new metadata version, the metadata batch is settled,
+    nothing is left pending, and no provider batch was made for them."""
+    version = ws.ledger.get_published(KIND.database)
+    labelled = {item_id: metadata for page in iter_published_pages(ws.objects, version, ws.settings)
+                for item_id, metadata in zip(page.ids, page.metadatas, strict=True)
+                if metadata.get("label_TOTAL") is True}
+    assert sorted(labelled) == sorted(ids)
+    assert {m["metadata_version"] for m in labelled.values()} == {2}
+    (metadata_batch,) = [b for b in ws.ledger.list_batches(batch_type=KIND.batch_type)
+                         if b.operation is BatchOperation.METADATA]
+    assert metadata_batch.status is BatchStatus.COMPLETED
+    assert ws.ledger.find_metadata_pending(KIND) == []
+    assert len(ws.ctx.provider.engine.list_batches()) == asked
+

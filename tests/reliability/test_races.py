@@ -200,9 +200,10 @@ def test_two_polls_racing_on_the_same_delta_prefix_both_end_readable(tmp_path: P
     uploads = threading.Barrier(2, timeout=WAIT)
 
     class RendezvousStore(CrashingObjectStore):
-        def upload_file(self, key: str, path: Path, *, if_none_match: bool = False) -> str:
+        def upload_file(self, key: str, path: Path, *, if_none_match: bool = False,
+                        move: bool = False) -> str:
             uploads.wait()  # both archives are built before either is committed
-            return super().upload_file(key, path, if_none_match=if_none_match)
+            return super().upload_file(key, path, if_none_match=if_none_match, move=move)
 
     def poll_once() -> dict:
         own = restarted(ws)

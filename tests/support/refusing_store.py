@@ -28,9 +28,9 @@ class RefusingObjectStore(LocalObjectStore):
         self._refuse(key, self.refuse_writes)
         return super().put_bytes(key, data, **conditions)
 
-    def upload_file(self, key: str, path: Path, *, if_none_match: bool = False) -> str:
+    def upload_file(self, key: str, path: Path, *, if_none_match: bool = False, move: bool = False) -> str:
         self._refuse(key, self.refuse_writes)
-        return super().upload_file(key, path, if_none_match=if_none_match)
+        return super().upload_file(key, path, if_none_match=if_none_match, move=move)
 
     def delete(self, key: str) -> None:
         self._refuse(key, self.refuse_deletes)

@@ -18,7 +18,7 @@ from embedding_ingest.snapshots import chroma_io
 from embedding_ingest.snapshots.archive import materialize
 from embedding_ingest.snapshots.build import MERGE_PAGE_SIZE, check_source_counts
 from embedding_ingest.snapshots.exceptions import SnapshotCountMismatchError
-from embedding_ingest.snapshots.flat import iter_pages
+from embedding_ingest.snapshots.flat import LEFT_PACKED, iter_pages
 from embedding_ingest.snapshots.metadata_update import (
     MetadataPlan,
     MetadataUpdates,
@@ -83,7 +83,7 @@ def build_tail(store: ObjectStore, sources: Sequence[SnapshotManifest], held: Se
         target_client = stack.enter_context(chroma_io.open_client(work))
         target = chroma_io.create_collection(target_client, database, "quality", settings)
         for source in sources:
-            source_dir = materialize(store, source.key, scratch / "source")
+            source_dir = materialize(store, source.key, scratch / "source", packed=LEFT_PACKED)
             try:
                 seen = _apply_records(source, source_dir, held, target_client, target, plan,
                                       tail_revisions, dimensions=dimensions) if with_records else source.count
@@ -155,7 +155,7 @@ def _apply_records(source: SnapshotManifest, source_dir: Path, held, target_clie
         if chosen:
             picked = page if len(chosen) == len(page) else page.take(chosen)
             plan.written |= chroma_io.upsert_pages(target_client, target, [picked], dimensions=dimensions,
-                                                   where=where)
+                                                   where=where, checked=True)
         ids.update(page.ids)
     plan.incoming |= ids
     return len(ids)

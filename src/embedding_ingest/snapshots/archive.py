@@ -29,6 +29,7 @@ from embedding_ingest.stores.exceptions import CorruptObjectError, PreconditionF
 from embedding_ingest.stores.ports import ObjectStore
 
 _CHUNK = 1024 * 1024
+PACKED_ARCHIVE = ".packed.tar"  # materialize(packed=): the archive, kept for the members left in it
 
 
 class _HashingWriter:
@@ -54,7 +55,8 @@ def _normalized(info: tarfile.TarInfo) -> tarfile.TarInfo:
 
 
 def pack_dir(persist_dir: Path, archive_path: Path) -> tuple[str, int]:
-    """Stream a closed persist directory into an uncompressed tar; returns (sha256 hex, size)."""
+    """Stream a closed persist directory into an uncompressed tar; returns (sha256 hex, size). The tar
+    is a temporary on its way to the object store, which makes it durable (one fsync there, not two)."""
     ensure_released(persist_dir)
     with archive_path.open("wb") as raw:
         sink = _HashingWriter(raw)
@@ -67,8 +69,6 @@ def pack_dir(persist_dir: Path, archive_path: Path) -> tuple[str, int]:
                         continue
                     tar.add(path, arcname=path.relative_to(persist_dir).as_posix(), recursive=False,
                             filter=_normalized)
-        raw.flush()
-        os.fsync(raw.fileno())
     return sink.sha256.hexdigest(), sink.size
 
 
@@ -78,12 +78,13 @@ def upload_snapshot(store: ObjectStore, prefix: str, archive_path: Path, *, sha2
                     added_ids_digest: str | None = None, deletions: int = 0,
                     superseded: int = 0, metadata_updates: int = 0) -> SnapshotManifest:
     """Archive first, manifest last. The archive key is content-addressed, so an existing object
-    there already holds these exact bytes and losing the create race is success."""
+    there already holds these exact bytes and losing the create race is success. The archive file is
+    given to the store (moved in where it can be, issue 21): the caller must not read it afterwards."""
     check_prefix(prefix)
     key = archive_key(prefix, sha256)
     etag: str | None = None
     with contextlib.suppress(PreconditionFailedError):  # the same bytes are already there
-        etag = store.upload_file(key, archive_path, if_none_match=True)
+        etag = store.upload_file(key, archive_path, if_none_match=True, move=True)
     manifest = SnapshotManifest(key=prefix, archive_key=key, collection=collection,
                                 count=count, dimensions=dimensions, model=model, sha256=sha256,
                                 archive_bytes=size, profile=profile, created_at=time.time(),
@@ -121,24 +122,46 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _safe_extract(archive_path: Path, dest: Path, key: str) -> None:
+def _safe_extract(archive_path: Path, dest: Path, key: str, skip: frozenset[str] = frozenset()) -> bool:
     """Only regular files and folders, only inside `dest` (tarfile's data filter refuses absolute
-    paths, '..', links out of the tree and device files)."""
+    paths, '..', links out of the tree and device files). Members named in `skip` stay in the archive;
+    returns whether one did."""
+    skipped = False
     try:
         with tarfile.open(archive_path, mode="r:") as tar:
             for member in tar:
                 if not (member.isfile() or member.isdir()):
                     raise CorruptObjectError(key, f"archive member {member.name!r} is not a regular file")
+                if member.name in skip:
+                    skipped = True
+                    continue
                 tar.extract(member, dest, filter="data")
     except tarfile.TarError as exc:  # includes the data filter's refusals (path traversal)
         raise CorruptObjectError(key, f"unreadable or unsafe tar archive ({exc})") from exc
     except EOFError as exc:
         raise CorruptObjectError(key, "tar archive is truncated") from exc
+    return skipped
 
 
-def materialize(store: ObjectStore, prefix: str, dest: Path) -> Path:
+def packed_member(persist_dir: Path, name: str) -> tuple[Path, int, int] | None:
+    """(archive, offset, size) of the member `name` that materialize(..., packed=) left in the
+    snapshot's verified archive beside `persist_dir`'s other files, or None."""
+    archive_path = Path(persist_dir) / PACKED_ARCHIVE
+    if not archive_path.is_file():
+        return None
+    with tarfile.open(archive_path, mode="r:") as tar:
+        for member in tar:
+            if member.name == name and member.isfile():
+                return archive_path, member.offset_data, member.size
+    return None
+
+
+def materialize(store: ObjectStore, prefix: str, dest: Path, *, packed: frozenset[str] = frozenset()
+                ) -> Path:
     """Download, verify and unpack the snapshot at `prefix` into `dest` (absent or empty) and return
-    `dest`. Nothing is left at `dest` if verification fails."""
+    `dest`. Nothing is left at `dest` if verification fails. Members named in `packed` (a flat
+    snapshot's vectors, read once in order) are not copied out: the checked archive stays at
+    `dest/PACKED_ARCHIVE` and `packed_member` finds them in it (issue 21)."""
     manifest = read_manifest(store, prefix)
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
@@ -158,8 +181,10 @@ def materialize(store: ObjectStore, prefix: str, dest: Path) -> Path:
                                      f"sha256 {actual} does not match manifest {manifest.sha256}")
         unpacked = staging / "tree"
         unpacked.mkdir()
-        _safe_extract(archive_path, unpacked, manifest.archive_key)
-        archive_path.unlink()
+        if _safe_extract(archive_path, unpacked, manifest.archive_key, packed):
+            os.replace(archive_path, unpacked / PACKED_ARCHIVE)
+        else:
+            archive_path.unlink()
         if dest.exists():
             dest.rmdir()
         os.replace(unpacked, dest)

@@ -22,7 +22,7 @@ from embedding_ingest.snapshots.exceptions import (
     SnapshotConflictError,
     SnapshotCountMismatchError,
 )
-from embedding_ingest.snapshots.flat import FlatWriter, iter_pages
+from embedding_ingest.snapshots.flat import LEFT_PACKED, FlatWriter, iter_pages
 from embedding_ingest.snapshots.metadata_update import MetadataUpdates, read_updates
 from embedding_ingest.snapshots.models import Profile, RecordPage, SnapshotManifest, check_prefix
 from embedding_ingest.snapshots.revisions import read_deletions
@@ -109,7 +109,7 @@ def _source_pages(store: ObjectStore, manifests: Sequence[SnapshotManifest], scr
     """Each source's pages, then its deletions, one source on disk at a time, each source's counts
     checked."""
     for manifest in manifests:
-        source_dir = materialize(store, manifest.key, scratch / "source")
+        source_dir = materialize(store, manifest.key, scratch / "source", packed=LEFT_PACKED)
         try:
             seen = 0
             for n, page in enumerate(iter_pages(source_dir, manifest.collection, MERGE_PAGE_SIZE)):
@@ -174,7 +174,7 @@ def upsert_snapshot_into(store: ObjectStore, manifest: SnapshotManifest, client,
                          dimensions: int, scratch: Path, present: set[str] | None = None) -> set[str]:
     """Download one source snapshot and upsert its records page by page; returns its ids. With
     `present`, the ids the target already held before each page's upsert are added to it."""
-    source_dir = materialize(store, manifest.key, scratch / "source")
+    source_dir = materialize(store, manifest.key, scratch / "source", packed=LEFT_PACKED)
     pages = iter_pages(source_dir, manifest.collection, MERGE_PAGE_SIZE)
     if present is not None:
         pages = _noting_present(client, target, pages, present)

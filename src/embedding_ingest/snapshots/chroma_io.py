@@ -113,12 +113,14 @@ def get_collection(client: chromadb.ClientAPI, name: str) -> Any:
 
 
 def upsert_pages(client: chromadb.ClientAPI, collection: Any, pages: Iterable[RecordPage], *,
-                 dimensions: int, where: str) -> set[str]:
-    """Upsert every page in batches Chroma accepts; returns the unique ids written."""
+                 dimensions: int, where: str, checked: bool = False) -> set[str]:
+    """Upsert every page in batches Chroma accepts; returns the unique ids written. `checked`: the
+    caller has already run RecordPage.validate on each page (it costs a pass over every metadata)."""
     max_batch = client.get_max_batch_size()
     written: set[str] = set()
     for page_no, page in enumerate(pages):
-        page.validate(dimensions, f"{where} page {page_no}")
+        if not checked:
+            page.validate(dimensions, f"{where} page {page_no}")
         for start in range(0, len(page), max_batch):
             stop = start + max_batch
             collection.upsert(ids=page.ids[start:stop],

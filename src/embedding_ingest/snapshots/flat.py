@@ -19,9 +19,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
+import orjson
 
 from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.snapshots import chroma_io
+from embedding_ingest.snapshots.archive import packed_member
 from embedding_ingest.snapshots.metadata_update import MetadataUpdates, write_updates
 from embedding_ingest.snapshots.models import RecordPage
 from embedding_ingest.snapshots.revisions import newer, record_revision, write_deletions
@@ -32,6 +34,8 @@ HEADER = "flat.json"
 EMBEDDINGS = "embeddings.f32"
 RECORDS = "records.jsonl"
 _DTYPE = np.dtype("<f4")
+# What a reader of a flat source leaves in its archive (materialize(packed=)): the vectors, read once.
+LEFT_PACKED = frozenset({EMBEDDINGS})
 
 
 def is_flat(persist_dir: Path) -> bool:
@@ -169,11 +173,27 @@ def _header(persist_dir: Path, collection: str) -> dict:
     if header.get("collection") != collection:
         raise InvalidInputError(f"{persist_dir} holds collection {header.get('collection')!r}, "
                                 f"not {collection!r}")
-    size = (persist_dir / EMBEDDINGS).stat().st_size
+    path, _, size = _vectors(persist_dir)
     if size != count * dimensions * _DTYPE.itemsize:
-        raise CorruptObjectError(str(persist_dir / EMBEDDINGS),
-                                 f"{size} bytes, expected {count} x {dimensions} float32 values")
+        raise CorruptObjectError(str(path), f"{size} bytes, expected {count} x {dimensions} float32 values")
     return header
+
+
+def _vectors(persist_dir: Path) -> tuple[Path, int, int]:
+    """(file, offset, size) of the vectors: `embeddings.f32`, or that member left in the snapshot's
+    archive by materialize(packed=...)."""
+    path = persist_dir / EMBEDDINGS
+    if not path.exists() and (member := packed_member(persist_dir, EMBEDDINGS)) is not None:
+        return member
+    return path, 0, path.stat().st_size
+
+
+def _record(line: bytes) -> dict:
+    """orjson for speed; json for what orjson refuses and json.dumps wrote (NaN, ints over 64 bits)."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line)
 
 
 def iter_flat_pages(persist_dir: Path, collection: str, page_size: int = 1000) -> Iterator[RecordPage]:
@@ -183,19 +203,24 @@ def iter_flat_pages(persist_dir: Path, collection: str, page_size: int = 1000) -
     header = _header(persist_dir, collection)
     count, dimensions = header["count"], header["dimensions"]
     records_path = persist_dir / RECORDS
-    with (persist_dir / EMBEDDINGS).open("rb") as vectors, records_path.open(encoding="utf-8") as records:
+    path, offset, _ = _vectors(persist_dir)
+    with path.open("rb") as vectors, records_path.open("rb") as records:
+        vectors.seek(offset)
         for start in range(0, count, page_size):
             rows = min(page_size, count - start)
-            block = np.frombuffer(vectors.read(rows * dimensions * _DTYPE.itemsize), dtype=_DTYPE)
+            # One read straight into the page's array (no bytes object, no copy of it).
+            block = np.fromfile(vectors, dtype=_DTYPE, count=rows * dimensions)
+            if block.size != rows * dimensions:
+                raise CorruptObjectError(str(path), f"vectors end before row {start + rows}")
             lines = [records.readline() for _ in range(rows)]
             try:
-                parsed = [json.loads(line) for line in lines]
+                parsed = [_record(line) for line in lines]
                 ids = [p["id"] for p in parsed]
                 documents = [p["document"] for p in parsed]
                 metadatas = [p["metadata"] for p in parsed]
             except (ValueError, KeyError, TypeError) as exc:
                 raise CorruptObjectError(str(records_path), f"bad record near row {start} ({exc})") from exc
-            yield RecordPage(ids=ids, embeddings=block.reshape(rows, dimensions).copy(),
+            yield RecordPage(ids=ids, embeddings=block.reshape(rows, dimensions),
                              metadatas=metadatas, documents=documents)
         if records.readline():
             raise CorruptObjectError(str(records_path), f"more records than the header's {count}")

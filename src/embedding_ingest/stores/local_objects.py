@@ -261,13 +261,35 @@ class LocalObjectStore(ObjectStore):
                     break
                 parent = parent.parent
 
-    def upload_file(self, key: str, path: Path, *, if_none_match: bool = False) -> str:
+    def upload_file(self, key: str, path: Path, *, if_none_match: bool = False, move: bool = False) -> str:
         _validate_key(key)
         if not Path(path).is_file():
             raise InvalidInputError(f"cannot upload {key!r}: local file {path} does not exist")
+        if move and (taken := self._take(Path(path))) is not None:
+            return self._commit(key, *taken, if_none_match=if_none_match, if_match=None)
         with Path(path).open("rb") as source:
             tmp, etag = self._write_temp(source)
         return self._commit(key, tmp, etag, if_none_match=if_none_match, if_match=None)
+
+    def _take(self, path: Path) -> tuple[Path, str] | None:
+        """Rename a file the caller gave up into the temp dir (made durable with one fsync, its etag read
+        from the page cache): a segment archive is then written once, not copied (issue 21). None when
+        it is on another filesystem (then it is copied)."""
+        fd, name = tempfile.mkstemp(dir=self._tmp_dir, prefix="put-")
+        os.close(fd)
+        tmp = Path(name)
+        try:
+            os.rename(path, tmp)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            return None
+        try:
+            with tmp.open("rb") as taken:
+                os.fsync(taken.fileno())
+            return tmp, _hash_file(tmp)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def download_file(self, key: str, path: Path) -> None:
         source_path = self._path(key)

@@ -62,8 +62,10 @@ class ObjectStore(ABC):
         """Deleting an absent key is not an error."""
 
     @abstractmethod
-    def upload_file(self, key: str, path: Path, *, if_none_match: bool = False) -> str:
-        """Stream a (possibly large) file; return its etag."""
+    def upload_file(self, key: str, path: Path, *, if_none_match: bool = False, move: bool = False) -> str:
+        """Stream a (possibly large) file; return its etag. `move=True`: the caller gives the file up
+        (a temporary it never reads again), so a store on the same filesystem may take it by rename
+        instead of a copy; it is gone after a successful call (and may be on a failed one)."""
 
     @abstractmethod
     def download_file(self, key: str, path: Path) -> None:

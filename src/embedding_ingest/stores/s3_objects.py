@@ -154,8 +154,13 @@ class S3ObjectStore(ObjectStore):
             self._client.delete_object(Bucket=self.bucket, Key=key)
 
     # -- large files ------------------------------------------------------------------------
-    def upload_file(self, key: str, path: Path, *, if_none_match: bool = False) -> str:
-        path = Path(path)
+    def upload_file(self, key: str, path: Path, *, if_none_match: bool = False, move: bool = False) -> str:
+        etag = self._upload_file(key, Path(path), if_none_match=if_none_match)
+        if move:  # the caller gave the file up: free the local disk now (a Lambda's /tmp is small)
+            Path(path).unlink(missing_ok=True)
+        return etag
+
+    def _upload_file(self, key: str, path: Path, *, if_none_match: bool) -> str:
         size = path.stat().st_size
         if if_none_match:
             if self.exists(key):  # cheap early exit; the server-side precondition decides

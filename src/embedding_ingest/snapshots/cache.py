@@ -6,7 +6,8 @@ and a new version never downloads the segments it shares with an older one. An e
 atomic rename after it was fully unpacked (or built), so a present entry is a complete one.
 
 The cache must not hide corruption from a writer: `{database}/records/{segment_id}.json` holds the
-sha256 of each entry's archive (checked against the manifest when the entry was made); an entry
+sha256 of each entry's archive (checked against the manifest when the entry was made, as was the
+vectors part of a segment stored in two parts, issue 21); an entry
 without it, or of another sha256, is fetched again. A writer (publish, rollback) calls
 `fetch(..., verify=True)`, which also checks that the store still holds the segment's manifest with
 that sha256 and an archive of its size whose etag is one recorded for bytes checked against that
@@ -31,7 +32,7 @@ from embedding_ingest.config import Settings, StorageMode
 from embedding_ingest.snapshots.archive import materialize, read_manifest
 from embedding_ingest.snapshots.chroma_io import iter_pages
 from embedding_ingest.snapshots.chroma_sqlite import DB_FILE, integrity_problem
-from embedding_ingest.snapshots.models import SegmentRef, SnapshotManifest, manifest_key
+from embedding_ingest.snapshots.models import ArchivePart, SegmentRef, SnapshotManifest, manifest_key
 from embedding_ingest.stores.exceptions import CorruptObjectError, ObjectNotFoundError
 from embedding_ingest.stores.ports import ObjectStore
 
@@ -82,10 +83,11 @@ def content_digest(tree: Path, collection: str) -> str:
 
 
 def _write_record(settings: Settings, database: str, segment: SegmentRef, tree: Path, *,
-                  archive_etag: str | None = None) -> None:
-    """`archive_etag`: the store's etag of the archive whose bytes were checked against the sha256."""
+                  etags: tuple[str | None, str | None] = (None, None)) -> None:
+    """`etags`: the store's etags of the archive and of the vectors part (issue 21) whose bytes were
+    checked against their sha256."""
     body = {"key": segment.key, "sha256": segment.sha256, "count": segment.count,
-            "archive_etag": archive_etag}
+            "archive_etag": etags[0], "vectors_etag": etags[1]}
     target = record_path(settings, database, segment.segment_id)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f".{target.name}.tmp-{os.getpid()}")
@@ -145,31 +147,63 @@ def _check_sha(manifest: SnapshotManifest, segment: SegmentRef) -> None:
     if manifest.sha256 != segment.sha256:
         raise CorruptObjectError(manifest_key(segment.key), f"names archive sha256 {manifest.sha256}, the "
                                                             f"version lists {segment.sha256}")
+    named = manifest.vectors.sha256 if manifest.vectors is not None else None
+    if segment.vectors_sha256 is not None and named != segment.vectors_sha256:
+        raise CorruptObjectError(manifest_key(segment.key), f"names vectors sha256 {named}, the version "
+                                                            f"lists {segment.vectors_sha256}")
 
 
-def check_store_holds(store: ObjectStore, segment: SegmentRef) -> tuple[SnapshotManifest, str]:
-    """The object store still commits `segment`: its manifest names the same sha256 and its archive
-    has the manifest's size. Returns (manifest, the archive's current etag). Raises
+def check_store_holds(store: ObjectStore, segment: SegmentRef
+                      ) -> tuple[SnapshotManifest, tuple[str, str | None]]:
+    """The object store still commits `segment`: its manifest names the same sha256 (and vectors part)
+    and its archive (and vectors part) have the manifest's sizes. Returns (manifest, the current etags
+    of the archive and of the vectors part, None for a segment in one archive). Raises
     ObjectNotFoundError or CorruptObjectError (cheap: no download)."""
     manifest = read_manifest(store, segment.key)
     _check_sha(manifest, segment)
-    info = store.head(manifest.archive_key)
+    etags = [_stored_etag(store, manifest.archive_key, manifest.archive_bytes)]
+    if manifest.vectors is not None:
+        etags.append(_stored_etag(store, manifest.vectors.key, manifest.vectors.size))
+    return manifest, (etags[0], etags[1] if len(etags) > 1 else None)
+
+
+def _stored_etag(store: ObjectStore, key: str, size: int) -> str:
+    info = store.head(key)
     if info is None:
-        raise ObjectNotFoundError(manifest.archive_key)
-    if info.size != manifest.archive_bytes:
-        raise CorruptObjectError(manifest.archive_key, f"archive has {info.size} bytes, manifest says "
-                                                       f"{manifest.archive_bytes}")
-    return manifest, info.etag
+        raise ObjectNotFoundError(key)
+    if info.size != size:
+        raise CorruptObjectError(key, f"archive has {info.size} bytes, manifest says {size}")
+    return info.etag
 
 
 def archive_vouched(store: ObjectStore, settings: Settings, database: str, segment: SegmentRef
-                    ) -> tuple[bool, str, int]:
-    """(whether the stored archive's bytes are known to match the segment's sha256 without reading
-    them, its current etag, its size): check_store_holds, then the etag must be the one the manifest
-    recorded at upload or the one this cache recorded when it checked the bytes."""
-    manifest, etag = check_store_holds(store, segment)
+                    ) -> tuple[bool, tuple[str, str | None], int]:
+    """(whether the stored bytes of the segment's archive and vectors part are known to match their
+    sha256 without reading them, their current etags, their total size): check_store_holds, then each
+    etag must be the one the manifest recorded at upload or the one this cache recorded when it checked
+    the bytes."""
+    manifest, etags = check_store_holds(store, segment)
     record = (read_record(settings, database, segment.segment_id) or {}) if cache_enabled(settings) else {}
-    return etag in {manifest.archive_etag, record.get("archive_etag")} - {None}, etag, manifest.archive_bytes
+    vouched = etags[0] in {manifest.archive_etag, record.get("archive_etag")} - {None}
+    size = manifest.archive_bytes
+    if manifest.vectors is not None:
+        vouched = vouched and etags[1] in {manifest.vectors.etag, record.get("vectors_etag")} - {None}
+        size += manifest.vectors.size
+    return vouched, etags, size
+
+
+def stored_vectors(store: ObjectStore, settings: Settings, database: str, segment: SegmentRef
+                   ) -> ArchivePart | None:
+    """The vectors part of `segment` as the store holds it, for a new segment with the same vectors and
+    other records (a records-only rewrite, issue 23): only when its bytes are known to match without a
+    download (archive_vouched). None for a segment in one archive, or one not vouched for (rewrite it
+    whole then). Raises ObjectNotFoundError / CorruptObjectError as check_store_holds."""
+    manifest, etags = check_store_holds(store, segment)
+    record = (read_record(settings, database, segment.segment_id) or {}) if cache_enabled(settings) else {}
+    known = {manifest.vectors.etag, record.get("vectors_etag")} - {None} if manifest.vectors else set()
+    if manifest.vectors is None or etags[1] not in known:
+        return None
+    return manifest.vectors.model_copy(update={"etag": etags[1]})
 
 
 def _move_in(source: Path, final: Path) -> Path:
@@ -197,9 +231,9 @@ def fetch(store: ObjectStore, settings: Settings, database: str, segment: Segmen
     cached entry whose archive has another etag (changed in the store, or never checked this way) is
     dropped and fetched again, so the sha256 check runs on the store's bytes: a damaged archive then
     raises CorruptObjectError naming its key, however warm the cache (issue 21)."""
-    etag: str | None = None
+    etags: tuple[str | None, str | None] | None = None
     if verify:
-        vouched, etag, _ = archive_vouched(store, settings, database, segment)
+        vouched, etags, _ = archive_vouched(store, settings, database, segment)
         if not vouched:
             evict(settings, database, segment)
     hit = cached(settings, database, segment)
@@ -211,14 +245,19 @@ def fetch(store: ObjectStore, settings: Settings, database: str, segment: Segmen
     try:
         manifest = read_manifest(store, segment.key)
         _check_sha(manifest, segment)  # the archive is then checked against it
-        if etag is None:  # before the download: a later change of the object then shows as another etag
-            info = store.head(manifest.archive_key)
-            etag = info.etag if info is not None else None
+        if etags is None:  # before the download: a later change of an object then shows as another etag
+            etags = (_etag_or_none(store, manifest.archive_key),
+                     _etag_or_none(store, manifest.vectors.key) if manifest.vectors else None)
         tree = materialize(store, segment.key, staging / "tree")
-        _write_record(settings, database, segment, tree, archive_etag=etag)
+        _write_record(settings, database, segment, tree, etags=etags)
         return _move_in(tree, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _etag_or_none(store: ObjectStore, key: str) -> str | None:
+    info = store.head(key)
+    return info.etag if info is not None else None
 
 
 def install(settings: Settings, database: str, segment: SegmentRef, persist_dir: Path) -> Path:

@@ -26,6 +26,12 @@ def archive_key(prefix: str, sha256: str) -> str:
     return f"{prefix}snapshot-{sha256[:16]}.tar"
 
 
+def vectors_key(database: str, sha256: str) -> str:
+    """Where a segment's vectors part lives: content-addressed per database, outside any one segment's
+    prefix, so segments that differ only in their records (a metadata-only rewrite) share it."""
+    return f"{database}/snapshot/vectors/vectors-{sha256[:32]}.tar"
+
+
 def manifest_key(prefix: str) -> str:
     return f"{prefix}{MANIFEST_NAME}"
 
@@ -110,6 +116,18 @@ class RecordPage:
                     raise InvalidInputError(f"{where}: record {item_id!r} metadata {name!r} {problem}")
 
 
+class ArchivePart(BaseModel):
+    """A separately stored part of a snapshot: its key, the sha256 and size of its bytes (checked on
+    every download), and the store's etag at upload (None: not recorded, as archive_etag)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    key: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)  # bytes
+    etag: str | None = None
+
+
 class SnapshotManifest(BaseModel):
     """`{prefix}manifest.json`. Written after the archive, so its presence means the archive is complete."""
 
@@ -139,6 +157,10 @@ class SnapshotManifest(BaseModel):
     # writer can tell the stored bytes are still these without downloading them. None: not recorded
     # (written before it existed, or another writer uploaded the same bytes first).
     archive_etag: str | None = None
+    # Segments written since issue 21 keep their vectors apart from their records: the archive above
+    # then holds the records (chroma.sqlite3) and this part the vector index (Chroma's HNSW segment
+    # folder), so a rewrite that changes only records uploads only them. None: one archive holds all.
+    vectors: ArchivePart | None = None
 
 
 SEGMENT_ID_LENGTH = 24
@@ -157,6 +179,9 @@ class SegmentRef(BaseModel):
     ids_key: str | None = None
     ids_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     ids_bytes: int | None = Field(default=None, ge=0)
+    # The sha256 of its vectors part (SnapshotManifest.vectors), so the version names both parts; None
+    # for a segment in one archive (written before issue 21's split).
+    vectors_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
     @property
     def segment_id(self) -> str:

@@ -42,6 +42,7 @@ from embedding_ingest.snapshots.revisions import check_tombstones, tombstones_ke
 from embedding_ingest.snapshots.segments import (
     add_tail,
     compact,
+    delete_unused,
     install_built,
     new_version_manifest,
     read_version,
@@ -302,9 +303,7 @@ def _drop_refused(store: ObjectStore, ledger: Ledger, new: SnapshotVersion, segm
     except Exception as exc:  # cannot tell what is shared: keep them (the refusal is what matters)
         log.warning("refused publish of %s left its segments behind: %s", new.version, exc)
         return
-    for segment in segments:
-        if segment.key not in in_use:
-            store.delete_prefix(segment.key)
+    delete_unused(store, new.database, segments, in_use)
 
 
 def write_pointer_mirror(store: ObjectStore, version: SnapshotVersion) -> str | None:

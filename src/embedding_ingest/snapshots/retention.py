@@ -11,7 +11,7 @@ from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.snapshots import cache
 from embedding_ingest.snapshots.mirror import one_line, refresh_plain_mirror
 from embedding_ingest.snapshots.pointers import other_pointers_versions, pinned_versions
-from embedding_ingest.snapshots.segments import read_version, referenced_segments
+from embedding_ingest.snapshots.segments import delete_unused, read_version, referenced_segments
 from embedding_ingest.stores.exceptions import ObjectNotFoundError
 from embedding_ingest.stores.ports import Ledger, ObjectStore
 
@@ -66,8 +66,6 @@ def prune_versions(store: ObjectStore, ledger: Ledger, *, database: str, keep: i
         ledger.forget_version(database, old.version, pointer=pointer)
         if old.key not in in_use:  # a version from before segments is itself its only segment
             store.delete_prefix(old.key)
-        for segment in segments:
-            if segment.key not in in_use:
-                store.delete_prefix(segment.key)
+        delete_unused(store, database, segments, in_use)
         removed.append(old.version)
     return removed

@@ -24,17 +24,25 @@ from pydantic import ValidationError
 
 from embedding_ingest.config import Settings
 from embedding_ingest.snapshots import cache, chroma_io, chroma_sqlite, id_index
-from embedding_ingest.snapshots.archive import materialize, pack_dir, read_manifest, upload_snapshot
+from embedding_ingest.snapshots.archive import (
+    materialize,
+    pack_dir,
+    read_manifest,
+    upload_part,
+    upload_snapshot,
+)
 from embedding_ingest.snapshots.build import MERGE_PAGE_SIZE
 from embedding_ingest.snapshots.exceptions import SnapshotConflictError, SnapshotCountMismatchError
 from embedding_ingest.snapshots.flat import iter_pages
 from embedding_ingest.snapshots.merge_policy import plan_merge
 from embedding_ingest.snapshots.models import (
     SEGMENT_ID_LENGTH,
+    ArchivePart,
     SegmentRef,
     SnapshotManifest,
     VersionManifest,
     manifest_key,
+    vectors_key,
 )
 from embedding_ingest.stores.exceptions import CorruptObjectError, PreconditionFailedError
 from embedding_ingest.stores.ports import ObjectStore
@@ -61,6 +69,8 @@ def version_id_of(database: str, model: str, dimensions: int, segments: Sequence
         parts.append(tombstones_key)
     if any(s.ids_sha256 for s in segments):  # versions from before id indexes keep their ids
         parts.append(["ids", [s.ids_sha256 or "" for s in segments]])
+    if any(s.vectors_sha256 for s in segments):  # and those from before vectors parts (issue 21) too
+        parts.append(["vectors", [s.vectors_sha256 or "" for s in segments]])
     identity = json.dumps(parts, separators=(",", ":"))
     return hashlib.sha256(identity.encode()).hexdigest()[:VERSION_ID_LENGTH]
 
@@ -120,6 +130,19 @@ def referenced_segments(store: ObjectStore, versions: Sequence[SnapshotVersion])
     return found
 
 
+def delete_unused(store: ObjectStore, database: str, doomed: Sequence[SegmentRef],
+                  in_use: dict[str, SegmentRef]) -> None:
+    """Delete the segments of `doomed` that no segment of `in_use` (referenced_segments of the versions
+    kept) is, and their vectors parts that none of `in_use` shares (issue 21)."""
+    shared = {segment.vectors_sha256 for segment in in_use.values()}
+    for segment in doomed:
+        if segment.key in in_use:
+            continue
+        store.delete_prefix(segment.key)
+        if segment.vectors_sha256 is not None and segment.vectors_sha256 not in shared:
+            store.delete(vectors_key(database, segment.vectors_sha256))
+
+
 # -- local copies -----------------------------------------------------------------------------------
 def local_segment(store: ObjectStore, settings: Settings, database: str, segment: SegmentRef,
                   dest: Path) -> Path:
@@ -174,19 +197,36 @@ def compact(parts: Sequence[tuple[Path, int]], work: Path, *, database: str, dim
 
 
 def upload_segment(store: ObjectStore, persist_dir: Path, scratch: Path, *, database: str, count: int,
-                   dimensions: int, model: str, sources: list[str]) -> SegmentRef:
-    """Pack a closed segment and commit it at its content-addressed prefix, with its id index
-    (id_index.py; the index file is left at `index_file(scratch, segment)` for the cache)."""
+                   dimensions: int, model: str, sources: list[str], vectors: ArchivePart | None = None
+                   ) -> SegmentRef:
+    """Pack a closed segment in two parts, its vectors (models.vectors_key, shared by every segment with
+    the same vector files) and its records (the archive at the segment's prefix, content-addressed by
+    them), commit it with its id index (id_index.py; the index file is left at
+    `index_file(scratch, segment)` for the cache) and return its ref.
+    `vectors`: the stored vectors part of a segment whose vectors and ids these are too (a records-only
+    rewrite, issue 23; cache.stored_vectors gives it): only the records are packed and uploaded, so the
+    vector files of `persist_dir` are not read (they need not be there). Raises SnapshotConflictError if
+    the prefix is committed with another vectors part."""
+    if vectors is None:
+        vectors_path = scratch / "segment-vectors.tar"
+        sha256, size = pack_dir(persist_dir, vectors_path, "vectors")
+        try:
+            vectors = upload_part(store, vectors_key(database, sha256), vectors_path, sha256=sha256,
+                                  size=size)
+        finally:
+            vectors_path.unlink(missing_ok=True)
     archive_path = scratch / "segment.tar"
-    sha256, size = pack_dir(persist_dir, archive_path)
+    sha256, size = pack_dir(persist_dir, archive_path, "records")
     prefix = f"{segments_prefix(database)}{sha256[:SEGMENT_ID_LENGTH]}/"
     try:
         upload_snapshot(store, prefix, archive_path, sha256=sha256, size=size, collection=database,
-                        count=count, dimensions=dimensions, model=model, profile="quality", sources=sources)
+                        count=count, dimensions=dimensions, model=model, profile="quality", sources=sources,
+                        vectors=vectors)
     finally:
         archive_path.unlink(missing_ok=True)
-    return attach_index(store, SegmentRef(key=prefix, count=count, sha256=sha256), persist_dir, scratch,
-                        database=database)
+    return attach_index(store, SegmentRef(key=prefix, count=count, sha256=sha256,
+                                          vectors_sha256=vectors.sha256),
+                        persist_dir, scratch, database=database)
 
 
 def index_file(scratch: Path, segment: SegmentRef) -> Path:

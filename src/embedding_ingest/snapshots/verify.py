@@ -54,9 +54,9 @@ def _problem_of(exc: Exception, fallback_key: str) -> Problem:
 
 def verify_segment(store: ObjectStore, segment: SegmentRef, scratch: Path,
                    digests: dict[str, str] | None = None) -> list[Problem]:
-    """Download the segment's archive (size and sha256 against its manifest, the manifest's sha256
-    against the version's), unpack it and count its records; with `digests`, the content digest of a
-    sound archive is added under the segment's key (to check cache entries against)."""
+    """Download the segment's archive and vectors part (size and sha256 against its manifest, the
+    manifest's sha256s against the version's), unpack them and count its records; with `digests`, the
+    content digest of a sound segment is added under its key (to check cache entries against)."""
     key = manifest_key(segment.key)
     try:
         manifest = read_manifest(store, segment.key)
@@ -66,6 +66,10 @@ def verify_segment(store: ObjectStore, segment: SegmentRef, scratch: Path,
     if manifest.sha256 != segment.sha256:
         problems.append(Problem(key, f"names archive sha256 {manifest.sha256}, the version lists "
                                      f"{segment.sha256}"))
+    named = manifest.vectors.sha256 if manifest.vectors is not None else None
+    if segment.vectors_sha256 is not None and named != segment.vectors_sha256:
+        problems.append(Problem(key, f"names vectors sha256 {named}, the version lists "
+                                     f"{segment.vectors_sha256}"))
     if manifest.count != segment.count:
         problems.append(Problem(key, f"says {manifest.count} records, the version lists {segment.count}"))
     target = scratch / segment.segment_id

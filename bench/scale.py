@@ -1,9 +1,11 @@
 """`make bench-scale` (not part of `make bench`; issue 21): a collection grown to RECORDS x DIMS in
 PUBLISHES publishes of equal size, and what each publish costs as the collection grows.
 
-Each publish is FinalMerge's publish (snapshots.publish_next_version: id indexes, integrity checks,
-tiered bounded merges) of one flat intermediate of synthetic records, as the final merge of a run
-of that many records hands it over. It does not drive submission and polling: the provider's work
+Each publish is FinalMerge's real handler (snapshots.publish_next_version under the lock: id indexes,
+integrity checks, tiered bounded merges) in a process of its own on a fresh local disk, as a Lambda
+without EFS runs it (functions.ChildProcessInvoker: its peak RSS and peak local disk are recorded; its
+seconds include the process start), on one flat intermediate of synthetic records, as the final merge
+of a run of that many records hands it over. It does not drive submission and polling: the provider's work
 per record does not grow with the collection, the publish's could, and that is what this measures.
 Per publish: seconds, segments after it, merge work (segments and archive bytes merged), the bytes a
 cold MarkBatchesComplete lookup of 1,000 ids writes to its cache dir (id indexes only), and query p50
@@ -31,13 +33,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import REPO_ROOT, machine, make_workspace, random_pages, stopwatch  # noqa: E402
 from embedding_ingest import open_snapshot  # noqa: E402
-from embedding_ingest.snapshots import read_manifest, read_version  # noqa: E402
+from embedding_ingest.pipeline.definitions import local_resource_arn  # noqa: E402
+from embedding_ingest.snapshots import (  # noqa: E402
+    read_manifest,
+    read_version,
+    write_snapshot,  # noqa: E402
+)
 from embedding_ingest.snapshots.chroma_io import create_collection, open_client, upsert_pages  # noqa: E402
 from embedding_ingest.snapshots.query import published_revisions  # noqa: E402
+from functions import ChildProcessInvoker  # noqa: E402
 from peaks import disk_bytes  # noqa: E402
-from query import INCLUDE, N_RESULTS, _publish  # noqa: E402
+from query import INCLUDE, N_RESULTS  # noqa: E402
 
 DATABASE = "lines"
+FINAL_MERGE = "embedding-vector-compact"  # operation final_merge
 QUERIES = 100
 LOOKUP_IDS = 1000
 
@@ -46,6 +55,7 @@ LOOKUP_IDS = 1000
 def _stored_bytes(manifest) -> int:
     """A segment's archive plus its vectors part (stored apart since issue 21)."""
     return manifest.archive_bytes + (manifest.vectors.size if manifest.vectors else 0)
+
 
 def _query_p50(ws, stock, dimensions: int, rng: np.random.Generator) -> tuple[float, float]:
     """p50 ms of the same noisy unit vectors asked alternately of the snapshot and of stock Chroma."""
@@ -88,8 +98,15 @@ def run(work: Path, *, records: int, publishes: int, dimensions: int) -> list[di
             before = {s.key for s in read_version(ws.objects, v).segments} if (
                 v := ws.ledger.get_published(DATABASE)) else set()
             pages = list(random_pages(per_publish, dimensions, prefix=f"p{n}", seed=100 + n))
+            source = f"intermediate/bench-scale-{n}/merged/"
+            write_snapshot(ws.objects, source, pages, collection=DATABASE, dimensions=dimensions,
+                           model=ws.ctx.provider.model, profile="flat")  # ProcessChunks' output
+            invoker = ChildProcessInvoker(work, ws.settings)  # FinalMerge in a process of its own
             with stopwatch() as seconds:
-                _publish(ws, f"intermediate/bench-scale-{n}/merged/", pages, dimensions)
+                invoker.invoke(local_resource_arn(FINAL_MERGE), {
+                    "batch_id": f"bench-scale-{n}", "database": DATABASE, "operation": "final_merge",
+                    "chunk_results": [{"intermediate_key": source, "total_embeddings": per_publish}]})
+            [peaks] = invoker.peaks.values()
             version = ws.ledger.get_published(DATABASE)
             segments = read_version(ws.objects, version).segments
             merged = [s for s in segments if s.key not in before and s.count != per_publish]
@@ -98,6 +115,7 @@ def run(work: Path, *, records: int, publishes: int, dimensions: int) -> list[di
                 upsert_pages(client, stock, pages, dimensions=dimensions, where=f"stock publish {n}")
             ours_ms, stock_ms = _query_p50(ws, stock, dimensions, rng)
             rows.append({"publish": n + 1, "records": version.count, "seconds": round(seconds[0], 1),
+                         "peak_rss_mb": round(peaks["rss"]), "peak_tmp_mb": round(peaks["tmp"]),
                          "stock_upsert_seconds": round(stock_seconds[0], 1), "segments": len(segments),
                          "segment_counts": [s.count for s in segments], "merged_segments": len(merged),
                          "merged_bytes": merged_bytes,
@@ -109,12 +127,14 @@ def run(work: Path, *, records: int, publishes: int, dimensions: int) -> list[di
 
 
 def format_table(rows: list[dict]) -> str:
-    head = ("publish", "records", "seconds", "segments", "merged", "lookup /tmp", "query p50", "stock p50")
+    head = ("publish", "records", "seconds", "peak RSS", "peak /tmp", "segments", "merged", "lookup /tmp",
+            "query p50", "stock p50")
     lines = [" | ".join(head), " | ".join("---" for _ in head)]
     for r in rows:
         merged = f"{r['merged_segments']} ({r['merged_bytes'] / 2**20:,.0f} MB)"
         lines.append(" | ".join((str(r["publish"]), f"{r['records']:,}", f"{r['seconds']:.1f}",
-                                 str(r["segments"]), merged,
+                                 f"{r['peak_rss_mb']:,} MB", f"{r['peak_tmp_mb']:,} MB", str(r["segments"]),
+                                 merged,
                                  f"{r['lookup_cache_bytes'] / 2**20:.1f} MB", f"{r['query_p50_ms']:.1f} ms",
                                  f"{r['stock_query_p50_ms']:.1f} ms")))
     return "\n".join(f"| {line} |" for line in lines)

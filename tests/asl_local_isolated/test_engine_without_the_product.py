@@ -3,8 +3,9 @@ README's Python example run in a Python where embedding_ingest cannot be importe
 (`sys.modules["embedding_ingest"] = None` before anything else). A product import added to the engine,
 or to a helper its tests use, fails here.
 
-The engine's tests also run in the main session (with the product importable); here they run again, in
-a subprocess of their own, because in the main session other tests have imported the product already."""
+The engine's tests run here, in a subprocess of their own (in the main session other tests have imported
+the product already), and only here: when this test is selected, tests/conftest.py deselects them from
+the main session, where, with the product importable, they would prove nothing more."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import pytest
+from engine_suite import ENGINE_TESTS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-ENGINE_TESTS = ("tests/unit/asl_local", "tests/functional/asl_local", "tests/conformance/test_corpus.py")
 # Every line of Python below starts with this: embedding_ingest is unimportable from then on, and the
 # first statement proves it (the check is void if the block does not hold).
 WITHOUT_PRODUCT = """\

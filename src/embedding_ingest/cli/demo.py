@@ -104,7 +104,7 @@ def demo(workspace_dir: Path = typer.Option(  # not `workspace`: that is the mod
         return out
 
     emit(summary, output, render)
-    _say(output, f"to look around this workspace: export EMBEDDING_INGEST_HOME={home}")
+    _say(output, f"to look around this workspace: export EMBEDDING_INGEST_HOME={home.resolve()}")
     complete = all(summary[k.database]["published_embeddings"] == summary[k.database]["items_submitted"]
                    for k in ItemKind)
     if not complete:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from enum import StrEnum
 from typing import Any
 
@@ -286,6 +287,7 @@ def get_execution_history(name: str = typer.Argument(None, help="Execution name 
         page["nextToken"] = page_token(name, end)
     if failed_only and not page["events"] and output is not OutputFormat.JSON:
         stderr.print(f"no failed events in {name}", markup=False, highlight=False, soft_wrap=True)
+        hint(output, f"embedding-ingest describe-execution {shlex.quote(name)}")  # its summary
         return
     emit(page, output, lambda r: history_table(f"{counted(len(r['events']), 'event')} of {name}", r["events"],
                                                failed_only=failed_only))

@@ -1,19 +1,21 @@
 """The README's commands work verbatim: the fenced ```bash blocks of its "Using it" and "Monitoring"
-sections run, in order, in one shell, on the workspace the demo leaves (the demo run as `make demo`
-runs it, in a scratch copy of the repository's layout). A fence preceded by
-`<!-- readme-test: needs-aws -->` or `<!-- readme-test: skip ... -->` is skipped. Documented
-defaults match the code."""
+sections run, in order, in one shell at 80 columns, from an empty workspace (in a scratch copy of the
+repository's layout), and each visibly does what the README says; their tables fit 80 columns with no
+header split, and listed ids show whole or as a unique prefix, never broken over lines. A fence
+preceded by `<!-- readme-test: needs-aws -->` or `<!-- readme-test: skip ... -->` is skipped.
+Documented defaults match the code."""
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from cli_runner import _FOREIGN_SETTINGS
+from cli_runner import _FOREIGN_SETTINGS, Cli
 from readme_fences import bash_fences
 
 from embedding_ingest.config import Settings
@@ -21,6 +23,7 @@ from embedding_ingest.config import Settings
 REPO_ROOT = Path(__file__).resolve().parents[3]
 README = REPO_ROOT / "README.md"
 SECTIONS = ("Using it", "Monitoring")
+WIDTH = 80
 
 
 def test_the_fence_extractor_keeps_bash_fences_of_the_two_sections_and_honours_skip_marks():
@@ -43,26 +46,123 @@ def _scratch_repository(root: Path) -> Path:
     return work
 
 
+# What each README command must visibly do (a command -> text its output holds), in README order.
+SAYS = [
+    ("receipts import", "receipts imported  12"),
+    ("submit line --dry-run", "Would submit 651 lines"),
+    ("submit line", "Submitted 651 lines"),
+    ("start-execution line --name my-first-run", "Execution my-first-run"),
+    ("start-execution line --until-idle", "no line batch is active"),
+    ("submit word", "Submitted 1381 words in 3 batches"),
+    ("start-execution word --until-idle", "published 1381 embeddings"),
+    ("query line", "TOTAL AMOUNT"),
+    ("status", "SUCCESS"),
+    ("describe-execution my-first-run --output json", '"name": "my-first-run"'),
+    ("get-execution-history my-first-run --max-results 50", "ExecutionSucceeded"),
+    ("get-execution-history my-first-run --max-results 5 --output json", '"nextToken"'),
+    ("get-execution-history my-first-run --failed-only", "no failed events in my-first-run"),
+    ("batches list --type line --wide", "provider batch"),
+    ("list-executions", "my-first-run"),
+    ("batches list --status completed", "COMPLETED"),
+    ("snapshots list line", "lines snapshot versions (* current)"),
+    ("definitions render line", "otherwise -> NoPendingBatches"),
+    ("locks list", "(free)"),
+]
+# Listing commands whose ids must show whole or as a unique prefix: (command, ids from its JSON).
+IDS = {"batches list --status completed": lambda j: [b["batch_id"] for b in j["batches"]],
+       "list-executions": lambda j: [e["name"] for e in j["executions"]],
+       "snapshots list line": lambda j: [v["version"] for v in j["versions"]],
+       "query line": lambda j: [r["metadata"]["image_id"] for r in j["results"]]}
+MARK = "@@readme-command@@"
+
+
+def _commands(fences: list[str]) -> list[str]:
+    return [line for fence in fences for line in fence.splitlines() if line.strip()
+            and not line.lstrip().startswith("#")]
+
+
+def _script(commands: list[str]) -> str:
+    """One shell for all (exports carry on); before each command a marker line on stdout and stderr."""
+    lines = ["set -euo pipefail"]
+    for index, command in enumerate(commands):
+        lines += [f"echo '{MARK} {index}'", f"echo '{MARK} {index}' >&2", command]
+    return "\n".join(lines) + "\n"
+
+
+def _split(text: str, count: int) -> list[str]:
+    parts = [""] * count
+    current = None
+    for line in text.splitlines(keepends=True):
+        if line.startswith(MARK):
+            current = int(line.split()[1])
+        elif current is not None:
+            parts[current] += line
+    return parts
+
+
+def assert_tables_fit(output: str, width: int = WIDTH) -> None:
+    """Every table line fits `width` and every header is one line (between ┏ and ┡)."""
+    lines = output.splitlines()
+    for number, line in enumerate(lines):
+        if line[:1] in "┏┃┡│└":
+            assert len(line) <= width, f"wider than {width}: {line!r}"
+        if line.startswith("┏"):
+            separator = next(i for i in range(number, len(lines)) if lines[i].startswith("┡"))
+            assert separator == number + 2, f"a header wraps: {lines[number:separator + 1]}"
+
+
+def _names_one(cell: str, ids: list[str]) -> bool:
+    return any(i.startswith(cell) and len(cell) >= min(8, len(i)) for i in ids)
+
+
+def assert_ids_whole(table: str, ids: list[str]) -> None:
+    """Each id shows in a cell of its own, whole or as a prefix of at least 8 characters, and the cell
+    below it is empty or another id (a wrapped id would go on there)."""
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in table.splitlines()]
+    for item_id in ids:
+        found = [(r, c) for r, row in enumerate(rows) for c, cell in enumerate(row)
+                 if cell and _names_one(cell, [item_id])]
+        assert found, f"{item_id} is not in the table"
+        for r, c in found:
+            below = rows[r + 1][c] if r + 1 < len(rows) and c < len(rows[r + 1]) else ""
+            assert below == "" or _names_one(below, ids), f"{item_id} goes on over two lines: {below!r}"
+
+
 @pytest.mark.slow
-def test_readme_commands_run_verbatim_on_the_demo_workspace(tmp_path):
+def test_readme_commands_run_verbatim_from_an_empty_workspace_and_each_visibly_does_something(tmp_path):
     fences, _ = bash_fences(README.read_text(encoding="utf-8"), SECTIONS)
-    assert len(fences) >= 2, "the README's Using it / Monitoring sections lost their bash fences"
+    commands = _commands(fences)
+    assert len(commands) >= 15, "the README's Using it / Monitoring sections lost their bash commands"
     work = _scratch_repository(tmp_path)
     env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_SETTINGS}
-    env.update(COLUMNS="100", LOCAL_PROVIDER_POLLS_PER_STAGE="0")  # batches finish at their first poll
-    demo = subprocess.run([str(work / ".venv" / "bin" / "embedding-ingest"), "demo"], cwd=work, env=env,
-                          capture_output=True, text=True, timeout=900)
-    assert demo.returncode == 0, demo.stderr[-3000:]
-    assert "export EMBEDDING_INGEST_HOME=.embedding-ingest/demo" in demo.stderr
+    env.update(COLUMNS=str(WIDTH), LOCAL_PROVIDER_POLLS_PER_STAGE="0")  # batches finish at their first poll
 
-    script = "set -euo pipefail\nset -x\n" + "\n".join(fences) + "\n"
-    done = subprocess.run(["bash", "-c", script], cwd=work, env=env, capture_output=True, text=True,
-                          timeout=1200)
+    done = subprocess.run(["bash", "-c", _script(commands)], cwd=work, env=env, capture_output=True,
+                          text=True, timeout=1500)
 
     assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
     assert "Traceback" not in done.stderr
-    assert "published nothing: no active line batches to poll" in " ".join(done.stdout.split())
-    assert not (work / ".embedding-ingest" / "ledger.sqlite3").exists()  # all of it in the demo's workspace
+    stdout, stderr = _split(done.stdout, len(commands)), _split(done.stderr, len(commands))
+    home = work / ".embedding-ingest" / "mine"
+    cli = Cli(home=home, settings={})
+    remaining = list(SAYS)
+    for command, out, err in zip(commands, stdout, stderr, strict=True):
+        if "--wide" not in command:  # --wide keeps every column, whatever the width
+            assert_tables_fit(out)
+        if remaining and remaining[0][0] in command:
+            expected = remaining.pop(0)[1]
+            assert expected in out + err, (command, out[-2000:], err[-2000:])
+        if command.startswith("$E ") and "--output json" not in command and "--wide" not in command:
+            assert "next:" in err or out.strip(), command  # says something, at least a hint
+        listed = next((ids for start, ids in IDS.items() if command.startswith(f"$E {start}")), None)
+        if listed:
+            assert_ids_whole(out, listed(cli.json(*shlex.split(command, comments=True)[1:])))
+    assert remaining == [], f"README commands missing or out of order: {remaining}"
+    assert (home / "ledger.sqlite3").exists() and not (work / ".embedding-ingest" / "ledger.sqlite3").exists()
+    written = {p.name + ("/" if p.is_dir() else "") for p in work.iterdir()} - {".venv/", "src/"}
+    ignored = subprocess.run(["git", "-C", str(REPO_ROOT), "check-ignore", "--no-index", "--stdin"],
+                             input="\n".join(sorted(written)), capture_output=True, text=True)
+    assert set(ignored.stdout.split()) == written, "the README writes files .gitignore does not cover"
 
 
 def _documented_defaults(text: str) -> dict[str, str]:

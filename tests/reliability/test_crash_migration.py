@@ -122,9 +122,10 @@ def test_a_migration_crashed_three_times_switches_once_every_item_is_embedded_an
 
     new = workspace(tmp_path, 8)
     refusal = (r"configured local-hash-ngram-v1/8 but published lines version \w+ is "
-               r"local-hash-ngram-v1/16; run `embedding-ingest migrate line")
-    with pytest.raises(ModelChangeError, match=refusal):
+               r"local-hash-ngram-v1/16 \(migrate to the new one")
+    with pytest.raises(ModelChangeError, match=refusal) as refused:
         new.submit(LINE)
+    assert refused.value.try_ == "embedding-ingest migrate line --dry-run"
 
     # 1. dies while queueing items again: a rerun resumes, nothing is submitted meanwhile
     monkeypatch.setattr(start, "REQUEUE_CHUNK", 25)

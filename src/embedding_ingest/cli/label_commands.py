@@ -9,8 +9,8 @@ from pathlib import Path
 import typer
 
 from embedding_ingest.cli import workspace
-from embedding_ingest.cli.data_commands import EXIT_SOME_REJECTED
 from embedding_ingest.cli.entry import Panel
+from embedding_ingest.cli.errors import EXIT_REJECTED
 from embedding_ingest.cli.output import OutputFormat, OutputOption, emit, guarded, hint
 from embedding_ingest.cli.tables import Column, fitted
 
@@ -38,8 +38,10 @@ def apply(file: Path = typer.Argument(..., exists=True, dir_okay=False, readable
           if r.problems else [])])
     if report.metadata_batches:
         hint(output, "embedding-ingest start-execution line --until-idle (and word)")
+    elif report.problems:  # nothing queued: fixing the file is what comes next (applied lines are kept)
+        hint(output, f"fix the lines listed, then: embedding-ingest labels apply {file}")
     if report.problems:
-        raise typer.Exit(EXIT_SOME_REJECTED)
+        raise typer.Exit(EXIT_REJECTED)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,9 @@ import typer
 
 from embedding_ingest.cli import workspace
 from embedding_ingest.cli.entry import Panel
-from embedding_ingest.cli.output import OutputFormat, OutputOption, emit, guarded, hint, table
+from embedding_ingest.cli.errors import CliError
+from embedding_ingest.cli.output import OutputFormat, OutputOption, counted, emit, fail, guarded, hint
+from embedding_ingest.cli.tables import record as record_view
 from embedding_ingest.stores.records import EmbeddingStatus, ItemKind
 
 items_app = typer.Typer(help="Lines and words in the ledger.", no_args_is_help=True)
@@ -80,13 +82,15 @@ def _next(kind: ItemKind, result: dict) -> str:
 
 
 def _render(result: dict):
+    """One migration, read vertically (two model names side by side pass 80 columns)."""
     title = ("Migration plan (nothing changed)" if result["dry_run"] else
              f"Migration {result.get('state')}" + (f": waiting for {result['waiting_for']}"
                                                   if result.get("waiting_for") else ""))
-    return table(title, ["kind", "from", "to", "items to embed", "tokens", "estimated cost (USD)"],
-                 [[result["kind"], f"{result['from_model']}/{result['from_dimensions']}",
-                   f"{result['to_model']}/{result['to_dimensions']}", result["items_to_embed"],
-                   result["tokens"], f"{result['estimated_cost_usd']:.6f}"]])
+    return record_view(title, [("kind", result["kind"]),
+                          ("from", f"{result['from_model']}/{result['from_dimensions']}"),
+                          ("to", f"{result['to_model']}/{result['to_dimensions']}"),
+                          ("items to embed", result["items_to_embed"]), ("tokens", result["tokens"]),
+                          ("estimated cost", f"{result['estimated_cost_usd']:.6f} USD")])
 
 
 def _rollback(kind: ItemKind, dry_run: bool, output: OutputFormat) -> None:
@@ -108,11 +112,11 @@ def _rollback(kind: ItemKind, dry_run: bool, output: OutputFormat) -> None:
                 return roll_back(objects, ledger, held.lease, plan, settings)
 
         result["version"] = guarded(output, run).version
-    emit(result, output, lambda r: table(
+    emit(result, output, lambda r: record_view(
         "Rollback plan (nothing changed)" if r["dry_run"] else "Rolled back",
-        ["kind", "version", "model", "items to embed again", "tokens", "estimated cost (USD)"],
-        [[r["kind"], r["restores_version"], r["model"], r["items_to_embed"], r["tokens"],
-          f"{r['estimated_cost_usd']:.6f}"]]))
+        [("kind", r["kind"]), ("version", r["restores_version"]), ("model", r["model"]),
+         ("items to embed again", r["items_to_embed"]), ("tokens", r["tokens"]),
+         ("estimated cost", f"{r['estimated_cost_usd']:.6f} USD")]))
     hint(output, f"embedding-ingest migrate {kind.value} --rollback" if dry_run else
          f"EMBEDDING_MODEL={record.from_model} EMBEDDING_DIMENSIONS={record.from_dimensions} "
          f"embedding-ingest submit {kind.value}")
@@ -123,17 +127,14 @@ def requeue(kind: ItemKind = typer.Argument(..., help="line or word", case_sensi
             failed: bool = typer.Option(False, "--failed", help="Every FAILED item of the kind"),
             output: OutputFormat = OutputOption) -> None:
     """Send FAILED items back to NONE (attempts and provider retries reset), for the next submit."""
-    from embedding_ingest.cli.output import fail
-    from embedding_ingest.exceptions import InvalidInputError
-
     guarded(output, workspace.require_workspace)
     if not failed:
-        raise fail(InvalidInputError("say which items: --failed"), output, code=2)
+        raise fail(CliError("say which items (--failed: every FAILED one of the kind)",
+                            try_=f"embedding-ingest items requeue {kind.value} --failed"), output)
     moved = guarded(output, lambda: workspace.ledger().requeue_items(
         kind, EmbeddingStatus.FAILED, "queued again by `items requeue --failed`"))
     emit({"kind": kind.value, "requeued": moved}, output,
-         lambda r: table(f"{r['requeued']} {kind.value}s back to NONE", ["kind", "requeued"],
-                         [[r["kind"], r["requeued"]]]))
+         lambda r: f"{counted(r['requeued'], kind.value)} back to NONE (attempts and provider retries reset)")
     if moved:
         hint(output, f"embedding-ingest submit {kind.value}")
 

@@ -78,9 +78,9 @@ def start_or_resume(ledger: Ledger, kind: ItemKind, target: tuple[str, int]) -> 
     if record is not None and record.state in UNDER_WAY:
         if (record.to_model, record.to_dimensions) != target:
             raise MigrationRefusedError(
-                f"{kind.value}: a migration to {record.to_model}/{record.to_dimensions} is under way; run "
-                f"`embedding-ingest migrate {kind.value} --model {record.to_model} --dimensions "
-                f"{record.to_dimensions}` to finish it first")
+                f"{kind.value}: a migration to {record.to_model}/{record.to_dimensions} is under way "
+                "(finish it first)", try_=f"embedding-ingest migrate {kind.value} --model {record.to_model} "
+                                          f"--dimensions {record.to_dimensions}")
     else:
         record = _begin(ledger, kind, target)
     if record.state is MigrationState.REQUEUING:
@@ -91,14 +91,17 @@ def start_or_resume(ledger: Ledger, kind: ItemKind, target: tuple[str, int]) -> 
 def _begin(ledger: Ledger, kind: ItemKind, target: tuple[str, int]) -> MigrationRecord:
     live = ledger.get_published(kind.database)
     if live is None:
-        raise MigrationRefusedError(f"{kind.value}: nothing is published yet, so there is nothing to "
-                                    "migrate; set EMBEDDING_MODEL and EMBEDDING_DIMENSIONS and submit")
+        raise MigrationRefusedError(f"{kind.value}: nothing is published yet (nothing to migrate: embed "
+                                    "with the model you want from the start)",
+                                    try_=f"EMBEDDING_MODEL={target[0]} EMBEDDING_DIMENSIONS={target[1]} "
+                                         f"embedding-ingest submit {kind.value}")
     if (live.model, live.dimensions) == target:
-        raise MigrationRefusedError(f"{kind.value}: already published with {live.model}/{live.dimensions}")
+        raise MigrationRefusedError(f"{kind.value}: already published with {live.model}/{live.dimensions}",
+                                    try_="embedding-ingest status")
     if active := active_embed_batches(ledger, kind):
         raise MigrationRefusedError(
-            f"{kind.value}: {active} {kind.value} batches of {live.model} are still active; run "
-            f"`embedding-ingest start-execution {kind.value} --until-idle` first")
+            f"{kind.value}: {active} {kind.value} batches of {live.model} are still active (they finish "
+            "first)", try_=f"embedding-ingest start-execution {kind.value} --until-idle")
     now = time.time()
     record = MigrationRecord(kind=kind, state=MigrationState.REQUEUING, from_model=live.model,
                              from_dimensions=live.dimensions, to_model=target[0], to_dimensions=target[1],

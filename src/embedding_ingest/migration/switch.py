@@ -137,10 +137,12 @@ def plan_rollback(store: ObjectStore, ledger: Ledger, kind: ItemKind, settings: 
     record = ledger.get_migration(kind)
     if record is None or record.state is not MigrationState.SWITCHED or record.before_switch is None:
         state = record.state.value if record is not None else "none"
-        raise MigrationRefusedError(f"{kind.value}: no switched migration to roll back (migration: {state})")
+        raise MigrationRefusedError(f"{kind.value}: no switched migration to roll back (migration: {state})",
+                                    try_="embedding-ingest status")
     if active := active_embed_batches(ledger, kind):
-        raise MigrationRefusedError(f"{kind.value}: {active} batches still active; run `embedding-ingest "
-                                    f"start-execution {kind.value} --until-idle` first, then roll back")
+        raise MigrationRefusedError(
+            f"{kind.value}: {active} batches still active (they finish before a rollback)",
+            try_=f"embedding-ingest start-execution {kind.value} --until-idle")
     restores = next((v for v in ledger.list_versions(kind.database) if v.version == record.before_switch),
                     None)
     if restores is None:

@@ -15,19 +15,22 @@ def check_submit_model(kind: ItemKind, ledger: Ledger, model: str, dimensions: i
     configured = f"{model}/{dimensions}"
     if migration is not None and migration.state is MigrationState.REQUEUING:
         target = f"{migration.to_model}/{migration.to_dimensions}"
-        raise ModelChangeError(f"{kind.value}: the migration to {target} did not finish starting; run "
-                               f"`embedding-ingest migrate {kind.value}` first")
+        raise ModelChangeError(f"{kind.value}: the migration to {target} did not finish starting "
+                               "(its items are being queued again)",
+                               try_=f"embedding-ingest migrate {kind.value}")
     if migration is not None and migration.state is MigrationState.BUILDING:
         target = f"{migration.to_model}/{migration.to_dimensions}"
         if configured != target:
             raise ModelChangeError(
                 f"{kind.value}: configured {configured} but the migration under way embeds with {target}; "
-                f"set EMBEDDING_MODEL={migration.to_model} EMBEDDING_DIMENSIONS={migration.to_dimensions}")
+                f"set EMBEDDING_MODEL={migration.to_model} EMBEDDING_DIMENSIONS={migration.to_dimensions}",
+                try_=f"EMBEDDING_MODEL={migration.to_model} EMBEDDING_DIMENSIONS={migration.to_dimensions} "
+                     f"embedding-ingest submit {kind.value}")
         return
     live = ledger.get_published(kind.database)
     if live is None or configured == f"{live.model}/{live.dimensions}":
         return
     raise ModelChangeError(
         f"{kind.value}: configured {configured} but published {kind.database} version {live.version[:12]} "
-        f"is {live.model}/{live.dimensions}; run `embedding-ingest migrate {kind.value} --dry-run`, then "
-        f"`embedding-ingest migrate {kind.value}`, or set EMBEDDING_MODEL and EMBEDDING_DIMENSIONS back")
+        f"is {live.model}/{live.dimensions} (migrate to the new one, or set EMBEDDING_MODEL and "
+        "EMBEDDING_DIMENSIONS back)", try_=f"embedding-ingest migrate {kind.value} --dry-run")

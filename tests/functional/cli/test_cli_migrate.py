@@ -32,7 +32,8 @@ def test_a_model_change_is_refused_then_migrated_then_rolled_back(cli, tmp_path)
     refused = cli.run("submit", "line", code=2, **LARGE)
     (message,) = refused.stderr.strip().splitlines()
     assert "line: configured text-embedding-3-large/32 but published lines version" in message
-    assert "is text-embedding-3-small/16; run `embedding-ingest migrate line --dry-run`" in message
+    assert "is text-embedding-3-small/16 (migrate to the new one" in message
+    assert message.endswith("; try: embedding-ingest migrate line --dry-run")
 
     plan = cli.json("migrate", "line", "--dry-run", **LARGE)
     assert (plan["from_model"], plan["from_dimensions"], plan["to_model"], plan["to_dimensions"]) == (
@@ -72,5 +73,7 @@ def test_a_model_change_is_refused_then_migrated_then_rolled_back(cli, tmp_path)
 
 def test_items_requeue_needs_to_be_told_which_and_says_what_next(cli, tmp_path):
     cli.json("receipts", "import", str(receipts_file(tmp_path, 1)))
-    assert cli.json("items", "requeue", "line", code=2)["error"] == "InvalidInputError"
+    refused = cli.json("items", "requeue", "line", code=2)
+    assert (refused["error"], refused["try"]) == ("InvalidInputError",
+                                                  "embedding-ingest items requeue line --failed")
     assert cli.json("items", "requeue", "line", "--failed") == {"kind": "line", "requeued": 0}

@@ -1,6 +1,7 @@
 """The Chroma SQLite reader (snapshots/chroma_sqlite.py) answers exactly as Chroma's own `collection.get()`
 does, on directories the installed chromadb writes (several collections sharing ids, deleted ids,
-updated records, metadata of every type, documents), and refuses what it was not written for."""
+updated records, metadata of every type, documents), and refuses what it was not written for; and its
+one write (living metadata, issue 23) reads back as Chroma's own update."""
 
 from __future__ import annotations
 
@@ -232,3 +233,48 @@ def test_sqlite_damage_is_named(several, tmp_path):
     problem = integrity_problem(copy)
     assert problem is not None and "quick_check" in problem and f"on page {root}" in problem
     assert "\n" not in problem
+
+
+def test_living_metadata_written_in_sqlite_reads_as_chromas_own_update(several, tmp_path):
+    """Issue 23's records-only repack: StoredRecords.replace_living gives the records exactly what
+    Chroma's `update` (with dropped living keys sent as None) gives them, to `get`, `where` filters
+    on scalars and arrays, `where_document` and a query; the other collections and the vector files
+    are untouched."""
+    from embedding_ingest.snapshots.metadata_update import update_metadata, vector_files
+
+    persist, _ = several
+    ids = sorted(_as_chroma_answers(persist, "lines")[1])[:700]  # more than one statement's worth
+    labelled = {"label_status": "validated", "label_TOTAL": True, "label_DATE": False,
+                "valid_labels": ["DATE", "TOTAL"], "invalid_labels": ["TAX"], "merchant_name": "NEW"}
+    # labels added, merchant corrected, or every living key dropped (merchant_name goes)
+    updates = {item_id: (3 + n % 2, [labelled, {"merchant_name": f"SHOP {n % 3}"}, {}][n % 3])
+               for n, item_id in enumerate(ids)}
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    shutil.copytree(persist, ours)
+    shutil.copytree(persist, theirs)
+    with StoredRecords(ours, "lines", writable=True) as records:
+        assert records.replace_living(updates) == len(ids)
+    with chroma_io.open_client(theirs) as client:
+        update_metadata(client.get_collection("lines", embedding_function=None), updates, 300)
+    assert vector_files(ours) == vector_files(persist)
+
+    def answers(root: Path) -> list:
+        with chroma_io.open_client(root) as client:
+            lines = client.get_collection("lines", embedding_function=None)
+            got = [lines.get(include=["metadatas", "documents", "embeddings"]),
+                   client.get_collection("words", embedding_function=None).get(include=["metadatas"])]
+            got += [lines.get(where=where)["ids"] for where in (
+                {"label_TOTAL": True}, {"label_DATE": False}, {"valid_labels": {"$contains": "DATE"}},
+                {"merchant_name": "SHOP 1"}, {"metadata_version": 4},
+                {"label_status": {"$in": ["validated"]}})]
+            got.append(lines.get(where_document={"$contains": "text of 1"})["ids"])
+            got.append(lines.query(query_embeddings=[[0.1] * DIMS], n_results=5,
+                                   where={"label_TOTAL": True})["ids"])
+            del lines
+        return [{k: (np.asarray(v).tolist() if k == "embeddings" else v) for k, v in part.items()
+                 if k in ("ids", "metadatas", "documents", "embeddings")} if isinstance(part, dict) else part
+                for part in got]
+
+    mine, chromas = answers(ours), answers(theirs)
+    assert mine == chromas
+    assert len(mine[2]) == len(ids[::3]) and mine[4]  # the filters found what was written

@@ -87,10 +87,10 @@ def _render(result: dict):
              f"Migration {result.get('state')}" + (f": waiting for {result['waiting_for']}"
                                                   if result.get("waiting_for") else ""))
     return record_view(title, [("kind", result["kind"]),
-                          ("from", f"{result['from_model']}/{result['from_dimensions']}"),
-                          ("to", f"{result['to_model']}/{result['to_dimensions']}"),
-                          ("items to embed", result["items_to_embed"]), ("tokens", result["tokens"]),
-                          ("estimated cost", f"{result['estimated_cost_usd']:.6f} USD")])
+                               ("from", f"{result['from_model']}/{result['from_dimensions']}"),
+                               ("to", f"{result['to_model']}/{result['to_dimensions']}"),
+                               ("items to embed", result["items_to_embed"]), ("tokens", result["tokens"]),
+                               ("estimated cost", f"{result['estimated_cost_usd']:.6f} USD")])
 
 
 def _rollback(kind: ItemKind, dry_run: bool, output: OutputFormat) -> None:

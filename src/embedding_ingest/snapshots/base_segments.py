@@ -17,7 +17,7 @@ from types import TracebackType
 from embedding_ingest.config import Settings
 from embedding_ingest.snapshots import cache, id_index
 from embedding_ingest.snapshots.exceptions import SnapshotCountMismatchError
-from embedding_ingest.snapshots.models import SegmentRef, VersionManifest
+from embedding_ingest.snapshots.models import ArchivePart, SegmentRef, VersionManifest
 from embedding_ingest.snapshots.segments import attach_index, index_file, local_segment
 from embedding_ingest.stores.ports import ObjectStore
 
@@ -63,6 +63,11 @@ class BaseSegments:
             self._dirs[n] = local_segment(self._store, self._settings, self._database, self.segments[n],
                                           self._scratch / f"segment-{n}")
         return self._dirs[n]
+
+    def stored_vectors(self, n: int) -> ArchivePart | None:
+        """Segment n's vectors part as the store holds it, for a rewrite that keeps its vector files
+        (cache.stored_vectors: None when it cannot be reused as is)."""
+        return cache.stored_vectors(self._store, self._settings, self._database, self.segments[n])
 
     def _checked(self, n: int) -> SegmentRef:
         segment = self.segments[n]

@@ -12,6 +12,11 @@ the reader is guarded: it refuses to run beside another chromadb than the one it
 a file at another schema migration level than that chromadb writes, each with one line naming what it
 found and what it supports. tests/contract/test_chroma_sqlite_contract.py checks, on directories the
 installed chromadb writes, that it answers exactly as Chroma's own `collection.get()` does.
+
+One write (issue 23): `replace_living` puts a metadata update's living keys into a copy's
+chroma.sqlite3, so a metadata-only rewrite leaves the vector files as they were and only the records
+are re-packed; the contract test checks that `get`, filters and queries then answer exactly as after
+Chroma's own `update`.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ import contextlib
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import chromadb
 
+from embedding_ingest.living_keys import is_living_key
 from embedding_ingest.snapshots.exceptions import ChromaFormatError
 
 DB_FILE = "chroma.sqlite3"
@@ -31,6 +38,7 @@ SUPPORTED_CHROMADB = "1.5.9"
 # `migrations` table (read from a directory it wrote: sysdb 00001-00010, metadb 00001-00006 with the
 # metadata arrays of 00006, embeddings_queue 00001-00002).
 SUPPORTED_MIGRATIONS: Mapping[str, int] = {"embeddings_queue": 2, "metadb": 6, "sysdb": 10}
+_VERSION_KEY = "metadata_version"  # metadata_update.VERSION_KEY (that module imports this one)
 _STEP = 500  # ids per statement (SQLite's default host-parameter limit is 32,766)
 
 
@@ -47,11 +55,11 @@ def check_chromadb_version(installed: str | None = None) -> None:
                                 f"(snapshots/chroma_sqlite.py) supports chromadb {SUPPORTED_CHROMADB} only")
 
 
-def _connect(persist_dir: Path) -> sqlite3.Connection:
+def _connect(persist_dir: Path, *, writable: bool = False) -> sqlite3.Connection:
     path = Path(persist_dir) / DB_FILE
     if not path.is_file():
         raise ChromaFormatError(f"{persist_dir}: no {DB_FILE}; not a Chroma persist directory")
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    return sqlite3.connect(f"file:{path}?mode={'rw' if writable else 'ro'}", uri=True)
 
 
 def migration_levels(db: sqlite3.Connection) -> dict[str, int]:
@@ -64,18 +72,19 @@ def migration_levels(db: sqlite3.Connection) -> dict[str, int]:
 
 
 class StoredRecords:
-    """Membership, revisions and count of one collection of a closed persist directory, read-only.
+    """Membership, revisions and count of one collection of a closed persist directory, read-only
+    unless `writable` (then only replace_living writes, on a copy no Chroma client has open).
 
     Raises ChromaFormatError (one line, naming the directory) when the installed chromadb or the file's
     migration level is not the supported one, when the directory has no collection `collection`
     or no metadata segment for it, or when that segment has not applied all of Chroma's log for it (it
     would answer for an older state than Chroma would). Use as a context manager, or call close()."""
 
-    def __init__(self, persist_dir: Path, collection: str) -> None:
+    def __init__(self, persist_dir: Path, collection: str, *, writable: bool = False) -> None:
         check_chromadb_version()
         self.persist_dir = Path(persist_dir)
         self.collection = collection
-        self._db = _connect(self.persist_dir)
+        self._db = _connect(self.persist_dir, writable=writable)
         try:
             self._segment = self._check_and_find_segment()
         except BaseException:
@@ -165,6 +174,39 @@ class StoredRecords:
                 found[item_id] = value if isinstance(value, int) else 0
         return found
 
+    def replace_living(self, updates: Mapping[str, tuple[int, Mapping[str, Any]]]) -> int:
+        """Give each id of `updates` ({id: (metadata_version, living metadata)}) exactly that living
+        metadata and version, in one transaction: what `collection.update` with the dropped living keys
+        sent as None does (snapshots/metadata_update.py), written where Chroma 1.5.9 keeps metadata
+        (scalars in embedding_metadata, arrays one row per element in embedding_metadata_array), so
+        the vector files are not touched (issue 23's records-only repack). Returns how many ids were
+        updated; an id the collection lacks is not (the caller checks the count)."""
+        ids = sorted(updates)
+        rows: dict[str, int] = {}
+        for start in range(0, len(ids), _STEP):
+            chunk = ids[start:start + _STEP]
+            rows.update(self._db.execute(
+                "SELECT embedding_id, id FROM embeddings WHERE segment_id = ? AND embedding_id IN "
+                f"({','.join('?' * len(chunk))})", (self._segment, *chunk)))
+        scalars: list[tuple[Any, ...]] = []
+        arrays: list[tuple[Any, ...]] = []
+        for item_id, row in rows.items():
+            version, living = updates[item_id]
+            for key, value in {**living, _VERSION_KEY: version}.items():
+                target = arrays if isinstance(value, list) else scalars
+                target.extend((row, key, *_typed(element)) for element in
+                              (value if isinstance(value, list) else [value]))
+        with self._db:
+            for table in ("embedding_metadata", "embedding_metadata_array"):
+                present = [(row, key) for row in rows.values() for (key,) in self._db.execute(
+                    f"SELECT DISTINCT key FROM {table} WHERE id = ?", (row,))
+                    if is_living_key(key) or key == _VERSION_KEY]
+                self._db.executemany(f"DELETE FROM {table} WHERE id = ? AND key = ?", present)
+            insert = "(id, key, string_value, int_value, float_value, bool_value) VALUES (?, ?, ?, ?, ?, ?)"
+            self._db.executemany(f"INSERT INTO embedding_metadata {insert}", scalars)
+            self._db.executemany(f"INSERT INTO embedding_metadata_array {insert}", arrays)
+        return len(rows)
+
     def close(self) -> None:
         self._db.close()
 
@@ -173,6 +215,17 @@ class StoredRecords:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _typed(value: Any) -> tuple[Any, Any, Any, Any]:
+    """(string_value, int_value, float_value, bool_value) of one metadata value, as Chroma stores it."""
+    if isinstance(value, bool):
+        return None, None, None, int(value)
+    if isinstance(value, int):
+        return None, value, None, None
+    if isinstance(value, float):
+        return None, None, value, None
+    return str(value), None, None, None
 
 
 def stored_count(persist_dir: Path, collection: str) -> int:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from embedding_ingest.living_keys import dropped_keys, living_part
-from embedding_ingest.snapshots import chroma_io
+from embedding_ingest.snapshots import chroma_io, chroma_sqlite
 from embedding_ingest.snapshots.exceptions import SnapshotCountMismatchError
 from embedding_ingest.stores.exceptions import CorruptObjectError
 
@@ -125,8 +125,19 @@ def rewrite_segment(segment_dir: Path, work: Path, *, database: str, remove: set
     """Copy a closed segment to `work` without the ids in `remove` and with `updates` applied (ids all
     present in it, none in `remove`): copy-on-write, the published segment is never touched. The
     living metadata of the `carry` ids (among `remove`: replaced by records with an older
-    metadata_version) is added to `carried` before they go. Returns the new count, checked."""
+    metadata_version) is added to `carried` before they go. Returns the new count, checked.
+    Metadata updates alone are written straight into the copy's chroma.sqlite3 (StoredRecords.
+    replace_living), without opening it in Chroma: Chroma's `update` rewrites the HNSW files too (seen
+    with chromadb 1.5.9), which would cost the records-only repack (issue 21's split) its point."""
     shutil.copytree(segment_dir, work)
+    if not remove and not carry:
+        with chroma_sqlite.StoredRecords(work, database, writable=True) as records:
+            updated = records.replace_living(updates)
+            count = records.count()
+        if (updated, count) != (len(updates), expected):
+            raise SnapshotCountMismatchError(f"metadata update of segment {segment_dir.name}",
+                                             len(updates) + expected, updated + count)
+        return count
     with chroma_io.open_client(work) as client:
         collection = chroma_io.get_collection(client, database)
         step = client.get_max_batch_size()
@@ -143,6 +154,21 @@ def rewrite_segment(segment_dir: Path, work: Path, *, database: str, remove: set
         raise SnapshotCountMismatchError(f"segment {segment_dir.name} without {len(remove)} ids",
                                          expected - len(remove), count)
     return count
+
+
+def vector_files(persist_dir: Path) -> dict[str, tuple[int, int]]:
+    """(size, mtime_ns) of each file in the folders of a persist directory: Chroma's HNSW folder, what a
+    segment's vectors part holds (archive.pack_dir "vectors"). The same before and after a rewrite of
+    a copy (copytree keeps sizes and times): no vector file was written, so the segment's stored
+    vectors part still holds the copy's, and only its records need packing (issue 23). Chromadb 1.5.9's
+    `collection.update` of metadata leaves them so (checked on 3,000 records); a delete does not."""
+    root = Path(persist_dir)
+    found: dict[str, tuple[int, int]] = {}
+    for path in root.rglob("*"):
+        if path.parent != root and path.is_file() and not path.is_symlink():
+            stat = path.stat()
+            found[str(path.relative_to(root))] = (stat.st_size, stat.st_mtime_ns)
+    return found
 
 
 def _read_living(collection: Any, ids: Sequence[str], batch_size: int, into: MetadataUpdates) -> None:

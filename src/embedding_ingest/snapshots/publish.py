@@ -28,7 +28,7 @@ from embedding_ingest.snapshots.base_segments import BaseSegments
 from embedding_ingest.snapshots.build import check_compatible
 from embedding_ingest.snapshots.exceptions import SnapshotCountMismatchError, VersionNotFoundError
 from embedding_ingest.snapshots.merge_policy import dir_bytes, plan_merge
-from embedding_ingest.snapshots.metadata_update import carry_into_tail, rewrite_segment
+from embedding_ingest.snapshots.metadata_update import carry_into_tail, rewrite_segment, vector_files
 from embedding_ingest.snapshots.mirror import one_line
 from embedding_ingest.snapshots.models import (
     PublishOutcome,
@@ -201,8 +201,10 @@ def _without_removed(store: ObjectStore, plan: TailPlan, held: BaseSegments, scr
                      ) -> tuple[list[SegmentRef], list[Callable[[], Path]], list[int]]:
     """The current segments with replaced and deleted ids taken out and metadata updates applied
     (issue 23): each affected segment is rewritten as a new (content-addressed) segment; one left
-    empty is dropped. Returns the segments, for each how to get its local persist dir (only the
-    affected ones are fetched here), and their sizes in bytes."""
+    empty is dropped. A rewrite that wrote no vector file (metadata updates only) packs and uploads
+    only its records, beside the segment's stored vectors part (issue 21's split). Returns the
+    segments, for each how to get its local persist dir (only the affected ones are fetched here), and
+    their sizes in bytes."""
     kept_segments: list[SegmentRef] = []
     kept_dirs: list[Callable[[], Path]] = []
     kept_sizes: list[int] = []
@@ -220,8 +222,10 @@ def _without_removed(store: ObjectStore, plan: TailPlan, held: BaseSegments, scr
                                 carried=plan.metadata.carried)
         if count == 0:
             continue
+        vectors = held.stored_vectors(index) if vector_files(work) == vector_files(held.dir(index)) else None
         kept_segments.append(upload_segment(store, work, scratch, database=database, count=count,
-                                            dimensions=dimensions, model=model, sources=[segment.key]))
+                                            dimensions=dimensions, model=model, sources=[segment.key],
+                                            vectors=vectors))
         kept_dirs.append(functools.partial(Path, work))
         kept_sizes.append(dir_bytes(work))
     return kept_segments, kept_dirs, kept_sizes

@@ -14,6 +14,7 @@ from embedding_ingest.snapshots import (
     merge_snapshots,
     publish_next_version,
     read_manifest,
+    read_version,
     write_snapshot,
 )
 from embedding_ingest.snapshots.metadata_update import MetadataUpdates
@@ -121,7 +122,7 @@ def test_a_re_embedded_record_keeps_the_newer_published_living_metadata(store, l
     """Issue 23: newest metadata wins however it arrives. A record re-embedded with an older
     metadata_version than the published one (a metadata update overtook it) goes in with its new
     document and vector but keeps the published living keys and version; one whose version is newer
-    carries its own."""
+    carries its own. The metadata update's own rewrite uploads only the segment's records."""
     def delta(name: str, revision: str, version: int, merchant: str, seed: int) -> str:
         page = RecordPage(ids=["a", "b"], embeddings=np.full((2, DIMS), seed, dtype=np.float32),
                           metadatas=[{"revision": revision, "metadata_version": version,
@@ -131,13 +132,18 @@ def test_a_re_embedded_record_keeps_the_newer_published_living_metadata(store, l
         write_snapshot(store, prefix, [page], collection=DB, dimensions=DIMS, model=MODEL, profile="flat")
         return prefix
 
-    _publish(store, ledger, lease, settings, delta("d1", R1, 1, "Old", 1))
+    first = _publish(store, ledger, lease, settings, delta("d1", R1, 1, "Old", 1)).version
     relabel = MetadataUpdates()
     relabel.add("a", 3, {"merchant_name": "New", "label_status": "validated"})
     update = f"{DB}/delta/{DB}/receipt_lines/m1/"
     write_snapshot(store, update, [], collection=DB, dimensions=DIMS, model=MODEL, profile="flat",
                    metadata_updates=relabel)
-    _publish(store, ledger, lease, settings, update)
+    vectors = f"{DB}/snapshot/vectors/"
+    store.before_upload[vectors] = lambda: pytest.fail("a metadata-only rewrite uploaded vectors")
+    relabelled = _publish(store, ledger, lease, settings, update).version
+    assert store.before_upload.pop(vectors)  # only the records were packed and uploaded (issue 21 split)
+    (before,), (after,) = read_version(store, first).segments, read_version(store, relabelled).segments
+    assert after.key != before.key and after.vectors_sha256 == before.vectors_sha256 is not None
 
     outcome = _publish(store, ledger, lease, settings, delta("d2", R2, 2, "Mid", 2))
 

@@ -12,7 +12,8 @@ import typer
 
 from embedding_ingest.cli import workspace
 from embedding_ingest.cli.entry import Panel
-from embedding_ingest.cli.output import OutputFormat, OutputOption, emit, guarded, stderr
+from embedding_ingest.cli.errors import CliError
+from embedding_ingest.cli.output import OutputFormat, OutputOption, emit, fail, guarded, stderr
 from embedding_ingest.cli.tables import Column, fitted
 from embedding_ingest.stores.records import ItemKind
 
@@ -21,9 +22,17 @@ EXAMPLE_QUERIES = {ItemKind.LINE: "TOTAL AMOUNT", ItemKind.WORD: "CASH"}
 MAX_ROUNDS = 8  # the local provider needs a few polls per batch, like the real Batch API; 8 is ample
 
 
-def _say(output: OutputFormat, message: str) -> None:
-    if output is not OutputFormat.JSON:
-        stderr.print(message, markup=False, highlight=False, soft_wrap=True)
+def _say(_output: OutputFormat, message: str) -> None:
+    """Progress on stderr (with --output json too: stdout holds only the JSON document)."""
+    stderr.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+MODELS = {
+    "all-MiniLM-L6-v2-int8": "a real small model (all-MiniLM-L6-v2, int8 ONNX) run on this machine, standing "
+                             "in for OpenAI's text-embedding-3-small",
+    "local-hash-ngram-v1": "a hashing stand-in for OpenAI's model: texts that share letters land close, "
+                           "not texts that mean the same",
+}
 
 
 def _run_until_published(kind: ItemKind, output: OutputFormat) -> dict[str, Any]:
@@ -45,6 +54,9 @@ def demo(workspace_dir: Path = typer.Option(  # not `workspace`: that is the mod
              None, "--workspace", help="Fresh workspace to use (default: $EMBEDDING_INGEST_HOME/demo)"),
          max_items_per_batch: int = typer.Option(250, "--max-items-per-batch", min=1, metavar="N",
                                                  help="Requests per batch (small, to show several batches)"),
+         model: str = typer.Option("all-MiniLM-L6-v2-int8", "--model", metavar="MODEL",
+                                   help="The local provider's model: all-MiniLM-L6-v2-int8 (a real small "
+                                        "model) or local-hash-ngram-v1 (the hashing stand-in, faster)"),
          output: OutputFormat = OutputOption) -> None:
     """Import bundled receipts, submit lines and words, run both workflows, show what was published."""
     from embedding_ingest.backends import embedding_model
@@ -53,16 +65,26 @@ def demo(workspace_dir: Path = typer.Option(  # not `workspace`: that is the mod
     from embedding_ingest.submission.submit import submit
 
     home = workspace_dir or Path(os.environ.get("EMBEDDING_INGEST_HOME", ".embedding-ingest")) / "demo"
+    if model not in MODELS:
+        raise fail(CliError(f"--model {model!r} is not a local model (one of {', '.join(MODELS)})",
+                            try_="embedding-ingest demo --model local-hash-ngram-v1"), output)
     shutil.rmtree(home, ignore_errors=True)
     os.environ["EMBEDDING_INGEST_HOME"] = str(home)
+    local = os.environ.get("EMBEDDING_PROVIDER", "local") == "local"
+    if local:
+        os.environ["EMBEDDING_MODEL"] = model
+        os.environ.pop("EMBEDDING_DIMENSIONS", None)
     workspace.reset()
+    used = embedding_model(workspace.settings())
+    _say(output, f"embedding with {used}" + (f": {MODELS[used]}" if used in MODELS else ""))
 
     with resources.as_file(resources.files("embedding_ingest.data") / SAMPLE) as sample:
         report = guarded(output, lambda: import_receipts(
             Path(sample), workspace.ledger(), model=embedding_model(workspace.settings())))
     _say(output, f"imported {report.receipts_imported} receipts: {report.lines_added} lines, "
                  f"{report.words_added} words  (workspace {home})")
-    summary: dict[str, Any] = {"workspace": str(home), "receipts_imported": report.receipts_imported}
+    summary: dict[str, Any] = {"workspace": str(home), "model": used,
+                               "receipts_imported": report.receipts_imported}
     provider = workspace.provider()
 
     def nearest(kind: ItemKind, text: str) -> list[dict[str, Any]]:

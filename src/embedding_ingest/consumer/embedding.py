@@ -1,6 +1,7 @@
 """Query texts embedded with the snapshot's own model, so a query vector always lives in the same space
 as the vectors it is compared with (lesson 13): the local hashed n-gram encoder for `local-hash-ngram-*`
-snapshots, OpenAI's synchronous embeddings endpoint (same model, same `dimensions`) for OpenAI ones."""
+snapshots, the local MiniLM model for `all-MiniLM-L6-v2-int8` ones, OpenAI's synchronous embeddings
+endpoint (same model, same `dimensions`) for OpenAI ones."""
 
 from __future__ import annotations
 
@@ -61,8 +62,28 @@ class OpenAIQueryEncoder:
         return vectors
 
 
+class MiniLMQueryEncoder:
+    """all-MiniLM-L6-v2 (int8 ONNX) on this machine: providers/minilm."""
+
+    def __init__(self, model: str, dimensions: int) -> None:
+        from embedding_ingest.providers import minilm
+
+        if dimensions != minilm.DIMENSIONS:
+            raise ModelMismatchError(f"snapshot says {model!r} with {dimensions} dimensions; the model "
+                                     f"makes {minilm.DIMENSIONS}")
+        self.model, self.dimensions = model, dimensions
+        self._encoder = minilm.encoder()
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encoder.encode(list(texts))
+
+
 def encoder_for(model: str, dimensions: int, settings: Settings) -> QueryEncoder:
     """The encoder of `model`. Raises ModelMismatchError for a model this library cannot embed with."""
+    from embedding_ingest.providers.minilm import MODEL_NAME as MINILM
+
+    if model == MINILM:
+        return MiniLMQueryEncoder(model, dimensions)
     if model.startswith(LOCAL_MODEL_NAME.rsplit("-", 1)[0]):
         if model != LOCAL_MODEL_NAME:
             raise ModelMismatchError(f"snapshot holds {model!r} vectors; this version of the local "

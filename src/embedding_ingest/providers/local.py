@@ -119,4 +119,4 @@ class LocalBatchProvider:
         return to_provider_batch(self.engine.cancel_batch(provider_batch_id))
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        return self.engine.embed(list(texts), self.dimensions)
+        return self.engine.embed(list(texts), self.dimensions, self.model)

@@ -259,8 +259,17 @@ class LocalBatchEngine:
             self._encoders[dimensions] = HashedNgramEncoder(dimensions)
         return self._encoders[dimensions]
 
-    def embed(self, texts: Sequence[str], dimensions: int | None = None) -> np.ndarray:
-        """float32 rows of `dimensions` (None: the engine's default width)."""
+    def embed(self, texts: Sequence[str], dimensions: int | None = None,
+              model: str | None = None) -> np.ndarray:
+        """float32 rows: all-MiniLM-L6-v2-int8's (a real model, 384 dimensions only) when `model` names
+        it, else the hashed n-gram encoder's at `dimensions` (None: the engine's default width)."""
+        from embedding_ingest.providers import minilm
+
+        if model == minilm.MODEL_NAME:
+            if dimensions not in (None, minilm.DIMENSIONS):
+                raise ProviderRequestError(f"{model} makes {minilm.DIMENSIONS}-dimensional vectors, "
+                                           f"not {dimensions}")
+            return minilm.encoder().encode(list(texts))
         return self.encoder(dimensions).encode(texts)
 
     # -- the status walk --------------------------------------------------------------------------

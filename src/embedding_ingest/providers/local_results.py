@@ -18,7 +18,7 @@ from embedding_ingest.providers.models import native_dimensions, takes_dimension
 from embedding_ingest.providers.request_validation import EmbeddingRequest
 from embedding_ingest.providers.tokens import count_tokens
 
-Embedder = Callable[[Sequence[str], int | None], np.ndarray]
+Embedder = Callable[[Sequence[str], int | None, str | None], np.ndarray]  # (texts, dimensions, model)
 
 _UNEXECUTED_MESSAGES = {
     "batch_expired": "This request could not be executed before the completion window expired.",
@@ -89,12 +89,12 @@ def run_requests(
 
 
 def _embedded(chunk: Sequence[tuple[str, EmbeddingRequest]], embed: Embedder) -> list[np.ndarray]:
-    """One vector per request, each of its own width (no `dimensions`: the model's native width; None:
-    the engine's default, for local models)."""
-    widths = [request.dimensions or native_dimensions(request.model) for _, request in chunk]
+    """One vector per request, each by its own model at its own width (no `dimensions`: the model's
+    native width; None: the engine's default, for local models)."""
+    keys = [(request.model, request.dimensions or native_dimensions(request.model)) for _, request in chunk]
     vectors: list[np.ndarray | None] = [None] * len(chunk)
-    for width in dict.fromkeys(widths):
-        rows = [n for n, w in enumerate(widths) if w == width]
-        for n, vector in zip(rows, embed([chunk[n][1].text for n in rows], width), strict=True):
+    for model, width in dict.fromkeys(keys):
+        rows = [n for n, key in enumerate(keys) if key == (model, width)]
+        for n, vector in zip(rows, embed([chunk[n][1].text for n in rows], width, model), strict=True):
             vectors[n] = vector
     return vectors  # type: ignore[return-value]

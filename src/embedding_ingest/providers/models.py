@@ -26,7 +26,10 @@ NATIVE_DIMENSIONS: dict[str, int] = {
     "text-embedding-3-small": 1536,
     "text-embedding-3-large": 3072,
     "text-embedding-ada-002": 1536,
+    "all-MiniLM-L6-v2-int8": 384,  # providers/minilm (local provider only)
 }
+# Models that make their native width and no other (a smaller `dimensions` cannot be honoured).
+FIXED_WIDTH = frozenset({"all-MiniLM-L6-v2-int8"})
 # Models that refuse the `dimensions` parameter whatever its value.
 NO_DIMENSIONS_PARAMETER = frozenset({"text-embedding-ada-002"})
 DIMENSIONS_SETTING = "EMBEDDING_DIMENSIONS"
@@ -59,6 +62,9 @@ def resolve_dimensions(model: str, configured: int | None, *, default: int | Non
     if not takes_dimensions(model) and configured != native:
         raise ConfigurationError(f"{setting}={configured}: {model} takes no `dimensions` (it always makes "
                                  f"{native}-d vectors); unset {setting}")
+    if model in FIXED_WIDTH and configured != native:
+        raise ConfigurationError(f"{setting}={configured}: {model} makes {native}-d vectors and no other "
+                                 f"width; unset {setting}")
     if native is not None and configured > native:
         raise ConfigurationError(f"{setting}={configured}: {model} makes at most {native} dimensions")
     return configured

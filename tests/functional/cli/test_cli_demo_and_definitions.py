@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 NAMES = {"line": ("ListPendingBatches", "FinalMerge", "MarkBatchesComplete"),
@@ -32,9 +34,17 @@ def test_definitions_render_prints_a_valid_state_machine(cli, kind):
 def test_demo_publishes_every_submitted_line_and_word_and_answers_its_example_queries(cli, tmp_path):
     workspace = tmp_path / "demo"
 
-    summary = cli.json("demo", "--workspace", str(workspace), LOCAL_PROVIDER_POLLS_PER_STAGE="1")
+    # The hashing model keeps this fast; test_minilm_model.py runs the real one.
+    done = cli.run("demo", "--workspace", str(workspace), "--model", "local-hash-ngram-v1",
+                   "--output", "json", LOCAL_PROVIDER_POLLS_PER_STAGE="1")
+    summary = json.loads(done.stdout)
 
     assert summary["workspace"] == str(workspace) and summary["receipts_imported"] > 0
+    assert summary["model"] == "local-hash-ngram-v1"
+    assert "embedding with local-hash-ngram-v1: a hashing stand-in for OpenAI's model" in done.stderr
+    # The closing export is absolute: it still points at the workspace after a `cd`.
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"to look around this workspace: export EMBEDDING_INGEST_HOME={workspace.resolve()}")
     for database in ("lines", "words"):
         published = summary[database]
         assert published["items_submitted"] > 0

@@ -22,7 +22,7 @@ import typer
 
 from embedding_ingest.cli import workspace
 from embedding_ingest.cli.entry import Panel
-from embedding_ingest.cli.output import OutputFormat, OutputOption, emit, fail, guarded, hint
+from embedding_ingest.cli.output import OutputFormat, OutputOption, emit, fail, guarded, hint, stderr
 from embedding_ingest.exceptions import InvalidInputError
 
 objects_app = typer.Typer(help="The object store (local directory or S3), as `aws s3` shows it.",
@@ -96,8 +96,10 @@ def ls(path: str = typer.Argument("", help="s3://BUCKET/PREFIX or PREFIX (defaul
     result = guarded(output, lambda: listing(objects, prefix, recursive=recursive))
     emit({"bucket": shown, "location": objects.location, **result}, output, _ls_lines)
     if not result["objects"] and not result["common_prefixes"]:
-        hint(output, f"nothing under {prefix or 'the top'} in {objects.location}; the runs' files: "
-                     "embedding-ingest objects ls chunk_groups/ (or intermediate/)")
+        if output is not OutputFormat.JSON:
+            stderr.print(f"nothing under {prefix or 'the top'} in {objects.location}", markup=False,
+                         highlight=False, soft_wrap=True)
+        hint(output, "embedding-ingest objects ls chunk_groups/   (the runs' files; or intermediate/)")
         raise typer.Exit(1)
 
 
@@ -109,8 +111,10 @@ def cp(source: str = typer.Argument(..., help="s3://BUCKET/KEY or KEY"),
     bucket, key = guarded(output, lambda: _split(source))
     objects, shown = guarded(output, lambda: _store(bucket))
     if not key or key.endswith("/") or guarded(output, lambda: objects.head(key)) is None:
+        parent = key.rstrip("/").rpartition("/")[0]
         raise fail(NoSuchKey(f"An error occurred (404) when calling the HeadObject operation: "
-                             f"Key \"{key}\" does not exist"), output, 1)  # as aws s3 cp exits
+                             f"Key \"{key}\" does not exist"), output, 1,  # as aws s3 cp exits
+                   try_="embedding-ingest objects ls" + (f" {parent}/" if parent else ""))
     data = guarded(output, lambda: objects.get_bytes(key))
     if destination == "-":
         sys.stdout.buffer.write(data)

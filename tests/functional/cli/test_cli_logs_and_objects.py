@@ -69,6 +69,8 @@ def test_objects_ls_and_cp_print_as_aws_s3_does(ran, tmp_path):
 
     nothing = cli.run("objects", "ls", "chunk_groups/run-1/", code=1)  # not a grouped run: nothing
     assert nothing.stdout == ""
+    assert nothing.stderr.splitlines()[0].startswith("nothing under chunk_groups/run-1/ in ")
+    assert nothing.stderr.splitlines()[-1].startswith("next: embedding-ingest objects ls chunk_groups/ ")
     key = keys[0]["key"]
     streamed = cli.run("objects", "cp", f"s3://bucket/{key}", "-")
     copied = cli.run("objects", "cp", key, str(tmp_path / "copy"))
@@ -77,3 +79,4 @@ def test_objects_ls_and_cp_print_as_aws_s3_does(ran, tmp_path):
     missing = cli.run("objects", "cp", "s3://bucket/chunk_groups/NOPE/groups.json", str(tmp_path / "g"),
                       code=1)
     assert 'Key "chunk_groups/NOPE/groups.json" does not exist' in missing.stderr
+    assert missing.stderr.rstrip().endswith("; try: embedding-ingest objects ls chunk_groups/NOPE/")

@@ -1,13 +1,24 @@
-"""The `embedding-ingest` command run as a user runs it: a subprocess with its own workspace
+"""The `embedding-ingest` command run as a user runs it: a process of its own with its own workspace
 (EMBEDDING_INGEST_HOME in tmp). With --output json, stdout must be one JSON document; logs and
-progress belong on stderr."""
+progress belong on stderr.
+
+Each command is a process of its own, started warm: a server that has imported the command line once
+forks it (tests/support/cli_zygote.py), so a command costs what it does, not ~1.3 s of imports. The
+child is set up as `python -m embedding_ingest.cli ARGS` would be (environment, working directory,
+argv, sys.path, streams, exit) and shares no state with the test process or with other commands.
+`Cli(fresh_process=True)`, or a setting an interpreter reads only as it starts (PYTHON*, LANG, LC_*),
+starts a new interpreter instead."""
 
 from __future__ import annotations
 
 import json
+import locale
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,19 +30,116 @@ _FOREIGN_SETTINGS = ("EMBEDDING_INGEST_HOME", "DYNAMODB_TABLE_NAME", "CHROMADB_B
                      "MAX_BATCHES_PER_EXECUTION", "LOCAL_PROVIDER_POLLS_PER_STAGE")
 # Batches finish at their first poll, so one execution publishes everything submitted.
 FAST_LOCAL_PROVIDER = {"LOCAL_PROVIDER_POLLS_PER_STAGE": "0"}
+TIMEOUT_SECONDS = 300
+# Read by the interpreter as it starts (PYTHONPATH excepted: the warm start builds sys.path from it).
+_STARTUP_VARIABLES = ("PYTHON", "LANG", "LC_")
+_SUPPORT = str(Path(__file__).resolve().parent)
+_SERVER = (f"import sys; sys.path.insert(0, {_SUPPORT!r}); import cli_zygote; sys.path.remove({_SUPPORT!r}); "
+           "cli_zygote.serve()")
+
+
+def _as_text(data: bytes) -> str:
+    """Bytes as subprocess.run(text=True) decodes them: the locale's encoding, universal newlines."""
+    return data.decode(locale.getpreferredencoding(False)).replace("\r\n", "\n").replace("\r", "\n")
+
+
+class _WarmStart:
+    """The fork server of this test process (one per pytest worker), started on first use; it ends
+    when this process closes its pipe (at exit, or when the process dies)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._server: subprocess.Popen | None = None
+        self._pending = b""
+        self._dir: Path | None = None
+
+    def _start(self, environment: dict[str, str]) -> None:
+        import atexit
+        import tempfile
+
+        if self._dir is None:
+            self._dir = Path(tempfile.mkdtemp(prefix="cli-warm-start-"))
+            atexit.register(self.close)
+        with (self._dir / "server.log").open("wb") as log:
+            self._server = subprocess.Popen([sys.executable, "-c", _SERVER], env=environment,
+                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
+        self._pending = b""
+        self._reply(time.monotonic() + 120)
+
+    def _reply(self, deadline: float) -> dict[str, Any]:
+        import select
+
+        assert self._server is not None and self._server.stdout is not None
+        fd = self._server.stdout.fileno()
+        while b"\n" not in self._pending:
+            if not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                raise TimeoutError
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                log = (self._dir / "server.log").read_text(errors="replace")[-3000:] if self._dir else ""
+                raise RuntimeError(f"the CLI's fork server exited: {log}")
+            self._pending += chunk
+        line, self._pending = self._pending.split(b"\n", 1)
+        return json.loads(line)
+
+    def close(self) -> None:
+        """End the server (EOF on its request pipe) and remove its files."""
+        import shutil
+
+        with self._lock:
+            if self._server is not None:
+                self._server.stdin.close()
+                self._server.wait(timeout=30)
+                self._server.stdout.close()
+            if self._dir is not None:
+                shutil.rmtree(self._dir, ignore_errors=True)
+
+    def run(self, command: list[str], args: tuple[str, ...],
+            environment: dict[str, str]) -> subprocess.CompletedProcess:
+        """`command` run by a child of the server; as subprocess.run(command, env=environment,
+        capture_output=True, text=True, timeout=TIMEOUT_SECONDS)."""
+        with self._lock:
+            if self._server is None or self._server.poll() is not None:
+                self._start({k: v for k, v in os.environ.items() if k not in _FOREIGN_SETTINGS})
+            assert self._server is not None and self._server.stdin is not None and self._dir is not None
+            out, err = self._dir / "stdout", self._dir / "stderr"
+            request = {"args": list(args), "env": environment, "cwd": os.getcwd(), "stdout": str(out),
+                       "stderr": str(err)}
+            self._server.stdin.write(json.dumps(request).encode() + b"\n")
+            self._server.stdin.flush()
+            pid = self._reply(time.monotonic() + 60)["pid"]
+            try:
+                code = self._reply(time.monotonic() + TIMEOUT_SECONDS)["code"]
+            except TimeoutError:
+                os.kill(pid, signal.SIGKILL)
+                self._reply(time.monotonic() + 60)
+                raise subprocess.TimeoutExpired(command, TIMEOUT_SECONDS, out.read_bytes(),
+                                                err.read_bytes()) from None
+        return subprocess.CompletedProcess(command, code, _as_text(out.read_bytes()),
+                                           _as_text(err.read_bytes()))
+
+
+_warm = _WarmStart()
 
 
 @dataclass
 class Cli:
     home: Path
     settings: dict[str, str]
+    fresh_process: bool = False  # a new interpreter per command, for tests about starting one
 
     def run(self, *args: str, code: int = 0, **env: str) -> subprocess.CompletedProcess:
         """Run a command; `env` adds or overrides settings for this call only."""
         environment = {k: v for k, v in os.environ.items() if k not in _FOREIGN_SETTINGS}
         environment.update({"EMBEDDING_INGEST_HOME": str(self.home), **self.settings, **env})
-        done = subprocess.run([sys.executable, "-m", "embedding_ingest.cli", *args], env=environment,
-                              capture_output=True, text=True, timeout=300)
+        command = [sys.executable, "-m", "embedding_ingest.cli", *args]
+        startup = [name for name in {**self.settings, **env} if name != "PYTHONPATH"
+                   and name.startswith(_STARTUP_VARIABLES)]
+        if self.fresh_process or startup:
+            done = subprocess.run(command, env=environment, capture_output=True, text=True,
+                                  timeout=TIMEOUT_SECONDS)
+        else:
+            done = _warm.run(command, args, environment)
         assert done.returncode == code, (args, done.returncode, done.stdout[-2000:], done.stderr[-2000:])
         return done
 

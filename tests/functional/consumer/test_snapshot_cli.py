@@ -4,23 +4,17 @@ columns, verify naming a damaged object by key (exit 1), and a rollback onto it 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 
 import pytest
+from cli_runner import Cli
 from pipeline import make_workspace
 
 from embedding_ingest.snapshots import read_manifest, read_version
 
 
 def _cli(ws, *args: str, code: int = 0) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHROMA", "EMBEDDING", "DYNAMODB"))}
-    env["EMBEDDING_INGEST_HOME"] = str(ws.settings.home)
-    done = subprocess.run([sys.executable, "-m", "embedding_ingest.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == code, (args, done.stdout[-2000:], done.stderr[-2000:])
-    return done
+    return Cli(home=ws.settings.home, settings={}).run(*args, code=code)
 
 
 @pytest.fixture(scope="module")

@@ -9,23 +9,18 @@ import socket
 
 import chromadb
 import pytest
-from chroma_server import cli_process, served
+from chroma_server import served
 from chromadb.config import Settings as ChromaSettings
+from cli_runner import Cli
 
 from embedding_ingest import open_snapshot
 from embedding_ingest.snapshots.chroma_io import open_client
 from embedding_ingest.snapshots.pull import pull_version
 
 
-def _cli(ws, *args):
-    return cli_process(ws.settings.home, *args)
-
-
 def _run(ws, *args, code=0):
-    process = _cli(ws, *args)
-    out, err = process.communicate(timeout=300)
-    assert process.returncode == code, (args, out[-2000:], err[-2000:])
-    return out, err
+    done = Cli(home=ws.settings.home, settings={}).run(*args, code=code)
+    return done.stdout, done.stderr
 
 
 def _ranked(result) -> list[list[tuple[float, str]]]:

@@ -5,11 +5,11 @@ one execution each (plus a workspace whose snapshot archive went missing, for a 
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 from cli_runner import fast_cli
 from pipeline import receipts_file
+from scenarios import built_once, copy_of
 
 EXIT_EXECUTION_FAILED = 4
 DESCRIBE_KEYS = {"executionArn", "stateMachineArn", "name", "status", "startDate", "stopDate", "input",
@@ -18,17 +18,24 @@ DESCRIBE_KEYS = {"executionArn", "stateMachineArn", "name", "status", "startDate
 QUERY_TEXT = "CUSTOMER SERVICE HOTLINE : 03-2726-5600"
 
 
-@pytest.fixture(scope="module")
-def published(tmp_path_factory):
-    """(cli, imported report, {kind: start-execution JSON}) after both workflows published."""
-    root = tmp_path_factory.mktemp("cli-executions")
+def _publish_lines_and_words(root):
     cli = fast_cli(root)
     imported = cli.json("receipts", "import", str(receipts_file(root, 10)))
     started = {}
     for kind in ("line", "word"):
         cli.json("submit", kind, "--max-items-per-batch", "400")
         started[kind] = cli.json("start-execution", kind, "--name", f"{kind}-run-1")
-    return cli, imported, started
+    return {"imported": imported, "started": started}
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    """(cli, imported report, {kind: start-execution JSON}) after both workflows published (built once
+    per run; this module's copy)."""
+    root, built = built_once(tmp_path_factory, "cli-executions", _publish_lines_and_words)
+    cli = fast_cli(tmp_path_factory.mktemp("cli-executions"))
+    copy_of(root / "home", cli.home)
+    return cli, built["imported"], built["started"]
 
 
 def test_start_execution_prints_the_describe_execution_shape_with_what_was_published(published):
@@ -136,23 +143,17 @@ def test_query_embeds_with_the_snapshots_model_whatever_the_workspace_is_configu
     assert found["results"][0]["document"] == QUERY_TEXT
 
 
-def test_a_failed_execution_exits_4_and_shows_in_failed_only_history_and_status_filters(cli, tmp_path):
-    cli.json("receipts", "import", str(receipts_file(tmp_path, 2)))
-    cli.json("submit", "line")
-    first = cli.json("start-execution", "line", "--name", "first")
+def test_a_failed_execution_exits_4_and_shows_in_failed_only_history_and_status_filters(lost_archive):
+    cli, built = lost_archive
     # The published archive is lost (and not cached): the next final merge cannot build on it.
-    assert json.loads(first["output"])["final_merge_result"]["snapshot_version"]
-    archives = list((cli.home / "objects" / "lines" / "snapshot" / "segments").glob("*/*.tar"))
-    assert len(archives) == 1  # the version's one segment
-    archives[0].unlink()
-    shutil.rmtree(cli.home / "chroma-cache")
-    cli.json("receipts", "import", str(receipts_file(tmp_path, 1, start=2)))
-    cli.json("submit", "line")
+    assert json.loads(built["first"]["output"])["final_merge_result"]["snapshot_version"]
+    assert len(built["archives"]) == 1  # the version's one segment
+    assert not (cli.home / "chroma-cache").exists()
 
     failed = cli.json("start-execution", "line", "--name", "second", code=EXIT_EXECUTION_FAILED)
 
     assert (failed["status"], failed["error"]) == ("FAILED", "ObjectNotFoundError")
-    assert archives[0].name in failed["cause"]
+    assert built["archives"][0] in failed["cause"]
     failures = cli.json("get-execution-history", "second", "--failed-only")["events"]
     assert failures[-1]["type"] == "ExecutionFailed"
     assert {e["type"] for e in failures[:-1]} <= {"LambdaFunctionFailed", "TaskFailed"} and failures[:-1]

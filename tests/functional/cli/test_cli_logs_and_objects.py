@@ -10,18 +10,26 @@ import json
 import pytest
 from cli_runner import fast_cli
 from pipeline import receipts_file
+from scenarios import built_once, copy_of
 
 COMPACT = "/aws/lambda/embedding-vector-compact-dev"
 
 
-@pytest.fixture(scope="module")
-def ran(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli-logs-objects")
+def _one_line_run(root):
     cli = fast_cli(root)
     cli.json("receipts", "import", str(receipts_file(root, 2)))
     cli.json("submit", "line", "--max-items-per-batch", "400")
-    assert cli.json("start-execution", "line", "--name", "run-1")["status"] == "SUCCEEDED"
-    return cli, root
+    return cli.json("start-execution", "line", "--name", "run-1")["status"]
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory):
+    root, status = built_once(tmp_path_factory, "cli-logs-objects", _one_line_run)
+    assert status == "SUCCEEDED"
+    copy = tmp_path_factory.mktemp("cli-logs-objects")
+    cli = fast_cli(copy)
+    copy_of(root / "home", cli.home)
+    return cli, copy
 
 
 def test_function_logs_are_kept_per_function_and_filtered_as_cloudwatch_filters(ran):

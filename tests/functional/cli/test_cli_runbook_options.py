@@ -10,20 +10,26 @@ import json
 import pytest
 from cli_runner import fast_cli
 from pipeline import receipts_file
+from scenarios import built_once, copy_of
 
 # The reference's Quick Start names the machine as its Pulumi stack did, with a placeholder account.
 REFERENCE_MACHINE = "arn:aws:states:us-east-1:ACCOUNT:stateMachine:line-ingest-sf-dev-1554303"
 LOCAL_EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:line-ingest:manual-run-1"
 
 
-@pytest.fixture(scope="module")
-def started(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli-runbook-options")
+def _started_by_arn(root):
     cli = fast_cli(root)
     cli.json("receipts", "import", str(receipts_file(root, 2)))
     cli.json("submit", "line", "--max-items-per-batch", "400")
-    return cli, cli.json("start-execution", "--state-machine-arn", REFERENCE_MACHINE,
-                         "--name", "manual-run-1")
+    return cli.json("start-execution", "--state-machine-arn", REFERENCE_MACHINE, "--name", "manual-run-1")
+
+
+@pytest.fixture(scope="module")
+def started(tmp_path_factory):
+    root, described = built_once(tmp_path_factory, "cli-runbook-options", _started_by_arn)
+    cli = fast_cli(tmp_path_factory.mktemp("cli-runbook-options"))
+    copy_of(root / "home", cli.home)
+    return cli, described
 
 
 def test_state_machines_and_executions_are_named_by_arn_in_any_account(started):

@@ -5,12 +5,12 @@ failed-only history with the failed state, and ISO-8601 tables whose ids are nev
 from __future__ import annotations
 
 import re
-import shutil
 from datetime import datetime
 
 import pytest
 from cli_runner import Cli, fast_cli
 from pipeline import receipts_file
+from scenarios import built_once, copy_of
 
 EXIT_EXECUTION_FAILED = 4
 SLOW_PROVIDER = {"LOCAL_PROVIDER_POLLS_PER_STAGE": "1"}  # 4 polls per batch, like a real batch's stages
@@ -76,17 +76,9 @@ def test_max_runs_stops_the_loop_and_says_what_is_left(tmp_path):
     assert "--until-idle" in refused["message"]
 
 
-def test_a_failed_execution_marks_its_batches_and_prints_one_hint(tmp_path):
-    cli = fast_cli(tmp_path)
-    cli.json("receipts", "import", str(receipts_file(tmp_path, 2)))
-    cli.json("submit", "line")
-    cli.json("start-execution", "line", "--name", "first")
-    # The published archive is lost (and not cached): the next final merge cannot build on it.
-    for archive in (cli.home / "objects" / "lines" / "snapshot" / "segments").glob("*/*.tar"):
-        archive.unlink()
-    shutil.rmtree(cli.home / "chroma-cache")
-    cli.json("receipts", "import", str(receipts_file(tmp_path, 1, start=2)))
-    second_batches = {b["batch_id"] for b in cli.json("submit", "line")["batches"]}
+def test_a_failed_execution_marks_its_batches_and_prints_one_hint(lost_archive):
+    cli, built = lost_archive  # the published archive is lost: the next final merge cannot build on it
+    second_batches = set(built["second_batches"])
 
     failed = cli.run("start-execution", "line", "--name", "second", code=EXIT_EXECUTION_FAILED)
 
@@ -107,15 +99,22 @@ def test_a_failed_execution_marks_its_batches_and_prints_one_hint(tmp_path):
     assert described["summary"]["next"] == "embedding-ingest get-execution-history second --failed-only"
 
 
-@pytest.fixture(scope="module")
-def one_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("one-run")
+LONG_NAME = "a-deliberately-long-execution-name-that-a-narrow-terminal-must-wrap-not-cut-0001"[:80]
+
+
+def _one_line_run(root):
     cli = fast_cli(root)
     cli.json("receipts", "import", str(receipts_file(root, 1)))
     cli.json("submit", "line")
-    name = "a-deliberately-long-execution-name-that-a-narrow-terminal-must-wrap-not-cut-0001"[:80]
-    cli.json("start-execution", "line", "--name", name)
-    return cli, name
+    cli.json("start-execution", "line", "--name", LONG_NAME)
+
+
+@pytest.fixture(scope="module")
+def one_run(tmp_path_factory):
+    root, _ = built_once(tmp_path_factory, "one-line-run", _one_line_run)
+    cli = fast_cli(tmp_path_factory.mktemp("one-run"))
+    copy_of(root / "home", cli.home)
+    return cli, LONG_NAME
 
 
 def test_history_pages_with_max_results_and_next_token_like_the_aws_cli(one_run):

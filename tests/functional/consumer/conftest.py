@@ -1,6 +1,6 @@
 """A real pipeline workspace with published line snapshots made of several segments (two imports of
-real receipts, each ingested by the real workflow on the local engine), shared by the consumer tests
-of one module; the tests only read it."""
+real receipts, each ingested by the real workflow on the local engine), built once per run and copied
+for each module (tests/support/scenarios.py); a module's tests share their copy."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from pipeline import Workspace, make_workspace, receipts_file
+from scenarios import built_once, copy_of
 
 from embedding_ingest.stores.records import ItemKind
 
@@ -24,11 +25,20 @@ def ingest_lines():
     return ingest
 
 
+LAYERED = {"dimensions": 64, "SNAPSHOT_MERGE_FACTOR": 100, "HNSW_EF_CONSTRUCTION": 64}
+
+
+def _layered(root: Path) -> None:
+    ws = make_workspace(root, **LAYERED)
+    ingest(ws, root, 4, 0)
+    ingest(ws, root, 2, 4)
+    ws.ledger.close()
+
+
 @pytest.fixture(scope="module")
 def layered_workspace(tmp_path_factory) -> Workspace:
     """Lines of 6 receipts published in two versions; the second is two segments (no compaction)."""
+    root, _ = built_once(tmp_path_factory, "consumer-layered", _layered)
     tmp = tmp_path_factory.mktemp("consumer")
-    ws = make_workspace(tmp, dimensions=64, SNAPSHOT_MERGE_FACTOR=100, HNSW_EF_CONSTRUCTION=64)
-    ingest(ws, tmp, 4, 0)
-    ingest(ws, tmp, 2, 4)
-    return ws
+    copy_of(root / "home", tmp / "home")
+    return make_workspace(tmp, **LAYERED)

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from embedding_ingest.cli import workspace
 from embedding_ingest.cli.entry import Panel
+from embedding_ingest.cli.errors import EXIT_FAILED, EXIT_USAGE
 from embedding_ingest.cli.output import OutputFormat, OutputOption, emit, fail, guarded, hint, stderr
 from embedding_ingest.exceptions import EmbeddingIngestError, InvalidInputError
 from embedding_ingest.stores.records import ItemKind, Lease
@@ -22,8 +23,6 @@ from embedding_ingest.stores.records import ItemKind, Lease
 locks_app = typer.Typer(help="The publish locks: who holds them; freeing a dead holder's.",
                         no_args_is_help=True)
 
-EXIT_FAILED = 1  # the operation did not happen (issue 20's codes)
-EXIT_USAGE = 2  # bad usage or input
 KIND_OF_LOCK = {kind.database: kind.value for kind in ItemKind}  # "lines" -> "line"
 LOCK_NAMES = tuple(KIND_OF_LOCK)
 _DONE = {

@@ -1,12 +1,12 @@
 """The reference's runbook (its Quick Start, Common Commands, Troubleshooting debug steps and Example
 3), as the README's "The reference's runbook, verbatim" fence writes it (`aws stepfunctions` ->
 `embedding-ingest`, `aws logs` -> `embedding-ingest logs`, `aws s3` -> `embedding-ingest objects`,
-placeholders from shell variables), run command by command through bash on a workspace with a word
-line execution that failed in MergeChunkGroupsInParallel (Example 3's scenario, made by
+placeholders from shell variables), run command by command through bash at 80 columns on a workspace
+with a word line execution that failed in MergeChunkGroupsInParallel (Example 3's scenario, made by
 tests/support/failing_merge_run.py) whose 41 batches the Quick Start's line execution then publishes,
-grouped; each command must find what it looks for. Then the execution-inspecting commands again on
-the succeeded run. About 10 minutes under a load of 18 on 2 cores (three grouped merges' worth of
-work and some thirty CLI processes), hence its own timeout."""
+grouped; each command must find what it looks for, and every table it prints fits 80 columns. Then
+the execution-inspecting commands again on the succeeded run. About 10 minutes under a load of 18 on 2
+cores (three grouped merges' worth of work and some thirty CLI processes), hence its own timeout."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from cli_runner import _FOREIGN_SETTINGS, FAST_LOCAL_PROVIDER, Cli
+from table_width import WIDTH, assert_tables_fit
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 README = REPO_ROOT / "README.md"
@@ -65,7 +66,7 @@ def test_the_reference_runbook_runs_as_written_and_finds_what_it_looks_for(tmp_p
     command.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m embedding_ingest.cli "$@"\n', encoding="utf-8")
     command.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_SETTINGS}
-    env.update(FAST_LOCAL_PROVIDER, EMBEDDING_INGEST_HOME=str(tmp_path / "home"), COLUMNS="200",
+    env.update(FAST_LOCAL_PROVIDER, EMBEDDING_INGEST_HOME=str(tmp_path / "home"), COLUMNS=str(WIDTH),
                PATH=f"{bin_dir}:{env['PATH']}")
     cli = Cli(home=tmp_path / "home", settings=dict(FAST_LOCAL_PROVIDER))
     cli.json("receipts", "import", str(SAMPLE))
@@ -78,6 +79,8 @@ def test_the_reference_runbook_runs_as_written_and_finds_what_it_looks_for(tmp_p
 
     done = _run(commands, env, tmp_path)
     by = {command: result for command, result in zip(commands, done, strict=True)}
+    for result in done:  # the runbook's tables (history, executions, describe) at 80 columns
+        assert_tables_fit(result.stdout)
 
     def result_of(start: str, nth: int = 0) -> subprocess.CompletedProcess:
         result = [r for c, r in by.items() if c.startswith(start)][nth]

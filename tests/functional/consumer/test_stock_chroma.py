@@ -9,7 +9,7 @@ import socket
 
 import chromadb
 import pytest
-from chroma_server import served
+from chroma_server import run_readme_serve_example, served
 from chromadb.config import Settings as ChromaSettings
 from cli_runner import Cli
 
@@ -103,6 +103,10 @@ def test_serve_answers_chroma_http_clients_like_open_snapshot(layered_workspace,
         collection = client.get_collection("lines")
         got = collection.query(query_embeddings=queries, n_results=6, where=where)
         assert _ranked(got) == _ranked(expected)
+        # The README's example of querying the served collection with vectors from open_snapshot.
+        readme = run_readme_serve_example(layered_workspace.settings.home, ended["port"])
+        assert readme.returncode == 0, readme.stderr[-2000:]
+        assert "TOTAL" in readme.stdout and readme.stdout.split()[-1].startswith("sroie-")
     assert ended["returncode"] == 130
     said = [line for line in ended["stderr"].splitlines() if line.strip()]
     assert said[0].startswith("serving lines version ") and f"at http://127.0.0.1:{ended['port']} " in said[0]

@@ -124,9 +124,10 @@ def _until_idle(workflow: ItemKind, backend: Backend, interval: float | None, ma
     from embedding_ingest.pipeline.run import run_until_idle
 
     def said(described: dict[str, Any]) -> None:
+        # Wrapped at words to the terminal's width (80 columns included), not cut mid-word by it.
         if output is OutputFormat.TABLE:
             stderr.print(f"{described['name']}: {described['status']}, {described['summary']['message']}",
-                         markup=False, highlight=False, soft_wrap=True)
+                         markup=False, highlight=False)
 
     aws = _aws(state_machine_arn, workflow) if backend is Backend.AWS else None
     return run_until_idle(workflow, workspace.settings(), interval=interval, max_runs=max_runs,

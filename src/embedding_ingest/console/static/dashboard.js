@@ -60,7 +60,7 @@ function drawUsageChart(data) {
        yAxisID: "cost"}]},
     options: {scales: {y: {stacked: true, title: {display: true, text: "tokens submitted"}},
                        cost: {position: "right", grid: {drawOnChartArea: false}, beginAtZero: true,
-                              ticks: {callback: (v) => "$" + Number(v).toPrecision(2)},
+                              ticks: {callback: (v) => "$" + Number(Number(v).toPrecision(2))},  // 5e-6 -> "$0.000005"
                               title: {display: true, text: "USD (billed tokens)"}}}},
   }, ["Day", "Kind", "Batches", "Tokens submitted", "Tokens billed", "Cost (USD)"],
      data.usage_by_day.map((r) => [r.day, r.kind, r.batches, r.tokens_submitted, r.tokens_billed,

@@ -148,8 +148,8 @@ def pull(kind: ItemKind = kind_argument(),
          lambda r: record("Already pulled (nothing to do)" if r["reused"] else "Pulled",
                           [("collection", r["collection"]), ("version", r["version"]), ("count", r["count"]),
                            ("directory", r["directory"])]))
-    hint(output, f"embedding-ingest snapshots serve {kind.value} --dir {shlex.quote(str(report.directory))}"
-                 f"   (or chromadb.PersistentClient(DIR).get_collection({report.collection!r}))")
+    # The directory as the user wrote it: shorter than the resolved one, and right where they are.
+    hint(output, f"embedding-ingest snapshots serve {kind.value} --dir {shlex.quote(str(directory))}")
 
 
 def chroma_executable() -> str:

@@ -19,6 +19,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,26 @@ TIMEOUT_SECONDS = 300
 _STARTUP_VARIABLES = ("PYTHON", "LANG", "LC_")
 _SUPPORT = str(Path(__file__).resolve().parent)
 _SERVER = (f"import sys; sys.path.insert(0, {_SUPPORT!r}); import cli_zygote; sys.path.remove({_SUPPORT!r}); "
-           "cli_zygote.serve()")
+           "cli_zygote.serve{}")
+# The `embedding-ingest` warm_command writes: hands its argv, environment, working directory and its
+# stdin, stdout and stderr to the fork server's socket, and exits with the command's code.
+_CLIENT = """#!{python} -IS
+import json, os, socket, sys
+client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+client.connect({socket!r})
+request = json.dumps({{"args": sys.argv[1:], "env": dict(os.environ), "cwd": os.getcwd()}}).encode() + b"\\n"
+client.sendall(request[socket.send_fds(client, [request], [0, 1, 2]):])
+reply = b""
+while not reply.endswith(b"\\n"):
+    chunk = client.recv(4096)
+    if not chunk:
+        sys.exit("embedding-ingest: the warm start went away")
+    reply += chunk
+code = json.loads(reply)["code"]
+if code < 0:
+    os.kill(os.getpid(), -code)
+sys.exit(code)
+"""
 
 
 def _as_text(data: bytes) -> str:
@@ -61,7 +82,7 @@ class _WarmStart:
             self._dir = Path(tempfile.mkdtemp(prefix="cli-warm-start-"))
             atexit.register(self.close)
         with (self._dir / "server.log").open("wb") as log:
-            self._server = subprocess.Popen([sys.executable, "-c", _SERVER], env=environment,
+            self._server = subprocess.Popen([sys.executable, "-c", _SERVER.format("()")], env=environment,
                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
         self._pending = b""
         self._reply(time.monotonic() + 120)
@@ -150,6 +171,37 @@ class Cli:
     def json_stdout(self, *args: str, code: int = 0, **env: str) -> Any:
         """Run a command that always prints JSON; stdout must parse as exactly one JSON document."""
         return json.loads(self.run(*args, code=code, **env).stdout)
+
+
+@contextmanager
+def warm_command(bin_dir: Path) -> Iterator[Path]:
+    """`bin_dir/embedding-ingest`, a command for shells (bash -c in the README tests) that runs each
+    `embedding-ingest ARGS` warm: forked from a fork server started here (cli_zygote.serve_socket),
+    with the caller's environment, working directory and standard streams, its exit code returned.
+    The server ends with the block."""
+    import shutil
+    import tempfile
+
+    where = Path(tempfile.mkdtemp(prefix="cli-warm-"))  # short: a socket path has ~100 characters
+    environment = {k: v for k, v in os.environ.items() if k not in _FOREIGN_SETTINGS}
+    code = _SERVER.format(f"_socket({str(where / 'socket')!r})")
+    with (where / "server.log").open("wb") as log:
+        server = subprocess.Popen([sys.executable, "-c", code], env=environment, stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=log)
+    try:
+        for _ in range(2):  # ready, then listening
+            line = server.stdout.readline()
+            assert line, (where / "server.log").read_text(errors="replace")[-3000:]
+        command = bin_dir / "embedding-ingest"
+        command.write_text(_CLIENT.format(python=sys.executable, socket=str(where / "socket")),
+                           encoding="utf-8")
+        command.chmod(0o755)
+        yield command
+    finally:
+        server.stdin.close()
+        server.wait(timeout=TIMEOUT_SECONDS)
+        server.stdout.close()
+        shutil.rmtree(where, ignore_errors=True)
 
 
 def fast_cli(root: Path) -> Cli:

@@ -22,7 +22,9 @@ import contextlib
 import gc
 import json
 import os
+import select
 import signal
+import socket
 import sys
 import threading
 import time
@@ -35,18 +37,24 @@ PRELOAD = ("embedding_ingest.cli.app", "embedding_ingest.cli.launch", "chromadb"
 MAIN_PATH_MODULE = "embedding_ingest.cli"
 
 
-def _child(request: dict, channels: tuple, base_path: list[str]) -> None:
-    """In the forked child: become the requested process, then run the CLI; never returns normally
-    (the CLI ends with sys.exit, which unwinds to the interpreter's own exit)."""
+def _output_files(request: dict) -> dict[int, int]:
+    """The pipe protocol's streams: stdout and stderr to the files the request names."""
+    return {fd: os.open(request[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            for fd, name in ((1, "stdout"), (2, "stderr"))}
+
+
+def _child(request: dict, channels: tuple, base_path: list[str], streams: dict[int, int]) -> None:
+    """In the forked child: become the requested process (`streams`: standard fd -> open fd to put
+    there), then run the CLI; never returns (it leaves by _exit)."""
     for channel in channels:
         channel.close()
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
     time.tzset()
-    for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
-        opened = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    for fd, opened in streams.items():
         os.dup2(opened, fd)
+    for opened in set(streams.values()) - set(streams):
         os.close(opened)
     # As `python -m` builds it: the working directory first, then PYTHONPATH, then the installation.
     extra = [entry for entry in request["env"].get("PYTHONPATH", "").split(os.pathsep) if entry]
@@ -91,8 +99,8 @@ def _exit(code: int) -> None:
     os._exit(code)
 
 
-def serve() -> None:
-    """Preload, then serve requests until the runner closes the request pipe."""
+def _prepared() -> tuple:
+    """Take the runner's pipes off stdin/stdout, preload; returns (requests, replies, base_path)."""
     requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
     replies = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     null = os.open(os.devnull, os.O_RDWR)
@@ -108,11 +116,62 @@ def serve() -> None:
     gc.collect()
     gc.freeze()
     replies.write(json.dumps({"ready": os.getpid()}) + "\n")
+    return requests, replies, base_path
+
+
+def serve() -> None:
+    """Preload, then serve requests until the runner closes the request pipe."""
+    requests, replies, base_path = _prepared()
     for line in requests:
         request = json.loads(line)
         pid = os.fork()
         if pid == 0:
-            _child(request, (requests, replies), base_path)
+            _child(request, (requests, replies), base_path, _output_files(request))
         replies.write(json.dumps({"pid": pid}) + "\n")
         _, status = os.waitpid(pid, 0)
         replies.write(json.dumps({"code": os.waitstatus_to_exitcode(status)}) + "\n")
+
+
+def _session(connection: socket.socket, channels: tuple, base_path: list[str]) -> None:
+    """A forked session for one client (the `embedding-ingest` command cli_runner.warm_command writes):
+    its request and its stdin, stdout and stderr come over the socket; its command runs in a child of
+    the session, whose exit code goes back to the client. Never returns."""
+    data, fds, _, _ = socket.recv_fds(connection, 1 << 16, 3)
+    while not data.endswith(b"\n"):
+        data += connection.recv(1 << 16)
+    pid = os.fork()
+    if pid == 0:
+        _child(json.loads(data), (*channels, connection), base_path, dict(zip((0, 1, 2), fds, strict=True)))
+    for fd in fds:
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    connection.sendall(json.dumps({"code": os.waitstatus_to_exitcode(status)}).encode() + b"\n")
+    os._exit(0)
+
+
+def serve_socket(path: str) -> None:
+    """Preload, then serve clients on the unix socket `path`, each in a session of its own (clients may
+    run at once: `a | b`), until the runner closes the request pipe; then wait for every session."""
+    requests, replies, base_path = _prepared()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(16)
+    replies.write(json.dumps({"listening": path}) + "\n")
+    sessions: set[int] = set()
+    while True:
+        ready = select.select([listener, requests], [], [], 1.0)[0]
+        for pid in list(sessions):  # reaped here (waited for: their CPU counts as ours)
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                sessions.discard(pid)
+        if requests in ready and not requests.readline():
+            break
+        if listener in ready:
+            connection, _ = listener.accept()
+            pid = os.fork()
+            if pid == 0:
+                _session(connection, (requests, replies, listener), base_path)
+            connection.close()
+            sessions.add(pid)
+    listener.close()
+    for pid in sessions:
+        os.waitpid(pid, 0)

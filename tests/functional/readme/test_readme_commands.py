@@ -11,11 +11,10 @@ import os
 import re
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from cli_runner import _FOREIGN_SETTINGS, Cli
+from cli_runner import _FOREIGN_SETTINGS, Cli, warm_command
 from readme_fences import bash_fences
 from table_width import WIDTH, assert_ids_whole, assert_tables_fit
 
@@ -37,11 +36,11 @@ def test_the_fence_extractor_keeps_bash_fences_of_the_two_sections_and_honours_s
 
 
 def _scratch_repository(root: Path) -> Path:
-    """A directory shaped like a clone for the README's relative paths: .venv/bin/embedding-ingest is
-    this interpreter's command, src/ the repository's sources (read-only use)."""
+    """A directory shaped like a clone for the README's relative paths: .venv/bin (where the test puts
+    embedding-ingest: cli_runner.warm_command), src/ the repository's sources (read-only use). The
+    installed console script itself runs in test_readme_consumer_example's shell example."""
     work = root / "clone"
-    (work / ".venv").mkdir(parents=True)
-    (work / ".venv" / "bin").symlink_to(Path(sys.executable).parent)
+    (work / ".venv" / "bin").mkdir(parents=True)
     (work / "src").symlink_to(REPO_ROOT / "src")
     return work
 
@@ -109,8 +108,9 @@ def test_readme_commands_run_verbatim_from_an_empty_workspace_and_each_visibly_d
     env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_SETTINGS}
     env.update(COLUMNS=str(WIDTH), LOCAL_PROVIDER_POLLS_PER_STAGE="0")  # batches finish at their first poll
 
-    done = subprocess.run(["bash", "-c", _script(commands)], cwd=work, env=env, capture_output=True,
-                          text=True, timeout=1500)
+    with warm_command(work / ".venv" / "bin"):  # each command forked warm, as cli_runner's commands are
+        done = subprocess.run(["bash", "-c", _script(commands)], cwd=work, env=env, capture_output=True,
+                              text=True, timeout=1500)
 
     assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
     assert "Traceback" not in done.stderr

@@ -6,7 +6,8 @@ with a word line execution that failed in MergeChunkGroupsInParallel (Example 3'
 tests/support/failing_merge_run.py) whose 41 batches the Quick Start's line execution then publishes,
 grouped; each command must find what it looks for, and every table it prints fits 80 columns. Then
 the execution-inspecting commands again on the succeeded run. About 10 minutes under a load of 18 on 2
-cores (three grouped merges' worth of work and some thirty CLI processes), hence its own timeout."""
+cores (three grouped merges' worth of work and some thirty CLI processes, each started warm by
+tests/support/cli_runner.warm_command), hence its own timeout."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_runner import _FOREIGN_SETTINGS, FAST_LOCAL_PROVIDER, Cli
+from cli_runner import _FOREIGN_SETTINGS, FAST_LOCAL_PROVIDER, Cli, warm_command
 from table_width import WIDTH, assert_tables_fit
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -56,15 +57,19 @@ def _run(commands: list[str], env: dict[str, str], cwd: Path) -> list[subprocess
     return done
 
 
+@pytest.fixture
+def bin_dir(tmp_path):
+    """A directory whose `embedding-ingest` runs each command warm (cli_runner.warm_command)."""
+    directory = tmp_path / "bin"
+    directory.mkdir()
+    with warm_command(directory):
+        yield directory
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_the_reference_runbook_runs_as_written_and_finds_what_it_looks_for(tmp_path):
+def test_the_reference_runbook_runs_as_written_and_finds_what_it_looks_for(tmp_path, bin_dir):
     commands = runbook_commands(README.read_text(encoding="utf-8"))
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    command = bin_dir / "embedding-ingest"
-    command.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m embedding_ingest.cli "$@"\n', encoding="utf-8")
-    command.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_SETTINGS}
     env.update(FAST_LOCAL_PROVIDER, EMBEDDING_INGEST_HOME=str(tmp_path / "home"), COLUMNS=str(WIDTH),
                PATH=f"{bin_dir}:{env['PATH']}")

@@ -2,13 +2,16 @@
 server (real HTTP), the local provider and Chroma cache in a local home.
 
 A template (one version published, two batches waiting; scenarios.prepare_template's story) is made
-once per process and kind; each case gets its own copy: a fresh bucket with every object copied, a
-fresh table with every item copied, and a copy of the home directory.
+once per process and kind (shared_template); each case gets its own copy: a fresh bucket with every
+object copied, a fresh table with every item copied, and a copy of the home directory.
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,17 +66,24 @@ def prepare_aws_template(root: Path, endpoint: MotoEndpoint, kind: ItemKind) -> 
     return state
 
 
+@functools.cache
+def shared_template(endpoint: MotoEndpoint, kind: ItemKind) -> AwsState:
+    """prepare_aws_template's state, made once per process and kind on `endpoint` (under a temporary
+    directory removed at exit) and shared by every test that copies it: the crash matrix's cases and the
+    lost-replies runs start from the same story."""
+    root = Path(tempfile.mkdtemp(prefix=f"reliability-aws-template-{kind.value}-"))
+    atexit.register(shutil.rmtree, root, True)
+    return prepare_aws_template(root, endpoint, kind)
+
+
 def copy_state(template: AwsState, root: Path, endpoint: MotoEndpoint) -> AwsState:
     """Every object, every ledger item and the home directory of `template`, under new names."""
     copy = new_state(root, endpoint)
+    keys, items = _contents(template, endpoint)
     s3 = endpoint.client("s3")
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=template.bucket):
-        for entry in page.get("Contents", []):
-            s3.copy_object(Bucket=copy.bucket, Key=entry["Key"],
-                           CopySource={"Bucket": template.bucket, "Key": entry["Key"]})
+    for key in keys:
+        s3.copy_object(Bucket=copy.bucket, Key=key, CopySource={"Bucket": template.bucket, "Key": key})
     dynamodb = endpoint.client("dynamodb")
-    pages = dynamodb.get_paginator("scan").paginate(TableName=template.table)
-    items: list[dict[str, Any]] = [item for page in pages for item in page["Items"]]
     for start in range(0, len(items), 25):  # BatchWriteItem takes at most 25 requests
         request = {copy.table: [{"PutRequest": {"Item": item}} for item in items[start:start + 25]]}
         while request:
@@ -81,3 +91,13 @@ def copy_state(template: AwsState, root: Path, endpoint: MotoEndpoint) -> AwsSta
     shutil.copytree(template.home, copy.home)
     return copy
 
+
+@functools.cache
+def _contents(template: AwsState, endpoint: MotoEndpoint) -> tuple[tuple[str, ...], list[dict[str, Any]]]:
+    """The object keys and ledger items of a template, read once per process: a template never changes
+    once prepared (every case works on its copy), and moto's Scan of its table costs ~0.6 s CPU a time."""
+    s3 = endpoint.client("s3")
+    keys = tuple(entry["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=template.bucket)
+                 for entry in page.get("Contents", []))
+    pages = endpoint.client("dynamodb").get_paginator("scan").paginate(TableName=template.table)
+    return keys, [item for page in pages for item in page["Items"]]

@@ -13,24 +13,18 @@ delta) and its own lock and published pointer; its cases are those points (_word
 
 from __future__ import annotations
 
-import atexit
-import functools
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
 from aws_scenarios import (
     AWS_EXPIRING_LEASE_SECONDS,
-    AwsState,
     aws_workspace,
     copy_state,
-    prepare_aws_template,
+    shared_template,
 )
 from crash_injection import ENTRY, CrashSwitch, WritePoint
 from injection_report import record_injection_points
-from moto_server import MotoEndpoint
 from scenarios import (
     enumerate_injection_points,
     run_with_switch,
@@ -83,15 +77,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                          ids=[f"{kind.value}-{point.case_id(when)}" for kind, point, when in cases])
 
 
-@functools.cache
-def _template(endpoint: MotoEndpoint, kind: ItemKind = KIND) -> AwsState:
-    root = Path(tempfile.mkdtemp(prefix=f"reliability-aws-template-{kind.value}-"))
-    atexit.register(shutil.rmtree, root, True)
-    return prepare_aws_template(root, endpoint, kind)
-
-
 def test_the_aws_dry_run_sees_the_same_points(moto_endpoint, tmp_path):
-    state = copy_state(_template(moto_endpoint), tmp_path, moto_endpoint)
+    state = copy_state(shared_template(moto_endpoint, KIND), tmp_path, moto_endpoint)
     ws = aws_workspace(tmp_path, moto_endpoint, state)
     switch = CrashSwitch()
     with smaller_thresholds():
@@ -107,7 +94,7 @@ def test_crash_on_aws_at(aws_injection: tuple[ItemKind, WritePoint, str], moto_e
                         tmp_path: Path) -> None:
     kind, point, when = aws_injection
     # each case's bucket and table stay on the worker's server (small; dropping them costs ~10% per case)
-    state = copy_state(_template(moto_endpoint, kind), tmp_path, moto_endpoint)
+    state = copy_state(shared_template(moto_endpoint, kind), tmp_path, moto_endpoint)
     # One case per workflow leaves the dead holder's lease to the rerun, which takes it over on DynamoDB
     # (its transaction conditioned on the record version it watched); the others free it at once.
     takeover = (point.step, point.method, when) == (FINAL_MERGE, "acquire_lock", "after")

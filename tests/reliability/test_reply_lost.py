@@ -20,7 +20,7 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_scenarios import AwsState, aws_workspace, copy_state, prepare_aws_template
+from aws_scenarios import AwsState, aws_workspace, copy_state, shared_template
 from botocore.retries.standard import RetryQuotaChecker
 from crash_injection import key_shape
 from http_faults import RepliesLost
@@ -85,7 +85,7 @@ def test_writes_and_steps_whose_reply_is_lost_run_again_and_end_as_a_clean_run(
     lost = RepliesLost()
     lost.attach(session)
     lost.enabled = False
-    template = prepare_aws_template(tmp_path / "template", moto_endpoint, kind)
+    template = shared_template(moto_endpoint, kind)
     results = {}
     for case in ("clean", "replies lost"):
         root = tmp_path / case.replace(" ", "-")

@@ -37,11 +37,17 @@ demo: $(STAMP)
 
 # Three workers on two cores: a third of the suite's time is waiting (subprocesses, moto's HTTP, leases),
 # which the third worker fills; worksteal lets an idle worker take queued tests from a busy one.
+# The tests' files (pytest's tmp_path, the product's scratch dirs, every subprocess's) go to a directory of
+# their own on a RAM filesystem where there is one (/dev/shm), removed afterwards: still real files, real
+# SQLite and ChromaDB, but the many fsyncs of the local provider and SQLite cost no disk waits (the suite
+# writes some hundreds of MB). Without /dev/shm, mktemp's usual place.
+TEST_TMPDIR = tmp=$$(mktemp -d /dev/shm/embedding-ingest-tests.XXXXXX 2>/dev/null || mktemp -d) && \
+	trap 'rm -rf "$$tmp"' EXIT && trap 'exit 130' INT TERM && export TMPDIR="$$tmp"
 test: lint
-	$(PY) -m pytest -n 3 --dist worksteal -q tests
+	$(TEST_TMPDIR) && $(PY) -m pytest -n 3 --dist worksteal -q tests
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -n 3 --dist worksteal -q tests -m "not slow"
+	$(TEST_TMPDIR) && $(PY) -m pytest -n 3 --dist worksteal -q tests -m "not slow"
 
 bench: $(STAMP)
 	$(PY) bench/run.py

@@ -5,8 +5,15 @@ and deleted items are reported, and relabelling again changes nothing."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
+from embedding_ingest.stores import dynamo_receipts, sqlite_receipts
+from embedding_ingest.stores.dynamo_schema import item_key
 from embedding_ingest.stores.ports import Ledger
 from embedding_ingest.stores.records import BatchSummary, EmbeddingItem, EmbeddingStatus, ItemKind
+from embedding_ingest.stores.relabel import RelabelPlan
 
 SHOP = {"merchant_name": "Shop"}
 TOTAL = {"label_status": "validated", "label_GRAND_TOTAL": True, "valid_labels": ["GRAND_TOTAL"]}
@@ -74,3 +81,40 @@ def test_relabel_writes_only_the_named_items_and_their_lines(ledger: Ledger) -> 
     got = ledger.get_items([line0, word01])
     assert (got[line0].metadata, got[word01].metadata) == (SHOP, SHOP)
     assert (versions(ledger)[line0], versions(ledger)[word01]) == ((3, 1), (3, 1))
+
+
+def test_an_item_gone_between_relabels_read_and_write_is_not_recreated(
+        ledger: Ledger, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finding 3 of the session-4 review: on DynamoDB an Update of a version-0 item forgotten after
+    relabel's read created a partial item, which then broke every metadata-pending and receipt read."""
+    _, _, word01, _, _, line2 = (i.item_id for i in RECEIPT)
+    ledger.add_items(RECEIPT)  # metadata_version 0, as items from before metadata versions are
+    adapter = request.node.callspec.params["ledger"]
+
+    def forget(item_id: str) -> None:  # behind the adapter's back, as another process would
+        if adapter == "sqlite":  # inside relabel's own transaction (its reads and writes are one)
+            ledger._conn().execute("DELETE FROM items WHERE item_id = ?", (item_id,))  # type: ignore[attr-defined]
+        else:
+            ledger._call("delete_item", Key=item_key(item_id))  # type: ignore[attr-defined]
+
+    planned: list[str] = []
+    for module in (sqlite_receipts, dynamo_receipts):
+        def plan_then_forget(rows: Any, labels: Any, *, original: Any = module.plan_relabel,
+                             **options: Any) -> RelabelPlan:
+            plan = original(rows, labels, **options)
+            if not planned:
+                planned.append("once")
+                forget(word01)
+            return plan
+        monkeypatch.setattr(module, "plan_relabel", plan_then_forget)
+
+    (done,) = ledger.relabel([("img-1", 1, {word01: TOTAL, line2: DATE})])
+
+    assert planned == ["once"]
+    got = ledger.get_items([i.item_id for i in RECEIPT])
+    assert word01 not in got
+    assert got[line2].metadata == {**SHOP, **DATE}  # the rest of the job is done
+    assert [i.item_id for i in ledger.find_metadata_pending(ItemKind.WORD)] == []
+    assert word01 not in [i.item_id for i in ledger.receipt_items("img-1", 1)]
+    if adapter == "dynamodb":  # re-read after the cancelled write: the item is reported as not held
+        assert done.unknown == [word01]

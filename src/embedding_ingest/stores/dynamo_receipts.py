@@ -70,15 +70,17 @@ def _metadata_row(raw: Attributes) -> MetadataRow:
 
 
 def _relabel_operation(before: MetadataRow, after: MetadataRow) -> dict[str, Any]:
-    """One item's new metadata, if its version is still the one read and it is not being deleted
-    (the metadata-pending index entry set or cleared as item_attributes would)."""
+    """One item's new metadata, if the item still exists, its version is still the one read and it is
+    not being deleted (the metadata-pending index entry set or cleared as item_attributes would).
+    `attribute_exists(PK)`: an Update on a missing item would create it (a version-0 item forgotten
+    since it was read passes the version test), leaving a partial item that fails every read."""
     pending = after.metadata_pending
     seen = "#v = :was" if before.metadata_version else "(attribute_not_exists(#v) OR #v = :was)"
     return {"Update": {
         "Key": item_key(after.item_id),
         "UpdateExpression": "SET #m = :m, metadata_hash = :h, #v = :v, metadata_queued = :q"
                             + (", GSI1PK = :g1, GSI1SK = :id" if pending else " REMOVE GSI1PK, GSI1SK"),
-        "ConditionExpression": f"embedding_status <> :deleting AND {seen}",
+        "ConditionExpression": f"attribute_exists(PK) AND embedding_status <> :deleting AND {seen}",
         "ExpressionAttributeNames": {"#m": "metadata", "#v": "metadata_version"},
         "ExpressionAttributeValues": {
             ":m": {"S": json.dumps(after.metadata, sort_keys=True, separators=(",", ":"))},
@@ -158,7 +160,8 @@ class DynamoReceipts(DynamoBase):
         """One read of the receipt (only MetadataRow's attributes), then its changed items in one
         transaction, each conditional on the metadata version read (more than ONE_TRANSACTION_LIMIT:
         several, and a crash between them is completed by the rerun). An item changed meanwhile (an
-        import of the same receipt) cancels the write: read again and plan again."""
+        import of the same receipt) or gone (forgotten after its deletion was published) cancels the
+        write: read again and plan again (a gone item is then reported in `unknown`)."""
         names = {f"#f{n}": name for n, name in enumerate(_RELABEL_FIELDS)}
         written: list[tuple[MetadataRow, MetadataRow]] = []
         for _ in range(RELABEL_TRIES):

@@ -6,11 +6,14 @@ Each command is a process of its own, started warm: a server that has imported t
 forks it (tests/support/cli_zygote.py), so a command costs what it does, not ~1.3 s of imports. The
 child is set up as `python -m embedding_ingest.cli ARGS` would be (environment, working directory,
 argv, sys.path, streams, exit) and shares no state with the test process or with other commands.
-`Cli(fresh_process=True)`, or a setting an interpreter reads only as it starts (PYTHON*, LANG, LC_*),
-starts a new interpreter instead."""
+`Cli(fresh_process=True)`, a setting an interpreter reads only as it starts (PYTHON*, LANG, LC_*), or
+one the CLI's modules read only as they are imported (NO_COLOR, FORCE_COLOR, ...) starts a new
+interpreter instead; COLUMNS and LINES are read afresh per command (the server never holds them). A
+command interrupted in the test process (pytest-timeout, Ctrl-C) ends the server with it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import locale
 import os
@@ -35,6 +38,20 @@ FAST_LOCAL_PROVIDER = {"LOCAL_PROVIDER_POLLS_PER_STAGE": "0"}
 TIMEOUT_SECONDS = 300
 # Read by the interpreter as it starts (PYTHONPATH excepted: the warm start builds sys.path from it).
 _STARTUP_VARIABLES = ("PYTHON", "LANG", "LC_")
+# Read once, when the CLI's modules are imported (Rich's Console(), Typer's rich_utils): a command that
+# sets one gets a new interpreter, and the fork server never holds one, so that a Console made in the
+# server reads COLUMNS and LINES afresh, from each command's own environment, as Rich does when no
+# width was fixed at its creation.
+_IMPORT_TIME_VARIABLES = ("NO_COLOR", "FORCE_COLOR", "PY_COLORS", "TTY_COMPATIBLE", "TTY_INTERACTIVE",
+                          "TERMINAL_WIDTH", "_TYPER_FORCE_DISABLE_TERMINAL", "GITHUB_ACTIONS",
+                          "JUPYTER_COLUMNS", "JUPYTER_LINES")
+_SERVER_UNSET = ("COLUMNS", "LINES", *_IMPORT_TIME_VARIABLES)
+
+
+def _server_environment() -> dict[str, str]:
+    """The fork server's environment: the test process's, without the settings pointing the CLI
+    elsewhere and without any setting the CLI's modules read only as they are imported."""
+    return {k: v for k, v in os.environ.items() if k not in _FOREIGN_SETTINGS and k not in _SERVER_UNSET}
 _SUPPORT = str(Path(__file__).resolve().parent)
 _SERVER = (f"import sys; sys.path.insert(0, {_SUPPORT!r}); import cli_zygote; sys.path.remove({_SUPPORT!r}); "
            "cli_zygote.serve{}")
@@ -42,6 +59,8 @@ _SERVER = (f"import sys; sys.path.insert(0, {_SUPPORT!r}); import cli_zygote; sy
 # stdin, stdout and stderr to the fork server's socket, and exits with the command's code.
 _CLIENT = """#!{python} -IS
 import json, os, socket, sys
+if any(name in os.environ for name in {import_time!r}):  # read as the CLI is imported: start afresh
+    os.execv({python!r}, [{python!r}, "-m", "embedding_ingest.cli", *sys.argv[1:]])
 client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 client.connect({socket!r})
 request = json.dumps({{"args": sys.argv[1:], "env": dict(os.environ), "cwd": os.getcwd()}}).encode() + b"\\n"
@@ -103,6 +122,20 @@ class _WarmStart:
         line, self._pending = self._pending.split(b"\n", 1)
         return json.loads(line)
 
+    def _abandon(self, pid: int | None) -> None:
+        """Kill the command's child (if it started) and the server; the next command starts afresh."""
+        for victim in (pid, self._server.pid if self._server is not None else None):
+            if victim is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(victim, signal.SIGKILL)
+        if self._server is not None:
+            self._server.wait(timeout=30)
+            for pipe in (self._server.stdin, self._server.stdout):
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        self._server = None
+        self._pending = b""
+
     def close(self) -> None:
         """End the server (EOF on its request pipe) and remove its files."""
         import shutil
@@ -121,21 +154,26 @@ class _WarmStart:
         capture_output=True, text=True, timeout=TIMEOUT_SECONDS)."""
         with self._lock:
             if self._server is None or self._server.poll() is not None:
-                self._start({k: v for k, v in os.environ.items() if k not in _FOREIGN_SETTINGS})
+                self._start(_server_environment())
             assert self._server is not None and self._server.stdin is not None and self._dir is not None
             out, err = self._dir / "stdout", self._dir / "stderr"
             request = {"args": list(args), "env": environment, "cwd": os.getcwd(), "stdout": str(out),
                        "stderr": str(err)}
-            self._server.stdin.write(json.dumps(request).encode() + b"\n")
-            self._server.stdin.flush()
-            pid = self._reply(time.monotonic() + 60)["pid"]
+            pid = None
             try:
+                self._server.stdin.write(json.dumps(request).encode() + b"\n")
+                self._server.stdin.flush()
+                pid = self._reply(time.monotonic() + 60)["pid"]
                 code = self._reply(time.monotonic() + TIMEOUT_SECONDS)["code"]
             except TimeoutError:
-                os.kill(pid, signal.SIGKILL)
-                self._reply(time.monotonic() + 60)
+                self._abandon(pid)
                 raise subprocess.TimeoutExpired(command, TIMEOUT_SECONDS, out.read_bytes(),
                                                 err.read_bytes()) from None
+            except BaseException:
+                # Interrupted mid-command (pytest-timeout, Ctrl-C): the server's replies for this
+                # command are still to come, so it is ended and the next command starts a new one.
+                self._abandon(pid)
+                raise
         return subprocess.CompletedProcess(command, code, _as_text(out.read_bytes()),
                                            _as_text(err.read_bytes()))
 
@@ -154,8 +192,9 @@ class Cli:
         environment = {k: v for k, v in os.environ.items() if k not in _FOREIGN_SETTINGS}
         environment.update({"EMBEDDING_INGEST_HOME": str(self.home), **self.settings, **env})
         command = [sys.executable, "-m", "embedding_ingest.cli", *args]
-        startup = [name for name in {**self.settings, **env} if name != "PYTHONPATH"
-                   and name.startswith(_STARTUP_VARIABLES)]
+        startup = [name for name in environment if name in _IMPORT_TIME_VARIABLES] + [
+            name for name in {**self.settings, **env}
+            if name != "PYTHONPATH" and name.startswith(_STARTUP_VARIABLES)]
         if self.fresh_process or startup:
             done = subprocess.run(command, env=environment, capture_output=True, text=True,
                                   timeout=TIMEOUT_SECONDS)
@@ -183,7 +222,7 @@ def warm_command(bin_dir: Path) -> Iterator[Path]:
     import tempfile
 
     where = Path(tempfile.mkdtemp(prefix="cli-warm-"))  # short: a socket path has ~100 characters
-    environment = {k: v for k, v in os.environ.items() if k not in _FOREIGN_SETTINGS}
+    environment = _server_environment()
     code = _SERVER.format(f"_socket({str(where / 'socket')!r})")
     with (where / "server.log").open("wb") as log:
         server = subprocess.Popen([sys.executable, "-c", code], env=environment, stdin=subprocess.PIPE,
@@ -193,7 +232,8 @@ def warm_command(bin_dir: Path) -> Iterator[Path]:
             line = server.stdout.readline()
             assert line, (where / "server.log").read_text(errors="replace")[-3000:]
         command = bin_dir / "embedding-ingest"
-        command.write_text(_CLIENT.format(python=sys.executable, socket=str(where / "socket")),
+        command.write_text(_CLIENT.format(python=sys.executable, socket=str(where / "socket"),
+                                          import_time=_IMPORT_TIME_VARIABLES),
                            encoding="utf-8")
         command.chmod(0o755)
         yield command

@@ -40,8 +40,10 @@ demo: $(STAMP)
 # The tests' files (pytest's tmp_path, the product's scratch dirs, every subprocess's) go to a directory of
 # their own on a RAM filesystem where there is one (/dev/shm), removed afterwards: still real files, real
 # SQLite and ChromaDB, but the many fsyncs of the local provider and SQLite cost no disk waits (the suite
-# writes some hundreds of MB). Without /dev/shm, mktemp's usual place.
-TEST_TMPDIR = tmp=$$(mktemp -d /dev/shm/embedding-ingest-tests.XXXXXX 2>/dev/null || mktemp -d) && \
+# writes some hundreds of MB). Only with at least 4 GiB free there (a container's /dev/shm is often 64 MB,
+# and Chromium uses it too); otherwise mktemp's usual place.
+TEST_TMPDIR = tmp=$$( { [ "$$(df -Pk /dev/shm 2>/dev/null | awk 'NR==2 {print $$4}')" -ge 4194304 ] 2>/dev/null && \
+	mktemp -d /dev/shm/embedding-ingest-tests.XXXXXX 2>/dev/null; } || mktemp -d) && \
 	trap 'rm -rf "$$tmp"' EXIT && trap 'exit 130' INT TERM && export TMPDIR="$$tmp"
 test: lint
 	$(TEST_TMPDIR) && $(PY) -m pytest -n 3 --dist worksteal -q tests

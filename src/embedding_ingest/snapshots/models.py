@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.snapshots.exceptions import DimensionMismatchError
@@ -129,12 +137,18 @@ class ArchivePart(BaseModel):
 
 
 class SnapshotManifest(BaseModel):
-    """`{prefix}manifest.json`. Written after the archive, so its presence means the archive is complete."""
+    """`{prefix}manifest.json`. Written after the archive, so its presence means the archive is complete.
+
+    A split manifest (`vectors` set) stores `archive_key` as `records_key`: every reader from before
+    the split requires `archive_key`, so it refuses a split segment ("not a snapshot manifest ...
+    archive_key Field required") instead of opening its records without their vectors, which Chroma
+    accepts and then answers queries nearly empty (review finding 2). No version field could do
+    this: those readers ignore unknown fields. Upgrade readers before writers all the same."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     key: str  # the snapshot prefix
-    archive_key: str
+    archive_key: str = Field(validation_alias=AliasChoices("archive_key", "records_key"))
     collection: str
     count: int = Field(ge=0)
     dimensions: int = Field(ge=0)  # 0 only for an empty snapshot of unknown width
@@ -161,6 +175,13 @@ class SnapshotManifest(BaseModel):
     # then holds the records (chroma.sqlite3) and this part the vector index (Chroma's HNSW segment
     # folder), so a rewrite that changes only records uploads only them. None: one archive holds all.
     vectors: ArchivePart | None = None
+
+    @model_serializer(mode="wrap")
+    def _records_key_when_split(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        dumped: dict[str, Any] = handler(self)
+        if self.vectors is not None and "archive_key" in dumped:
+            dumped["records_key"] = dumped.pop("archive_key")
+        return dumped
 
 
 SEGMENT_ID_LENGTH = 24

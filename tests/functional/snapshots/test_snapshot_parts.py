@@ -58,6 +58,9 @@ def test_records_and_vectors_apart_and_a_records_only_rewrite_uploads_no_vectors
     assert manifest.vectors is not None and manifest.vectors.key.startswith(f"{DB}/snapshot/vectors/")
     assert segment.vectors_sha256 == manifest.vectors.sha256
     assert _members(store, manifest.archive_key) == ["chroma.sqlite3"]
+    # readers from before the split require archive_key: they refuse this segment, not query it vectorless
+    raw = store.get_json(manifest_key(segment.key))
+    assert "archive_key" not in raw and raw["records_key"] == manifest.archive_key
     assert all("/" in name for name in _members(store, manifest.vectors.key))
 
     # A records-only rewrite, as issue 23's repack does it: chroma.sqlite3 changed, no HNSW file at hand.
@@ -108,6 +111,7 @@ def test_a_segment_in_one_archive_still_reads_and_its_merge_is_stored_in_two_par
     body["segments"] = [{"key": prefix, "count": 30, "sha256": sha256}]
     store.put_json(manifest_key(v1.key), body)
     assert read_manifest(store, prefix).vectors is None
+    assert "archive_key" in store.get_json(manifest_key(prefix))  # one archive: what old readers read
 
     cold = layered.model_copy(update={"chroma_root": tmp_path / "cold"})
     [legacy_dir] = version_segments(store, v1, cold)

@@ -140,9 +140,17 @@ def _render_import(r, queued: list[str], metadata_batches: list[str]) -> list:
         parts.append(said + (f" ({len(metadata_batches)} metadata batch(es) queued for the next workflow run)"
                              if metadata_batches else ""))
     if r.errors:
-        parts.append(fitted("Rejected records", [Column("line", justify="right"), Column("receipt_id"),
-                                                 Column("field"), Column("problem", wrap=True)],
-                            [[e.line_number, e.receipt_id, e.field, e.problem] for e in r.errors]))
+        shown = ("" if len(r.errors) <= SHOWN_IN_TABLES
+                 else f", the first {SHOWN_IN_TABLES}; --output json lists all")
+        parts.append(fitted(f"Rejected records ({len(r.errors):,}{shown})",
+                            [Column("line", justify="right"), Column("receipt_id"),
+                             Column("field"), Column("problem", wrap=True)],
+                            [[e.line_number, e.receipt_id, e.field, e.problem]
+                             for e in r.errors[:SHOWN_IN_TABLES]]))
+        not_json = sum(e.problem.startswith("not valid JSON") for e in r.errors)
+        if not r.receipts_imported and not_json * 2 > r.records_read:
+            parts.append(f"[yellow]nothing imported: {not_json:,} of {r.records_read:,} lines are not "
+                         f"JSON[/]; is {r.source_file} a JSONL file (one receipt object per line)?")
     if r.skipped_items:
         parts.append(fitted(f"Skipped items ({len(r.skipped_items)})",
                             [Column("line", justify="right"), Column("receipt_id"), Column("item"),

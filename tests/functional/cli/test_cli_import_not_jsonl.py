@@ -1,0 +1,26 @@
+"""Importing a file that is not JSONL (a README, a CSV) must not flood the terminal: the rejected
+records' table stops at the first 50 (JSON keeps every one) and one line says what is likely wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cli_runner import Cli, fast_cli
+
+EXIT_REJECTED = 3
+
+
+def test_a_file_that_is_not_jsonl_is_summed_up_not_listed_line_by_line(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.md"
+    notes.write_text("".join(f"line {n} of some notes\n" for n in range(1, 121)), encoding="utf-8")
+    cli: Cli = fast_cli(tmp_path)
+
+    shown = cli.run("receipts", "import", str(notes), code=EXIT_REJECTED, COLUMNS="80").stdout
+    rows = [line for line in shown.splitlines() if "not valid JSON" in line]
+    assert len(rows) == 50, shown
+    assert "Rejected records (120, the first 50; --output json lists all)" in shown
+    assert "nothing imported: 120 of 120 lines are not JSON" in " ".join(shown.split())
+    assert f"is {notes} a JSONL file" in " ".join(shown.split())
+
+    report = cli.json("receipts", "import", str(notes), code=EXIT_REJECTED)
+    assert len(report["errors"]) == 120 and report["receipts_imported"] == 0

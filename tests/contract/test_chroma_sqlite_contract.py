@@ -14,6 +14,7 @@ import chromadb
 import numpy as np
 import pytest
 
+from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.snapshots import chroma_io
 from embedding_ingest.snapshots.chroma_sqlite import (
     DB_FILE,
@@ -278,3 +279,10 @@ def test_living_metadata_written_in_sqlite_reads_as_chromas_own_update(several, 
     mine, chromas = answers(ours), answers(theirs)
     assert mine == chromas
     assert len(mine[2]) == len(ids[::3]) and mine[4]  # the filters found what was written
+
+    # a value Chroma cannot hold is refused by id and key, and nothing is written (review finding 7)
+    for bad in (None, {"nested": 1}, ["DATE", None]):
+        with StoredRecords(ours, "lines", writable=True) as records, pytest.raises(
+                InvalidInputError, match=rf"record '{ids[1]}': metadata 'valid_labels' is a "):
+            records.replace_living({ids[0]: (9, labelled), ids[1]: (9, {**labelled, "valid_labels": bad})})
+    assert answers(ours) == mine

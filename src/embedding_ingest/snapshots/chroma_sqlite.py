@@ -29,6 +29,7 @@ from typing import Any
 
 import chromadb
 
+from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.living_keys import is_living_key
 from embedding_ingest.snapshots.exceptions import ChromaFormatError
 
@@ -194,7 +195,7 @@ class StoredRecords:
             version, living = updates[item_id]
             for key, value in {**living, _VERSION_KEY: version}.items():
                 target = arrays if isinstance(value, list) else scalars
-                target.extend((row, key, *_typed(element)) for element in
+                target.extend((row, key, *_typed(item_id, key, element)) for element in
                               (value if isinstance(value, list) else [value]))
         with self._db:
             for table in ("embedding_metadata", "embedding_metadata_array"):
@@ -217,15 +218,20 @@ class StoredRecords:
         self.close()
 
 
-def _typed(value: Any) -> tuple[Any, Any, Any, Any]:
-    """(string_value, int_value, float_value, bool_value) of one metadata value, as Chroma stores it."""
+def _typed(item_id: str, key: str, value: Any) -> tuple[Any, Any, Any, Any]:
+    """(string_value, int_value, float_value, bool_value) of one metadata value (or list element), as
+    Chroma stores it. Raises InvalidInputError naming the id and key for anything else (None, a
+    mapping, a nested list): Chroma's own update would drop or refuse it, never store its str()."""
     if isinstance(value, bool):
         return None, None, None, int(value)
     if isinstance(value, int):
         return None, value, None, None
     if isinstance(value, float):
         return None, None, value, None
-    return str(value), None, None, None
+    if isinstance(value, str):
+        return value, None, None, None
+    raise InvalidInputError(f"record {item_id!r}: metadata {key!r} is a {type(value).__name__} "
+                            f"({value!r:.40}); only str, int, float, bool or a list of those can be stored")
 
 
 def stored_count(persist_dir: Path, collection: str) -> int:

@@ -134,9 +134,14 @@ def rewrite_segment(segment_dir: Path, work: Path, *, database: str, remove: set
         with chroma_sqlite.StoredRecords(work, database, writable=True) as records:
             updated = records.replace_living(updates)
             count = records.count()
-        if (updated, count) != (len(updates), expected):
-            raise SnapshotCountMismatchError(f"metadata update of segment {segment_dir.name}",
-                                             len(updates) + expected, updated + count)
+            missing = sorted(set(updates) - records.metadata_versions(list(updates)).keys()) \
+                if updated != len(updates) else []
+        if updated != len(updates):
+            raise SnapshotCountMismatchError(f"metadata update of segment {segment_dir.name}, its ids to "
+                                             f"update (not in it: {missing[:3]})", len(updates), updated)
+        if count != expected:
+            raise SnapshotCountMismatchError(f"metadata update of segment {segment_dir.name}, its records",
+                                             expected, count)
         return count
     with chroma_io.open_client(work) as client:
         collection = chroma_io.get_collection(client, database)

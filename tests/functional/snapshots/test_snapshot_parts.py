@@ -22,6 +22,8 @@ from embedding_ingest.snapshots import (
     read_version,
 )
 from embedding_ingest.snapshots.archive import materialize, pack_dir, upload_snapshot
+from embedding_ingest.snapshots.exceptions import SnapshotCountMismatchError
+from embedding_ingest.snapshots.metadata_update import rewrite_segment
 from embedding_ingest.snapshots.models import manifest_key
 from embedding_ingest.snapshots.query import version_segments
 from embedding_ingest.snapshots.retention import prune_versions
@@ -84,6 +86,15 @@ def test_records_and_vectors_apart_and_a_records_only_rewrite_uploads_no_vectors
     cold = materialize(store, rewritten.key, tmp_path / "cold")  # records part + the shared vectors part
     assert _record(cold, "line-00003")[0] == "relabelled" != document
     assert np.array_equal(_record(cold, "line-00003")[1], vector)
+    # a records-only rewrite that finds fewer ids or records than expected says which (review finding 8)
+    relabel = {"line-00003": (5, {"label_status": "validated"})}
+    with pytest.raises(SnapshotCountMismatchError, match=r"ids to update \(not in it: \['nobody'\]\): "
+                                                         "expected 2 unique records, snapshot holds 1"):
+        rewrite_segment(entry, tmp_path / "w1", database=DB, remove=set(), expected=40,
+                        updates={**relabel, "nobody": (5, {})})
+    with pytest.raises(SnapshotCountMismatchError, match="its records: expected 41 unique records, "
+                                                         "snapshot holds 40"):
+        rewrite_segment(entry, tmp_path / "w2", database=DB, remove=set(), updates=relabel, expected=41)
 
     # A damaged vectors part is named by its key, by verify and by a writer however warm its cache.
     path = store.root / manifest.vectors.key

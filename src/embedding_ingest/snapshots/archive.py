@@ -196,13 +196,12 @@ def _download_checked(store: ObjectStore, key: str, path: Path, *, size: int, sh
         raise CorruptObjectError(key, f"sha256 {actual} does not match manifest {sha256}")
 
 
-def materialize(store: ObjectStore, prefix: str, dest: Path, *, packed: frozenset[str] = frozenset(),
-                records_only: bool = False) -> Path:
+def materialize(store: ObjectStore, prefix: str, dest: Path, *, packed: frozenset[str] = frozenset()
+                ) -> Path:
     """Download, verify and unpack the snapshot at `prefix` into `dest` (absent or empty) and return
     `dest`: its archive and, for a segment stored in two parts, its vectors part (unpacked into the same
     tree, which is then the directory that was packed). Nothing is left at `dest` if verification fails.
-    `records_only`: not the vectors part (a records-only rewrite reads and writes chroma.sqlite3 alone;
-    a segment in one archive comes whole). Members named in `packed` (a flat snapshot's vectors, read
+    Members named in `packed` (a flat snapshot's vectors, read
     once in order) are not copied out: the checked archive stays at `dest/PACKED_ARCHIVE` and
     `packed_member` finds them in it (issue 21)."""
     manifest = read_manifest(store, prefix)
@@ -221,7 +220,7 @@ def materialize(store: ObjectStore, prefix: str, dest: Path, *, packed: frozense
             os.replace(archive_path, unpacked / PACKED_ARCHIVE)
         else:
             archive_path.unlink()
-        if manifest.vectors is not None and not records_only:
+        if manifest.vectors is not None:
             part = staging / "vectors.tar"
             _download_checked(store, manifest.vectors.key, part, size=manifest.vectors.size,
                               sha256=manifest.vectors.sha256)

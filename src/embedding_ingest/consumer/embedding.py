@@ -27,12 +27,15 @@ class QueryEncoder(Protocol):
 
 
 class LocalQueryEncoder:
+    """The local hashed n-gram encoder (providers/encoder.py), for `local-hash-ngram-*` snapshots."""
+
     def __init__(self, model: str, dimensions: int) -> None:
         self.model = model
         self.dimensions = dimensions
         self._encoder = HashedNgramEncoder(dimensions)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """One float32 row of norm 1 per text, shape (len(texts), dimensions); computed here."""
         return self._encoder.encode(list(texts))
 
 
@@ -54,6 +57,9 @@ class OpenAIQueryEncoder:
         self._provider = OpenAIBatchProvider(client, model=model, dimensions=dimensions)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """One float32 row per text, shape (len(texts), dimensions), from OpenAI's embeddings endpoint.
+        Raises ModelMismatchError if the answer has another shape, and the provider's errors
+        (providers/openai_batch.py) if the request fails."""
         vectors = np.asarray(self._provider.embed(list(texts)), dtype=np.float32)
         if vectors.shape != (len(texts), self.dimensions):
             raise ModelMismatchError(f"OpenAI returned embeddings of shape {vectors.shape} for "
@@ -75,6 +81,7 @@ class MiniLMQueryEncoder:
         self._encoder = minilm.encoder()
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """One float32 row of norm 1 per text, shape (len(texts), 384); computed here."""
         return self._encoder.encode(list(texts))
 
 

@@ -176,6 +176,8 @@ class DynamoItems(DynamoBase):
 
     def find_lean_items(self, kind: ItemKind, batch_id: str, statuses: Collection[EmbeddingStatus]
                         ) -> list[LeanItem]:
+        """Ledger.find_lean_items (ports.py): one GSI3 query of the batch (it projects every
+        attribute), only the fields LeanItem needs read."""
         wanted = [EmbeddingStatus(status).value for status in statuses]
         if not wanted:
             return []

@@ -153,6 +153,8 @@ class DynamoReceipts(DynamoBase):
 
     # -- relabel (issue 23: labels apply) -----------------------------------------------------------
     def relabel(self, receipts: Sequence[ReceiptLabels]) -> list[Relabelled]:
+        """Ledger.relabel (ports.py), one receipt after another, each as _relabel_one says; raises
+        StoreUnavailableError for a receipt whose items kept changing under it."""
         return [self._relabel_one(image_id, number, labels) for image_id, number, labels in receipts]
 
     def _relabel_one(self, image_id: str, number: int,

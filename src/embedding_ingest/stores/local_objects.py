@@ -262,6 +262,8 @@ class LocalObjectStore(ObjectStore):
                 parent = parent.parent
 
     def upload_file(self, key: str, path: Path, *, if_none_match: bool = False, move: bool = False) -> str:
+        """ObjectStore.upload_file (ports.py); with `move`, the file is renamed into place where it can
+        be (same file system) instead of copied."""
         _validate_key(key)
         if not Path(path).is_file():
             raise InvalidInputError(f"cannot upload {key!r}: local file {path} does not exist")

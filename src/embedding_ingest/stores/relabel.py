@@ -47,10 +47,12 @@ class MetadataRow:
 
     @property
     def kind(self) -> ItemKind:
+        """LINE for a line's row (no word_id), WORD for a word's."""
         return ItemKind.LINE if self.word_id is None else ItemKind.WORD
 
     @property
     def metadata_pending(self) -> bool:
+        """A metadata update waits to be queued as a metadata batch (as EmbeddingItem.metadata_pending)."""
         return self.metadata_version > self.metadata_queued
 
 

@@ -155,6 +155,7 @@ class S3ObjectStore(ObjectStore):
 
     # -- large files ------------------------------------------------------------------------
     def upload_file(self, key: str, path: Path, *, if_none_match: bool = False, move: bool = False) -> str:
+        """ObjectStore.upload_file (ports.py); with `move`, the local file is deleted once uploaded."""
         etag = self._upload_file(key, Path(path), if_none_match=if_none_match)
         if move:  # the caller gave the file up: free the local disk now (a Lambda's /tmp is small)
             Path(path).unlink(missing_ok=True)

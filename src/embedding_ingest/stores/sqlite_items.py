@@ -113,6 +113,7 @@ class SqliteItemsAndBatches(SqliteConnections):
 
     def find_lean_items(self, kind: ItemKind, batch_id: str, statuses: Collection[EmbeddingStatus]
                         ) -> list[LeanItem]:
+        """Ledger.find_lean_items (ports.py): one SELECT of only the columns LeanItem needs."""
         wanted = [EmbeddingStatus(status).value for status in statuses]
         if not wanted:
             return []

@@ -199,8 +199,12 @@ def _started(output: OutputFormat, what: str) -> None:
 
 
 def _after(workflow: ItemKind, backend: Backend) -> str | None:
-    """The next step once a run left nothing to do: read from the workspace (local backend)."""
-    return next_steps.for_kind(workspace.ledger(), workflow) if backend is Backend.LOCAL else None
+    """The next step once a run left nothing to do: read from the workspace (local backend); when
+    nothing of `workflow`'s kind exists, the workspace's first step (the other kind's, or an import)."""
+    if backend is not Backend.LOCAL:
+        return None
+    ledger = workspace.ledger()
+    return next_steps.for_kind(ledger, workflow) or next_steps.overall(ledger)
 
 
 def _local_described(name: str, output: OutputFormat) -> tuple[dict[str, Any], list[dict[str, Any]], str]:

@@ -68,7 +68,8 @@ def dashboard(request: Request) -> JSONResponse:
     console = request.app.state.console
     ledger = console.ledger
     batches = ledger.list_batches()
-    items = {k.value: {s.value: ledger.count_items(k).get(s, 0) for s in EmbeddingStatus} for k in ItemKind}
+    counts = {k: ledger.count_items(k) for k in ItemKind}  # one call per kind counts every status
+    items = {k.value: {s.value: counts[k].get(s, 0) for s in EmbeddingStatus} for k in ItemKind}
     executions = []
     for described in console.source.list(workflow=None, status=None, limit=MAX_EXECUTIONS):
         if described.get("workflow") not in WORKFLOWS:

@@ -126,7 +126,10 @@ def demo(workspace_dir: Path = typer.Option(  # not `workspace`: that is the mod
         return out
 
     emit(summary, output, render)
-    _say(output, f"to look around this workspace: export EMBEDDING_INGEST_HOME={home.resolve()}")
+    # The model too: the workspace's snapshots are of that model, and a later submit with another
+    # would be refused by the model guard.
+    _say(output, f"to look around this workspace: export EMBEDDING_INGEST_HOME={home.resolve()}"
+                 + (f" EMBEDDING_MODEL={used}" if local else ""))
     complete = all(summary[k.database]["published_embeddings"] == summary[k.database]["items_submitted"]
                    for k in ItemKind)
     if not complete:

@@ -42,9 +42,11 @@ def test_demo_publishes_every_submitted_line_and_word_and_answers_its_example_qu
     assert summary["workspace"] == str(workspace) and summary["receipts_imported"] > 0
     assert summary["model"] == "local-hash-ngram-v1"
     assert "embedding with local-hash-ngram-v1: a hashing stand-in for OpenAI's model" in done.stderr
-    # The closing export is absolute: it still points at the workspace after a `cd`.
+    # The closing export is absolute (it still points at the workspace after a `cd`) and names the
+    # model, so later commands in the workspace embed as its snapshots were.
     assert done.stderr.strip().splitlines()[-1] == (
-        f"to look around this workspace: export EMBEDDING_INGEST_HOME={workspace.resolve()}")
+        f"to look around this workspace: export EMBEDDING_INGEST_HOME={workspace.resolve()}"
+        " EMBEDDING_MODEL=local-hash-ngram-v1")
     for database in ("lines", "words"):
         published = summary[database]
         assert published["items_submitted"] > 0

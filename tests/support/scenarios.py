@@ -43,3 +43,15 @@ def copy_of(source: Path, target: Path) -> Path:
     """`source` (a finished scenario's directory, or a part of it) copied to `target`."""
     shutil.copytree(source, target, symlinks=True)
     return target
+
+
+def cli_on_a_copy(tmp_path_factory: pytest.TempPathFactory, name: str,
+                  build: Callable[[Path], Any]) -> tuple[Any, Any]:
+    """(a fast_cli on a copy of the workspace `build(root)` made at root/home (built_once), what
+    `build` returned). For module-scoped fixtures: the module's tests share the copy."""
+    from cli_runner import fast_cli
+
+    root, built = built_once(tmp_path_factory, name, build)
+    cli = fast_cli(tmp_path_factory.mktemp(name))
+    copy_of(root / "home", cli.home)
+    return cli, built

@@ -9,7 +9,7 @@ import json
 import pytest
 from cli_runner import fast_cli
 from pipeline import receipts_file
-from scenarios import built_once, copy_of
+from scenarios import cli_on_a_copy
 
 EXIT_EXECUTION_FAILED = 4
 DESCRIBE_KEYS = {"executionArn", "stateMachineArn", "name", "status", "startDate", "stopDate", "input",
@@ -32,9 +32,7 @@ def _publish_lines_and_words(root):
 def published(tmp_path_factory):
     """(cli, imported report, {kind: start-execution JSON}) after both workflows published (built once
     per run; this module's copy)."""
-    root, built = built_once(tmp_path_factory, "cli-executions", _publish_lines_and_words)
-    cli = fast_cli(tmp_path_factory.mktemp("cli-executions"))
-    copy_of(root / "home", cli.home)
+    cli, built = cli_on_a_copy(tmp_path_factory, "cli-executions", _publish_lines_and_words)
     return cli, built["imported"], built["started"]
 
 

@@ -10,7 +10,7 @@ import json
 import pytest
 from cli_runner import fast_cli
 from pipeline import receipts_file
-from scenarios import built_once, copy_of
+from scenarios import cli_on_a_copy
 
 COMPACT = "/aws/lambda/embedding-vector-compact-dev"
 
@@ -24,12 +24,9 @@ def _one_line_run(root):
 
 @pytest.fixture(scope="module")
 def ran(tmp_path_factory):
-    root, status = built_once(tmp_path_factory, "cli-logs-objects", _one_line_run)
+    cli, status = cli_on_a_copy(tmp_path_factory, "cli-logs-objects", _one_line_run)
     assert status == "SUCCEEDED"
-    copy = tmp_path_factory.mktemp("cli-logs-objects")
-    cli = fast_cli(copy)
-    copy_of(root / "home", cli.home)
-    return cli, copy
+    return cli, cli.home.parent
 
 
 def test_function_logs_are_kept_per_function_and_filtered_as_cloudwatch_filters(ran):

@@ -10,7 +10,7 @@ import json
 import pytest
 from cli_runner import fast_cli
 from pipeline import receipts_file
-from scenarios import built_once, copy_of
+from scenarios import cli_on_a_copy
 
 # The reference's Quick Start names the machine as its Pulumi stack did, with a placeholder account.
 REFERENCE_MACHINE = "arn:aws:states:us-east-1:ACCOUNT:stateMachine:line-ingest-sf-dev-1554303"
@@ -26,10 +26,7 @@ def _started_by_arn(root):
 
 @pytest.fixture(scope="module")
 def started(tmp_path_factory):
-    root, described = built_once(tmp_path_factory, "cli-runbook-options", _started_by_arn)
-    cli = fast_cli(tmp_path_factory.mktemp("cli-runbook-options"))
-    copy_of(root / "home", cli.home)
-    return cli, described
+    return cli_on_a_copy(tmp_path_factory, "cli-runbook-options", _started_by_arn)
 
 
 def test_state_machines_and_executions_are_named_by_arn_in_any_account(started):

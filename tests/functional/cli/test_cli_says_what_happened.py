@@ -10,7 +10,7 @@ from datetime import datetime
 import pytest
 from cli_runner import Cli, fast_cli
 from pipeline import receipts_file
-from scenarios import built_once, copy_of
+from scenarios import cli_on_a_copy
 
 EXIT_EXECUTION_FAILED = 4
 SLOW_PROVIDER = {"LOCAL_PROVIDER_POLLS_PER_STAGE": "1"}  # 4 polls per batch, like a real batch's stages
@@ -111,9 +111,7 @@ def _one_line_run(root):
 
 @pytest.fixture(scope="module")
 def one_run(tmp_path_factory):
-    root, _ = built_once(tmp_path_factory, "one-line-run", _one_line_run)
-    cli = fast_cli(tmp_path_factory.mktemp("one-run"))
-    copy_of(root / "home", cli.home)
+    cli, _ = cli_on_a_copy(tmp_path_factory, "one-line-run", _one_line_run)
     return cli, LONG_NAME
 
 

@@ -20,7 +20,8 @@ def test_a_file_that_is_not_jsonl_is_summed_up_not_listed_line_by_line(tmp_path:
     assert len(rows) == 50, shown
     assert "Rejected records (120, the first 50; --output json lists all)" in shown
     assert "nothing imported: 120 of 120 lines are not JSON" in " ".join(shown.split())
-    assert f"is {notes} a JSONL file" in " ".join(shown.split())
+    # the table may fold the path (tmp paths pass 80 columns): compare with the line breaks taken out
+    assert f"is{notes}aJSONLfile" in "".join(shown.split())
 
     report = cli.json("receipts", "import", str(notes), code=EXIT_REJECTED)
     assert len(report["errors"]) == 120 and report["receipts_imported"] == 0

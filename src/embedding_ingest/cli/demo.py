@@ -74,6 +74,10 @@ def demo(workspace_dir: Path = typer.Option(  # not `workspace`: that is the mod
     if local:
         os.environ["EMBEDDING_MODEL"] = model
         os.environ.pop("EMBEDDING_DIMENSIONS", None)
+    if local and model == "all-MiniLM-L6-v2-int8":  # an optional extra: say so before anything runs
+        from embedding_ingest.providers import minilm
+
+        guarded(output, minilm.check_installed, try_="embedding-ingest demo --model local-hash-ngram-v1")
     workspace.reset()
     used = embedding_model(workspace.settings())
     _say(output, f"embedding with {used}" + (f": {MODELS[used]}" if used in MODELS else ""))

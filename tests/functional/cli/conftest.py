@@ -1,5 +1,5 @@
 """The CLI as a process of its own on a fresh workspace per test (tests/support/cli_runner.py), and
-scenarios several modules share, built once per run (tests/support/scenarios.py)."""
+scenarios several modules share, built once per run (tests/support/built_scenarios.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from built_scenarios import built_once, copy_of
 from cli_runner import Cli, fast_cli
 from pipeline import receipts_file
-from scenarios import built_once, copy_of
 
 
 @pytest.fixture

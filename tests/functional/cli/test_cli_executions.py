@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from built_scenarios import cli_on_a_copy
 from cli_runner import fast_cli
 from pipeline import receipts_file
-from scenarios import cli_on_a_copy
 
 EXIT_EXECUTION_FAILED = 4
 DESCRIBE_KEYS = {"executionArn", "stateMachineArn", "name", "status", "startDate", "stopDate", "input",

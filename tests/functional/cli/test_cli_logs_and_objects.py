@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from built_scenarios import cli_on_a_copy
 from cli_runner import fast_cli
 from pipeline import receipts_file
-from scenarios import cli_on_a_copy
 
 COMPACT = "/aws/lambda/embedding-vector-compact-dev"
 

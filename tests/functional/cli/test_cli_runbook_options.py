@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from built_scenarios import cli_on_a_copy
 from cli_runner import fast_cli
 from pipeline import receipts_file
-from scenarios import cli_on_a_copy
 
 # The reference's Quick Start names the machine as its Pulumi stack did, with a placeholder account.
 REFERENCE_MACHINE = "arn:aws:states:us-east-1:ACCOUNT:stateMachine:line-ingest-sf-dev-1554303"

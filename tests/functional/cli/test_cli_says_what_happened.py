@@ -8,9 +8,9 @@ import re
 from datetime import datetime
 
 import pytest
+from built_scenarios import cli_on_a_copy
 from cli_runner import Cli, fast_cli
 from pipeline import receipts_file
-from scenarios import cli_on_a_copy
 
 EXIT_EXECUTION_FAILED = 4
 SLOW_PROVIDER = {"LOCAL_PROVIDER_POLLS_PER_STAGE": "1"}  # 4 polls per batch, like a real batch's stages

@@ -1,14 +1,14 @@
 """A real pipeline workspace with published line snapshots made of several segments (two imports of
 real receipts, each ingested by the real workflow on the local engine), built once per run and copied
-for each module (tests/support/scenarios.py); a module's tests share their copy."""
+for each module (tests/support/built_scenarios.py); a module's tests share their copy."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from built_scenarios import built_once, copy_of
 from pipeline import Workspace, make_workspace, receipts_file
-from scenarios import built_once, copy_of
 
 from embedding_ingest.stores.records import ItemKind
 

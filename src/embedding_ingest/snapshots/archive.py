@@ -118,7 +118,7 @@ def upload_snapshot(store: ObjectStore, prefix: str, archive_path: Path, *, sha2
         store.put_json(manifest_key(prefix), manifest.model_dump(mode="json"), if_none_match=True)
     except PreconditionFailedError:
         # Someone committed this prefix first (a concurrent or earlier run): theirs stands, if it names
-        # the same vectors (the records' bytes, hence the prefix, are the same by construction).
+        # the same vectors (a segment's prefix is of both parts' bytes: models.segment_identity).
         theirs = read_manifest(store, prefix)
         if (theirs.vectors and theirs.vectors.sha256) != (vectors and vectors.sha256):
             raise SnapshotConflictError(f"{manifest_key(prefix)} names other vectors than this "

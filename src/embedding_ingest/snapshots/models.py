@@ -3,6 +3,7 @@ prefix), and the results of publishing and querying."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -187,6 +188,18 @@ class SnapshotManifest(BaseModel):
 SEGMENT_ID_LENGTH = 24
 
 
+def segment_identity(records_sha256: str, vectors_sha256: str | None) -> str:
+    """A segment's id: the last part of its prefix, and its cache directory's name. For a segment in one
+    archive, the start of that archive's sha256; for one in two parts (issue 21), of both parts' sha256:
+    two builds of the same records can hold other vector files (a rerun's HNSW index is not
+    byte-identical to the crashed run's), and each build is a whole segment of its own, so a rerun
+    commits its own and never meets the crashed run's at one prefix."""
+    if vectors_sha256 is None:
+        return records_sha256[:SEGMENT_ID_LENGTH]
+    both = hashlib.sha256(f"{records_sha256}:{vectors_sha256}".encode("ascii")).hexdigest()
+    return both[:SEGMENT_ID_LENGTH]
+
+
 class SegmentRef(BaseModel):
     """One segment of a published version: a "quality" snapshot (archive + manifest) at `key`."""
 
@@ -206,7 +219,7 @@ class SegmentRef(BaseModel):
 
     @property
     def segment_id(self) -> str:
-        return self.sha256[:SEGMENT_ID_LENGTH]
+        return segment_identity(self.sha256, self.vectors_sha256)
 
 
 class VersionManifest(BaseModel):

@@ -36,12 +36,12 @@ from embedding_ingest.snapshots.exceptions import SnapshotConflictError, Snapsho
 from embedding_ingest.snapshots.flat import iter_pages
 from embedding_ingest.snapshots.merge_policy import plan_merge
 from embedding_ingest.snapshots.models import (
-    SEGMENT_ID_LENGTH,
     ArchivePart,
     SegmentRef,
     SnapshotManifest,
     VersionManifest,
     manifest_key,
+    segment_identity,
     vectors_key,
 )
 from embedding_ingest.stores.exceptions import CorruptObjectError, PreconditionFailedError
@@ -217,7 +217,7 @@ def upload_segment(store: ObjectStore, persist_dir: Path, scratch: Path, *, data
             vectors_path.unlink(missing_ok=True)
     archive_path = scratch / "segment.tar"
     sha256, size = pack_dir(persist_dir, archive_path, "records")
-    prefix = f"{segments_prefix(database)}{sha256[:SEGMENT_ID_LENGTH]}/"
+    prefix = f"{segments_prefix(database)}{segment_identity(sha256, vectors.sha256)}/"
     try:
         upload_snapshot(store, prefix, archive_path, sha256=sha256, size=size, collection=database,
                         count=count, dimensions=dimensions, model=model, profile="quality", sources=sources,

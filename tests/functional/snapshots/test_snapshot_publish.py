@@ -47,7 +47,7 @@ def test_first_publish_creates_a_quality_snapshot_of_the_sources(store, ledger, 
     assert (layout.count, len(layout.segments)) == (100, 1)
     assert version.version == version_id_of(DB, version.model, version.dimensions, layout.segments)
     segment = layout.segments[0]
-    assert segment.key == f"{segments_prefix(DB)}{segment.sha256[:24]}/"
+    assert segment.key == f"{segments_prefix(DB)}{segment.segment_id}/"  # of both parts (segment_identity)
     manifest = read_manifest(store, segment.key)
     assert (manifest.profile, manifest.collection, manifest.count) == ("quality", DB, 100)
     assert manifest.sha256 == segment.sha256

@@ -125,9 +125,10 @@ def test_claim_of_unknown_item_is_refused_naming_it(ledger: Ledger) -> None:
 
 def test_reclaiming_same_batch_is_a_no_op_that_keeps_progress(ledger: Ledger) -> None:
     ledger.add_items([line(0), line(1)])
-    ledger.claim_batch(summary("b1", 2), ids(0, 1))
+    assert ledger.claim_batch(summary("b1", 2), ids(0, 1)) is True
     ledger.update_batch("b1", provider_batch_id="batch_abc", status=BatchStatus.IN_PROGRESS)
-    ledger.claim_batch(summary("b1", 2), ids(0, 1))  # the submit step ran twice
+    # the submit step ran twice (or another submitter packed the same items): says it made nothing
+    assert ledger.claim_batch(summary("b1", 2), ids(0, 1)) is False
     batch = ledger.get_batch("b1")
     assert (batch.provider_batch_id, batch.status) == ("batch_abc", BatchStatus.IN_PROGRESS)
     assert set(statuses(ledger, ids(0, 1)).values()) == {EmbeddingStatus.PENDING}

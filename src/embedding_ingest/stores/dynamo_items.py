@@ -208,7 +208,7 @@ class DynamoItems(DynamoBase):
                 for status in EmbeddingStatus}
 
     # -- claim -------------------------------------------------------------------------------
-    def claim_batch(self, summary: BatchSummary, item_ids: Sequence[str]) -> None:
+    def claim_batch(self, summary: BatchSummary, item_ids: Sequence[str]) -> bool:
         ids = list(dict.fromkeys(item_ids))
         current = self.get_items(ids)
         missing = [item_id for item_id in ids if item_id not in current]
@@ -224,7 +224,7 @@ class DynamoItems(DynamoBase):
         to_claim = [item_id for item_id in ids if item_id not in mine]
         summary_exists = self._get(batch_key(summary.batch_id)) is not None
         if summary_exists and not to_claim:
-            return  # a rerun of a finished claim
+            return False  # a rerun of a finished claim
 
         operations: list[dict[str, Any]] = []
         if not summary_exists:
@@ -246,6 +246,7 @@ class DynamoItems(DynamoBase):
                     f"batch {summary.batch_id}: claimed concurrently, nothing kept: {_some(lost)}")
             written += [item_id for item_id in group_ids if item_id is not None]
             summary_written = not summary_exists
+        return True
 
     @staticmethod
     def _operation_item_id(operation: dict[str, Any]) -> str | None:

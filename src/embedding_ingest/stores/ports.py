@@ -112,10 +112,12 @@ class ItemLedger(Protocol):
 
     def count_items(self, kind: ItemKind | None = None) -> dict[EmbeddingStatus, int]: ...
 
-    def claim_batch(self, summary: BatchSummary, item_ids: Sequence[str]) -> None:
+    def claim_batch(self, summary: BatchSummary, item_ids: Sequence[str]) -> bool:
         """Atomically record `summary` and move every item NONE -> PENDING with batch_id set.
         All or nothing: raises ClaimConflictError if any item is not NONE. Re-claiming the same
-        batch with the same items (a rerun) is a no-op."""
+        batch with the same items (a rerun) is a no-op. Returns True when this call made the claim,
+        False when it was already made (by a rerun's first run, or by another submitter that packed the
+        same items into the same deterministic batch id a moment earlier: that batch is theirs to send)."""
 
     def release_items(self, batch_id: str, errors: Mapping[str, str], *,
                       cause: ReleaseCause = ReleaseCause.CONTENT,

@@ -137,7 +137,7 @@ class SqliteItemsAndBatches(SqliteConnections):
                 counts[EmbeddingStatus(row["status"])] = row["n"]
         return counts
 
-    def claim_batch(self, summary: BatchSummary, item_ids: Sequence[str]) -> None:
+    def claim_batch(self, summary: BatchSummary, item_ids: Sequence[str]) -> bool:
         ids = list(dict.fromkeys(item_ids))
         if not ids:
             raise InvalidInputError(f"batch {summary.batch_id!r}: cannot claim an empty list of items")
@@ -162,7 +162,7 @@ class SqliteItemsAndBatches(SqliteConnections):
             exists = conn.execute("SELECT 1 FROM batches WHERE batch_id = ?",
                                   (summary.batch_id,)).fetchone() is not None
             if exists and len(ours) == len(ids):
-                return  # a rerun of a claim that already happened: keep the recorded summary
+                return False  # a rerun of a claim that already happened: keep the recorded summary
             if len(free) != len(ids):
                 taken = [i for i in ids if i not in set(free)]
                 raise ClaimConflictError(
@@ -176,6 +176,7 @@ class SqliteItemsAndBatches(SqliteConnections):
             conn.executemany(
                 "UPDATE items SET status = 'PENDING', batch_id = ? WHERE item_id = ? AND status = 'NONE'",
                 [(summary.batch_id, i) for i in ids])
+        return True
 
     def release_items(self, batch_id: str, errors: Mapping[str, str], *,
                       cause: ReleaseCause = ReleaseCause.CONTENT,

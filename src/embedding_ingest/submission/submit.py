@@ -286,11 +286,17 @@ def submit(kind: ItemKind, ledger: Ledger, provider: BatchProvider, *, settings:
                 bytes=len(packed.jsonl), tokens=packed.tokens, truncated=packed.truncated)
         else:
             try:
-                ledger.claim_batch(summary, packed.item_ids)
+                claimed = ledger.claim_batch(summary, packed.item_ids)
             except ClaimConflictError:
-                races += 1  # another submitter took some of these; select again
+                claimed = False  # another submitter took some of these
+            if claimed is False:
+                # Lost to another submitter: it took some of these items, or packed exactly these into
+                # the same deterministic batch id a moment earlier (then the claim is already made, and
+                # sending it too would bill every item twice). Select again.
+                races += 1
                 if races > _MAX_CLAIM_RACES:
-                    raise
+                    raise ClaimConflictError(f"{kind.value} submit lost {races} claims in a row to other "
+                                             "submitters; run it again")
                 continue
             outcome = _send(ledger, provider, ledger.get_batch(summary.batch_id) or summary, packed,
                             resumed=False)

@@ -38,7 +38,7 @@ app = CliApp(name="embedding-ingest", no_args_is_help=True, add_completion=False
 
 
 @app.callback()
-def main(home: Path | None = typer.Option(None, "--home", envvar="EMBEDDING_INGEST_HOME",
+def main(home: Path | None = typer.Option(None, "--home", metavar="DIR", envvar="EMBEDDING_INGEST_HOME",
                                           help="Local workspace (default ./.embedding-ingest)"),
          region: str | None = typer.Option(None, "--region", help="AWS region (default: AWS_REGION, "
                                                                   "AWS_DEFAULT_REGION)"),

@@ -15,7 +15,8 @@ aws_app = typer.Typer(help="Deploy to AWS: CloudFormation template (see src/embe
                       no_args_is_help=True)
 
 
-@aws_app.command("template")
+@aws_app.command("template",
+                  short_help="Print (or write) the CloudFormation template of the whole deployment.")
 def template(output_file: Path | None = typer.Option(None, "--output-file", "-f",
                                                       help="Write here instead of standard output"),
              image_uri: str | None = typer.Option(None, "--image-uri",

@@ -60,7 +60,8 @@ def build_console(backend: Backend, *, allow_actions: bool, token: str | None):
 
 def console(host: str = typer.Option("127.0.0.1", "--host",
                                      help="Address to listen on (default: this machine only)"),
-            port: int = typer.Option(DEFAULT_PORT, "--port", min=1, max=65535, help="Port to listen on"),
+            port: int = typer.Option(DEFAULT_PORT, "--port", min=1, max=65535, metavar="PORT",
+                                     help="Port to listen on"),
             open_browser: bool = typer.Option(False, "--open", help="Open the console in a browser"),
             backend: Backend = BackendOption,
             allow_actions: bool = typer.Option(

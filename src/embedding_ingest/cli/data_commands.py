@@ -132,7 +132,7 @@ def batches_table(batches: list[BatchSummary], known: list[str]):
 
 
 @batches_app.command("reset")
-def reset_batches(stage: str = typer.Argument(None, metavar="[STAGE]",
+def reset_batches(stage: str = typer.Argument(None, metavar="STAGE",
                                               help="The stage (EMBEDDING_INGEST_STAGE, default dev); alone, "
                                                    "it selects the batches failed executions left"),
                   status: BatchStatus = typer.Option(..., "--status", case_sensitive=False, metavar="STATUS",

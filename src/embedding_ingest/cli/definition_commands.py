@@ -104,11 +104,11 @@ def _execute(file: Path, raw_input: str, handlers_spec: str | None, name: str | 
 
 def run_definition(
         file: Path = typer.Argument(..., help="State machine definition (Amazon States Language, JSON)"),
-        raw_input: str = typer.Option("{}", "--input", help="Execution input, a JSON text"),
-        handlers: str = typer.Option(None, "--handlers",
+        raw_input: str = typer.Option("{}", "--input", metavar="JSON", help="Execution input, a JSON text"),
+        handlers: str = typer.Option(None, "--handlers", metavar="MODULE:NAME",
                                      help="module:mapping of Lambda function name -> Python callable"),
         name: str = typer.Option(None, "--name", help="Execution name (default: a fresh one)"),
-        state_machine: str = typer.Option(None, "--state-machine",
+        state_machine: str = typer.Option(None, "--state-machine", metavar="NAME",
                                           help="State machine name (default: the file's name)"),
         virtual_clock: bool = typer.Option(False, "--virtual-clock",
                                            help="Simulated time: Wait states and timeouts pass instantly, "

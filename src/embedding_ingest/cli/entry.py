@@ -27,6 +27,7 @@ from embedding_ingest.cli.errors import (
     exit_code_for,
     usage_message,
 )
+from embedding_ingest.cli.help_text import plain_help
 from embedding_ingest.cli.output import debugging, emit_json, print_error, stderr
 from embedding_ingest.cli.query import add_query_options
 from embedding_ingest.exceptions import EmbeddingIngestError
@@ -84,7 +85,12 @@ def _usage_error(error: _click.exceptions.UsageError, argv: list[str]) -> int:
 class CliGroup(TyperGroup):
     """The top-level click group: one-line errors and exit codes for everything a command can end with
     (usage errors included, which Typer would print as a boxed, multi-line block), and `--help` with
-    the commands in sections (`Panel`), in the order of the job."""
+    the commands in sections (`Panel`), in the order of the job; argument and value names as a reader
+    expects them (help_text.plain_help)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        plain_help(self)
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:

@@ -85,7 +85,8 @@ def _locks_table(listed: dict) -> Table:
     return shown
 
 
-@locks_app.command("list")
+@locks_app.command("list", short_help="Each database's lock: free or held, its holder, fencing token and "
+                                      "last heartbeat.")
 def list_locks(output: OutputFormat = OutputOption) -> None:
     """Each database's lock: free or held, its holder, fencing token, record version (rvn, renewed by
     every heartbeat), lease and heartbeat lengths, and the last heartbeat by the holder's own clock.

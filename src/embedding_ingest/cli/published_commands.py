@@ -58,10 +58,11 @@ def _json_filter(value: str | None, option: str) -> dict[str, Any] | None:
 def query(kind: ItemKind = kind_argument(),
           text: str = typer.Argument(..., help="Text to search for (not empty)"),
           n: int = typer.Option(10, "-n", "--n-results", min=1, metavar="N", help="How many results"),
-          where: str | None = typer.Option(None, "--where", help="Chroma metadata filter as JSON, e.g. "
+          where: str | None = typer.Option(None, "--where", metavar="JSON",
+                                           help="Chroma metadata filter as JSON, e.g. "
                                            "'{\"merchant_name\": \"ACME\"}' or "
                                            "'{\"receipt_id\": {\"$gt\": 3}}'"),
-          where_document: str | None = typer.Option(None, "--where-document",
+          where_document: str | None = typer.Option(None, "--where-document", metavar="JSON",
                                                     help="Chroma document filter as JSON, e.g. "
                                                     "'{\"$contains\": \"TOTAL\"}'"),
           version: str | None = typer.Option(None, "--version", help="A kept version (default: current)"),
@@ -170,7 +171,8 @@ _READY = "listening on address"  # chroma's server log line once it accepts conn
 def serve(kind: ItemKind = kind_argument(),
           host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (default: this "
                                                                "machine only)"),
-          port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on"),
+          port: int = typer.Option(8000, "--port", min=1, max=65535, metavar="PORT",
+                                   help="Port to listen on"),
           directory: Path | None = typer.Option(None, "--dir", help="Pulled directory to serve "
                                                 "(default: CACHE/DATABASE/served)"),
           version: str | None = typer.Option(None, "--version", help="A kept version (default: current)")

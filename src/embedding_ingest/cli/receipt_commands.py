@@ -56,7 +56,8 @@ def import_receipts(file: Path = typer.Argument(..., exists=True, dir_okay=False
 
 
 @receipts_app.command("delete")
-def delete_receipts(receipt_ids: list[str] = typer.Argument(None, help="receipt_id values, as in the file",
+def delete_receipts(receipt_ids: list[str] = typer.Argument(None, metavar="RECEIPT_ID",
+                                                           help="receipt_id values, as in the file",
                                                            show_default=False),
                     file: Path = typer.Option(None, "--file", exists=True, dir_okay=False, readable=True,
                                               help="A file of receipt ids, one per line"),

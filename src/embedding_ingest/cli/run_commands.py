@@ -135,7 +135,7 @@ def _until_idle(workflow: ItemKind, backend: Backend, interval: float | None, ma
 
 
 def start_execution(workflow: ItemKind = typer.Argument(None, help="line or word (or --state-machine-arn)",
-                                                    metavar="[KIND]", case_sensitive=False,
+                                                    metavar="KIND", case_sensitive=False,
                                                     show_default=False),
                     state_machine_arn: str = StateMachineArnOption,
                     name: str = typer.Option(None, "--name", help="Execution name (= the run's batch_id); "

@@ -42,7 +42,8 @@ def _log(line: str) -> None:
     print(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {line}", flush=True)
 
 
-def schedule(every: str = typer.Option("5m", "--every", help="Wait between rounds: 30s, 5m, 1h"),
+def schedule(every: str = typer.Option("5m", "--every", metavar="DURATION",
+                                         help="Wait between rounds: 30s, 5m, 1h"),
              kinds: str = typer.Option("line,word", "--kinds", help="Workflows to run, comma-separated"),
              submit: bool = typer.Option(True, "--submit/--no-submit",
                                          help="Submit un-embedded items at the start of each round"),

@@ -138,9 +138,32 @@ def test_help_lists_commands_in_the_order_of_the_job_with_flags_as_flags(run):
         == ["receipts", "submit", "start-execution", "query", "status"]
     assert "..." not in top.split("Get data in:")[1].split("Errors are one line")[0]  # no cut short help
     assert "<bool>" not in top + submit and "--dry-run " in submit
-    assert "Usage: embedding-ingest submit [OPTIONS] {KIND}" in submit  # Typer marks it required: {}
+    assert "Usage: embedding-ingest submit [OPTIONS] KIND\n" in submit
     assert "3 some records rejected" in top and "4 an execution failed" in top
     assert all(len(line) <= 80 for line in top.splitlines() + submit.splitlines())
+
+
+@pytest.mark.parametrize(("command", "usage", "shown"), [
+    (["receipts", "import"], "receipts import [OPTIONS] FILE", ["  FILE  JSONL file"]),
+    (["query"], "query [OPTIONS] KIND TEXT", ["  KIND <line|word>  line or word", "  TEXT              Text",
+                                              "  --where JSON ", "  --version VERSION "]),
+    (["start-execution"], "start-execution [OPTIONS] [KIND]", ["  KIND <line|word>", "  --name NAME "]),
+    (["console"], "console [OPTIONS]", ["  --port PORT "]),
+])
+def test_help_names_arguments_and_values_as_a_reader_writes_them(run, command, usage, shown):
+    done = run(*command, "--help")
+
+    assert done.stdout.startswith(f"Usage: embedding-ingest {usage}\n")
+    assert all(text in done.stdout for text in shown), done.stdout
+    assert not re.search(r"<(str|int|float|int range|file|path)>|\{[A-Za-z]+\}", done.stdout), done.stdout
+
+
+@pytest.mark.parametrize("group", ["receipts", "items", "batches", "snapshots", "locks", "objects", "aws"])
+def test_a_groups_help_gives_each_command_a_whole_sentence(run, group):
+    listed = run(group, "--help").stdout.split("Commands:\n")[1]
+
+    assert "..." not in listed and all(len(line) <= 80 for line in listed.splitlines())
+    assert listed.rstrip().endswith(".")
 
 
 def test_every_top_level_command_sits_in_a_panel():

@@ -198,19 +198,6 @@ def batch_kind(ledger, batch_id: str) -> str:
     return "line" if summary.batch_type is BatchType.LINE_EMBEDDING else "word"
 
 
-def ls(prefix: str = typer.Argument("", help="Key prefix (default: every object)", show_default=False),
-       output: OutputFormat = OutputOption) -> None:
-    """List objects in the object store (local directory or S3 bucket)."""
-    guarded(output, workspace.require_workspace)
-    objects = list(workspace.objects().list(prefix))
-    emit({"location": workspace.objects().location, "prefix": prefix, "objects": objects}, output,
-         lambda r: fitted(f"{counted(len(r['objects']), 'object')} under {r['location']}/{prefix}",
-                          [Column("key", wrap=True), Column("size", justify="right"), Column("etag", drop=1)],
-                          [[o.key, o.size, o.etag] for o in r["objects"]]))
-    if not objects:
-        hint(output, "embedding-ingest ls" if prefix else next_steps.overall(workspace.ledger()))
-
-
 def status(output: OutputFormat = OutputOption) -> None:
     """Item counts by kind and embedding status; tokens submitted and billed, and cost so far, per kind."""
     from embedding_ingest.submission.budgets import usage_by_kind
@@ -267,6 +254,5 @@ def register(app: typer.Typer) -> None:
                 short_help="Send waiting lines or words as batches.")(submit)
     app.add_typer(batches_app, name="batches", rich_help_panel=Panel.MONITOR,
                   short_help="Batch summaries: list, show, reset.")
-    app.command("ls", rich_help_panel=Panel.MONITOR, short_help="Objects in the object store.")(ls)
     app.command("status", rich_help_panel=Panel.MONITOR,
                 short_help="Items by status; tokens and cost so far.")(status)

@@ -48,7 +48,7 @@ class Panel(StrEnum):
 
 # Within a panel, commands listed here come in this order; others follow in registration order.
 ORDER = ("receipts", "submit", "start-execution", "schedule", "demo", "query", "snapshots", "status",
-         "list-executions", "describe-execution", "get-execution-history", "batches", "console", "ls")
+         "list-executions", "describe-execution", "get-execution-history", "batches", "console")
 
 
 def _wants_json(argv: Sequence[str]) -> bool:

@@ -132,6 +132,15 @@ def cp(source: str = typer.Argument(..., help="s3://BUCKET/KEY or KEY"),
          lambda r: sys.stdout.write(f"download: {r['source']} to {destination}\n") and [])
 
 
+def every_object(prefix: str = typer.Argument("", help="Key prefix (default: every object)", show_default=False),
+                 output: OutputFormat = OutputOption) -> None:
+    """Every object under a prefix, whole keys (`objects ls PREFIX --recursive`)."""
+    ls(prefix, recursive=True, output=output)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(objects_app, name="objects", rich_help_panel=Panel.MONITOR,
                   short_help="The object store, as `aws s3 ls/cp` show it.")
+    # `ls` was a table of key/size/etag whose keys (up to ~90 characters) split over rows at 80 columns;
+    # it is now `objects ls --recursive`, kept unlisted for the scripts that call it.
+    app.command("ls", hidden=True, rich_help_panel=Panel.MONITOR)(every_object)

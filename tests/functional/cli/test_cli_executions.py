@@ -1,4 +1,4 @@
-"""start-execution, describe-execution, get-execution-history, list-executions, ls and query through
+"""start-execution, describe-execution, get-execution-history, list-executions, ls (objects ls --recursive) and query through
 the real command line, on one workspace of 10 real receipts whose lines and words were published by
 one execution each (plus a workspace whose snapshot archive went missing, for a failed run)."""
 
@@ -102,6 +102,17 @@ def test_ls_lists_the_published_snapshot_objects(published):
     assert "lines/snapshot/latest/pointer.json" in keys
     assert f"lines/snapshot/versions/{version}/manifest.json" in keys
     assert all(o["size"] > 0 and o["etag"] for o in listing["objects"])
+
+
+def test_ls_prints_each_key_whole_on_its_own_line_at_80_columns(published):
+    cli, _, _ = published
+    keys = [o["key"] for o in cli.json("objects", "ls", "--recursive", "lines/")["objects"]]
+
+    shown = cli.run("ls", "lines/", COLUMNS="80").stdout.splitlines()
+    listed = cli.run("--help", COLUMNS="80").stdout
+
+    assert max(map(len, keys)) > 80 and [line.split()[-1] for line in shown] == keys  # no key split
+    assert not any(line.split()[0] == "ls" for line in listed.splitlines() if line.strip())  # objects ls
 
 
 def test_snapshots_list_shows_the_published_version_as_current(published):

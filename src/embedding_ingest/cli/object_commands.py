@@ -132,7 +132,8 @@ def cp(source: str = typer.Argument(..., help="s3://BUCKET/KEY or KEY"),
          lambda r: sys.stdout.write(f"download: {r['source']} to {destination}\n") and [])
 
 
-def every_object(prefix: str = typer.Argument("", help="Key prefix (default: every object)", show_default=False),
+def every_object(prefix: str = typer.Argument("", help="Key prefix (default: every object)",
+                                              show_default=False),
                  output: OutputFormat = OutputOption) -> None:
     """Every object under a prefix, whole keys (`objects ls PREFIX --recursive`)."""
     ls(prefix, recursive=True, output=output)

@@ -1,6 +1,7 @@
-"""start-execution, describe-execution, get-execution-history, list-executions, ls (objects ls --recursive) and query through
-the real command line, on one workspace of 10 real receipts whose lines and words were published by
-one execution each (plus a workspace whose snapshot archive went missing, for a failed run)."""
+"""start-execution, describe-execution, get-execution-history, list-executions, ls (objects ls
+--recursive) and query through the real command line, on one workspace of 10 real receipts whose
+lines and words were published by one execution each (plus a workspace whose snapshot archive went
+missing, for a failed run)."""
 
 from __future__ import annotations
 

@@ -51,6 +51,33 @@ ORDER = ("receipts", "submit", "start-execution", "schedule", "demo", "query", "
          "list-executions", "describe-execution", "get-execution-history", "batches", "console")
 
 
+# Options every command has (--query comes with --output, cli/query.py), accepted before the command
+# too (`embedding-ingest --output json status`), and the top-level options that take a value.
+_COMMAND_OPTIONS = ("--output", "-o", "--query")
+_TOP_OPTIONS_WITH_VALUE = ("--home", "--region")
+
+
+def options_after_the_command(argv: Sequence[str]) -> list[str]:
+    """`argv` with a command's own options written before the command (`--output json status`, which
+    click would refuse: 'no such option: --output (Possible options: --utc)') moved to its end, where
+    the command reads them; anything else unchanged."""
+    before: list[str] = []
+    moved: list[str] = []
+    index = 0
+    while index < len(argv) and argv[index].startswith("-") and argv[index] != "--":
+        name = argv[index].split("=", 1)[0]
+        joined = "=" in argv[index] or (name not in ("--output", "--query") and len(name) > 2
+                                         and not name.startswith("--"))  # -ojson
+        takes = 1 if joined else 2
+        if name in _COMMAND_OPTIONS or (name.startswith("-o") and not name.startswith("--")):
+            moved += argv[index:index + takes]
+        else:
+            takes = 2 if name in _TOP_OPTIONS_WITH_VALUE and "=" not in argv[index] else 1
+            before += argv[index:index + takes]
+        index += takes
+    return [*before, *argv[index:], *moved] if moved else list(argv)
+
+
 def _wants_json(argv: Sequence[str]) -> bool:
     pairs = zip(argv, argv[1:], strict=False)
     return any(a in ("--output", "-o") and b.lower() == "json" for a, b in pairs) or any(
@@ -75,6 +102,10 @@ def report_unhandled(error: BaseException, argv: list[str]) -> int:
 def _usage_error(error: _click.exceptions.UsageError, argv: list[str]) -> int:
     path = error.ctx.command_path if error.ctx is not None else PROGRAM
     message = usage_message(error.format_message())
+    if (isinstance(error, _click.exceptions.NoSuchOption) and path == PROGRAM
+            and error.option_name.split("=", 1)[0] in _COMMAND_OPTIONS):  # given with no command at all
+        message = f"no such option: {error.option_name} (each command takes it: {PROGRAM} COMMAND " \
+                  f"{error.option_name} ...)"
     if _wants_json(argv):
         emit_json({"error": "UsageError", "message": message, "try": f"{path} --help", "transient": False})
     else:
@@ -94,7 +125,7 @@ class CliGroup(TyperGroup):
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
-        argv = list(sys.argv[1:] if args is None else args)
+        argv = options_after_the_command(sys.argv[1:] if args is None else args)
         interrupts.install()
         interrupts.reset()
         output.invocation[:] = argv

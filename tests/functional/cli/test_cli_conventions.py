@@ -71,6 +71,18 @@ def test_a_usage_error_under_output_json_is_json(run):
                    "'in_progress', 'finalizing', 'completed', 'failed', 'expired', 'canceling', 'cancelled'"}
 
 
+def test_a_commands_output_option_written_before_the_command_is_the_commands(run):
+    typo = run("--output", "json", "subimt")
+    before = run("-o", "json", "definitions", "render", "line")
+    after = run("definitions", "render", "line", "--output", "json")
+    alone = run("--output", "json")
+
+    assert typo.exit_code == 2 and json.loads(typo.stdout)["message"] == \
+        "no such command 'subimt' (did you mean 'submit'?)"
+    assert before.exit_code == 0 and json.loads(before.stdout) == json.loads(after.stdout)
+    assert alone.exit_code == 2 and "each command takes it: embedding-ingest COMMAND --output" in alone.stdout
+
+
 def _definition(tmp_path, states: dict) -> str:
     path = tmp_path / "machine.json"
     path.write_text(json.dumps({"StartAt": next(iter(states)), "States": states}))

@@ -30,6 +30,7 @@ EXIT_CODES_HELP = ("Exit codes: 0 done; 1 an operation failed; 2 bad usage or in
 # exit 2 like any bad input, whatever layer raised them. Named by class so the CLI need not import
 # every package's errors.
 _NOT_FOUND = frozenset({"BatchNotFoundError", "VersionNotFoundError", "WorkspaceMissingError",
+                        "NothingPublishedError",  # a query or pull before the first publish
                         "UnknownProviderBatchError",
                         # a state machine definition `definitions run` cannot run as given (asl_local)
                         "InvalidDefinitionError", "UnsupportedDefinitionError"})

@@ -89,9 +89,7 @@ def query(kind: ItemKind = kind_argument(),
     try:
         info, got = run()
     except NothingPublishedError as error:
-        raise fail(CliError(f"no {kind.database} published yet (no execution has published a version)",
-                            try_=next_steps.for_kind(workspace.ledger(), kind) or next_steps.IMPORT,
-                            code=1), output) from error
+        raise nothing_published(kind, output) from error
     except EmbeddingIngestError as error:
         raise fail(error, output) from error
     rows = [{"id": i, "distance": d, "document": doc or "", "metadata": dict(meta or {})}
@@ -105,6 +103,14 @@ def query(kind: ItemKind = kind_argument(),
     if not rows:  # only a filter can leave nothing: say how to widen it
         hint(output, f'embedding-ingest query {kind.value} {shlex.quote(text)}   (without --where '
                      '/ --where-document)')
+
+
+def nothing_published(kind: ItemKind, output: OutputFormat) -> typer.Exit:
+    """Report that no version of `kind` is published yet (what the user asked for is not there: exit 2,
+    error NothingPublishedError), with the workspace's next step to try; returns the Exit to raise."""
+    return fail(CliError(f"no {kind.database} published yet (no execution has published a version)",
+                         try_=next_steps.for_kind(workspace.ledger(), kind) or next_steps.IMPORT,
+                         name="NothingPublishedError"), output)
 
 
 def results_table(title: str, kind: ItemKind, results: list[dict[str, Any]], extra: list[str]):
@@ -136,11 +142,15 @@ def pull(kind: ItemKind = kind_argument(),
 
     Open it with chromadb.PersistentClient(DIRECTORY).get_collection("lines"). Written beside
     DIRECTORY and renamed into place; pulling the version DIRECTORY already holds does nothing."""
+    from embedding_ingest.snapshots.exceptions import NothingPublishedError
     from embedding_ingest.snapshots.pull import pull_version
 
     def run():
-        return pull_version(workspace.objects(), workspace.ledger(), workspace.settings(), kind.database,
-                            directory, version)
+        try:
+            return pull_version(workspace.objects(), workspace.ledger(), workspace.settings(), kind.database,
+                                directory, version)
+        except NothingPublishedError as error:
+            raise nothing_published(kind, output) from error
 
     report = guarded(output, run)
     emit({"database": kind.database, "collection": report.collection, "version": report.version.version,
@@ -182,14 +192,18 @@ def serve(kind: ItemKind = kind_argument(),
     Pulls first (no work if the directory holds that version), then runs the Chroma server until
     stopped (Ctrl-C or SIGTERM). Restart it to serve a newer version. The server has no embedding
     function: query it with vectors (`query_embeddings`), e.g. from open_snapshot(...).embed(texts)."""
+    from embedding_ingest.snapshots.exceptions import NothingPublishedError
     from embedding_ingest.snapshots.pull import pull_version
 
     path = directory or _default_served_dir(kind)
 
     def run():
         executable = chroma_executable()
-        report = pull_version(workspace.objects(), workspace.ledger(), workspace.settings(), kind.database,
-                              path, version)
+        try:
+            report = pull_version(workspace.objects(), workspace.ledger(), workspace.settings(),
+                                  kind.database, path, version)
+        except NothingPublishedError as error:
+            raise nothing_published(kind, OutputFormat.TABLE) from error
         return executable, report
 
     executable, report = guarded(OutputFormat.TABLE, run)

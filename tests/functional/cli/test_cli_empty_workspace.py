@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cli_runner import fast_cli
+from pipeline import receipts_file
 
 
 def test_start_execution_with_nothing_imported_points_at_the_import(tmp_path: Path) -> None:
@@ -12,3 +13,17 @@ def test_start_execution_with_nothing_imported_points_at_the_import(tmp_path: Pa
     done = cli.run("start-execution", "line", COLUMNS="80")
     assert "published nothing" in done.stdout
     assert "next: embedding-ingest receipts import FILE" in (done.stdout + done.stderr).splitlines()
+
+
+def test_query_and_pull_before_anything_is_published_are_refused_as_bad_input(tmp_path: Path) -> None:
+    cli = fast_cli(tmp_path)
+    cli.json("receipts", "import", str(receipts_file(tmp_path, 1)))
+
+    query = cli.json("query", "line", "TOTAL", code=2)
+    pull = cli.run("snapshots", "pull", "line", str(tmp_path / "pulled"), code=2)
+
+    assert query == {"error": "NothingPublishedError", "transient": False,
+                     "try": "embedding-ingest submit line",
+                     "message": "no lines published yet (no execution has published a version)"}
+    assert pull.stderr == ("error: no lines published yet (no execution has published a version); "
+                           "try: embedding-ingest submit line\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import sys
 import traceback
@@ -179,10 +180,27 @@ def fail(error: Exception, output: OutputFormat, code: int | None = None, *,
     return typer.Exit(code)
 
 
-def hint(output: OutputFormat, command: str | None) -> None:
-    """One line on stderr saying what to run next (terminal output only; JSON carries it as data)."""
+def hint(output: OutputFormat, command: str | None, *, fold: bool = False) -> None:
+    """One line on stderr saying what to run next (terminal output only; JSON carries it as data).
+    `fold`: a command wider than the terminal is broken before its options (`folded`)."""
     if command and output is not OutputFormat.JSON:
-        stderr.print(f"next: {command}", markup=False, highlight=False, soft_wrap=True)
+        line = f"next: {command}"
+        stderr.print(folded(line, stderr.width) if fold else line, markup=False, highlight=False,
+                     soft_wrap=True)
+
+
+def folded(line: str, width: int) -> str:
+    """`line` (a command) broken before its `--options` into lines of at most `width` characters where
+    a piece allows, each but the last ending in ` \\` and the rest indented, so that it pastes into
+    a shell as one command."""
+    first, *options = re.split(r" (?=--)", line)
+    lines = [first]
+    for piece in options:
+        if len(lines[-1]) + 1 + len(piece) + 2 <= width:  # 2: room for the " \\" if a line follows
+            lines[-1] += " " + piece
+        else:
+            lines.append("  " + piece)
+    return " \\\n".join(lines)
 
 
 def guarded(output: OutputFormat, action: Callable[[], Any], *, try_: str | None = None) -> Any:

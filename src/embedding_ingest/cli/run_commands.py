@@ -299,7 +299,7 @@ def get_execution_history(name: str = typer.Argument(None, help="Execution name 
     if "nextToken" in page:
         hint(output, f"embedding-ingest get-execution-history {name} --max-results {max_results} "
                      f"--next-token {page['nextToken']}" + (" --failed-only" if failed_only else "")
-             + (" --reverse-order" if reverse_order else ""))
+             + (" --reverse-order" if reverse_order else ""), fold=True)
 
 
 def list_executions(workflow: ItemKind = typer.Option(None, "--workflow", metavar="KIND",

@@ -6,6 +6,7 @@ missing, for a failed run)."""
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 from built_scenarios import cli_on_a_copy
@@ -114,6 +115,19 @@ def test_ls_prints_each_key_whole_on_its_own_line_at_80_columns(published):
 
     assert max(map(len, keys)) > 80 and [line.split()[-1] for line in shown] == keys  # no key split
     assert not any(line.split()[0] == "ls" for line in listed.splitlines() if line.strip())  # objects ls
+
+
+def test_the_next_page_hint_of_history_fits_80_columns_and_pastes_as_one_command(published):
+    cli, _, _ = published
+    events = cli.json("get-execution-history", "line-run-1")["events"]
+
+    hinted = cli.run("get-execution-history", "line-run-1", "--max-results", "5", COLUMNS="80").stderr
+    command = shlex.split(hinted.removeprefix("next: ").replace("\\\n", " "))
+    page = cli.json(*command[1:])
+
+    assert hinted.startswith("next: embedding-ingest get-execution-history line-run-1 ")
+    assert all(len(line) <= 80 for line in hinted.splitlines())
+    assert page["events"] == events[5:10]
 
 
 def test_snapshots_list_shows_the_published_version_as_current(published):

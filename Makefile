@@ -54,9 +54,10 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run.py
 
-# Not part of `make bench` (hours on 2 cores): 1,000,000 x 384-d in ten publishes (bench/scale.py).
+# Not part of `make bench`: 1,000,000 x 384-d in ten publishes through the real line workflow
+# (bench/scale.py); SCALE_ARGS passes options, e.g. SCALE_ARGS="--keep /var/tmp/scale".
 bench-scale: $(STAMP)
-	$(PY) bench/scale.py
+	$(PY) bench/scale.py $(SCALE_ARGS)
 
 $(CHECKOV): | $(UV)
 	$(UV) venv $(UV_FLAGS) --python $(PYTHON) $(TOOLS)/checkov

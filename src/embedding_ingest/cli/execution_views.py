@@ -101,8 +101,8 @@ def _clock(events: Sequence[dict[str, Any]]) -> tuple[str, Callable[[Any], str |
 def history_table(title: str, events: Sequence[dict[str, Any]], *, failed_only: bool) -> RenderableType:
     on_day, clock = _clock(events)
     if failed_only:
-        return fitted(title + on_day, [Column("id", justify="right"), Column("time", drop=2), Column("type"),
-                                       Column("state"), Column("error", wrap=True),
+        return fitted(title + on_day, [Column("id", justify="right", plain=True), Column("time", drop=2),
+                                       Column("type"), Column("state"), Column("error", wrap=True),
                                        Column("cause", wrap=True, drop=1)],
                       [[e["id"], clock(e.get("timestamp")), e["type"], e.get("stateName"),
                         event_details(e).get("error"), event_details(e).get("cause")] for e in events])
@@ -114,7 +114,8 @@ def history_table(title: str, events: Sequence[dict[str, Any]], *, failed_only: 
         resource = str(event_details(event).get("resource") or "")
         return functions.get(event["id"]) or resource.rsplit(":", 1)[-1] or None
 
-    return fitted(title + on_day, [Column("id", justify="right"), Column("prev", justify="right", drop=5),
+    return fitted(title + on_day, [Column("id", justify="right", plain=True),
+                                   Column("prev", justify="right", drop=5, plain=True),
                                    Column("time", drop=2), Column("type"), Column("state"),
                                    Column("error", wrap=True, drop=1), Column("resource", drop=4)],
                   [[e["id"], e.get("previousEventId"), clock(e.get("timestamp")), e["type"],
@@ -135,7 +136,7 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, Any]]:
     ]
     for reason in summary.get("release_reasons", []):
         rows.append((f"released from {reason['batch_id'][:8]}",
-                     f"{reason['released']} items; first problem: {reason.get('first_problem') or '-'}"))
+                     f"{reason['released']:,} items; first problem: {reason.get('first_problem') or '-'}"))
     if summary.get("failed_state"):
         rows.append(("failed state", summary["failed_state"]))
     return rows

@@ -12,7 +12,7 @@ from embedding_ingest.cli import workspace
 from embedding_ingest.cli.entry import Panel
 from embedding_ingest.cli.errors import EXIT_REJECTED
 from embedding_ingest.cli.output import OutputFormat, OutputOption, emit, guarded, hint
-from embedding_ingest.cli.tables import Column, fitted
+from embedding_ingest.cli.tables import FILE_LINE, Column, fitted
 
 labels_app = typer.Typer(help="Labels of lines and words, applied without re-embedding.",
                          no_args_is_help=True)
@@ -33,7 +33,7 @@ def apply(file: Path = typer.Argument(..., exists=True, dir_okay=False, readable
         describe(r) + (f"; {len(r.metadata_batches)} metadata batch(es) queued"
                        if r.metadata_batches else ""),
         *([fitted(f"Skipped lines ({len(r.problems)})",
-                  [Column("line", justify="right"), Column("field"), Column("problem", wrap=True)],
+                  [FILE_LINE, Column("field"), Column("problem", wrap=True)],
                   [[p.line_number, p.field, p.problem] for p in r.problems[:SHOWN_PROBLEMS]])]
           if r.problems else [])])
     if report.metadata_batches:

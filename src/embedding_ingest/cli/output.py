@@ -96,7 +96,7 @@ TIME_COLUMNS = frozenset({"time", "startDate", "stopDate", "started", "stopped",
 def counted(count: int, noun: str) -> str:
     """"1 batch", "3 batches", "1 execution", "0 lines": a count with its noun in the right number."""
     plural = noun + ("es" if noun.endswith(("s", "sh", "ch", "x")) else "s")
-    return f"{count} {noun if count == 1 else plural}"
+    return f"{count:,} {noun if count == 1 else plural}"
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> RenderableType:

@@ -117,11 +117,12 @@ def results_table(title: str, kind: ItemKind, results: list[dict[str, Any]], ext
     """Query results for people: the text, its distance, the user's own receipt_id (the metadata's
     `image_id`), the receipt's number (the metadata's `receipt_id`), the line/word; the whole Chroma
     id with --wide."""
-    word = [Column("word", justify="right")] if kind is ItemKind.WORD else []
+    word = [Column("word", justify="right", plain=True)] if kind is ItemKind.WORD else []
     return fitted(title, [Column("#", justify="right"), Column("distance"), Column("text", wrap=True),
-                          Column("receipt_id"), Column("receipt_number", justify="right"),
-                          Column("line", justify="right"), *word,
-                          *(Column(c, wrap=True, drop=1) for c in extra), Column("id", wide_only=True)],
+                          Column("receipt_id"), Column("receipt_number", justify="right", plain=True),
+                          Column("line", justify="right", plain=True), *word,
+                          *(Column(c, wrap=True, drop=1, plain=True) for c in extra),
+                          Column("id", wide_only=True)],
                   [[i + 1, f"{row['distance']:.4f}", row["document"], row["metadata"].get("image_id"),
                     row["metadata"].get("receipt_id"), row["metadata"].get("line_id"),
                     *([row["metadata"].get("word_id")] if word else []),

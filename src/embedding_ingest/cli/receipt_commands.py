@@ -20,7 +20,7 @@ from embedding_ingest.cli.output import (
     hint,
     when,
 )
-from embedding_ingest.cli.tables import Column, fitted, record
+from embedding_ingest.cli.tables import FILE_LINE, Column, fitted, record
 from embedding_ingest.receipts.importer import describe_metadata_changes
 from embedding_ingest.stores.records import ItemKind
 
@@ -144,7 +144,7 @@ def _render_import(r, queued: list[str], metadata_batches: list[str]) -> list:
         shown = ("" if len(r.errors) <= SHOWN_IN_TABLES
                  else f", the first {SHOWN_IN_TABLES}; --output json lists all")
         parts.append(fitted(f"Rejected records ({len(r.errors):,}{shown})",
-                            [Column("line", justify="right"), Column("receipt_id"),
+                            [FILE_LINE, Column("receipt_id"),
                              Column("field"), Column("problem", wrap=True)],
                             [[e.line_number, e.receipt_id, e.field, e.problem]
                              for e in r.errors[:SHOWN_IN_TABLES]]))
@@ -154,13 +154,13 @@ def _render_import(r, queued: list[str], metadata_batches: list[str]) -> list:
                          f"JSON[/]; is {r.source_file} a JSONL file (one receipt object per line)?")
     if r.skipped_items:
         parts.append(fitted(f"Skipped items ({len(r.skipped_items)})",
-                            [Column("line", justify="right"), Column("receipt_id"), Column("item"),
+                            [FILE_LINE, Column("receipt_id"), Column("item"),
                              Column("field"), Column("problem", wrap=True)],
                             [[s.line_number, s.receipt_id, s.item, s.field, s.problem]
                              for s in r.skipped_items[:SHOWN_IN_TABLES]]))
     if r.clamped_boxes:
         parts.append(fitted(f"Clamped boxes ({len(r.clamped_boxes)})",
-                            [Column("line", justify="right"), Column("receipt_id"), Column("field"),
+                            [FILE_LINE, Column("receipt_id"), Column("field"),
                              Column("from", wrap=True), Column("to", wrap=True)],
                             [[c.line_number, c.receipt_id, c.field, c.original, c.clamped]
                              for c in r.clamped_boxes[:SHOWN_IN_TABLES]]))

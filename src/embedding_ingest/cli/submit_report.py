@@ -43,7 +43,7 @@ def render_submit_report(r: dict[str, Any], known_batch_ids: list[str]) -> list[
         rendered.append(Text(f"{counted(r['truncated_items'], 'item')} shortened to the 8,192-token input "
                              "limit"))
     if r["items_waiting_for_budget"]:
-        rendered.append(Text(f"{r['items_waiting_for_budget']} {r['kind']}s wait for budget: the next "
+        rendered.append(Text(f"{counted(r['items_waiting_for_budget'], r['kind'])} wait for budget: the next "
                              f"batch would pass {r['budget_exhausted']}; submit again once batches finish",
                              style="yellow"))
     if r["refused"]:

@@ -52,7 +52,9 @@ class Column:
     """A table column. `wrap`: free text that may fold across lines (ids never do); `drop`: 0 = always
     shown, otherwise dropped when the table does not fit, highest first; `ids`: this column holds ids,
     shown as the shortest prefix unique among `ids` (every id of the kind, not only the rows shown);
-    `wide_only`: shown only with --wide (a whole id other columns already stand for)."""
+    `wide_only`: shown only with --wide (a whole id other columns already stand for); `plain`: its
+    integers are numbers that name something (a line of a file, an event id) or are data, shown as they
+    are; any other integer is a count, shown with thousands separators (1,381) as everywhere else."""
 
     header: str
     justify: Literal["left", "right", "center"] = "left"
@@ -60,6 +62,11 @@ class Column:
     drop: int = 0
     ids: Sequence[str] | None = None
     wide_only: bool = False
+    plain: bool = False
+
+
+# A file's line number (where a bad record or line is): a number that names something, never "1,022".
+FILE_LINE = Column("line", justify="right", plain=True)
 
 
 def prefix_length(ids: Sequence[str], minimum: int = MIN_PREFIX) -> int:
@@ -77,7 +84,10 @@ def prefix_length(ids: Sequence[str], minimum: int = MIN_PREFIX) -> int:
     return max(minimum, longest + 1)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, plain: bool = False) -> str:
+    """A value as a cell: None empty, a count (an int) with thousands separators unless `plain`."""
+    if isinstance(value, int) and not isinstance(value, bool) and not plain:
+        return f"{value:,}"
     return "" if value is None else str(value)
 
 
@@ -111,7 +121,8 @@ def fitted(title: str | None, columns: Sequence[Column], rows: Sequence[Sequence
     the table."""
     if not rows:  # an empty box says less than the title ("0 batches") alone
         return Text(title or "(none)", style="bold")
-    cells = [[_cell(value) for value in row] for row in rows]
+    cells = [[_cell(value, column.plain) for value, column in zip(row, columns, strict=False)]
+             for row in rows]
     full = is_wide()
     for i, column in enumerate(columns):
         if column.ids is not None and not full:
@@ -158,4 +169,4 @@ def _default_console() -> Console:
     return _measure
 
 
-__all__ = ["MIN_PREFIX", "Column", "fitted", "is_wide", "prefix_length", "record", "wide"]
+__all__ = ["FILE_LINE", "MIN_PREFIX", "Column", "fitted", "is_wide", "prefix_length", "record", "wide"]

@@ -24,7 +24,7 @@ _NOTHING_REASONS = {
 
 
 def _batches(count: int) -> str:
-    return f"{count} {'batch' if count == 1 else 'batches'}"
+    return f"{count:,} {'batch' if count == 1 else 'batches'}"
 
 
 def _output_of(described: dict[str, Any]) -> dict[str, Any]:
@@ -164,16 +164,16 @@ def _explain(s: dict[str, Any], polls: list[dict[str, Any]], name: str,
         return (f"{s['status'].lower()}{where}: {s.get('error') or 'unknown error'}",
                 f"embedding-ingest get-execution-history {name} --failed-only")
     if s["published"]:
-        message = (f"published {s['embeddings_published']} embeddings as {kind}s version "
-                   f"{s['published_version']} ({s['total_embeddings']} in all); "
+        message = (f"published {s['embeddings_published']:,} embeddings as {kind}s version "
+                   f"{s['published_version']} ({s['total_embeddings']:,} in all); "
                    f"{_batches(s['batches_marked_complete'])} marked complete")
         if s.get("embeddings_deleted") or s.get("embeddings_replaced"):
-            message += (f"; {s.get('embeddings_replaced', 0)} replaced by newer text, "
-                        f"{s.get('embeddings_deleted', 0)} deleted")
+            message += (f"; {s.get('embeddings_replaced', 0):,} replaced by newer text, "
+                        f"{s.get('embeddings_deleted', 0):,} deleted")
         if s.get("metadata_updates_published"):
-            message += f"; {s['metadata_updates_published']} metadata updates (no tokens)"
+            message += f"; {s['metadata_updates_published']:,} metadata updates (no tokens)"
         if s["items_released"]:
-            message += f"; {s['items_released']} items released for resubmission"
+            message += f"; {s['items_released']:,} items released for resubmission"
         for problem in (s["mirror_error"], s["prune_error"]):
             message += f"; {problem}" if problem else ""
         if active:
@@ -233,10 +233,10 @@ def aggregate(summaries: Sequence[dict[str, Any]], *, workflow: str, stopped_bec
         "release_reasons": [r for s in summaries for r in s.get("release_reasons", [])],
     }
     runs = f"{len(summaries)} {'execution' if len(summaries) == 1 else 'executions'}"
-    deleted = f", {totals['embeddings_deleted']} deleted" if totals["embeddings_deleted"] else ""
+    deleted = f", {totals['embeddings_deleted']:,} deleted" if totals["embeddings_deleted"] else ""
     if totals["metadata_updates_published"]:  # issue 23
-        deleted += f", {totals['metadata_updates_published']} metadata updates (no tokens)"
-    published = (f"published {totals['embeddings_published']} embeddings{deleted} ({workflow}s version "
+        deleted += f", {totals['metadata_updates_published']:,} metadata updates (no tokens)"
+    published = (f"published {totals['embeddings_published']:,} embeddings{deleted} ({workflow}s version "
                  f"{versions[-1]})" if versions else "published nothing")
     if stopped_because in ("failed", "stalled"):
         last = summaries[-1]

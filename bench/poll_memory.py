@@ -44,9 +44,10 @@ def _items(count: int) -> list[EmbeddingItem]:
             for n in range(count)]
 
 
-def _dense(texts, dimensions: int | None) -> np.ndarray:
+def _dense(texts, dimensions: int | None, model: str | None = None) -> np.ndarray:
     """Unit vectors with every component set, as OpenAI's are (the hashed encoder's vectors of short
-    texts are mostly zeros, which print as "0.0" and would make the float file a fifth of a real one)."""
+    texts are mostly zeros, which print as "0.0" and would make the float file a fifth of a real one).
+    The provider engine's Embedder signature (texts, width, model); the model does not change them."""
     rng = np.random.default_rng(len(texts) * 7919 + (dimensions or 0))
     vectors = rng.standard_normal((len(texts), dimensions or 1536)).astype(np.float32)
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)

@@ -147,7 +147,10 @@ class CliGroup(TyperGroup):
             stderr.print("error: aborted", markup=False, highlight=False)
             code = EXIT_FAILED
         except (interrupts.Interrupted, KeyboardInterrupt) as stop:
-            stderr.print("\n" + interrupts.interrupted_line(argv, getattr(stop, "by", "Ctrl-C")),
+            # A terminal has just echoed ^C where the cursor was: start a line of our own. Without a
+            # terminal nothing was echoed, and an empty line would only stand out.
+            fresh_line = "\n" if stderr.is_terminal else ""
+            stderr.print(fresh_line + interrupts.interrupted_line(argv, getattr(stop, "by", "Ctrl-C")),
                          markup=False, highlight=False, soft_wrap=True)
             code = EXIT_INTERRUPTED
         except SystemExit:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -126,3 +129,35 @@ def test_ctrl_c_while_the_final_merge_waits_for_the_publish_lock(home, tmp_path)
     assert len(described) == 1
     assert "Traceback" not in session.screen and session.screen.rstrip().endswith(RESUME)
     _resumed_publishes_everything(path, lines)
+
+
+def test_interrupted_without_a_terminal_the_line_stands_alone(tmp_path):
+    """SIGINT to a command whose stderr is a file or a pipe (`timeout -s INT`, a supervisor): nothing
+    echoed ^C, so the stopped-by line comes with no empty line before it."""
+    machine = tmp_path / "wait.json"
+    machine.write_text('{"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 300, "End": true}}}')
+    home = tmp_path / "home"
+    command = [sys.executable, "-m", "embedding_ingest.cli", "definitions", "run", str(machine),
+               "--name", "waits"]
+    process = subprocess.Popen(command, env=_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (home / "ledger.sqlite3").exists() or not _running(home):
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        _, said = process.communicate(timeout=60)
+    finally:
+        process.kill()
+
+    assert process.returncode == 130
+    assert said.startswith("stopped by Ctrl-C: ") and said.count("\n") == 1, repr(said)
+
+
+def _running(home) -> bool:
+    ledger = _ledger(home)
+    try:
+        return bool(ledger.list_executions(status=ExecutionStatus.RUNNING))
+    finally:
+        ledger.close()

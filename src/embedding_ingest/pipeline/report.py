@@ -156,9 +156,11 @@ def _explain(s: dict[str, Any], polls: list[dict[str, Any]], name: str,
         return "still running", f"embedding-ingest describe-execution {name}"
     if s["status"] == "ABORTED":  # stopped on purpose: nothing failed, a rerun resumes the batches
         where = f" in {s['stopped_in']}" if s.get("stopped_in") else ""
-        held = (f"its {_batches(s['batches_listed'])} stay active" if s["batches_listed"]
-                else "nothing was lost")
-        return f"aborted{where} before it finished; {held} and the next run resumes them", again
+        listed = s["batches_listed"]
+        held = ("nothing was lost" if not listed else
+                "its 1 batch stays active and the next run resumes it" if listed == 1 else
+                f"its {_batches(listed)} stay active and the next run resumes them")
+        return f"aborted{where} before it finished; {held}", again
     if s["status"] != "SUCCEEDED":
         where = f" in {s['failed_state']}" if s.get("failed_state") else ""
         return (f"{s['status'].lower()}{where}: {s.get('error') or 'unknown error'}",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from embedding_ingest.pipeline.report import aggregate, failed_state, summarize_execution
 
 MACHINE = "arn:aws:states:us-east-1:000000000000:stateMachine:word-ingest"
@@ -90,8 +92,22 @@ def test_an_aborted_run_says_it_was_stopped_and_to_run_again_not_to_look_for_fai
 
     summary = summarize_execution(described, events=[])
 
-    assert summary["message"] == "aborted before it finished; nothing was lost and the next run resumes them"
+    assert summary["message"] == "aborted before it finished; nothing was lost"
     assert summary["next"] == "embedding-ingest start-execution word --until-idle"
+
+
+@pytest.mark.parametrize(("batches", "held"), [
+    (1, "its 1 batch stays active and the next run resumes it"),
+    (2, "its 2 batches stay active and the next run resumes them")])
+def test_an_aborted_runs_batches_are_counted_in_good_grammar(batches, held):
+    listed = {"batch_indices": list(range(batches)),
+              "pending_batches": [{"batch_id": f"b-{n}"} for n in range(batches)]}
+    events = [{"id": 1, "type": "TaskSucceeded", "taskSucceededEventDetails": {"output": json.dumps(listed)}}]
+    described = {"name": "run-1", "stateMachineArn": MACHINE, "status": "ABORTED"}
+
+    summary = summarize_execution(described, events=events)
+
+    assert summary["message"] == f"aborted before it finished; {held}"
 
 
 def test_a_run_that_only_deleted_says_how_many_it_deleted():

@@ -152,14 +152,30 @@ def fitted(title: str | None, columns: Sequence[Column], rows: Sequence[Sequence
     return Group(Text(title, style="bold"), body) if title else body
 
 
+class _Record:
+    """Key/value lines: the keys in a column (never wrapped), each value beside its key, wrapped (long
+    words folded) under itself; no line is padded with spaces to the terminal's width."""
+
+    def __init__(self, pairs: Sequence[tuple[str, Text]]) -> None:
+        self.pairs = pairs
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        keys = max((cell_len(key) for key, _ in self.pairs), default=0)
+        room = max(options.max_width - keys - 2, WRAP_FLOOR)
+        for key, value in self.pairs:
+            lines = list(value.wrap(console, room, overflow="fold")) if value.plain else []
+            for line in lines:
+                line.rstrip()
+            beside = (" " * (keys - cell_len(key) + 2), lines[0]) if lines else ()
+            yield Text.assemble((key, "bold"), *beside)
+            for line in lines[1:]:
+                yield Text.assemble(" " * (keys + 2), line)
+
+
 def record(title: str | None, pairs: Sequence[tuple[str, Any]]) -> RenderableType:
     """One record read vertically: a key column (never wrapped) and its value (folds if long)."""
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column(overflow="fold")
-    for key, value in pairs:
-        grid.add_row(key, _cell(value) if not isinstance(value, Text) else value)
-    return Group(Text(title, style="bold"), grid) if title else grid
+    shown = _Record([(key, value if isinstance(value, Text) else Text(_cell(value))) for key, value in pairs])
+    return Group(Text(title, style="bold"), shown) if title else shown
 
 
 _measure = Console()  # only for the terminal's width, which Rich reads afresh (COLUMNS, the tty) each time

@@ -67,3 +67,5 @@ def test_one_record_reads_vertically_without_a_box():
     assert lines[0] == "Execution r1"
     assert lines[1].split() == ["name", "r1"] and all("│" not in line for line in lines)
     assert all(len(line) <= 80 for line in lines) and len(lines) > 3  # the long value folds
+    assert lines[2].startswith("summary  word word") and lines[3].startswith(" " * 9 + "word")
+    assert all(line == line.rstrip() for line in lines)  # no line padded to the terminal's width

@@ -211,8 +211,7 @@ def status(output: OutputFormat = OutputOption) -> None:
     retries = {kind.value: ledger.provider_retry_counts(kind) for kind in ItemKind}
     migrations = {kind.value: migration.model_dump(mode="json")
                   for kind in ItemKind if (migration := ledger.get_migration(kind)) is not None}
-    priced = " (OpenAI's batch price, for reference: the local provider is free)" \
-        if settings.provider == "local" else ""
+    priced = " (at OpenAI's batch price; the local provider is free)" if settings.provider == "local" else ""
     emit({"items": counts, "usage": [row.model_dump(mode="json") for row in usage],
           "provider_retries": retries, "migrations": migrations}, output, lambda r: _render_status(r, priced))
     hint(output, next_steps.overall(ledger))

@@ -171,13 +171,22 @@ def fail(error: Exception, output: OutputFormat, code: int | None = None, *,
     if debugging():
         traceback.print_exception(error, file=sys.stderr)
     code = exit_code_for(error) if code is None else code
-    suggestion = try_ or getattr(error, "try_", None)
+    suggestion = try_ or getattr(error, "try_", None) or _lists_what_is_missing(error)
     if suggestion is None and getattr(error, "transient", False):
         suggestion = shlex.join(["embedding-ingest", *invocation]) + "   (again, in a minute)"
     elif suggestion is None:
         suggestion = f"{_command_path()} --help"
     print_error(error, str(error), suggestion, as_json=output is OutputFormat.JSON)
     return typer.Exit(code)
+
+
+def _lists_what_is_missing(error: Exception) -> str | None:
+    """For an error about something that is not there, the command that lists what is (by class name,
+    as errors.exit_code_for reads them): a version not kept -> `snapshots list KIND`."""
+    database = getattr(error, "database", None)
+    if type(error).__name__ == "VersionNotFoundError" and isinstance(database, str):
+        return f"embedding-ingest snapshots list {database.removesuffix('s')}"
+    return None
 
 
 def hint(output: OutputFormat, command: str | None, *, fold: bool = False) -> None:

@@ -130,6 +130,15 @@ def test_the_next_page_hint_of_history_fits_80_columns_and_pastes_as_one_command
     assert page["events"] == events[5:10]
 
 
+def test_a_version_not_kept_points_at_the_list_of_kept_versions(published):
+    cli, _, _ = published
+
+    done = cli.run("query", "line", "TOTAL", "--version", "deadbeef", code=2)
+
+    assert done.stderr == ("error: snapshot version 'deadbeef' of 'lines' is not among the kept versions; "
+                           "try: embedding-ingest snapshots list line\n")
+
+
 def test_snapshots_list_shows_the_published_version_as_current(published):
     cli, imported, started = published
     version = json.loads(started["word"]["output"])["final_merge_result"]["snapshot_version"]

@@ -125,7 +125,12 @@ def _render_import(r, queued: list[str], metadata_batches: list[str]) -> list:
               ("lines removed", r.lines_removed), ("words removed", r.words_removed),
               ("items skipped", r.items_skipped), ("boxes clamped", r.boxes_clamped),
               ("tokens", r.tokens), ("items truncated", r.truncated_items)]
-    parts: list = [record(f"Imported {r.source_file}", [(name, f"{n:,}") for name, n in counts if n])]
+    # records read always shows, 0 included: an empty file says so rather than nothing at all.
+    parts: list = [record(f"Imported {r.source_file}", [(name, f"{n:,}") for name, n in counts
+                                                        if n or name == "records read"])]
+    if not r.records_read:
+        parts.append(f"[yellow]no record in {r.source_file}[/] (empty, or only blank lines): "
+                     "nothing imported")
     for count, kind, what in ((r.lines_requeued_by_neighbours, "line", "a neighbouring row"),
                               (r.words_requeued_by_neighbours, "word", "a neighbouring word")):
         if count:

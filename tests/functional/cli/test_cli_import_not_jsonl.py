@@ -1,5 +1,6 @@
 """Importing a file that is not JSONL (a README, a CSV) must not flood the terminal: the rejected
-records' table stops at the first 50 (JSON keeps every one) and one line says what is likely wrong."""
+records' table stops at the first 50 (JSON keeps every one) and one line says what is likely wrong;
+an empty file says so."""
 
 from __future__ import annotations
 
@@ -25,3 +26,13 @@ def test_a_file_that_is_not_jsonl_is_summed_up_not_listed_line_by_line(tmp_path:
 
     report = cli.json("receipts", "import", str(notes), code=EXIT_REJECTED)
     assert len(report["errors"]) == 120 and report["receipts_imported"] == 0
+
+
+def test_an_empty_file_says_it_held_no_record(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n\n", encoding="utf-8")
+    cli: Cli = fast_cli(tmp_path)
+
+    shown = " ".join(cli.run("receipts", "import", str(empty), COLUMNS="80").stdout.split())
+
+    assert "records read 0" in shown and f"no record in {empty} (empty, or only blank lines)" in shown

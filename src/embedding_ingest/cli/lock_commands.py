@@ -11,7 +11,9 @@ import getpass
 import socket
 
 import typer
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from embedding_ingest.cli import workspace
 from embedding_ingest.cli.entry import Panel
@@ -72,9 +74,10 @@ def _short_owner(owner: str | None) -> str | None:
     return f"{head}:{tail[:8]}" if head and len(tail) > 8 else owner
 
 
-def _locks_table(listed: dict) -> Table:
-    """80 columns: the holder folds, ids are 8 characters (json has them whole), times never wrap."""
-    shown = Table(title="Publish locks (last heartbeat by each holder's own clock)")
+def _locks_table(listed: dict) -> Group:
+    """80 columns: the holder folds, ids are 8 characters (json has them whole), times never wrap. The
+    title is a line above the table, as every table's (tables.fitted)."""
+    shown = Table()
     for name, wide in (("lock", False), ("holder", True), ("token", False), ("rvn", False),
                        ("lease/beat", False), ("last heartbeat", False)):
         shown.add_column(name, overflow="fold", no_wrap=not wide)
@@ -82,7 +85,7 @@ def _locks_table(listed: dict) -> Table:
         token, holder = row.get("fencing_token"), _short_owner(row.get("owner")) or "(free)"
         shown.add_row(row["name"], holder, "" if token is None else str(token), (row.get("rvn") or "")[:8],
                       _lease_cell(row) or "", row.get("heartbeat_at") or "")
-    return shown
+    return Group(Text("Publish locks (last heartbeat by each holder's own clock)", style="bold"), shown)
 
 
 @locks_app.command("list", short_help="Each database's lock: free or held, its holder, fencing token and "

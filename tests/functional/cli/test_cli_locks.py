@@ -51,6 +51,7 @@ def test_locks_list_shows_each_lock_free_or_held_with_its_holders_own_time(setup
     shown = cli.run("locks", "list", COLUMNS="80")
     lines = shown.stdout.splitlines()
     assert max(len(line) for line in lines) <= 80
+    assert lines[0] == "Publish locks (last heartbeat by each holder's own clock)"  # as every table's title
     first = next(line for line in lines if line.startswith("│ lines"))
     for part in ("final-merge:", " 1 ", held.rvn[:8], "300/100 s", "2026-11-29T18:13:20Z"):
         assert part in first, (part, shown.stdout)

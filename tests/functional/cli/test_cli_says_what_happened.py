@@ -36,7 +36,7 @@ def test_twenty_new_receipts_are_published_by_five_commands(tmp_path):
     assert len(lines["executions"]) > 1 and all(e["status"] == "SUCCEEDED" for e in lines["executions"])
     assert lines["executions"][0]["summary"]["published"] is False
     assert all("summary" in e and e["executionArn"] for e in lines["executions"])
-    assert f"published {imported['words_added']} embeddings" in words.stdout
+    assert f"published {imported['words_added']:,} embeddings" in words.stdout
     assert "no word batch is active" in words.stdout
     counts = {kind: {s: n for s, n in by.items() if n} for kind, by in cli.json("status")["items"].items()}
     assert counts == {"line": {"SUCCESS": imported["lines_added"]},

@@ -131,6 +131,31 @@ def test_the_reader_answers_as_chromas_get(several, name):
     assert stored_count(persist, name) == chroma_count
 
 
+def _typed(meta: dict | None) -> str | None:
+    """A metadata dict with its values' types showing (True and 1 compare equal in Python)."""
+    return None if meta is None else repr(sorted(meta.items()))
+
+
+@pytest.mark.parametrize("name", ["lines", "words", "stock-default", "empty"])
+def test_records_reads_documents_and_metadata_as_chromas_get(several, name):
+    """What open_snapshot reads for a query's winners: every type, lists in order, no metadata, no
+    document, deleted and updated records, ids asked twice or never written."""
+    persist, written = several
+    candidates = written + NEVER_WRITTEN + written[:5]
+    random.Random(name).shuffle(candidates)
+    with StoredRecords(persist, name) as records:
+        got = records.records(candidates)
+    with chroma_io.open_client(persist) as client:
+        expected = client.get_collection(name, embedding_function=None).get(
+            ids=written, include=["documents", "metadatas"])
+    assert {i: (d, _typed(m)) for i, (d, m) in got.items()} == {
+        i: (d, _typed(m)) for i, d, m in zip(expected["ids"], expected["documents"], expected["metadatas"],
+                                             strict=True)}
+    if name == "lines":  # the cases are really there
+        assert got["line-00003"][1]["tags"] == ["t3", "all"] and got["line-00017"][1] is None
+        assert got["line-00019"][0] is None and got["line-00023"][0] == "new document"
+
+
 def test_the_reader_sees_each_update_and_deletion(several):
     """The cases the contract test covers are really there (so it cannot pass vacuously)."""
     persist, _ = several

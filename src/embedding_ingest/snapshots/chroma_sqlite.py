@@ -41,6 +41,7 @@ SUPPORTED_CHROMADB = "1.5.9"
 SUPPORTED_MIGRATIONS: Mapping[str, int] = {"embeddings_queue": 2, "metadb": 6, "sysdb": 10}
 _VERSION_KEY = "metadata_version"  # metadata_update.VERSION_KEY (that module imports this one)
 _STEP = 500  # ids per statement (SQLite's default host-parameter limit is 32,766)
+_DOCUMENT_KEY = "chroma:document"  # Chroma keeps a record's document as this metadata key
 
 
 def _levels(levels: Mapping[str, int]) -> str:
@@ -56,11 +57,12 @@ def check_chromadb_version(installed: str | None = None) -> None:
                                 f"(snapshots/chroma_sqlite.py) supports chromadb {SUPPORTED_CHROMADB} only")
 
 
-def _connect(persist_dir: Path, *, writable: bool = False) -> sqlite3.Connection:
+def _connect(persist_dir: Path, *, writable: bool = False, any_thread: bool = False) -> sqlite3.Connection:
     path = Path(persist_dir) / DB_FILE
     if not path.is_file():
         raise ChromaFormatError(f"{persist_dir}: no {DB_FILE}; not a Chroma persist directory")
-    return sqlite3.connect(f"file:{path}?mode={'rw' if writable else 'ro'}", uri=True)
+    return sqlite3.connect(f"file:{path}?mode={'rw' if writable else 'ro'}", uri=True,
+                           check_same_thread=not any_thread)
 
 
 def migration_levels(db: sqlite3.Connection) -> dict[str, int]:
@@ -81,11 +83,13 @@ class StoredRecords:
     or no metadata segment for it, or when that segment has not applied all of Chroma's log for it (it
     would answer for an older state than Chroma would). Use as a context manager, or call close()."""
 
-    def __init__(self, persist_dir: Path, collection: str, *, writable: bool = False) -> None:
+    def __init__(self, persist_dir: Path, collection: str, *, writable: bool = False,
+                 any_thread: bool = False) -> None:
         check_chromadb_version()
         self.persist_dir = Path(persist_dir)
         self.collection = collection
-        self._db = _connect(self.persist_dir, writable=writable)
+        self._collection_id = ""
+        self._db = _connect(self.persist_dir, writable=writable, any_thread=any_thread)
         try:
             self._segment = self._check_and_find_segment()
         except BaseException:
@@ -104,7 +108,7 @@ class StoredRecords:
             names = sorted(row[0] for row in self._db.execute("SELECT name FROM collections"))
             raise ChromaFormatError(f"{where} has {len(found)} collections named {self.collection!r} "
                                     f"(one expected); it holds {names}")
-        collection_id = found[0][0]
+        collection_id = self._collection_id = found[0][0]
         segments = self._db.execute("SELECT id FROM segments WHERE collection = ? AND scope = 'METADATA'",
                                     (collection_id,)).fetchall()
         if len(segments) != 1:
@@ -121,6 +125,26 @@ class StoredRecords:
                                     f"log up to {applied_seq}, the log holds {logged_seq}; open the "
                                     "directory in Chroma once to catch it up")
         return segment
+
+    def unindexed(self) -> tuple[str, list[tuple[int, str, bytes | None, str | None]]]:
+        """(the id of the collection's vector segment, the entries of Chroma's log that segment has not yet
+        written into its index files: [(operation code, id, vector bytes, encoding)] in log order).
+        Chroma writes its index files every `sync_threshold` records and replays the rest of its log
+        when it opens the directory (chroma_hnsw.py searches them itself). Raises ChromaFormatError when
+        the collection has no single vector segment."""
+        where = f"{self.persist_dir}/{DB_FILE}"
+        segments = self._db.execute("SELECT id FROM segments WHERE collection = ? AND scope = 'VECTOR'",
+                                    (self._collection_id,)).fetchall()
+        if len(segments) != 1:
+            raise ChromaFormatError(f"{where}: collection {self.collection!r} has {len(segments)} vector "
+                                    "segments (one expected)")
+        segment = segments[0][0]
+        applied = self._db.execute("SELECT seq_id FROM max_seq_id WHERE segment_id = ?",
+                                   (segment,)).fetchone()
+        rows = self._db.execute(
+            "SELECT operation, id, vector, encoding FROM embeddings_queue WHERE topic LIKE ? AND seq_id > ? "
+            "ORDER BY seq_id", (f"%/{self._collection_id}", int(applied[0]) if applied else 0)).fetchall()
+        return segment, rows
 
     def count(self) -> int:
         """Records in the collection (as `collection.count()`)."""
@@ -175,6 +199,35 @@ class StoredRecords:
                 found[item_id] = value if isinstance(value, int) else 0
         return found
 
+    def records(self, ids: Sequence[str]) -> dict[str, tuple[str | None, dict[str, Any] | None]]:
+        """id -> (document, metadata) for those of `ids` the collection holds, as `collection.get(ids,
+        include=["documents", "metadatas"])` answers: metadata None when a record has none, list values
+        in the order Chroma stored them (the consumer reads a query's winners through this, issue 21)."""
+        found: dict[str, tuple[str | None, dict[str, Any] | None]] = {}
+        for start in range(0, len(ids), _STEP):
+            chunk = list(dict.fromkeys(ids[start:start + _STEP]))
+            marks = ",".join("?" * len(chunk))
+            rows = dict(self._db.execute(
+                f"SELECT id, embedding_id FROM embeddings WHERE segment_id = ? AND embedding_id IN ({marks})",
+                (self._segment, *chunk)))
+            if not rows:
+                continue
+            keys = ",".join("?" * len(rows))
+            fields: dict[int, dict[str, Any]] = {row: {} for row in rows}
+            for row, key, *values in self._db.execute(
+                    "SELECT id, key, string_value, int_value, float_value, bool_value FROM "
+                    f"embedding_metadata WHERE id IN ({keys})", tuple(rows)):
+                fields[row][key] = _value(*values)
+            for row, key, *values in self._db.execute(
+                    "SELECT id, key, string_value, int_value, float_value, bool_value FROM "
+                    f"embedding_metadata_array WHERE id IN ({keys}) ORDER BY rowid", tuple(rows)):
+                fields[row].setdefault(key, []).append(_value(*values))
+            for row, item_id in rows.items():
+                meta = fields[row]
+                document = meta.pop(_DOCUMENT_KEY, None)
+                found[item_id] = (document, meta or None)
+        return found
+
     def replace_living(self, updates: Mapping[str, tuple[int, Mapping[str, Any]]]) -> int:
         """Give each id of `updates` ({id: (metadata_version, living metadata)}) exactly that living
         metadata and version, in one transaction: what `collection.update` with the dropped living keys
@@ -216,6 +269,17 @@ class StoredRecords:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _value(string: str | None, integer: int | None, real: float | None, boolean: int | None) -> Any:
+    """One stored metadata value (or list element) back as Chroma returns it."""
+    if boolean is not None:
+        return bool(boolean)
+    if integer is not None:
+        return integer
+    if real is not None:
+        return real
+    return string
 
 
 def _typed(item_id: str, key: str, value: Any) -> tuple[Any, Any, Any, Any]:

@@ -1,0 +1,126 @@
+"""The HNSW index reader (snapshots/chroma_hnsw.py) answers Chroma's own queries, on directories the
+installed chromadb writes: the index files alone (records Chroma has synced) give exactly Chroma's
+neighbours and distances; records still in Chroma's log are searched exactly, so an answer is never
+farther than Chroma's; and what the reader does not apply (deletions, updates, a crafted label file) is
+refused in one line, so open_snapshot falls back to Chroma's query."""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embedding_ingest.snapshots import chroma_io
+from embedding_ingest.snapshots.chroma_hnsw import VectorIndex, nearest
+from embedding_ingest.snapshots.exceptions import ChromaFormatError
+
+DIMS = 16
+SYNCED = 2000  # two of Chroma's default sync_threshold (1,000): every record is in the index files
+
+
+def _write(persist: Path, count: int, space: str, seed: int = 5) -> np.ndarray:
+    vectors = np.random.default_rng(seed).normal(size=(count, DIMS)).astype(np.float32)
+    with chroma_io.open_client(persist) as client:
+        collection = client.create_collection("lines", embedding_function=None,
+                                              configuration={"hnsw": {"space": space}})
+        for start in range(0, count, 500):
+            collection.upsert(ids=[f"r-{n:05d}" for n in range(start, min(count, start + 500))],
+                              embeddings=vectors[start:start + 500])
+        del collection
+    return vectors
+
+
+def _chroma(persist: Path, queries: np.ndarray, n: int) -> dict:
+    with chroma_io.open_client(persist) as client:
+        got = client.get_collection("lines", embedding_function=None).query(
+            query_embeddings=queries, n_results=n, include=["distances"])
+    return got
+
+
+def _index(persist: Path, space: str = "cosine") -> VectorIndex:
+    return VectorIndex(persist, "lines", dimensions=DIMS, space=space, ef_search=100)
+
+
+def _exact(vectors: np.ndarray, query: np.ndarray, space: str) -> np.ndarray:
+    if space == "cosine":
+        unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        return 1 - unit @ (query / np.linalg.norm(query))
+    if space == "ip":
+        return 1 - vectors @ query
+    return ((vectors - query) ** 2).sum(axis=1)
+
+
+def _queries(vectors: np.ndarray, count: int) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    picked = vectors[rng.integers(0, len(vectors), size=count)]
+    return (picked + rng.normal(size=picked.shape) * 0.3).astype(np.float32)
+
+
+def test_synced_records_give_exactly_chromas_neighbours_and_distances(tmp_path):
+    persist = tmp_path / "synced"
+    vectors = _write(persist, SYNCED, "cosine")
+    queries = _queries(vectors, 40)
+    expected = _chroma(persist, queries, 10)
+    index = _index(persist)
+    assert index.count == SYNCED
+    got = index.search(queries, 10)
+    assert [[i for _, i in row] for row in got] == expected["ids"]
+    assert np.allclose([[d for d, _ in row] for row in got], expected["distances"], atol=1e-6)
+
+
+@pytest.mark.parametrize("space", ["cosine", "l2", "ip"])
+def test_logged_records_are_searched_exactly_and_never_farther_than_chromas(tmp_path, space):
+    persist = tmp_path / space
+    vectors = _write(persist, 1345, space)  # 1,000 in the index files, 345 only in Chroma's log
+    queries = np.concatenate([_queries(vectors, 30), vectors[[1001, 1200, 1344]]])
+    expected = _chroma(persist, queries, 8)
+    got = _index(persist, space).search(queries, 8)
+    for q, row in enumerate(got):
+        distances = [d for d, _ in row]
+        assert distances == sorted(distances) and len(row) == 8
+        truth = _exact(vectors, queries[q], space)
+        assert np.allclose(distances, [truth[int(i[2:])] for _, i in row], atol=1e-4)
+        assert distances[-1] <= expected["distances"][q][-1] + 1e-5  # as near as Chroma's, or nearer
+    if space != "ip":  # (inner product: a longer vector can be nearer than the query's own)
+        assert [row[0][1] for row in got[-3:]] == ["r-01001", "r-01200", "r-01344"]  # logged, found first
+
+
+def test_nearest_merges_indexes_and_caps_at_what_they_hold(tmp_path):
+    small, large = tmp_path / "small", tmp_path / "large"
+    _write(small, 3, "cosine", seed=1)
+    _write(large, SYNCED, "cosine", seed=2)
+    indexes = [_index(large), _index(small)]
+    query = np.ones((1, DIMS), dtype=np.float32)
+    [merged] = nearest(indexes, query, 5)
+    both = sorted([(d, i, 0) for d, i in indexes[0].search(query, 5)[0]] +
+                  [(d, i, 1) for d, i in indexes[1].search(query, 5)[0]])[:5]
+    assert merged == both
+    assert len(indexes[1].search(query, 5)[0]) == 3
+
+
+@pytest.mark.parametrize("change", ["delete", "update"])
+def test_a_log_it_does_not_apply_is_refused_in_one_line(tmp_path, change):
+    persist = tmp_path / change
+    vectors = _write(persist, 1200, "cosine")
+    with chroma_io.open_client(persist) as client:
+        collection = client.get_collection("lines", embedding_function=None)
+        if change == "delete":
+            collection.delete(ids=["r-01100"])
+        else:
+            collection.upsert(ids=["r-00005"], embeddings=vectors[:1])  # an indexed id, a new vector
+        del collection
+    with pytest.raises(ChromaFormatError) as caught:
+        _index(persist)
+    assert "\n" not in str(caught.value) and "this reader does not apply" in str(caught.value)
+
+
+def test_a_label_file_that_would_run_code_is_refused(tmp_path):
+    persist = tmp_path / "crafted"
+    _write(persist, 1000, "cosine")
+    [mapping] = persist.glob("*/index_metadata.pickle")
+    mapping.write_bytes(pickle.dumps({"label_to_id": shutil.rmtree}))
+    with pytest.raises(ChromaFormatError, match="shutil.rmtree; only plain data is read"):
+        _index(persist)

@@ -33,6 +33,8 @@ def test_an_empty_file_says_it_held_no_record(tmp_path: Path) -> None:
     empty.write_text("\n\n", encoding="utf-8")
     cli: Cli = fast_cli(tmp_path)
 
-    shown = " ".join(cli.run("receipts", "import", str(empty), COLUMNS="80").stdout.split())
+    shown = cli.run("receipts", "import", str(empty), COLUMNS="80").stdout
 
-    assert "records read 0" in shown and f"no record in {empty} (empty, or only blank lines)" in shown
+    assert "records read  0\n" in shown
+    # the path may fold at 80 columns (tmp paths are long): compare with the line breaks taken out
+    assert f"norecordin{empty}(empty,oronlyblanklines):nothingimported" in "".join(shown.split())

@@ -18,7 +18,9 @@ from typing import Any, Literal
 
 import numpy as np
 import orjson
+import pybase64
 
+from embedding_ingest import fast_json
 from embedding_ingest.providers.base import MAX_BYTES_PER_BATCH_FILE, MAX_REQUESTS_PER_BATCH
 from embedding_ingest.providers.exceptions import BatchLimitError
 from embedding_ingest.stores.records import EmbeddingItem
@@ -137,11 +139,22 @@ def _custom_id_of(obj: Any) -> str | None:
 _NUMBER_TYPES = frozenset({int, float})  # what json.loads makes of numbers (bool is excluded)
 
 
+def _b64decode(text: str) -> bytes:
+    """Strict base64 (alphabet and padding checked), as `base64.b64decode(validate=True)` decodes it:
+    pybase64 (SIMD; ~1 us for a 1536-d embedding instead of ~19 us) for every well-formed value, the
+    standard library for the rest, so what is accepted or refused does not depend on the library
+    (pybase64 is stricter about stray padding after the last quantum). Raises binascii.Error."""
+    try:
+        return pybase64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return base64.b64decode(text, validate=True)
+
+
 def decode_embedding(embedding: Any, dimensions: int) -> np.ndarray | str:
     """A float32 row of `dimensions` from a base64 string or a list of numbers, or why not (a str)."""
     if isinstance(embedding, str):
         try:
-            raw = base64.b64decode(embedding, validate=True)
+            raw = _b64decode(embedding)
         except (binascii.Error, ValueError):
             return "embedding is not valid base64"
         if len(raw) != dimensions * BASE64_DTYPE.itemsize:
@@ -163,18 +176,9 @@ def decode_embedding(embedding: Any, dimensions: int) -> np.ndarray | str:
     return vector
 
 
-def _loads(raw: bytes) -> Any:
-    """orjson parses an output line of 1536 floats ~8x faster than json; lines it refuses (NaN
-    literals, which json accepts, or real syntax errors) go through json for the exact diagnosis."""
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return json.loads(raw)
-
-
 def _parse_output_line(line_no: int, raw: bytes, dimensions: int) -> OutputRecord | LineProblem:
     try:
-        obj = _loads(raw)
+        obj = fast_json.loads(raw)  # orjson parses 1536 floats ~8x faster
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         return LineProblem(line_no, None, f"malformed JSON: {exc}")
     custom_id = _custom_id_of(obj)
@@ -242,7 +246,7 @@ def parse_error_file(chunks: Chunks | bytes) -> dict[str, RequestFailure]:
     failures: dict[str, RequestFailure] = {}
     for line_no, raw in _numbered_lines(chunks):
         try:
-            obj = _loads(raw)
+            obj = fast_json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             failures[f"line {line_no}"] = RequestFailure(f"malformed JSON: {exc}", content=False)
             continue

@@ -19,8 +19,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
-import orjson
 
+from embedding_ingest import fast_json
 from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.snapshots import chroma_io
 from embedding_ingest.snapshots.archive import packed_member
@@ -132,11 +132,11 @@ class FlatWriter:
         ids = sorted(self.ids, key=self._rows.__getitem__)
         if self._dead:  # rows killed by a deletion leave the vector file too
             self._compact_vectors([self._rows[item_id] for item_id in ids])
-        with (self.dir / RECORDS).open("w", encoding="utf-8") as out:
+        with (self.dir / RECORDS).open("wb") as out:
             for item_id in ids:
                 row = self._rows[item_id]
-                out.write(json.dumps({"id": item_id, "document": self._documents[row],
-                                      "metadata": self._metadatas[row]}, separators=(",", ":")) + "\n")
+                out.write(fast_json.dumps({"id": item_id, "document": self._documents[row],
+                                           "metadata": self._metadatas[row]}) + b"\n")
         write_deletions(self.dir, self.deletions)
         write_updates(self.dir, self.metadata)
         header = {"format": FORMAT, "collection": self.collection, "count": len(ids),
@@ -188,14 +188,6 @@ def _vectors(persist_dir: Path) -> tuple[Path, int, int]:
     return path, 0, path.stat().st_size
 
 
-def _record(line: bytes) -> dict:
-    """orjson for speed; json for what orjson refuses and json.dumps wrote (NaN, ints over 64 bits)."""
-    try:
-        return orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return json.loads(line)
-
-
 def iter_flat_pages(persist_dir: Path, collection: str, page_size: int = 1000) -> Iterator[RecordPage]:
     if page_size <= 0:
         raise ValueError(f"page_size must be positive, got {page_size}")
@@ -214,7 +206,7 @@ def iter_flat_pages(persist_dir: Path, collection: str, page_size: int = 1000) -
                 raise CorruptObjectError(str(path), f"vectors end before row {start + rows}")
             lines = [records.readline() for _ in range(rows)]
             try:
-                parsed = [_record(line) for line in lines]
+                parsed = [fast_json.loads(line) for line in lines]
                 ids = [p["id"] for p in parsed]
                 documents = [p["document"] for p in parsed]
                 metadatas = [p["metadata"] for p in parsed]

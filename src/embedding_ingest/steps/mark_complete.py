@@ -146,7 +146,8 @@ def _pending_ids(ctx: StepContext, summary: BatchSummary) -> list[str]:
     kind = kind_of(summary.batch_type)
     status = (EmbeddingStatus.DELETING if summary.operation is BatchOperation.DELETE
               else EmbeddingStatus.PENDING)
-    return [i.item_id for i in ctx.ledger.find_items(kind, status, batch_id=summary.batch_id)]
+    # The batch's own items only, lean (one query by batch, no full item built: ~20,000 items per run)
+    return [i.item_id for i in ctx.ledger.find_lean_items(kind, summary.batch_id, (status,))]
 
 
 def _settled(summary: BatchSummary, pending: list[str], published: dict[str, str],

@@ -58,12 +58,17 @@ def _validate_prefix(prefix: str) -> None:
 
 
 def _new_hasher() -> hashlib._Hash:
-    """The etag is an md5 of the content, like a single-part S3 upload (not used for security)."""
-    return hashlib.md5(usedforsecurity=False)
+    """The etag is the sha256 of the content (an opaque checksum to callers, as S3's ETag is). It was
+    an md5, like a single-part S3 upload's, until issue 21: sha256 hashes ~2.3x faster on this kind of
+    machine (1.5 GB/s with the CPU's SHA extensions, md5 0.64 GB/s), and every archive committed is
+    hashed once more here. Etags recorded before then stay md5s (see _hash_file)."""
+    return hashlib.sha256()
 
 
-def _hash_file(path: Path) -> str:
-    hasher = _new_hasher()
+def _hash_file(path: Path, like: str | None = None) -> str:
+    """The etag of the file's bytes; `like`: an etag to compare it with, whose algorithm is used (a
+    32-digit one is an md5 recorded before issue 21, so a compare-and-swap on it still works)."""
+    hasher = hashlib.md5(usedforsecurity=False) if like is not None and len(like) == 32 else _new_hasher()
     with path.open("rb") as fh:
         while chunk := fh.read(_CHUNK):
             hasher.update(chunk)
@@ -191,7 +196,7 @@ class LocalObjectStore(ObjectStore):
                     if not exists:
                         raise PreconditionFailedError(key, "object does not exist")
                     # Hash afresh rather than trust the cache: this decides a compare-and-swap.
-                    if _hash_file(target) != if_match:
+                    if _hash_file(target, like=if_match) != if_match:
                         raise PreconditionFailedError(key, "etag does not match")
                 try:
                     target.parent.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from embedding_ingest import fast_json
 from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.stores.exceptions import BatchNotFoundError, ClaimConflictError
 from embedding_ingest.stores.records import (
@@ -122,7 +123,7 @@ class SqliteItemsAndBatches(SqliteConnections):
                "ORDER BY item_id")
         with self._read(f"reading the items of batch {batch_id!r}") as conn:
             return [LeanItem(row["item_id"], EmbeddingStatus(row["status"]), row["text"],
-                             json.loads(row["metadata"]), row["metadata_version"])
+                             fast_json.loads(row["metadata"]), row["metadata_version"])
                     for row in conn.execute(sql, (batch_id, ItemKind(kind).value, *wanted))]
 
     def count_items(self, kind: ItemKind | None = None) -> dict[EmbeddingStatus, int]:

@@ -96,6 +96,17 @@ def test_a_bad_base64_embedding_is_a_problem_of_its_line(embedding, reason):
     assert isinstance(problem, LineProblem) and reason in problem.reason and not problem.content
 
 
+def test_base64_is_accepted_and_refused_as_the_standard_library_does():
+    """The SIMD decoder is stricter about padding after the last full quantum than base64.b64decode
+    (validate=True); such a value is still read as before, and a stray character still refused."""
+    values = np.asarray([0.25, -1.5, 3.0], dtype="<f4")
+    padded = base64.b64encode(values.tobytes()).decode() + "="  # 12 bytes: 16 characters, then '='
+    (parsed,) = iter_output_records(with_embedding("p", json.dumps(padded)), dimensions=3)
+    assert parsed.embedding.tolist() == values.tolist()
+    (problem,) = iter_output_records(with_embedding("q", json.dumps("A" + padded[1:-1] + "*")), dimensions=3)
+    assert isinstance(problem, LineProblem) and "not valid base64" in problem.reason
+
+
 def test_lines_split_on_newlines_only_across_chunks_of_any_size():
     # U+2028 and \x1c inside a JSON string are raw bytes here; str.splitlines would cut there.
     data = good("a\u2028b\x1c", [1.0, 2.0, 3.0]) + good("c", [4, 5, 6])

@@ -43,6 +43,20 @@ def test_flat_snapshot_round_trips_every_record(store, tmp_path):
             assert (doc, meta) == (page.documents[i], page.metadatas[i])
 
 
+def test_awkward_record_values_round_trip_exactly(store, tmp_path):
+    """Records are written with orjson where it is exact (fast_json): a NaN or infinite metadata number
+    (orjson would write null), non-ASCII text and a document holding the word null come back as they
+    went in."""
+    page = make_page(["nan", "text"], seed=3)
+    page.metadatas[0]["score"] = float("nan")
+    page.metadatas[0]["peak"] = float("inf")
+    page.documents[1] = "café, total: null \u2028 ok"
+    _flat(store, "d/odd/", [page])
+    got = _records(materialize(store, "d/odd/", tmp_path / "out"))
+    assert np.isnan(got["nan"][2]["score"]) and got["nan"][2]["peak"] == float("inf")
+    assert got["text"][1:] == ("café, total: null \u2028 ok", page.metadatas[1])
+
+
 def test_a_repeated_id_keeps_its_last_record(store, tmp_path):
     first = make_page(["a", "b", "c"], seed=1)
     again = make_page(["b", "d", "b"], seed=2)

@@ -126,4 +126,22 @@ def test_a_new_store_answers_head_from_the_recorded_etag_and_never_from_a_stale_
     replacement.write_bytes(b"second, longer")
     os.replace(replacement, path)  # not through the store: its record is stale now
     fresh = LocalObjectStore(tmp_path / "objects").head("segments/a/archive.tar")
-    assert fresh.etag == hashlib.md5(b"second, longer", usedforsecurity=False).hexdigest() != etag
+    assert fresh.etag == hashlib.sha256(b"second, longer").hexdigest() != etag
+
+
+def test_an_md5_etag_recorded_before_sha256_etags_still_guards_a_compare_and_swap(
+        store: LocalObjectStore, tmp_path: Path) -> None:
+    """Etags were md5s until issue 21 and stay recorded so for objects written then: a caller holding
+    one can still replace the object conditionally, and a stale one is still refused."""
+    import hashlib
+
+    store.put_bytes("ptr", b"v1")
+    path = tmp_path / "objects" / "ptr"
+    st = path.stat()
+    legacy = hashlib.md5(b"v1", usedforsecurity=False).hexdigest()
+    store._etag_record("ptr").write_text(f"{st.st_ino} {st.st_size} {st.st_mtime_ns} {legacy}")
+    assert LocalObjectStore(tmp_path / "objects").head("ptr").etag == legacy
+    with pytest.raises(PreconditionFailedError):
+        store.put_bytes("ptr", b"v2", if_match=hashlib.md5(b"other", usedforsecurity=False).hexdigest())
+    new = store.put_bytes("ptr", b"v2", if_match=legacy)
+    assert new == hashlib.sha256(b"v2").hexdigest() == store.head("ptr").etag

@@ -195,13 +195,14 @@ def test_upload_and_download_multi_megabyte_file(object_store: ObjectStore, tmp_
 
 
 def test_upload_moving_the_file_in(object_store: ObjectStore, tmp_path: Path) -> None:
-    """move=True (a segment archive given up by its builder): the object holds the bytes with the etag
-    a copy would have had, the local file is gone, and a later edit of a file at that path cannot
-    reach the stored object."""
+    """move=True (a segment archive given up by its builder, with the sha256 it hashed while writing
+    it): the object holds the bytes with the etag a copy would have had, the local file is gone, and a
+    later edit of a file at that path cannot reach the stored object."""
     (tmp_path / "copied").write_bytes(b"archive bytes")
     (tmp_path / "moved").write_bytes(b"archive bytes")
     copied = object_store.upload_file("parts/copied.tar", tmp_path / "copied")
-    moved = object_store.upload_file("parts/moved.tar", tmp_path / "moved", if_none_match=True, move=True)
+    moved = object_store.upload_file("parts/moved.tar", tmp_path / "moved", if_none_match=True, move=True,
+                                     sha256=hashlib.sha256(b"archive bytes").hexdigest())
     assert moved == copied and not (tmp_path / "moved").exists()
     (tmp_path / "moved").write_bytes(b"another file at the same path")
     assert object_store.get_bytes("parts/moved.tar") == b"archive bytes"

@@ -213,9 +213,10 @@ class CrashingObjectStore(ObjectStore):
         return self.switch.write("put_bytes", lambda: self.inner.put_bytes(
             key, data, if_none_match=if_none_match, if_match=if_match), key=key)
 
-    def upload_file(self, key: str, path: Path, *, if_none_match: bool = False, move: bool = False) -> str:
+    def upload_file(self, key: str, path: Path, *, if_none_match: bool = False, move: bool = False,
+                    sha256: str | None = None) -> str:
         return self.switch.write("upload_file", lambda: self.inner.upload_file(
-            key, path, if_none_match=if_none_match, move=move), key=key)
+            key, path, if_none_match=if_none_match, move=move, sha256=sha256), key=key)
 
     def delete(self, key: str) -> None:
         return self.switch.write("delete", lambda: self.inner.delete(key), key=key)

@@ -234,9 +234,9 @@ def test_two_polls_racing_on_the_same_delta_prefix_both_end_readable(tmp_path: P
 
     class RendezvousStore(CrashingObjectStore):
         def upload_file(self, key: str, path: Path, *, if_none_match: bool = False,
-                        move: bool = False) -> str:
+                        move: bool = False, sha256: str | None = None) -> str:
             uploads.wait()  # both archives are built before either is committed
-            return super().upload_file(key, path, if_none_match=if_none_match, move=move)
+            return super().upload_file(key, path, if_none_match=if_none_match, move=move, sha256=sha256)
 
     def poll_once() -> dict:
         own = restarted(ws)

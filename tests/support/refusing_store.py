@@ -28,9 +28,10 @@ class RefusingObjectStore(LocalObjectStore):
         self._refuse(key, self.refuse_writes)
         return super().put_bytes(key, data, **conditions)
 
-    def upload_file(self, key: str, path: Path, *, if_none_match: bool = False, move: bool = False) -> str:
+    def upload_file(self, key: str, path: Path, *, if_none_match: bool = False, move: bool = False,
+                    sha256: str | None = None) -> str:
         self._refuse(key, self.refuse_writes)
-        return super().upload_file(key, path, if_none_match=if_none_match, move=move)
+        return super().upload_file(key, path, if_none_match=if_none_match, move=move, sha256=sha256)
 
     def delete(self, key: str) -> None:
         self._refuse(key, self.refuse_deletes)

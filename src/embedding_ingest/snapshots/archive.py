@@ -90,7 +90,7 @@ def upload_part(store: ObjectStore, key: str, path: Path, *, sha256: str, size: 
     these bytes: its etag is then not known here, as for a lost create race of an archive)."""
     etag: str | None = None
     with contextlib.suppress(PreconditionFailedError):
-        etag = store.upload_file(key, path, if_none_match=True, move=True)
+        etag = store.upload_file(key, path, if_none_match=True, move=True, sha256=sha256)
     return ArchivePart(key=key, sha256=sha256, size=size, etag=etag)
 
 

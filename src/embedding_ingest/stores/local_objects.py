@@ -266,22 +266,24 @@ class LocalObjectStore(ObjectStore):
                     break
                 parent = parent.parent
 
-    def upload_file(self, key: str, path: Path, *, if_none_match: bool = False, move: bool = False) -> str:
+    def upload_file(self, key: str, path: Path, *, if_none_match: bool = False, move: bool = False,
+                    sha256: str | None = None) -> str:
         """ObjectStore.upload_file (ports.py); with `move`, the file is renamed into place where it can
-        be (same file system) instead of copied."""
+        be (same file system) instead of copied, and a given `sha256` is its etag (not read again)."""
         _validate_key(key)
         if not Path(path).is_file():
             raise InvalidInputError(f"cannot upload {key!r}: local file {path} does not exist")
-        if move and (taken := self._take(Path(path))) is not None:
+        if move and (taken := self._take(Path(path), sha256)) is not None:
             return self._commit(key, *taken, if_none_match=if_none_match, if_match=None)
         with Path(path).open("rb") as source:
             tmp, etag = self._write_temp(source)
         return self._commit(key, tmp, etag, if_none_match=if_none_match, if_match=None)
 
-    def _take(self, path: Path) -> tuple[Path, str] | None:
-        """Rename a file the caller gave up into the temp dir (made durable with one fsync, its etag read
-        from the page cache): a segment archive is then written once, not copied (issue 21). None when
-        it is on another filesystem (then it is copied)."""
+    def _take(self, path: Path, sha256: str | None = None) -> tuple[Path, str] | None:
+        """Rename a file the caller gave up into the temp dir (made durable with one fsync; its etag is
+        the caller's `sha256` of it, else read from the page cache): a segment archive is then written
+        once, not copied, and hashed once, as it was written (issue 21). None when it is on another
+        filesystem (then it is copied)."""
         fd, name = tempfile.mkstemp(dir=self._tmp_dir, prefix="put-")
         os.close(fd)
         tmp = Path(name)
@@ -293,7 +295,7 @@ class LocalObjectStore(ObjectStore):
         try:
             with tmp.open("rb") as taken:
                 os.fsync(taken.fileno())
-            return tmp, _hash_file(tmp)
+            return tmp, sha256 or _hash_file(tmp)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

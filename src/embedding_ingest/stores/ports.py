@@ -62,10 +62,14 @@ class ObjectStore(ABC):
         """Deleting an absent key is not an error."""
 
     @abstractmethod
-    def upload_file(self, key: str, path: Path, *, if_none_match: bool = False, move: bool = False) -> str:
+    def upload_file(self, key: str, path: Path, *, if_none_match: bool = False, move: bool = False,
+                    sha256: str | None = None) -> str:
         """Stream a (possibly large) file; return its etag. `move=True`: the caller gives the file up
         (a temporary it never reads again), so a store on the same filesystem may take it by rename
-        instead of a copy; it is gone after a successful call (and may be on a failed one)."""
+        instead of a copy; it is gone after a successful call (and may be on a failed one).
+        `sha256`: the hex sha256 of the file's bytes, when the caller hashed them as it wrote them; a
+        store whose etag is that digest (the local one) then need not read the file again, any other
+        ignores it."""
 
     @abstractmethod
     def download_file(self, key: str, path: Path) -> None:

@@ -154,8 +154,10 @@ class S3ObjectStore(ObjectStore):
             self._client.delete_object(Bucket=self.bucket, Key=key)
 
     # -- large files ------------------------------------------------------------------------
-    def upload_file(self, key: str, path: Path, *, if_none_match: bool = False, move: bool = False) -> str:
-        """ObjectStore.upload_file (ports.py); with `move`, the local file is deleted once uploaded."""
+    def upload_file(self, key: str, path: Path, *, if_none_match: bool = False, move: bool = False,
+                    sha256: str | None = None) -> str:
+        """ObjectStore.upload_file (ports.py); with `move`, the local file is deleted once uploaded.
+        `sha256` is not used: S3's ETag is its own (an md5, or of the parts' md5s)."""
         etag = self._upload_file(key, Path(path), if_none_match=if_none_match)
         if move:  # the caller gave the file up: free the local disk now (a Lambda's /tmp is small)
             Path(path).unlink(missing_ok=True)

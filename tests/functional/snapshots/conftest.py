@@ -37,12 +37,13 @@ class CountingObjectStore(LocalObjectStore):
         self.downloads[key] += 1
         super().download_file(key, path)
 
-    def upload_file(self, key: str, path: Path, *, if_none_match: bool = False, move: bool = False) -> str:
+    def upload_file(self, key: str, path: Path, *, if_none_match: bool = False, move: bool = False,
+                    sha256: str | None = None) -> str:
         for prefix, hook in list(self.before_upload.items()):
             if key.startswith(prefix):
                 del self.before_upload[prefix]
                 hook()
-        return super().upload_file(key, path, if_none_match=if_none_match, move=move)
+        return super().upload_file(key, path, if_none_match=if_none_match, move=move, sha256=sha256)
 
 
 @pytest.fixture

@@ -145,3 +145,21 @@ def test_an_md5_etag_recorded_before_sha256_etags_still_guards_a_compare_and_swa
         store.put_bytes("ptr", b"v2", if_match=hashlib.md5(b"other", usedforsecurity=False).hexdigest())
     new = store.put_bytes("ptr", b"v2", if_match=legacy)
     assert new == hashlib.sha256(b"v2").hexdigest() == store.head("ptr").etag
+
+
+def test_a_moved_file_with_its_sha256_is_not_read_again(store: LocalObjectStore, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The digest its writer computed is the etag (issue 21: a segment archive is hashed once)."""
+    import hashlib
+
+    from embedding_ingest.stores import local_objects
+
+    (tmp_path / "part.tar").write_bytes(b"vectors")
+    digest = hashlib.sha256(b"vectors").hexdigest()
+
+    def no_reading(_path: Path, like: str | None = None) -> str:
+        raise AssertionError(f"upload re-read {_path}")
+
+    monkeypatch.setattr(local_objects, "_hash_file", no_reading)
+    assert store.upload_file("p/part.tar", tmp_path / "part.tar", move=True, sha256=digest) == digest
+    assert store.get_bytes("p/part.tar") == b"vectors" and not (tmp_path / "part.tar").exists()

@@ -62,12 +62,16 @@ def _normalized(info: tarfile.TarInfo) -> tarfile.TarInfo:
 PackPart = Literal["all", "records", "vectors"]
 
 
-def pack_dir(persist_dir: Path, archive_path: Path, part: PackPart = "all") -> tuple[str, int]:
+def pack_dir(persist_dir: Path, archive_path: Path, part: PackPart = "all", *,
+             released: bool = False) -> tuple[str, int]:
     """Stream a closed persist directory (or one `part` of it) into an uncompressed tar; returns
     (sha256 hex, size). Members are in sorted order with owners and times cleared, so the same files
     give the same bytes. The tar is a temporary on its way to the object store, which makes it durable
-    (one fsync there, not two)."""
-    ensure_released(persist_dir)
+    (one fsync there, not two). `released`: the caller has checked chroma_io.ensure_released itself,
+    so files its other readers hold open meanwhile (another part being packed) are not waited for.
+    Raises SnapshotBusyError (ensure_released)."""
+    if not released:
+        ensure_released(persist_dir)
     with archive_path.open("wb") as raw:
         sink = _HashingWriter(raw)
         with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]

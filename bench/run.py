@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import sizing_table  # noqa: E402
 from common import REPO_ROOT, Figure, machine  # noqa: E402
 
 SCENARIOS = ("e2e", "final_merge", "query", "memory", "payload", "poll_memory", "functions",
@@ -149,6 +150,12 @@ def main(argv: list[str] | None = None) -> int:
             results[f"{figure.name}_target"] = figure.target
     args.results.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     print(f"results written to {args.results}", file=sys.stderr)
+    if "functions" in results and not args.quick:  # the README's sizing table follows the new figures
+        given = sys.argv[1:] if argv is None else argv
+        shown = [a for i, a in enumerate(given)  # not where the results went: a path of this machine
+                 if not a.startswith("--results") and (i == 0 or given[i - 1] != "--results")]
+        sizing_table.record_functions(results["functions"], info, " ".join(["bench/run.py", *shown]))
+        sizing_table.main([])
     return 0 if all(f.missed_by is None for f in figures) else 1
 
 

@@ -62,17 +62,24 @@ class Settings(BaseSettings):
     # A published version is a list of segments; a publish adds one small segment and does at most one
     # bounded merge (snapshots/merge_policy.py): the SNAPSHOT_MERGE_FACTOR smallest segments of the lowest
     # size tier (tiers grow by that factor above SNAPSHOT_MERGE_FLOOR_BYTES) if they fit in
-    # SNAPSHOT_MAX_SEGMENT_BYTES, or the smallest that fit past SNAPSHOT_MAX_SEGMENTS (a soft cap: reads
-    # query every segment). 2.5 GiB, estimated, not measured at that size: a merge needs inputs + output +
-    # its archive on local disk, about 3x, within VectorCompact's 10,240 MB /tmp at 80%; Chroma holds the
-    # output's HNSW data in RAM (4 x dims + 140 B of the ~8.3 KB archived per 1536-d line, ~0.76 of the
-    # archive: ~2.0 GB) plus ~0.3 GB of process, near 80% of its default 3,008 MB.
+    # both maximums (stored bytes of the records and vectors parts; records), or the smallest that fit past
+    # SNAPSHOT_MAX_SEGMENTS (a soft cap: reads query every segment). The maximums are MEASURED
+    # (bench/merge_size.py; rows, fit and date in the README's "Function sizing", generated from
+    # bench/merge_size_results.json): a cold FinalMerge merging four segments into one of S stored GiB
+    # peaked at ~290 MB + ~1,100 MB x S of memory and ~2,900 MB x S of local disk, using ~980 CPU s x S
+    # (50k..200k x 384-d, 25k/50k x 1536-d; 2 cores AMD EPYC, loaded, 2026-12-07). At 1 GiB: ~46% of
+    # VectorCompact's 3,008 MB and ~28% of its 10,240 MB /tmp (80% would allow ~1.9 and ~2.8 GiB), but
+    # about its whole 900 s timeout in CPU on this machine (80% ~ 0.8 GiB): below 1 GiB the 1,000,000 x
+    # 384-d scale run's merges of 4 x 100,000 (~850 MiB) would stop. The 2.5 GiB estimated before needed
+    # ~3.0 GB and ~2,400 CPU s. 500,000 records (~1.04 GiB at 384-d): narrower vectors store fewer bytes
+    # per record, so the records maximum bounds what one merge indexes whatever the width.
     snapshot_max_segments: int = Field(default=8, alias="SNAPSHOT_MAX_SEGMENTS", gt=0)
     snapshot_merge_factor: int = Field(default=4, alias="SNAPSHOT_MERGE_FACTOR", ge=2)
     # 16 MiB: a tail of 1,000 x 1536-d archives to ~8 MB; with 64 MiB a 100,000 x 384-d base (~215 MB)
     # shared tier 0 with 1,000-record tails and was rewritten to take in three of them (bench, 2026-12-07).
     snapshot_merge_floor_bytes: int = Field(default=16 * 2**20, alias="SNAPSHOT_MERGE_FLOOR_BYTES", gt=0)
-    snapshot_max_segment_bytes: int = Field(default=5 * 2**29, alias="SNAPSHOT_MAX_SEGMENT_BYTES", gt=0)
+    snapshot_max_segment_bytes: int = Field(default=2**30, alias="SNAPSHOT_MAX_SEGMENT_BYTES", gt=0)
+    snapshot_max_segment_records: int = Field(default=500_000, alias="SNAPSHOT_MAX_SEGMENT_RECORDS", gt=0)
     # Published snapshot for stock Chroma (issue 12): also keep {database}/snapshot/latest/ as a plain
     # Chroma persist directory in the object store after each publish, for consumers that download a
     # prefix (the reference's layout). Off by default: it uploads the whole collection every publish.

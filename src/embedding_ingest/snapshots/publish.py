@@ -234,7 +234,8 @@ def _without_removed(store: ObjectStore, plan: TailPlan, held: BaseSegments, scr
 def compact_published(store: ObjectStore, ledger: Ledger, lease: Lease, *, database: str,
                       settings: Settings) -> SnapshotVersion | None:
     """Merge the current version's segments, in bounded merges (merge_policy.plan_merge with
-    compact=True: at most SNAPSHOT_MERGE_FACTOR segments and SNAPSHOT_MAX_SEGMENT_BYTES per merge,
+    compact=True: at most SNAPSHOT_MERGE_FACTOR segments, SNAPSHOT_MAX_SEGMENT_BYTES and
+    SNAPSHOT_MAX_SEGMENT_RECORDS per merge,
     full segments never), each published as the next version (same records, same tombstones), until
     no merge is left. Returns the version then current (unchanged when nothing could be merged), None
     when nothing is published."""
@@ -248,7 +249,7 @@ def compact_published(store: ObjectStore, ledger: Ledger, lease: Lease, *, datab
         with tempfile.TemporaryDirectory(dir=scratch_root, prefix="compact-") as tmp, \
                 BaseSegments(store, settings, base, Path(tmp)) as held:
             scratch = Path(tmp)
-            chosen = plan_merge(held.sizes, settings, compact=True)
+            chosen = plan_merge(held.sizes, [s.count for s in held.segments], settings, compact=True)
             if not chosen:
                 return current
             built = scratch / "merged"

@@ -280,10 +280,10 @@ def add_tail(store: ObjectStore, parts: list[tuple[SegmentRef | None, Callable[[
              model: str, tail_count: int, sources: list[str]
              ) -> tuple[list[SegmentRef], list[tuple[SegmentRef, Path]]]:
     """The new version's segments: the current ones and the tail (the last of `parts`, ref None, of
-    `tail_count` records), with at most one bounded merge (merge_policy.plan_merge over `sizes`, bytes)
-    of some of them; what is built is uploaded. Returns the segments and those built here with their
-    local dirs."""
-    chosen = set(plan_merge(sizes, settings))
+    `tail_count` records), with at most one bounded merge (merge_policy.plan_merge over `sizes`, bytes,
+    and the records counts) of some of them; what is built is uploaded. Returns the segments and those
+    built here with their local dirs."""
+    chosen = set(plan_merge(sizes, [ref.count if ref else tail_count for ref, _ in parts], settings))
     tail_index = len(parts) - 1
     segments: list[SegmentRef] = []
     built: list[tuple[SegmentRef, Path]] = []

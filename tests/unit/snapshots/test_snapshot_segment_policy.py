@@ -17,7 +17,12 @@ def _segment(n: int, count: int) -> SegmentRef:
 
 
 POLICY = {"SNAPSHOT_MERGE_FACTOR": 4, "SNAPSHOT_MERGE_FLOOR_BYTES": 100, "SNAPSHOT_MAX_SEGMENT_BYTES": 10_000,
-          "SNAPSHOT_MAX_SEGMENTS": 8}
+          "SNAPSHOT_MAX_SEGMENT_RECORDS": 1_000, "SNAPSHOT_MAX_SEGMENTS": 8}
+
+
+def _counts(sizes: list[int]) -> list[int]:
+    """Records of segments of these sizes, ten bytes a record: the bytes bound before the records one."""
+    return [size // 100 for size in sizes]
 
 
 @pytest.mark.parametrize(("sizes", "merged"), [
@@ -33,14 +38,30 @@ POLICY = {"SNAPSHOT_MERGE_FACTOR": 4, "SNAPSHOT_MERGE_FLOOR_BYTES": 100, "SNAPSH
     ([100_000, 1_000] + [60] * 2, []),  # the bench case: a small tail stays a segment of its own
 ])
 def test_a_merge_takes_the_smallest_f_of_the_lowest_tier_within_the_maximum(sizes, merged):
-    assert plan_merge(sizes, Settings(**POLICY)) == merged
+    assert plan_merge(sizes, _counts(sizes), Settings(**POLICY)) == merged
 
 
 def test_an_explicit_compaction_merges_what_fits_below_f():
     settings = Settings(**POLICY)
-    assert plan_merge([50, 60], settings) == []
-    assert plan_merge([50, 60], settings, compact=True) == [0, 1]
-    assert plan_merge([6_000, 60], settings, compact=True) == []  # one open segment: nothing to merge
+    assert plan_merge([50, 60], [1, 1], settings) == []
+    assert plan_merge([50, 60], [1, 1], settings, compact=True) == [0, 1]
+    assert plan_merge([6_000, 60], [60, 1], settings, compact=True) == []  # one open segment: no merge
+
+
+@pytest.mark.parametrize(("counts", "merged"), [
+    ([200] * 4, [0, 1, 2, 3]),  # within both maximums
+    ([300] * 4, []),  # small in bytes, but together over the records maximum
+    ([500, 10, 10, 10, 10], [1, 2, 3, 4]),  # half the records maximum: full, never merged again
+    ([300] * 9, [0, 1, 2]),  # over the soft cap: the smallest that fit in records too
+])
+def test_the_records_maximum_bounds_a_merge_as_the_bytes_one_does(counts, merged):
+    sizes = [50] * len(counts)  # one tier, far below the bytes maximum
+    assert plan_merge(sizes, counts, Settings(**POLICY)) == merged
+
+
+def test_sizes_and_counts_of_different_lengths_are_refused():
+    with pytest.raises(ValueError, match="3 sizes for 2 record counts"):
+        plan_merge([50] * 3, [1, 1], Settings(**POLICY))
 
 
 def test_tiers_grow_by_the_merge_factor_above_the_floor():
@@ -53,9 +74,11 @@ def test_the_policy_is_read_from_the_documented_variables(monkeypatch):
         monkeypatch.setenv(name, str(value))
     settings = Settings()
     assert (settings.snapshot_merge_factor, settings.snapshot_merge_floor_bytes,
-            settings.snapshot_max_segment_bytes, settings.snapshot_max_segments) == (4, 100, 10_000, 8)
+            settings.snapshot_max_segment_bytes, settings.snapshot_max_segment_records,
+            settings.snapshot_max_segments) == (4, 100, 10_000, 1_000, 8)
     defaults = Settings.model_fields
-    assert defaults["snapshot_max_segment_bytes"].default == 5 * 2**29  # 2.5 GiB
+    assert defaults["snapshot_max_segment_bytes"].default == 2**30  # 1 GiB: bench/merge_size.py
+    assert defaults["snapshot_max_segment_records"].default == 500_000
 
 
 def test_a_version_id_names_its_segments_in_order():

@@ -66,11 +66,11 @@ class Settings(BaseSettings):
     # SNAPSHOT_MAX_SEGMENTS (a soft cap: reads query every segment). The maximums are MEASURED
     # (bench/merge_size.py; rows, fit and date in the README's "Function sizing", generated from
     # bench/merge_size_results.json): a cold FinalMerge merging four segments into one of S stored GiB
-    # peaked at ~290 MB + ~1,100 MB x S of memory and ~2,900 MB x S of local disk, using ~980 CPU s x S
-    # (50k..200k x 384-d, 25k/50k x 1536-d; 2 cores AMD EPYC, loaded, 2026-12-07). At 1 GiB: ~46% of
+    # peaked at ~270 MB + ~1,140 MB x S of memory and ~2,900 MB x S of local disk, using ~980 CPU s x S
+    # (50k..200k x 384-d, 25k/50k x 1536-d; 2 cores AMD EPYC, loaded, 2026-12-07). At 1 GiB: ~47% of
     # VectorCompact's 3,008 MB and ~28% of its 10,240 MB /tmp (80% would allow ~1.9 and ~2.8 GiB), but
-    # about its whole 900 s timeout in CPU on this machine (80% ~ 0.8 GiB): below 1 GiB the 1,000,000 x
-    # 384-d scale run's merges of 4 x 100,000 (~850 MiB) would stop. The 2.5 GiB estimated before needed
+    # about its whole 900 s timeout in CPU on this machine (80% ~ 0.8 GiB; a cap below ~870 MiB would stop
+    # the 1,000,000 x 384-d scale run's merges of 4 x 100,000, ~850 MiB). The 2.5 GiB estimated before needed
     # ~3.0 GB and ~2,400 CPU s. 500,000 records (~1.04 GiB at 384-d): narrower vectors store fewer bytes
     # per record, so the records maximum bounds what one merge indexes whatever the width.
     snapshot_max_segments: int = Field(default=8, alias="SNAPSHOT_MAX_SEGMENTS", gt=0)

@@ -7,9 +7,11 @@ as ProcessChunks hands one to FinalMerge. Merge (`--phase merge`, the measured p
 handler in a process of its own on a fresh local disk, as a cold Lambda without EFS runs it
 (functions.ChildProcessInvoker: VmHWM, and the parent's 10 ms sample of its local disk); its tail makes
 the fourth segment of the tier, so the publish merges all four into one segment of RECORDS (the
-largest merge a publish does is F segments of one tier, at most the maximum segment size). The row
-(records, width, merged segment's stored bytes, peak RSS, peak local disk, seconds) is appended to
-`--results`; `--fit` prints peak = a + b x bytes (and x records) per width over the rows there.
+largest merge a publish does is F segments of one tier, at most the maximum segment size). The merge
+uses up its setup (run the setup again to repeat it). The row (records, width, merged segment's stored
+bytes, peak RSS, peak local disk, the child's CPU seconds, wall seconds, date, load) is appended to
+`--results` (bench/merge_size_results.json, from which the README's sizing table is then regenerated:
+bench/sizing_table.py); `--fit` prints peak = a + b x bytes (and x records) per width over the rows there.
 
     python bench/merge_size.py --records 200000 --dims 384 --work /tmp/m200k --phase setup
     python bench/merge_size.py --records 200000 --dims 384 --work /tmp/m200k --phase merge
@@ -28,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO_ROOT, machine, make_workspace, random_pages, stopwatch  # noqa: E402
+from common import machine, make_workspace, random_pages, stopwatch  # noqa: E402
 from embedding_ingest.pipeline.definitions import local_resource_arn  # noqa: E402
 from embedding_ingest.snapshots import (  # noqa: E402
     publish_next_version,
@@ -37,7 +39,8 @@ from embedding_ingest.snapshots import (  # noqa: E402
     write_snapshot,  # noqa: E402
 )
 from functions import ChildProcessInvoker  # noqa: E402
-from sizing_table import linear_fit  # noqa: E402
+from sizing_table import MERGES, linear_fit  # noqa: E402
+from sizing_table import main as sizing_main  # noqa: E402
 
 DATABASE = "lines"
 FINAL_MERGE = "embedding-vector-compact"  # operation final_merge
@@ -119,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path)
     parser.add_argument("--phase", choices=("setup", "merge"))
     parser.add_argument("--fit", action="store_true")
-    parser.add_argument("--results", type=Path, default=REPO_ROOT / "bench" / "merge_size_results.json")
+    parser.add_argument("--results", type=Path, default=MERGES)
     args = parser.parse_args(argv)
     rows = json.loads(args.results.read_text()) if args.results.is_file() else []
     if args.phase == "setup":
@@ -130,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(row))
         rows.append(row)
         args.results.write_text(json.dumps(rows, indent=1) + "\n")
+        if args.results == MERGES:  # the README's sizing table follows the committed rows
+            sizing_main([])
     if args.fit:
         for key, (a, b) in fit(rows).items():
             print(f"{key}: a={a:.1f} b={b:.4g}")

@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     # VectorCompact's 3,008 MB and ~28% of its 10,240 MB /tmp (80% would allow ~1.9 and ~2.8 GiB), but
     # about its whole 900 s timeout in CPU on this machine (80% ~ 0.8 GiB; a cap below ~870 MiB would stop
     # the 1,000,000 x 384-d scale run's merges of 4 x 100,000, ~850 MiB). The 2.5 GiB estimated before needed
-    # ~3.0 GB and ~2,400 CPU s. 500,000 records (~1.04 GiB at 384-d): narrower vectors store fewer bytes
+    # ~3.1 GB and ~2,400 CPU s. 500,000 records (~1.04 GiB at 384-d): narrower vectors store fewer bytes
     # per record, so the records maximum bounds what one merge indexes whatever the width.
     snapshot_max_segments: int = Field(default=8, alias="SNAPSHOT_MAX_SEGMENTS", gt=0)
     snapshot_merge_factor: int = Field(default=4, alias="SNAPSHOT_MERGE_FACTOR", ge=2)

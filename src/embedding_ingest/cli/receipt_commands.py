@@ -9,7 +9,7 @@ import typer
 
 from embedding_ingest.cli import next_steps, workspace
 from embedding_ingest.cli.data_commands import batches_app, receipts_app, resolve_batch_id
-from embedding_ingest.cli.errors import EXIT_REJECTED, CliError
+from embedding_ingest.cli.errors import EXIT_REJECTED, EXIT_USAGE, CliError
 from embedding_ingest.cli.output import (
     OutputFormat,
     OutputOption,
@@ -36,7 +36,8 @@ def import_receipts(file: Path = typer.Argument(..., exists=True, dir_okay=False
                     output: OutputFormat = OutputOption) -> None:
     """Load receipts from a JSONL file: new items are added, changed ones re-queued, vanished ones
     deleted from the next published version; unchanged ones cost nothing. Bad records are reported
-    and skipped (exit 3); bad lines or words are skipped with their reason."""
+    and skipped (exit 3; exit 2 when every record was rejected); bad lines or words are skipped with
+    their reason."""
     from embedding_ingest.backends import embedding_model
     from embedding_ingest.receipts.importer import import_receipts as run_import
 
@@ -52,7 +53,10 @@ def import_receipts(file: Path = typer.Argument(..., exists=True, dir_okay=False
          output, lambda _: _render_import(report, queued, metadata_batches))
     hint(output, next_steps.overall(workspace.ledger()))
     if report.errors:
-        raise typer.Exit(EXIT_REJECTED)
+        # 3 says "the rest was done": with every record rejected (and nothing deleted) nothing was, and
+        # the file itself is the bad input
+        raise typer.Exit(EXIT_REJECTED if report.receipts_imported or report.receipts_deleted
+                         else EXIT_USAGE)
 
 
 @receipts_app.command("delete")
@@ -157,6 +161,9 @@ def _render_import(r, queued: list[str], metadata_batches: list[str]) -> list:
         if not r.receipts_imported and not_json * 2 > r.records_read:
             parts.append(f"[yellow]nothing imported: {not_json:,} of {r.records_read:,} lines are not "
                          f"JSON[/]; is {r.source_file} a JSONL file (one receipt object per line)?")
+        elif not r.receipts_imported:
+            parts.append("[yellow]nothing imported: every record was rejected[/] (fix the file and import "
+                         "it again; format: tests/data/README.md)")
     if r.skipped_items:
         parts.append(fitted(f"Skipped items ({len(r.skipped_items)})",
                             [FILE_LINE, Column("receipt_id"), Column("item"),

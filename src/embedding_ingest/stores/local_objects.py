@@ -75,6 +75,22 @@ def _hash_file(path: Path, like: str | None = None) -> str:
     return hasher.hexdigest()
 
 
+def _copy(source: BinaryIO, out: BinaryIO) -> None:
+    """Copy an open file whole: in the kernel (sendfile, no pass through this process's memory: a
+    third of the CPU for a 67 MB intermediate here) where it can, else through a buffer."""
+    size = os.fstat(source.fileno()).st_size
+    offset = 0
+    try:
+        while offset < size and (sent := os.sendfile(out.fileno(), source.fileno(), offset, size - offset)):
+            offset += sent
+    except OSError:  # a file system without sendfile between these files: the buffered copy does it all
+        pass
+    source.seek(offset)
+    out.seek(offset)
+    while chunk := source.read(_CHUNK):
+        out.write(chunk)
+
+
 class LocalObjectStore(ObjectStore):
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).resolve()
@@ -311,8 +327,7 @@ class LocalObjectStore(ObjectStore):
         fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.part-")
         try:
             with source, os.fdopen(fd, "wb") as out:
-                while chunk := source.read(_CHUNK):
-                    out.write(chunk)
+                _copy(source, out)
             os.replace(name, dest)
         except BaseException:
             Path(name).unlink(missing_ok=True)

@@ -1,19 +1,23 @@
 """The HNSW index reader (snapshots/chroma_hnsw.py) answers Chroma's own queries, on directories the
 installed chromadb writes: the index files alone (records Chroma has synced) give exactly Chroma's
-neighbours and distances; records still in Chroma's log are searched exactly, so an answer is never
-farther than Chroma's; and what the reader does not apply (deletions, updates, a crafted label file) is
-refused in one line, so open_snapshot falls back to Chroma's query."""
+neighbours and distances; records still in Chroma's log are searched exactly; deletions and updates
+in the log are applied as Chroma applies them; and what the reader does not apply (an entry no chromadb
+1.5.9 writes, an index hnswlib cannot load, a crafted label file) is refused in one line, so
+open_snapshot falls back to Chroma's query for that segment."""
 
 from __future__ import annotations
 
+import gc
+import hashlib
 import pickle
 import shutil
+import sqlite3
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from embedding_ingest.snapshots import chroma_io
+from embedding_ingest.snapshots import chroma_hnsw, chroma_io
 from embedding_ingest.snapshots.chroma_hnsw import VectorIndex, nearest
 from embedding_ingest.snapshots.exceptions import ChromaFormatError
 
@@ -101,20 +105,75 @@ def test_nearest_merges_indexes_and_caps_at_what_they_hold(tmp_path):
     assert len(indexes[1].search(query, 5)[0]) == 3
 
 
-@pytest.mark.parametrize("change", ["delete", "update"])
-def test_a_log_it_does_not_apply_is_refused_in_one_line(tmp_path, change):
-    persist = tmp_path / change
-    vectors = _write(persist, 1200, "cosine")
+def _digests(persist: Path) -> dict[str, str]:
+    return {str(f.relative_to(persist)): hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in sorted(persist.rglob("*")) if f.is_file() and f.name != "chroma.sqlite3"}
+
+
+def test_deletions_and_updates_in_chromas_log_are_applied_as_chroma_applies_them(tmp_path):
+    persist = tmp_path / "changed"
+    vectors = _write(persist, 1200, "cosine")  # 1,000 in the index files, 200 in Chroma's log
+    fresh = np.random.default_rng(9).normal(size=(3, DIMS)).astype(np.float32)
     with chroma_io.open_client(persist) as client:
         collection = client.get_collection("lines", embedding_function=None)
-        if change == "delete":
-            collection.delete(ids=["r-01100"])
-        else:
-            collection.upsert(ids=["r-00005"], embeddings=vectors[:1])  # an indexed id, a new vector
+        collection.delete(ids=["r-00010", "r-01100"])  # an indexed record and a logged one
+        collection.upsert(ids=["r-00020", "r-01150"], embeddings=fresh[:2])  # new vectors for both kinds
+        collection.update(ids=["r-00030"], metadatas=[{"label": "TOTAL"}])  # metadata only
+        collection.add(ids=["r-00040"], embeddings=fresh[2:])  # already held: Chroma keeps the old vector
+        collection.update(ids=["no-such-id"], embeddings=fresh[2:])  # not held: Chroma ignores it
         del collection
+    files = _digests(persist)
+    queries = np.concatenate([_queries(vectors, 30), fresh, vectors[[10, 20, 40, 1100, 1150]]])
+    expected = _chroma(persist, queries, 8)
+    index = _index(persist)
+    got = index.search(queries, 8)
+    assert index.count == 1198
+    assert [[i for _, i in row] for row in got] == expected["ids"]
+    assert np.allclose([[d for d, _ in row] for row in got], expected["distances"], atol=1e-5)
+    assert [row[0][1] for row in got[30:33]] == ["r-00020", "r-01150", expected["ids"][32][0]]
+    assert got[35][0][1] == "r-00040" and not {"r-00010", "r-01100", "no-such-id"} & {
+        i for row in got for _, i in row}
+    del index
+    gc.collect()
+    assert _digests(persist) == files  # marking deletions touched this process's copy only
+
+
+def test_a_log_entry_it_does_not_apply_is_refused_in_one_line(tmp_path):
+    persist = tmp_path / "odd"
+    _write(persist, 1200, "cosine")
+    with sqlite3.connect(persist / "chroma.sqlite3") as db:  # what no chromadb 1.5.9 writes
+        db.execute("UPDATE embeddings_queue SET encoding = 'INT8' WHERE id = 'r-01100'")
+    db.close()
     with pytest.raises(ChromaFormatError) as caught:
         _index(persist)
-    assert "\n" not in str(caught.value) and "this reader does not apply" in str(caught.value)
+    assert "\n" not in str(caught.value) and "(operation 2, id 'r-01100') this reader does not apply" \
+        in str(caught.value)
+
+
+def test_an_index_hnswlib_cannot_load_is_refused_in_one_line(tmp_path, monkeypatch):
+    persist = tmp_path / "foreign"
+    _write(persist, 1000, "cosine")
+
+    class Foreign:  # nmslib's hnswlib installs the same module name, with another load_index
+        def __init__(self, space, dim):
+            pass
+
+        def load_index(self, path, max_elements=0):
+            pass
+
+    monkeypatch.setattr(chroma_hnsw.hnswlib, "Index", Foreign)
+    with pytest.raises(ChromaFormatError, match="hnswlib cannot load the index \\(TypeError: ") as caught:
+        _index(persist)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_label_file_of_other_types_is_refused(tmp_path):
+    persist = tmp_path / "strings"
+    _write(persist, 1000, "cosine")
+    [mapping] = persist.glob("*/index_metadata.pickle")
+    mapping.write_bytes(pickle.dumps({"label_to_id": {"1": "r-00000"}}))
+    with pytest.raises(ChromaFormatError, match="label_to_id maps other than int labels to str ids"):
+        _index(persist)
 
 
 def test_a_label_file_that_would_run_code_is_refused(tmp_path):

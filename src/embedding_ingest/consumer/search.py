@@ -15,8 +15,10 @@ segment either reader refuses makes the whole version fall back to Chroma's own 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,11 @@ class IndexedSegments:
         self._closed = False
         self._indexes: list[VectorIndex] | None = None
         self._records: list[StoredRecords] = []
+        # Segments are searched side by side, one thread per core: hnswlib releases the GIL while it
+        # searches (4 segments of 10,000 x 384-d: 2.17 ms vs 2.42 ms in turn with the other core busy).
+        workers = min(len(self._dirs), os.cpu_count() or 1)
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"snapshot-{database}") \
+            if workers > 1 else None
 
     def query(self, vectors: np.ndarray, n_results: int, include: Sequence[str]) -> QueryResult | None:
         """The `n_results` nearest records to each row of `vectors` in Chroma's QueryResult shape, for
@@ -56,10 +63,14 @@ class IndexedSegments:
         if indexes is None:
             return None
         try:
-            hits = nearest(indexes, vectors, n_results)
+            hits = nearest(indexes, vectors, n_results, self._pool)
         except ChromaFormatError as error:
             _log.info("open_snapshot: %s; Chroma answers this query", error)
             return None
+        except RuntimeError:  # the pool refuses work once close() has shut it down
+            if self._closed:
+                raise self._closed_error() from None
+            raise
         fields: dict[str, tuple[str | None, dict[str, Any] | None]] = {}
         if "documents" in include or "metadatas" in include:
             wanted: dict[int, list[str]] = {}
@@ -68,8 +79,7 @@ class IndexedSegments:
                     wanted.setdefault(segment, []).append(item_id)
             with self._records_lock:
                 if self._closed:
-                    raise InvalidInputError(f"snapshot {self.database!r}: this version was closed (close() "
-                                            "or refresh()) during the query; ask again")
+                    raise self._closed_error()
                 for segment, ids in wanted.items():
                     fields.update(self._records[segment].records(ids))
         return query_result(hits, fields, include)
@@ -81,6 +91,12 @@ class IndexedSegments:
             for records in self._records:
                 records.close()
             self._records.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def _closed_error(self) -> InvalidInputError:
+        return InvalidInputError(f"snapshot {self.database!r}: this version was closed (close() or "
+                                 "refresh()) during the query; ask again")
 
     def _ready(self) -> list[VectorIndex] | None:
         with self._load_lock:

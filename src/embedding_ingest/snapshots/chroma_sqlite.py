@@ -92,6 +92,9 @@ class StoredRecords:
         self._db = _connect(self.persist_dir, writable=writable, any_thread=any_thread)
         try:
             self._segment = self._check_and_find_segment()
+            # None: look every time (a writable file may gain arrays); else whether any record has one
+            self._arrays = None if writable else self._db.execute(
+                "SELECT EXISTS (SELECT 1 FROM embedding_metadata_array)").fetchone()[0] == 1
         except BaseException:
             self._db.close()
             raise
@@ -203,30 +206,27 @@ class StoredRecords:
         """id -> (document, metadata) for those of `ids` the collection holds, as `collection.get(ids,
         include=["documents", "metadatas"])` answers: metadata None when a record has none, list values
         in the order Chroma stored them (the consumer reads a query's winners through this, issue 21)."""
-        found: dict[str, tuple[str | None, dict[str, Any] | None]] = {}
-        for start in range(0, len(ids), _STEP):
-            chunk = list(dict.fromkeys(ids[start:start + _STEP]))
+        found: dict[str, dict[str, Any]] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), _STEP):
+            chunk = unique[start:start + _STEP]
             marks = ",".join("?" * len(chunk))
-            rows = dict(self._db.execute(
-                f"SELECT id, embedding_id FROM embeddings WHERE segment_id = ? AND embedding_id IN ({marks})",
-                (self._segment, *chunk)))
-            if not rows:
-                continue
-            keys = ",".join("?" * len(rows))
-            fields: dict[int, dict[str, Any]] = {row: {} for row in rows}
-            for row, key, *values in self._db.execute(
-                    "SELECT id, key, string_value, int_value, float_value, bool_value FROM "
-                    f"embedding_metadata WHERE id IN ({keys})", tuple(rows)):
-                fields[row][key] = _value(*values)
-            for row, key, *values in self._db.execute(
-                    "SELECT id, key, string_value, int_value, float_value, bool_value FROM "
-                    f"embedding_metadata_array WHERE id IN ({keys}) ORDER BY rowid", tuple(rows)):
-                fields[row].setdefault(key, []).append(_value(*values))
-            for row, item_id in rows.items():
-                meta = fields[row]
-                document = meta.pop(_DOCUMENT_KEY, None)
-                found[item_id] = (document, meta or None)
-        return found
+            for item_id, key, *values in self._db.execute(
+                    "SELECT e.embedding_id, m.key, m.string_value, m.int_value, m.float_value, m.bool_value "
+                    "FROM embeddings e LEFT JOIN embedding_metadata m ON m.id = e.id "
+                    f"WHERE e.segment_id = ? AND e.embedding_id IN ({marks})", (self._segment, *chunk)):
+                fields = found.setdefault(item_id, {})
+                if key is not None:
+                    fields[key] = _value(*values)
+            if self._arrays is not False:  # a read-only file without any array skips this statement
+                for item_id, key, *values in self._db.execute(
+                        "SELECT e.embedding_id, a.key, a.string_value, a.int_value, a.float_value, "
+                        "a.bool_value FROM embeddings e JOIN embedding_metadata_array a ON a.id = e.id "
+                        f"WHERE e.segment_id = ? AND e.embedding_id IN ({marks}) ORDER BY a.rowid",
+                        (self._segment, *chunk)):
+                    found[item_id].setdefault(key, []).append(_value(*values))
+        return {item_id: (fields.pop(_DOCUMENT_KEY, None), fields or None)
+                for item_id, fields in found.items()}
 
     def replace_living(self, updates: Mapping[str, tuple[int, Mapping[str, Any]]]) -> int:
         """Give each id of `updates` ({id: (metadata_version, living metadata)}) exactly that living

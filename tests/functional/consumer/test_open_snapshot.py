@@ -7,10 +7,11 @@ import pytest
 
 import embedding_ingest
 from embedding_ingest import open_snapshot
+from embedding_ingest.consumer import search
 from embedding_ingest.exceptions import ConfigurationError, InvalidInputError
 from embedding_ingest.providers.encoder import HashedNgramEncoder
 from embedding_ingest.snapshots import iter_published_pages, read_version
-from embedding_ingest.snapshots.exceptions import VersionNotFoundError
+from embedding_ingest.snapshots.exceptions import ChromaFormatError, VersionNotFoundError
 
 
 def _all_records(ws):
@@ -78,6 +79,25 @@ def test_where_filter_and_embeddings_and_get(layered_workspace):
         assert len(snap.get(where={"receipt_id": receipt})["ids"]) == sum(
             m["receipt_id"] == receipt for m in metadatas)
         assert len(snap.get(limit=10, offset=len(ids) - 4)["ids"]) == 4
+
+
+def test_a_segment_the_index_reader_refuses_is_asked_through_chroma(layered_workspace, monkeypatch):
+    """Unfiltered queries read the segments' index files themselves (consumer/search.py); a segment
+    that reader refuses (here: every one) is asked through Chroma, with the same answer."""
+    ws = layered_workspace
+    with open_snapshot("lines", settings=ws.settings) as snap:
+        direct = snap.query(query_texts=["TOTAL", "CASH"], n_results=7)
+
+    def refuse(path, *args, **kwargs):
+        raise ChromaFormatError(f"{path}: not for this reader")
+
+    monkeypatch.setattr(search, "VectorIndex", refuse)
+    with open_snapshot("lines", settings=ws.settings) as snap:
+        through_chroma = snap.query(query_texts=["TOTAL", "CASH"], n_results=7)
+    assert through_chroma["ids"] == direct["ids"]
+    assert through_chroma["documents"] == direct["documents"]
+    assert through_chroma["metadatas"] == direct["metadatas"]
+    assert np.allclose(through_chroma["distances"], direct["distances"], atol=1e-5)
 
 
 def test_pinned_version_refresh_and_wrong_inputs(layered_workspace):

@@ -40,11 +40,11 @@ def merge_query(parts: Sequence[dict[str, Any]], queries: int, n_results: int,
 
 
 def query_result(hits: Sequence[Sequence[tuple[float, str, int]]],
-                 fields: dict[str, tuple[str | None, dict[str, Any] | None]],
+                 fields: dict[tuple[int, str], tuple[str | None, dict[str, Any] | None]],
                  include: Sequence[str]) -> QueryResult:
-    """A QueryResult from per-query (distance, id, segment) hits, nearest first, and `fields`: id ->
-    (document, metadata) of every hit when documents or metadatas are included (embeddings are not:
-    such queries go through merge_query)."""
+    """A QueryResult from per-query (distance, id, segment) hits, nearest first, and `fields`: (segment,
+    id) -> (document, metadata) of every hit when documents or metadatas are included (embeddings are
+    not: such queries go through merge_query)."""
     result: dict[str, Any] = {"ids": [[item_id for _, item_id, _ in row] for row in hits],
                               "included": list(include)}
     for name in QUERY_FIELDS:
@@ -52,9 +52,9 @@ def query_result(hits: Sequence[Sequence[tuple[float, str, int]]],
     if "distances" in include:
         result["distances"] = [[distance for distance, _, _ in row] for row in hits]
     if "documents" in include:
-        result["documents"] = [[fields[item_id][0] for _, item_id, _ in row] for row in hits]
+        result["documents"] = [[fields[segment, item_id][0] for _, item_id, segment in row] for row in hits]
     if "metadatas" in include:
-        result["metadatas"] = [[fields[item_id][1] for _, item_id, _ in row] for row in hits]
+        result["metadatas"] = [[fields[segment, item_id][1] for _, item_id, segment in row] for row in hits]
     return result  # type: ignore[return-value]
 
 

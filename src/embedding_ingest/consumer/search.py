@@ -71,7 +71,7 @@ class IndexedSegments:
             if self._closed:
                 raise self._closed_error() from None
             raise
-        fields: dict[str, tuple[str | None, dict[str, Any] | None]] = {}
+        fields: dict[tuple[int, str], tuple[str | None, dict[str, Any] | None]] = {}
         if "documents" in include or "metadatas" in include:
             wanted: dict[int, list[str]] = {}
             for row in hits:
@@ -80,8 +80,9 @@ class IndexedSegments:
             with self._records_lock:
                 if self._closed:
                     raise self._closed_error()
-                for segment, ids in wanted.items():
-                    fields.update(self._records[segment].records(ids))
+                for segment, ids in wanted.items():  # keyed by segment: a hit's fields are its own segment's
+                    fields.update(((segment, item_id), found)
+                                  for item_id, found in self._records[segment].records(ids).items())
         return query_result(hits, fields, include)
 
     def close(self) -> None:
@@ -114,8 +115,10 @@ class IndexedSegments:
                                            space=hnsw.get("space", "l2"),
                                            ef_search=hnsw.get("ef_search", 100)))
                 self._records.append(StoredRecords(path, self.database, any_thread=True))
-        except ChromaFormatError as error:
-            _log.info("open_snapshot: %s; Chroma answers this version's queries", error)
+        except Exception as error:  # any failure to read them: Chroma answers, as before
+            level = logging.INFO if isinstance(error, ChromaFormatError) else logging.WARNING
+            _log.log(level, "open_snapshot: %s (%s); Chroma answers this version's queries, at Chroma's "
+                     "per-segment cost", error, type(error).__name__)
             with self._records_lock:
                 for records in self._records:
                     records.close()

@@ -81,19 +81,23 @@ def test_where_filter_and_embeddings_and_get(layered_workspace):
         assert len(snap.get(limit=10, offset=len(ids) - 4)["ids"]) == 4
 
 
-def test_a_segment_the_index_reader_refuses_is_asked_through_chroma(layered_workspace, monkeypatch):
+@pytest.mark.parametrize("failure", [ChromaFormatError, RuntimeError])
+def test_a_segment_the_index_reader_refuses_is_asked_through_chroma(layered_workspace, monkeypatch,
+                                                                    failure):
     """Unfiltered queries read the segments' index files themselves (consumer/search.py); a segment
-    that reader refuses (here: every one) is asked through Chroma, with the same answer."""
+    that reader refuses, or fails to load (here: every one), is asked through Chroma, with the same
+    answer, on the first query and after."""
     ws = layered_workspace
     with open_snapshot("lines", settings=ws.settings) as snap:
         direct = snap.query(query_texts=["TOTAL", "CASH"], n_results=7)
 
     def refuse(path, *args, **kwargs):
-        raise ChromaFormatError(f"{path}: not for this reader")
+        raise failure(f"{path}: not for this reader")
 
     monkeypatch.setattr(search, "VectorIndex", refuse)
     with open_snapshot("lines", settings=ws.settings) as snap:
         through_chroma = snap.query(query_texts=["TOTAL", "CASH"], n_results=7)
+        assert snap.query(query_texts=["TOTAL", "CASH"], n_results=7)["ids"] == through_chroma["ids"]
     assert through_chroma["ids"] == direct["ids"]
     assert through_chroma["documents"] == direct["documents"]
     assert through_chroma["metadatas"] == direct["metadatas"]

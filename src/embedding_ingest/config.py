@@ -67,10 +67,11 @@ class Settings(BaseSettings):
     # (bench/merge_size.py; rows, fit and date in the README's "Function sizing", generated from
     # bench/merge_size_results.json): a cold FinalMerge merging four segments into one of S stored GiB
     # peaked at ~270 MB + ~1,140 MB x S of memory and ~2,900 MB x S of local disk, using ~980 CPU s x S
-    # (50k..200k x 384-d, 25k/50k x 1536-d; 2 cores AMD EPYC, loaded, 2026-12-07). At 1 GiB: ~47% of
-    # VectorCompact's 3,008 MB and ~28% of its 10,240 MB /tmp (80% would allow ~1.9 and ~2.8 GiB), but
-    # about its whole 900 s timeout in CPU on this machine (80% ~ 0.8 GiB; a cap below ~870 MiB would stop
-    # the 1,000,000 x 384-d scale run's merges of 4 x 100,000, ~850 MiB). The 2.5 GiB estimated before needed
+    # (50k..200k x 384-d, 25k/50k x 1536-d; 2 cores AMD EPYC, loaded, 2026-12-07). The bytes maximum is
+    # set by the timeout: at 1 GiB a merge needs ~930 CPU s here, past VectorCompact's 900 s; 768 MiB
+    # needs ~685 s (76%; 80% would allow ~0.79 GiB) and ~1,120 MB of memory (37% of 3,008 MB) and
+    # ~2,170 MB of /tmp (21% of 10,240 MB). So four 100,000 x 384-d segments (~850 MiB) are not merged
+    # into one: past SNAPSHOT_MAX_SEGMENTS three of them are. The 2.5 GiB estimated before needed
     # ~3.1 GB and ~2,400 CPU s. 500,000 records (~1.04 GiB at 384-d): narrower vectors store fewer bytes
     # per record, so the records maximum bounds what one merge indexes whatever the width.
     snapshot_max_segments: int = Field(default=8, alias="SNAPSHOT_MAX_SEGMENTS", gt=0)
@@ -78,7 +79,7 @@ class Settings(BaseSettings):
     # 16 MiB: a tail of 1,000 x 1536-d archives to ~8 MB; with 64 MiB a 100,000 x 384-d base (~215 MB)
     # shared tier 0 with 1,000-record tails and was rewritten to take in three of them (bench, 2026-12-07).
     snapshot_merge_floor_bytes: int = Field(default=16 * 2**20, alias="SNAPSHOT_MERGE_FLOOR_BYTES", gt=0)
-    snapshot_max_segment_bytes: int = Field(default=2**30, alias="SNAPSHOT_MAX_SEGMENT_BYTES", gt=0)
+    snapshot_max_segment_bytes: int = Field(default=768 * 2**20, alias="SNAPSHOT_MAX_SEGMENT_BYTES", gt=0)
     snapshot_max_segment_records: int = Field(default=500_000, alias="SNAPSHOT_MAX_SEGMENT_RECORDS", gt=0)
     # Published snapshot for stock Chroma (issue 12): also keep {database}/snapshot/latest/ as a plain
     # Chroma persist directory in the object store after each publish, for consumers that download a

@@ -97,6 +97,7 @@ def _execute(file: Path, raw_input: str, handlers_spec: str | None, name: str | 
         raise InvalidInputError(f"{file.name}: no handler for Task function(s) {', '.join(missing)}; pass "
                                 "--handlers module:mapping with a callable for each")
     machine = state_machine or re.sub(r"[^A-Za-z0-9_-]", "-", file.stem)[:80]
+    workspace.creates_workspace()  # any state machine, receipts or not: its history needs a workspace
     engine = WorkflowEngine(workspace.ledger(), InProcessInvoker(handlers),
                             clock=VirtualClock(start=time.time()) if virtual_clock else None)
     return engine.start_execution(machine, definition, name or f"{machine}-{uuid.uuid4().hex[:8]}", data)

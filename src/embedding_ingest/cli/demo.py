@@ -79,6 +79,7 @@ def demo(workspace_dir: Path = typer.Option(  # not `workspace`: that is the mod
 
         guarded(output, minilm.check_installed, try_="embedding-ingest demo --model local-hash-ngram-v1")
     workspace.reset()
+    workspace.creates_workspace()  # its own, fresh
     used = embedding_model(workspace.settings())
     _say(output, f"embedding with {used}" + (f": {MODELS[used]}" if used in MODELS else ""))
 

@@ -42,6 +42,7 @@ def import_receipts(file: Path = typer.Argument(..., exists=True, dir_okay=False
     from embedding_ingest.receipts.importer import import_receipts as run_import
 
     settings = workspace.settings()
+    workspace.creates_workspace()  # the command that starts one (every other refuses a missing one)
 
     def run():
         report = run_import(file, workspace.ledger(), model=embedding_model(settings), sync=sync,

@@ -161,6 +161,7 @@ def start_execution(workflow: ItemKind = typer.Argument(None, help="line or word
         if name is not None:
             raise fail(CliError("--name names one execution (--until-idle starts several)",
                                 try_=resume), output)
+        _existing_workspace(backend, output)
         interrupts.on_interrupt(f"start-execution {workflow.value} --until-idle", resume=resume,
                                 kept="the running execution is recorded ABORTED and its batches stay active")
         _started(output, f"running {workflow.value} executions until no {workflow.value} batch is active")
@@ -175,6 +176,7 @@ def start_execution(workflow: ItemKind = typer.Argument(None, help="line or word
         raise fail(CliError("--interval and --max-runs go with --until-idle",
                             try_=f"{resume} --interval SECONDS"), output)
     run_name = guarded(output, lambda: _named(name))
+    _existing_workspace(backend, output)
     interrupts.on_interrupt(f"start-execution {workflow.value}", resume=resume,
                             kept="the execution is recorded ABORTED and its batches stay active")
     if backend is Backend.AWS:
@@ -190,6 +192,13 @@ def start_execution(workflow: ItemKind = typer.Argument(None, help="line or word
     hint(output, described["summary"]["next"] or _after(workflow, backend))
     if described["status"] not in ("SUCCEEDED", "RUNNING"):
         raise typer.Exit(EXIT_EXECUTION_FAILED)
+
+
+def _existing_workspace(backend: Backend, output: OutputFormat) -> None:
+    """A local run builds its own ports from the settings, which would create a missing workspace:
+    refuse it first (exit 2, as every command but an import does; cli/workspace.py)."""
+    if backend is Backend.LOCAL:
+        guarded(output, workspace.require_workspace)
 
 
 def _started(output: OutputFormat, what: str) -> None:

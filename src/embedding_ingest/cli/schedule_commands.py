@@ -57,6 +57,8 @@ def schedule(every: str = typer.Option("5m", "--every", metavar="DURATION",
     except EmbeddingIngestError as error:
         raise fail(error, OutputFormat.TABLE) from None
     stop = StopRequest()
+    # a service may start before the first import (systemd, a container): it waits for one
+    workspace.creates_workspace()
     _log(f"schedule: every {every}, kinds {','.join(k.value for k in chosen)}, "
          f"submit {'on' if submit else 'off'} (Ctrl-C or SIGTERM stops after the current step)")
     with stop_on_signals(stop):

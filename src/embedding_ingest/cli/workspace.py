@@ -1,4 +1,9 @@
-"""Lazily built ports for CLI commands (one per process)."""
+"""Lazily built ports for CLI commands (one per process).
+
+A local workspace is started only by the commands that declare they start one (`creates_workspace`:
+receipts import, demo, definitions run, schedule); any other command pointed at a workspace that does
+not exist is refused (WorkspaceMissingError, exit 2) before anything is written, so a mistyped --home
+creates nothing."""
 
 from __future__ import annotations
 
@@ -10,10 +15,14 @@ from embedding_ingest.exceptions import EmbeddingIngestError
 
 
 class WorkspaceMissingError(EmbeddingIngestError):
-    """A read-only command was pointed at a local workspace that does not exist (it is not created).
-    Exits 2 (bad input: the wrong --home, or nothing imported yet)."""
+    """A command that does not start a workspace was pointed at a local one that does not exist (it is
+    not created). Exits 2 (bad input: the wrong --home, or nothing imported yet)."""
 
     try_ = "embedding-ingest receipts import FILE"
+
+
+# Whether the running command may start a local workspace (creates_workspace); reset() clears it.
+_may_create = {"workspace": False}
 
 
 @cache
@@ -23,26 +32,42 @@ def settings() -> Settings:
 
 
 def require_workspace() -> None:
-    """For read-only commands: refuse, rather than create, a local workspace that does not exist yet."""
+    """Refuse, rather than create, a local workspace that does not exist yet (WorkspaceMissingError).
+    The ports below call it for every command that did not call creates_workspace()."""
     current = settings()
     if not current.uses_aws_ledger and not current.ledger_path.exists():
         raise WorkspaceMissingError(f"no workspace at {current.home} (nothing imported there yet; "
                                     "--home or EMBEDDING_INGEST_HOME names another)")
 
 
+def creates_workspace() -> None:
+    """Declare that the running command may start a local workspace where none exists (the ports
+    below then create it); until reset()."""
+    _may_create["workspace"] = True
+
+
+def _existing_or_created() -> Settings:
+    if not _may_create["workspace"]:
+        require_workspace()
+    return settings()
+
+
 @cache
 def ledger():
-    return backends.build_ledger(settings())
+    """Raises WorkspaceMissingError (see require_workspace) unless the command creates_workspace()."""
+    return backends.build_ledger(_existing_or_created())
 
 
 @cache
 def objects():
-    return backends.build_object_store(settings())
+    """Raises WorkspaceMissingError (see require_workspace) unless the command creates_workspace()."""
+    return backends.build_object_store(_existing_or_created())
 
 
 @cache
 def provider():
-    return backends.build_provider(settings())
+    """Raises WorkspaceMissingError (see require_workspace) unless the command creates_workspace()."""
+    return backends.build_provider(_existing_or_created())
 
 
 def step_context():
@@ -56,3 +81,4 @@ def reset() -> None:
     invoked several times in one process, as tests and the demo do)."""
     for cached in (settings, ledger, objects, provider):
         cached.cache_clear()
+    _may_create["workspace"] = False

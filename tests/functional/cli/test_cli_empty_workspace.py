@@ -1,4 +1,5 @@
-"""A first command in a workspace with nothing in it still says what to run next."""
+"""A first command in a workspace with nothing in it still says what to run next (a workspace that
+does not exist is refused: test_cli_errors_and_names)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,14 @@ from pipeline import receipts_file
 
 def test_start_execution_with_nothing_imported_points_at_the_import(tmp_path: Path) -> None:
     cli = fast_cli(tmp_path)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    cli.json("receipts", "import", str(empty))  # a workspace (import starts one) with nothing in it
+
     done = cli.run("start-execution", "line", COLUMNS="80")
+
     assert "published nothing" in done.stdout
-    assert "next: embedding-ingest receipts import FILE" in (done.stdout + done.stderr).splitlines()
+    assert "next: embedding-ingest receipts import FILE" in done.stderr.splitlines()
 
 
 def test_query_and_pull_before_anything_is_published_are_refused_as_bad_input(tmp_path: Path) -> None:

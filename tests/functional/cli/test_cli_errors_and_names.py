@@ -55,8 +55,11 @@ def test_debug_shows_the_traceback_an_expected_error_otherwise_hides(tmp_path):
 @pytest.mark.parametrize("command", [["status"], ["query", "line", "TOTAL"], ["list-executions"],
                                      ["batches", "list"], ["describe-execution", "x"],
                                      ["get-execution-history", "x"], ["snapshots", "list", "line"], ["ls"],
-                                     ["batches", "show", "x"]])
-def test_read_only_commands_refuse_a_missing_workspace_and_do_not_create_it(tmp_path, command):
+                                     ["batches", "show", "x"],
+                                     # commands that write: only `receipts import` starts a workspace
+                                     ["start-execution", "line"], ["start-execution", "word", "--until-idle"],
+                                     ["submit", "line"], ["receipts", "delete", "x"]])
+def test_commands_other_than_import_refuse_a_missing_workspace_and_do_not_create_it(tmp_path, command):
     home = tmp_path / "not-yet"
     cli = Cli(home=home, settings={})
 

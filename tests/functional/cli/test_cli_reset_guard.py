@@ -16,5 +16,8 @@ def test_reset_without_naming_batches_is_refused_and_changes_nothing(tmp_path, m
     refusal = json.loads(result.stdout)
     assert "name the batches to reset" in refusal["message"] and "--from-status, or --all" in refusal["try"]
 
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    assert CliRunner().invoke(app, ["receipts", "import", str(empty)]).exit_code == 0  # starts the workspace
     listed = CliRunner().invoke(app, ["batches", "reset", "--status", "PENDING", "--all", "--output", "json"])
     assert listed.exit_code == 0 and json.loads(listed.stdout)["count"] == 0

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 from cli_runner import _FOREIGN_SETTINGS, Cli, warm_command
-from readme_fences import bash_fences
+from readme_fences import bash_fences, console_samples, section_bodies
 from table_width import WIDTH, assert_ids_whole, assert_tables_fit
 
 from embedding_ingest.config import Settings
+from embedding_ingest.providers.minilm import MODEL_NAME as MINILM
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 README = REPO_ROOT / "README.md"
@@ -30,9 +31,11 @@ def test_the_fence_extractor_keeps_bash_fences_of_the_two_sections_and_honours_s
         "## Using it", "```bash", "echo one", "```", "```console", "$ not run", "```",
         "<!-- readme-test: needs-aws -->", "```bash", "aws only", "```",
         "### Monitoring (tasks)", "<!-- readme-test: skip (long-running) -->", "", "```bash", "forever",
-        "```", "```bash", "echo two", "```", "## Configuration", "```bash", "not in a section", "```"])
+        "```", "```bash", "echo two", "```", "```console", "```", "```console", "$ a", "x", "$ b", "```",
+        "## Configuration", "```bash", "not in a section", "```"])
 
     assert bash_fences(text, SECTIONS) == (["echo one", "echo two"], 2)
+    assert console_samples(text, SECTIONS) == [("not run", "")]
 
 
 def _scratch_repository(root: Path) -> Path:
@@ -130,11 +133,38 @@ def test_readme_commands_run_verbatim_from_an_empty_workspace_and_each_visibly_d
         if listed:
             assert_ids_whole(out, listed(cli.json(*shlex.split(command, comments=True)[1:])))
     assert remaining == [], f"README commands missing or out of order: {remaining}"
+    _assert_samples_print_as_shown(cli)
     assert (home / "ledger.sqlite3").exists() and not (work / ".embedding-ingest" / "ledger.sqlite3").exists()
     written = {p.name + ("/" if p.is_dir() else "") for p in work.iterdir()} - {".venv/", "src/"}
     ignored = subprocess.run(["git", "-C", str(REPO_ROOT), "check-ignore", "--no-index", "--stdin"],
                              input="\n".join(sorted(written)), capture_output=True, text=True)
     assert set(ignored.stdout.split()) == written, "the README writes files .gitignore does not cover"
+
+
+def _assert_samples_print_as_shown(cli: Cli) -> None:
+    """Each `$ embedding-ingest query ...` sample of "Using it" prints what the README shows, at 80
+    columns, stdout and stderr together (no `next:` line the command does not print); the version is
+    the one part a new workspace changes."""
+    samples = [(command, printed) for command, printed in console_samples(README.read_text(encoding="utf-8"),
+                                                                          ("Using it",))
+               if command.startswith("embedding-ingest query ")]
+    assert samples, "the README's query sample is gone"
+    for command, printed in samples:
+        done = cli.run(*shlex.split(command)[1:], COLUMNS=str(WIDTH))
+        assert _unversioned(done.stdout + done.stderr) == _unversioned(printed), command
+
+
+def _unversioned(text: str) -> str:
+    return re.sub(r"\(version [0-9a-f]{8,64}, ", "(version V, ", text)
+
+
+def test_the_model_using_it_suggests_for_meaning_is_one_the_local_provider_runs():
+    """"Using it" tells a reader whose query results look wrong which model matches meaning: a name
+    the local provider does not know would send them to a one-line error instead."""
+    (section,) = section_bodies(README.read_text(encoding="utf-8"), ("Using it",))
+    suggested = set(re.findall(r"EMBEDDING_MODEL=([\w.-]+)", "\n".join(section)))
+
+    assert suggested == {MINILM}
 
 
 def _documented_defaults(text: str) -> dict[str, str]:

@@ -59,8 +59,9 @@ _TOP_OPTIONS_WITH_VALUE = ("--home", "--region")
 
 def options_after_the_command(argv: Sequence[str]) -> list[str]:
     """`argv` with a command's own options written before the command (`--output json status`, which
-    click would refuse: 'no such option: --output (Possible options: --utc)') moved to its end, where
-    the command reads them; anything else unchanged."""
+    click would refuse: 'no such option: --output (Possible options: --utc)') moved to its end, or
+    before its `--` (after which everything is an argument), where the command reads them; anything
+    else unchanged."""
     before: list[str] = []
     moved: list[str] = []
     index = 0
@@ -75,7 +76,11 @@ def options_after_the_command(argv: Sequence[str]) -> list[str]:
             takes = 2 if name in _TOP_OPTIONS_WITH_VALUE and "=" not in argv[index] else 1
             before += argv[index:index + takes]
         index += takes
-    return [*before, *argv[index:], *moved] if moved else list(argv)
+    if not moved:
+        return list(argv)
+    rest = list(argv[index:])
+    end = rest.index("--") if "--" in rest else len(rest)
+    return [*before, *rest[:end], *moved, *rest[end:]]
 
 
 def _wants_json(argv: Sequence[str]) -> bool:

@@ -83,6 +83,16 @@ def test_a_commands_output_option_written_before_the_command_is_the_commands(run
     assert alone.exit_code == 2 and "each command takes it: embedding-ingest COMMAND --output" in alone.stdout
 
 
+def test_an_output_option_before_the_command_holds_when_the_command_line_ends_with_dash_dash(run):
+    """`--` ends a command's options (a query text that starts with '-'); --output written before the
+    command is still the command's option, not an argument after the `--`."""
+    before = run("--output", "json", "query", "line", "--", "-TOTAL")
+    after = run("query", "line", "--output", "json", "--", "-TOTAL")
+
+    assert (before.exit_code, json.loads(before.stdout)) == (after.exit_code, json.loads(after.stdout))
+    assert json.loads(before.stdout)["message"].startswith("no workspace at ")
+
+
 def _definition(tmp_path, states: dict) -> str:
     path = tmp_path / "machine.json"
     path.write_text(json.dumps({"StartAt": next(iter(states)), "States": states}))

@@ -7,8 +7,10 @@ bare key); locally there is one namespace and the bucket part is only a label, s
 `chunk_groups/RUN/`. Output follows awscli/customizations/s3/subcommands.py: `ls` prints
 `                           PRE chunk-0/` for each common prefix and `2026-12-06 23:30:38         99
 groups.json` (local time, size in bytes, name below the listed "directory") for each object, or full
-keys with `--recursive`; nothing found prints nothing and exits 1. `cp` to `-` writes the object to
-stdout, to a path prints `download: s3://BUCKET/KEY to PATH`; a missing key is AWS's 404 (exit 1).
+keys with `--recursive`. As `aws s3 ls` (ListCommand), a prefix that matches nothing exits 1 and a
+listing of the whole store exits 0 even when it is empty (no key was asked for, so none is missing).
+`cp` to `-` writes the object to stdout, to a path prints `download: s3://BUCKET/KEY to PATH`; a
+missing key is AWS's 404 (exit 1).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 import typer
 
-from embedding_ingest.cli import workspace
+from embedding_ingest.cli import next_steps, workspace
 from embedding_ingest.cli.entry import Panel
 from embedding_ingest.cli.output import OutputFormat, OutputOption, emit, fail, guarded, hint, stderr
 from embedding_ingest.exceptions import InvalidInputError
@@ -89,18 +91,25 @@ def _ls_lines(result: dict[str, Any]) -> list[Any]:
 def ls(path: str = typer.Argument("", help="s3://BUCKET/PREFIX or PREFIX (default: everything at the top)"),
        recursive: bool = typer.Option(False, "--recursive", help="Every key under the prefix, in full"),
        output: OutputFormat = OutputOption) -> None:
-    """Objects and common prefixes under a prefix, as `aws s3 ls` prints them; exits 1 when there is
-    nothing."""
+    """Objects and common prefixes under a prefix, as `aws s3 ls` prints them; exits 1 when a prefix
+    matches nothing (0 for an empty store listed whole, as `aws s3 ls s3://BUCKET/`)."""
     bucket, prefix = guarded(output, lambda: _split(path))
     objects, shown = guarded(output, lambda: _store(bucket))
     result = guarded(output, lambda: listing(objects, prefix, recursive=recursive))
     emit({"bucket": shown, "location": objects.location, **result}, output, _ls_lines)
-    if not result["objects"] and not result["common_prefixes"]:
+    if result["objects"] or result["common_prefixes"]:
+        return
+    if not prefix:  # nothing written yet: say what would write something
         if output is not OutputFormat.JSON:
-            stderr.print(f"nothing under {prefix or 'the top'} in {objects.location}", markup=False,
+            stderr.print(f"nothing in the object store yet ({objects.location})", markup=False,
                          highlight=False, soft_wrap=True)
-        hint(output, "embedding-ingest objects ls chunk_groups/   (the runs' files; or intermediate/)")
-        raise typer.Exit(1)
+        hint(output, guarded(output, lambda: next_steps.overall(workspace.ledger())))
+        return
+    if output is not OutputFormat.JSON:
+        stderr.print(f"nothing under {prefix} in {objects.location}", markup=False, highlight=False,
+                     soft_wrap=True)
+    hint(output, "embedding-ingest objects ls chunk_groups/   (the runs' files; or intermediate/)")
+    raise typer.Exit(1)
 
 
 @objects_app.command("cp")
@@ -135,7 +144,8 @@ def cp(source: str = typer.Argument(..., help="s3://BUCKET/KEY or KEY"),
 def every_object(prefix: str = typer.Argument("", help="Key prefix (default: every object)",
                                               show_default=False),
                  output: OutputFormat = OutputOption) -> None:
-    """Every object under a prefix, whole keys (`objects ls PREFIX --recursive`)."""
+    """Every object under a prefix, whole keys (`objects ls PREFIX --recursive`); exits 1 when a prefix
+    matches nothing, as `aws s3 ls` does."""
     ls(prefix, recursive=True, output=output)
 
 

@@ -85,3 +85,20 @@ def test_objects_ls_and_cp_print_as_aws_s3_does(ran, tmp_path):
                       code=1)
     assert 'Key "chunk_groups/NOPE/groups.json" does not exist' in missing.stderr
     assert missing.stderr.rstrip().endswith("; try: embedding-ingest objects ls chunk_groups/NOPE/")
+
+
+def test_an_empty_store_listed_whole_exits_0_and_an_empty_prefix_exits_1_as_aws_s3_ls(tmp_path):
+    """`aws s3 ls s3://BUCKET/` of an empty bucket prints nothing and exits 0 (no key asked for, so
+    none is missing); `aws s3 ls s3://BUCKET/PREFIX` that matches nothing exits 1. `objects ls` and the
+    unlisted `ls` (its `--recursive`) do the same: a workspace that has imported but run nothing yet."""
+    cli = fast_cli(tmp_path)
+    cli.json("receipts", "import", str(receipts_file(tmp_path, 1)))
+
+    whole = [cli.run(*args) for args in (["objects", "ls"], ["objects", "ls", "s3://bucket/"], ["ls"])]
+    missing = [cli.run(*args, code=1) for args in (["objects", "ls", "chunk_groups/"], ["ls", "lines/"])]
+
+    assert all(done.stdout == "" for done in whole + missing)
+    assert all(done.stderr.splitlines()[0].startswith("nothing in the object store yet (")
+               and done.stderr.splitlines()[-1] == "next: embedding-ingest submit line" for done in whole)
+    assert missing[0].stderr.splitlines()[0].startswith("nothing under chunk_groups/ in ")
+    assert cli.json("ls")["objects"] == []

@@ -112,17 +112,10 @@ class StoredRecords:
             raise ChromaFormatError(f"{where} has {len(found)} collections named {self.collection!r} "
                                     f"(one expected); it holds {names}")
         collection_id = self._collection_id = found[0][0]
-        segments = self._db.execute("SELECT id FROM segments WHERE collection = ? AND scope = 'METADATA'",
-                                    (collection_id,)).fetchall()
-        if len(segments) != 1:
-            raise ChromaFormatError(f"{where}: collection {self.collection!r} has {len(segments)} metadata "
-                                    "segments (one expected)")
-        segment = segments[0][0]
-        applied = self._db.execute("SELECT seq_id FROM max_seq_id WHERE segment_id = ?",
-                                   (segment,)).fetchone()
+        segment, applied_seq = self._segment_of("METADATA")
         logged = self._db.execute("SELECT MAX(seq_id) FROM embeddings_queue WHERE topic LIKE ?",
                                   (f"%/{collection_id}",)).fetchone()
-        applied_seq, logged_seq = int(applied[0]) if applied else 0, int(logged[0] or 0)
+        logged_seq = int(logged[0] or 0)
         if logged_seq > applied_seq:
             raise ChromaFormatError(f"{where}: the metadata segment of {self.collection!r} applied Chroma's "
                                     f"log up to {applied_seq}, the log holds {logged_seq}; open the "
@@ -135,19 +128,23 @@ class StoredRecords:
         Chroma writes its index files every `sync_threshold` records and replays the rest of its log
         when it opens the directory (chroma_hnsw.py searches them itself). Raises ChromaFormatError when
         the collection has no single vector segment."""
-        where = f"{self.persist_dir}/{DB_FILE}"
-        segments = self._db.execute("SELECT id FROM segments WHERE collection = ? AND scope = 'VECTOR'",
-                                    (self._collection_id,)).fetchall()
-        if len(segments) != 1:
-            raise ChromaFormatError(f"{where}: collection {self.collection!r} has {len(segments)} vector "
-                                    "segments (one expected)")
-        segment = segments[0][0]
-        applied = self._db.execute("SELECT seq_id FROM max_seq_id WHERE segment_id = ?",
-                                   (segment,)).fetchone()
+        segment, applied = self._segment_of("VECTOR")
         rows = self._db.execute(
             "SELECT operation, id, vector, encoding FROM embeddings_queue WHERE topic LIKE ? AND seq_id > ? "
-            "ORDER BY seq_id", (f"%/{self._collection_id}", int(applied[0]) if applied else 0)).fetchall()
+            "ORDER BY seq_id", (f"%/{self._collection_id}", applied)).fetchall()
         return segment, rows
+
+    def _segment_of(self, scope: str) -> tuple[str, int]:
+        """(id, the last log entry applied) of the collection's one segment of `scope` (METADATA or
+        VECTOR). Raises ChromaFormatError when there is not exactly one."""
+        segments = self._db.execute("SELECT id FROM segments WHERE collection = ? AND scope = ?",
+                                    (self._collection_id, scope)).fetchall()
+        if len(segments) != 1:
+            raise ChromaFormatError(f"{self.persist_dir}/{DB_FILE}: collection {self.collection!r} has "
+                                    f"{len(segments)} {scope.lower()} segments (one expected)")
+        applied = self._db.execute("SELECT seq_id FROM max_seq_id WHERE segment_id = ?",
+                                   (segments[0][0],)).fetchone()
+        return segments[0][0], int(applied[0]) if applied else 0
 
     def count(self) -> int:
         """Records in the collection (as `collection.count()`)."""

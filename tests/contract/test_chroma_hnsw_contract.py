@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from embedding_ingest.consumer.results import merge_hits
 from embedding_ingest.snapshots import chroma_hnsw, chroma_io
-from embedding_ingest.snapshots.chroma_hnsw import VectorIndex, nearest
+from embedding_ingest.snapshots.chroma_hnsw import VectorIndex
 from embedding_ingest.snapshots.exceptions import ChromaFormatError
 
 DIMS = 16
@@ -92,13 +93,13 @@ def test_logged_records_are_searched_exactly_and_never_farther_than_chromas(tmp_
         assert [row[0][1] for row in got[-3:]] == ["r-01001", "r-01200", "r-01344"]  # logged, found first
 
 
-def test_nearest_merges_indexes_and_caps_at_what_they_hold(tmp_path):
+def test_merged_hits_of_two_indexes_are_capped_at_what_they_hold(tmp_path):
     small, large = tmp_path / "small", tmp_path / "large"
     _write(small, 3, "cosine", seed=1)
     _write(large, SYNCED, "cosine", seed=2)
     indexes = [_index(large), _index(small)]
     query = np.ones((1, DIMS), dtype=np.float32)
-    [merged] = nearest(indexes, query, 5)
+    [merged] = merge_hits([index.search(query, 5) for index in indexes], 1, 5)
     both = sorted([(d, i, 0) for d, i in indexes[0].search(query, 5)[0]] +
                   [(d, i, 1) for d, i in indexes[1].search(query, 5)[0]])[:5]
     assert merged == both

@@ -14,6 +14,9 @@ QUERY_FIELDS = ("documents", "metadatas", "embeddings", "distances", "uris", "da
 DEFAULT_QUERY_INCLUDE = ("metadatas", "documents", "distances")  # Chroma's own default
 DEFAULT_GET_INCLUDE = ("metadatas", "documents")
 
+Hits = list[list[tuple[float, str]]]  # one segment's: per query vector, (distance, id), nearest first
+Fields = dict[tuple[int, str], tuple[str | None, dict[str, Any] | None]]  # (segment, id) -> doc, metadata
+
 
 def merge_query(parts: Sequence[dict[str, Any]], queries: int, n_results: int,
                 include: Sequence[str]) -> QueryResult:
@@ -39,8 +42,20 @@ def merge_query(parts: Sequence[dict[str, Any]], queries: int, n_results: int,
     return merged  # type: ignore[return-value]
 
 
-def query_result(hits: Sequence[Sequence[tuple[float, str, int]]],
-                 fields: dict[tuple[int, str], tuple[str | None, dict[str, Any] | None]],
+def merge_hits(found: Sequence[Hits], queries: int, n: int) -> list[list[tuple[float, str, int]]]:
+    """The `n` nearest over several segments' hits (`found`, one Hits per segment, disjoint ids) for
+    each of `queries` query vectors: (distance, id, segment number), nearest first, ties by id."""
+    merged: list[list[tuple[float, str, int]]] = [[] for _ in range(queries)]
+    for number, hits in enumerate(found):
+        for q, row in enumerate(hits):
+            merged[q].extend((distance, item_id, number) for distance, item_id in row)
+    for row in merged:
+        row.sort()
+        del row[n:]
+    return merged
+
+
+def query_result(hits: Sequence[Sequence[tuple[float, str, int]]], fields: Fields,
                  include: Sequence[str]) -> QueryResult:
     """A QueryResult from per-query (distance, id, segment) hits, nearest first, and `fields`: (segment,
     id) -> (document, metadata) of every hit when documents or metadatas are included (embeddings are

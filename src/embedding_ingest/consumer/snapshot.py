@@ -152,9 +152,7 @@ class Snapshot:
             vectors = self._checked_vectors(query_embeddings, state.version)
         if state.indexed is not None and where is None and where_document is None \
                 and "embeddings" not in include:
-            found = state.indexed.query(vectors, n_results, include)
-            if found is not None:
-                return found
+            return state.indexed.query(vectors, n_results, include)
         asked = sorted(set(include) | {"distances"})
         # One Chroma call per segment, one after the other: asking the segments from a pool of threads
         # was no faster on 2 cores (issue 21: 4 segments of 100,000 x 384-d, p50 13.8 ms pooled vs
@@ -199,14 +197,16 @@ class Snapshot:
     # -- moving and closing -------------------------------------------------------------------------
     def refresh(self) -> bool:
         """Move to the currently published version (a no-op for a Snapshot opened at a fixed version).
-        Returns True if the version changed. The old segments are closed only after the new ones open."""
+        Returns True if the version changed. The old segments are closed only after the new ones open;
+        the indexes already read of the segments the new version keeps are handed over to it, not read
+        again (search.py)."""
         if self._pinned is not None:
             return False
         target = self._resolve()
         with self._lock:
             if self._open is not None and self._open.version.version == target.version:
                 return False
-        fresh = self._load(target)
+        fresh = self._load(target, previous=self._open)
         with self._lock:
             old, self._open = self._open, fresh
         if old is not None:
@@ -248,7 +248,7 @@ class Snapshot:
                 return kept
         raise VersionNotFoundError(self.database, self._pinned)
 
-    def _load(self, version: SnapshotVersion) -> _Open:
+    def _load(self, version: SnapshotVersion, previous: _Open | None = None) -> _Open:
         manifest = read_version(self._store, version)
         private = None
         if cache.cache_enabled(self._settings):
@@ -265,7 +265,10 @@ class Snapshot:
                 collection = chroma_io.get_collection(client, self.database)
                 state.collections.append(collection)
                 state.counts.append(segment.count)
-            state.indexed = IndexedSegments(self.database, version.dimensions, dirs, state.collections)
+            state.indexed = IndexedSegments(self.database, version.dimensions, dirs,
+                                            [segment.segment_id for segment in manifest.segments],
+                                            state.collections, state.counts,
+                                            previous.indexed if previous is not None else None)
         except BaseException:
             state.close()
             raise

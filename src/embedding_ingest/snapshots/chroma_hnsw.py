@@ -34,7 +34,6 @@ from __future__ import annotations
 import io
 import pickle
 from collections.abc import Sequence
-from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
@@ -206,19 +205,3 @@ class VectorIndex:
         return (np.einsum("qd,qd->q", vectors, vectors)[:, None] + np.einsum("rd,rd->r", self._log, self._log)
                 - 2.0 * dots)
 
-
-def nearest(indexes: Sequence[VectorIndex], vectors: np.ndarray, n: int,
-            pool: Executor | None = None) -> list[list[tuple[float, str, int]]]:
-    """The `n` nearest over several indexes holding disjoint ids: per query (distance, id, index
-    number), nearest first, ties by id. With `pool`, the indexes are searched in its threads (hnswlib
-    releases the GIL while it searches)."""
-    searched = (pool.map(lambda index: index.search(vectors, n), indexes) if pool is not None
-                else (index.search(vectors, n) for index in indexes))
-    merged: list[list[tuple[float, str, int]]] = [[] for _ in range(len(vectors))]
-    for number, found in enumerate(searched):
-        for q, hits in enumerate(found):
-            merged[q].extend((distance, item_id, number) for distance, item_id in hits)
-    for hits in merged:
-        hits.sort()
-        del hits[n:]
-    return merged

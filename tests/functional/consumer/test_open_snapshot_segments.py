@@ -1,0 +1,132 @@
+"""open_snapshot's in-process search, per segment (review of issue 21's query path): a segment the index
+reader refuses or cannot load is asked through Chroma alone, said once at WARNING, while the other
+segments stay in this process; a refresh does not read again the indexes of the segments it keeps."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from chromadb.api.models.Collection import Collection
+
+from embedding_ingest import open_snapshot
+from embedding_ingest.consumer import search
+from embedding_ingest.snapshots import read_version, version_segments
+from embedding_ingest.snapshots.chroma_hnsw import VectorIndex
+from embedding_ingest.snapshots.exceptions import ChromaFormatError
+from embedding_ingest.snapshots.publish import rollback
+
+TEXTS = ["TOTAL", "CASH"]
+
+
+def _same(got, expected):
+    assert got["ids"] == expected["ids"]
+    assert got["documents"] == expected["documents"] and got["metadatas"] == expected["metadatas"]
+    assert np.allclose(got["distances"], expected["distances"], atol=1e-5)
+
+
+def _counted(monkeypatch, owner, name):
+    """Calls of `owner.name` from now on, as a list of their first argument (self for a method)."""
+    calls, real = [], getattr(owner, name)
+
+    def counting(first, *args, **kwargs):
+        calls.append(first)
+        return real(first, *args, **kwargs)
+    monkeypatch.setattr(owner, name, counting)
+    return calls
+
+
+def _loads(monkeypatch, refuse: Path | None = None, error: Exception | None = None) -> list[str]:
+    """The directories whose index open_snapshot reads from now on (by name); `refuse`'s raises `error`."""
+    loads: list[str] = []
+
+    def make(persist_dir, *args, **kwargs):
+        if Path(persist_dir) == refuse:
+            raise error
+        loads.append(Path(persist_dir).name)
+        return VectorIndex(persist_dir, *args, **kwargs)
+    monkeypatch.setattr(search, "VectorIndex", make)
+    return loads
+
+
+@pytest.mark.parametrize("error", [ChromaFormatError("refused by this test"),
+                                   TypeError("load_index() got an unexpected keyword argument")])
+def test_a_segment_the_reader_refuses_or_cannot_load_alone_is_asked_through_chroma(
+        layered_workspace, monkeypatch, caplog, error):
+    ws = layered_workspace
+    dirs = version_segments(ws.objects, ws.ledger.get_published("lines"), ws.settings)
+    assert len(dirs) == 2
+    with open_snapshot("lines", settings=ws.settings) as snap:
+        expected = snap.query(query_texts=TEXTS, n_results=7)
+    _loads(monkeypatch, refuse=Path(dirs[1]), error=error)
+    searched = _counted(monkeypatch, VectorIndex, "search")
+    asked = _counted(monkeypatch, Collection, "query")
+    with caplog.at_level(logging.INFO, logger=search.__name__), \
+            open_snapshot("lines", settings=ws.settings) as snap:
+        first = snap.query(query_texts=TEXTS, n_results=7)
+        second = snap.query(query_texts=TEXTS, n_results=7)
+    _same(first, expected)
+    _same(second, expected)
+    # the other segment stays in this process: Chroma is asked once per query, not once per segment
+    assert (len(searched), len(asked)) == (2, 2)
+    [said] = caplog.records  # once, not per query
+    assert said.levelno == logging.WARNING
+    assert str(dirs[1]) in said.getMessage() and f"{type(error).__name__}: {error}" in said.getMessage()
+
+
+def test_a_search_the_index_cannot_answer_asks_chroma_for_that_segment_and_query(
+        layered_workspace, monkeypatch):
+    """hnswlib cannot always return n neighbours (VectorIndex.search then raises ChromaFormatError):
+    Chroma answers for that segment, that query; the next query is searched in this process again."""
+    ws = layered_workspace
+    with open_snapshot("lines", settings=ws.settings) as snap:
+        expected = snap.query(query_texts=TEXTS, n_results=7)
+        real, failed = VectorIndex.search, []
+
+        def once(index, vectors, n):
+            if not failed:
+                failed.append(index)
+                raise ChromaFormatError("the index of 1 records could not return 7 neighbours")
+            return real(index, vectors, n)
+        monkeypatch.setattr(VectorIndex, "search", once)
+        asked = _counted(monkeypatch, Collection, "query")
+        _same(snap.query(query_texts=TEXTS, n_results=7), expected)
+        assert len(asked) == 1  # that segment alone
+        _same(snap.query(query_texts=TEXTS, n_results=7), expected)
+        assert len(asked) == 1
+
+
+def _point_at(ws, version: str) -> None:
+    lease = ws.ledger.acquire_lock("lines", "test-open-snapshot", lease_seconds=120)
+    try:
+        rollback(ws.objects, ws.ledger, lease, database="lines", version=version)
+    finally:
+        ws.ledger.release_lock(lease)
+
+
+def test_refresh_reads_only_the_indexes_of_segments_it_had_not_read(layered_workspace, monkeypatch):
+    ws = layered_workspace
+    newest, older = ws.ledger.list_versions("lines")[0], ws.ledger.list_versions("lines")[-1]
+    kept = [s.segment_id for s in read_version(ws.objects, older).segments]
+    added = [s.segment_id for s in read_version(ws.objects, newest).segments if s.segment_id not in kept]
+    assert kept and added and set(kept) < {s.segment_id for s in read_version(ws.objects, newest).segments}
+    with open_snapshot("lines", settings=ws.settings) as snap:
+        expected = snap.query(query_texts=TEXTS, n_results=7)
+    loads = _loads(monkeypatch)
+    _point_at(ws, older.version)
+    try:
+        with open_snapshot("lines", settings=ws.settings) as snap:
+            snap.query(query_texts=TEXTS, n_results=3)
+            assert sorted(loads) == sorted(kept)
+            _point_at(ws, newest.version)
+            assert snap.refresh() is True
+            _same(snap.query(query_texts=TEXTS, n_results=7), expected)
+            assert sorted(loads) == sorted([*kept, *added])  # the new segment alone was read
+            _point_at(ws, older.version)
+            assert snap.refresh() is True
+            snap.query(query_texts=TEXTS, n_results=3)
+            assert sorted(loads) == sorted([*kept, *added])  # nothing read again
+    finally:
+        _point_at(ws, newest.version)

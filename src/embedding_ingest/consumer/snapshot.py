@@ -63,6 +63,8 @@ class _Open:
     counts: list[int]
     private_dir: Path | None  # s3 mode: this Snapshot's own downloads, removed on close
     indexed: IndexedSegments | None = None  # unfiltered queries (search.py)
+    readers: int = 0  # queries and gets running on this version (Snapshot._lock guards both fields)
+    retired: bool = False  # refresh() or close() replaced it: the last reader closes it
 
     def close(self) -> None:
         if self.indexed is not None:
@@ -78,7 +80,8 @@ class _Open:
 class Snapshot:
     """A published version of the `lines` or `words` snapshot, read-only. Use `open_snapshot()`.
 
-    Thread-safe: queries may run in several threads while another calls refresh()."""
+    Thread-safe: queries may run in several threads while another calls refresh(); a query or get
+    answers from the version it started on (that version closes when the last of them ends)."""
 
     def __init__(self, kind: ItemKind, *, store: ObjectStore, ledger: Ledger, settings: Settings,
                  version: str | None = None) -> None:
@@ -121,13 +124,13 @@ class Snapshot:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """`texts` embedded with the snapshot's model: float32, shape (len(texts), dimensions).
         Raises ModelMismatchError if no encoder here makes that model's vectors."""
-        state = self._state()
+        return self._encode(self._state().version, texts)
+
+    def _encode(self, version: SnapshotVersion, texts: Sequence[str]) -> np.ndarray:
         with self._lock:
             encoder = self._encoder
-            if encoder is None or (encoder.model, encoder.dimensions) != (state.version.model,
-                                                                          state.version.dimensions):
-                encoder = self._encoder = encoder_for(state.version.model, state.version.dimensions,
-                                                      self._settings)
+            if encoder is None or (encoder.model, encoder.dimensions) != (version.model, version.dimensions):
+                encoder = self._encoder = encoder_for(version.model, version.dimensions, self._settings)
         return encoder.encode(list(texts))
 
     def query(self, query_texts: str | Sequence[str] | None = None, query_embeddings: Any = None, *,
@@ -144,10 +147,19 @@ class Snapshot:
         if n_results < 1:
             raise InvalidInputError(f"n_results must be at least 1, got {n_results}")
         include = _checked_include(include, allowed={"documents", "metadatas", "embeddings", "distances"})
-        state = self._state()
+        state = self._enter()
+        try:
+            return self._query(state, query_texts, query_embeddings, n_results, where, where_document,
+                               include)
+        finally:
+            self._leave(state)
+
+    def _query(self, state: _Open, query_texts: str | Sequence[str] | None, query_embeddings: Any,
+               n_results: int, where: dict[str, Any] | None, where_document: dict[str, Any] | None,
+               include: list[str]) -> QueryResult:
         if query_texts is not None:
             texts = [query_texts] if isinstance(query_texts, str) else list(query_texts)
-            vectors = self.embed(texts)
+            vectors = self._encode(state.version, texts)  # the version it answers from, even if refreshed
         else:
             vectors = self._checked_vectors(query_embeddings, state.version)
         if state.indexed is not None and where is None and where_document is None \
@@ -175,7 +187,16 @@ class Snapshot:
         if limit is not None and limit < 0 or offset < 0:
             raise InvalidInputError(f"limit and offset must not be negative, got {limit} and {offset}")
         wanted = [ids] if isinstance(ids, str) else (list(ids) if ids is not None else None)
-        state = self._state()
+        state = self._enter()
+        try:
+            return self._get(state, wanted, where, where_document, limit, offset, include)
+        finally:
+            self._leave(state)
+
+    @staticmethod
+    def _get(state: _Open, wanted: list[str] | None, where: dict[str, Any] | None,
+             where_document: dict[str, Any] | None, limit: int | None, offset: int,
+             include: list[str]) -> GetResult:
         filtered = wanted is not None or where is not None or where_document is not None
         parts, skip, left = [], offset, limit
         for collection, count in zip(state.collections, state.counts, strict=True):
@@ -197,9 +218,9 @@ class Snapshot:
     # -- moving and closing -------------------------------------------------------------------------
     def refresh(self) -> bool:
         """Move to the currently published version (a no-op for a Snapshot opened at a fixed version).
-        Returns True if the version changed. The old segments are closed only after the new ones open;
-        the indexes already read of the segments the new version keeps are handed over to it, not read
-        again (search.py)."""
+        Returns True if the version changed. The old segments are closed only after the new ones open,
+        and after the queries and gets running on them end; the indexes already read of the segments
+        the new version keeps are handed over to it, not read again (search.py)."""
         if self._pinned is not None:
             return False
         target = self._resolve()
@@ -209,15 +230,13 @@ class Snapshot:
         fresh = self._load(target, previous=self._open)
         with self._lock:
             old, self._open = self._open, fresh
-        if old is not None:
-            old.close()
+        self._retire(old)
         return True
 
     def close(self) -> None:
         with self._lock:
             old, self._open = self._open, None
-        if old is not None:
-            old.close()
+        self._retire(old)
 
     def __enter__(self) -> Snapshot:
         return self
@@ -236,6 +255,29 @@ class Snapshot:
         if state is None:
             raise InvalidInputError(f"snapshot {self.database!r} is closed")
         return state
+
+    def _enter(self) -> _Open:
+        """The current version, held open until _leave (a refresh meanwhile does not close it)."""
+        with self._lock:
+            state = self._state()
+            state.readers += 1
+            return state
+
+    def _leave(self, state: _Open) -> None:
+        with self._lock:
+            state.readers -= 1
+            last = state.retired and state.readers == 0
+        if last:
+            state.close()
+
+    def _retire(self, old: _Open | None) -> None:
+        if old is None:
+            return
+        with self._lock:
+            old.retired = True
+            idle = old.readers == 0
+        if idle:
+            old.close()
 
     def _resolve(self) -> SnapshotVersion:
         if self._pinned is None:

@@ -1,10 +1,13 @@
 """open_snapshot's in-process search, per segment (review of issue 21's query path): a segment the index
 reader refuses or cannot load is asked through Chroma alone, said once at WARNING, while the other
-segments stay in this process; a refresh does not read again the indexes of the segments it keeps."""
+segments stay in this process; a query answers from the version it started on while another thread
+refreshes or closes the Snapshot; a refresh does not read again the indexes of the segments it keeps."""
 
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +16,8 @@ from chromadb.api.models.Collection import Collection
 
 from embedding_ingest import open_snapshot
 from embedding_ingest.consumer import search
+from embedding_ingest.consumer import snapshot as snapshot_module
+from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.snapshots import read_version, version_segments
 from embedding_ingest.snapshots.chroma_hnsw import VectorIndex
 from embedding_ingest.snapshots.exceptions import ChromaFormatError
@@ -104,6 +109,75 @@ def _point_at(ws, version: str) -> None:
         rollback(ws.objects, ws.ledger, lease, database="lines", version=version)
     finally:
         ws.ledger.release_lock(lease)
+
+
+class _Hold:
+    """Wraps a function: once armed, its next call does its work, says so (`reached`) and waits for
+    `release` before returning (a query then has started on its version and has not searched yet)."""
+
+    def __init__(self) -> None:
+        self.armed, self.reached, self.release = threading.Event(), threading.Event(), threading.Event()
+
+    def wrap(self, real):
+        def held(*args, **kwargs):
+            result = real(*args, **kwargs)
+            if self.armed.is_set():
+                self.armed.clear()
+                self.reached.set()
+                assert self.release.wait(60)
+            return result
+        return held
+
+
+class _Encoder:
+    def __init__(self, real, hold: _Hold):
+        self.model, self.dimensions, self.encode = real.model, real.dimensions, hold.wrap(real.encode)
+
+
+@pytest.mark.parametrize("meanwhile", ["refresh", "close"])
+@pytest.mark.parametrize("call", ["query", "get"])
+def test_a_read_answers_from_its_version_while_another_thread_refreshes_or_closes(
+        layered_workspace, monkeypatch, call, meanwhile):
+    """A query or get under way keeps its version open (it used to raise: the version's clients were
+    closed under it); the version closes when the read ends."""
+    ws = layered_workspace
+    newest, older = ws.ledger.list_versions("lines")[0], ws.ledger.list_versions("lines")[-1]
+    hold = _Hold()
+    if call == "query":  # held after embedding its texts
+        real_encoder_for = snapshot_module.encoder_for
+        monkeypatch.setattr(snapshot_module, "encoder_for", lambda *a: _Encoder(real_encoder_for(*a), hold))
+        read = lambda: snap.query(query_texts=TEXTS, n_results=7)  # noqa: E731
+    else:  # held after its first segment answered
+        monkeypatch.setattr(Collection, "get", hold.wrap(Collection.get))
+        read = lambda: snap.get(limit=newest.count, include=["documents"])  # noqa: E731
+    try:
+        with open_snapshot("lines", settings=ws.settings) as snap:
+            assert snap.version == newest.version
+            expected = read()  # (a query: its indexes are read)
+            started_on = snap._open
+            hold.armed.set()
+            with ThreadPoolExecutor(1) as pool:
+                asked = pool.submit(read)
+                assert hold.reached.wait(60)
+                try:
+                    if meanwhile == "refresh":
+                        _point_at(ws, older.version)
+                        assert snap.refresh() is True and snap.version == older.version
+                    else:
+                        snap.close()
+                finally:
+                    hold.release.set()
+                got = asked.result(timeout=60)
+            assert got["ids"] == expected["ids"] and got["documents"] == expected["documents"]
+            assert started_on.clients == [] and started_on.collections == []  # closed once it ended
+            if meanwhile == "refresh":
+                assert snap.count() == older.count  # later reads see the version refresh moved to
+                assert len(snap.query(query_texts=TEXTS, n_results=3)["ids"][0]) == 3
+            else:
+                with pytest.raises(InvalidInputError, match="closed"):
+                    snap.query(query_texts=TEXTS)
+    finally:
+        _point_at(ws, newest.version)
 
 
 def test_refresh_reads_only_the_indexes_of_segments_it_had_not_read(layered_workspace, monkeypatch):

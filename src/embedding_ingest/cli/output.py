@@ -113,7 +113,7 @@ def emit(value: Any, output: OutputFormat, render: Callable[[Any], Any], *, wide
         value = query.apply(json.loads(json.dumps(to_jsonable(value), default=str)))
         render = query.generic_table
     if output is OutputFormat.TEXT:
-        sys.stdout.write(query.to_text(value) + "\n")
+        sys.stdout.write(query.to_text(value))
         return
     if output is OutputFormat.JSON:
         emit_json(value)

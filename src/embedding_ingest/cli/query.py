@@ -4,10 +4,10 @@ The AWS CLI applies the JMESPath expression to the whole response, before format
 (awscli/formatter.py: the paginated result is built, then `query.search`, then printed), and prints
 JSON when no `--output` is given (its default format). Here the same: the expression (jmespath, the
 library botocore uses) runs on the command's JSON document; `--query` without `--output` prints JSON;
-`--output text` prints scalars and lists as the AWS CLI's text format does (one value per line for a
-list of values, tab-separated fields for a list of lists or objects), so
-`--query executionArn --output text` gives the bare ARN. `--query` with `--output table` shows the
-result in a generic table.
+`--output text` prints the AWS CLI's text format (text_lines: one tab-separated line per object, a
+list of objects under a key one `KEY<TAB>...` line per item), so `--query executionArn --output text`
+gives the bare ARN and `list-executions --output text` one `EXECUTIONS` line per execution.
+`--query` with `--output table` shows the result in a generic table.
 
 `add_query_options` adds `--query` to every command with an `--output` option (wrapping its callback
 before typer builds the command line): no command declares it.
@@ -84,17 +84,50 @@ def _text_scalar(value: Any) -> str:
     return str(value)
 
 
-def to_text(value: Any) -> str:
-    """The AWS CLI's text format of a JSON value: a scalar as it is; a list of scalars tab-separated on
-    one line; a list of objects or lists one line each (an object's scalar values in key order)."""
-    if not isinstance(value, (dict, list)):
-        return _text_scalar(value)
+def _scalar(value: Any) -> bool:
+    return not isinstance(value, (dict, list))
+
+
+def text_lines(value: Any, label: str | None = None, keys: list[str] | None = None) -> Iterator[str]:
+    """The AWS CLI's text format of a JSON value (awscli/text.py's rules), line by line:
+    - a scalar: itself (`None`, `True` as Python prints them);
+    - an object: its scalar values tab-separated in key order (after LABEL, the upper-cased key that
+      held it, when inside another object), then each list or object it holds, under its key as label;
+    - a list of objects: one line per object, with the scalar keys of all of them (a missing one
+      empty), so that columns line up;
+    - a list of scalars: one tab-separated line at the top, else one `LABEL<TAB>value` line per value;
+    - an empty list: nothing.
+    So `{"executions": [{...}, {...}]}` gives one `EXECUTIONS<TAB>...` line per execution."""
     if isinstance(value, dict):
-        return "\t".join(_text_scalar(value[key]) for key in sorted(value)
-                         if not isinstance(value[key], (dict, list)))
-    if all(not isinstance(item, (dict, list)) for item in value):
-        return "\t".join(_text_scalar(item) for item in value)
-    return "\n".join(to_text(item) for item in value)
+        present = keys if keys is not None else sorted(k for k, v in value.items() if _scalar(v))
+        scalars = [_text_scalar(value.get(key, "")) for key in present]
+        if scalars:
+            yield "\t".join([label.upper(), *scalars] if label is not None else scalars)
+        for key in sorted(set(value) - set(present)):
+            yield from text_lines(value[key], key)
+    elif isinstance(value, list):
+        if any(isinstance(item, dict) for item in value):
+            columns = sorted({k for item in value if isinstance(item, dict)
+                              for k, v in item.items() if _scalar(v)})
+            for item in value:
+                yield from text_lines(item, label, columns if isinstance(item, dict) else None)
+            return
+        scalars = [item for item in value if _scalar(item)]
+        if scalars and label is not None:
+            yield from (f"{label.upper()}\t{_text_scalar(item)}" for item in scalars)
+        elif scalars:
+            yield "\t".join(_text_scalar(item) for item in scalars)
+        for item in value:
+            if not _scalar(item):
+                yield from text_lines(item, label)
+    else:
+        yield _text_scalar(value)
+
+
+def to_text(value: Any) -> str:
+    """`value` in the AWS CLI's text format (text_lines), each line ending in a newline; "" for an empty
+    list (the AWS CLI prints nothing)."""
+    return "".join(line + "\n" for line in text_lines(value))
 
 
 def generic_table(value: Any) -> Any:

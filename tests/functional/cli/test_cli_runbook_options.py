@@ -1,6 +1,6 @@
 """The AWS CLI's options on our execution verbs, as the reference's runbook uses them: state machines and
 executions by ARN (any account; the reference's Pulumi-suffixed names), `--query` evaluated as the AWS
-CLI does (JSON by default, `--output text` for scalars), and `batches reset --status PENDING STAGE`.
+CLI does (JSON by default, `--output text` in its text format), and `batches reset --status PENDING STAGE`.
 One workspace, one line execution started by ARN."""
 
 from __future__ import annotations
@@ -87,3 +87,33 @@ def test_batches_reset_with_a_stage_selects_what_failed_executions_left(started)
     assert cli.json("batches", "reset", "--status", "PENDING", "dev")["count"] == 0
     other = cli.run("batches", "reset", "--status", "PENDING", "prod", code=2)
     assert "stage 'prod'" in other.stderr
+
+
+def test_output_text_prints_one_tab_separated_line_per_listed_item_as_the_aws_cli_does(started):
+    """awscli's text rules: a list of objects under a key gives one `KEY<TAB>values...` line per item
+    (scalar values in key order), a top-level scalar its own line, a nested list `KEY<TAB>value` lines."""
+    cli, _ = started
+    executions = cli.run("list-executions", "--max-results", "2", "--output", "text").stdout.splitlines()
+    assert executions[0].split("\t")[:3] == ["EXECUTIONS", LOCAL_EXECUTION, "manual-run-1"]
+    assert executions[0].split("\t")[-2] == "SUCCEEDED"
+    assert executions[1:] == ["INPUTDETAILS\tTrue", "OUTPUTDETAILS\tTrue"]
+
+    batches = cli.json("batches", "list", "--type", "line")["batches"]
+    text = cli.run("batches", "list", "--type", "line", "--output", "text").stdout.splitlines()
+    assert text[0] == str(len(batches))  # the top-level count
+    rows = [line.split("\t") for line in text if line.startswith("BATCHES\t")]
+    assert [row[1] for row in rows] == [batch["batch_id"] for batch in batches]
+    assert all(len(row) == len(rows[0]) for row in rows) and "COMPLETED" in rows[0]
+    refs = [line for line in text if line.startswith("RECEIPT_REFS\t")]
+    assert len(refs) == sum(len(batch["receipt_refs"]) for batch in batches) > 0
+
+    versions = cli.json("snapshots", "list", "line")["versions"]
+    text = cli.run("snapshots", "list", "line", "--output", "text").stdout.splitlines()
+    assert text[0] == "lines"
+    rows = [line.split("\t") for line in text[1:]]
+    assert [row[0] for row in rows] == ["VERSIONS"] * len(versions)
+    assert [row[-1] for row in rows] == [version["version"] for version in versions]
+
+    # a query that selects nothing prints nothing, as the AWS CLI does
+    nothing = cli.run("list-executions", "--query", "executions[?name=='none'].name", "--output", "text")
+    assert nothing.stdout == ""

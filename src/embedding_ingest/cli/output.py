@@ -182,9 +182,15 @@ def fail(error: Exception, output: OutputFormat, code: int | None = None, *,
 
 def _lists_what_is_missing(error: Exception) -> str | None:
     """For an error about something that is not there, the command that lists what is (by class name,
-    as errors.exit_code_for reads them): a version not kept -> `snapshots list KIND`."""
+    as errors.exit_code_for reads them): a version not kept -> `snapshots list KIND`; a prefix of more
+    than one -> `snapshots list KIND --wide` (whole ids)."""
     database = getattr(error, "database", None)
-    if type(error).__name__ == "VersionNotFoundError" and isinstance(database, str):
+    names = {cls.__name__ for cls in type(error).__mro__}
+    if not isinstance(database, str):
+        return None
+    if "AmbiguousVersionError" in names:
+        return f"embedding-ingest snapshots list {database.removesuffix('s')} --wide"
+    if "VersionNotFoundError" in names:
         return f"embedding-ingest snapshots list {database.removesuffix('s')}"
     return None
 

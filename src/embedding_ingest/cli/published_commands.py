@@ -39,6 +39,7 @@ from embedding_ingest.stores.records import ItemKind
 # receipt, its number and the line/word always show: the metadata keeps the original system's keys,
 # `image_id` (the receipt_id of the input file) and `receipt_id` (the receipt's number in it).
 DEFAULT_COLUMNS = ("merchant_name",)
+VERSION_HELP = "A kept version, or a unique prefix of it of 8+ characters (default: current)"
 
 
 def _json_filter(value: str | None, option: str) -> dict[str, Any] | None:
@@ -65,7 +66,7 @@ def query(kind: ItemKind = kind_argument(),
           where_document: str | None = typer.Option(None, "--where-document", metavar="JSON",
                                                     help="Chroma document filter as JSON, e.g. "
                                                     "'{\"$contains\": \"TOTAL\"}'"),
-          version: str | None = typer.Option(None, "--version", help="A kept version (default: current)"),
+          version: str | None = typer.Option(None, "--version", help=VERSION_HELP),
           show: list[str] = typer.Option(list(DEFAULT_COLUMNS), "--show", metavar="FIELD",
                                          help="Metadata field to show as a column (repeatable)"),
           wide: bool = WideOption, output: OutputFormat = OutputOption) -> None:
@@ -137,7 +138,7 @@ def _default_served_dir(kind: ItemKind) -> Path:
 @snapshots_app.command("pull")
 def pull(kind: ItemKind = kind_argument(),
          directory: Path = typer.Argument(..., help="Where to write the Chroma persist directory"),
-         version: str | None = typer.Option(None, "--version", help="A kept version (default: current)"),
+         version: str | None = typer.Option(None, "--version", help=VERSION_HELP),
          output: OutputFormat = OutputOption) -> None:
     """Write the published snapshot as one stock Chroma directory (collection `lines`/`words`).
 
@@ -186,7 +187,7 @@ def serve(kind: ItemKind = kind_argument(),
                                    help="Port to listen on"),
           directory: Path | None = typer.Option(None, "--dir", help="Pulled directory to serve "
                                                 "(default: CACHE/DATABASE/served)"),
-          version: str | None = typer.Option(None, "--version", help="A kept version (default: current)")
+          version: str | None = typer.Option(None, "--version", help=VERSION_HELP)
           ) -> None:
     """Serve the published snapshot with Chroma's own server (`chroma run`), for any Chroma client.
 

@@ -61,6 +61,7 @@ def rollback_version(database: ItemKind = kind_argument(),
     command reports how many (rolling forward again restores them)."""
     from embedding_ingest.snapshots import ids_present, rollback
     from embedding_ingest.snapshots.mirror import refresh_plain_mirror
+    from embedding_ingest.snapshots.version_ids import resolve_version
     from embedding_ingest.steps.lease import HeldLock, unique_owner
     from embedding_ingest.stores.records import EmbeddingStatus
 
@@ -68,7 +69,7 @@ def rollback_version(database: ItemKind = kind_argument(),
     settings = workspace.settings()
 
     def run():
-        whole = _resolve_version(ledger, database, version)
+        whole = resolve_version(ledger, database.database, version).version
         with HeldLock(ledger, database.database, unique_owner("cli-rollback", database.database),
                       settings.lock_ttl_seconds) as held:
             moved = rollback(workspace.objects(), ledger, held.lease, database=database.database,
@@ -87,14 +88,6 @@ def rollback_version(database: ItemKind = kind_argument(),
                                           ("version", r["version"].version), ("count", r["version"].count),
                                           ("SUCCESS items not in it", r["success_items_not_in_version"])]))
     hint(output, f'embedding-ingest query {database.value} "TEXT"   (now answered from {moved.version[:12]})')
-
-
-def _resolve_version(ledger, database: ItemKind, given: str) -> str:
-    """A whole version, or the one kept version it is a unique prefix of (as `snapshots list` shows
-    them); anything else is left to rollback, which names what is wrong."""
-    known = [v.version for v in ledger.list_versions(database.database)]
-    matches = [v for v in known if v.startswith(given)]
-    return matches[0] if given not in known and len(matches) == 1 else given
 
 
 @definitions_app.command("render")

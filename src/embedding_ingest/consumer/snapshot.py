@@ -34,8 +34,8 @@ from embedding_ingest.consumer.search import IndexedSegments
 from embedding_ingest.exceptions import ConfigurationError, InvalidInputError
 from embedding_ingest.snapshots import cache, chroma_io
 from embedding_ingest.snapshots.archive import materialize
-from embedding_ingest.snapshots.exceptions import NothingPublishedError, VersionNotFoundError
 from embedding_ingest.snapshots.segments import read_version
+from embedding_ingest.snapshots.version_ids import resolve_version
 from embedding_ingest.stores.ports import Ledger, ObjectStore
 from embedding_ingest.stores.records import ItemKind, SnapshotVersion
 
@@ -280,15 +280,10 @@ class Snapshot:
             old.close()
 
     def _resolve(self) -> SnapshotVersion:
-        if self._pinned is None:
-            current = self._ledger.get_published(self.database)
-            if current is None:
-                raise NothingPublishedError(self.database)
-            return current
-        for kept in self._ledger.list_versions(self.database):
-            if kept.version == self._pinned:
-                return kept
-        raise VersionNotFoundError(self.database, self._pinned)
+        resolved = resolve_version(self._ledger, self.database, self._pinned)
+        if self._pinned is not None:  # a prefix names one version for good, whatever is published later
+            self._pinned = resolved.version
+        return resolved
 
     def _load(self, version: SnapshotVersion, previous: _Open | None = None) -> _Open:
         manifest = read_version(self._store, version)
@@ -358,9 +353,10 @@ def open_snapshot(kind: str | ItemKind, *, version: str | None = None, home: str
     Settings come from the environment (EMBEDDING_INGEST_HOME, CHROMADB_BUCKET, DYNAMODB_TABLE_NAME,
     CHROMA_ROOT, CHROMADB_STORAGE_MODE, OPENAI_API_KEY...) unless given: `home` (local workspace),
     `bucket` (S3 bucket of the snapshots), `table` (DynamoDB ledger), or a whole `settings`.
-    `version` pins a kept version; by default the current one (see Snapshot.refresh).
-    Raises NothingPublishedError, VersionNotFoundError, ConfigurationError (no workspace at `home`),
-    ObjectNotFoundError/CorruptObjectError (a damaged version)."""
+    `version` pins a kept version, whole or a unique prefix of at least 8 characters (as the CLI
+    shows it); by default the current one (see Snapshot.refresh).
+    Raises NothingPublishedError, VersionNotFoundError, AmbiguousVersionError, ConfigurationError (no
+    workspace at `home`), ObjectNotFoundError/CorruptObjectError (a damaged version)."""
     from embedding_ingest import backends
 
     database_kind = parse_kind(kind)

@@ -26,7 +26,7 @@ from embedding_ingest.snapshots.apply import TailPlan, build_tail
 from embedding_ingest.snapshots.archive import read_manifest
 from embedding_ingest.snapshots.base_segments import BaseSegments
 from embedding_ingest.snapshots.build import check_compatible
-from embedding_ingest.snapshots.exceptions import SnapshotCountMismatchError, VersionNotFoundError
+from embedding_ingest.snapshots.exceptions import SnapshotCountMismatchError
 from embedding_ingest.snapshots.merge_policy import dir_bytes, plan_merge
 from embedding_ingest.snapshots.metadata_update import carry_into_tail, rewrite_segment, vector_files
 from embedding_ingest.snapshots.mirror import one_line
@@ -52,6 +52,7 @@ from embedding_ingest.snapshots.segments import (
     write_version,
 )
 from embedding_ingest.snapshots.verify import check_version
+from embedding_ingest.snapshots.version_ids import match_version
 from embedding_ingest.stores.exceptions import (
     PointerConflictError,
     PreconditionFailedError,
@@ -340,20 +341,18 @@ def write_pointer_mirror(store: ObjectStore, version: SnapshotVersion) -> str | 
 
 def rollback(store: ObjectStore, ledger: Ledger, lease: Lease, *, database: str,
              version: str, from_pointer: str | None = None, verify: bool = True) -> SnapshotVersion:
-    """Point `database` back at a kept older `version` (under the lease, by the same CAS), or, with
+    """Point `database` back at a kept older `version` (whole, or a unique prefix of at least 8
+    characters: version_ids.match_version) under the lease, by the same CAS; or, with
     `from_pointer`, at a version of another pointer (a migration's switch to its staging version). The
     target's objects are downloaded and checked first (snapshots.verify.check_version; `verify=False`
     skips it for a version this process's publishes have just written and counted): a rollback that
     raises has moved nothing."""
     _check_lease(ledger, lease, database)
-    target = next((v for v in ledger.list_versions(database, pointer=from_pointer) if v.version == version),
-                  None)
-    if target is None:
-        raise VersionNotFoundError(database, version)
+    target = match_version(ledger.list_versions(database, pointer=from_pointer), database, version)
     if verify:
         check_version(store, target)  # every object whole, before anything moves
     current = ledger.get_published(database)
-    if current is not None and current.version == version:
+    if current is not None and current.version == target.version:
         return current
     moved = target.model_copy(update={"published_at": time.time(), "fencing_token": lease.fencing_token,
                                       "parent_version": current.version if current else None})

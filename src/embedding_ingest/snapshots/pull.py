@@ -20,8 +20,8 @@ from embedding_ingest.config import Settings
 from embedding_ingest.exceptions import InvalidInputError
 from embedding_ingest.snapshots import cache, chroma_io
 from embedding_ingest.snapshots.archive import materialize
-from embedding_ingest.snapshots.exceptions import NothingPublishedError, VersionNotFoundError
 from embedding_ingest.snapshots.segments import compact, read_version
+from embedding_ingest.snapshots.version_ids import resolve_version
 from embedding_ingest.stores.ports import Ledger, ObjectStore
 from embedding_ingest.stores.records import SnapshotVersion
 
@@ -36,19 +36,6 @@ class PullReport:
     count: int
     segments: int  # segments folded into the directory
     reused: bool  # DIR already held this version: nothing was done
-
-
-def resolve_version(ledger: Ledger, database: str, version: str | None) -> SnapshotVersion:
-    """The current version, or the kept `version`. Raises NothingPublishedError/VersionNotFoundError."""
-    if version is None:
-        current = ledger.get_published(database)
-        if current is None:
-            raise NothingPublishedError(database)
-        return current
-    for kept in ledger.list_versions(database):
-        if kept.version == version:
-            return kept
-    raise VersionNotFoundError(database, version)
 
 
 def pulled_version(directory: Path) -> dict | None:

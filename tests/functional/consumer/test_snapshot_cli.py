@@ -10,6 +10,7 @@ import pytest
 from cli_runner import Cli
 from pipeline import make_workspace
 
+from embedding_ingest.consumer import open_snapshot
 from embedding_ingest.snapshots import read_manifest, read_version
 
 
@@ -41,6 +42,37 @@ def test_query_filters_by_metadata_and_reads_a_kept_version(two_versions):
     assert "merchant_name" not in narrow and "merchant_name" in wide and "receipt_id" in narrow
     wrong = _cli(ws, "query", "line", "TOTAL", "--where", "[1, 2]", code=2)
     assert "--where" in wrong.stderr and "JSON object" in wrong.stderr
+
+
+def _shown_versions(ws) -> list[str]:
+    """The version column of `snapshots list line` at 80 columns, as a user reads it."""
+    table = _cli(ws, "snapshots", "list", "line").stdout
+    return [line.split("│")[1].strip() for line in table.splitlines()
+            if line.startswith("│") and "version" not in line]
+
+
+def test_every_version_option_accepts_the_prefix_snapshots_list_shows(two_versions, tmp_path):
+    ws = two_versions
+    older = ws.ledger.list_versions("lines")[-1]
+    shown = _shown_versions(ws)
+    assert len(shown) == 2 and all(len(v) == 8 for v in shown), shown
+    prefix = next(v for v in shown if older.version.startswith(v))
+
+    kept = json.loads(_cli(ws, "query", "line", "TOTAL", "-n", "500", "--version", prefix,
+                           "--output", "json").stdout)
+    assert kept["version"] == older.version and len(kept["results"]) == older.count
+    pulled = json.loads(_cli(ws, "snapshots", "pull", "line", str(tmp_path / "pulled"), "--version", prefix,
+                             "--output", "json").stdout)
+    assert (pulled["version"], pulled["count"]) == (older.version, older.count)
+    with open_snapshot("line", home=ws.settings.home, version=prefix) as snap:
+        assert (snap.version, snap.count()) == (older.version, older.count)
+
+    short = _cli(ws, "query", "line", "TOTAL", "--version", prefix[:5], code=2).stderr
+    assert short.startswith(f"error: version '{prefix[:5]}' of 'lines' is too short (give at least 8 ")
+    assert short.rstrip().endswith("try: embedding-ingest snapshots list line")
+    missing = _cli(ws, "snapshots", "pull", "line", str(tmp_path / "none"), "--version", "0123456789ab",
+                   code=2).stderr
+    assert "'0123456789ab' of 'lines' is not among the kept versions" in missing
 
 
 def test_verify_names_the_damaged_archive_and_rollback_onto_it_moves_nothing(two_versions):

@@ -20,6 +20,9 @@ from embedding_ingest.stores.records import ItemKind
 SAMPLE = "sroie-sample.jsonl"
 EXAMPLE_QUERIES = {ItemKind.LINE: "TOTAL AMOUNT", ItemKind.WORD: "CASH"}
 MAX_ROUNDS = 8  # the local provider needs a few polls per batch, like the real Batch API; 8 is ample
+# Written first into every workspace the demo makes: only a directory holding it (or an empty or
+# missing one) is wiped by the next demo, so a mistyped --workspace never deletes anything else.
+MARKER = ".embedding-ingest-demo"
 
 
 def _say(_output: OutputFormat, message: str) -> None:
@@ -33,6 +36,32 @@ MODELS = {
     "local-hash-ngram-v1": "a hashing stand-in for OpenAI's model: texts that share letters land close, "
                            "not texts that mean the same",
 }
+
+
+def _refusal(home: Path) -> str | None:
+    """Why the demo may not wipe `home` (None when it may: missing, empty, or an earlier demo's)."""
+    if home.is_symlink() or (home.exists() and not home.is_dir()):
+        return f"{home} is not a directory"
+    if not home.exists() or (home / MARKER).is_file() or not any(home.iterdir()):
+        return None
+    return f"{home} is not empty and not a workspace an earlier demo made (the demo wipes its workspace)"
+
+
+def _fresh(home: Path, output: OutputFormat) -> None:
+    """Wipe `home` (an earlier demo's workspace, or nothing) and mark it as the demo's; refuse any
+    other directory, deleting nothing (exit 2)."""
+    refused = _refusal(home)
+    if refused:
+        raise fail(CliError(refused, try_="embedding-ingest demo --workspace NEW_DIR   (a new or empty "
+                                          f"directory; or remove {home} yourself)"), output)
+    shutil.rmtree(home, ignore_errors=True)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        (home / MARKER).write_text("Made by `embedding-ingest demo`: the next demo here deletes this "
+                                   "directory's contents.\n", encoding="utf-8")
+    except OSError as error:
+        raise fail(CliError(f"cannot make the demo's workspace {home} ({error.strerror or error})",
+                            try_="embedding-ingest demo --workspace NEW_DIR"), output) from error
 
 
 def _run_until_published(kind: ItemKind, output: OutputFormat) -> dict[str, Any]:
@@ -51,7 +80,9 @@ def _run_until_published(kind: ItemKind, output: OutputFormat) -> dict[str, Any]
 
 
 def demo(workspace_dir: Path = typer.Option(  # not `workspace`: that is the module of the CLI's ports
-             None, "--workspace", help="Fresh workspace to use (default: $EMBEDDING_INGEST_HOME/demo)"),
+             None, "--workspace", metavar="DIR",
+             help="Workspace to use, wiped first: a new or empty directory, or an earlier demo's "
+                  "(any other is refused, nothing deleted); default $EMBEDDING_INGEST_HOME/demo"),
          max_items_per_batch: int = typer.Option(250, "--max-items-per-batch", min=1, metavar="N",
                                                  help="Requests per batch (small, to show several batches)"),
          model: str = typer.Option("all-MiniLM-L6-v2-int8", "--model", metavar="MODEL",
@@ -68,7 +99,7 @@ def demo(workspace_dir: Path = typer.Option(  # not `workspace`: that is the mod
     if model not in MODELS:
         raise fail(CliError(f"--model {model!r} is not a local model (one of {', '.join(MODELS)})",
                             try_="embedding-ingest demo --model local-hash-ngram-v1"), output)
-    shutil.rmtree(home, ignore_errors=True)
+    _fresh(home, output)
     os.environ["EMBEDDING_INGEST_HOME"] = str(home)
     local = os.environ.get("EMBEDDING_PROVIDER", "local") == "local"
     if local:

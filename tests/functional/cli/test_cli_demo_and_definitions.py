@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from embedding_ingest.cli.demo import MARKER
+
 NAMES = {"line": ("ListPendingBatches", "FinalMerge", "MarkBatchesComplete"),
          "word": ("ListPendingWordBatches", "WordFinalMerge", "MarkWordBatchesComplete")}
 
@@ -33,6 +35,9 @@ def test_definitions_render_prints_a_valid_state_machine(cli, kind):
 
 def test_demo_publishes_every_submitted_line_and_word_and_answers_its_example_queries(cli, tmp_path):
     workspace = tmp_path / "demo"
+    workspace.mkdir()  # as an earlier demo left it: its marker, and what the user added since
+    (workspace / MARKER).write_text("earlier demo\n")
+    (workspace / "pulled-snapshot").mkdir()
 
     # The hashing model keeps this fast; test_minilm_model.py runs the real one.
     done = cli.run("demo", "--workspace", str(workspace), "--model", "local-hash-ngram-v1",
@@ -55,3 +60,31 @@ def test_demo_publishes_every_submitted_line_and_word_and_answers_its_example_qu
         assert all(run["status"] == "SUCCEEDED" for run in published["executions"])
         assert len(published["results"]) == 3 and all(r["id"] and r["text"] for r in published["results"])
     assert (workspace / "ledger.sqlite3").exists() and not cli.home.exists()  # nothing outside --workspace
+    # The earlier demo's workspace was replaced, and this one is marked for the next demo to replace.
+    assert not (workspace / "pulled-snapshot").exists() and (workspace / MARKER).is_file()
+
+
+@pytest.mark.parametrize("default", [False, True], ids=["--workspace", "default"])
+def test_demo_refuses_a_directory_an_earlier_demo_did_not_make_and_deletes_nothing(cli, tmp_path, default):
+    # A mistyped --workspace (., ~, a project), or a $EMBEDDING_INGEST_HOME/demo the user filled.
+    precious = cli.home / "demo" if default else tmp_path / "precious"
+    (precious / "notes").mkdir(parents=True)
+    (precious / "thesis.txt").write_text("keep\n")
+    (precious / "notes" / "draft.txt").write_text("keep too\n")
+    before = sorted(str(p.relative_to(precious)) for p in precious.rglob("*"))
+
+    done = cli.run("demo", *([] if default else ["--workspace", str(precious)]), code=2)
+
+    assert sorted(str(p.relative_to(precious)) for p in precious.rglob("*")) == before
+    assert (precious / "thesis.txt").read_text() == "keep\n"
+    assert done.stderr.splitlines() == [
+        f"error: {precious} is not empty and not a workspace an earlier demo made (the demo wipes its "
+        "workspace); try: embedding-ingest demo --workspace NEW_DIR   (a new or empty directory; or "
+        f"remove {precious} yourself)"]
+    assert done.stdout == ""
+
+
+def test_demo_help_says_which_workspace_it_wipes(cli):
+    shown = " ".join(cli.run("demo", "--help", COLUMNS="200").stdout.split())
+    assert "wiped first: a new or empty directory, or an earlier demo's (any other is refused, nothing " \
+           "deleted)" in shown

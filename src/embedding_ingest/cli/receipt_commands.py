@@ -36,12 +36,14 @@ def import_receipts(file: Path = typer.Argument(..., exists=True, dir_okay=False
                     output: OutputFormat = OutputOption) -> None:
     """Load receipts from a JSONL file: new items are added, changed ones re-queued, vanished ones
     deleted from the next published version; unchanged ones cost nothing. Bad records are reported
-    and skipped (exit 3; exit 2 when every record was rejected); bad lines or words are skipped with
-    their reason."""
+    and skipped (exit 3; exit 2 when every record was rejected, or when no line is a JSON object: then
+    nothing is created); bad lines or words are skipped with their reason."""
     from embedding_ingest.backends import embedding_model
     from embedding_ingest.receipts.importer import import_receipts as run_import
+    from embedding_ingest.receipts.importer import require_json_records
 
     settings = workspace.settings()
+    guarded(output, lambda: require_json_records(file))  # a file with no JSON object: an error, no workspace
     workspace.creates_workspace()  # the command that starts one (every other refuses a missing one)
 
     def run():

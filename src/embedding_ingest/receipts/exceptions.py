@@ -25,4 +25,15 @@ class ReceiptFileError(InvalidInputError):
         self.problem = problem
 
 
-__all__ = ["InvalidInputError", "InvalidItemIdError", "ReceiptFileError"]
+class NotJsonlError(InvalidInputError):
+    """A file none of whose lines is a JSON object (a README, a CSV, a pretty-printed JSON document):
+    nothing in it could be a receipt, so nothing is imported and no workspace is started for it."""
+
+    def __init__(self, path: object, lines: int, first_line: int, first_problem: str) -> None:
+        super().__init__(f"{path} is not a JSONL file (none of its {lines:,} lines is a JSON object; "
+                         f"line {first_line}: {first_problem})")
+        self.try_ = ("embedding-ingest receipts import FILE.jsonl   (one receipt object per line; "
+                     "format: tests/data/README.md)")
+
+
+__all__ = ["InvalidInputError", "InvalidItemIdError", "NotJsonlError", "ReceiptFileError"]

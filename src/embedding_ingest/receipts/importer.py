@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from embedding_ingest.living_keys import metadata_hash
 from embedding_ingest.providers.tokens import fit_with_context
 from embedding_ingest.receipts.context import EDGE, line_context_parts, word_contexts
-from embedding_ingest.receipts.exceptions import ReceiptFileError
+from embedding_ingest.receipts.exceptions import NotJsonlError, ReceiptFileError
 from embedding_ingest.receipts.hashing import content_hash
 from embedding_ingest.receipts.living import label_metadata, line_metadata, place_metadata
 from embedding_ingest.receipts.models import Receipt
@@ -287,6 +287,23 @@ def file_lines(path: Path) -> Iterator[tuple[int, bytes]]:
                 yield line_number, raw
 
 
+def require_json_records(path: Path | str) -> None:
+    """Raise NotJsonlError when `path` has lines but none is a JSON object (nothing in it could be a
+    receipt); return at its first JSON object line (a JSONL file: at once). An empty file passes (the
+    import says it held no record). Raises ReceiptFileError when the file cannot be opened."""
+    path = Path(path)
+    lines, first = 0, (0, "")
+    for line_number, raw in file_lines(path):
+        record, problems = decode_record(raw, line_number)
+        if record is not None:
+            return
+        lines += 1
+        if lines == 1:
+            first = (line_number, problems[0].problem if problems else "not a JSON object")
+    if lines:
+        raise NotJsonlError(path, lines, *first)
+
+
 def _conflicting_duplicate(record: dict[str, Any], line_number: int, first_line: int) -> RecordError:
     number = record.get("receipt_number") or 1
     return RecordError(
@@ -298,4 +315,4 @@ def _conflicting_duplicate(record: dict[str, Any], line_number: int, first_line:
 
 __all__ = ["EDGE", "ImportParse", "ImportReport", "build_items", "delete_receipts",
            "describe_metadata_changes",
-           "import_receipts", "read_receipts"]
+           "import_receipts", "read_receipts", "require_json_records"]

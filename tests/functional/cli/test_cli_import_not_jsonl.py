@@ -1,10 +1,11 @@
-"""Importing a file that is not JSONL (a README, a CSV) must not flood the terminal: the rejected
-records' table stops at the first 50 (JSON keeps every one) and one line says what is likely wrong;
-an empty file says so. A file whose every record is rejected exits 2 (bad input, nothing done), not
-3 (some rejected, the rest done): the README's exit-code list."""
+"""Importing a file that is not JSONL (a README, a CSV) is an error: one line saying what is wrong and
+where, in the `{"error","message","try"}` document under --output json, exit 2, and no workspace
+started for it. A file whose every record is rejected exits 2 (bad input, nothing done), not 3 (some
+rejected, the rest done): the README's exit-code list. An empty file says so."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from cli_runner import Cli, fast_cli
@@ -12,21 +13,26 @@ from cli_runner import Cli, fast_cli
 EXIT_USAGE = 2  # bad input: nothing was imported
 
 
-def test_a_file_that_is_not_jsonl_is_summed_up_not_listed_line_by_line(tmp_path: Path) -> None:
+def test_a_file_that_is_not_jsonl_is_an_error_and_starts_no_workspace(tmp_path: Path) -> None:
     notes = tmp_path / "notes.md"
-    notes.write_text("".join(f"line {n} of some notes\n" for n in range(1, 121)), encoding="utf-8")
+    notes.write_text("\n" + "".join(f"line {n} of some notes\n" for n in range(1, 121)), encoding="utf-8")
     cli: Cli = fast_cli(tmp_path)
 
-    shown = cli.run("receipts", "import", str(notes), code=EXIT_USAGE, COLUMNS="80").stdout
-    rows = [line for line in shown.splitlines() if "not valid JSON" in line]
-    assert len(rows) == 50, shown
-    assert "Rejected records (120, the first 50; --output json lists all)" in shown
-    assert "nothing imported: 120 of 120 lines are not JSON" in " ".join(shown.split())
-    # the table may fold the path (tmp paths pass 80 columns): compare with the line breaks taken out
-    assert f"is{notes}aJSONLfile" in "".join(shown.split())
+    shown = cli.run("receipts", "import", str(notes), code=EXIT_USAGE, COLUMNS="80")
+    assert shown.stdout == ""  # no "Imported ..." headline, no table of rejects
+    error = shown.stderr.strip()
+    assert len(error.splitlines()) == 1, error
+    assert error.startswith(f"error: {notes} is not a JSONL file (none of its 120 lines is a JSON object; "
+                            "line 2: not valid JSON"), error
+    assert "; try: embedding-ingest receipts import FILE.jsonl" in error
+    assert not cli.home.exists()  # no ledger, no workspace: `status` still says there is none
 
-    report = cli.json("receipts", "import", str(notes), code=EXIT_USAGE)
-    assert len(report["errors"]) == 120 and report["receipts_imported"] == 0
+    as_json = cli.run("receipts", "import", str(notes), "--output", "json", code=EXIT_USAGE)
+    document = json.loads(as_json.stdout)
+    assert set(document) == {"error", "message", "try", "transient"}
+    assert document["message"].startswith(f"{notes} is not a JSONL file")
+    assert document["try"].startswith("embedding-ingest receipts import FILE.jsonl")
+    assert not cli.home.exists()
 
 
 def test_a_file_whose_every_record_is_rejected_is_bad_input(tmp_path: Path) -> None:

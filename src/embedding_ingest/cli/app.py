@@ -37,6 +37,15 @@ app = CliApp(name="embedding-ingest", no_args_is_help=True, add_completion=False
                     + " Commands that change something end with a `next:` line saying what to run next.")
 
 
+def _version(asked: bool) -> None:
+    """`--version`: `embedding-ingest X.Y.Z` (the installed package's metadata), exit 0."""
+    if asked:
+        from importlib.metadata import version
+
+        print(f"embedding-ingest {version('embedding-ingest')}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def main(home: Path | None = typer.Option(None, "--home", metavar="DIR", envvar="EMBEDDING_INGEST_HOME",
                                           help="Local workspace (default ./.embedding-ingest)"),
@@ -44,7 +53,9 @@ def main(home: Path | None = typer.Option(None, "--home", metavar="DIR", envvar=
                                                                   "AWS_DEFAULT_REGION)"),
          debug: bool = typer.Option(False, "--debug", help=f"Show tracebacks (or {DEBUG_VARIABLE}=1)"),
          utc: bool = typer.Option(False, "--utc", help=f"Times in tables in UTC (or {UTC_VARIABLE}=1); "
-                                                       "default local time")) -> None:
+                                                       "default local time"),
+         _show_version: bool = typer.Option(False, "--version", is_eager=True, callback=_version,
+                                            help="Print the version and exit")) -> None:
     if home is not None:
         os.environ["EMBEDDING_INGEST_HOME"] = str(home)
     if region:

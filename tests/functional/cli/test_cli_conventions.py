@@ -149,6 +149,16 @@ def test_every_option_and_argument_is_described():
     assert undescribed == []
 
 
+def test_version_prints_the_installed_version_and_exits_0(run):
+    from importlib.metadata import version
+
+    done = run("--version")
+
+    shown = f"embedding-ingest {version('embedding-ingest')}\n"
+    assert (done.exit_code, done.stdout, done.stderr) == (0, shown, "")
+    assert "--version " in run("--help").stdout
+
+
 def test_help_lists_commands_in_the_order_of_the_job_with_flags_as_flags(run):
     top = run("--help").stdout
     submit = run("submit", "--help").stdout

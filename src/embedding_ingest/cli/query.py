@@ -19,13 +19,14 @@ import contextvars
 import functools
 import inspect
 import json
+import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import jmespath
 import typer
-from jmespath.exceptions import JMESPathError
+from jmespath.exceptions import IncompleteExpressionError, JMESPathError, LexerError, ParseError
 from rich.table import Table
 
 from embedding_ingest.cli.formats import OutputFormat
@@ -37,15 +38,51 @@ _active: contextvars.ContextVar[Any] = contextvars.ContextVar("query", default=N
 
 
 class QueryError(InvalidInputError):
-    """A --query that is no JMESPath expression (the AWS CLI: 'Bad value for --query')."""
+    """A --query that is no JMESPath expression, or one jmespath cannot evaluate on the document (the
+    AWS CLI: 'Bad value for --query'): `bad value for --query 'EXPR' (WHAT, at character N)`, and the
+    command to see the document it selects from."""
+
+    def __init__(self, expression: str, problem: str) -> None:
+        super().__init__(f"bad value for --query {expression!r} ({problem})")
+        self.try_ = f"{_without_query(ARGV)}   (the document --query selects from; syntax: jmespath.org)"
+
+
+def _problem(exc: JMESPathError) -> str:
+    """What jmespath found wrong, in a few words, with the (1-based) character where it did."""
+    if isinstance(exc, IncompleteExpressionError):
+        return "incomplete expression: something is missing at its end"
+    if isinstance(exc, ParseError):
+        at = f", at character {exc.lex_position + 1}" if isinstance(exc.lex_position, int) else ""
+        if isinstance(exc, LexerError):
+            what = exc.message  # "Unclosed ` delimiter"
+        else:
+            what = exc.msg if exc.token_value is None else f"unexpected {exc.token_value!r}"
+        return f"{what[:1].lower()}{what[1:]}{at}"
+    first = " ".join(str(exc).split())
+    return first[:1].lower() + first[1:]
+
+
+def _without_query(argv: list[str]) -> str:
+    """`embedding-ingest ARGS --output json`: the running command line without its --query and
+    --output (and their values)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--query", "--output", "-o"):
+            skip = True
+        elif not arg.startswith(("--query=", "--output=")) and not (arg.startswith("-o") and len(arg) > 2
+                                                                   and not arg.startswith("--")):
+            kept.append(arg)
+    return shlex.join(["embedding-ingest", *kept, "--output", "json"])
 
 
 def compile_query(text: str) -> Any:
-    """The compiled expression; raises QueryError saying where it is wrong."""
+    """The compiled expression; raises QueryError saying what is wrong and where."""
     try:
         return jmespath.compile(text)
     except JMESPathError as exc:
-        raise QueryError(f"Bad value for --query {text}: {str(exc).splitlines()[0]}") from None
+        raise QueryError(text, _problem(exc)) from None
 
 
 @contextmanager
@@ -71,7 +108,7 @@ def apply(value: Any) -> Any:
     try:
         return expression.search(value)
     except JMESPathError as exc:
-        raise QueryError(f"Bad value for --query {expression.expression}: {exc}") from None
+        raise QueryError(expression.expression, _problem(exc)) from None
 
 
 def _text_scalar(value: Any) -> str:

@@ -77,7 +77,25 @@ def test_query_filters_the_whole_response_before_formatting_as_the_aws_cli_does(
     text = cli.run("describe-execution", "manual-run-1", "--query", "executionArn", "--output", "text")
     assert text.stdout == LOCAL_EXECUTION + "\n"
     bad = cli.run("describe-execution", "manual-run-1", "--query", "events[?type==", code=2)
-    assert "Bad value for --query" in bad.stderr and "Traceback" not in bad.stderr
+    assert "bad value for --query" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_bad_query_is_one_error_line_saying_what_where_and_what_to_try(started):
+    """The one error style: `error: WHAT (WHY); try: COMMAND`, whatever jmespath's message looked like."""
+    cli, _ = started
+    see = "try: embedding-ingest describe-execution manual-run-1 --output json"
+    for query, why in (("items.[", "(incomplete expression: something is missing at its end)"),
+                       ("status name", "(unexpected 'name', at character 8)"),
+                       ("contains(null, 'x')", "(in function contains(), invalid type for value: None")):
+        shown = cli.run("describe-execution", "manual-run-1", "--query", query, "--output", "text", code=2)
+        line = shown.stderr.strip()
+        assert len(line.splitlines()) == 1 and shown.stdout == "", shown
+        assert line.startswith(f"error: bad value for --query {query!r} {why}"), line
+        assert see in line and not line.rstrip().endswith(":"), line
+    as_json = cli.run("describe-execution", "manual-run-1", "--query", "items.[", "--output", "json", code=2)
+    document = json.loads(as_json.stdout)
+    assert document["message"].startswith("bad value for --query 'items.[' (incomplete expression")
+    assert document["try"].startswith("embedding-ingest describe-execution manual-run-1 --output json")
 
 
 def test_batches_reset_with_a_stage_selects_what_failed_executions_left(started):

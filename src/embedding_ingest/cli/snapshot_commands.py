@@ -58,7 +58,8 @@ def rollback_version(database: ItemKind = kind_argument(),
     """Point the published snapshot back at a kept VERSION (under the database's lock).
 
     Items published only by newer versions stay SUCCESS in the ledger but are not in VERSION: the
-    command reports how many (rolling forward again restores them)."""
+    command reports how many (rolling forward again restores them). VERSION already current: says so
+    and changes nothing (exit 0)."""
     from embedding_ingest.snapshots import ids_present, rollback
     from embedding_ingest.snapshots.mirror import refresh_plain_mirror
     from embedding_ingest.snapshots.version_ids import resolve_version
@@ -69,25 +70,36 @@ def rollback_version(database: ItemKind = kind_argument(),
     settings = workspace.settings()
 
     def run():
-        whole = resolve_version(ledger, database.database, version).version
-        with HeldLock(ledger, database.database, unique_owner("cli-rollback", database.database),
-                      settings.lock_ttl_seconds) as held:
-            moved = rollback(workspace.objects(), ledger, held.lease, database=database.database,
-                             version=whole)
-            refresh_plain_mirror(workspace.objects(), ledger, settings, database.database)
+        target = resolve_version(ledger, database.database, version)
+        current = ledger.get_published(database.database)
+        if current is not None and current.version == target.version:
+            moved, changed = current, False
+        else:
+            changed = True
+            with HeldLock(ledger, database.database, unique_owner("cli-rollback", database.database),
+                          settings.lock_ttl_seconds) as held:
+                moved = rollback(workspace.objects(), ledger, held.lease, database=database.database,
+                                 version=target.version)
+                refresh_plain_mirror(workspace.objects(), ledger, settings, database.database)
         succeeded = [item.item_id for item in ledger.find_items(database, EmbeddingStatus.SUCCESS)]
         present = ids_present(workspace.objects(), moved, succeeded, settings)
-        return moved, len(set(succeeded) - present)
+        return moved, len(set(succeeded) - present), changed
 
-    moved, missing = guarded(output, run)
+    moved, missing, changed = guarded(output, run)
     if missing and output is not OutputFormat.JSON:
         stderr.print(f"[yellow]{missing} item(s) marked SUCCESS are not in version {moved.version}; "
                      "they are searchable again only after rolling forward.[/]")
-    emit({"version": moved, "success_items_not_in_version": missing}, output,
-         lambda r: record("Rolled back", [("database", r["version"].database),
-                                          ("version", r["version"].version), ("count", r["version"].count),
-                                          ("SUCCESS items not in it", r["success_items_not_in_version"])]))
-    hint(output, f'embedding-ingest query {database.value} "TEXT"   (now answered from {moved.version[:12]})')
+    title = "Rolled back" if changed else "Already the current version (nothing changed)"
+    emit({"version": moved, "changed": changed, "success_items_not_in_version": missing}, output,
+         lambda r: record(title, [("database", r["version"].database),
+                                  ("version", r["version"].version), ("count", r["version"].count),
+                                  ("SUCCESS items not in it", r["success_items_not_in_version"])]))
+    if changed:
+        hint(output, f'embedding-ingest query {database.value} "TEXT"   (now answered from '
+                     f'{moved.version[:12]})')
+    else:
+        hint(output, f"embedding-ingest snapshots list {database.value}   (the kept versions to roll "
+                     "back to)")
 
 
 @definitions_app.command("render")

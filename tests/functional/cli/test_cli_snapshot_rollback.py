@@ -43,3 +43,23 @@ def test_rollback_moves_the_pointer_back_and_queries_read_the_older_version(cli,
     after = published_lines_by_image(cli)
     assert after == Counter({image: before[image] for image in ("sroie-000", "sroie-001")})
     assert sum(after.values()) == first_import["lines_added"]
+
+
+def test_rollback_to_the_current_version_says_so_and_changes_nothing(cli, tmp_path):
+    cli.json("receipts", "import", str(receipts_file(tmp_path, 1)))
+    cli.json("submit", "line")
+    cli.json("start-execution", "line", "--name", "only")
+    current = cli.json("snapshots", "list", "line")["versions"][0]
+    assert current["current"]
+
+    shown = cli.run("snapshots", "rollback", "line", current["version"][:8])
+
+    assert shown.stdout.splitlines()[0] == "Already the current version (nothing changed)"
+    assert "Rolled back" not in shown.stdout
+    assert shown.stderr.strip() == ("next: embedding-ingest snapshots list line   (the kept versions to roll "
+                                    "back to)")
+    again = cli.json("snapshots", "rollback", "line", current["version"])
+    assert again["changed"] is False and again["version"]["version"] == current["version"]
+    after = cli.json("snapshots", "list", "line")["versions"]
+    assert [(v["version"], v["current"], v["published_at"]) for v in after] == [
+        (current["version"], True, current["published_at"])]

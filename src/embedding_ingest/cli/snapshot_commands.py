@@ -32,7 +32,8 @@ definitions_app = typer.Typer(help="State machine definitions (ASL): render ours
 @snapshots_app.command("list")
 def list_versions(database: ItemKind = kind_argument(),
                   wide: bool = WideOption, output: OutputFormat = OutputOption) -> None:
-    """Kept versions of a database's snapshot, newest first; the current one is marked."""
+    """Kept versions of a database's snapshot, newest first; the current one is marked. Before the
+    first publish: 'nothing published yet' and the step that leads to one (exit 0, as other lists)."""
     guarded(output, workspace.require_workspace)
     ledger = workspace.ledger()
     current = ledger.get_published(database.database)
@@ -41,7 +42,8 @@ def list_versions(database: ItemKind = kind_argument(),
             for v in versions]
     known = [v.version for v in versions]
     emit({"database": database.database, "versions": rows}, output,
-         lambda r: fitted(f"{r['database']} snapshot versions (* current)",
+         lambda r: fitted(f"{r['database']} snapshot versions (* current)" if r["versions"] else
+                          f"nothing published yet for {database.value} (0 versions)",
                           [Column("version", ids=known), Column("current"), Column("count", justify="right"),
                            Column("published"), Column("model", drop=2), Column("parent", ids=known, drop=1)],
                           [[v["version"], "*" if v["current"] else "", v["count"], when(v["published_at"]),

@@ -33,3 +33,16 @@ def test_query_and_pull_before_anything_is_published_are_refused_as_bad_input(tm
                      "message": "no lines published yet (no execution has published a version)"}
     assert pull.stderr == ("error: no lines published yet (no execution has published a version); "
                            "try: embedding-ingest submit line\n")
+
+
+def test_snapshots_list_before_any_publish_says_so_like_the_other_empty_lists(tmp_path: Path) -> None:
+    cli = fast_cli(tmp_path)
+    cli.json("receipts", "import", str(receipts_file(tmp_path, 1)))
+
+    versions = cli.run("snapshots", "list", "line", COLUMNS="80")
+    batches = cli.run("batches", "list", COLUMNS="80")
+
+    assert versions.stdout == "nothing published yet for line (0 versions)\n"
+    assert versions.stderr == batches.stderr == "next: embedding-ingest submit line\n"
+    assert versions.returncode == batches.returncode == 0
+    assert cli.json("snapshots", "list", "line") == {"database": "lines", "versions": []}

@@ -171,7 +171,8 @@ def fail(error: Exception, output: OutputFormat, code: int | None = None, *,
     if debugging():
         traceback.print_exception(error, file=sys.stderr)
     code = exit_code_for(error) if code is None else code
-    suggestion = try_ or getattr(error, "try_", None) or _lists_what_is_missing(error)
+    suggestion = (try_ or getattr(error, "try_", None) or _lists_what_is_missing(error)
+                  or _shows_what_exists(error))
     if suggestion is None and getattr(error, "transient", False):
         suggestion = shlex.join(["embedding-ingest", *invocation]) + "   (again, in a minute)"
     elif suggestion is None:
@@ -193,6 +194,21 @@ def _lists_what_is_missing(error: Exception) -> str | None:
     if "VersionNotFoundError" in names:
         return f"embedding-ingest snapshots list {database.removesuffix('s')}"
     return None
+
+
+_EXECUTION_ARN = re.compile(r"arn:[^'\s]*:execution:[^'\s]*")
+
+
+def _shows_what_exists(error: Exception) -> str | None:
+    """For an execution name already used (by class name, the engine's or the stores'), the command
+    that shows that execution, or another --name."""
+    if not type(error).__name__.startswith("ExecutionAlreadyExists"):
+        return None
+    arn = getattr(error, "execution_arn", None) or next(iter(_EXECUTION_ARN.findall(str(error))), None)
+    if arn is None:
+        return None
+    return (f"{shlex.join(['embedding-ingest', 'describe-execution', arn.rsplit(':', 1)[-1]])}   "
+            "(the execution of that name), or the same command with another --name")
 
 
 def hint(output: OutputFormat, command: str | None, *, fold: bool = False) -> None:

@@ -107,6 +107,7 @@ def test_a_failed_operation_exits_1(run, tmp_path):
 
     assert again.exit_code == 1
     assert ONE_LINE_ERROR.match(again.stderr) and "already exists" in again.stderr
+    assert "; try: embedding-ingest describe-execution once   (the execution of that name)" in again.stderr
 
 
 def test_rejected_records_exit_3_and_the_rest_is_imported(run, tmp_path):

@@ -84,6 +84,12 @@ def test_any_name_start_execution_accepts_runs_to_a_published_snapshot(tmp_path)
     assert cli.json("describe-execution", "日本")["name"] == "日本"
     again = cli.json("start-execution", "line", "--name", "run(1)", code=1)
     assert again["error"] == "ExecutionAlreadyExistsError"
+    # what to try: look at the execution of that name (quoted for the shell), or pick another name
+    assert again["try"] == ("embedding-ingest describe-execution 'run(1)'   (the execution of that name), "
+                            "or the same command with another --name")
+    said = cli.run("start-execution", "line", "--name", "日本", code=1).stderr
+    assert said.strip().endswith("; try: embedding-ingest describe-execution '日本'   (the execution of that "
+                                 "name), or the same command with another --name"), said
 
 
 @pytest.mark.parametrize("name", ["", "a b", "run:1", "a/b", "x" * 81])

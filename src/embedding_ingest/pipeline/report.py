@@ -80,7 +80,7 @@ def listed_batch_ids(events: Sequence[dict[str, Any]], objects: ObjectStore | No
 
 def summarize_execution(described: dict[str, Any], *, events: Sequence[dict[str, Any]] | None = None,
                         batches_still_active: int | None = None,
-                        items_waiting: int | None = None) -> dict[str, Any]:
+                        items_waiting: int | None = None, looping: bool = False) -> dict[str, Any]:
     """The `summary` of one execution.
 
     `described` is a DescribeExecution body; `events` (GetExecutionHistory events, oldest first) are
@@ -88,7 +88,8 @@ def summarize_execution(described: dict[str, Any], *, events: Sequence[dict[str,
     `batches_still_active` is the number of batches of this kind active after the run (None: counted
     from this run's own poll results, or for a run that did not finish, the batches it had listed);
     `items_waiting` the items of this kind not yet submitted (None: unknown), so that `next` never
-    says "submit" when nothing waits.
+    says "submit" when nothing waits; `looping`: the run is one of run_until_idle's, whose loop says
+    itself what it does next (the message then does not advise running again or --until-idle).
 
     Keys: status, workflow, batches_listed, batches_polled ({provider status: count}),
     deltas_written, embeddings_in_deltas, embeddings_published, published_version, total_embeddings,
@@ -144,12 +145,12 @@ def summarize_execution(described: dict[str, Any], *, events: Sequence[dict[str,
         summary.update(failed_state=failed_state(events or []), error=described.get("error"),
                        cause=described.get("cause"))
     summary["message"], summary["next"] = _explain(summary, polls, described.get("name") or "",
-                                                   items_waiting)
+                                                   items_waiting, looping)
     return summary
 
 
 def _explain(s: dict[str, Any], polls: list[dict[str, Any]], name: str,
-             items_waiting: int | None) -> tuple[str, str | None]:
+             items_waiting: int | None, looping: bool) -> tuple[str, str | None]:
     kind, active = s["workflow"], s["batches_still_active"]
     again = f"embedding-ingest start-execution {kind} --until-idle"
     if s["status"] == "RUNNING":
@@ -195,7 +196,8 @@ def _explain(s: dict[str, Any], polls: list[dict[str, Any]], name: str,
                for action, count in sorted(by_action.items()) if action in _NOTHING_REASONS]
     reasons = reasons or ["no batch had new embeddings to publish"]
     if by_action.get("wait") or by_action.get("poll_failed"):
-        return "published nothing: " + "; ".join(reasons) + "; run again later, or use --until-idle", again
+        later = "" if looping else "; run again later, or use --until-idle"  # the loop polls again itself
+        return "published nothing: " + "; ".join(reasons) + later, again
     return "published nothing: " + "; ".join(reasons), (again if active else None)
 
 

@@ -59,10 +59,12 @@ class RunLoop:
         active = self.ports.ledger.list_batches(statuses=ACTIVE_BATCH_STATUSES, batch_type=kind.batch_type)
         return sum(1 for batch in active if not batch.not_found_polls)
 
-    def run_once(self, kind: ItemKind, name: str | None = None, *, wait: bool = True) -> dict[str, Any]:
+    def run_once(self, kind: ItemKind, name: str | None = None, *, wait: bool = True,
+                 looping: bool = False) -> dict[str, Any]:
         """One execution (named `name`, default new_execution_name), returned as its DescribeExecution
         body plus its `summary` (report.summarize_execution). One that ended other than SUCCEEDED leaves
-        `last_error` (naming the state and the error) on the batches it had listed. Raises what the
+        `last_error` (naming the state and the error) on the batches it had listed; `looping`: one of
+        run_until_idle's executions (summarize_execution's). Raises what the
         backend's `start` raises (InvalidInputError, ExecutionAlreadyExistsError, ...)."""
         name = new_execution_name(kind) if name is None else name
         described = dict(self.backend.start(kind.value, name, wait=wait))
@@ -75,7 +77,7 @@ class RunLoop:
             active = self.active_batches(kind)
             waiting = self.ports.ledger.count_items(kind).get("NONE", 0)
         described["summary"] = summarize_execution(described, events=events, batches_still_active=active,
-                                                   items_waiting=waiting)
+                                                   items_waiting=waiting, looping=looping)
         return described
 
     def run_until_idle(self, kind: ItemKind, *, interval: float | None = None, max_runs: int | None = None,
@@ -92,8 +94,9 @@ class RunLoop:
           provider, 60 for OpenAI, whose batches take minutes to hours), with `sleep` (tests inject a
           recorder).
         - `on_execution` gets each execution's DescribeExecution body with its summary as soon as it
-          ends. Raises ValueError for max_runs < 1, and what `run_once` raises; executions that ran
-          before the error are in the ledger."""
+          ends; the summary's message ends "; polling again [in N s]" when another execution follows
+          (and never advises --until-idle). Raises ValueError for max_runs < 1, and what `run_once`
+          raises; executions that ran before the error are in the ledger."""
         if max_runs is not None and max_runs < 1:
             raise ValueError(f"max_runs must be at least 1, got {max_runs}")
         provider = self.ports.settings.provider
@@ -104,19 +107,18 @@ class RunLoop:
         while max_runs is None or len(executions) < max_runs:
             if executions and wait > 0:
                 sleep(wait)
-            described = self.run_once(kind)
+            described = self.run_once(kind, looping=True)
             active = self.active_batches(kind)
             executions.append(described)
+            stop = ("failed" if described.get("status") != "SUCCEEDED" else "idle" if not active
+                    else "stalled" if not described["summary"].get("batches_listed")
+                    else "max_runs" if max_runs is not None and len(executions) >= max_runs else None)
+            if stop is None:  # what the loop does next, in the words of the execution's own line
+                described["summary"]["message"] += "; polling again" + (f" in {wait:g} s" if wait > 0 else "")
             if on_execution is not None:
                 on_execution(described)
-            if described.get("status") != "SUCCEEDED":
-                stopped_because = "failed"
-                break
-            if not active:
-                stopped_because = "idle"
-                break
-            if not described["summary"].get("batches_listed"):
-                stopped_because = "stalled"
+            if stop is not None:
+                stopped_because = stop
                 break
         return IdleRun(executions, aggregate([e["summary"] for e in executions], workflow=kind.value,
                                              stopped_because=stopped_because, batches_still_active=active))

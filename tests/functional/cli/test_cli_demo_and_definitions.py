@@ -47,6 +47,8 @@ def test_demo_publishes_every_submitted_line_and_word_and_answers_its_example_qu
     assert summary["workspace"] == str(workspace) and summary["receipts_imported"] > 0
     assert summary["model"] == "local-hash-ngram-v1"
     assert "embedding with local-hash-ngram-v1: a hashing stand-in for OpenAI's model" in done.stderr
+    # Batches take polls: the loop says it polls again, never "run again later, or use --until-idle".
+    assert "; polling again" in done.stderr and "--until-idle" not in done.stderr
     # The closing export is absolute (it still points at the workspace after a `cd`) and names the
     # model, so later commands in the workspace embed as its snapshots were.
     assert done.stderr.strip().splitlines()[-1] == (

@@ -76,6 +76,20 @@ def test_max_runs_stops_the_loop_and_says_what_is_left(tmp_path):
     assert "--until-idle" in refused["message"]
 
 
+def test_until_idle_says_it_polls_again_instead_of_advising_until_idle(tmp_path):
+    cli = slow_cli(tmp_path)
+    cli.json("receipts", "import", str(receipts_file(tmp_path, 1)))
+    cli.json("submit", "line")
+
+    printed = cli.run("start-execution", "line", "--until-idle", COLUMNS="200")  # as a person reads it
+
+    said = [line for line in printed.stderr.splitlines() if ": SUCCEEDED, " in line]
+    assert len(said) > 1 and not any("--until-idle" in line or "run again" in line for line in said), said
+    waiting = "1 batch still in progress at the provider; polling again"
+    assert all(line.endswith(waiting) for line in said[:-1])
+    assert said[-1].endswith("1 batch marked complete"), said
+
+
 def test_a_failed_execution_marks_its_batches_and_prints_one_hint(lost_archive):
     cli, built = lost_archive  # the published archive is lost: the next final merge cannot build on it
     second_batches = set(built["second_batches"])

@@ -33,8 +33,9 @@ def test_runs_until_no_batch_is_active_and_sums_up_what_was_published(submitted)
     assert sleeps == [0.25] * (len(runs) - 1)
     first, last = runs[0]["summary"], runs[-1]["summary"]
     assert (first["published"], first["batches_listed"], first["batches_still_active"]) == (False, 3, 3)
+    # the loop says what it does next, not "run again later, or use --until-idle" (the single run's)
     assert first["message"] == ("published nothing: 3 batches still in progress at the provider; "
-                                "run again later, or use --until-idle")
+                                "polling again in 0.25 s")
     assert first["next"] == "embedding-ingest start-execution line --until-idle"
     assert sum(first["batches_polled"].values()) == 3 and "completed" not in first["batches_polled"]
     assert (last["published"], last["embeddings_published"]) == (True, lines)

@@ -155,8 +155,11 @@ class CliGroup(TyperGroup):
             # A terminal has just echoed ^C where the cursor was: start a line of our own. Without a
             # terminal nothing was echoed, and an empty line would only stand out.
             fresh_line = "\n" if stderr.is_terminal else ""
-            stderr.print(fresh_line + interrupts.interrupted_line(argv, getattr(stop, "by", "Ctrl-C")),
-                         markup=False, highlight=False, soft_wrap=True)
+            by = getattr(stop, "by", "Ctrl-C")
+            stderr.print(fresh_line + interrupts.interrupted_line(argv, by), markup=False, highlight=False,
+                         soft_wrap=True)
+            if _wants_json(argv):  # a program reading stdout gets a document to parse, not nothing
+                emit_json(interrupts.interrupted_document(argv, by))
             code = EXIT_INTERRUPTED
         except SystemExit:
             raise

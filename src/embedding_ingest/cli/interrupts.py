@@ -71,15 +71,30 @@ def reset() -> None:
     _stopping.what = _stopping.kept = _stopping.resume = None
 
 
-def interrupted_line(argv: list[str], by: str = "Ctrl-C") -> str:
-    """The one line printed for Ctrl-C (`by`: or SIGTERM): `stopped by Ctrl-C: WHAT (nothing is lost:
-    KEPT); resume: COMMAND`. Without a note from the command: the command line itself, and running it
-    again resumes (every step is idempotent)."""
+def interrupted_parts(argv: list[str], by: str = "Ctrl-C") -> tuple[str, str | None]:
+    """(`stopped by Ctrl-C: WHAT (nothing is lost: KEPT)`, the command that resumes or None). Without a
+    note from the command: the command line itself, and running it again resumes (every step is
+    idempotent)."""
     command = shlex.join([PROGRAM, *argv])
     what = _stopping.what or command
     kept = f"nothing is lost: {_stopping.kept}" if _stopping.kept else "nothing is lost"
     resume = _stopping.resume if _stopping.what else command
-    return f"stopped by {by}: {what} ({kept})" + (f"; resume: {resume}" if resume else "")
+    return f"stopped by {by}: {what} ({kept})", resume
 
 
-__all__ = ["PROGRAM", "Interrupted", "install", "interrupted_line", "on_interrupt", "reset"]
+def interrupted_line(argv: list[str], by: str = "Ctrl-C") -> str:
+    """The one line printed for Ctrl-C (`by`: or SIGTERM): `stopped by Ctrl-C: WHAT (nothing is lost:
+    KEPT); resume: COMMAND`."""
+    stopped, resume = interrupted_parts(argv, by)
+    return stopped + (f"; resume: {resume}" if resume else "")
+
+
+def interrupted_document(argv: list[str], by: str = "Ctrl-C") -> dict[str, object]:
+    """What --output json prints on stdout for Ctrl-C: the error document's keys (`error`
+    "Interrupted", `message` and `try`, the command that resumes), with the same facts as the line."""
+    stopped, resume = interrupted_parts(argv, by)
+    return {"error": "Interrupted", "message": stopped, "try": resume, "transient": False}
+
+
+__all__ = ["PROGRAM", "Interrupted", "install", "interrupted_document", "interrupted_line",
+           "interrupted_parts", "on_interrupt", "reset"]

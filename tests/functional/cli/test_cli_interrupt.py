@@ -8,6 +8,7 @@ SIGINT to the CLI and to every worker process it started."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -161,3 +162,33 @@ def _running(home) -> bool:
         return bool(ledger.list_executions(status=ExecutionStatus.RUNNING))
     finally:
         ledger.close()
+
+
+def test_interrupted_under_output_json_stdout_holds_a_document_saying_what_stopped(home, tmp_path):
+    """`start-execution line --until-idle --output json` stopped by SIGINT: a program reading stdout gets
+    the error document (what stopped, that nothing is lost, the command that resumes), not nothing; the
+    human's line stays on stderr."""
+    path, lines = home
+    command = [sys.executable, "-m", "embedding_ingest.cli", "start-execution", "line", "--until-idle",
+               "--output", "json"]
+    # batches that stay in progress: the loop polls them until stopped
+    process = subprocess.Popen(command, env=_env(path, LOCAL_PROVIDER_POLLS_PER_STAGE="1000"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not _entered(path, "PollBatch"):
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        printed, said = process.communicate(timeout=60)
+    finally:
+        process.kill()
+
+    assert process.returncode == 130
+    document = json.loads(printed)
+    assert document["error"] == "Interrupted"
+    assert document["message"].startswith("stopped by Ctrl-C: start-execution line --until-idle "
+                                          "(nothing is lost: the running execution is recorded ABORTED")
+    assert document["try"] == "embedding-ingest start-execution line --until-idle"
+    assert said.strip().splitlines()[-1] == f"{document['message']}; resume: {document['try']}"
+    _resumed_publishes_everything(path, lines)

@@ -92,6 +92,7 @@ class Snapshot:
         self._settings = settings
         self._pinned = version
         self._lock = threading.RLock()
+        self._refresh_lock = threading.Lock()  # one refresh at a time (queries and gets never take it)
         self._encoder: QueryEncoder | None = None
         self._open: _Open | None = None
         self._open = self._load(self._resolve())
@@ -220,18 +221,22 @@ class Snapshot:
         """Move to the currently published version (a no-op for a Snapshot opened at a fixed version).
         Returns True if the version changed. The old segments are closed only after the new ones open,
         and after the queries and gets running on them end; the indexes already read of the segments
-        the new version keeps are handed over to it, not read again (search.py)."""
+        the new version keeps are handed over to it, not read again (search.py). Refreshes in several
+        threads take turns, each asking for the published version in its turn: a new version is opened
+        once, and a refresh that started before a publish never swaps in its version after a later one."""
         if self._pinned is not None:
             return False
-        target = self._resolve()
-        with self._lock:
-            if self._open is not None and self._open.version.version == target.version:
-                return False
-        fresh = self._load(target, previous=self._open)
-        with self._lock:
-            old, self._open = self._open, fresh
-        self._retire(old)
-        return True
+        with self._refresh_lock:
+            target = self._resolve()
+            with self._lock:
+                current = self._open
+                if current is not None and current.version.version == target.version:
+                    return False
+            fresh = self._load(target, previous=current)
+            with self._lock:
+                old, self._open = self._open, fresh
+            self._retire(old)
+            return True
 
     def close(self) -> None:
         with self._lock:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ from embedding_ingest import open_snapshot
 from embedding_ingest.consumer import search
 from embedding_ingest.consumer import snapshot as snapshot_module
 from embedding_ingest.exceptions import InvalidInputError
-from embedding_ingest.snapshots import read_version, version_segments
+from embedding_ingest.snapshots import chroma_io, read_version, version_segments
 from embedding_ingest.snapshots.chroma_hnsw import VectorIndex
 from embedding_ingest.snapshots.exceptions import ChromaFormatError
 from embedding_ingest.snapshots.publish import rollback
@@ -202,5 +202,98 @@ def test_refresh_reads_only_the_indexes_of_segments_it_had_not_read(layered_work
             assert snap.refresh() is True
             snap.query(query_texts=TEXTS, n_results=3)
             assert sorted(loads) == sorted([*kept, *added])  # nothing read again
+    finally:
+        _point_at(ws, newest.version)
+
+
+class _Announced:
+    """Stands in for a lock: says a thread is about to wait for it (`waiting`), then takes it."""
+
+    def __init__(self, lock, waiting: threading.Event) -> None:
+        self._lock, self._waiting = lock, waiting
+
+    def __enter__(self):
+        self._waiting.set()
+        return self._lock.__enter__()
+
+    def __exit__(self, *exc):
+        return self._lock.__exit__(*exc)
+
+
+def _second_refresh(snap, first: _Hold, arrived: threading.Event) -> tuple[ThreadPoolExecutor, Future]:
+    """With `first` (a refresh) held in read_version, start another refresh and wait until it has gone as
+    far as it can: waiting for the first, inside read_version too (`arrived`), or returned."""
+    snap._refresh_lock = _Announced(snap._refresh_lock, arrived)  # the only way to see a thread wait
+    pool = ThreadPoolExecutor(1)
+    second = pool.submit(snap.refresh)
+    second.add_done_callback(lambda _: arrived.set())
+    assert arrived.wait(60)
+    first.release.set()
+    return pool, second
+
+
+def test_refreshes_at_once_open_the_new_version_once_and_read_only_its_new_segment(
+        layered_workspace, monkeypatch):
+    """The console refreshes its Snapshot on every request: two refreshes after a publish took turns
+    neither, both opened the new version, and the second read every index again."""
+    ws = layered_workspace
+    newest, older = ws.ledger.list_versions("lines")[0], ws.ledger.list_versions("lines")[-1]
+    kept = [s.segment_id for s in read_version(ws.objects, older).segments]
+    added = [s.segment_id for s in read_version(ws.objects, newest).segments if s.segment_id not in kept]
+    with open_snapshot("lines", settings=ws.settings) as snap:
+        expected = snap.query(query_texts=TEXTS, n_results=7)
+    _point_at(ws, older.version)
+    try:
+        with open_snapshot("lines", settings=ws.settings) as snap:
+            snap.query(query_texts=TEXTS, n_results=3)  # the kept segment's index is read
+            _point_at(ws, newest.version)
+            loads, opened = _loads(monkeypatch), _counted(monkeypatch, chroma_io, "open_persistent")
+            first, arrived, first_done = _Hold(), threading.Event(), threading.Event()
+            real_read = snapshot_module.read_version
+
+            def read(*args, **kwargs):
+                if first.armed.is_set():
+                    return first.wrap(real_read)(*args, **kwargs)
+                arrived.set()  # a second refresh loading too: it goes on once the first has swapped
+                assert first_done.wait(60)
+                return real_read(*args, **kwargs)
+            monkeypatch.setattr(snapshot_module, "read_version", read)
+            first.armed.set()
+            with ThreadPoolExecutor(1) as pool:
+                refreshed = pool.submit(snap.refresh)
+                refreshed.add_done_callback(lambda _: first_done.set())
+                assert first.reached.wait(60)
+                others, second = _second_refresh(snap, first, arrived)
+                results = sorted([refreshed.result(timeout=60), second.result(timeout=60)])
+                others.shutdown()
+            _same(snap.query(query_texts=TEXTS, n_results=7), expected)
+            assert results == [False, True] and snap.version == newest.version
+            assert len(opened) == len(kept) + len(added)  # the new version's segments, opened once
+            assert loads == added  # its new segment's index read once, the kept one's not again
+    finally:
+        _point_at(ws, newest.version)
+
+
+def test_a_refresh_that_started_before_a_publish_does_not_leave_the_snapshot_behind_it(
+        layered_workspace, monkeypatch):
+    """A rollback, then a publish while the refresh that saw the rollback is still opening its version:
+    a refresh meanwhile used to find the Snapshot current, and the first then moved it to the old one."""
+    ws = layered_workspace
+    newest, older = ws.ledger.list_versions("lines")[0], ws.ledger.list_versions("lines")[-1]
+    try:
+        with open_snapshot("lines", settings=ws.settings) as snap:
+            first, arrived = _Hold(), threading.Event()
+            monkeypatch.setattr(snapshot_module, "read_version", first.wrap(snapshot_module.read_version))
+            _point_at(ws, older.version)
+            first.armed.set()
+            with ThreadPoolExecutor(1) as pool:
+                refreshed = pool.submit(snap.refresh)
+                assert first.reached.wait(60)  # it has found `older` published, and is opening it
+                _point_at(ws, newest.version)
+                others, second = _second_refresh(snap, first, arrived)
+                results = [refreshed.result(timeout=60), second.result(timeout=60)]
+                others.shutdown()
+            assert snap.version == newest.version and snap.count() == newest.count
+            assert results == [True, True]
     finally:
         _point_at(ws, newest.version)

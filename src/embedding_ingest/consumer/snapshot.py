@@ -223,22 +223,31 @@ class Snapshot:
         and after the queries and gets running on them end; the indexes already read of the segments
         the new version keeps are handed over to it, not read again (search.py). Refreshes in several
         threads take turns, each asking for the published version in its turn: a new version is opened
-        once, and a refresh that started before a publish never swaps in its version after a later one."""
+        once, and a refresh that started before a publish never swaps in its version after a later one.
+        Raises InvalidInputError once closed (also when close() ran while it opened the version)."""
+        self._state()
         if self._pinned is not None:
             return False
         with self._refresh_lock:
             target = self._resolve()
             with self._lock:
-                current = self._open
-                if current is not None and current.version.version == target.version:
+                current = self._state()
+                if current.version.version == target.version:
                     return False
             fresh = self._load(target, previous=current)
             with self._lock:
-                old, self._open = self._open, fresh
+                old, closed = self._open, self._open is None  # None: close() ran meanwhile
+                if not closed:
+                    self._open = fresh
+            if closed:
+                fresh.close()
+                self._state()  # raises: the Snapshot stays closed
             self._retire(old)
             return True
 
     def close(self) -> None:
+        """Close the segments (once the queries and gets running on them end). Every later call but
+        close() raises InvalidInputError, refresh() included."""
         with self._lock:
             old, self._open = self._open, None
         self._retire(old)

@@ -297,3 +297,50 @@ def test_a_refresh_that_started_before_a_publish_does_not_leave_the_snapshot_beh
             assert results == [True, True]
     finally:
         _point_at(ws, newest.version)
+
+
+def _open_files(dirs) -> int:
+    """Files under `dirs` this process holds open (/proc/self/fd)."""
+    held = 0
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = fd.readlink()
+        except OSError:  # closed meanwhile
+            continue
+        held += any(target.is_relative_to(directory) for directory in dirs)
+    return held
+
+
+@pytest.mark.parametrize("when", ["after", "during"])
+def test_a_closed_snapshot_stays_closed_when_refreshed_after_or_during_close(layered_workspace, monkeypatch,
+                                                                            when):
+    """Console.close() closes its Snapshots while request threads may be refreshing them: the version a
+    refresh opened was swapped in after close() and owned by nobody (its segments' files stayed open)."""
+    ws = layered_workspace
+    newest, older = ws.ledger.list_versions("lines")[0], ws.ledger.list_versions("lines")[-1]
+    dirs = [Path(d) for v in (newest, older) for d in version_segments(ws.objects, v, ws.settings)]
+    hold = _Hold()
+    monkeypatch.setattr(snapshot_module, "read_version", hold.wrap(snapshot_module.read_version))
+    try:
+        snap = open_snapshot("lines", settings=ws.settings)
+        assert _open_files(dirs) > 0
+        _point_at(ws, older.version)
+        if when == "after":
+            snap.close()
+            with pytest.raises(InvalidInputError, match="snapshot 'lines' is closed"):
+                snap.refresh()
+        else:
+            hold.armed.set()
+            with ThreadPoolExecutor(1) as pool:
+                refreshed = pool.submit(snap.refresh)
+                assert hold.reached.wait(60)  # it is opening `older`
+                snap.close()
+                hold.release.set()
+                with pytest.raises(InvalidInputError, match="snapshot 'lines' is closed"):
+                    refreshed.result(timeout=60)
+        assert repr(snap) == "Snapshot('lines', closed)"
+        with pytest.raises(InvalidInputError, match="closed"):
+            snap.query(query_texts=TEXTS)
+        assert _open_files(dirs) == 0
+    finally:
+        _point_at(ws, newest.version)

@@ -91,8 +91,9 @@ class Snapshot:
         self._ledger = ledger
         self._settings = settings
         self._pinned = version
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # _open, and each version's readers and retired
         self._refresh_lock = threading.Lock()  # one refresh at a time (queries and gets never take it)
+        self._encoder_lock = threading.Lock()  # building one (seconds) holds up text queries alone
         self._encoder: QueryEncoder | None = None
         self._open: _Open | None = None
         self._open = self._load(self._resolve())
@@ -128,7 +129,7 @@ class Snapshot:
         return self._encode(self._state().version, texts)
 
     def _encode(self, version: SnapshotVersion, texts: Sequence[str]) -> np.ndarray:
-        with self._lock:
+        with self._encoder_lock:
             encoder = self._encoder
             if encoder is None or (encoder.model, encoder.dimensions) != (version.model, version.dimensions):
                 encoder = self._encoder = encoder_for(version.model, version.dimensions, self._settings)

@@ -344,3 +344,29 @@ def test_a_closed_snapshot_stays_closed_when_refreshed_after_or_during_close(lay
         assert _open_files(dirs) == 0
     finally:
         _point_at(ws, newest.version)
+
+
+def test_gets_and_embedding_queries_do_not_wait_for_another_threads_model_to_load(layered_workspace,
+                                                                                   monkeypatch):
+    """A text query's first call builds the snapshot's encoder (MiniLM: an ONNX session, seconds); it
+    used to hold the lock every get and query takes, so they all waited for it."""
+    ws = layered_workspace
+    loading, loaded = threading.Event(), threading.Event()
+    real_encoder_for = snapshot_module.encoder_for
+
+    def slow_encoder_for(*args):
+        loading.set()
+        assert loaded.wait(60)
+        return real_encoder_for(*args)
+    monkeypatch.setattr(snapshot_module, "encoder_for", slow_encoder_for)
+    with open_snapshot("lines", settings=ws.settings) as snap, ThreadPoolExecutor(2) as pool:
+        texts = pool.submit(snap.query, query_texts=TEXTS, n_results=3)
+        assert loading.wait(60)
+        others = pool.submit(lambda: (len(snap.get(limit=3, include=[])["ids"]), snap.count(),
+                                      len(snap.query(query_embeddings=np.ones(snap.dimensions),
+                                                     n_results=1)["ids"][0])))
+        try:
+            assert others.result(timeout=60) == (3, snap.info.count, 1)  # while the model still loads
+        finally:
+            loaded.set()
+        assert len(texts.result(timeout=60)["ids"][0]) == 3

@@ -11,13 +11,14 @@ are read from their own segments' chroma.sqlite3 (snapshots/chroma_sqlite.py).
 Indexes are read on the first unfiltered query (a Snapshot used only for get() or filtered queries
 never reads them; Chroma loads its own copy of a segment's index only when it is asked a query). A
 segment the readers refuse, or fail to load for any reason, is asked through Chroma's own query, alone:
-the other segments stay on this path, and a WARNING names the segment and the reason once. A search
+the other segments stay on this path, and a WARNING names the segment and the reason once per Snapshot
+(a refresh hands the refusal over with the indexes: the segment is not read again). A search
 the index cannot answer (fewer than `n_results` reachable) is asked through Chroma for that segment and
 that query only.
 
 A refresh hands the indexes already read for the segments the new version keeps over to it (a segment
 is named by its content, so its index never changes): a publish that adds one small segment reads only
-that one, and the process holds one copy of each index (~1.7 GB for 1M x 384-d)."""
+that one, and the Snapshot holds one copy of each index (~1.7 GB for 1M x 384-d)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ class IndexedSegments:
     directories), `ids` (their content identities, SegmentRef.segment_id), `collections` (their open
     Chroma collections: index settings, and the query of a segment the readers refuse) and `counts`.
     `previous`: the IndexedSegments of the version this one replaces; the indexes it has read of the
-    segments this one keeps are reused, not read again. Thread-safe; close() releases what it read."""
+    segments this one keeps are reused, not read again, and those it refused are not tried again.
+    Thread-safe; close() releases what it read."""
 
     def __init__(self, database: str, dimensions: int, dirs: Sequence[Path], ids: Sequence[str],
                  collections: Sequence[Any], counts: Sequence[int],
@@ -61,7 +63,8 @@ class IndexedSegments:
         self._records_lock = threading.Lock()  # one SQLite user at a time per connection
         self._closed = False
         self._kept = previous.loaded(self._ids) if previous is not None else {}
-        self._indexes: list[VectorIndex | None] | None = None  # None in it: Chroma answers for that one
+        # None in _indexes or _kept: a segment the readers refused, Chroma answers for it
+        self._indexes: list[VectorIndex | None] | None = None
         self._records: list[StoredRecords | None] = []
         # Segments are searched side by side, one thread per core: hnswlib releases the GIL while it
         # searches (4 segments of 10,000 x 384-d: 2.17 ms vs 2.42 ms in turn with the other core busy).
@@ -69,14 +72,15 @@ class IndexedSegments:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"snapshot-{database}") \
             if workers > 1 else None
 
-    def loaded(self, keys: Iterable[str]) -> dict[str, VectorIndex]:
-        """{segment identity: its index} of those of `keys` whose index this version has read or was
-        handed (waits for a load under way, so a refresh meanwhile does not read them a second time)."""
+    def loaded(self, keys: Iterable[str]) -> dict[str, VectorIndex | None]:
+        """{segment identity: its index, or None if refused} of those of `keys` this version has read,
+        refused or was handed (waits for a load under way, so a refresh meanwhile does not read them a
+        second time)."""
         wanted = set(keys)
         with self._load_lock:
             found = {key: index for key, index in self._kept.items() if key in wanted}
             found.update((key, index) for key, index in zip(self._ids, self._indexes or [], strict=False)
-                         if index is not None and key in wanted)
+                         if key in wanted)
             return found
 
     def query(self, vectors: np.ndarray, n_results: int, include: Sequence[str]) -> QueryResult:
@@ -168,11 +172,16 @@ class IndexedSegments:
 
     def _load(self) -> list[VectorIndex | None]:
         """Each segment's index (handed over, or read) and records; None for a segment either reader
-        fails on, said once at WARNING. Runs under _load_lock."""
+        fails on, said at WARNING (not again for one refused by an earlier version). Runs under
+        _load_lock."""
         indexes: list[VectorIndex | None] = []
         records: list[StoredRecords | None] = []
         try:
             for path, key, collection in zip(self._dirs, self._ids, self._collections, strict=True):
+                if key in self._kept and self._kept[key] is None:  # refused before, and said then
+                    indexes.append(None)
+                    records.append(None)
+                    continue
                 index = self._kept.pop(key, None)
                 try:
                     if index is None:

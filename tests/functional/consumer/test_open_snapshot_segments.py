@@ -44,13 +44,14 @@ def _counted(monkeypatch, owner, name):
 
 
 def _loads(monkeypatch, refuse: Path | None = None, error: Exception | None = None) -> list[str]:
-    """The directories whose index open_snapshot reads from now on (by name); `refuse`'s raises `error`."""
+    """The directories whose index open_snapshot reads (or tries to) from now on, by name; reading
+    `refuse`'s raises `error`."""
     loads: list[str] = []
 
     def make(persist_dir, *args, **kwargs):
+        loads.append(Path(persist_dir).name)
         if Path(persist_dir) == refuse:
             raise error
-        loads.append(Path(persist_dir).name)
         return VectorIndex(persist_dir, *args, **kwargs)
     monkeypatch.setattr(search, "VectorIndex", make)
     return loads
@@ -370,3 +371,30 @@ def test_gets_and_embedding_queries_do_not_wait_for_another_threads_model_to_loa
         finally:
             loaded.set()
         assert len(texts.result(timeout=60)["ids"][0]) == 3
+
+
+def test_a_segment_refused_once_is_not_read_again_nor_warned_about_again_after_a_refresh(
+        layered_workspace, monkeypatch, caplog):
+    """The refusal is handed over with the indexes: a refused segment used to be read again (a refusal
+    can come after hnswlib has loaded the whole index) and warned about again on every version."""
+    ws = layered_workspace
+    newest, older = ws.ledger.list_versions("lines")[0], ws.ledger.list_versions("lines")[-1]
+    [refused] = version_segments(ws.objects, older, ws.settings)  # the segment both versions hold
+    expected = {}
+    for version in (older, newest):
+        with open_snapshot("lines", settings=ws.settings, version=version.version) as snap:
+            expected[version.version] = snap.query(query_texts=TEXTS, n_results=7)
+    loads = _loads(monkeypatch, refuse=Path(refused), error=ChromaFormatError("refused by this test"))
+    _point_at(ws, older.version)
+    try:
+        with caplog.at_level(logging.WARNING, logger=search.__name__), \
+                open_snapshot("lines", settings=ws.settings) as snap:
+            for version in (older, newest, older):
+                _point_at(ws, version.version)
+                snap.refresh()
+                _same(snap.query(query_texts=TEXTS, n_results=7), expected[version.version])
+    finally:
+        _point_at(ws, newest.version)
+    assert loads.count(Path(refused).name) == 1
+    [said] = caplog.records
+    assert str(refused) in said.getMessage() and "refused by this test" in said.getMessage()

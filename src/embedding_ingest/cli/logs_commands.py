@@ -20,7 +20,17 @@ import typer
 from embedding_ingest.cli import workspace
 from embedding_ingest.cli.entry import Panel
 from embedding_ingest.cli.errors import CliError
-from embedding_ingest.cli.output import EXIT_CONFIGURATION, OutputFormat, OutputOption, emit, fail, hint, when
+from embedding_ingest.cli.output import (
+    EXIT_CONFIGURATION,
+    OutputFormat,
+    OutputOption,
+    emit,
+    fail,
+    guarded,
+    hint,
+    table,
+    when,
+)
 from embedding_ingest.cli.run_commands import Backend, BackendOption
 from embedding_ingest.exceptions import EmbeddingIngestError, InvalidInputError
 from embedding_ingest.stores.log_store import ResourceNotFoundException
@@ -96,6 +106,8 @@ def filter_log_events(
         backend: Backend = BackendOption,
         output: OutputFormat = OutputOption) -> None:
     """Log events of a function's log group that match a filter pattern, oldest first."""
+    if backend is not Backend.AWS:  # it reads the log store, not the ports that refuse a missing workspace
+        guarded(output, workspace.require_workspace)
     try:
         times = {"start_time": _epoch_ms(start_time, "--start-time"),
                  "end_time": _epoch_ms(end_time, "--end-time")}
@@ -125,8 +137,6 @@ def filter_log_events(
 @logs_app.command("describe-log-groups")
 def describe_log_groups(backend: Backend = BackendOption, output: OutputFormat = OutputOption) -> None:
     """The log groups there are (locally: those the functions have written to)."""
-    from embedding_ingest.cli.output import guarded, table
-
     if backend is Backend.AWS:
         from embedding_ingest import backends
 
@@ -137,6 +147,7 @@ def describe_log_groups(backend: Backend = BackendOption, output: OutputFormat =
     else:
         from embedding_ingest.pipeline.function_logs import log_store
 
+        guarded(output, workspace.require_workspace)
         groups = [{"logGroupName": name} for name in log_store(workspace.settings()).groups()]
     emit({"logGroups": groups}, output,
          lambda r: table(f"{len(r['logGroups'])} log groups", ["logGroupName"],

@@ -55,7 +55,8 @@ def test_debug_shows_the_traceback_an_expected_error_otherwise_hides(tmp_path):
 @pytest.mark.parametrize("command", [["status"], ["query", "line", "TOTAL"], ["list-executions"],
                                      ["batches", "list"], ["describe-execution", "x"],
                                      ["get-execution-history", "x"], ["snapshots", "list", "line"], ["ls"],
-                                     ["batches", "show", "x"],
+                                     ["batches", "show", "x"], ["logs", "describe-log-groups"],
+                                     ["logs", "filter-log-events", "--log-group-name", "/aws/lambda/x"],
                                      # commands that write: only `receipts import` starts a workspace
                                      ["start-execution", "line"], ["start-execution", "word", "--until-idle"],
                                      ["submit", "line"], ["receipts", "delete", "x"]])

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import typer
+from built_scenarios import cli_on_a_copy
+from cli_runner import fast_cli
+from pipeline import receipts_file
 from typer.testing import CliRunner
 
 from embedding_ingest.cli.app import app
@@ -83,14 +87,23 @@ def test_a_commands_output_option_written_before_the_command_is_the_commands(run
     assert alone.exit_code == 2 and "each command takes it: embedding-ingest COMMAND --output" in alone.stdout
 
 
-def test_an_output_option_before_the_command_holds_when_the_command_line_ends_with_dash_dash(run):
-    """`--` ends a command's options (a query text that starts with '-'); --output written before the
-    command is still the command's option, not an argument after the `--`."""
-    before = run("--output", "json", "query", "line", "--", "-TOTAL")
-    after = run("query", "line", "--output", "json", "--", "-TOTAL")
+def _one_published_line_snapshot(root: Path) -> None:
+    cli = fast_cli(root)
+    cli.json("receipts", "import", str(receipts_file(root, 1)))
+    cli.json("submit", "line")
+    cli.json("start-execution", "line")
 
-    assert (before.exit_code, json.loads(before.stdout)) == (after.exit_code, json.loads(after.stdout))
-    assert json.loads(before.stdout)["message"].startswith("no workspace at ")
+
+def test_an_output_option_before_the_command_holds_when_the_command_line_ends_with_dash_dash(
+        tmp_path_factory):
+    """`--` ends a command's options (a query text that starts with '-'); --output written before the
+    command is still the command's option, and the text after the `--` is still the query's."""
+    cli, _ = cli_on_a_copy(tmp_path_factory, "conventions-one-line-snapshot", _one_published_line_snapshot)
+
+    before = cli.json_stdout("--output", "json", "query", "line", "--", "-TOTAL")
+    after = cli.json_stdout("query", "line", "--output", "json", "--", "-TOTAL")
+
+    assert before == after and before["query"] == "-TOTAL" and before["results"]
 
 
 def _definition(tmp_path, states: dict) -> str:

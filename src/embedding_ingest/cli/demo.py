@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 from importlib import resources
 from pathlib import Path
@@ -13,7 +14,16 @@ import typer
 from embedding_ingest.cli import workspace
 from embedding_ingest.cli.entry import Panel
 from embedding_ingest.cli.errors import CliError
-from embedding_ingest.cli.output import OutputFormat, OutputOption, emit, fail, guarded, stderr
+from embedding_ingest.cli.output import (
+    OutputFormat,
+    OutputOption,
+    counted,
+    emit,
+    fail,
+    guarded,
+    say,
+    stderr,
+)
 from embedding_ingest.cli.tables import Column, fitted
 from embedding_ingest.stores.records import ItemKind
 
@@ -25,9 +35,21 @@ MAX_ROUNDS = 8  # the local provider needs a few polls per batch, like the real 
 MARKER = ".embedding-ingest-demo"
 
 
-def _say(_output: OutputFormat, message: str) -> None:
-    """Progress on stderr (with --output json too: stdout holds only the JSON document)."""
-    stderr.print(message, markup=False, highlight=False, soft_wrap=True)
+def _say(_output: OutputFormat, message: str, *, indent: int = 0) -> None:
+    """Progress on stderr (with --output json too: stdout holds only the JSON document), wrapped to
+    the terminal's width as start-execution's (output.say)."""
+    say(message, indent=indent)
+
+
+def _export(home: Path, model: str | None) -> str:
+    """The closing `export` that points later commands at the workspace: one command, broken with
+    ` \\` before its second variable when it is wider than the terminal, so that it pastes whole."""
+    variables = [f"EMBEDDING_INGEST_HOME={shlex.quote(str(home.resolve()))}"]
+    variables += [f"EMBEDDING_MODEL={model}"] if model else []
+    line = "  export " + " ".join(variables)
+    if len(line) <= stderr.width:
+        return line
+    return " \\\n    ".join(["  export " + variables[0], *variables[1:]])
 
 
 MODELS = {
@@ -70,12 +92,13 @@ def _run_until_published(kind: ItemKind, output: OutputFormat) -> dict[str, Any]
     from embedding_ingest.pipeline.run import run_until_idle
 
     def said(described: dict[str, Any]) -> None:
-        _say(output, f"  {described['name']}: {described['status']}, {described['summary']['message']}")
+        _say(output, f"{described['name']}: {described['status']}, {described['summary']['message']}",
+             indent=2)
 
     idle = guarded(output, lambda: run_until_idle(
         kind, workspace.settings(), max_runs=MAX_ROUNDS, on_execution=said, ledger=workspace.ledger(),
         objects=workspace.objects(), provider=workspace.provider()))
-    _say(output, f"  {kind.value}: {idle.summary['message']}")
+    _say(output, f"{kind.value}: {idle.summary['message']}", indent=2)
     return idle.as_json()
 
 
@@ -117,8 +140,9 @@ def demo(workspace_dir: Path = typer.Option(  # not `workspace`: that is the mod
     with resources.as_file(resources.files("embedding_ingest.data") / SAMPLE) as sample:
         report = guarded(output, lambda: import_receipts(
             Path(sample), workspace.ledger(), model=embedding_model(workspace.settings())))
-    _say(output, f"imported {report.receipts_imported} receipts: {report.lines_added} lines, "
-                 f"{report.words_added} words  (workspace {home})")
+    _say(output, f"imported {counted(report.receipts_imported, 'receipt')}: "
+                 f"{counted(report.lines_added, 'line')}, {counted(report.words_added, 'word')} "
+                 f"(workspace {home})")
     summary: dict[str, Any] = {"workspace": str(home), "model": used,
                                "receipts_imported": report.receipts_imported}
     provider = workspace.provider()
@@ -133,8 +157,8 @@ def demo(workspace_dir: Path = typer.Option(  # not `workspace`: that is the mod
     for kind in ItemKind:
         submitted = guarded(output, lambda k=kind: submit(k, workspace.ledger(), provider,
                                                           max_items_per_batch=max_items_per_batch))
-        _say(output, f"submitted {submitted.items_submitted} {kind.value}s "
-                     f"in {len(submitted.batches)} batches")
+        _say(output, f"submitted {counted(submitted.items_submitted, kind.value)} "
+                     f"in {counted(len(submitted.batches), 'batch')}")
         runs = _run_until_published(kind, output)
         published = workspace.ledger().get_published(kind.database)
         query = EXAMPLE_QUERIES[kind]
@@ -164,8 +188,8 @@ def demo(workspace_dir: Path = typer.Option(  # not `workspace`: that is the mod
     emit(summary, output, render)
     # The model too: the workspace's snapshots are of that model, and a later submit with another
     # would be refused by the model guard.
-    _say(output, f"to look around this workspace: export EMBEDDING_INGEST_HOME={home.resolve()}"
-                 + (f" EMBEDDING_MODEL={used}" if local else ""))
+    _say(output, "to look around this workspace:")
+    stderr.print(_export(home, used if local else None), markup=False, highlight=False, soft_wrap=True)
     complete = all(summary[k.database]["published_embeddings"] == summary[k.database]["items_submitted"]
                    for k in ItemKind)
     if not complete:

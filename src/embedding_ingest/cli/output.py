@@ -7,6 +7,7 @@ import os
 import re
 import shlex
 import sys
+import textwrap
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -209,6 +210,17 @@ def _shows_what_exists(error: Exception) -> str | None:
         return None
     return (f"{shlex.join(['embedding-ingest', 'describe-execution', arn.rsplit(':', 1)[-1]])}   "
             "(the execution of that name), or the same command with another --name")
+
+
+def say(message: str, *, indent: int = 0) -> None:
+    """A progress or outcome message on stderr (stdout keeps the result, --output json's document
+    included): wrapped at words to the terminal's width (80 columns included; a word longer than a
+    line, a path, is never cut), `indent` spaces before its first line and two more before the
+    rest, no trailing spaces; the text is data, never rich markup."""
+    lines = textwrap.wrap(message, width=max(stderr.width, 20), initial_indent=" " * indent,
+                          subsequent_indent=" " * (indent + 2), break_long_words=False,
+                          break_on_hyphens=False)
+    stderr.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
 
 
 def hint(output: OutputFormat, command: str | None, *, fold: bool = False) -> None:

@@ -39,6 +39,7 @@ from embedding_ingest.cli.output import (
     fail,
     guarded,
     hint,
+    say,
     stderr,
 )
 from embedding_ingest.cli.tables import Column, fitted
@@ -126,8 +127,7 @@ def _until_idle(workflow: ItemKind, backend: Backend, interval: float | None, ma
     def said(described: dict[str, Any]) -> None:
         # Wrapped at words to the terminal's width (80 columns included), not cut mid-word by it.
         if output is OutputFormat.TABLE:
-            stderr.print(f"{described['name']}: {described['status']}, {described['summary']['message']}",
-                         markup=False, highlight=False)
+            say(f"{described['name']}: {described['status']}, {described['summary']['message']}")
 
     aws = _aws(state_machine_arn, workflow) if backend is Backend.AWS else None
     return run_until_idle(workflow, workspace.settings(), interval=interval, max_runs=max_runs,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
@@ -41,19 +42,29 @@ def test_demo_publishes_every_submitted_line_and_word_and_answers_its_example_qu
 
     # The hashing model keeps this fast; test_minilm_model.py runs the real one.
     done = cli.run("demo", "--workspace", str(workspace), "--model", "local-hash-ngram-v1",
-                   "--output", "json", LOCAL_PROVIDER_POLLS_PER_STAGE="1")
+                   "--output", "json", LOCAL_PROVIDER_POLLS_PER_STAGE="1", COLUMNS="80")
     summary = json.loads(done.stdout)
+    said = " ".join(done.stderr.split())  # the progress as a sentence, wherever the lines wrapped
 
     assert summary["workspace"] == str(workspace) and summary["receipts_imported"] > 0
     assert summary["model"] == "local-hash-ngram-v1"
-    assert "embedding with local-hash-ngram-v1: a hashing stand-in for OpenAI's model" in done.stderr
+    assert "embedding with local-hash-ngram-v1: a hashing stand-in for OpenAI's model" in said
     # Batches take polls: the loop says it polls again, never "run again later, or use --until-idle".
-    assert "; polling again" in done.stderr and "--until-idle" not in done.stderr
+    assert "; polling again" in said and "--until-idle" not in said
+    # Laid out for the terminal as start-execution's lines are (only the workspace's path, one word,
+    # may pass 80 columns), every count with its thousands separator.
+    lines = done.stderr.splitlines()
+    assert all(len(line) <= 80 and line == line.rstrip() for line in lines if str(workspace) not in line)
+    words = summary["words"]["items_submitted"]
+    assert words >= 1000 and f"{summary['lines']['items_submitted']} lines, {words:,} words" in said
+    assert f"submitted {words:,} words in " in said and f"published {words:,} embeddings" in said
     # The closing export is absolute (it still points at the workspace after a `cd`) and names the
-    # model, so later commands in the workspace embed as its snapshots were.
-    assert done.stderr.strip().splitlines()[-1] == (
-        f"to look around this workspace: export EMBEDDING_INGEST_HOME={workspace.resolve()}"
-        " EMBEDDING_MODEL=local-hash-ngram-v1")
+    # model, so later commands in the workspace embed as its snapshots were; broken with a `\` to fit
+    # the width, it still pastes into a shell as one command.
+    export = "\n".join(lines[lines.index("to look around this workspace:") + 1:])
+    pasted = subprocess.run(["bash", "-c", export + '\necho "$EMBEDDING_INGEST_HOME $EMBEDDING_MODEL"'],
+                            capture_output=True, text=True, check=True)
+    assert pasted.stdout == f"{workspace.resolve()} local-hash-ngram-v1\n"
     for database in ("lines", "words"):
         published = summary[database]
         assert published["items_submitted"] > 0

@@ -32,4 +32,12 @@ def overall(ledger) -> str:
     return next((h for h in hints if h), IMPORT)
 
 
-__all__ = ["IMPORT", "for_kind", "overall"]
+def after_run(ledger, kind: ItemKind) -> str:
+    """The next step as a run of `kind` is looked at (describe-execution, any time after it ended):
+    `kind`'s own work while some waits (its active batches, its items to submit), else the
+    workspace's first step, as `status` says it."""
+    own = for_kind(ledger, kind)
+    return own if own and " query " not in own else overall(ledger)
+
+
+__all__ = ["IMPORT", "after_run", "for_kind", "overall"]

@@ -237,7 +237,8 @@ def describe_execution(name: str = typer.Argument(None, help="Execution name or 
                        backend: Backend = BackendOption,
                        workflow: ItemKind = WorkflowOption,
                        output: OutputFormat = OutputOption) -> None:
-    """Status, input and output of an execution (DescribeExecution shape) and its summary."""
+    """Status, input and output of an execution (DescribeExecution shape) and its summary. Its next
+    step is read from the workspace as it is now (a failed run's: its failed-only history)."""
     from embedding_ingest.pipeline.report import summarize_execution
 
     name = given(output, lambda: execution_from(name, execution_arn))
@@ -258,6 +259,10 @@ def describe_execution(name: str = typer.Argument(None, help="Execution name or 
             emit(described, output, describe_table)
             return
     described["summary"] = summarize_execution(described, events=events)
+    if backend is Backend.LOCAL and described["status"] in ("SUCCEEDED", "ABORTED"):
+        # The run's own next step ("--until-idle" while its batches were in progress) goes stale as
+        # soon as anything else runs: read it from the workspace now, as `status` does.
+        described["summary"]["next"] = next_steps.after_run(workspace.ledger(), ItemKind(workflow))
     emit(described, output, describe_table)
     hint(output, described["summary"]["next"])
 

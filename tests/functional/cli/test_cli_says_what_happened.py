@@ -63,6 +63,23 @@ def test_a_run_that_published_nothing_says_why_and_what_to_run(tmp_path):
         "next: embedding-ingest start-execution line --until-idle")
 
 
+def test_describe_execution_says_the_next_step_of_the_workspace_now_as_status_does(tmp_path):
+    cli = slow_cli(tmp_path)
+    cli.json("receipts", "import", str(receipts_file(tmp_path, 1)))
+    cli.json("submit", "line")
+    early = cli.json("start-execution", "line", "--name", "early")
+    assert early["summary"]["next"] == "embedding-ingest start-execution line --until-idle"
+    cli.json("start-execution", "line", "--until-idle", "--interval", "0")  # every line batch completes
+    cli.json("receipts", "import", str(receipts_file(tmp_path, 1, start=1)))  # new lines wait
+
+    described = cli.run("describe-execution", "early", COLUMNS="80")
+    status = cli.run("status", COLUMNS="80")
+
+    assert described.stderr.strip().splitlines()[-1] == "next: embedding-ingest submit line"
+    assert status.stderr.strip().splitlines()[-1] == "next: embedding-ingest submit line"
+    assert cli.json("describe-execution", "early")["summary"]["next"] == "embedding-ingest submit line"
+
+
 def test_max_runs_stops_the_loop_and_says_what_is_left(tmp_path):
     cli = slow_cli(tmp_path)
     cli.json("receipts", "import", str(receipts_file(tmp_path, 1)))

@@ -175,7 +175,8 @@ def demo(workspace_dir: Path = typer.Option(  # not `workspace`: that is the mod
         out = [fitted("Published snapshots",
                       [Column("database"), Column("version"), Column("embeddings", justify="right"),
                        Column("submitted", justify="right"), Column("executions", justify="right")],
-                      [[db, (s[db]["published_version"] or "")[:12], s[db]["published_embeddings"],
+                      [[db, workspace.shown_version(db, s[db]["published_version"]) or "",
+                        s[db]["published_embeddings"],
                         s[db]["items_submitted"], len(s[db]["executions"])] for db in ("lines", "words")])]
         for db in ("lines", "words"):
             out.append(fitted(f"{db}: nearest to {s[db]['example_query']!r}",

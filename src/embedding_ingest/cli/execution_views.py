@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import RenderableType
 
+from embedding_ingest.cli import workspace
 from embedding_ingest.cli.output import counted, when
 from embedding_ingest.cli.tables import Column, fitted, record
 from embedding_ingest.exceptions import InvalidInputError
@@ -129,7 +130,8 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, Any]]:
         ("batches polled", polled or "none"),
         ("deltas written", summary.get("deltas_written")),
         ("embeddings published", summary.get("embeddings_published")),
-        ("published version", summary.get("published_version") or "none"),
+        ("published version", workspace.shown_version(f"{summary.get('workflow', 'line')}s",
+                                                      summary.get("published_version")) or "none"),
         ("batches marked complete", summary.get("batches_marked_complete")),
         ("items released", summary.get("items_released")),
         ("batches still active", summary.get("batches_still_active")),
@@ -169,7 +171,7 @@ def idle_tables(result: dict[str, Any]) -> list[RenderableType]:
         ("executions", f"{s['executions']} ({s['succeeded']} succeeded, {s['failed']} failed)"),
         ("deltas written", s["deltas_written"]),
         ("embeddings published", s["embeddings_published"]),
-        ("published version", s["published_version"] or "none"),
+        ("published version", workspace.shown_version(f"{s['workflow']}s", s["published_version"]) or "none"),
         ("batches marked complete", s["batches_marked_complete"]),
         ("items released", s["items_released"]),
         ("batches still active", s["batches_still_active"]),

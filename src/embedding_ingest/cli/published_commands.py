@@ -99,7 +99,8 @@ def query(kind: ItemKind = kind_argument(),
     columns = [c for c in show if any(c in row["metadata"] for row in rows)]
     emit({"kind": kind.value, "query": text, "model": info.model, "version": info.version,
           "where": metadata_filter, "where_document": document_filter, "results": rows}, output,
-         lambda r: results_table(f"{kind.value}s nearest to {text!r} (version {info.version[:12]}, "
+         lambda r: results_table(f"{kind.value}s nearest to {text!r} (version "
+                                 f"{workspace.shown_version(kind.database, info.version)}, "
                                  f"{info.model})", kind, r["results"], columns), wide=wide)
     if not rows:  # only a filter can leave nothing: say how to widen it
         hint(output, f'embedding-ingest query {kind.value} {shlex.quote(text)}   (without --where '
@@ -159,7 +160,9 @@ def pull(kind: ItemKind = kind_argument(),
           "count": report.count, "segments": report.segments, "directory": str(report.directory),
           "reused": report.reused}, output,
          lambda r: record("Already pulled (nothing to do)" if r["reused"] else "Pulled",
-                          [("collection", r["collection"]), ("version", r["version"]), ("count", r["count"]),
+                          [("collection", r["collection"]),
+                           ("version", workspace.shown_version(kind.database, r["version"])),
+                           ("count", r["count"]),
                            ("directory", r["directory"])]))
     # The directory as the user wrote it: shorter than the resolved one, and right where they are.
     hint(output, f"embedding-ingest snapshots serve {kind.value} --dir {shlex.quote(str(directory))}")
@@ -209,7 +212,8 @@ def serve(kind: ItemKind = kind_argument(),
         return executable, report
 
     executable, report = guarded(OutputFormat.TABLE, run)
-    banner = (f"serving {report.collection} version {report.version.version[:12]} ({report.count} records) "
+    shown = workspace.shown_version(kind.database, report.version.version)
+    banner = (f"serving {report.collection} version {shown} ({report.count} records) "
               f"from {report.directory} at http://{host}:{port} with Chroma's server; Ctrl-C stops it")
     interrupts.on_interrupt(f"snapshots serve {kind.value}", kept=f"the server stopped; {report.directory} "
                             "stays", resume=shlex.join(["embedding-ingest", *output_invocation()]))

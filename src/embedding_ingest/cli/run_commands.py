@@ -258,7 +258,10 @@ def describe_execution(name: str = typer.Argument(None, help="Execution name or 
             # would only mislead ("published nothing ... next: submit line").
             emit(described, output, describe_table)
             return
-    described["summary"] = summarize_execution(described, events=events)
+    kept = None
+    if backend is Backend.LOCAL:  # the message shows the published version as `snapshots list` does
+        kept = [v.version for v in workspace.ledger().list_versions(ItemKind(workflow).database)]
+    described["summary"] = summarize_execution(described, events=events, kept_versions=kept)
     if backend is Backend.LOCAL and described["status"] in ("SUCCEEDED", "ABORTED"):
         # The run's own next step ("--until-idle" while its batches were in progress) goes stale as
         # soon as anything else runs: read it from the workspace now, as `status` does.

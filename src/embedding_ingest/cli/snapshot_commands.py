@@ -88,17 +88,18 @@ def rollback_version(database: ItemKind = kind_argument(),
         return moved, len(set(succeeded) - present), changed
 
     moved, missing, changed = guarded(output, run)
+    shown = workspace.shown_version(database.database, moved.version)
     if missing and output is not OutputFormat.JSON:
-        stderr.print(f"[yellow]{missing} item(s) marked SUCCESS are not in version {moved.version}; "
+        stderr.print(f"[yellow]{missing} item(s) marked SUCCESS are not in version {shown}; "
                      "they are searchable again only after rolling forward.[/]")
     title = "Rolled back" if changed else "Already the current version (nothing changed)"
     emit({"version": moved, "changed": changed, "success_items_not_in_version": missing}, output,
          lambda r: record(title, [("database", r["version"].database),
-                                  ("version", r["version"].version), ("count", r["version"].count),
+                                  ("version", shown), ("count", r["version"].count),
                                   ("SUCCESS items not in it", r["success_items_not_in_version"])]))
     if changed:
         hint(output, f'embedding-ingest query {database.value} "TEXT"   (now answered from '
-                     f'{moved.version[:12]})')
+                     f'{shown})')
     else:
         hint(output, f"embedding-ingest snapshots list {database.value}   (the kept versions to roll "
                      "back to)")

@@ -70,6 +70,21 @@ def provider():
     return backends.build_provider(_existing_or_created())
 
 
+def shown_version(database: str, version: str | None) -> str | None:
+    """`version` as people are shown it: cut at the length at which the kept versions of `database`
+    are unique, at least 8 characters (snapshots.version_ids.short_version), as `snapshots list` shows
+    it and every --version accepts it. Without a readable ledger (no local workspace), 8 characters."""
+    from embedding_ingest.snapshots.version_ids import short_version
+
+    if not version:
+        return version
+    try:
+        kept = [v.version for v in ledger().list_versions(database)]
+    except Exception:  # noqa: BLE001 - only a display length: never fail a command over it
+        kept = []
+    return short_version(version, kept)
+
+
 def step_context():
     from embedding_ingest.steps.context import StepContext
 

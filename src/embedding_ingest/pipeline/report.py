@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from embedding_ingest.snapshots.version_ids import short_version
 from embedding_ingest.stores.ports import BatchLedger, ObjectStore
 
 # PollResult.action -> why that batch gave nothing to publish this time.
@@ -80,7 +81,8 @@ def listed_batch_ids(events: Sequence[dict[str, Any]], objects: ObjectStore | No
 
 def summarize_execution(described: dict[str, Any], *, events: Sequence[dict[str, Any]] | None = None,
                         batches_still_active: int | None = None,
-                        items_waiting: int | None = None, looping: bool = False) -> dict[str, Any]:
+                        items_waiting: int | None = None, looping: bool = False,
+                        kept_versions: Sequence[str] | None = None) -> dict[str, Any]:
     """The `summary` of one execution.
 
     `described` is a DescribeExecution body; `events` (GetExecutionHistory events, oldest first) are
@@ -89,7 +91,9 @@ def summarize_execution(described: dict[str, Any], *, events: Sequence[dict[str,
     from this run's own poll results, or for a run that did not finish, the batches it had listed);
     `items_waiting` the items of this kind not yet submitted (None: unknown), so that `next` never
     says "submit" when nothing waits; `looping`: the run is one of run_until_idle's, whose loop says
-    itself what it does next (the message then does not advise running again or --until-idle).
+    itself what it does next (the message then does not advise running again or --until-idle);
+    `kept_versions` the version ids of the workflow's database, so that the message shows the
+    published version as people are shown versions (version_ids.short_version; None: whole).
 
     Keys: status, workflow, batches_listed, batches_polled ({provider status: count}),
     deltas_written, embeddings_in_deltas, embeddings_published, published_version, total_embeddings,
@@ -145,12 +149,17 @@ def summarize_execution(described: dict[str, Any], *, events: Sequence[dict[str,
         summary.update(failed_state=failed_state(events or []), error=described.get("error"),
                        cause=described.get("cause"))
     summary["message"], summary["next"] = _explain(summary, polls, described.get("name") or "",
-                                                   items_waiting, looping)
+                                                   items_waiting, looping, kept_versions)
     return summary
 
 
+def _shown(version: str, kept: Sequence[str] | None) -> str:
+    return version if kept is None else short_version(version, kept)
+
+
 def _explain(s: dict[str, Any], polls: list[dict[str, Any]], name: str,
-             items_waiting: int | None, looping: bool) -> tuple[str, str | None]:
+             items_waiting: int | None, looping: bool,
+             kept: Sequence[str] | None) -> tuple[str, str | None]:
     kind, active = s["workflow"], s["batches_still_active"]
     again = f"embedding-ingest start-execution {kind} --until-idle"
     if s["status"] == "RUNNING":
@@ -168,7 +177,7 @@ def _explain(s: dict[str, Any], polls: list[dict[str, Any]], name: str,
                 f"embedding-ingest get-execution-history {name} --failed-only")
     if s["published"]:
         message = (f"published {s['embeddings_published']:,} embeddings as {kind}s version "
-                   f"{s['published_version']} ({s['total_embeddings']:,} in all); "
+                   f"{_shown(s['published_version'], kept)} ({s['total_embeddings']:,} in all); "
                    f"{_batches(s['batches_marked_complete'])} marked complete")
         if s.get("embeddings_deleted") or s.get("embeddings_replaced"):
             message += (f"; {s.get('embeddings_replaced', 0):,} replaced by newer text, "
@@ -219,9 +228,10 @@ def record_failure_on_batches(ledger: BatchLedger, described: dict[str, Any],
 
 
 def aggregate(summaries: Sequence[dict[str, Any]], *, workflow: str, stopped_because: str,
-              batches_still_active: int) -> dict[str, Any]:
+              batches_still_active: int, kept_versions: Sequence[str] | None = None) -> dict[str, Any]:
     """One summary of executions run back to back: totals, versions published, why the loop stopped
-    ("idle" | "max_runs" | "failed" | "stalled"), a message and the next command (or None)."""
+    ("idle" | "max_runs" | "failed" | "stalled"), a message (versions shown as summarize_execution's)
+    and the next command (or None)."""
     versions = [s["published_version"] for s in summaries if s.get("published_version")]
     totals = {key: sum(int(s.get(key) or 0) for s in summaries)
               for key in ("deltas_written", "embeddings_in_deltas", "embeddings_published",
@@ -241,7 +251,7 @@ def aggregate(summaries: Sequence[dict[str, Any]], *, workflow: str, stopped_bec
     if totals["metadata_updates_published"]:  # issue 23
         deleted += f", {totals['metadata_updates_published']:,} metadata updates (no tokens)"
     published = (f"published {totals['embeddings_published']:,} embeddings{deleted} ({workflow}s version "
-                 f"{versions[-1]})" if versions else "published nothing")
+                 f"{_shown(versions[-1], kept_versions)})" if versions else "published nothing")
     if stopped_because in ("failed", "stalled"):
         last = summaries[-1]
         result["message"] = f"{runs}: {published}; the last one {last['message']}"

@@ -72,12 +72,14 @@ class RunLoop:
         if described.get("status") not in ("SUCCEEDED", "RUNNING"):
             events = self.backend.history(described["executionArn"], kind.value)
             record_failure_on_batches(self.ports.ledger, described, events, self.ports.objects)
-        active = waiting = None
+        active = waiting = kept = None
         if self.backend.shares_ledger:
             active = self.active_batches(kind)
             waiting = self.ports.ledger.count_items(kind).get("NONE", 0)
+            kept = self.kept_versions(kind)
         described["summary"] = summarize_execution(described, events=events, batches_still_active=active,
-                                                   items_waiting=waiting, looping=looping)
+                                                   items_waiting=waiting, looping=looping,
+                                                   kept_versions=kept)
         return described
 
     def run_until_idle(self, kind: ItemKind, *, interval: float | None = None, max_runs: int | None = None,
@@ -121,7 +123,13 @@ class RunLoop:
                 stopped_because = stop
                 break
         return IdleRun(executions, aggregate([e["summary"] for e in executions], workflow=kind.value,
-                                             stopped_because=stopped_because, batches_still_active=active))
+                                             stopped_because=stopped_because, batches_still_active=active,
+                                             kept_versions=self.kept_versions(kind)
+                                             if self.backend.shares_ledger else None))
+
+    def kept_versions(self, kind: ItemKind) -> list[str]:
+        """The kept version ids of `kind`'s database: what a version shown to people is unique among."""
+        return [version.version for version in self.ports.ledger.list_versions(kind.database)]
 
 
 @contextmanager

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from typer import _click
+from typer._click import _textwrap
 from typer.core import TyperArgument, TyperOption
 
 # Enough for any first sentence: click stops at the first word ending in "." before this.
@@ -44,6 +45,16 @@ def value_name(option: TyperOption) -> str:
     return longest.rsplit("-", 1)[-1].upper()
 
 
+class WholeWordWrapper(_textwrap.TextWrapper):
+    """click's help wrapper, breaking lines at spaces only: never inside `--max-results` or
+    `all-MiniLM-L6-v2-int8` (textwrap breaks after hyphens by default, which splits option and model
+    names a reader copies)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("break_on_hyphens", False)
+        super().__init__(*args, **kwargs)
+
+
 def _commands(command: _click.Command) -> Any:
     yield command
     for sub in getattr(command, "commands", {}).values():
@@ -53,7 +64,9 @@ def _commands(command: _click.Command) -> Any:
 def plain_help(root: _click.Command) -> None:
     """Rewrite `root`'s command tree in place for `--help` (see the module's docstring); idempotent.
     Values, parsing and error messages are unchanged, except that a missing argument is named by its
-    plain metavar (`missing argument 'TEXT'`)."""
+    plain metavar (`missing argument 'TEXT'`). Help text wraps at spaces only (WholeWordWrapper: click's
+    wrap_text takes its wrapper from click's _textwrap module at each call)."""
+    _textwrap.TextWrapper = WholeWordWrapper  # type: ignore[misc]
     for command in _commands(root):
         if not command.short_help and command.help:
             command.short_help = _click.utils.make_default_short_help(command.help, _WHOLE_SENTENCE)
@@ -67,4 +80,4 @@ def plain_help(root: _click.Command) -> None:
                 param.metavar = value_name(param)
 
 
-__all__ = ["PlainArgument", "plain_help", "value_name"]
+__all__ = ["PlainArgument", "WholeWordWrapper", "plain_help", "value_name"]

@@ -54,8 +54,21 @@ def kind_argument(help: str = "line or word", default: Any = ...) -> Any:
     """The KIND argument (line or word) every command that takes one declares the same way."""
     return typer.Argument(default, help=help, metavar="KIND", case_sensitive=False, show_default=False)
 
-stdout = Console()
-stderr = Console(stderr=True)
+# Spaces before a line break (ANSI style codes may sit between): what rich's word wrapping leaves at the
+# end of each wrapped line.
+_TRAILING_SPACES = re.compile(r" +(?=(?:\x1b\[[0-9;]*m)*\n)")
+
+
+class TrimmedConsole(Console):
+    """A rich Console whose lines end without the trailing spaces its word wrapping leaves (`...the
+    batches ` before a break): nothing a reader sees changes, but copied or diffed output is clean."""
+
+    def _render_buffer(self, buffer: Any) -> str:  # rich 15's one place where a print becomes text
+        return _TRAILING_SPACES.sub("", super()._render_buffer(buffer))
+
+
+stdout = TrimmedConsole()
+stderr = TrimmedConsole(stderr=True)
 # The arguments of the running command line (after the program name), set by entry.CliGroup.main.
 invocation: list[str] = []
 

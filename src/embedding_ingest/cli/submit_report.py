@@ -16,7 +16,7 @@ def render_submit_report(r: dict[str, Any], known_batch_ids: list[str]) -> list[
     batch id in the ledger (ids show as prefixes unique among them)."""
     if not r["batches"] and not r["refused"]:
         waiting = r["items_waiting_for_budget"]
-        rendered: list[Any] = [Text(f"nothing to submit: no {r['kind']} waits" if not waiting else
+        rendered: list[Any] = [Text(f"nothing to submit: no {r['kind']} is waiting" if not waiting else
                                     f"nothing submitted: {counted(waiting, r['kind'])} wait for budget "
                                     f"(the next batch would pass {r['budget_exhausted']})")]
         return rendered
@@ -33,7 +33,8 @@ def render_submit_report(r: dict[str, Any], known_batch_ids: list[str]) -> list[
                         for b in r["batches"]])]
     priced = f"priced at {r['priced_as']}'s batch price (${r['price_per_million_usd']}/1M tokens)"
     if r["priced_as"] != r["model"]:
-        priced += f"; the batches use {r['model']}, which is free here: OpenAI's price, for reference"
+        priced += (f"; the batches use {r['model']}, which costs nothing here (the price shown is "
+                   "OpenAI's, for reference)")
     rendered.append(Text(priced))
     enqueued = r.get("enqueued_before") or {}
     rendered.append(Text(f"enqueued at the provider for {r['model']} before this submit: "

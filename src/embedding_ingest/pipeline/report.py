@@ -196,7 +196,7 @@ def _explain(s: dict[str, Any], polls: list[dict[str, Any]], name: str,
             return (f"published nothing: {_batches(active)} active but none accepted by the provider "
                     f"yet; resume their submission", f"embedding-ingest submit {kind}")
         if items_waiting == 0:
-            return (f"published nothing: no active {kind} batches to poll, and no {kind} waits to be "
+            return (f"published nothing: no active {kind} batches to poll, and no {kind} is waiting to be "
                     "submitted"), None
         return (f"published nothing: no active {kind} batches to poll",
                 f"embedding-ingest submit {kind}")

@@ -189,6 +189,16 @@ def test_help_lists_commands_in_the_order_of_the_job_with_flags_as_flags(run):
     assert all(len(line) <= 80 for line in top.splitlines() + submit.splitlines())
 
 
+def test_help_text_wraps_at_spaces_never_inside_an_option_or_a_model_name(run):
+    """At 80 columns, `--max-results` and `all-MiniLM-L6-v2-int8` stay whole (textwrap would break after
+    a hyphen: `--max-` / `results`), so a reader can copy them."""
+    for command, whole in ((["get-execution-history"], "--max-results"), (["demo"], "all-MiniLM-L6-v2-int8")):
+        shown = run(*command, "--help").stdout
+        assert whole in shown, shown
+        assert not any(line.rstrip().endswith("-") and not line.rstrip().endswith(" -")
+                       for line in shown.splitlines()), shown
+
+
 @pytest.mark.parametrize(("command", "usage", "shown"), [
     (["receipts", "import"], "receipts import [OPTIONS] FILE", ["  FILE  JSONL file"]),
     (["query"], "query [OPTIONS] KIND TEXT", ["  KIND <line|word>  line or word", "  TEXT              Text",

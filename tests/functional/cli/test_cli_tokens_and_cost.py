@@ -36,3 +36,18 @@ def test_items_beyond_the_enqueued_token_budget_wait_and_say_so(cli, tmp_path):
     assert first["tokens_submitted"] <= 300
     text = cli.run("submit", "word", OPENAI_ENQUEUED_TOKEN_LIMIT="300").stdout
     assert "wait for budget" in text and "OPENAI_ENQUEUED_TOKEN_LIMIT" in text
+
+
+def test_submit_says_in_plain_words_what_the_plan_costs_and_that_nothing_is_waiting(cli, tmp_path):
+    """The dry run's price sentence and the idle submit's line, at 80 columns: whole sentences, and no
+    line ending in the spaces rich's word wrapping leaves."""
+    cli.json("receipts", "import", str(receipts_file(tmp_path, 1)))
+    plan = cli.run("submit", "line", "--dry-run", COLUMNS="80")
+    lines = (plan.stdout + plan.stderr).splitlines()
+    assert len(lines) > 3 and [line for line in lines if line != line.rstrip()] == []
+    assert ("the batches use local-hash-ngram-v1, which costs nothing here (the price shown is OpenAI's, for "
+            "reference)") in " ".join(plan.stdout.split())
+
+    cli.json("submit", "line")
+    idle = cli.run("submit", "line", COLUMNS="80")
+    assert idle.stdout == "nothing to submit: no line is waiting\n"

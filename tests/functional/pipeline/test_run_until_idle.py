@@ -73,8 +73,8 @@ def test_with_nothing_submitted_one_execution_says_there_is_nothing_to_poll(tmp_
     assert [run["status"] for run in idle.executions] == ["SUCCEEDED"]
     summary = idle.executions[0]["summary"]
     # nothing waits to be submitted either (an empty workspace), so no "submit" hint
-    assert summary["message"] == ("published nothing: no active word batches to poll, and no word waits "
-                                  "to be submitted")
+    assert summary["message"] == ("published nothing: no active word batches to poll, and no word is "
+                                  "waiting to be submitted")
     assert summary["next"] is None
     assert idle.summary["stopped_because"] == "idle"
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import textwrap
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import typer
+from rich.text import Text
 
 from embedding_ingest.cli import workspace
 from embedding_ingest.cli.entry import Panel
@@ -23,8 +25,10 @@ from embedding_ingest.cli.output import (
     guarded,
     say,
     stderr,
+    stdout,
 )
 from embedding_ingest.cli.tables import Column, fitted
+from embedding_ingest.receipts.context import EDGE
 from embedding_ingest.stores.records import ItemKind
 
 SAMPLE = "sroie-sample.jsonl"
@@ -151,7 +155,12 @@ def demo(workspace_dir: Path = typer.Option(  # not `workspace`: that is the mod
         """The example query through the consumer API, as `embedding-ingest query` asks it."""
         with open_snapshot(kind, settings=workspace.settings()) as snap:
             got = snap.query(query_texts=[text], n_results=3, include=["documents", "distances"])
-        return [{"id": i, "text": doc or "", "distance": d}
+        # What each result's embedding holds: a word is embedded with its row neighbours (the
+        # ledger's embed_text), which is why words printed beside the query come up.
+        items = workspace.ledger().get_items(got["ids"][0])
+        return [{"id": i, "text": doc or "", "distance": d,
+                 "embedded": " ".join(t for t in items[i].embed_text.split() if t != EDGE)
+                 if i in items else None}
                 for i, doc, d in zip(got["ids"][0], got["documents"][0], got["distances"][0], strict=True)]
 
     for kind in ItemKind:
@@ -178,12 +187,20 @@ def demo(workspace_dir: Path = typer.Option(  # not `workspace`: that is the mod
                       [[db, workspace.shown_version(db, s[db]["published_version"]) or "",
                         s[db]["published_embeddings"],
                         s[db]["items_submitted"], len(s[db]["executions"])] for db in ("lines", "words")])]
-        for db in ("lines", "words"):
-            out.append(fitted(f"{db}: nearest to {s[db]['example_query']!r}",
-                              [Column("#", justify="right"), Column("distance"), Column("text", wrap=True),
-                               Column("id", wide_only=True)],
-                              [[i + 1, f"{r['distance']:.4f}", r["text"], r["id"]]
-                               for i, r in enumerate(s[db]["results"])]))
+        out.append(fitted(f"lines: nearest to {s['lines']['example_query']!r}",
+                          [Column("#", justify="right"), Column("distance"), Column("text", wrap=True),
+                           Column("id", wide_only=True)],
+                          [[i + 1, f"{r['distance']:.4f}", r["text"], r["id"]]
+                           for i, r in enumerate(s["lines"]["results"])]))
+        query = s["words"]["example_query"]
+        out.append(fitted(f"words: nearest to {query!r}",
+                          [Column("#", justify="right"), Column("distance"), Column("text", wrap=True),
+                           Column("embedded with its row", wrap=True), Column("id", wide_only=True)],
+                          [[i + 1, f"{r['distance']:.4f}", r["text"], r["embedded"], r["id"]]
+                           for i, r in enumerate(s["words"]["results"])]))
+        said = (f"A word is embedded with up to two words each side of it in its row, so words printed "
+                f"beside {query!r} come close to it.")
+        out.append(Text("\n".join(textwrap.wrap(said, width=max(stdout.width, 20)))))
         return out
 
     emit(summary, output, render)

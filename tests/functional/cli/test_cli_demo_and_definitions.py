@@ -72,6 +72,10 @@ def test_demo_publishes_every_submitted_line_and_word_and_answers_its_example_qu
         assert published["published_version"]
         assert all(run["status"] == "SUCCEEDED" for run in published["executions"])
         assert len(published["results"]) == 3 and all(r["id"] and r["text"] for r in published["results"])
+        # What each result was embedded as: a word with its row neighbours (why words printed beside
+        # the query come up), a line with the rows above and below; never the padding's <EDGE>.
+        assert all(r["text"] in r["embedded"] and "<EDGE>" not in r["embedded"] for r in published["results"])
+    assert any(r["embedded"] != r["text"] for r in summary["words"]["results"])
     assert (workspace / "ledger.sqlite3").exists() and not cli.home.exists()  # nothing outside --workspace
     # The earlier demo's workspace was replaced, and this one is marked for the next demo to replace.
     assert not (workspace / "pulled-snapshot").exists() and (workspace / MARKER).is_file()

@@ -17,9 +17,9 @@ def test_counted_puts_the_noun_in_the_right_number():
 
 
 def test_one_idle_execution_is_titled_in_the_singular():
-    summary = {"workflow": "line", "executions": 1, "succeeded": 1, "failed": 0, "deltas_written": 0, "embeddings_published": 0,
-               "published_version": None, "batches_marked_complete": 0, "items_released": 0,
-               "batches_still_active": 0, "stopped_because": "idle", "message": "idle"}
+    summary = {"workflow": "line", "executions": 1, "succeeded": 1, "failed": 0, "deltas_written": 0,
+               "embeddings_published": 0, "published_version": None, "batches_marked_complete": 0,
+               "items_released": 0, "batches_still_active": 0, "stopped_because": "idle", "message": "idle"}
     runs = idle_tables({"executions": [{"name": "line-1", "status": "SUCCEEDED", "summary": {}}],
                         "summary": summary})[0]
     assert runs.renderables[0].plain == "1 execution"  # the title line above the table

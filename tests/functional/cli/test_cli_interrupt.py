@@ -132,6 +132,22 @@ def test_ctrl_c_while_the_final_merge_waits_for_the_publish_lock(home, tmp_path)
     _resumed_publishes_everything(path, lines)
 
 
+def _interrupted(command: list[str], env: dict[str, str], ready) -> tuple[subprocess.Popen, str, str]:
+    """Run `command` with stdout and stderr piped, SIGINT it once `ready()` holds (at most 120 s), and
+    return (the process, its stdout, its stderr)."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready():
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        printed, said = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    return process, printed, said
+
+
 def test_interrupted_without_a_terminal_the_line_stands_alone(tmp_path):
     """SIGINT to a command whose stderr is a file or a pipe (`timeout -s INT`, a supervisor): nothing
     echoed ^C, so the stopped-by line comes with no empty line before it."""
@@ -140,17 +156,8 @@ def test_interrupted_without_a_terminal_the_line_stands_alone(tmp_path):
     home = tmp_path / "home"
     command = [sys.executable, "-m", "embedding_ingest.cli", "definitions", "run", str(machine),
                "--name", "waits"]
-    process = subprocess.Popen(command, env=_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not (home / "ledger.sqlite3").exists() or not _running(home):
-            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-            time.sleep(0.2)
-        process.send_signal(signal.SIGINT)
-        _, said = process.communicate(timeout=60)
-    finally:
-        process.kill()
+    process, _, said = _interrupted(command, _env(home),
+                                    lambda: (home / "ledger.sqlite3").exists() and _running(home))
 
     assert process.returncode == 130
     assert said.startswith("stopped by Ctrl-C: ") and said.count("\n") == 1, repr(said)
@@ -172,17 +179,8 @@ def test_interrupted_under_output_json_stdout_holds_a_document_saying_what_stopp
     command = [sys.executable, "-m", "embedding_ingest.cli", "start-execution", "line", "--until-idle",
                "--output", "json"]
     # batches that stay in progress: the loop polls them until stopped
-    process = subprocess.Popen(command, env=_env(path, LOCAL_PROVIDER_POLLS_PER_STAGE="1000"),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not _entered(path, "PollBatch"):
-            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-            time.sleep(0.2)
-        process.send_signal(signal.SIGINT)
-        printed, said = process.communicate(timeout=60)
-    finally:
-        process.kill()
+    process, printed, said = _interrupted(command, _env(path, LOCAL_PROVIDER_POLLS_PER_STAGE="1000"),
+                                          lambda: _entered(path, "PollBatch"))
 
     assert process.returncode == 130
     document = json.loads(printed)

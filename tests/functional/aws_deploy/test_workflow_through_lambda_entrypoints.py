@@ -22,16 +22,23 @@ from asl_local.invokers import InProcessInvoker
 from embedding_ingest.aws.deploy.template import build_template
 from embedding_ingest.aws.function_table import BY_NAME, FUNCTIONS
 from embedding_ingest.aws.functions.handlers import ENTRYPOINTS
+from embedding_ingest.pipeline import definitions
 from embedding_ingest.pipeline.definitions import local_resource_arn
 from embedding_ingest.pipeline.engine_store import WorkflowEngine
 from embedding_ingest.providers.openai_batch import OpenAIBatchProvider
 from embedding_ingest.receipts.ids import line_item_id, word_item_id
+from embedding_ingest.steps import chunks, list_pending
 from embedding_ingest.stores.dynamo_ledger import DynamoLedger
 from embedding_ingest.stores.records import EmbeddingItem, EmbeddingStatus, ExecutionStatus, ItemKind
 from embedding_ingest.stores.sqlite_ledger import SqliteLedger
 from embedding_ingest.submission.submit import submit
 
-LINE_BATCHES = 51  # > 50: the listing goes through an S3 manifest; > 40: chunks are merged in groups
+# The line run takes the branches a large one does, with the thresholds lowered (module constants read at
+# call time, as tests/reliability's smaller_thresholds): 3 batches > 2 => the listing goes through an S3
+# manifest; one delta per chunk, 3 chunks > 2 => chunks are merged in groups. The word run's 2 batches
+# stay below both (inline listing, one flat merge), as with the full-size thresholds.
+LINE_BATCHES = 3
+WORD_BATCHES = 2
 
 
 class LambdaContext:
@@ -98,7 +105,10 @@ def test_both_workflows_publish_every_item_using_only_what_each_role_allows(
     ledger = DynamoLedger(dynamodb_client, dynamodb_table)
     seeding_provider = OpenAIBatchProvider(fake_openai.client(), model="text-embedding-3-small",
                                            dimensions=DIMENSIONS, wait=wait_none())
-    for kind, count in ((ItemKind.LINE, LINE_BATCHES), (ItemKind.WORD, 2)):
+    monkeypatch.setattr(list_pending, "MANIFEST_MAX_INLINE_BATCHES", 2)
+    monkeypatch.setattr(chunks, "CHUNK_SIZE", 1)
+    monkeypatch.setattr(definitions, "GROUPING_THRESHOLD_CHUNKS", 2)  # read by build_template below
+    for kind, count in ((ItemKind.LINE, LINE_BATCHES), (ItemKind.WORD, WORD_BATCHES)):
         ledger.add_items(_items(kind, count))
         submit(kind, ledger, seeding_provider, max_items_per_batch=1)
     template = build_template()
@@ -114,12 +124,16 @@ def test_both_workflows_publish_every_item_using_only_what_each_role_allows(
     line_output = json.loads(records["line"].output)
     assert line_output["final_merge_result"]["total_embeddings"] == LINE_BATCHES
     assert line_output["mark_complete_result"]["batches_marked"] == LINE_BATCHES
-    assert json.loads(records["word"].output)["mark_complete_result"]["items_marked"] == 2
+    assert json.loads(records["word"].output)["mark_complete_result"]["items_marked"] == WORD_BATCHES
     assert ledger.count_items(ItemKind.LINE)[EmbeddingStatus.SUCCESS] == LINE_BATCHES
-    assert ledger.count_items(ItemKind.WORD)[EmbeddingStatus.SUCCESS] == 2
+    assert ledger.count_items(ItemKind.WORD)[EmbeddingStatus.SUCCESS] == WORD_BATCHES
 
-    # Every function ran, and every call it made is one its role in the template allows.
+    # Every function ran (create-chunk-groups only for a grouped merge), the line listing went through its
+    # S3 manifest, and every call each function made is one its role in the template allows.
     assert recorder.invoked == set(BY_NAME)
+    manifests = {p.function for p in recorder.permissions
+                 if p.action == "s3:PutObject" and "/poll_manifests/" in p.resource}
+    assert manifests == {"embedding-list-pending"}, manifests
     assert None not in {p.function for p in recorder.permissions}
     resolver = TemplateResolver(
         {"ChromaBucket": s3_bucket, "LedgerTable": dynamodb_table, "OpenAIApiKeySecretArn": secret_arn},

@@ -63,7 +63,8 @@ class Settings(BaseSettings):
     # bounded merge (snapshots/merge_policy.py): the SNAPSHOT_MERGE_FACTOR smallest segments of the lowest
     # size tier (tiers grow by that factor above SNAPSHOT_MERGE_FLOOR_BYTES) if they fit in
     # both maximums (stored bytes of the records and vectors parts; records), or the smallest that fit past
-    # SNAPSHOT_MAX_SEGMENTS (a soft cap: reads query every segment). The maximums are MEASURED
+    # SNAPSHOT_MAX_SEGMENTS segments that are not full (a soft cap: reads query every segment; full ones,
+    # at least half a maximum, cannot be merged and do not count, as in Lucene). The maximums are MEASURED
     # (bench/merge_size.py; rows, fit and date in the README's "Function sizing", generated from
     # bench/merge_size_results.json): a cold FinalMerge merging four segments into one of S stored GiB
     # peaked at ~270 MB + ~1,140 MB x S of memory and ~2,900 MB x S of local disk, using ~980 CPU s x S

@@ -10,8 +10,12 @@ compaction do:
 - a segment of at least half SNAPSHOT_MAX_SEGMENT_BYTES or half SNAPSHOT_MAX_SEGMENT_RECORDS is full
   and never merged again;
 - one merge takes the F smallest segments of the lowest tier that has F of them, if together they fit
-  both maximums; else, when the version has more than SNAPSHOT_MAX_SEGMENTS segments (a
-  soft cap: every query searches every segment), the smallest ones (at most F) that fit;
+  both maximums; else, when the version has more than SNAPSHOT_MAX_SEGMENTS segments that are not
+  full (a soft cap: every query searches every segment), the smallest ones (at most F) that fit.
+  Full segments do not count against the cap, as Lucene's TieredMergePolicy leaves its "too large"
+  segments out of its segment budget: a collection of N bytes needs at least N / maximum segments
+  whatever is merged, and counting them made every publish past the cap rewrite the largest segment
+  that was still open (1,000,000 x 384-d in publishes of 100,000: publishes 9 and 10 both merged);
 - a publish does at most one merge, so its work is bounded by the maximum segment size, whatever the
   collection's size (the maximums are measured: config.py, bench/merge_size.py); each record is
   rewritten about log_F(max / floor) times over its life.
@@ -87,7 +91,7 @@ def plan_merge(sizes: Sequence[int], counts: Sequence[int], settings: Settings, 
         members = tiers[level][:factor]
         if len(members) == factor and segments.fit(members):
             return sorted(members)
-    if compact or len(sizes) > settings.snapshot_max_segments:
+    if compact or len(candidates) > settings.snapshot_max_segments:
         return _smallest_that_fit(candidates, segments)
     return []
 

@@ -35,6 +35,8 @@ def _counts(sizes: list[int]) -> list[int]:
     ([4_000, 4_000, 3_000, 3_000], []),  # one tier, but together over the maximum
     ([3_000] * 9, [0, 1, 2]),  # over the soft cap: the smallest that fit in one maximum segment
     ([6_000] * 9, []),  # all full: nothing can be merged, whatever the count
+    ([6_000] * 9 + [3_000, 3_000], []),  # full segments do not count against the soft cap
+    ([6_000] * 3 + [3_000] * 9, [3, 4, 5]),  # nine open ones do
     ([100_000, 1_000] + [60] * 2, []),  # the bench case: a small tail stays a segment of its own
 ])
 def test_a_merge_takes_the_smallest_f_of_the_lowest_tier_within_the_maximum(sizes, merged):

@@ -13,6 +13,7 @@ A case file holds:
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -111,7 +112,7 @@ class MotoCorpusServer:
         for name in HANDLERS:
             lambdas.create_function(FunctionName=name, Runtime="python3.11", Role=self.role_arn,
                                     Handler="placeholder.handler", Code={"ZipFile": _placeholder_zip()})
-        self._runs = 0
+        self._runs = itertools.count(1)  # next() is atomic: run() may be called from several threads
         self.last_execution_arn: str | None = None  # of the latest run(): its history stays readable
 
     def _client(self, service: str) -> Any:
@@ -119,16 +120,15 @@ class MotoCorpusServer:
                             aws_access_key_id="testing", aws_secret_access_key="testing")
 
     def run(self, case: Case) -> dict[str, Any]:
-        self._runs += 1
         try:
-            machine = self.sfn.create_state_machine(name=f"{case.id[:60]}-{self._runs}",
+            machine = self.sfn.create_state_machine(name=f"{case.id[:60]}-{next(self._runs)}",
                                                     definition=json.dumps(case.definition),
                                                     roleArn=self.role_arn)["stateMachineArn"]
         except ClientError:  # InvalidDefinition, or moto's own validation errors
             return outcome("INVALID")
         arn = self.sfn.start_execution(stateMachineArn=machine, name="run",
                                        input=json.dumps(case.input))["executionArn"]
-        self.last_execution_arn = arn
+        self.last_execution_arn = arn  # (of the latest start, when runs overlap)
         deadline = time.monotonic() + EXECUTION_DEADLINE_SECONDS
         while (described := self.sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
             if time.monotonic() > deadline:

@@ -142,10 +142,16 @@ class Snapshot:
         """The `n_results` nearest records to each query, nearest first: Chroma's QueryResult (one
         inner list per query). Give texts (embedded with the snapshot's model) or embeddings (shape
         (k, dimensions) or one vector). `where`/`where_document` are Chroma filters. Raises
-        InvalidInputError for a wrong shape, non-finite values, both/neither inputs or a malformed filter."""
+        InvalidInputError for a wrong shape, non-finite values, both/neither inputs or a malformed filter,
+        and for no query at all (`query_texts=[]`, or embeddings of zero rows), as Chroma's own
+        Collection.query raises for an empty list rather than answer with no results."""
         _checked_filters(where, where_document)
         if (query_texts is None) == (query_embeddings is None):
             raise InvalidInputError("give exactly one of query_texts or query_embeddings")
+        if query_texts is not None:
+            query_texts = [query_texts] if isinstance(query_texts, str) else list(query_texts)
+            if not query_texts:
+                raise InvalidInputError("query_texts is empty: give at least one text to query")
         if n_results < 1:
             raise InvalidInputError(f"n_results must be at least 1, got {n_results}")
         include = _checked_include(include, allowed={"documents", "metadatas", "embeddings", "distances"})
@@ -156,12 +162,11 @@ class Snapshot:
         finally:
             self._leave(state)
 
-    def _query(self, state: _Open, query_texts: str | Sequence[str] | None, query_embeddings: Any,
+    def _query(self, state: _Open, query_texts: list[str] | None, query_embeddings: Any,
                n_results: int, where: dict[str, Any] | None, where_document: dict[str, Any] | None,
                include: list[str]) -> QueryResult:
-        if query_texts is not None:
-            texts = [query_texts] if isinstance(query_texts, str) else list(query_texts)
-            vectors = self._encode(state.version, texts)  # the version it answers from, even if refreshed
+        if query_texts is not None:  # embedded for the version it answers from, even if refreshed
+            vectors = self._encode(state.version, query_texts)
         else:
             vectors = self._checked_vectors(query_embeddings, state.version)
         if state.indexed is not None and where is None and where_document is None \
@@ -329,6 +334,8 @@ class Snapshot:
     @staticmethod
     def _checked_vectors(query_embeddings: Any, version: SnapshotVersion) -> np.ndarray:
         vectors = np.asarray(query_embeddings, dtype=np.float32)
+        if vectors.ndim in (1, 2) and vectors.shape[0] == 0:  # [] or shape (0, d): no query at all
+            raise InvalidInputError("query_embeddings is empty: give at least one vector to query")
         if vectors.ndim == 1:
             vectors = vectors.reshape(1, -1)
         if vectors.ndim != 2 or vectors.shape[0] == 0 or vectors.shape[1] != version.dimensions:

@@ -131,6 +131,18 @@ def test_pinned_version_refresh_and_wrong_inputs(layered_workspace):
         open_snapshot("receipts", settings=ws.settings)
 
 
+def test_an_empty_query_list_raises_for_texts_and_embeddings_alike(layered_workspace):
+    # Chroma's Collection.query raises for an empty list of texts or embeddings; so does a Snapshot,
+    # whichever input is empty, and before any segment is asked.
+    with open_snapshot("lines", settings=layered_workspace.settings) as snap:
+        dimensions = snap.embed(["x"]).shape[1]
+        for empty in ({"query_texts": []}, {"query_texts": ()}, {"query_embeddings": []},
+                      {"query_embeddings": np.zeros((0, dimensions), dtype=np.float32)}):
+            with pytest.raises(InvalidInputError, match="is empty: give at least one"):
+                snap.query(**empty)
+        assert len(snap.query(query_texts=["TOTAL"], n_results=2)["ids"][0]) == 2  # still answers
+
+
 def test_no_workspace_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigurationError, match="no embedding-ingest workspace"):
         open_snapshot("lines", home=tmp_path / "nowhere")

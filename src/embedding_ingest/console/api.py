@@ -41,6 +41,7 @@ class Console:
     started: dict[str, Any] = field(default_factory=dict)  # executions started from the console
     _snapshots: dict[ItemKind, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _closed: bool = False  # close() ran: snapshot() opens nothing more
 
     _histories: dict[str, tuple[float, bool, list[dict[str, Any]]]] = field(default_factory=dict)
     _definitions: dict[str, dict[str, Any] | None] = field(default_factory=dict)
@@ -70,18 +71,36 @@ class Console:
 
     def snapshot(self, kind: ItemKind):
         """The published `kind` snapshot (consumer API), opened once and moved to the current version
-        on every call. Raises NothingPublishedError."""
+        on every call. Raises NothingPublishedError, or ApiError 503 once the console is closed (it
+        then opens nothing)."""
         from embedding_ingest import open_snapshot
 
         with self._lock:
+            if self._closed:
+                raise self.closed_error()
             opened = self._snapshots.get(kind)
             if opened is None:
                 opened = self._snapshots[kind] = open_snapshot(kind, settings=self.settings)
-        opened.refresh()
+        try:
+            opened.refresh()
+        except InvalidInputError:  # close() closed it meanwhile
+            if self._closed:
+                raise self.closed_error() from None
+            raise
         return opened
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @staticmethod
+    def closed_error() -> ApiError:
+        return ApiError(503, "ConsoleClosed", "the console is shutting down: it answers no more queries")
+
     def close(self) -> None:
+        """Close the snapshots it opened; a later query is answered 503 and opens none."""
         with self._lock:
+            self._closed = True
             for opened in self._snapshots.values():
                 opened.close()
             self._snapshots.clear()
@@ -297,6 +316,8 @@ def query(request: Request) -> JSONResponse:
         snapshot = console.snapshot(kind)
         found = snapshot.query(text, n_results=n, include=["documents", "metadatas", "distances"])
     except EmbeddingIngestError as exc:
+        if console.closed:  # the console closed the snapshot during this query
+            raise console.closed_error() from None
         raise ApiError(400 if isinstance(exc, InvalidInputError) else 409, type(exc).__name__,
                        str(exc)) from None
     hits = zip(found["ids"][0], found["distances"][0], found["documents"][0], found["metadatas"][0],

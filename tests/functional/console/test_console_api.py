@@ -180,6 +180,26 @@ def test_query_returns_the_nearest_published_lines(client):
     assert client.get("/api/query", params={"text": "  "}).status_code == 400
 
 
+def test_a_query_after_the_console_closed_is_a_503_and_opens_no_snapshot(workspace, monkeypatch):
+    import embedding_ingest
+
+    opened = []
+    real = embedding_ingest.open_snapshot
+    monkeypatch.setattr(embedding_ingest, "open_snapshot",
+                        lambda *args, **kwargs: opened.append(real(*args, **kwargs)) or opened[-1])
+    console = workspace.console()
+    with TestClient(create_app(console), base_url="http://127.0.0.1") as client:
+        assert client.get("/api/query", params={"text": HOSTILE_TEXT}).status_code == 200
+        console.close()
+        assert "closed" in repr(opened[0])
+        for kind in ("line", "word"):  # the one it had open, and one it never opened
+            late = client.get("/api/query", params={"kind": kind, "text": HOSTILE_TEXT})
+            assert late.status_code == 503
+            assert late.json() == {"error": "ConsoleClosed",
+                                   "message": "the console is shutting down: it answers no more queries"}
+        assert len(opened) == 1  # nothing opened after close(), so nothing left open
+
+
 def test_the_page_and_vendored_layout_library_are_served_with_a_strict_policy(client):
     page = client.get("/")
     assert page.status_code == 200 and "/static/vendor/dagre/dagre.min.js" in page.text

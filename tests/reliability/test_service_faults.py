@@ -14,6 +14,7 @@ import boto3
 import httpx
 import openai
 import pytest
+from botocore.retries.standard import ExponentialBackoff
 from fake_openai import API_KEY, FakeOpenAI, running_fake_openai
 from http_faults import DYNAMODB_TRANSIENT, S3_ACCESS_DENIED, S3_TRANSIENT, AwsFaults, OpenAIFaults
 from moto_server import MotoEndpoint
@@ -61,7 +62,10 @@ def _workspace(tmp_path: Path, moto_endpoint: MotoEndpoint, bucket: str, table: 
 
 
 def test_throttling_and_5xx_at_one_call_in_ten_are_retried_and_the_run_succeeds(
-        tmp_path, moto_endpoint, s3_bucket, dynamodb_table, fake_openai, session, caplog):
+        tmp_path, moto_endpoint, s3_bucket, dynamodb_table, fake_openai, session, caplog, monkeypatch):
+    # botocore's backoff switched off as OpenAI's is below (wait_none): what is checked is that every
+    # fault is retried and logged, not how long the SDK's jitter waits (rand(0, 1) s per throttle).
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda _self, _context: 0)
     aws = AwsFaults({"s3": S3_TRANSIENT, "dynamodb": DYNAMODB_TRANSIENT}, rate=RATE)
     aws.attach(session)
     openai_faults = OpenAIFaults(every=round(1 / RATE), retry_after=2)

@@ -85,7 +85,10 @@ class IndexedSegments:
 
     def query(self, vectors: np.ndarray, n_results: int, include: Sequence[str]) -> QueryResult:
         """The `n_results` nearest records to each row of `vectors` in Chroma's QueryResult shape, for
-        `include` without "embeddings". Raises InvalidInputError if the version was closed meanwhile."""
+        `include` without "embeddings". A Snapshot's queries never see their version closed: it closes
+        a version only once the last query and get running on it end (Snapshot._enter/_leave), so they
+        answer from the version they started on. Raises InvalidInputError only when close() was called
+        on this object directly, before or during the call."""
         indexes = self._ready()
         asked = sorted({"distances", *include})
 
@@ -134,8 +137,7 @@ class IndexedSegments:
             self._pool.shutdown(wait=True)
 
     def _closed_error(self) -> InvalidInputError:
-        return InvalidInputError(f"snapshot {self.database!r}: this version was closed during the query; "
-                                 "ask again")
+        return InvalidInputError(f"snapshot {self.database!r}: this version's segments are closed")
 
     def _search(self, number: int, index: VectorIndex | None, vectors: np.ndarray, n: int,
                 asked: list[str]) -> tuple[Hits, Fields | None]:

@@ -262,12 +262,28 @@ def describe_execution(name: str = typer.Argument(None, help="Execution name or 
     if backend is Backend.LOCAL:  # the message shows the published version as `snapshots list` does
         kept = [v.version for v in workspace.ledger().list_versions(ItemKind(workflow).database)]
     described["summary"] = summarize_execution(described, events=events, kept_versions=kept)
+    if backend is Backend.AWS:  # the run's own next step names the local engine's commands
+        described["summary"]["next"] = on_aws(described["summary"]["next"])
     if backend is Backend.LOCAL and described["status"] in ("SUCCEEDED", "ABORTED"):
         # The run's own next step ("--until-idle" while its batches were in progress) goes stale as
         # soon as anything else runs: read it from the workspace now, as `status` does.
         described["summary"]["next"] = next_steps.after_run(workspace.ledger(), ItemKind(workflow))
     emit(described, output, describe_table)
     hint(output, described["summary"]["next"])
+
+
+# The commands a run's next step may name that also run against AWS (--backend aws).
+_AWS_COMMANDS = ("start-execution", "describe-execution", "get-execution-history")
+
+
+def on_aws(command: str | None) -> str | None:
+    """A run's next step (pipeline/report.py: local commands) for an execution on AWS: the same command
+    with `--backend aws` after its argument, or None for a command that reads the local workspace
+    (`submit`), which says nothing about the deployed pipeline."""
+    words = (command or "").split(" ")
+    if len(words) < 3 or words[0] != "embedding-ingest" or words[1] not in _AWS_COMMANDS:
+        return None
+    return " ".join([*words[:3], "--backend", "aws", *words[3:]])
 
 
 def _workflow_of(described: dict[str, Any]) -> ItemKind:

@@ -31,6 +31,7 @@ from console_browser import (
 from console_workspace import FAILED, HOSTILE_CAUSE, HOSTILE_TEXT, SUCCEEDED, console_workspace
 from pipeline import receipts_file
 
+from embedding_ingest.snapshots.version_ids import short_version_of
 from embedding_ingest.steps.registry import HANDLERS
 from embedding_ingest.stores.records import ItemKind
 
@@ -131,7 +132,7 @@ def test_the_history_filter_keeps_failed_events_only(browser, site, artifacts):
     save_screenshot(browser, artifacts, "failed-execution-history-filtered")
 
 
-def test_a_finished_execution_graph_shows_every_visited_state_succeeded(browser, site, artifacts):
+def test_a_finished_execution_graph_shows_every_visited_state_succeeded(browser, site, workspace, artifacts):
     open_execution(browser, site, SUCCEEDED)
     for name in ("ListPendingBatches", "PollBatches", "PollBatch", "FinalMerge", "MarkBatchesComplete",
                  "IngestionSucceeded"):
@@ -140,6 +141,11 @@ def test_a_finished_execution_graph_shows_every_visited_state_succeeded(browser,
     poll = css(browser, '[data-state="PollBatches"] text.sub')[0].text
     assert poll == "3 iterations: 3 succeeded, 0 failed"
     assert "published" in css(browser, "#summary-message")[0].text
+    shown = css(browser, "#published-version")[0]  # short as everywhere, the whole id on hover
+    whole = shown.get_attribute("title")
+    assert [v.version for v in workspace.workspace.ledger.list_versions("lines")].count(whole) == 1
+    assert shown.text == short_version_of(workspace.workspace.ledger, "lines", whole) != whole
+    assert whole not in css(browser, "#summary-message")[0].text
     save_screenshot(browser, artifacts, "succeeded-execution-page")  # sizes the window to the whole page
     css(browser, "#graph-svg")[0].screenshot(str(artifacts / "succeeded-execution-graph.png"))
 
@@ -156,7 +162,7 @@ def test_an_execution_input_holding_html_renders_as_text(browser, site):
     assert browser.execute_script("return window.__xss === undefined")
 
 
-def test_the_query_box_returns_hits_with_ocr_text_as_text(browser, site, artifacts):
+def test_the_query_box_returns_hits_with_ocr_text_as_text(browser, site, workspace, artifacts):
     browser.get(f"{site}/#/query")
     wait_for(browser, lambda d: css(d, "#query-text"), "the query form")
     css(browser, "#query-text")[0].send_keys(HOSTILE_TEXT)
@@ -165,6 +171,11 @@ def test_the_query_box_returns_hits_with_ocr_text_as_text(browser, site, artifac
     hits = css(browser, "#query-results tr.hit")
     assert len(hits) == 10
     assert hits[0].find_elements("css selector", "td.doc")[0].text == HOSTILE_TEXT
+    ledger = workspace.workspace.ledger
+    whole = ledger.get_published("lines").version
+    caption = css(browser, "#query-caption")[0]
+    assert f"(version {short_version_of(ledger, 'lines', whole)}, " in caption.text
+    assert caption.get_attribute("title") == f"version {whole}"
     assert css(browser, "#query-results img, #query-results script") == []
     assert browser.execute_script("return window.__xss === undefined")
     save_screenshot(browser, artifacts, "query-hits")

@@ -19,6 +19,7 @@ from embedding_ingest.config import Settings
 from embedding_ingest.console import graph
 from embedding_ingest.console.sources import WORKFLOWS, ExecutionNotFoundError, ExecutionSource
 from embedding_ingest.exceptions import EmbeddingIngestError, InvalidInputError
+from embedding_ingest.snapshots.version_ids import short_version, short_version_of, unique_prefix_length
 from embedding_ingest.stores.ports import Ledger, ObjectStore
 from embedding_ingest.stores.records import BatchStatus, EmbeddingStatus, ExecutionStatus, ItemKind
 
@@ -148,16 +149,28 @@ def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
     return value
 
 
-def summary_of(described: dict[str, Any], events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def summary_of(described: dict[str, Any], events: list[dict[str, Any]] | None = None, *,
+               ledger: Ledger | None = None) -> dict[str, Any]:
     """The execution's `summary` (pipeline.report.summarize_execution: batches polled, embeddings
-    published, version, what failed where...); `events` let it name a failed run's state."""
+    published, version, what failed where...); `events` let it name a failed run's state. With the
+    `ledger`, the version is shown as everywhere else (version_ids.short_version: in the message, and
+    as `published_version_short`; `published_version` stays whole)."""
     from embedding_ingest.pipeline.report import summarize_execution
 
     # The summary speaks of batches and embeddings: it means nothing for another state machine's run
     # (`definitions run`), which would otherwise read "published nothing ... next: submit line".
     if described.get("status") == "RUNNING" or described.get("workflow") not in WORKFLOWS:
         return {}
-    return summarize_execution(described, events=events)
+    kept = None
+    if ledger is not None:
+        try:
+            kept = [v.version for v in ledger.list_versions(ItemKind(described["workflow"]).database)]
+        except EmbeddingIngestError:  # the ledger unreachable: the summary still answers, versions whole
+            kept = None
+    summary = summarize_execution(described, events=events, kept_versions=kept)
+    if kept is not None and summary.get("published_version"):
+        summary["published_version_short"] = short_version(summary["published_version"], kept)
+    return summary
 
 
 def _listing(described: dict[str, Any]) -> dict[str, Any]:
@@ -199,7 +212,8 @@ def get_execution(request: Request) -> JSONResponse:
     console = _console(request)
     described = _describe(console, request.path_params["name"])
     events = console.history(described["name"], final=True) if described.get("status") == "FAILED" else None
-    return JSONResponse(described | _listing(described) | {"summary": summary_of(described, events)})
+    return JSONResponse(described | _listing(described)
+                        | {"summary": summary_of(described, events, ledger=console.ledger)})
 
 
 def get_history(request: Request) -> JSONResponse:
@@ -292,13 +306,18 @@ def list_batches(request: Request) -> JSONResponse:
 
 
 def list_snapshots(request: Request) -> JSONResponse:
-    """GET /api/snapshots - per database (lines, words): kept versions newest first, current marked."""
+    """GET /api/snapshots - per database (lines, words): kept versions newest first, current marked,
+    each also with `short` and `parent_short` (the ids as people are shown them, version_ids)."""
     ledger = _console(request).ledger
     databases = {}
     for kind in ItemKind:
         current = ledger.get_published(kind.database)
-        versions = [v.model_dump(mode="json") | {"current": bool(current and v.version == current.version)}
-                    for v in ledger.list_versions(kind.database)]
+        kept = ledger.list_versions(kind.database)
+        length = unique_prefix_length([v.version for v in kept])
+        versions = [v.model_dump(mode="json") | {"current": bool(current and v.version == current.version),
+                                                 "short": v.version[:length],
+                                                 "parent_short": (v.parent_version or "")[:length] or None}
+                    for v in kept]
         databases[kind.database] = {"current": current.version if current else None, "versions": versions}
     return JSONResponse({"databases": databases})
 
@@ -324,6 +343,7 @@ def query(request: Request) -> JSONResponse:
                strict=True)
     return JSONResponse({"kind": kind.value, "text": text, "model": snapshot.model,
                          "version": snapshot.version,
+                         "version_short": short_version_of(console.ledger, kind.database, snapshot.version),
                          "results": [{"id": i, "distance": float(d), "document": doc or "",
                                       "metadata": dict(meta or {})} for i, d, doc, meta in hits]})
 

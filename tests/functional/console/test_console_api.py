@@ -11,6 +11,7 @@ from console_workspace import FAILED, HOSTILE_TEXT, SUCCEEDED, console_workspace
 from starlette.testclient import TestClient
 
 from embedding_ingest.console.app import create_app
+from embedding_ingest.snapshots.version_ids import short_version_of
 from embedding_ingest.stores.records import BatchStatus, ItemKind
 
 TOKEN = "test-token-123"
@@ -168,6 +169,20 @@ def test_snapshots_mark_the_current_version(client, workspace):
     assert [(v["version"], v["current"], v["count"]) for v in databases["lines"]["versions"]] == \
         [(current.version, True, current.count)]
     assert databases["words"] == {"current": None, "versions": []}
+
+
+def test_versions_are_shown_in_their_short_form_with_the_whole_id_kept(client, workspace):
+    ledger = workspace.workspace.ledger
+    whole = ledger.get_published("lines").version
+    short = short_version_of(ledger, "lines", whole)
+    assert len(short) < len(whole)
+    summary = client.get(f"/api/executions/{SUCCEEDED}").json()["summary"]
+    assert f"lines version {short} (" in summary["message"] and whole not in summary["message"]
+    assert (summary["published_version"], summary["published_version_short"]) == (whole, short)
+    found = client.get("/api/query", params={"text": HOSTILE_TEXT, "n": 1}).json()
+    assert (found["version"], found["version_short"]) == (whole, short)
+    kept = client.get("/api/snapshots").json()["databases"]["lines"]["versions"]
+    assert [(v["version"], v["short"], v["parent_short"]) for v in kept] == [(whole, short, None)]
 
 
 def test_query_returns_the_nearest_published_lines(client):

@@ -105,6 +105,10 @@ async function executionView(root, name, info, live) {
   // The summary's figures worth a glance (the rest is in the output below).
   const FIGURES = ["embeddings_published", "published_version", "total_embeddings", "batches_listed",
                    "batches_marked_complete", "items_released", "batches_still_active", "failed_state"];
+  // A version is shown in its short form, as everywhere else; the whole id is its tooltip.
+  const figure = (summary, k) => k === "published_version" && summary.published_version_short
+    ? h("dd", {class: "mono", id: "published-version", title: summary[k]}, summary.published_version_short)
+    : h("dd", {}, String(summary[k]));
   const drawHeader = (e) => {
     const summary = e.summary || {};
     put(clear(header), 
@@ -116,7 +120,7 @@ async function executionView(root, name, info, live) {
         h("dt", {}, "Stopped"), h("dd", {}, fmtTime(e.stopDate)),
         h("dt", {}, "Duration"), h("dd", {}, fmtDuration(e.durationSeconds)),
         FIGURES.filter((k) => summary[k] !== undefined && summary[k] !== null).map((k) =>
-          [h("dt", {}, k.replace(/_/g, " ")), h("dd", {}, String(summary[k]))]),
+          [h("dt", {}, k.replace(/_/g, " ")), figure(summary, k)]),
         summary.next ? [h("dt", {}, "next"), h("dd", {}, h("code", {}, summary.next))] : ""),
       e.error ? h("div", {class: "failure", id: "execution-error"},
                   h("strong", {}, e.error), h("pre", {}, pretty(e.cause))) : "",
@@ -271,9 +275,11 @@ async function snapshotsView(root, params, info) {
   for (const [database, db] of Object.entries(data.databases)) {
     const kind = database.replace(/s$/, "");
     const rows = db.versions.map((v) => h("tr", {class: v.current ? "current" : "", "data-version": v.version},
-      h("td", {}, v.current ? h("strong", {}, "\u25cf current") : ""), h("td", {class: "mono"}, v.version),
+      h("td", {}, v.current ? h("strong", {}, "\u25cf current") : ""),
+      h("td", {class: "mono", title: v.version}, v.short),  // short as everywhere, the whole id on hover
       h("td", {class: "num"}, v.count), h("td", {}, v.model), h("td", {class: "num"}, v.dimensions),
-      h("td", {}, fmtTime(v.published_at)), h("td", {class: "mono"}, v.parent_version || ""),
+      h("td", {}, fmtTime(v.published_at)),
+      h("td", {class: "mono", title: v.parent_version || ""}, v.parent_short || ""),
       info.actions_allowed && !v.current ? h("td", {}, h("button", {class: "action", onclick: async () => {
         if (!window.confirm("Roll " + database + " back to " + v.version + "?")) return;
         try { await action("/api/actions/rollback", {kind: kind, version: v.version}); route(); }
@@ -305,8 +311,9 @@ async function queryView(root, params) {
       const found = await api("/api/query?" + q.toString());
       const word = kind.value === "word";
       put(clear(results), found.results.length
-        ? [h("p", {class: "muted"}, found.kind + "s nearest to \u201c" + found.text + "\u201d (version " +
-             found.version.slice(0, 12) + ", " + found.model + ")"),
+        ? [h("p", {class: "muted", id: "query-caption", title: "version " + found.version},
+             found.kind + "s nearest to \u201c" + found.text + "\u201d (version " +
+             found.version_short + ", " + found.model + ")"),
            table(["#", "Distance", "Text", "Receipt", "Receipt number", "Line", ...(word ? ["Word"] : []), "Merchant"],
             found.results.map((r, i) => h("tr", {class: "hit", title: r.id, "data-id": r.id},
               h("td", {class: "num"}, i + 1), h("td", {class: "num"}, r.distance.toFixed(4)),

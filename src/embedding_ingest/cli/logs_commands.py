@@ -11,6 +11,7 @@ logged), so `| grep` works on it as on the AWS CLI's JSON.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +29,7 @@ from embedding_ingest.cli.output import (
     fail,
     guarded,
     hint,
+    say,
     table,
     when,
 )
@@ -130,8 +132,24 @@ def filter_log_events(
                      f"--starting-token {result['NextToken']}"
                      + (f" --max-items {max_items}" if max_items else ""))
     elif not result["events"]:
-        hint(output, f"no events in {log_group_name} match; a broader --filter-pattern, or "
-                     f"`embedding-ingest logs describe-log-groups`")
+        _nothing_matched(output, log_group_name, backend,
+                         narrowed=any(v for v in (filter_pattern, start_time, end_time, log_stream_names,
+                                                  log_stream_name_prefix)))
+
+
+def _nothing_matched(output: OutputFormat, group: str, backend: Backend, *, narrowed: bool) -> None:
+    """No event: say so, and the `next:` is a command that runs: the whole group (without the filters
+    that left nothing), or, when nothing narrowed it, the groups there are."""
+    if output is OutputFormat.JSON:
+        return
+    on_aws = ["--backend", "aws"] if backend is Backend.AWS else []
+    if narrowed:
+        say(f"no events in {group} match the filter pattern, times or streams given; without them:")
+        hint(output, shlex.join(["embedding-ingest", "logs", "filter-log-events", "--log-group-name", group,
+                                 *on_aws]))
+    else:
+        say(f"no events in {group}")
+        hint(output, shlex.join(["embedding-ingest", "logs", "describe-log-groups", *on_aws]))
 
 
 @logs_app.command("describe-log-groups")
@@ -152,8 +170,10 @@ def describe_log_groups(backend: Backend = BackendOption, output: OutputFormat =
     emit({"logGroups": groups}, output,
          lambda r: table(f"{len(r['logGroups'])} log groups", ["logGroupName"],
                          [[g["logGroupName"]] for g in r["logGroups"]]))
-    if not groups:
-        hint(output, "no function has logged yet: embedding-ingest start-execution line")
+    if not groups and output is not OutputFormat.JSON:
+        say("no function has logged yet")
+        hint(output, "embedding-ingest start-execution line" + (" --backend aws" if backend is Backend.AWS
+                                                                 else ""))
 
 
 def register(app: typer.Typer) -> None:

@@ -124,6 +124,17 @@ def _queue_batches() -> tuple[list[str], list[str]]:
             [summary.batch_id for kind in ItemKind for summary in queue_metadata_updates(kind, ledger)])
 
 
+def _all_unchanged(r) -> bool:
+    """Every receipt of the file was imported before and nothing in it changed (no item added, changed,
+    removed or re-labelled, no record rejected or receipt deleted)."""
+    changes = (r.lines_added, r.words_added, r.lines_changed, r.words_changed, r.lines_removed,
+               r.words_removed, r.lines_requeued_by_neighbours, r.words_requeued_by_neighbours,
+               r.lines_metadata_changed, r.words_metadata_changed, r.items_relabelled,
+               r.items_place_changed, r.items_section_changed, len(r.receipts_deleted), len(r.errors),
+               r.receipts_rejected, r.items_skipped, r.boxes_clamped)
+    return bool(r.receipts_imported) and not any(changes) and r.sync_deletions_refused is None
+
+
 def _render_import(r, queued: list[str], metadata_batches: list[str]) -> list:
     counts = [("records read", r.records_read), ("receipts imported", r.receipts_imported),
               ("receipts rejected", r.receipts_rejected), ("lines added", r.lines_added),
@@ -132,6 +143,14 @@ def _render_import(r, queued: list[str], metadata_batches: list[str]) -> list:
               ("lines removed", r.lines_removed), ("words removed", r.words_removed),
               ("items skipped", r.items_skipped), ("boxes clamped", r.boxes_clamped),
               ("tokens", r.tokens), ("items truncated", r.truncated_items)]
+    if _all_unchanged(r) and not queued and not metadata_batches:
+        # A re-import of the same receipts: nothing was added, changed, tokenized for pay or queued.
+        return [record(f"Nothing new in {r.source_file}",
+                       [("records read", f"{r.records_read:,}"),
+                        ("receipts already imported", f"{r.receipts_imported:,}"),
+                        ("unchanged (not paid again)", f"{r.items_already_present:,}")]),
+                f"0 new: {counted(r.receipts_imported, 'receipt')} already imported, unchanged "
+                "(nothing to submit or pay again)"]
     # records read always shows, 0 included: an empty file says so rather than nothing at all.
     parts: list = [record(f"Imported {r.source_file}", [(name, f"{n:,}") for name, n in counts
                                                         if n or name == "records read"])]

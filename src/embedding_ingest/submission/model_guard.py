@@ -3,6 +3,7 @@ under way builds with (issue 19): vectors of another would be paid for, then ref
 
 from __future__ import annotations
 
+from embedding_ingest.snapshots.version_ids import short_version_of
 from embedding_ingest.stores.ports import Ledger
 from embedding_ingest.stores.records import ItemKind, MigrationState
 from embedding_ingest.submission.exceptions import ModelChangeError
@@ -30,7 +31,8 @@ def check_submit_model(kind: ItemKind, ledger: Ledger, model: str, dimensions: i
     live = ledger.get_published(kind.database)
     if live is None or configured == f"{live.model}/{live.dimensions}":
         return
+    shown = short_version_of(ledger, kind.database, live.version)  # as `snapshots list` shows it
     raise ModelChangeError(
-        f"{kind.value}: configured {configured} but published {kind.database} version {live.version[:12]} "
+        f"{kind.value}: configured {configured} but published {kind.database} version {shown} "
         f"is {live.model}/{live.dimensions} (migrate to the new one, or set EMBEDDING_MODEL and "
         "EMBEDDING_DIMENSIONS back)", try_=f"embedding-ingest migrate {kind.value} --dry-run")

@@ -123,7 +123,7 @@ def results_table(title: str, kind: ItemKind, results: list[dict[str, Any]], ext
     return fitted(title, [Column("#", justify="right"), Column("distance"), Column("text", wrap=True),
                           Column("receipt_id"), Column("receipt_number", justify="right", plain=True),
                           Column("line", justify="right", plain=True), *word,
-                          *(Column(c, wrap=True, drop=1, plain=True) for c in extra),
+                          *(Column(c, wrap=True, drop=1, plain=True, asked=True) for c in extra),
                           Column("id", wide_only=True)],
                   [[i + 1, f"{row['distance']:.4f}", row["document"], row["metadata"].get("image_id"),
                     row["metadata"].get("receipt_id"), row["metadata"].get("line_id"),

@@ -54,7 +54,8 @@ class Column:
     shown as the shortest prefix unique among `ids` (every id of the kind, not only the rows shown);
     `wide_only`: shown only with --wide (a whole id other columns already stand for); `plain`: its
     integers are numbers that name something (a line of a file, an event id) or are data, shown as they
-    are; any other integer is a count, shown with thousands separators (1,381) as everywhere else."""
+    are; any other integer is a count, shown with thousands separators (1,381) as everywhere else;
+    `asked`: a column the user asked for, whose dropping is said under the table."""
 
     header: str
     justify: Literal["left", "right", "center"] = "left"
@@ -63,6 +64,7 @@ class Column:
     ids: Sequence[str] | None = None
     wide_only: bool = False
     plain: bool = False
+    asked: bool = False  # the user asked for it (query --show): if dropped to fit, a line says so
 
 
 # A file's line number (where a bad record or line is): a number that names something, never "1,022".
@@ -149,6 +151,11 @@ def fitted(title: str | None, columns: Sequence[Column], rows: Sequence[Sequence
     for row in cells:
         table.add_row(*(row[i] for i in shown))
     body: RenderableType = _AtLeast(table, _planned_width(columns, cells, shown)) if full else table
+    left_out = [columns[i].header for i, column in enumerate(columns)
+                if column.asked and i not in shown and any(row[i] for row in cells)]
+    if left_out:  # never silently: the user asked for it
+        body = Group(body, Text(f"({', '.join(left_out)} left out to fit {limit} columns; --wide or "
+                                "--output json shows it)", style="dim"))
     return Group(Text(title, style="bold"), body) if title else body
 
 

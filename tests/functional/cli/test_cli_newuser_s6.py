@@ -61,3 +61,16 @@ def test_the_model_guard_shows_the_version_as_snapshots_list_does(tmp_path):
 
     refused = cli.run("submit", "line", code=2, EMBEDDING_DIMENSIONS="32", **NARROW).stderr
     assert f"published lines version {version[:8]} is " in refused
+
+
+def test_a_query_at_80_columns_says_the_merchant_name_column_was_left_out(tmp_path):
+    cli = _published(tmp_path)
+    results = cli.json("query", "line", "TOTAL", "-n", "3")["results"]
+    assert any(r["metadata"].get("merchant_name") for r in results)  # there is something to show
+
+    narrow = cli.run("query", "line", "TOTAL", "-n", "3", **NARROW).stdout
+    # 88 columns at least with it: it goes, and the table says so
+    assert "┃ merchant_name" not in narrow and all(len(line) <= 80 for line in narrow.splitlines())
+    assert "(merchant_name left out to fit 80 columns; --wide or --output json shows it)" in narrow
+    wide = cli.run("query", "line", "TOTAL", "-n", "3", "--wide", **NARROW).stdout
+    assert "┃ merchant_name" in wide and "left out" not in wide

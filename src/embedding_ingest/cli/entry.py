@@ -114,7 +114,7 @@ def _usage_error(error: _click.exceptions.UsageError, argv: list[str]) -> int:
     if _wants_json(argv):
         emit_json({"error": "UsageError", "message": message, "try": f"{path} --help", "transient": False})
     else:
-        stderr.print(error_line(message, f"{path} --help"), markup=False, highlight=False, soft_wrap=True)
+        output.error_out(error_line(message, f"{path} --help"))
     return EXIT_USAGE
 
 
@@ -145,8 +145,7 @@ class CliGroup(TyperGroup):
         except _click.exceptions.UsageError as error:
             code = _usage_error(error, argv)
         except _click.exceptions.ClickException as error:  # e.g. a file click could not open
-            stderr.print(error_line(usage_message(error.format_message()), None), markup=False,
-                         highlight=False, soft_wrap=True)
+            output.error_out(error_line(usage_message(error.format_message()), None))
             code = error.exit_code
         except typer.Abort:
             stderr.print("error: aborted", markup=False, highlight=False)

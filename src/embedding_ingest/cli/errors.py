@@ -10,6 +10,7 @@ interface (scripts test them) and are listed in `--help` (EXIT_CODES_HELP) and t
 from __future__ import annotations
 
 import re
+import textwrap
 
 from embedding_ingest.exceptions import ConfigurationError, EmbeddingIngestError, InvalidInputError
 
@@ -88,6 +89,14 @@ def error_line(what: str, try_: str | None) -> str:
     return f"{line}; try: {try_}" if try_ else line
 
 
+def at_words(line: str, width: int) -> str:
+    """An error line for a terminal `width` columns wide: broken only between words (a long word, a
+    path or an ARN, is never cut), the rest indented two spaces, so the terminal never splits a word.
+    Piped output keeps the one line (scripts and logs read it whole)."""
+    return "\n".join(textwrap.wrap(line, width=max(width, 20), subsequent_indent="  ",
+                                    break_long_words=False, break_on_hyphens=False)) or line
+
+
 __all__ = ["EXIT_CODES_HELP", "EXIT_CONFIGURATION", "EXIT_EXECUTION_FAILED", "EXIT_FAILED",
-           "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_REJECTED", "EXIT_USAGE", "CliError", "error_line",
+           "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_REJECTED", "EXIT_USAGE", "CliError", "at_words", "error_line",
            "exit_code_for", "one_line", "usage_message"]

@@ -31,6 +31,7 @@ from asl_local.errors import AslError
 from embedding_ingest.cli import query
 from embedding_ingest.cli.errors import (
     EXIT_CONFIGURATION,  # noqa: F401 - re-exported for commands that import it from here
+    at_words,
     error_line,
     exit_code_for,
     one_line,
@@ -172,9 +173,16 @@ def print_error(error: BaseException, message: str, try_: str | None, *, as_json
         emit_json({"error": kind, "message": one_line(message), "try": try_,
                    "transient": bool(getattr(error, "transient", False))})
     else:
-        # One line, whatever the width; the message is data, never rich markup.
-        stderr.print(Text.assemble(("error:", "bold red"), error_line(message, try_).removeprefix("error:")),
-                     highlight=False, soft_wrap=True)
+        error_out(error_line(message, try_))
+
+
+def error_out(line: str) -> None:
+    """An `error: ...` line on stderr: one line when piped; at a terminal broken between words
+    (errors.at_words), never mid-word by the terminal. The message is data, never rich markup."""
+    if stderr.is_terminal:
+        line = at_words(line, stderr.width)
+    stderr.print(Text.assemble(("error:", "bold red"), line.removeprefix("error:")), highlight=False,
+                 soft_wrap=True)
 
 
 def fail(error: Exception, output: OutputFormat, code: int | None = None, *,

@@ -4,6 +4,7 @@ the one short form."""
 
 from __future__ import annotations
 
+import re
 import shlex
 
 from cli_runner import fast_cli
@@ -74,3 +75,21 @@ def test_a_query_at_80_columns_says_the_merchant_name_column_was_left_out(tmp_pa
     assert "(merchant_name left out to fit 80 columns; --wide or --output json shows it)" in narrow
     wide = cli.run("query", "line", "TOTAL", "-n", "3", "--wide", **NARROW).stdout
     assert "┃ merchant_name" in wide and "left out" not in wide
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def test_a_long_error_breaks_between_words_at_a_terminal_and_stays_one_line_in_a_pipe(tmp_path):
+    cli = fast_cli(tmp_path)
+    cli.json("receipts", "import", str(receipts_file(tmp_path, 1)))
+    asked = ("query", "line", "TOTAL", "--version", "f" * 24)
+
+    piped = cli.run(*asked, code=2, **NARROW).stderr
+    assert piped.count("\n") == 1 and len(piped) > 100 and piped.startswith("error: "), piped
+    # a terminal (TTY_COMPATIBLE: rich treats stderr as one) 80 columns wide
+    shown = ANSI.sub("", cli.run(*asked, code=2, TTY_COMPATIBLE="1", NO_COLOR="1", **NARROW).stderr)
+    lines = shown.splitlines()
+    assert len(lines) > 1 and all(len(line) <= 80 for line in lines), shown
+    assert all(line.startswith("  ") for line in lines[1:])
+    assert " ".join(line.strip() for line in lines) == piped.strip()  # the same words, none cut

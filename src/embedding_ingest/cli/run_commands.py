@@ -185,6 +185,7 @@ def start_execution(workflow: ItemKind = typer.Argument(None, help="line or word
         described = guarded(output, lambda: run_execution(workflow, workspace.settings(), name=run_name,
                                                           wait=wait,
                                                           backend=_aws(state_machine_arn, workflow)))
+        described["summary"]["next"] = on_aws(described["summary"]["next"])
     else:
         _started(output, f"running one {workflow.value} execution")
         described = guarded(output, lambda: _local_run(workflow, run_name, output))

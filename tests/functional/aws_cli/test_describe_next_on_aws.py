@@ -14,6 +14,8 @@ def test_describe_execution_on_aws_says_a_next_step_on_aws(deployed):
     started = CliRunner().invoke(app, ["start-execution", "line", "--name", "run-3", "--no-wait",
                                        "--backend", "aws", "--output", "json"])
     assert started.exit_code == 0, started.output
+    on_aws = "embedding-ingest describe-execution run-3 --backend aws"
+    assert json.loads(started.stdout)["summary"]["next"] == on_aws  # start-execution --backend aws too
 
     described = CliRunner().invoke(app, ["describe-execution", "run-3", "--backend", "aws"],
                                    env={"COLUMNS": "80"})

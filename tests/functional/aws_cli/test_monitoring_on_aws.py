@@ -44,5 +44,5 @@ def test_an_execution_started_on_aws_leaves_no_local_workspace_behind(deployed, 
     started = run("start-execution", "word", "--name", "run-2", "--no-wait")
 
     assert started["status"] == "RUNNING" and started["summary"]["next"] == \
-        "embedding-ingest describe-execution run-2"
+        "embedding-ingest describe-execution run-2 --backend aws"
     assert not (tmp_path / "ledger.sqlite3").exists()  # the run loop opens the ledger only when needed

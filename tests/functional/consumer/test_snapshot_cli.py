@@ -39,7 +39,9 @@ def test_query_filters_by_metadata_and_reads_a_kept_version(two_versions):
     assert kept["version"] == older.version and len(kept["results"]) == older.count
     narrow = _cli(ws, "query", "line", "TOTAL", "-n", "3").stdout  # 80 columns: metadata columns give way
     wide = _cli(ws, "query", "line", "TOTAL", "-n", "3", "--wide").stdout
-    assert "merchant_name" not in narrow and "merchant_name" in wide and "receipt_id" in narrow
+    table, _, note = narrow.rpartition("┘")
+    assert "merchant_name" not in table and "merchant_name" in wide and "receipt_id" in table
+    assert "merchant_name left out to fit 80 columns; --wide" in note  # said, not dropped silently
     wrong = _cli(ws, "query", "line", "TOTAL", "--where", "[1, 2]", code=2)
     assert "--where" in wrong.stderr and "JSON object" in wrong.stderr
 

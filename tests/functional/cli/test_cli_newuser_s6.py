@@ -1,4 +1,4 @@
-"""What a new user saw in trial session 6 (/work/notes/newuser-s6.md), as they see it at 80 columns:
+"""What a new user saw in trial session 6, as they see it at 80 columns:
 every `next:` is a command that runs, a re-import says nothing new happened, a version is shown in
 the one short form."""
 

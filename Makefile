@@ -47,7 +47,7 @@ TEST_TMPDIR = tmp=$$( { [ "$$(df -Pk /dev/shm 2>/dev/null | awk 'NR==2 {print $$
 	mktemp -d /dev/shm/embedding-ingest-tests.XXXXXX 2>/dev/null; } || mktemp -d) && \
 	trap 'rm -rf "$$tmp"' EXIT && trap 'exit 130' INT TERM && export TMPDIR="$$tmp"
 test: lint
-	$(TEST_TMPDIR) && $(PY) -m pytest -n 4 --dist worksteal -q tests
+	$(TEST_TMPDIR) && $(PY) -m pytest -n 4 --dist worksteal -q --durations=15 tests
 
 test-fast: $(STAMP)
 	$(TEST_TMPDIR) && $(PY) -m pytest -n 4 --dist worksteal -q tests -m "not slow"

@@ -11,6 +11,17 @@ def _table(head: tuple[str, ...], lines: list[tuple[str, ...]]) -> str:
     return "\n".join(f"| {' | '.join(row)} |" for row in rows)
 
 
+def _runs(labels: list[str]) -> str:
+    """Equal neighbours written once with their number: ["100k", "100k", "200k"] -> "100k ×2, 200k"."""
+    runs: list[list] = []
+    for label in labels:
+        if runs and runs[-1][0] == label:
+            runs[-1][1] += 1
+        else:
+            runs.append([label, 1])
+    return ", ".join(label if n == 1 else f"{label} ×{n}" for label, n in runs)
+
+
 def format_rows(rows: list[dict]) -> str:
     """Markdown: per publish records, workflow and FinalMerge seconds, segments, merge work, cold
     lookup bytes, query p50 ours and stock."""
@@ -21,7 +32,7 @@ def format_rows(rows: list[dict]) -> str:
         merged = "–"
         if r["merged_segments"]:
             merged = f"{r['merged_segments']} ({r['merged_records']:,}) → {r['merged_bytes'] / 2**20:,.0f} MB"
-        counts = ", ".join(f"{c // 1000:,}k" if c >= 1000 else str(c) for c in r["segment_counts"])
+        counts = _runs([f"{c // 1000:,}k" if c >= 1000 else str(c) for c in r["segment_counts"]])
         lines.append((str(r["publish"]), f"{r['records']:,}", f"{r['workflow_seconds']:.1f}",
                       f"{r['final_merge_seconds']:.1f}", f"{r['segments']} ({counts})", merged,
                       f"{r['lookup_cache_bytes'] / 2**20:.1f} MB", f"{r['query_p50_ms']:.1f} ms",

@@ -135,14 +135,21 @@ def test_ctrl_c_while_the_final_merge_waits_for_the_publish_lock(home, tmp_path)
 def _interrupted(command: list[str], env: dict[str, str], ready) -> tuple[subprocess.Popen, str, str]:
     """Run `command` with stdout and stderr piped, SIGINT it once `ready()` holds (at most 120 s), and
     return (the process, its stdout, its stderr)."""
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # faulthandler: should it hang, SIGABRT makes it print every thread's stack (the failure says where)
+    process = subprocess.Popen(command, env={**env, "PYTHONFAULTHANDLER": "1"}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         while not ready():
             assert process.poll() is None and time.monotonic() < deadline, process.communicate()
             time.sleep(0.2)
         process.send_signal(signal.SIGINT)
-        printed, said = process.communicate(timeout=60)
+        try:
+            printed, said = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            printed, said = process.communicate(timeout=30)
+            raise AssertionError(f"still running 60 s after SIGINT; its threads:\n{said[-6000:]}") from None
     finally:
         process.kill()
     return process, printed, said

@@ -84,7 +84,7 @@ def run(work: Path, *, base: int, dimensions: int, with_query: bool = False) -> 
                            f"{compacted.count} records")
     # A small base makes the merge itself compact (a tail over the ratio): then there is nothing left.
     folded = f"{' + '.join(f'{s.count:,}' for s in layered.segments)} segment(s)"
-    return [Figure("final_merge_ratio", big / empty, "x", target=2.0, baseline=empty,
+    return [Figure("final_merge_ratio", big / empty, "x", target=1.2, baseline=empty,  # issue 21
                    detail=f"+{ADDED:,} x {dimensions}-d onto {base:,}: {big:.2f}s vs onto empty: "
                           f"{empty:.2f}s (base built in {build_time[0]:.0f}s)",
                    extra={"final_merge_big_seconds": big, "final_merge_empty_seconds": empty,

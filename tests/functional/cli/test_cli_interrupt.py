@@ -135,9 +135,16 @@ def test_ctrl_c_while_the_final_merge_waits_for_the_publish_lock(home, tmp_path)
 def _interrupted(command: list[str], env: dict[str, str], ready) -> tuple[subprocess.Popen, str, str]:
     """Run `command` with stdout and stderr piped, SIGINT it once `ready()` holds (at most 120 s), and
     return (the process, its stdout, its stderr)."""
-    # faulthandler: should it hang, SIGABRT makes it print every thread's stack (the failure says where)
-    process = subprocess.Popen(command, env={**env, "PYTHONFAULTHANDLER": "1"}, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    # A shell's `make test &` (no job control) starts every process with SIGINT ignored; a child inherits
+    # that, and the CLI rightly leaves an ignored SIGINT alone (as `nohup` and `cmd &` expect), so the test
+    # process hands the child the default instead (exec resets a Python handler to it). Twice a make test
+    # started so hung here. faulthandler: should it hang anyway, SIGABRT prints every thread's stack.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen(command, env={**env, "PYTHONFAULTHANDLER": "1"}, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         deadline = time.monotonic() + 120
         while not ready():

@@ -79,9 +79,12 @@ def run(work: Path, *, base: int, dimensions: int, with_query: bool = False) -> 
     mirror = write_plain_mirror(big_ws.objects, big_ws.ledger, big_ws.settings, DATABASE)
     assert mirror is not None
     compaction, compacted = _compact(big_ws)
-    if compacted.count != layered.count or len(read_version(big_ws.objects, compacted).segments) != 1:
+    # A segment of half a maximum or more is full and never merged again (merge_policy), so a 100,000 x
+    # 1536-d base (~700 MB) stays whole and compaction may leave more than one segment.
+    left = len(read_version(big_ws.objects, compacted).segments)
+    if compacted.count != layered.count or left > len(layered.segments):
         raise RuntimeError(f"compacting segments of {[s.count for s in layered.segments]} gave "
-                           f"{compacted.count} records")
+                           f"{compacted.count} records in {left} segments")
     # A small base makes the merge itself compact (a tail over the ratio): then there is nothing left.
     folded = f"{' + '.join(f'{s.count:,}' for s in layered.segments)} segment(s)"
     return [Figure("final_merge_ratio", big / empty, "x", target=1.2, baseline=empty,  # issue 21
@@ -98,5 +101,6 @@ def run(work: Path, *, base: int, dimensions: int, with_query: bool = False) -> 
             Figure("compaction_seconds", compaction, "s",
                    detail=f"compact_published of {folded} (bounded merges: at most "
                           f"{big_ws.settings.snapshot_merge_factor} segments and "
-                          f"{big_ws.settings.snapshot_max_segment_bytes / 2**30:.1f} GiB each)",
+                          f"{big_ws.settings.snapshot_max_segment_bytes / 2**30:.2f} GiB each; full ones "
+                          f"never): {left} segment(s) left",
                    extra={"compaction_seconds": compaction})]
